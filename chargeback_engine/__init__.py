@@ -1,0 +1,44 @@
+"""chargeback-engine: turn cloud bills into charges that teams own.
+
+The public API is what ``__all__`` lists; everything in a ``_``-prefixed name or module is
+internal and may change without notice.
+"""
+
+from __future__ import annotations
+
+from chargeback_engine.errors import (
+    ChargebackError,
+    ConservationError,
+    Diagnostic,
+    InputError,
+    PeriodError,
+    PluginError,
+    PolicyError,
+)
+from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.periods import Period
+from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+
+__all__ = [
+    "ChargebackError",
+    "ConservationError",
+    "Diagnostic",
+    "InputError",
+    "PeriodError",
+    "PluginError",
+    "PolicyError",
+    "Period",
+    "Registry",
+    "build_registry",
+    "get_plugin_manager",
+    "hookimpl",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("chargeback-engine")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

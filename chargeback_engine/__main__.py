@@ -1,0 +1,3 @@
+from chargeback_engine.cli import main
+
+main()

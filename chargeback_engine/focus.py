@@ -1,0 +1,87 @@
+"""The FOCUS cost table: the one shape every collector produces and the engine consumes.
+
+Column names follow the FinOps Open Cost and Usage Specification (FOCUS 1.0-1.2).
+Money columns are exact ``decimal128(38, 10)``; ``Tags`` holds the JSON object text as
+the provider wrote it (normalisation is the policy's job, not the collector's).
+Two ``x_`` columns carry provenance so every ledger row can point at its source line.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from chargeback_engine.money import LEDGER_SCALE
+
+MONEY = pa.decimal128(38, LEDGER_SCALE)
+QUANTITY = pa.decimal128(38, LEDGER_SCALE)
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+#: FOCUS columns that hold money.
+MONEY_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+
+#: Columns a collector must fill on every row.
+REQUIRED_COLUMNS = ("BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd")
+
+COST_TABLE_SCHEMA = pa.schema(
+    [
+        pa.field("BilledCost", MONEY),
+        pa.field("EffectiveCost", MONEY),
+        pa.field("ListCost", MONEY),
+        pa.field("ContractedCost", MONEY),
+        pa.field("BillingCurrency", pa.string()),
+        pa.field("BillingAccountId", pa.string()),
+        pa.field("BillingAccountName", pa.string()),
+        pa.field("BillingPeriodStart", TIMESTAMP),
+        pa.field("BillingPeriodEnd", TIMESTAMP),
+        pa.field("ChargePeriodStart", TIMESTAMP),
+        pa.field("ChargePeriodEnd", TIMESTAMP),
+        pa.field("ChargeCategory", pa.string()),
+        pa.field("ChargeClass", pa.string()),
+        pa.field("ChargeFrequency", pa.string()),
+        pa.field("ChargeDescription", pa.string()),
+        pa.field("CommitmentDiscountId", pa.string()),
+        pa.field("CommitmentDiscountType", pa.string()),
+        pa.field("ConsumedQuantity", QUANTITY),
+        pa.field("ConsumedUnit", pa.string()),
+        pa.field("PricingQuantity", QUANTITY),
+        pa.field("PricingUnit", pa.string()),
+        pa.field("ProviderName", pa.string()),
+        pa.field("PublisherName", pa.string()),
+        pa.field("InvoiceIssuerName", pa.string()),
+        pa.field("RegionId", pa.string()),
+        pa.field("RegionName", pa.string()),
+        pa.field("ResourceId", pa.string()),
+        pa.field("ResourceName", pa.string()),
+        pa.field("ResourceType", pa.string()),
+        pa.field("ServiceCategory", pa.string()),
+        pa.field("ServiceName", pa.string()),
+        pa.field("SkuId", pa.string()),
+        pa.field("SubAccountId", pa.string()),
+        pa.field("SubAccountName", pa.string()),
+        pa.field("Tags", pa.string()),
+        pa.field("x_SourceId", pa.string()),
+        pa.field("x_SourceRow", pa.int64()),
+    ]
+)
+
+#: Every FOCUS column a rule may match on (provenance columns excluded).
+FOCUS_COLUMNS = tuple(n for n in COST_TABLE_SCHEMA.names if not n.startswith("x_"))
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """Return ``table`` with exactly the cost-table columns, in order, absent ones as nulls.
+
+    Unknown columns are dropped; a column of the wrong type is cast (and a cast that would
+    lose money raises, because pyarrow's safe casts refuse to truncate decimals).
+    """
+    columns = []
+    for field in COST_TABLE_SCHEMA:
+        if field.name in table.column_names:
+            columns.append(table[field.name].cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=COST_TABLE_SCHEMA)
+
+
+def empty_cost_table() -> pa.Table:
+    return COST_TABLE_SCHEMA.empty_table()

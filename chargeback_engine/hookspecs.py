@@ -1,0 +1,52 @@
+"""Every hook the engine calls, in one typed module.
+
+Plugins implement these with ``@chargeback_engine.hookimpl``. Contribution hooks take a
+``register`` callback: the plugin calls it once per component, and the host validates and
+de-duplicates what it receives. Observer hooks are named ``chargeback_<event>_<past tense>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from chargeback_engine.components import Allocator, Collector, Exporter
+
+PROJECT_NAME = "chargeback_engine"
+ENTRY_POINT_GROUP = "chargeback_engine"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def chargeback_register_collectors(register: Callable[[Collector], None]) -> None:
+    """Contribute collectors, which read cost data into the FOCUS cost table.
+
+    :param register: call once per :class:`~chargeback_engine.components.Collector`.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def chargeback_register_allocators(register: Callable[[Allocator], None]) -> None:
+    """Contribute allocation methods, usable as ``allocate: {method: <name>}`` in policies.
+
+    :param register: call once per :class:`~chargeback_engine.components.Allocator`.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def chargeback_register_exporters(register: Callable[[Exporter], None]) -> None:
+    """Contribute exporters, which write a finished run somewhere.
+
+    :param register: call once per :class:`~chargeback_engine.components.Exporter`.
+
+    .. versionadded:: 0.1.0
+    """

@@ -1,0 +1,1 @@
+"""Policy-as-code: the model, the match language, loading and validation."""

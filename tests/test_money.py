@@ -1,0 +1,50 @@
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chargeback_engine.money import LEDGER_QUANTUM, minor_units, split
+
+amounts = st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), places=10, allow_nan=False)
+weights = st.lists(st.decimals(min_value=0, max_value=Decimal("1e6"), places=6), min_size=1, max_size=50).filter(
+    lambda ws: sum(ws) > 0
+)
+
+
+@given(amounts, weights)
+def test_split_conserves_every_unit(amount, ws):
+    parts = split(amount, ws)
+    assert sum(parts) == amount
+    assert all(p == p.quantize(LEDGER_QUANTUM) for p in parts)
+
+
+@given(amounts, weights)
+def test_split_is_within_one_unit_of_exact_share(amount, ws):
+    total = sum(ws)
+    for part, w in zip(split(amount, ws), ws):
+        assert abs(part - amount * w / total) < LEDGER_QUANTUM
+
+
+@given(amounts, weights)
+def test_credits_split_as_mirror_of_charges(amount, ws):
+    assert split(-amount, ws) == [-p for p in split(amount, ws)]
+
+
+def test_one_cent_split_one_to_one_goes_to_the_first_by_tie_break():
+    assert split(Decimal("0.01"), [Decimal(1), Decimal(1)], scale=2) == [Decimal("0.01"), Decimal("0.00")]
+
+
+def test_smallest_ledger_unit_is_never_lost():
+    parts = split(Decimal("1e-10"), [Decimal(1)] * 3)
+    assert sorted(parts, reverse=True) == [Decimal("1e-10"), 0, 0]
+
+
+@pytest.mark.parametrize("currency,digits", [("USD", 2), ("JPY", 0), ("KWD", 3), ("eur", 2)])
+def test_minor_units(currency, digits):
+    assert minor_units(currency) == digits
+
+
+def test_split_refuses_amounts_finer_than_its_scale():
+    with pytest.raises(ValueError, match="digits after the point"):
+        split(Decimal("0.001"), [Decimal(1)], scale=2)
