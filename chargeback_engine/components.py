@@ -56,6 +56,10 @@ class Allocator(Protocol):
         """Semantic checks the schema cannot express (unknown cost centers, sums)."""
         ...
 
+    def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
+        """Cost centers these parameters name explicitly; the kernel uses them to find stage cycles."""
+        ...
+
 
 @runtime_checkable
 class Exporter(Protocol):

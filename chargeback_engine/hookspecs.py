@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from chargeback_engine.components import Allocator, Collector, Exporter
 
 PROJECT_NAME = "chargeback_engine"
@@ -47,6 +49,17 @@ def chargeback_register_exporters(register: Callable[[Exporter], None]) -> None:
     """Contribute exporters, which write a finished run somewhere.
 
     :param register: call once per :class:`~chargeback_engine.components.Exporter`.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def chargeback_decisions_recorded(run_id: str, decisions: pa.Table) -> None:
+    """Observe the allocation decisions of a run once they are final, before outputs are written.
+
+    :param run_id: the content-derived id of the run.
+    :param decisions: one row per decision, in :data:`chargeback_engine.ledger.DECISION_SCHEMA`.
 
     .. versionadded:: 0.1.0
     """
