@@ -1,0 +1,1 @@
+"""Benchmarks and their inputs: a seeded synthetic FOCUS month, behind ``chargeback bench``."""
