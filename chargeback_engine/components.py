@@ -7,9 +7,10 @@ validated as strictly as one that uses only built-ins.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -147,5 +148,15 @@ class Allocator(Protocol):
 
 @runtime_checkable
 class Exporter(Protocol):
+    """Writes part of a finished run. The engine calls it only after conservation holds."""
+
     name: str
     options_schema: Mapping[str, Any]
+
+    def export(self, result: Any, directory: Path) -> Sequence[Path]:
+        """Write files for ``result`` (a ``RunResult``) into ``directory``; return them.
+
+        ``directory`` is a private staging directory: the engine moves each file into the
+        output directory atomically and writes ``manifest.json`` last.
+        """
+        ...
