@@ -15,6 +15,7 @@ from chargeback_engine.errors import (
     PluginError,
     PolicyError,
 )
+from chargeback_engine.engine.runner import Engine, RunResult
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
@@ -23,12 +24,14 @@ __all__ = [
     "ChargebackError",
     "ConservationError",
     "Diagnostic",
+    "Engine",
     "InputError",
     "PeriodError",
     "PluginError",
     "PolicyError",
     "Period",
     "Registry",
+    "RunResult",
     "build_registry",
     "get_plugin_manager",
     "hookimpl",

@@ -63,3 +63,10 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
     """Allocate cloud spend to cost centers with versioned, tested policies."""
     configure_logging(log_format, verbose)
     ctx.obj = CliState(allow=allow or None, block=block)
+
+
+from chargeback_engine.cli.run import explain, run, test  # noqa: E402
+
+main.add_command(run)
+main.add_command(explain)
+main.add_command(test)
