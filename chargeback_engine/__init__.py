@@ -18,6 +18,8 @@ from chargeback_engine.errors import (
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.policy.loader import load_policies, validate
+from chargeback_engine.policy.model import Policy, PolicySet
 
 __all__ = [
     "ChargebackError",
@@ -28,10 +30,14 @@ __all__ = [
     "PluginError",
     "PolicyError",
     "Period",
+    "Policy",
+    "PolicySet",
     "Registry",
     "build_registry",
     "get_plugin_manager",
     "hookimpl",
+    "load_policies",
+    "validate",
     "__version__",
 ]
 

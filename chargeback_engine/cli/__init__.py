@@ -63,3 +63,9 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
     """Allocate cloud spend to cost centers with versioned, tested policies."""
     configure_logging(log_format, verbose)
     ctx.obj = CliState(allow=allow or None, block=block)
+
+
+from chargeback_engine.cli.policy import schema_command, validate_command  # noqa: E402
+
+main.add_command(validate_command)
+main.add_command(schema_command)
