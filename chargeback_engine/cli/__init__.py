@@ -65,7 +65,9 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
     ctx.obj = CliState(allow=allow or None, block=block)
 
 
+from chargeback_engine.cli.bench import bench  # noqa: E402
 from chargeback_engine.cli.policy import schema_command, validate_command  # noqa: E402
 
 main.add_command(validate_command)
 main.add_command(schema_command)
+main.add_command(bench)
