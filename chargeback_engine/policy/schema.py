@@ -292,7 +292,6 @@ def assemble_schema(registry: Registry) -> dict[str, Any]:
         defs[block] = {"type": "object", "required": [discriminator]}
         if branches:
             defs[block]["oneOf"] = branches
-    Draft202012Validator.check_schema(schema)
     return schema
 
 

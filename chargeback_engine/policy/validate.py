@@ -18,7 +18,7 @@ from chargeback_engine.errors import Diagnostic
 from chargeback_engine.focus import FOCUS_COLUMNS, MONEY_COLUMNS
 from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.checks import suggestion, unknown_cost_centers
-from chargeback_engine.policy.match import TAG_PREFIX, covers
+from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
 from chargeback_engine.policy.model import Policy
 from chargeback_engine.policy.schema import ALLOCATE_REF
 from chargeback_engine.policy.yaml import JsonPath, YamlDocument
@@ -108,7 +108,8 @@ def _explain_alternatives(error: ValidationError, doc: YamlDocument) -> list[Dia
             return []  # the missing field is reported on its own
         names = sorted(e.validator_value for errs in branches.values() for e in errs if e.validator == "const")
         return [doc.diagnostic((*path, field), _unknown(_NOUNS.get(field, field), error.instance[field], names))]
-    types = sorted({t for errs in branches.values() for e in errs if e.validator == "type" for t in _as_list(e.validator_value)})
+    types = list(dict.fromkeys(t for errs in branches.values() for e in errs if e.validator == "type"
+                               for t in _as_list(e.validator_value)))
     return [doc.diagnostic(path, _type_message(types, error.instance, doc.texts.get(path)))]
 
 
@@ -129,12 +130,13 @@ def _as_list(value: Any) -> list[str]:
     return list(value) if isinstance(value, list) else [value]
 
 
-_TYPE_NAMES = {"string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+_TYPE_NAMES = {"string": "text", "integer": "a whole number", "number": "a number", "boolean": "true/false",
                "object": "a mapping", "array": "a list", "null": "null"}
 
 
 def _type_message(expected: Any, instance: Any, text: str | None) -> str:
-    wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in _as_list(expected))
+    names = [_TYPE_NAMES.get(t, t) for t in _as_list(expected)]
+    wanted = " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
     got = _describe(instance, text)
     if "string" in _as_list(expected) and text is not None and instance is not None:
         return f"expected {wanted}, got {got}; quote it (\"{text}\") to keep it as text"
@@ -228,12 +230,13 @@ class Semantics:
                 first[priority] = index
 
     def tag_aliases(self) -> None:
-        aliases = self.policy.tags.aliases
+        tags = self.policy.tags
+        plain = TagNormalizer(keys=tags.keys, strip=tags.strip)
         for source, target in self.spec.get("tags", {}).get("aliases", {}).items():
-            canonical = self.policy.tags.normalize_key(target)
-            if canonical in aliases and aliases[canonical] != canonical:
+            canonical = plain.normalize_key(target)
+            if tags.aliases.get(canonical, canonical) != canonical:
                 self.report(("spec", "tags", "aliases", source),
-                            f"alias target {target!r} is itself an alias of {aliases[canonical]!r}; aliases are not chained")
+                            f"alias target {target!r} is itself an alias of {tags.aliases[canonical]!r}; aliases are not chained")
 
     def drivers(self) -> None:
         folder = Path(self.doc.file).parent
