@@ -1,0 +1,1 @@
+"""Benchmarks behind ``chargeback bench``: measured figures, never asserted in tests."""
