@@ -15,6 +15,7 @@ from functools import cached_property
 import click
 import structlog
 
+from chargeback_engine.errors import ChargebackError
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 
 
@@ -49,7 +50,24 @@ def configure_logging(log_format: str, verbosity: int) -> None:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ChargebackGroup(click.Group):
+    """Turns every ``ChargebackError`` into its message on stderr and exit status 1.
+
+    Library errors already say what is wrong and where (``file:line:col: $.path: ...``), so
+    a traceback would only bury that; ``-vv`` logs the traceback for whoever needs it.
+    """
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except ChargebackError as exc:
+            structlog.get_logger(__name__).debug("command.failed", exc_info=exc)
+            message = str(exc)
+            click.echo(message if getattr(exc, "diagnostics", None) else f"Error: {message}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=ChargebackGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="chargeback-engine")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True,
               help="How log lines on stderr are rendered.")
@@ -63,3 +81,8 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
     """Allocate cloud spend to cost centers with versioned, tested policies."""
     configure_logging(log_format, verbose)
     ctx.obj = CliState(allow=allow or None, block=block)
+
+
+from chargeback_engine.cli.plugins import plugins_command  # noqa: E402  (commands import main's helpers)
+
+main.add_command(plugins_command)
