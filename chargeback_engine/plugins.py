@@ -231,6 +231,10 @@ class Kind:
     def singular(self) -> str:
         return self.hook.removeprefix("chargeback_register_").removesuffix("s")
 
+    @property
+    def with_article(self) -> str:
+        return ("an " if self.singular[0] in "aeiou" else "a ") + self.singular
+
 
 #: Component kinds by their :class:`Registry` attribute.
 KINDS: Mapping[str, Kind] = {
@@ -281,7 +285,7 @@ def validate_component(component: Any, kind: Kind, where: str) -> str:
     label = f"{kind.singular} {name!r}" if isinstance(name, str) else repr(component)
     if not isinstance(component, kind.protocol) or not all(callable(getattr(component, m)) for m in kind.methods):
         needs = ", ".join(["name", kind.schema_attribute, *(f"{m}()" for m in kind.methods)])
-        raise PluginError(f"{where} registered {label}, which is not a {kind.singular} (it needs {needs})")
+        raise PluginError(f"{where} registered {label}, which is not {kind.with_article} (it needs {needs})")
     if not isinstance(name, str) or not KEBAB_CASE.match(name):
         raise PluginError(f"{where} registered {label}: the name must be kebab-case, like 'even-split'")
     schema = getattr(component, kind.schema_attribute)

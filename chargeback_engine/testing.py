@@ -25,6 +25,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from chargeback_engine.components import CollectedSource, Finding
+from chargeback_engine.errors import InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA, MONEY_COLUMNS, REQUIRED_COLUMNS
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
@@ -188,8 +189,9 @@ class CollectorContract(_ComponentContract):
     """Subclass as ``class TestMyCollector(CollectorContract)``; set ``plugin`` and ``name``.
 
     Override the ``config`` fixture to return one ``sources:`` entry that works in the test
-    (pointing at a file in ``tmp_path``, a moto bucket, ...). Set ``period`` to the month it
-    covers and, to pin the amounts, ``expected_totals`` to the exact sum per money column.
+    (pointing at a file in ``tmp_path``, a moto bucket, ...) and ``bad_config`` to one whose
+    data is malformed. Set ``period`` to the month it covers and, to pin the amounts,
+    ``expected_totals`` to the exact sum per money column.
     """
 
     kind = "collectors"
@@ -204,6 +206,14 @@ class CollectorContract(_ComponentContract):
     @pytest.fixture
     def collected(self, component: Any, config: Mapping[str, Any]) -> list[CollectedSource]:
         return list(component.collect(config, self.period))
+
+    @pytest.fixture
+    def bad_config(self) -> Mapping[str, Any]:
+        pytest.skip("override the `bad_config` fixture with a sources: entry whose data is malformed")
+
+    def test_bad_input_is_an_input_error(self, component: Any, bad_config: Mapping[str, Any]) -> None:
+        with pytest.raises(InputError):
+            list(component.collect(bad_config, self.period))
 
     def test_config_matches_the_schema(self, component: Any, config: Mapping[str, Any]) -> None:
         errors = [e.message for e in Draft202012Validator(dict(component.config_schema)).iter_errors(config)]

@@ -65,10 +65,10 @@ def test_registry_holds_what_the_given_plugins_register():
 @pytest.mark.parametrize(
     ("component", "message"),
     [
-        (object(), r"registered <object object at .*>, which is not a allocator \(it needs name, params_schema, check\(\), targets\(\)\)"),
+        (object(), r"registered <object object at .*>, which is not an allocator \(it needs name, params_schema, check\(\), targets\(\)\)"),
         (Allocator("Even_Split"), r"registered allocator 'Even_Split': the name must be kebab-case"),
         (Allocator("-even"), r"registered allocator '-even': the name must be kebab-case"),
-        (Allocator(42), r"registered 42|which is not a allocator|must be kebab-case"),
+        (Allocator(42), r"registered 42|which is not an allocator|must be kebab-case"),
         (Allocator(params_schema=["not", "a", "mapping"]), r"params_schema must be a JSON Schema object"),
         (Allocator(params_schema={"type": "decimal"}), r"params_schema is not valid JSON Schema 2020-12 at type: 'decimal' is not valid"),
         (Allocator(params_schema={"properties": {"x": {"minimum": "1"}}}),

@@ -124,6 +124,11 @@ class TestAcmeCsvCollector(CollectorContract):
         pacsv.write_csv(table, tmp_path / "bill.csv")
         return {"collector": "acme-csv", "path": str(tmp_path / "bill.csv")}
 
+    @pytest.fixture
+    def bad_config(self, tmp_path: Path) -> dict[str, str]:
+        (tmp_path / "bad.csv").write_text("BilledCost,BillingCurrency\n1.00000000001,USD\n", encoding="utf-8")
+        return {"collector": "acme-csv", "path": str(tmp_path / "bad.csv")}
+
 
 # --- The contracts catch defects (so they are not tests that cannot fail) ---------------
 
