@@ -187,6 +187,17 @@ def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:
         _call_one(impl, hook_name, describe_plugin(pm, impl.plugin), **kwargs)
 
 
+def _call_one(impl: pluggy.HookImpl, hook_name: str, where: str, **kwargs: Any) -> None:
+    if impl.hookwrapper or impl.wrapper:
+        raise PluginError(f"{where} implements {hook_name} as a wrapper, which chargeback does not support")
+    try:
+        impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+    except PluginError:
+        raise
+    except Exception as exc:  # third-party code: report it, never a bare traceback
+        raise PluginError(f"{where} raised in {hook_name}: {_describe(exc)}") from exc
+
+
 @dataclass(frozen=True)
 class Registered(Generic[T]):
     component: T
@@ -254,17 +265,6 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             where = describe_plugin(pm, impl.plugin)
             _call_one(impl, kind.hook, where, register=_register_into(table, kind, plugin_name, where))
     return registry
-
-
-def _call_one(impl: pluggy.HookImpl, hook_name: str, where: str, **kwargs: Any) -> None:
-    if impl.hookwrapper or impl.wrapper:
-        raise PluginError(f"{where} implements {hook_name} as a wrapper, which chargeback does not support")
-    try:
-        impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-    except PluginError:
-        raise
-    except Exception as exc:  # third-party code: report it, never a bare traceback
-        raise PluginError(f"{where} raised in {hook_name}: {_describe(exc)}") from exc
 
 
 def _register_into(table: dict[str, Registered[Any]], kind: Kind, plugin_name: str, where: str) -> Callable[[Any], None]:

@@ -16,7 +16,7 @@ import click
 import structlog
 
 from chargeback_engine.errors import ChargebackError
-from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
 
 
 @dataclass
@@ -27,7 +27,7 @@ class CliState:
     block: tuple[str, ...] = field(default_factory=tuple)
 
     @cached_property
-    def plugin_manager(self):  # type: ignore[no-untyped-def]
+    def plugin_manager(self) -> PluginManager:
         return get_plugin_manager(allow=self.allow, block=self.block)
 
     @cached_property
