@@ -1,1 +1,1 @@
-"""Benchmarks and their inputs: a seeded synthetic FOCUS month, behind ``chargeback bench``."""
+"""Benchmarks behind ``chargeback bench`` and their seeded synthetic inputs: figures are measured and printed, never asserted in tests."""

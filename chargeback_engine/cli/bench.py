@@ -1,7 +1,12 @@
-"""``chargeback bench``: generate synthetic months and measure the pipeline on them."""
+"""``chargeback bench``: measured performance figures (rows/s, time, peak memory).
+
+Synthetic FOCUS months (``generate``) feed the pipeline benchmarks (``collect``, ``engine``).
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -15,9 +20,9 @@ CACHE = click.option("--cache-dir", type=click.Path(file_okay=False, path_type=P
                      help=f"Where generated months are kept between runs [default: {default_cache_dir()}].")
 
 
-@click.group()
+@click.group("bench")
 def bench() -> None:
-    """Benchmarks on seeded synthetic FOCUS months (rows/s and peak memory)."""
+    """Run a benchmark and print its measurements (rows/s, time, peak memory)."""
 
 
 @bench.command()
@@ -41,6 +46,23 @@ def generate(rows: int, seed: int, fmt: str, sample: bool, out: Path) -> None:
 def collect(sizes: tuple[int, ...], cache_dir: Path | None) -> None:
     """Read the synthetic month with the focus-files collector only."""
     _report(run_benchmark("collect", sizes, cache_dir))
+
+
+@bench.command("yaml")
+@click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs per level.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def bench_yaml(repeat: int, output_format: str) -> None:
+    """Rejection time and peak memory of the policy reader for alias bombs, levels 1-9."""
+    from chargeback_engine.bench.yaml_bombs import run
+
+    results = run(repeat)
+    if output_format == "json":
+        click.echo(json.dumps([asdict(r) for r in results], indent=2))
+        return
+    click.echo(f"{'level':>5} {'bytes':>6} {'naive nodes':>12} {'rejected':>8} {'median ms':>10} {'peak KiB':>9}")
+    for r in results:
+        click.echo(f"{r.level:>5} {r.size_bytes:>6} {r.expanded_nodes:>12,} {str(r.rejected):>8} "
+                   f"{r.median_ms:>10.3f} {r.peak_kib:>9.1f}")
 
 
 def _report(measurements: list[Measurement]) -> None:
