@@ -82,15 +82,19 @@ _DECIMAL = f"DECIMAL(38, {LEDGER_SCALE})"
 CONFIG_SCHEMA: Mapping[str, Any] = {
     "type": "object",
     "description": "FOCUS cost files: CSV or Parquet files, directories of them, or glob patterns.",
-    "required": ["paths"],
     "additionalProperties": False,
+    "oneOf": [{"required": ["path"]}, {"required": ["paths"]}],
     "properties": {
-        "collector": {"const": NAME},
+        "path": {
+            "type": "string",
+            "minLength": 1,
+            "description": "A file, a directory (read recursively) or a glob pattern (** allowed).",
+        },
         "paths": {
             "type": "array",
             "minItems": 1,
             "items": {"type": "string", "minLength": 1},
-            "description": "Files, directories (read recursively) or glob patterns (** allowed).",
+            "description": "Several files, directories or glob patterns.",
         },
         "format": {
             "enum": ["auto", *FORMATS],
@@ -109,11 +113,10 @@ class FocusFilesCollector:
 
     def collect(self, config: Mapping[str, Any], period: Period | None = None) -> Iterator[CollectedSource]:
         """Yield each file's cost table. ``period`` is not used to filter: a file holds what it holds."""
-        files = expand_paths(config["paths"])
-        fmt = config.get("format", "auto")
-        sources = [read_focus_file(path, fmt) for path in files]
+        given = [config["path"]] if "path" in config else list(config["paths"])
+        sources = [read_focus_file(path, config.get("format", "auto")) for path in expand_paths(given)]
         if not any(s.table.num_rows for s in sources):
-            raise InputError(f"no line items in {', '.join(config['paths'])}: every file is empty")
+            raise InputError(f"no line items in {', '.join(given)}: every file is empty")
         yield from sources
 
 
