@@ -54,6 +54,7 @@ class DuckDBPlane:
     """:class:`~chargeback_engine.engine.dataplane.DataPlane` on an in-process DuckDB."""
 
     def __init__(self, connection: duckdb.DuckDBPyConnection | None = None, threads: int | None = None):
+        self._owns_connection = connection is None
         self._con = connection or duckdb.connect()
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
@@ -92,15 +93,15 @@ class DuckDBPlane:
 
     # -- stage 0 ---------------------------------------------------------------------
     def _register_splits(self, splits: pa.Table) -> None:
+        """Expose ``splits`` with each decision's total weight and share count (a view, no copy)."""
         self._con.register("splits_arrow", splits)
         self._con.execute("""
-            CREATE OR REPLACE TEMP TABLE splits AS
-            SELECT decision_id, cost_center, CAST(weight AS HUGEINT) AS weight, position, months, rule_id, method,
-                   category, sum(CAST(weight AS HUGEINT)) OVER (PARTITION BY decision_id) AS total,
+            CREATE OR REPLACE TEMP VIEW splits AS
+            SELECT * REPLACE (CAST(weight AS HUGEINT) AS weight),
+                   sum(CAST(weight AS HUGEINT)) OVER (PARTITION BY decision_id) AS total,
                    count(*) OVER (PARTITION BY decision_id) AS n
             FROM splits_arrow
         """)
-        self._con.unregister("splits_arrow")
 
     def allocate(self, assignments: pa.Table, splits: pa.Table) -> None:
         run = self._require_run()
@@ -113,35 +114,30 @@ class DuckDBPlane:
             hit = f"src r JOIN assignments a ON {on}"
         else:
             hit = "src r CROSS JOIN assignments a"
-        months = "(SELECT DISTINCT decision_id, months FROM splits)"
         # One part per line, or one per month of an amortization schedule (even split, earlier months first).
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE parts AS
-            WITH hit AS (
+            INSERT INTO ledger BY NAME
+            WITH hit AS MATERIALIZED (
                 SELECT r.record_id, r.x_SourceId, r.x_SourceRow, r.ChargePeriodStart, r.BillingAccountId,
                        r.SubAccountId, r.ServiceName, r.ServiceCategory, r.ResourceId, r.RegionId,
-                       r.ChargeCategory, r.BillingCurrency, r.units, a.decision_id,
-                       CASE WHEN m.months IS NULL THEN 1
-                            WHEN m.months > 0 THEN m.months
+                       r.ChargeCategory, r.BillingCurrency, r.units, a.decision_id, m.months,
+                       CASE WHEN m.months > 0 THEN m.months
                             WHEN r.ChargePeriodEnd IS NULL OR r.ChargePeriodStart IS NULL THEN 1
                             ELSE greatest(1, date_diff('month', date_trunc('month', r.ChargePeriodStart),
                                                        date_trunc('month', r.ChargePeriodEnd - INTERVAL 1 MICROSECOND)) + 1)
-                       END AS n_parts,
-                       m.months IS NOT NULL AS amortized
-                FROM {hit} JOIN {months} m USING (decision_id)
+                       END AS n_parts
+                FROM {hit} JOIN (SELECT DISTINCT decision_id, months FROM splits) m USING (decision_id)
+            ), parts AS MATERIALIZED (
+                SELECT * EXCLUDE (months, n_parts), '{run.period}' AS period, 0 AS part_index
+                FROM hit WHERE months IS NULL
+                UNION ALL BY NAME
+                SELECT * EXCLUDE (months, n_parts, units, i),
+                       strftime(date_trunc('month', coalesce(ChargePeriodStart, TIMESTAMPTZ '{run.period.start}'))
+                                + to_months(CAST(i AS INTEGER)), '%Y-%m') AS period,
+                       i AS part_index,
+                       sign(units) * (abs(units) // n_parts + CASE WHEN i < abs(units) % n_parts THEN 1 ELSE 0 END) AS units
+                FROM hit, LATERAL (SELECT unnest(range(n_parts)) AS i) WHERE months IS NOT NULL
             )
-            SELECT * EXCLUDE (units, n_parts),
-                   CASE WHEN amortized
-                        THEN strftime(date_trunc('month', coalesce(ChargePeriodStart, TIMESTAMPTZ '{run.period.start}'))
-                                      + to_months(CAST(i AS INTEGER)), '%Y-%m')
-                        ELSE '{run.period}' END AS period,
-                   i AS part_index,
-                   sign(units) * (abs(units) // n_parts + CASE WHEN i < abs(units) % n_parts THEN 1 ELSE 0 END) AS units
-            FROM hit, LATERAL (SELECT unnest(range(n_parts)) AS i)
-        """)
-        con.unregister("assignments")
-        con.execute(f"""
-            INSERT INTO ledger BY NAME
             SELECT ? AS run_id, record_id, x_SourceId AS source_id, x_SourceRow AS source_row, period,
                    ChargePeriodStart AS charge_period_start, BillingAccountId AS billing_account_id,
                    SubAccountId AS sub_account_id, ServiceName AS service_name, ServiceCategory AS service_category,
@@ -152,7 +148,7 @@ class DuckDBPlane:
                    rule_id, method, decision_id, ? AS policy_version, ? AS policy_hash
             FROM ({_split_sql('parts', 'record_id, part_index')})
         """, [run.run_id, run.policy_version, run.policy_hash])
-        con.execute("DROP TABLE parts")
+        con.unregister("assignments")
 
     def direct_cost(self, columns: Sequence[str]) -> pa.Table:
         run = self._require_run()
@@ -171,31 +167,28 @@ class DuckDBPlane:
         con = self._con
         self._register_splits(splits)
         decision_id = splits["decision_id"][0].as_py()
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE parts AS
-            SELECT record_id, source_id, source_row, period, charge_period_start, billing_account_id, sub_account_id,
-                   service_name, service_category, resource_id, region_id, charge_category, currency,
-                   ? AS decision_id, CAST(sum(amount) * 10000000000 AS HUGEINT) AS units
-            FROM ledger WHERE cost_center = ?
-            GROUP BY ALL HAVING sum(amount) <> 0
-        """, [decision_id, pool])
         common = """? AS run_id, record_id, source_id, source_row, period, charge_period_start, billing_account_id,
                     sub_account_id, service_name, service_category, resource_id, region_id, charge_category"""
         con.execute(f"""
             INSERT INTO ledger BY NAME
+            WITH parts AS MATERIALIZED (
+                SELECT record_id, source_id, source_row, period, charge_period_start, billing_account_id,
+                       sub_account_id, service_name, service_category, resource_id, region_id, charge_category,
+                       currency, ? AS decision_id, CAST(sum(amount) * 10000000000 AS HUGEINT) AS units
+                FROM ledger WHERE cost_center = ?
+                GROUP BY ALL HAVING sum(amount) <> 0
+            )
             SELECT {common}, ? AS stage, ? AS cost_center, ? AS from_cost_center,
                    {_TO_MONEY.format('-units')} AS amount, currency, 'shared' AS category,
                    s.rule_id, s.method, decision_id, ? AS policy_version, ? AS policy_hash
             FROM parts JOIN (SELECT DISTINCT decision_id, rule_id, method FROM splits) s USING (decision_id)
-        """, [run.run_id, stage, pool, pool, run.policy_version, run.policy_hash])
-        con.execute(f"""
-            INSERT INTO ledger BY NAME
+            UNION ALL BY NAME
             SELECT {common}, ? AS stage, cost_center, ? AS from_cost_center,
                    {_TO_MONEY.format('units_out')} AS amount, currency, 'shared' AS category,
                    rule_id, method, decision_id, ? AS policy_version, ? AS policy_hash
             FROM ({_split_sql('parts', 'record_id, period')})
-        """, [run.run_id, stage, pool, run.policy_version, run.policy_hash])
-        con.execute("DROP TABLE parts")
+        """, [decision_id, pool, run.run_id, stage, pool, pool, run.policy_version, run.policy_hash,
+              run.run_id, stage, pool, run.policy_version, run.policy_hash])
 
     # -- results ---------------------------------------------------------------------
     def balances(self) -> pa.Table:
@@ -220,7 +213,11 @@ class DuckDBPlane:
         return table.cast(LEDGER_SCHEMA)
 
     def close(self) -> None:
-        self._con.close()
+        """Close the connection if this plane opened it; drop the run's tables otherwise."""
+        if self._owns_connection:
+            self._con.close()
+        else:
+            self._con.execute("DROP VIEW IF EXISTS splits; DROP TABLE IF EXISTS src; DROP TABLE IF EXISTS ledger")
 
     def _require_run(self) -> RunInfo:
         if self._run is None:
