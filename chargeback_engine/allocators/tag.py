@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from chargeback_engine.allocators._common import COST_CENTER_ID, cost_center_ids, method_schema, unknown_cost_centers
+from chargeback_engine.allocators._common import COST_CENTER_ID, method_schema
 from chargeback_engine.components import AllocationContext, Finding, Shares
 from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.policy.checks import known_cost_centers, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX
 
 
@@ -30,10 +31,11 @@ class TagAllocator:
     )
 
     def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:
-        named = [(("map", value), cc) for value, cc in params.get("map", {}).items()]
+        findings = [f for value, cc in params.get("map", {}).items()
+                    for f in unknown_cost_centers(policy, cc, ("map", value))]
         if "fallback" in params:
-            named.append((("fallback",), params["fallback"]))
-        return unknown_cost_centers(named, policy)
+            findings += unknown_cost_centers(policy, params["fallback"], ("fallback",))
+        return findings
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset(params.get("map", {}).values()) | ({params["fallback"]} if "fallback" in params else set())
@@ -44,7 +46,7 @@ class TagAllocator:
     def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Shares:
         tags = context.policy.tags
         mapping = {tags.normalize_value(str(k)): v for k, v in params.get("map", {}).items()}
-        known = cost_center_ids(context.policy)
+        known = known_cost_centers(context.policy)
         skipped: list[str] = []
         for key in params["keys"]:
             value = context.key.get(TAG_PREFIX + tags.normalize_key(key))

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from chargeback_engine.allocators._common import fallback_shares
-from chargeback_engine.components import Allocator, Amortize, DirectCostBasis, Resolution, Shares
+from chargeback_engine.components import Amortize, DirectCostBasis, Resolution, ResolvingAllocator, Shares
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA
 from chargeback_engine.errors import Diagnostic, InputError, PluginError, PolicyError
 from chargeback_engine.focus import FOCUS_COLUMNS
@@ -106,14 +106,18 @@ class Kernel:
         self._driver_rows = cache(self._load_driver)
 
     # -- what the match key is made of -------------------------------------------------
-    def allocator(self, method: str) -> Allocator:
-        try:
-            return self.registry.allocator(method)
-        except KeyError:
-            raise PluginError(f"no allocator registered for method {method!r}") from None
+    def allocator(self, method: str) -> ResolvingAllocator:
+        registered = self.registry.allocators.get(method)
+        if registered is None:
+            raise PluginError(f"no allocator registered for method {method!r}")
+        if not isinstance(registered.component, ResolvingAllocator):
+            raise PluginError(f"allocator {method!r} (plugin {registered.plugin!r}) has no resolve(): "
+                              "it can be validated but not run")
+        return registered.component
 
     def _spec_fields(self, spec: AllocationSpec) -> set[str]:
-        fields = set(self.allocator(spec.method).fields(spec.params))
+        fields_of = getattr(self.allocator(spec.method), "fields", None)
+        fields = set(fields_of(spec.params)) if fields_of else set()
         for nested in _nested_specs(spec.params):
             fields |= self._spec_fields(nested)
         return fields
@@ -184,7 +188,7 @@ class Kernel:
         if not path.exists():
             raise InputError(f"{path}: driver {driver_id!r} file not found")
         reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, all_varchar = true, header = true)"
-        table = duckdb.connect().execute(f"SELECT * FROM {reader}", [str(path)]).to_arrow_table()
+        table = duckdb.connect().sql(f"SELECT * FROM {reader}", params=[str(path)]).to_arrow_table()
         missing = {"period", "cost_center", "quantity"} - set(table.column_names)
         if missing:
             raise InputError(f"{path}: driver {driver_id!r} lacks column(s) {', '.join(sorted(missing))}")
@@ -218,7 +222,7 @@ class Kernel:
         targets = resolution.targets or tuple(cc for cc in self.consumers if cc in weights)
         positive = {cc: max(weights.get(cc, Decimal(0)), Decimal(0)) for cc in targets}
         if not any(positive.values()):
-            return fallback_shares(resolution.fallback, targets, _Context(self, {}),
+            return fallback_shares(resolution.fallback, resolution.targets or self.consumers, _Context(self, {}),
                                    f"{resolution.reason}: no direct cost in {self.period}")
         return Shares({cc: w for cc, w in positive.items() if w}, resolution.reason)
 
