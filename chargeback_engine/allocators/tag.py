@@ -30,6 +30,9 @@ class TagAllocator:
         required=["keys"],
     )
 
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[Mapping[str, Any], dict[str, str], frozenset[str]]] = {}
+
     def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:
         findings = [f for value, cc in params.get("map", {}).items()
                     for f in unknown_cost_centers(policy, cc, ("map", value))]
@@ -43,10 +46,17 @@ class TagAllocator:
     def fields(self, params: Mapping[str, Any]) -> frozenset[str]:
         return frozenset(TAG_PREFIX + k for k in params["keys"])
 
+    def _prepared(self, params: Mapping[str, Any], policy: Any) -> tuple[dict[str, str], frozenset[str]]:
+        """The normalised value map and the known cost centers, once per block (resolve runs per key)."""
+        cached = self._cache.get(id(params))
+        if cached is None or cached[0] is not params:
+            mapping = {policy.tags.normalize_value(str(k)): v for k, v in params.get("map", {}).items()}
+            cached = self._cache[id(params)] = (params, mapping, known_cost_centers(policy))
+        return cached[1], cached[2]
+
     def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Shares:
         tags = context.policy.tags
-        mapping = {tags.normalize_value(str(k)): v for k, v in params.get("map", {}).items()}
-        known = known_cost_centers(context.policy)
+        mapping, known = self._prepared(params, context.policy)
         skipped: list[str] = []
         for key in params["keys"]:
             value = context.key.get(TAG_PREFIX + tags.normalize_key(key))

@@ -267,10 +267,22 @@ def _is_deferred(resolution: Any) -> bool:
 
 
 def _combine(sources: Sequence[CollectedSource]) -> pa.Table:
-    tables = [conform(s.table) for s in sources]
+    tables = [_with_provenance(conform(s.table), s.source_id) for s in sources]
     if not tables or sum(t.num_rows for t in tables) == 0:
         raise InputError("no line items: the inputs are empty")
     return pa.concat_tables(tables)
+
+
+def _with_provenance(table: pa.Table, source_id: str) -> pa.Table:
+    """Every line must name its source and row; fill what a collector left empty."""
+    if table["x_SourceId"].null_count:
+        table = table.set_column(table.schema.get_field_index("x_SourceId"), "x_SourceId",
+                                 pc.fill_null(table["x_SourceId"], source_id))
+    if table["x_SourceRow"].null_count:
+        rows = pa.array(range(1, table.num_rows + 1), pa.int64())
+        table = table.set_column(table.schema.get_field_index("x_SourceRow"), "x_SourceRow",
+                                 pc.coalesce(table["x_SourceRow"], rows))
+    return table
 
 
 def _check_currencies(records: pa.Table, policy: Policy) -> None:
