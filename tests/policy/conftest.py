@@ -5,6 +5,7 @@ schemas, check their parameters with the kernel's public helpers, and name their
 so every layer of validation runs exactly as it does for the built-in allocators.
 """
 
+
 from __future__ import annotations
 
 import textwrap
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from chargeback_engine import hookimpl
-from chargeback_engine.components import Finding
+from chargeback_engine.components import Finding, Shares
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 from chargeback_engine.policy.checks import unknown_cost_centers
 from chargeback_engine.policy.schema import ALLOCATE_REF, COST_CENTER_ID_REF
@@ -38,6 +39,8 @@ class ToOne:
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset({params["cost_center"]})
+    def fields(self, params): return frozenset()
+    def resolve(self, params, context): return Shares({context.policy.unallocated: Decimal(1)}, 'test allocator')
 
 
 class Weights:
@@ -63,6 +66,8 @@ class Weights:
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset(params["splits"])
+    def fields(self, params): return frozenset()
+    def resolve(self, params, context): return Shares({context.policy.unallocated: Decimal(1)}, 'test allocator')
 
 
 class Driven:
@@ -81,6 +86,8 @@ class Driven:
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset()
+    def fields(self, params): return frozenset()
+    def resolve(self, params, context): return Shares({context.policy.unallocated: Decimal(1)}, 'test allocator')
 
 
 class Later:
@@ -103,6 +110,8 @@ class Later:
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset()
+    def fields(self, params): return frozenset()
+    def resolve(self, params, context): return Shares({context.policy.unallocated: Decimal(1)}, 'test allocator')
 
 
 class Broken:
@@ -116,6 +125,8 @@ class Broken:
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         raise RuntimeError("boom")
+    def fields(self, params): return frozenset()
+    def resolve(self, params, context): return Shares({context.policy.unallocated: Decimal(1)}, 'test allocator')
 
 
 class FileCollector:

@@ -1,9 +1,11 @@
 """The assembled policy schema: valid 2020-12, strict, editor-friendly, and in sync with the file."""
 
+
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
 from chargeback_engine.cli import main
+from chargeback_engine.components import Shares
 from chargeback_engine.errors import PluginError
 from chargeback_engine.hookspecs import ENTRY_POINT_GROUP
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
@@ -82,7 +85,10 @@ def test_ids_and_texts_are_patterned_and_capped() -> None:
 
 
 def test_an_invalid_plugin_fragment_is_reported_by_plugin_name() -> None:
+    from decimal import Decimal
+
     from chargeback_engine import hookimpl
+    from chargeback_engine.components import Shares
 
     class Bad:
         name = "bad"
@@ -93,6 +99,8 @@ def test_an_invalid_plugin_fragment_is_reported_by_plugin_name() -> None:
 
         def targets(self, params, policy):  # type: ignore[no-untyped-def]
             return frozenset()
+        def fields(self, params): return frozenset()
+        def resolve(self, params, context): return Shares({context.policy.unallocated: Decimal(1)}, 'test allocator')
 
     class Plugin:
         @hookimpl
@@ -101,7 +109,7 @@ def test_an_invalid_plugin_fragment_is_reported_by_plugin_name() -> None:
 
     pm = get_plugin_manager(load_entry_points=False)
     pm.register(Plugin(), name="bad-plugin")
-    with pytest.raises(PluginError, match="plugin 'bad-plugin': the schema of 'bad' is invalid"):
+    with pytest.raises(PluginError, match="plugin 'bad-plugin' .*registered allocator 'bad': params_schema is not valid"):
         assemble_schema(build_registry(pm))
 
 
