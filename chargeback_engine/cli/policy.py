@@ -48,7 +48,8 @@ def schema_command(state) -> None:  # type: ignore[no-untyped-def]
 
 
 def _as_dict(d: Diagnostic) -> dict[str, object]:
-    return {"file": d.file, "line": d.line, "column": d.column, "path": d.path, "message": d.message, "severity": d.severity}
+    return {"file": d.file, "line": d.line, "column": d.column, "path": d.path, "message": d.message,
+            "severity": d.severity}
 
 
 def _github(d: Diagnostic) -> str:
