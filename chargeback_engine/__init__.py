@@ -15,6 +15,7 @@ from chargeback_engine.errors import (
     PluginError,
     PolicyError,
 )
+from chargeback_engine.engine.runner import Engine, RunResult
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
@@ -25,6 +26,7 @@ __all__ = [
     "ChargebackError",
     "ConservationError",
     "Diagnostic",
+    "Engine",
     "InputError",
     "PeriodError",
     "PluginError",
@@ -33,6 +35,7 @@ __all__ = [
     "Policy",
     "PolicySet",
     "Registry",
+    "RunResult",
     "build_registry",
     "get_plugin_manager",
     "hookimpl",
