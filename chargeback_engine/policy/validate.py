@@ -20,7 +20,7 @@ from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.checks import suggestion, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
 from chargeback_engine.policy.model import Policy
-from chargeback_engine.policy.schema import ALLOCATE_REF
+from chargeback_engine.policy.schema import ALLOCATE_REF, WHEN_REF
 from chargeback_engine.policy.yaml import JsonPath, YamlDocument
 
 #: FOCUS columns a ``when:`` may name: not money, not quantities, not the raw Tags text.
@@ -257,6 +257,11 @@ class Semantics:
     def when_fields(self) -> None:
         for index, rule in enumerate(self.spec["rules"]):
             self._when(rule.get("when") or {}, ("spec", "rules", index, "when"))
+        for at, block in self.blocks():
+            registered = self.registry.allocators.get(block["method"])
+            if registered is not None:
+                for path, when in _declared(WHEN_REF, registered.component.params_schema, block, at):
+                    self._when(when, path)
 
     def _when(self, when: Mapping[str, Any], at: JsonPath) -> None:
         for name, value in when.items():
@@ -284,7 +289,7 @@ class Semantics:
         yield at, block
         registered = self.registry.allocators.get(block["method"])
         if registered is not None:
-            for path, nested in _nested_blocks(registered.component.params_schema, block, at):
+            for path, nested in _declared(ALLOCATE_REF, registered.component.params_schema, block, at):
                 yield from self._with_nested(path, nested)
 
     def allocate_blocks(self) -> None:
@@ -354,22 +359,25 @@ def _params(block: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in block.items() if k != "method"}
 
 
-def _nested_blocks(schema: Any, value: Any, at: JsonPath) -> Iterator[tuple[JsonPath, Mapping[str, Any]]]:
-    """Walk ``value`` along ``schema`` and yield the parts the schema declares as allocate blocks."""
+def _declared(ref: Mapping[str, str], schema: Any, value: Any, at: JsonPath) -> Iterator[tuple[JsonPath, Any]]:
+    """Walk ``value`` along a component's ``schema``; yield the parts it declares with ``ref``.
+
+    This is how the kernel finds the allocate blocks and ``when`` conditions nested in a
+    method's parameters, whatever the method calls them (``then``, ``tiers``, ``filter``).
+    """
     if not isinstance(schema, Mapping):
         return
-    if schema.get("$ref") == ALLOCATE_REF["$ref"]:
+    if schema.get("$ref") == ref["$ref"]:
         if isinstance(value, Mapping):
             yield at, value
         return
     if isinstance(value, Mapping):
         properties = schema.get("properties", {})
         for key, sub in value.items():
-            sub_schema = properties.get(key, schema.get("additionalProperties"))
-            yield from _nested_blocks(sub_schema, sub, (*at, key))
+            yield from _declared(ref, properties.get(key, schema.get("additionalProperties")), sub, (*at, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _nested_blocks(schema.get("items"), item, (*at, index))
+            yield from _declared(ref, schema.get("items"), item, (*at, index))
 
 
 def _cycles(edges: Mapping[str, list[str]]) -> list[list[str]]:

@@ -241,7 +241,7 @@ def test_fixed_splits_are_summed_as_decimals(write: Write, registry: Registry) -
 def test_a_failing_allocator_check_is_named_not_raised(write: Write, registry: Registry) -> None:
     path = write(mutate(("allocate: {method: driven, driver: cpu-hours}", "allocate: {method: broken}")))
     assert messages(path, registry) == [
-        "33:17: $.spec.rules[2].allocate: allocator 'broken' (plugin 'policy-test-plugin') failed to check "
+        "33:17: $.spec.rules[2].allocate: allocator 'broken' (plugin 'PolicyTestPlugin') failed to check "
         "its parameters: RuntimeError: boom"
     ]
 
@@ -386,3 +386,11 @@ def test_cli_exits_0_for_a_valid_policy(tmp_path: Path) -> None:
                     .replace("id: 012", 'id: "012"').replace("gl-account", "gl_account"))
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "0 errors, 0 warnings\n")
+
+
+def test_conditions_inside_a_method_are_checked_like_rules(write: Write, registry: Registry) -> None:
+    path = write(mutate(("driver: cpu-hours}", "driver: cpu-hours, filter: {Servicename: x}}")))
+    assert messages(path, registry) == [
+        "33:62: $.spec.rules[2].allocate.filter.Servicename: unknown FOCUS column 'Servicename'; "
+        "did you mean 'ServiceName'?"
+    ]
