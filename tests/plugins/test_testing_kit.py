@@ -1,5 +1,6 @@
 """``chargeback_engine.testing``: the line-item builder, and the contracts on real components."""
 
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,9 +14,16 @@ import pyarrow.csv as pacsv
 import pytest
 
 from chargeback_engine import PluginError, hookimpl
+from chargeback_engine.components import Shares
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.testing import AllocatorContract, CollectorContract, line_items, make_policy, make_registry
+from chargeback_engine.testing import (
+    AllocatorContract,
+    CollectorContract,
+    line_items,
+    make_policy,
+    make_registry,
+)
 
 ACME_INIT = Path(__file__).parent / "fixtures" / "chargeback-acme" / "chargeback_acme" / "__init__.py"
 
@@ -144,6 +152,8 @@ class _Sloppy:
 
     def targets(self, params, policy):  # type: ignore[no-untyped-def]
         return set(params.get("to", []))  # a set, not a frozenset
+    def fields(self, params): return frozenset()
+    def resolve(self, params, context): return Shares({context.policy.unallocated: Decimal(1)}, 'test allocator')
 
 
 class _SloppyPlugin:
