@@ -2,8 +2,9 @@
 
 The environment sees this project as it is installed for the test run (its site-packages
 are added with ``site.addsitedir``, which also runs the editable-install hooks), and
-``chargeback-acme`` from ``fixtures/`` is installed with pip, so its entry points come
-from real ``.dist-info`` metadata written by a real build backend (setuptools).
+``chargeback-acme`` from ``fixtures/`` is built and installed into it by pip (offline, with
+``--no-build-isolation``), so its entry points come from real ``.dist-info`` metadata
+written by a real build backend (hatchling, from the ``test`` extra).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Environment:
 def acme(tmp_path_factory: pytest.TempPathFactory) -> Environment:
     root = tmp_path_factory.mktemp("third-party")
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     venv_site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                     capture_output=True, text=True, check=True).stdout.strip())
@@ -47,8 +48,10 @@ def acme(tmp_path_factory: pytest.TempPathFactory) -> Environment:
     lines = "".join(f"import site; site.addsitedir({path!r})\n" for path in here if Path(path).is_dir())
     (venv_site / "zz_test_run_environment.pth").write_text(lines, encoding="utf-8")
     source = shutil.copytree(ACME_SOURCE, root / "chargeback-acme")  # builds write into the source tree
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    str(source)], check=True, capture_output=True)
+    pip = [sys.executable, "-m", "pip", "--python", str(python)]  # this run's pip, installing into the venv
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(source)],
+                   check=True, capture_output=True)
+    assert (venv_site / "chargeback_acme-1.2.0.dist-info" / "entry_points.txt").is_file()
     return Environment(python, root / "acme-imported")
 
 
