@@ -83,6 +83,16 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
     ctx.obj = CliState(allow=allow or None, block=block)
 
 
-from chargeback_engine.cli.plugins import plugins_command  # noqa: E402  (commands import main's helpers)
+# Commands, one module per area; each command is one call into the library.
+from chargeback_engine.cli.bench import bench  # noqa: E402
+from chargeback_engine.cli.plugins import plugins_command  # noqa: E402
+from chargeback_engine.cli.policy import schema_command, validate_command  # noqa: E402
+from chargeback_engine.cli.run import explain, run, test  # noqa: E402
 
+main.add_command(bench)
+main.add_command(explain)
 main.add_command(plugins_command)
+main.add_command(run)
+main.add_command(schema_command)
+main.add_command(test)
+main.add_command(validate_command)
