@@ -64,15 +64,21 @@ def test_the_distribution_shows_in_chargeback_plugins(acme):
             "distribution": "chargeback-acme",
             "version": "1.2.0",
             "builtin": False,
-            "hooks": ["chargeback_register_allocators", "chargeback_register_collectors"],
+            "hooks": ["chargeback_register_allocators", "chargeback_register_collectors", "chargeback_register_exporters"],
             "collectors": ["acme-csv"],
             "allocators": ["acme-weighted"],
-            "exporters": [],
+            "exporters": ["acme-journal"],
         }
     ]
     assert acme.marker.exists()
     text = acme.chargeback("plugins")
-    assert "acme (chargeback-acme 1.2.0)\n  collectors: acme-csv\n  allocators: acme-weighted\n" in text.stdout
+    assert text.stdout == (
+        "acme (chargeback-acme 1.2.0)\n"
+        "  collectors: acme-csv\n"
+        "  allocators: acme-weighted\n"
+        "  exporters: acme-journal\n"
+        "  hooks: chargeback_register_allocators, chargeback_register_collectors, chargeback_register_exporters\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -89,4 +95,63 @@ def test_an_excluded_plugin_is_never_imported(acme, args, env):
     result = acme.chargeback(*args, "plugins", "--all", "--format", "json", **env)
     assert result.returncode == 0, result.stderr
     assert "acme" not in [p["name"] for p in json.loads(result.stdout)]
+    assert not acme.marker.exists()
+
+
+POLICY = """\
+apiVersion: chargeback/v1
+kind: AllocationPolicy
+metadata: {name: acme-weighted-demo, version: "1", effective: {from: 2026-10-01}}
+spec:
+  currency: USD
+  cost_centers:
+    - {id: CC-1, name: Web}
+    - {id: CC-2, name: Data}
+  rules:
+    - id: platform-weighted
+      priority: 100
+      when: {tags.team: platform}
+      allocate: {method: acme-weighted, weights: {CC-1: 3, CC-2: 1}}
+"""
+
+POLICY_TEST = """\
+cases:
+  - name: platform cost is split 3:1 to the last digit
+    period: 2026-10
+    line_items:  # each line splits on its own; leftover units go to the largest remainder
+      - {EffectiveCost: "100.0000000001", Tags: {team: platform}}  # 75.0000000001 + 25.0000000000
+      - {EffectiveCost: "-0.0000000002", Tags: {team: platform}}   # -0.0000000002 + 0 (tie: first wins)
+    expect: {CC-1: "74.9999999999", CC-2: "25.0000000000"}
+"""
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    (tmp_path / "acme.yaml").write_text(POLICY, encoding="utf-8")
+    (tmp_path / "acme_test.yaml").write_text(POLICY_TEST, encoding="utf-8")
+    return tmp_path
+
+
+def test_a_policy_validates_and_allocates_with_the_plugins_allocator(acme, policy_dir):
+    validated = acme.chargeback("validate", str(policy_dir))
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    tested = acme.chargeback("test", "--fail-on-empty", str(policy_dir))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert tested.stdout.splitlines() == [
+        f"PASS  {policy_dir / 'acme_test.yaml'}: platform cost is split 3:1 to the last digit",
+        "1 passed, 0 failed",
+    ]
+
+
+def test_the_plugins_check_reports_located_errors(acme, policy_dir):
+    (policy_dir / "acme.yaml").write_text(POLICY.replace("CC-2: 1}", "CC-9: 1}"), encoding="utf-8")
+    result = acme.chargeback("validate", str(policy_dir / "acme.yaml"))
+    assert result.returncode == 1
+    assert result.stdout == f"{policy_dir / 'acme.yaml'}:13:66: $.spec.rules[0].allocate.weights.CC-9: unknown cost center 'CC-9'\n"
+
+
+def test_a_policy_needing_a_blocked_plugin_fails_without_importing_it(acme, policy_dir):
+    result = acme.chargeback("--block-plugin", "acme", "test", str(policy_dir))
+    assert result.returncode == 1
+    assert "acme-weighted" in result.stderr and "Traceback" not in result.stderr
     assert not acme.marker.exists()
