@@ -28,7 +28,7 @@ from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_tab
 from chargeback_engine.errors import ConservationError, InputError, PluginError
 from chargeback_engine.focus import conform
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.plugins import Registry, build_registry, call_each, get_plugin_manager
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.policy.model import Policy, PolicySet
 
@@ -131,13 +131,13 @@ class Engine:
         data_plane: Callable[[], DataPlane] = DuckDBPlane,
         exporters: Sequence[str] = DEFAULT_EXPORTERS,
     ):
-        if isinstance(policies, Policy):
-            policies = PolicySet((policies,))
-        elif not isinstance(policies, PolicySet):
-            policies = load_policies([policies] if isinstance(policies, str | Path) else policies)
-        self.policies = policies
         self.plugin_manager = plugin_manager or (get_plugin_manager() if registry is None else None)
         self.registry = registry or build_registry(self.plugin_manager)
+        if isinstance(policies, Policy):
+            policies = PolicySet((policies,))
+        elif not isinstance(policies, PolicySet):  # validated against this engine's components only
+            policies = load_policies([policies] if isinstance(policies, str | Path) else policies, self.registry)
+        self.policies = policies
         self._data_plane = data_plane
         self.exporters = tuple(exporters)
 
@@ -199,7 +199,7 @@ class Engine:
             plane.close()
         kernel_decisions = Kernel(policy, self.registry, period).decision_table(decisions)
         if self.plugin_manager is not None:
-            self.plugin_manager.hook.chargeback_decisions_recorded(run_id=run_id, decisions=kernel_decisions)
+            call_each(self.plugin_manager, "chargeback_decisions_recorded", run_id=run_id, decisions=kernel_decisions)
         infos = [i if i.rows >= 0 else InputInfo(i.source_id, i.sha256, _rows_of(loaded, i), i.path) for i in infos]
         result = RunResult(run_id, period, policy, ledger, kernel_decisions, loaded, tuple(infos), version)
         if out is not None:
