@@ -12,7 +12,9 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +59,7 @@ class Rounding:
 
     def as_details(self) -> dict[str, dict[str, str | int]]:
         return {
-            column: {"values": count, "residue": str(total)}
+            column: {"values": count, "residue": str(total.normalize())}
             for column, (count, total) in sorted(self.by_column.items())
         }
 
@@ -71,7 +73,7 @@ def to_money(values: pa.Array | pa.ChunkedArray, *, column: str, where: str, rou
     """
     values = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
     if pa.types.is_floating(values.type):
-        values = values.cast(pa.string())  # Arrow prints doubles as their shortest round-trip repr
+        values = _flush_tiny(values, column, rounding).cast(pa.string())  # Arrow prints the shortest repr
     try:
         wide = values.cast(_WIDE)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -85,6 +87,16 @@ def to_money(values: pa.Array | pa.ChunkedArray, *, column: str, where: str, rou
         return rounded.cast(focus.MONEY)
     except pa.ArrowInvalid as exc:
         raise InputError(f"{where}: column {column}: an amount does not fit DECIMAL(38,10)") from exc
+
+
+def _flush_tiny(values: pa.ChunkedArray, column: str, rounding: Rounding) -> pa.ChunkedArray:
+    """Doubles below 1e-20 (denormal noise) become 0 up front, their exact reprs counted as residue."""
+    tiny = pc.and_(pc.less(pc.abs(values), 1e-20), pc.not_equal(values, 0.0))
+    if not pc.any(tiny).as_py():
+        return values
+    moved = [decimal_from_double(v) for v in pc.filter(values, tiny).to_pylist()]
+    rounding.add(column, len(moved), sum(moved, Decimal(0)))
+    return pc.if_else(tiny, 0.0, values)
 
 
 def _first_bad_number(values: pa.ChunkedArray, column: str) -> str:
@@ -166,6 +178,55 @@ class RetryPolicy:
                 log.warning("collector.retry", what=what, attempt=attempt, wait_seconds=round(delay, 3),
                             error=type(exc).__name__)
                 self.clock.sleep(delay)
+
+
+# --------------------------------------------------------------------------- secrets
+
+_SECRET_PATTERNS = [
+    # header or canonical-request line: X-Amz-Security-Token: ..., 'Authorization': b'...'
+    re.compile(r"((?:x-amz-security-token|authorization|x-goog-api-key|ocp-apim-subscription-key)"
+               r"['\"]?\s*[:=]\s*b?['\"]?)([^'\"\n]+)", re.IGNORECASE),
+    # credentials in XML or JSON response bodies (STS, token endpoints)
+    re.compile(r"(<(?:SecretAccessKey|SessionToken|AccessKeyId)>)([^<]+)"),
+    re.compile(r"(\\?[\"'](?:SecretAccessKey|SessionToken|secretAccessKey|sessionToken|access_token|refresh_token|"
+               r"id_token|client_secret|accessToken|private_key)\\?[\"']\s*:\s*\\?[\"'])([^\"'\\]+)"),
+]
+
+
+class SecretRedactor(logging.Filter):
+    """Blanks credentials that SDKs print in their own DEBUG logs (signed headers, STS replies).
+
+    botocore, for one, logs the session token inside every signed request at DEBUG. The
+    library never configures logging; it only attaches this filter to the SDK loggers that
+    are known to print credentials, so a user who turns DEBUG on does not leak them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = message
+        for pattern in _SECRET_PATTERNS:
+            redacted = pattern.sub(r"\1***", redacted)
+        for secret in self.secrets:
+            redacted = redacted.replace(secret, "***")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACTOR = SecretRedactor()
+
+
+def redact_sdk_logs(logger_names: Sequence[str], secrets: Sequence[str | None] = ()) -> None:
+    """Attach the shared :class:`SecretRedactor` to ``logger_names`` (once) and teach it ``secrets``."""
+    _REDACTOR.secrets.update(s for s in secrets if s and len(s) >= 8)
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
 
 
 # --------------------------------------------------------------------------- paging

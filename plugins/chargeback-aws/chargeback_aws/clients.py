@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from chargeback_engine.collecting import RetryPolicy
+from chargeback_engine.collecting import RetryPolicy, redact_sdk_logs
 from chargeback_engine.errors import InputError
 
 T = TypeVar("T")
@@ -33,10 +33,18 @@ _TRANSIENT_CODES = frozenset({
 ClientFactory = Callable[[str, "str | None"], Any]
 
 
+#: botocore loggers that print signed headers or credential responses at DEBUG.
+SDK_LOGGERS = ("botocore.auth", "botocore.endpoint", "botocore.parsers", "botocore.hooks", "botocore.credentials")
+
+
 def default_client(service: str, region: str | None) -> Any:
     """A client whose credentials come from boto3's standard chain (env, profile, SSO, role)."""
+    session = boto3.session.Session()
+    credentials = session.get_credentials()
+    frozen = credentials.get_frozen_credentials() if credentials else None
+    redact_sdk_logs(SDK_LOGGERS, [frozen.secret_key, frozen.token] if frozen else [])
     config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, retries={"total_max_attempts": 1})
-    return boto3.session.Session().client(service, region_name=region, config=config)
+    return session.client(service, region_name=region, config=config)
 
 
 def retry_after(exc: Exception) -> float | None:
