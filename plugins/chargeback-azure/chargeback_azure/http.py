@@ -1,0 +1,62 @@
+"""Azure plumbing the collectors share: standard credentials, explicit timeouts, one retry policy.
+
+The azure-core pipelines here carry no retry policy of their own: every call goes through
+:class:`chargeback_engine.collecting.RetryPolicy`, which honours ``Retry-After`` (and
+Cost Management's ``x-ms-ratelimit-*-retry-after`` headers) as a floor on the wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+#: Seconds; a hung connection must fail and be retried, not hang the run.
+CONNECTION_TIMEOUT = 10
+READ_TIMEOUT = 120
+
+#: azure-core loggers that could print request headers at DEBUG (they redact Authorization
+#: themselves; the shared redactor is a second lock).
+SDK_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "azure.core.pipeline.transport")
+
+
+class Throttled(Exception):
+    """The service said "not now" (429 or 5xx); ``wait`` is its Retry-After, in seconds."""
+
+    def __init__(self, status: int, wait: float):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.wait = wait
+
+
+def default_credential() -> Any:
+    """azure-identity's standard chain: environment, workload identity, managed identity, CLI."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def retry_wait(headers: Mapping[str, str]) -> float:
+    """The longest of the Retry-After headers present (seconds), or 0."""
+    waits = [0.0]
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "retry-after" or (lowered.startswith("x-ms-ratelimit-") and lowered.endswith("retry-after")):
+            try:
+                waits.append(float(value))
+            except ValueError:
+                continue  # an HTTP-date Retry-After: fall back to our own backoff
+    return max(waits)
+
+
+def retry_after(exc: Exception) -> float | None:
+    if isinstance(exc, Throttled):
+        return exc.wait
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None and (
+        exc.status_code == 429 or exc.status_code >= 500
+    ):
+        return retry_wait(exc.response.headers) if exc.response is not None else 0.0
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return 0.0
+    return None
