@@ -15,9 +15,9 @@ from typing import Any
 import pyarrow as pa
 import structlog
 
-from chargeback_aws.clients import ClientFactory, call, default_client
+from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client
 from chargeback_engine import focus
-from chargeback_engine.collecting import PageLog, RetryPolicy, Rounding, content_version, table_details, tags_json, to_money
+from chargeback_engine.collecting import redact_sdk_logs, PageLog, RetryPolicy, Rounding, content_version, table_details, tags_json, to_money
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
@@ -85,6 +85,7 @@ class CostExplorerCollector:
         if period is None:
             raise InputError(f"{NAME}: a period is required (Cost Explorer is queried by date range)")
         source_id = config.get("id", NAME)
+        redact_sdk_logs(SDK_LOGGERS)
         client = self._client_factory("ce", config.get("region", "us-east-1"))
         groups = [_group_definition(g) for g in config.get("group_by", [])]
         request: dict[str, Any] = {

@@ -35,9 +35,9 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import structlog
 
-from chargeback_aws.clients import ClientFactory, call, default_client
+from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client
 from chargeback_engine import focus
-from chargeback_engine.collecting import BatchMapper, RetryPolicy, focus_mapper, iter_file_batches, table_details
+from chargeback_engine.collecting import redact_sdk_logs, BatchMapper, RetryPolicy, focus_mapper, iter_file_batches, table_details
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
@@ -147,6 +147,7 @@ class DataExportsCollector:
         if period is None:
             raise InputError(f"{NAME}: a period is required (exports are delivered per billing period)")
         source_id = config.get("id", NAME)
+        redact_sdk_logs(SDK_LOGGERS)
         s3 = self._client_factory("s3", config.get("region"))
         bucket = config["bucket"]
         manifest_key, manifest = self._manifest(s3, bucket, config, period)

@@ -104,7 +104,6 @@ def default_client(endpoint: str) -> Any:
     """The Cost Management SDK client, used only for its authenticated pipeline (``send_request``)."""
     from azure.mgmt.costmanagement import CostManagementClient
 
-    redact_sdk_logs(SDK_LOGGERS)
     return CostManagementClient(default_credential(), base_url=endpoint, retry_total=0)
 
 
@@ -121,6 +120,7 @@ class CostQueryCollector:
         if period is None:
             raise InputError(f"{NAME}: a period is required (the query is run for a date range)")
         source_id = config.get("id", NAME)
+        redact_sdk_logs(SDK_LOGGERS)
         scope, cost_type = config["scope"].rstrip("/"), config["cost_type"]
         self._claim(scope, str(period), cost_type, source_id)
         client = self._client_factory(config.get("endpoint", "https://management.azure.com"))

@@ -47,7 +47,6 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
 def default_container(account_url: str, container: str) -> Any:
     from azure.storage.blob import ContainerClient
 
-    redact_sdk_logs(SDK_LOGGERS)
     return ContainerClient(account_url, container, credential=default_credential(), retry_total=0,
                            connection_timeout=CONNECTION_TIMEOUT, read_timeout=READ_TIMEOUT)
 
@@ -65,6 +64,7 @@ class FocusExportCollector:
         if period is None:
             raise InputError(f"{NAME}: a period is required (export runs cover one month)")
         source_id = config.get("id", NAME)
+        redact_sdk_logs(SDK_LOGGERS)
         container = self._container_factory(config["account_url"], config["container"])
         where = f"{config['account_url'].rstrip('/')}/{config['container']}"
         manifest_name, manifest = self._manifest(container, config["path"].strip("/"), period, where)

@@ -16,9 +16,14 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 CONNECTION_TIMEOUT = 10
 READ_TIMEOUT = 120
 
-#: azure-core loggers that could print request headers at DEBUG (they redact Authorization
-#: themselves; the shared redactor is a second lock).
-SDK_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "azure.core.pipeline.transport")
+#: Azure SDK loggers that print request headers: the network-trace policies (``logging_enable``)
+#: log Authorization in clear; the default HTTP logging policy redacts it itself.
+SDK_LOGGERS = (
+    "azure.core.pipeline.policies._universal",
+    "azure.core.pipeline.policies.http_logging_policy",
+    "azure.storage.blob._shared.policies",
+    "azure.identity",
+)
 
 
 class Throttled(Exception):

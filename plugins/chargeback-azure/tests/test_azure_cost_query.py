@@ -87,8 +87,7 @@ def test_three_pages_follow_next_link_with_exact_decimals():
 
 
 def test_empty_tag_values_are_untagged_and_days_are_charge_periods():
-    source, _ = run({None: [query_page(json.loads(PAGE_1)["properties"]["rows"] and
-                                        ['[1, 20261031, "Storage", "team", "", "USD"]'])]})
+    source, _ = run({None: [query_page(['[1, 20261031, "Storage", "team", "", "USD"]'])]})
     [row] = source.table.to_pylist()
     assert row["Tags"] == "{}"
     assert row["ChargePeriodStart"].isoformat() == "2026-10-31T00:00:00+00:00"
