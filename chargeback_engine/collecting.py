@@ -39,7 +39,7 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------- exact numbers
 
 #: Wide enough for any double's shortest repr and any provider's decimal text.
-_WIDE = pa.decimal256(60, 30)
+_WIDE = pa.decimal256(70, 40)
 
 
 def decimal_from_double(value: float) -> Decimal:
