@@ -238,7 +238,7 @@ class BigQueryBillingCollector:
                     if len(rates) == 1:
                         money = rates[0].unit_price
                         price = Decimal(money.units) + Decimal(money.nanos).scaleb(-9)
-                        prices[(sku.sku_id, money.currency_code)] = (price, info.pricing_expression.usage_unit)
+                        prices[(sku.sku_id, money.currency_code)] = (price, info.pricing_expression.usage_unit_description)
         checked = differing = 0
         for row in raw.select(["sku_id", "currency", "pricing_quantity", "pricing_unit", "list_cost"]).to_pylist():
             known = prices.get((row["sku_id"], row["currency"]))

@@ -185,13 +185,13 @@ def test_catalog_list_prices_in_units_and_nanos():
                          "resourceGroup": "N1Standard", "usageType": "OnDemand"},
             "serviceRegions": ["us-central1"],
             "pricingInfo": [{"effectiveTime": "2026-10-01T00:00:00Z", "pricingExpression": {
-                "usageUnit": "h", "displayQuantity": 1, "baseUnit": "s", "baseUnitConversionFactor": 3600,
+                "usageUnit": "h", "usageUnitDescription": "hour", "displayQuantity": 1, "baseUnit": "s", "baseUnitConversionFactor": 3600,
                 "tieredRates": [{"startUsageAmount": 0,
                                  "unitPrice": {"currencyCode": "USD", "units": "0", "nanos": 47500000}}]},
                 "currencyConversionRate": 1}],
             "serviceProviderName": "Google"}], "nextPageToken": ""}))
         source = collect(server, dict(CONFIG, list_price_services=["services/6F81-5844-456A"]))
-    assert source.details["list_price_check"] == {"checked": 0, "differing": 0, "catalog_skus": 1}
+    assert source.details["list_price_check"] == {"checked": 2, "differing": 1, "catalog_skus": 1}
 
 
 def test_an_unknown_period_is_required():
