@@ -1,0 +1,111 @@
+"""The assembled policy schema: valid 2020-12, strict, editor-friendly, and in sync with the file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from jsonschema import Draft202012Validator
+
+from chargeback_engine.cli import main
+from chargeback_engine.errors import PluginError
+from chargeback_engine.hookspecs import ENTRY_POINT_GROUP
+from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.policy.schema import SCHEMA_ID, assemble_schema, render_schema
+
+SCHEMA_FILE = Path(__file__).parents[2] / "schemas" / "policy.v1.schema.json"
+
+
+def builtin_registry() -> Registry:
+    """Only the plugins this distribution itself declares, whatever else is installed."""
+    names = [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.dist and ep.dist.name == "chargeback-engine"]
+    pm = get_plugin_manager(allow=names, block=[ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)
+                                                if ep.name not in names])
+    return build_registry(pm)
+
+
+def subschemas(schema: Any) -> Iterator[Mapping[str, Any]]:
+    if isinstance(schema, Mapping):
+        yield schema
+        for value in schema.values():
+            yield from subschemas(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from subschemas(item)
+
+
+def test_the_schema_file_is_the_live_assembly_with_the_builtin_plugins() -> None:
+    """If this fails, regenerate: chargeback --allow-plugin <each built-in> schema > schemas/policy.v1.schema.json"""
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == render_schema(assemble_schema(builtin_registry()))
+
+
+def test_the_schema_file_is_a_valid_draft_2020_12_schema_with_an_id() -> None:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == SCHEMA_ID
+
+
+def test_plugin_fragments_are_checked_and_assembled(registry: Registry) -> None:
+    schema = assemble_schema(registry)
+    Draft202012Validator.check_schema(schema)
+    defs = schema["$defs"]
+    assert defs["allocate"]["oneOf"] == [{"$ref": f"#/$defs/allocate.{n}"} for n in sorted(registry.allocators)]
+    assert defs["allocate.weights"]["properties"]["method"] == {"const": "weights"}
+    assert defs["allocate.weights"]["required"][0] == "method"
+    assert defs["source"]["oneOf"] == [{"$ref": "#/$defs/source.test-files"}]
+    assert "oneOf" not in defs["export"]  # no exporter registered: only the discriminator is required
+
+
+@pytest.mark.parametrize("use_plugins", [False, True])
+def test_only_keywords_editors_support_and_closed_objects_everywhere(registry: Registry, use_plugins: bool) -> None:
+    schema = assemble_schema(registry if use_plugins else Registry())
+    for sub in subschemas(schema):
+        assert not {"unevaluatedProperties", "prefixItems", "$dynamicRef", "$dynamicAnchor"} & set(sub)
+        if "properties" in sub and isinstance(sub["properties"], Mapping) and "type" in sub:
+            closed = sub.get("additionalProperties") is False
+            keyed_map = "propertyNames" in sub and isinstance(sub.get("additionalProperties"), Mapping)
+            assert closed or keyed_map, sub
+
+
+def test_ids_and_texts_are_patterned_and_capped() -> None:
+    defs = assemble_schema(Registry())["$defs"]
+    assert defs["id"]["pattern"] == "^[a-z0-9][a-z0-9-]{0,62}$"
+    assert defs["cost-center-id"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    assert defs["spec"]["properties"]["rules"]["maxItems"] == 1000
+    assert defs["rule"]["properties"]["description"]["maxLength"] == 2000
+
+
+def test_an_invalid_plugin_fragment_is_reported_by_plugin_name() -> None:
+    from chargeback_engine import hookimpl
+
+    class Bad:
+        name = "bad"
+        params_schema = {"type": "object", "properties": {"x": {"type": "no-such-type"}}}
+
+        def check(self, params, policy):  # type: ignore[no-untyped-def]
+            return []
+
+        def targets(self, params, policy):  # type: ignore[no-untyped-def]
+            return frozenset()
+
+    class Plugin:
+        @hookimpl
+        def chargeback_register_allocators(self, register):  # type: ignore[no-untyped-def]
+            register(Bad())
+
+    pm = get_plugin_manager(load_entry_points=False)
+    pm.register(Plugin(), name="bad-plugin")
+    with pytest.raises(PluginError, match="plugin 'bad-plugin': the schema of 'bad' is invalid"):
+        assemble_schema(build_registry(pm))
+
+
+def test_chargeback_schema_prints_the_assembled_schema() -> None:
+    result = CliRunner().invoke(main, ["schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.output) == assemble_schema(build_registry(get_plugin_manager()))
