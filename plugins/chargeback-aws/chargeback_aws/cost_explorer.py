@@ -86,7 +86,10 @@ class CostExplorerCollector:
             raise InputError(f"{NAME}: a period is required (Cost Explorer is queried by date range)")
         source_id = config.get("id", NAME)
         redact_sdk_logs(SDK_LOGGERS)
-        client = self._client_factory("ce", config.get("region", "us-east-1"))
+        region = config.get("region", "us-east-1")
+        client = self._client_factory("ce", region)
+        sts = self._client_factory("sts", region)
+        account = call(self._retry, lambda: sts.get_caller_identity()["Account"], f"{NAME}: GetCallerIdentity")
         groups = [_group_definition(g) for g in config.get("group_by", [])]
         request: dict[str, Any] = {
             "TimePeriod": {"Start": period.start.isoformat(), "End": period.end.isoformat()},
@@ -113,7 +116,7 @@ class CostExplorerCollector:
         if estimated:
             log.warning("aws.cost_explorer.estimated", source=source_id, periods=len(estimated))
         rounding = Rounding()
-        table = _table(rows, account_names, request["Metrics"], rounding, source_id, period)
+        table = _table(rows, account_names, request["Metrics"], rounding, source_id, period, account)
         details = {**table_details(table), **pages.as_details(), "estimated": sorted(estimated),
                    "rounding": rounding.as_details()}
         yield CollectedSource(source_id, table, content_version(table), details)
@@ -163,7 +166,8 @@ def _rows(result: Mapping[str, Any], groups: list[dict[str, str]], metrics: list
 
 
 def _table(rows: list[dict[str, Any]], account_names: Mapping[str, str], metrics: list[str], rounding: Rounding,
-           source_id: str, period: Period) -> pa.Table:
+           source_id: str, period: Period, account: str) -> pa.Table:
+    """Rows as the cost table; BillingAccountId is the account whose Cost Explorer was asked."""
     def midnight(day: str) -> datetime:
         return datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
 
@@ -177,6 +181,7 @@ def _table(rows: list[dict[str, Any]], account_names: Mapping[str, str], metrics
         "EffectiveCost": to_money(pa.array([r["EffectiveCost"] for r in rows], pa.string()), column=metrics[1],
                                   where=where, rounding=rounding),
         "BillingCurrency": text("BillingCurrency"),
+        "BillingAccountId": pa.array([account] * len(rows), pa.string()),
         "BillingPeriodStart": pa.array([midnight(period.start.isoformat())] * len(rows), focus.TIMESTAMP),
         "BillingPeriodEnd": pa.array([midnight(period.end.isoformat())] * len(rows), focus.TIMESTAMP),
         "ChargePeriodStart": pa.array([midnight(r["start"]) for r in rows], focus.TIMESTAMP),

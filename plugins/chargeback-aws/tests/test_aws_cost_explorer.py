@@ -71,9 +71,24 @@ def stubbed(responses: list[tuple[dict, str | None]]):
     return client, stubber
 
 
+def factory(ce_client):
+    """Cost Explorer from the test's stubber; STS answers GetCallerIdentity for the payer account."""
+    def client_for(service: str, region: str | None):
+        if service == "ce":
+            return ce_client
+        sts = boto3.client("sts", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+        stubber = Stubber(sts)
+        stubber.add_response("get_caller_identity", {"UserId": "AIDAEXAMPLE", "Account": "999999999999",
+                                                     "Arn": "arn:aws:iam::999999999999:user/finops"})
+        stubber.activate()
+        return sts
+
+    return client_for
+
+
 def collect(client, config=CONFIG, clock=None):
     retry = RetryPolicy(clock=clock or FakeClock(), rng=random.Random(7))
-    collector = CostExplorerCollector(client_factory=lambda service, region: client, retry=retry)
+    collector = CostExplorerCollector(client_factory=factory(client), retry=retry)
     [source] = collector.collect(config, PERIOD)
     return source
 
@@ -90,6 +105,7 @@ def test_three_pages_are_followed_and_amounts_stay_exact():
     assert source.details["pages"] == 3
     assert source.details["estimated"] == ["2026-10-03"]
     assert table["SubAccountName"].to_pylist()[0] == "payments-prod"
+    assert set(table["BillingAccountId"].to_pylist()) == {"999999999999"}
 
 
 def test_an_empty_tag_value_means_untagged():
@@ -139,7 +155,7 @@ def test_retries_stop_at_the_deadline():
         stubber.add_client_error("get_cost_and_usage", "ThrottlingException", "Rate exceeded", 400)
     clock = FakeClock()
     retry = RetryPolicy(deadline=120, clock=clock, rng=random.Random(1))
-    collector = CostExplorerCollector(client_factory=lambda s, r: client, retry=retry)
+    collector = CostExplorerCollector(client_factory=factory(client), retry=retry)
     with pytest.raises(InputError, match="deadline"):
         list(collector.collect(CONFIG, PERIOD))
     assert clock.now <= 120
