@@ -131,7 +131,7 @@ class CostQueryCollector:
         for columns, page_rows in self._pages(client, url, body, pages, source_id):
             rows.extend(_records(columns, page_rows, source_id))
         rounding = Rounding()
-        table = _table(rows, rounding, source_id, period)
+        table = _table(rows, rounding, source_id, period, scope)
         details = {**table_details(table), **pages.as_details(), "cost_type": cost_type, "scope": scope,
                    "rounding": rounding.as_details()}
         yield CollectedSource(source_id, table, content_version(table), details)
@@ -224,7 +224,8 @@ def _records(columns: list[str], rows: list[list[Any]], source_id: str) -> Itera
         yield record
 
 
-def _table(records: list[dict[str, Any]], rounding: Rounding, source_id: str, period: Period) -> pa.Table:
+def _table(records: list[dict[str, Any]], rounding: Rounding, source_id: str, period: Period, scope: str) -> pa.Table:
+    """Records as the cost table; BillingAccountId is the queried scope, the account the costs roll up to."""
     def midnight(day: date) -> datetime:
         return datetime.combine(day, datetime.min.time(), UTC)
 
@@ -236,6 +237,7 @@ def _table(records: list[dict[str, Any]], rounding: Rounding, source_id: str, pe
         "BilledCost": cost,
         "EffectiveCost": cost,
         "BillingCurrency": pa.array([r["currency"] for r in records], pa.string()),
+        "BillingAccountId": pa.array([scope] * n, pa.string()),
         "BillingPeriodStart": pa.array([midnight(period.start)] * n, focus.TIMESTAMP),
         "BillingPeriodEnd": pa.array([midnight(period.end)] * n, focus.TIMESTAMP),
         "ChargePeriodStart": pa.array([midnight(r.get("start", period.start)) for r in records], focus.TIMESTAMP),
