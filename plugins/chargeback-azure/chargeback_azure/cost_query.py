@@ -26,7 +26,7 @@ from chargeback_azure.http import (
     SDK_LOGGERS,
     Throttled,
     default_credential,
-    retry_after,
+    call,
     retry_wait,
 )
 from chargeback_engine import focus
@@ -152,8 +152,7 @@ class CostQueryCollector:
         next_url: str | None = url
         while next_url is not None:
             request_url = next_url
-            document = self._retry.call(lambda: _post(client, request_url, body, source_id),
-                                        retry_after=retry_after, what=f"{NAME}: Query - Usage")
+            document = call(self._retry, lambda: _post(client, request_url, body, source_id), f"{NAME}: Query - Usage")
             properties = document.get("properties", {})
             next_url = properties.get("nextLink") or None
             page_rows = properties.get("rows", [])

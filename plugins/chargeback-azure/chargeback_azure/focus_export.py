@@ -17,7 +17,7 @@ from typing import IO, Any
 import pyarrow as pa
 import structlog
 
-from chargeback_azure.http import CONNECTION_TIMEOUT, READ_TIMEOUT, SDK_LOGGERS, default_credential, retry_after
+from chargeback_azure.http import CONNECTION_TIMEOUT, READ_TIMEOUT, SDK_LOGGERS, call, default_credential
 from chargeback_engine import focus
 from chargeback_engine.collecting import RetryPolicy, focus_mapper, iter_file_batches, redact_sdk_logs, table_details
 from chargeback_engine.components import CollectedSource
@@ -87,9 +87,8 @@ class FocusExportCollector:
 
     def _manifest(self, container: Any, path: str, period: Period, where: str) -> tuple[str, Mapping[str, Any]]:
         """The newest run (by submittedTime) whose date range starts in ``period``."""
-        names = self._retry.call(
-            lambda: [b.name for b in container.list_blobs(name_starts_with=f"{path}/") if b.name.endswith("manifest.json")],
-            retry_after=retry_after, what=f"{NAME}: list blobs")
+        names = call(self._retry, lambda: [b.name for b in container.list_blobs(name_starts_with=f"{path}/")
+                                           if b.name.endswith("manifest.json")], f"{NAME}: list blobs")
         runs: list[tuple[str, str, Mapping[str, Any]]] = []
         for name in names:
             with self._download(container, name) as stream:
@@ -115,4 +114,4 @@ class FocusExportCollector:
             spool.seek(0)
             return spool
 
-        return self._retry.call(download, retry_after=retry_after, what=f"{NAME}: download {name}")
+        return call(self._retry, download, f"{NAME}: download {name}")

@@ -7,10 +7,15 @@ Cost Management's ``x-ms-ratelimit-*-retry-after`` headers) as a floor on the wa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+from chargeback_engine.collecting import RetryPolicy
+from chargeback_engine.errors import InputError
+
+T = TypeVar("T")
 
 #: Seconds; a hung connection must fail and be retried, not hang the run.
 CONNECTION_TIMEOUT = 10
@@ -65,3 +70,12 @@ def retry_after(exc: Exception) -> float | None:
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return 0.0
     return None
+
+
+def call(retry: RetryPolicy, operation: Callable[[], T], what: str) -> T:
+    """Call Azure with retries; an error that retrying cannot fix becomes an InputError naming the call."""
+    try:
+        return retry.call(operation, retry_after=retry_after, what=what)
+    except HttpResponseError as exc:
+        code = exc.error.code if exc.error is not None else exc.reason
+        raise InputError(f"{what}: HTTP {exc.status_code}: {code}") from exc

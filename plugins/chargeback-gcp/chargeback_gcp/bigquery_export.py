@@ -49,7 +49,7 @@ from chargeback_engine.collecting import (
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
-from chargeback_gcp.clients import API_TIMEOUT, QUERY_TIMEOUT, SDK_LOGGERS, GoogleClients, default_clients, retry_after
+from chargeback_gcp.clients import API_TIMEOUT, QUERY_TIMEOUT, SDK_LOGGERS, GoogleClients, call, default_clients
 
 log = structlog.get_logger(__name__)
 
@@ -163,8 +163,8 @@ class BigQueryBillingCollector:
         state = _State(config, period) if config.get("state_dir") and config["kind"] != "focus" else None
         kept = state.load() if state else None
         since = state.mark if state and kept is not None else _EPOCH
-        records, pages = self._retry.call(lambda: self._query(clients, config, period, since, source_id),
-                                          retry_after=retry_after, what=f"{NAME}: query {config['table']}")
+        records, pages = call(self._retry, lambda: self._query(clients, config, period, since, source_id),
+                              f"{NAME}: query {config['table']}")
         rounding = Rounding()
         fresh = _to_arrow(records, rounding, source_id)
         raw = pa.concat_tables([kept, fresh]) if kept is not None else fresh
@@ -207,16 +207,15 @@ class BigQueryBillingCollector:
 
     def _enrich(self, clients: GoogleClients, raw: pa.Table, details: dict[str, Any]) -> pa.Table:
         """BillingAccountName from the Cloud Billing API; projects no longer on the account are reported."""
-        accounts = self._retry.call(
-            lambda: {a.name.removeprefix("billingAccounts/"): a.display_name
-                     for a in clients.billing.list_billing_accounts(timeout=API_TIMEOUT, retry=_NO_RETRY)},
-            retry_after=retry_after, what=f"{NAME}: list billing accounts")
+        accounts = call(self._retry, lambda: {
+            a.name.removeprefix("billingAccounts/"): a.display_name
+            for a in clients.billing.list_billing_accounts(timeout=API_TIMEOUT, retry=_NO_RETRY)
+        }, f"{NAME}: list billing accounts")
         moved: set[str] = set()
         for account in sorted({a for a in raw["billing_account_id"].to_pylist() if a}):
-            linked = self._retry.call(
-                lambda: {p.project_id for p in clients.billing.list_project_billing_info(
-                    name=f"billingAccounts/{account}", timeout=API_TIMEOUT, retry=_NO_RETRY)},
-                retry_after=retry_after, what=f"{NAME}: list projects of a billing account")
+            linked = call(self._retry, lambda: {p.project_id for p in clients.billing.list_project_billing_info(
+                name=f"billingAccounts/{account}", timeout=API_TIMEOUT, retry=_NO_RETRY)},
+                f"{NAME}: list projects of billing account {account}")
             in_data = {p for p, a in zip(raw["project_id"].to_pylist(), raw["billing_account_id"].to_pylist())
                        if a == account and p}
             moved |= in_data - linked
@@ -230,9 +229,10 @@ class BigQueryBillingCollector:
         """Compare ListCost with Catalog list price × quantity for single-tier SKUs (units + nanos, exact)."""
         prices: dict[tuple[str, str], tuple[Decimal, str]] = {}
         for service in services:
-            for sku in self._retry.call(lambda: list(clients.catalog.list_skus(parent=service, timeout=API_TIMEOUT,
-                                                                                retry=_NO_RETRY)),
-                                        retry_after=retry_after, what=f"{NAME}: list SKUs of {service}"):
+            skus = call(self._retry, lambda: list(clients.catalog.list_skus(parent=service, timeout=API_TIMEOUT,
+                                                                             retry=_NO_RETRY)),
+                        f"{NAME}: list SKUs of {service}")
+            for sku in skus:
                 for info in sku.pricing_info[:1]:
                     rates = info.pricing_expression.tiered_rates
                     if len(rates) == 1:

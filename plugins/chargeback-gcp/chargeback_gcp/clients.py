@@ -7,11 +7,17 @@ call and can be tested with a fake clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from google.api_core import exceptions
+
+from chargeback_engine.collecting import RetryPolicy
+from chargeback_engine.errors import InputError
+
+T = TypeVar("T")
 
 #: Seconds for one API call, and for a query job to finish.
 API_TIMEOUT = 60.0
@@ -53,3 +59,11 @@ def retry_after(exc: Exception) -> float | None:
         return float(header) if header else 0.0
     except ValueError:
         return 0.0
+
+
+def call(retry: RetryPolicy, operation: Callable[[], T], what: str) -> T:
+    """Call Google with retries; an error that retrying cannot fix becomes an InputError naming the call."""
+    try:
+        return retry.call(operation, retry_after=retry_after, what=what)
+    except exceptions.GoogleAPICallError as exc:
+        raise InputError(f"{what}: HTTP {exc.code}: {exc.message}") from exc

@@ -126,7 +126,7 @@ def test_a_permission_error_is_not_retried():
     clock = FakeClock()
     with FakeGoogle() as server:
         server.serve_query_pages({None: [denied]})
-        with pytest.raises(Exception, match="Access Denied"):
+        with pytest.raises(InputError, match="HTTP 403: .*Access Denied"):
             collect(server, clock=clock)
     assert clock.sleeps == []
 
