@@ -313,12 +313,12 @@ def iter_file_batches(
     CSV cells stay text (a column of digits is not a number until its mapping says so);
     only ``columns`` that the file has are read, so wide exports cost what they are used for.
     """
-    if name.endswith(".parquet") or name.endswith(".snappy.parquet"):
+    if name.endswith(".parquet"):
         parquet = pq.ParquetFile(stream)
         wanted = [c for c in columns if c in parquet.schema_arrow.names] if columns is not None else None
         yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
         return
-    if name.endswith(".csv.gz") or name.endswith(".gz"):
+    if name.endswith(".gz"):
         text: IO[bytes] = pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), "gzip")
     elif name.endswith(".csv"):
         text = stream

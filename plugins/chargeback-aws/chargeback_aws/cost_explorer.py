@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -17,7 +18,16 @@ import structlog
 
 from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client
 from chargeback_engine import focus
-from chargeback_engine.collecting import redact_sdk_logs, PageLog, RetryPolicy, Rounding, content_version, table_details, tags_json, to_money
+from chargeback_engine.collecting import (
+    PageLog,
+    RetryPolicy,
+    Rounding,
+    content_version,
+    redact_sdk_logs,
+    table_details,
+    tags_json,
+    to_money,
+)
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
@@ -126,7 +136,7 @@ class CostExplorerCollector:
         token: str | None = None
         while True:
             request_page = dict(request, NextPageToken=token) if token else request
-            response = call(self._retry, lambda: client.get_cost_and_usage(**request_page), f"{NAME}: GetCostAndUsage")
+            response = call(self._retry, partial(client.get_cost_and_usage, **request_page), f"{NAME}: GetCostAndUsage")
             token = response.get("NextPageToken") or None
             if pages.accept(response.get("ResultsByTime", []), token):
                 yield response

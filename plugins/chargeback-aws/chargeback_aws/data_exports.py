@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import IO, Any
 from urllib.parse import urlparse
 
@@ -37,7 +37,14 @@ import structlog
 
 from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client
 from chargeback_engine import focus
-from chargeback_engine.collecting import redact_sdk_logs, BatchMapper, RetryPolicy, focus_mapper, iter_file_batches, table_details
+from chargeback_engine.collecting import (
+    BatchMapper,
+    RetryPolicy,
+    focus_mapper,
+    iter_file_batches,
+    redact_sdk_logs,
+    table_details,
+)
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
@@ -193,7 +200,7 @@ class DataExportsCollector:
     def _open(self, s3: Any, bucket: str, key: str) -> IO[bytes]:
         """A spooled local copy: Parquet needs to seek, and a retried download must start clean."""
         def download() -> IO[bytes]:
-            spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+            spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 (the caller closes it)
             s3.download_fileobj(bucket, key, spool)
             spool.seek(0)
             return spool

@@ -9,10 +9,10 @@ from decimal import Decimal
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
-
 from chargeback_aws.clients import default_client
 from chargeback_aws.cost_explorer import CostExplorerCollector
+from moto import mock_aws
+
 from chargeback_engine import focus
 from chargeback_engine.collecting import FakeClock, RetryPolicy
 from chargeback_engine.errors import InputError

@@ -12,10 +12,10 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from moto import mock_aws
-
 from chargeback_aws.clients import default_client
 from chargeback_aws.data_exports import DataExportsCollector
+from moto import mock_aws
+
 from chargeback_engine import focus
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
@@ -142,7 +142,7 @@ def test_commitment_line_types_map_to_amortized_cost(s3):
     by_type = {row["ChargeDescription"] or row["ChargeCategory"] + str(i): row for i, row in enumerate(table)}
     effective = [row["EffectiveCost"] for row in table]
     assert effective == [Decimal("0.0416"), Decimal("0.05"), 0, Decimal("19.75"), Decimal("0.0301"),
-                         Decimal("15.75"), 0, Decimal("18.07"), Decimal("-5")]
+                         Decimal("15.75"), 0, Decimal("18.07"), Decimal(-5)]
     assert [row["CommitmentDiscountType"] for row in table][:3] == [None, "Savings Plan", "Savings Plan"]
     assert [row["ChargeCategory"] for row in table] == [
         "Usage", "Usage", "Credit", "Purchase", "Usage", "Purchase", "Purchase", "Tax", "Credit"]

@@ -7,13 +7,13 @@ import random
 from decimal import Decimal
 
 import pyarrow.compute as pc
+from chargeback_aws.clients import default_client
+from chargeback_aws.cost_explorer import CostExplorerCollector
+from chargeback_aws.data_exports import DataExportsCollector
 from test_aws_cost_explorer import PAGE_1, PAGE_2, PAGE_3, factory, stubbed
 from test_aws_data_exports import EFFECTIVE, FILE_1, FILE_2, deliver, gzip_csv, s3  # noqa: F401  (s3 is a fixture)
 
 import chargeback_engine
-from chargeback_aws.clients import default_client
-from chargeback_aws.cost_explorer import CostExplorerCollector
-from chargeback_aws.data_exports import DataExportsCollector
 from chargeback_engine.allocators import tag
 from chargeback_engine.collecting import FakeClock, RetryPolicy
 from chargeback_engine.engine.runner import Engine

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -25,8 +26,8 @@ from chargeback_azure.http import (
     READ_TIMEOUT,
     SDK_LOGGERS,
     Throttled,
-    default_credential,
     call,
+    default_credential,
     retry_wait,
 )
 from chargeback_engine import focus
@@ -151,8 +152,7 @@ class CostQueryCollector:
         """POST the query, then POST the same body to each ``nextLink`` until there is none."""
         next_url: str | None = url
         while next_url is not None:
-            request_url = next_url
-            document = call(self._retry, lambda: _post(client, request_url, body, source_id), f"{NAME}: Query - Usage")
+            document = call(self._retry, partial(_post, client, next_url, body, source_id), f"{NAME}: Query - Usage")
             properties = document.get("properties", {})
             next_url = properties.get("nextLink") or None
             page_rows = properties.get("rows", [])

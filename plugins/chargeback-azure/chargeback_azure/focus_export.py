@@ -17,9 +17,21 @@ from typing import IO, Any
 import pyarrow as pa
 import structlog
 
-from chargeback_azure.http import CONNECTION_TIMEOUT, READ_TIMEOUT, SDK_LOGGERS, call, default_credential
+from chargeback_azure.http import (
+    CONNECTION_TIMEOUT,
+    READ_TIMEOUT,
+    SDK_LOGGERS,
+    call,
+    default_credential,
+)
 from chargeback_engine import focus
-from chargeback_engine.collecting import RetryPolicy, focus_mapper, iter_file_batches, redact_sdk_logs, table_details
+from chargeback_engine.collecting import (
+    RetryPolicy,
+    focus_mapper,
+    iter_file_batches,
+    redact_sdk_logs,
+    table_details,
+)
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
@@ -109,7 +121,7 @@ class FocusExportCollector:
     def _download(self, container: Any, name: str) -> IO[bytes]:
         """A spooled local copy: Parquet needs to seek, and a retried download must start clean."""
         def download() -> IO[bytes]:
-            spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+            spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 (the caller closes it)
             container.download_blob(name).readinto(spool)
             spool.seek(0)
             return spool

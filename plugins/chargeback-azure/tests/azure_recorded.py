@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 import requests
@@ -71,10 +71,10 @@ class RecordedTransport(HttpTransport):
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> RecordedTransport:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *args: Any) -> None:
+    def __exit__(self, *args: object) -> None:
         pass
 
 

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 from azure.mgmt.costmanagement import CostManagementClient
 from azure_recorded import FakeCredential, RecordedTransport, json_response, sequence
-
 from chargeback_azure.cost_query import CostQueryCollector
+
 from chargeback_engine import focus
 from chargeback_engine.collecting import FakeClock, RetryPolicy
 from chargeback_engine.errors import InputError
@@ -110,7 +110,7 @@ def test_a_full_last_page_without_next_link_is_flagged():
     rows = [f'[0.01, 20261001, "Storage", "team", "t{i}", "USD"]' for i in range(1000)]
     source, _ = run({None: [query_page(rows)]})
     assert source.details["possibly_truncated"] is True
-    assert sum(source.table["BilledCost"].to_pylist()) == Decimal("10")
+    assert sum(source.table["BilledCost"].to_pylist()) == Decimal(10)
 
 
 def test_429_waits_at_least_retry_after():

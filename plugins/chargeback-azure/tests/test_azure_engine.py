@@ -8,13 +8,25 @@ from decimal import Decimal
 import pyarrow.compute as pc
 from azure.mgmt.costmanagement import CostManagementClient
 from azure.storage.blob import ContainerClient
-from azure_recorded import BlobContainer, FakeCredential, RecordedTransport, json_response
-from test_azure_cost_query import PAGE_1, PAGE_2, PAGE_3, QUERY_PATH, TOTAL, by_skiptoken
+from azure_recorded import (
+    BlobContainer,
+    FakeCredential,
+    RecordedTransport,
+    json_response,
+)
+from chargeback_azure.cost_query import CostQueryCollector
+from chargeback_azure.focus_export import FocusExportCollector
+from test_azure_cost_query import (
+    PAGE_1,
+    PAGE_2,
+    PAGE_3,
+    QUERY_PATH,
+    TOTAL,
+    by_skiptoken,
+)
 from test_azure_focus_export import ACCOUNT, deliver, focus_row
 
 import chargeback_engine
-from chargeback_azure.cost_query import CostQueryCollector
-from chargeback_azure.focus_export import FocusExportCollector
 from chargeback_engine.allocators import tag
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.exporters import files

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 from azure.storage.blob import ContainerClient
 from azure_recorded import BlobContainer, FakeCredential, RecordedTransport
-
 from chargeback_azure.focus_export import FocusExportCollector
+
 from chargeback_engine import focus
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
@@ -99,7 +99,7 @@ def test_the_newest_run_is_read_partition_by_partition(storage):
     assert source.table.schema == focus.COST_TABLE_SCHEMA
     assert source.version == "run:run-new"
     assert sum(source.table["BilledCost"].to_pylist()) == Decimal("7.6250000001")
-    assert sum(source.table["EffectiveCost"].to_pylist()) == Decimal("7")
+    assert sum(source.table["EffectiveCost"].to_pylist()) == Decimal(7)
     assert source.table["Tags"].to_pylist() == ['{"team": "payments"}', "{}", '{"team": "search"}']
     assert source.details["files"] == 2 and source.details["rows"] == 3
     assert any(r.headers.get("Authorization") == "Bearer fake-token" for r in transport.requests)

@@ -6,15 +6,20 @@ import logging
 
 from azure.mgmt.costmanagement import CostManagementClient
 from azure.storage.blob import ContainerClient
-from azure_recorded import BlobContainer, FakeCredential, RecordedTransport, json_response, sequence
-from test_azure_cost_query import CONFIG as QUERY_CONFIG
-from test_azure_cost_query import PAGE_3, QUERY_PATH
-from test_azure_focus_export import ACCOUNT, focus_row
-from test_azure_focus_export import CONFIG as EXPORT_CONFIG
-from test_azure_focus_export import deliver
-
+from azure_recorded import (
+    BlobContainer,
+    FakeCredential,
+    RecordedTransport,
+    json_response,
+    sequence,
+)
 from chargeback_azure.cost_query import CostQueryCollector
 from chargeback_azure.focus_export import FocusExportCollector
+from test_azure_cost_query import CONFIG as QUERY_CONFIG
+from test_azure_cost_query import PAGE_3, QUERY_PATH
+from test_azure_focus_export import ACCOUNT, deliver, focus_row
+from test_azure_focus_export import CONFIG as EXPORT_CONFIG
+
 from chargeback_engine.periods import Period
 
 CANARY = "canary-eyJ0eXAiOiJKV1QiLCJhbGciOi-Zq81"

@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,14 @@ from chargeback_engine.collecting import (
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
-from chargeback_gcp.clients import API_TIMEOUT, QUERY_TIMEOUT, SDK_LOGGERS, GoogleClients, call, default_clients
+from chargeback_gcp.clients import (
+    API_TIMEOUT,
+    QUERY_TIMEOUT,
+    SDK_LOGGERS,
+    GoogleClients,
+    call,
+    default_clients,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -213,9 +221,8 @@ class BigQueryBillingCollector:
         }, f"{NAME}: list billing accounts")
         moved: set[str] = set()
         for account in sorted({a for a in raw["billing_account_id"].to_pylist() if a}):
-            linked = call(self._retry, lambda: {p.project_id for p in clients.billing.list_project_billing_info(
-                name=f"billingAccounts/{account}", timeout=API_TIMEOUT, retry=_NO_RETRY)},
-                f"{NAME}: list projects of billing account {account}")
+            linked = call(self._retry, partial(_linked_projects, clients, account),
+                          f"{NAME}: list projects of billing account {account}")
             in_data = {p for p, a in zip(raw["project_id"].to_pylist(), raw["billing_account_id"].to_pylist())
                        if a == account and p}
             moved |= in_data - linked
@@ -229,9 +236,7 @@ class BigQueryBillingCollector:
         """Compare ListCost with Catalog list price × quantity for single-tier SKUs (units + nanos, exact)."""
         prices: dict[tuple[str, str], tuple[Decimal, str]] = {}
         for service in services:
-            skus = call(self._retry, lambda: list(clients.catalog.list_skus(parent=service, timeout=API_TIMEOUT,
-                                                                             retry=_NO_RETRY)),
-                        f"{NAME}: list SKUs of {service}")
+            skus = call(self._retry, partial(_skus, clients, service), f"{NAME}: list SKUs of {service}")
             for sku in skus:
                 for info in sku.pricing_info[:1]:
                     rates = info.pricing_expression.tiered_rates
@@ -250,6 +255,16 @@ class BigQueryBillingCollector:
         if differing:
             log.warning("gcp.list_price_mismatch", rows=differing, checked=checked)
         return {"checked": checked, "differing": differing, "catalog_skus": len(prices)}
+
+
+def _linked_projects(clients: GoogleClients, account: str) -> set[str]:
+    pages = clients.billing.list_project_billing_info(name=f"billingAccounts/{account}", timeout=API_TIMEOUT,
+                                                      retry=_NO_RETRY)
+    return {p.project_id for p in pages}
+
+
+def _skus(clients: GoogleClients, service: str) -> list[Any]:
+    return list(clients.catalog.list_skus(parent=service, timeout=API_TIMEOUT, retry=_NO_RETRY))
 
 
 def _to_arrow(records: list[dict[str, Any]], rounding: Rounding, source_id: str) -> pa.Table:

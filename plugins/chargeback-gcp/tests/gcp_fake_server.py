@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 from chargeback_gcp.bigquery_export import _COLUMNS
@@ -119,11 +119,11 @@ class FakeGoogle:
         self.route("GET", "/bigquery/v2/projects/acme-billing/queries/", handler)
         self.route("GET", "/bigquery/v2/projects/acme-billing/jobs/", lambda path, query, body: ok(job_resource()))
 
-    def __enter__(self) -> FakeGoogle:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
-    def __exit__(self, *args: Any) -> None:
+    def __exit__(self, *args: object) -> None:
         self.server.shutdown()
         self.server.server_close()
 

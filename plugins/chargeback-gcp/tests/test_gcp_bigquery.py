@@ -9,6 +9,12 @@ from decimal import Decimal
 
 import jsonschema
 import pytest
+from chargeback_gcp.bigquery_export import (
+    PAGE_ROWS,
+    BigQueryBillingCollector,
+    build_query,
+)
+from chargeback_gcp.clients import GoogleClients
 from gcp_fake_server import FakeGoogle, ok, result_page
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, billing_v1
@@ -17,8 +23,6 @@ from chargeback_engine import focus
 from chargeback_engine.collecting import FakeClock, RetryPolicy
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
-from chargeback_gcp.bigquery_export import PAGE_ROWS, BigQueryBillingCollector, build_query
-from chargeback_gcp.clients import GoogleClients
 
 PERIOD = Period(2026, 10)
 CONFIG = {"id": "gcp", "collector": "gcp-bigquery-billing", "kind": "standard",
@@ -106,7 +110,7 @@ def test_a_full_last_page_without_a_token_is_flagged():
         server.serve_query_pages({None: [ok(result_page([line(1, "0.01", sku_id=str(i)) for i in range(PAGE_ROWS)], None))]})
         source = collect(server)
     assert source.details["possibly_truncated"] is True
-    assert sum(source.table["BilledCost"].to_pylist()) == Decimal("100")
+    assert sum(source.table["BilledCost"].to_pylist()) == Decimal(100)
 
 
 def test_rate_limits_are_retried_with_backoff_on_a_fake_clock():

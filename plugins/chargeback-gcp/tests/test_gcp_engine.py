@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 
 import pyarrow.compute as pc
+from chargeback_gcp.bigquery_export import BigQueryBillingCollector
 from gcp_fake_server import FakeGoogle
 from test_gcp_bigquery import CONFIG, TOTAL, clients_for, three_pages
 
@@ -15,7 +16,6 @@ from chargeback_engine.engine.runner import Engine
 from chargeback_engine.exporters import files
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.testing import make_registry
-from chargeback_gcp.bigquery_export import BigQueryBillingCollector
 
 POLICY = f"""\
 apiVersion: chargeback/v1

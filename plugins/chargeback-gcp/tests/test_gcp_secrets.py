@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 import google.oauth2.credentials
+from chargeback_gcp.bigquery_export import BigQueryBillingCollector
+from chargeback_gcp.clients import GoogleClients
 from gcp_fake_server import FakeGoogle, ok, result_page
 from google.cloud import bigquery, billing_v1
 from test_gcp_bigquery import CONFIG, PAGE_1, PERIOD
-
-from chargeback_gcp.bigquery_export import BigQueryBillingCollector
-from chargeback_gcp.clients import GoogleClients
 
 CANARY = "ya29.canary-Hk29dLq0vPz7"
 
