@@ -51,6 +51,8 @@ class InputInfo:
     sha256: str
     rows: int
     path: str | None = None
+    version: str | None = None  # the collector's source version: changes when the provider restates
+    details: Mapping[str, Any] = field(default_factory=dict)  # the collector's row counts, totals, paging
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ class Engine:
         for item in inputs:
             if isinstance(item, CollectedSource):
                 sources.append(item)
-                infos.append(InputInfo(item.source_id, _table_sha256(item.table), item.table.num_rows))
+                infos.append(_info(item))
             elif isinstance(item, pa.Table):
                 source_id = item["x_SourceId"][0].as_py() if item.num_rows and "x_SourceId" in item.column_names else "table"
                 sources.append(CollectedSource(source_id, item, _table_sha256(item)))
@@ -162,7 +164,7 @@ class Engine:
             name = entry.get("collector") or entry.get("type")
             collected = list(self._collector(name).collect(entry, period))
             sources.extend(collected)
-            infos.extend(InputInfo(s.source_id, _table_sha256(s.table), s.table.num_rows) for s in collected)
+            infos.extend(_info(s) for s in collected)
         return sources, infos
 
     def _collector(self, name: str):  # type: ignore[no-untyped-def]
@@ -325,6 +327,11 @@ def _table_sha256(table: pa.Table) -> str:
     return "sha256:" + hashlib.sha256(sink.getvalue()).hexdigest()
 
 
+def _info(source: CollectedSource) -> InputInfo:
+    return InputInfo(source.source_id, _table_sha256(source.table), source.table.num_rows,
+                     version=source.version, details=source.details)
+
+
 def _rows_of(records: pa.Table, info: InputInfo) -> int:
     return pc.sum(pc.equal(records["x_SourceId"], info.source_id)).as_py() or 0
 
@@ -336,7 +343,9 @@ def describe(result: RunResult) -> Mapping[str, Any]:
         "run_id": result.run_id,
         "period": str(result.period),
         "policy": {"name": result.policy.name, "version": result.policy.version, "hash": result.policy.content_hash},
-        "inputs": [{"source_id": i.source_id, "path": i.path, "sha256": i.sha256, "rows": i.rows} for i in result.inputs],
+        "inputs": [{"source_id": i.source_id, "path": i.path, "sha256": i.sha256, "rows": i.rows,
+                    **({"version": i.version, "details": dict(i.details)} if i.version else {})}
+                   for i in result.inputs],
         "rows": {"input": result.records.num_rows, "ledger": result.allocations.num_rows,
                  "schedule": result.schedule.num_rows, "decisions": result.decisions.num_rows},
         "totals": {c: {k: str(v) for k, v in t.items()} for c, t in result.totals().items()},
