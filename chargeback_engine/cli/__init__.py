@@ -63,3 +63,9 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
     """Allocate cloud spend to cost centers with versioned, tested policies."""
     configure_logging(log_format, verbose)
     ctx.obj = CliState(allow=allow or None, block=block)
+
+
+from chargeback_engine.cli.finance import COMMANDS as _FINANCE_COMMANDS  # noqa: E402
+
+for _command in _FINANCE_COMMANDS:
+    main.add_command(_command)

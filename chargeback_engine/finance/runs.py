@@ -9,12 +9,15 @@ becomes adjustment lines in the next open period, each naming the period and run
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 import structlog
 
@@ -234,3 +237,38 @@ def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
     log.info("finance.run.recorded", run_key=key, period=period, lines=len(rows), restated=restated)
     return IngestResult(run_key=key, committed=True, period=period, restated=restated,
                         adjustment_period=str(target) if target else None, adjustments=count, totals=_totals(rows))
+
+
+def _manifest_versions(manifest_path: Path) -> dict[str, str]:
+    """Source versions from an engine run manifest: each input's SHA-256 is its version."""
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    inputs = manifest.get("inputs")
+    if isinstance(inputs, Mapping):
+        inputs = [{"path": path, **(value if isinstance(value, Mapping) else {"sha256": value})}
+                  for path, value in inputs.items()]
+    versions = {}
+    for item in inputs or []:
+        source = item.get("source_id") or item.get("path")
+        version = item.get("version") or item.get("sha256")
+        if source and version:
+            versions[str(source)] = str(version)
+    if not versions:
+        raise InputError(f"{manifest_path}: no inputs with a path and sha256 to version the run by")
+    return versions
+
+
+def run_from_files(ledger_path: Path, policy_paths: Sequence[Path], period: Period,
+                   source_versions: Mapping[str, str] | None = None, manifest_path: Path | None = None,
+                   decisions_path: Path | None = None) -> RunInput:
+    """A run from the engine's output files: the ledger Parquet, its policy and its source versions."""
+    from chargeback_engine.policy.loader import load_policies
+
+    versions = dict(source_versions or {})
+    if not versions and manifest_path is not None:
+        versions = _manifest_versions(manifest_path)
+    if not versions:
+        raise InputError("a run needs source versions: pass --source-version ID=VERSION or --manifest")
+    policy = load_policies(policy_paths).for_period(period)
+    ledger = pq.read_table(ledger_path)
+    decided = pq.read_table(decisions_path) if decisions_path else None
+    return RunInput.from_policy(policy, period, ledger, versions, decided)
