@@ -92,7 +92,7 @@ def close_period(engine: sa.Engine, period: Period | str, settings: FinanceSetti
                  "currency": inv.currency, "subtotal": inv.subtotal, "markup": inv.markup, "total": inv.total,
                  "audit_head": head, "document": canonical_json(inv.document())} for inv in result.invoices])
         notes = [{"dispute_id": l.reference, "invoice_id": inv.invoice_id, "period": period, "amount": -l.amount,
-                  "currency": inv.currency} for inv in result.invoices for l in inv.lines if l.category == "credit"]
+                  "currency": inv.currency} for inv in result.invoices for l in inv.lines if l.is_credit_note]
         if notes:
             connection.execute(credit_notes.insert(), notes)
         batch = build_batch(period, "close", "", head,

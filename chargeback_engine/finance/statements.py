@@ -55,6 +55,11 @@ class StatementLine:
     exact_amount: Decimal
     amount: Decimal  # rounded to the currency's minor unit
 
+    @property
+    def is_credit_note(self) -> bool:
+        """A dispute credit (ledger credits, such as provider refunds, carry no reference)."""
+        return self.category == "credit" and bool(self.reference)
+
 
 def minor(amount: Decimal, currency: str) -> str:
     """An amount written with exactly the currency's minor-unit digits (JPY 0, USD 2, KWD 3)."""
@@ -87,14 +92,14 @@ class Invoice:
 
     @property
     def credit_notes(self) -> tuple[str, ...]:
-        return tuple(line.reference for line in self.lines if line.category == "credit")
+        return tuple(line.reference for line in self.lines if line.is_credit_note)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Invoice:
         """Rebuild an issued invoice from its stored document (the document is the record)."""
         c = doc["currency"]
         lines = tuple(StatementLine(doc["cost_center"], "invoice", line["service_name"], line["category"],
-                                    line["reference"], c, Decimal(line["amount"]), Decimal(line["amount"]))
+                                    line["reference"], c, Decimal(line["exact_amount"]), Decimal(line["amount"]))
                       for line in doc["lines"])
         return cls(doc["invoice_id"], doc["period"], doc["cost_center"], doc["cost_center_name"], doc["entity"],
                    doc["payer_entity"], doc["gl_account"], c, lines, Decimal(doc["subtotal"]), Decimal(doc["markup_rate"]),
@@ -107,7 +112,8 @@ class Invoice:
             "cost_center": self.cost_center, "cost_center_name": self.cost_center_name,
             "entity": self.entity, "payer_entity": self.payer_entity, "gl_account": self.gl_account, "currency": c,
             "lines": [{"service_name": line.service_name, "category": line.category, "reference": line.reference,
-                       "amount": minor(line.amount, c)} for line in self.lines],
+                       "exact_amount": money_text(line.exact_amount), "amount": minor(line.amount, c)}
+                      for line in self.lines],
             "subtotal": minor(self.subtotal, c), "markup_rate": money_text(self.markup_rate),
             "markup": minor(self.markup, c), "total": minor(self.total, c),
             "credit_notes": list(self.credit_notes), "run_key": self.run_key, "audit_head": self.audit_head,

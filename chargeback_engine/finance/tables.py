@@ -10,7 +10,7 @@ DELETE. The schema itself is created by the Alembic migrations in ``migrations/`
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,13 +35,19 @@ class Money(TypeDecorator[Decimal]):
         if value is None:
             return None
         amount = Decimal(value)
-        exact = amount.quantize(LEDGER_QUANTUM)
+        with localcontext() as ctx:
+            ctx.prec = 60  # numeric(38,10) needs 38 digits; the default context has 28
+            exact = amount.quantize(LEDGER_QUANTUM)
         if exact != amount:
             raise ValueError(f"{amount} has more than 10 digits after the point")
         return exact if dialect.name == "postgresql" else format(exact, "f")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value).quantize(LEDGER_QUANTUM)
+        if value is None:
+            return None
+        with localcontext() as ctx:
+            ctx.prec = 60
+            return Decimal(value).quantize(LEDGER_QUANTUM)
 
 
 metadata = sa.MetaData()

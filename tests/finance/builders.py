@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.model import CostCenter
+
+if TYPE_CHECKING:
+    from chargeback_engine.finance.runs import RunInput
 
 # (cost_center, service, amount, category, method); amounts as strings for exactness.
 Row = tuple[str, str, str, str, str]
@@ -41,3 +45,25 @@ COST_CENTERS: Sequence[CostCenter] = (
     CostCenter("CC-300", "Research", mode="showback"),
     CostCenter("CC-400", "Mobile", mode="auto", gl_account="6440", entity="ACME-US"),
 )
+
+
+def run_input(period: str, rows: Iterable[Row], version: str = "v1", currency: str = "USD",
+              cost_centers: Sequence[CostCenter] = COST_CENTERS, policy_version: str = "2026.1") -> RunInput:
+    from chargeback_engine.finance.runs import RunInput
+
+    p = Period.parse(period)
+    return RunInput(p, ledger_table(p, rows, currency=currency, policy_version=policy_version), cost_centers,
+                    policy_version, "sha256:policy", {"focus.csv": version}, unallocated="UNALLOCATED")
+
+
+#: A small month: two chargeback cost centers in two entities, a showback one, an auto one, unallocated.
+MONTH: list[Row] = [
+    ("CC-100", "Amazon EC2", "100.123456789", "direct", "tag"),
+    ("CC-100", "Amazon S3", "20.0049", "direct", "tag"),
+    ("CC-200", "Amazon EC2", "50.555", "direct", "tag"),
+    ("CC-200", "Amazon RDS", "-3.3333333333", "credit", "tag"),
+    ("CC-300", "Amazon EC2", "33.3333333333", "direct", "tag"),
+    ("CC-400", "Amazon EC2", "12.5", "shared", "proportional"),
+    ("CC-400", "Amazon S3", "7.777", "direct", "tag"),
+    ("UNALLOCATED", "Amazon EC2", "1.0101", "unallocated", "none"),
+]
