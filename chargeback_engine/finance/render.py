@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -75,6 +76,13 @@ entity {e(invoice.entity or "-")}; billed by {e(invoice.payer_entity or "-")}; p
     return page.encode("utf-8")
 
 
+def _file_stem(invoice: Invoice) -> str:
+    """``PERIOD_COSTCENTER_CURRENCY``; a cost center id unsafe in a file name is replaced and disambiguated."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", invoice.cost_center)
+    suffix = "" if safe == invoice.cost_center else f"_{invoice.invoice_id}"
+    return f"{invoice.period}_{safe}_{invoice.currency}{suffix}"
+
+
 _RENDERERS = {"json": invoice_json, "csv": invoice_csv, "html": invoice_html}
 
 
@@ -89,8 +97,7 @@ def export_invoices(engine: sa.Engine, period: str, out_dir: Path, formats: tupl
         closed = connection.execute(sa.select(period_closes.c.period).where(period_closes.c.period == period)).first()
     if not closed:
         raise ClosedPeriodError(f"period {period} is not closed: invoices are issued when it closes")
-    files = {f"{inv.period}_{inv.cost_center}_{inv.currency}.{fmt}": _RENDERERS[fmt](inv)
-             for inv in issued for fmt in formats}
+    files = {f"{_file_stem(inv)}.{fmt}": _RENDERERS[fmt](inv) for inv in issued for fmt in formats}
     manifest = {"kind": "invoices", "period": period, "audit_head": head,
                 "invoices": [{"invoice_id": inv.invoice_id, "number": inv.number, "total": minor(inv.total, inv.currency),
                               "currency": inv.currency, "audit_head": inv.audit_head} for inv in issued]}
