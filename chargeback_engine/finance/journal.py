@@ -25,8 +25,9 @@ from chargeback_engine.finance.errors import ClosedPeriodError, JournalError
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice
 from chargeback_engine.finance.tables import invoices, journal_batches, journal_entries, journal_lines
+from chargeback_engine.money import LEDGER_QUANTUM
 
-ZERO = Decimal(0)
+ZERO = Decimal(0).quantize(LEDGER_QUANTUM)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class JournalLine:
     @classmethod
     def signed(cls, account: str, cost_center: str | None, amount: Decimal, memo: str) -> JournalLine:
         """A debit for a positive amount, a credit for a negative one (credit notes flip sides)."""
+        amount = amount.quantize(LEDGER_QUANTUM)  # one scale, so stored and rebuilt lines compare and hash alike
         return cls(account, cost_center, max(amount, ZERO), max(-amount, ZERO), memo)
 
     def reversed(self) -> JournalLine:
