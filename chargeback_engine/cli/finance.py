@@ -19,7 +19,7 @@ import click
 from chargeback_engine import finance
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.finance.disputes import STATUSES, TRANSITIONS
-from chargeback_engine.finance.statements import minor
+from chargeback_engine.finance.canonical import minor
 from chargeback_engine.periods import Period
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.canonical import content_id, money_text
+from chargeback_engine.finance.canonical import content_id, minor
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.errors import DisputeError
 from chargeback_engine.finance.settings import FinanceSettings
@@ -99,12 +99,11 @@ class Dispute:
         return self.status in OPEN_STATUSES and _iso(now) > self.due_at
 
     def document(self) -> dict[str, Any]:
-        places = quantum(minor_units(self.currency))
         return {
             "dispute_id": self.dispute_id, "period": self.period, "cost_center": self.cost_center,
             "invoice_id": self.invoice_id, "type": self.dispute_type, "status": self.status,
-            "assignee": self.assignee, "amount": money_text(self.amount.quantize(places)),
-            "credit": money_text(self.credit.quantize(places)), "currency": self.currency,
+            "assignee": self.assignee, "amount": minor(self.amount, self.currency),
+            "credit": minor(self.credit, self.currency), "currency": self.currency,
             "description": self.description, "submitted_by": self.submitted_by,
             "submitted_at": self.submitted_at, "due_at": self.due_at,
             "events": [{"action": e.action, "status": e.status, "actor": e.actor, "at": e.at, "note": e.note,
@@ -247,8 +246,8 @@ def report(engine: sa.Engine, now: datetime | None = None) -> dict[str, Any]:
             bucket["disputed"][dispute.currency] += dispute.amount
             bucket["credited"][dispute.currency] += dispute.credit
     plain = {group: {key: {"count": b["count"],
-                           "disputed": {c: money_text(v) for c, v in sorted(b["disputed"].items())},
-                           "credited": {c: money_text(v) for c, v in sorted(b["credited"].items())}}
+                           "disputed": {c: minor(v, c) for c, v in sorted(b["disputed"].items())},
+                           "credited": {c: minor(v, c) for c, v in sorted(b["credited"].items())}}
                      for key, b in sorted(buckets.items())}
              for group, buckets in groups.items()}
     return {"total": len(everything), "overdue": sum(d.overdue(moment) for d in everything), **plain}

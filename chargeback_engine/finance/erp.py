@@ -31,7 +31,7 @@ from chargeback_engine.finance.errors import ClosedPeriodError
 from chargeback_engine.finance.files import csv_bytes, write_bundle
 from chargeback_engine.finance.journal import JournalBatch, JournalEntry, check_balanced, load_batches
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.statements import minor
+from chargeback_engine.finance.canonical import minor
 from chargeback_engine.periods import Period
 
 

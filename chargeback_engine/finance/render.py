@@ -13,7 +13,8 @@ from chargeback_engine.finance import audit
 from chargeback_engine.finance.errors import ClosedPeriodError
 from chargeback_engine.finance.files import csv_bytes, write_bundle
 from chargeback_engine.finance.journal import issued_invoices
-from chargeback_engine.finance.statements import Invoice, minor
+from chargeback_engine.finance.canonical import minor
+from chargeback_engine.finance.statements import Invoice
 from chargeback_engine.finance.tables import period_closes
 
 INVOICE_FORMATS = ("json", "csv", "html")

@@ -19,13 +19,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.errors import PeriodError
-from chargeback_engine.finance.canonical import canonical_json, content_id, money_text, sha256_text
+from chargeback_engine.finance.canonical import canonical_json, content_id, minor, money_text, sha256_text
 from chargeback_engine.finance.disputes import pending_credits
 from chargeback_engine.finance.rounding import round_conserving, round_total
 from chargeback_engine.finance.runs import aggregate_run, head_run
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import adjustments, ledger_lines, run_cost_centers, runs
-from chargeback_engine.money import minor_units, quantum
 from chargeback_engine.periods import Period
 
 TREATMENTS = ("invoice", "showback", "unallocated")
@@ -59,11 +58,6 @@ class StatementLine:
     def is_credit_note(self) -> bool:
         """A dispute credit (ledger credits, such as provider refunds, carry no reference)."""
         return self.category == "credit" and bool(self.reference)
-
-
-def minor(amount: Decimal, currency: str) -> str:
-    """An amount written with exactly the currency's minor-unit digits (JPY 0, USD 2, KWD 3)."""
-    return money_text(amount.quantize(quantum(minor_units(currency))))
 
 
 @dataclass(frozen=True)
