@@ -156,7 +156,7 @@ class Engine:
                 sources.append(CollectedSource(source_id, item, _table_sha256(item)))
                 infos.append(InputInfo(source_id, _table_sha256(item), item.num_rows))
             else:
-                collected = list(self._collector(FILE_COLLECTOR).collect({"path": str(item)}, period))
+                collected = list(self._collector(FILE_COLLECTOR).collect({"paths": [str(item)]}, period))
                 sources.extend(collected)
                 for file in _files(Path(item)):
                     infos.append(InputInfo(str(file), _file_sha256(file), -1, path=str(file)))
