@@ -334,7 +334,7 @@ def _database() -> duckdb.DuckDBPyConnection:
 def _duckdb_select(table: pa.Table, expressions: list[str]) -> pa.Table:
     con = _database().cursor()  # a connection of its own, so concurrent reads do not share views
     try:
-        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")  # a library prints nothing
         con.register("raw", table)
         return con.sql(f"SELECT {', '.join(expressions)} FROM raw").to_arrow_table()
     finally:
