@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -199,8 +199,9 @@ def test_parquet_doubles_go_through_their_shortest_repr(tmp_path):
     (source,) = collect(tmp_path / "doubles.parquet")
     assert source.table["BilledCost"].to_pylist() == [
         Decimal("0.1"), Decimal("0.3"), Decimal("0.0000001"), Decimal("123456.789"), Decimal("-2.675"),
-        Decimal("0.0000000001"), Decimal("0.0000000000"),  # 5e-11 rounds half away from zero, 2.5e-11 down
+        Decimal("0.0000000000"), Decimal("0.0000000000"),  # 5e-11 and 2.5e-11 round half to even: 0
     ]
+    assert source.details["rounding"]["BilledCost"] == {"values": 3, "residue": "7.500004E-11"}  # 0.1+0.2 too
 
 
 decimal_text = st.decimals(
@@ -220,7 +221,7 @@ def test_decimal_strings_round_trip_exactly(texts):
 @given(st.lists(st.floats(min_value=-1e15, max_value=1e15, allow_nan=False), min_size=1, max_size=8))
 def test_doubles_read_as_their_repr_rounded_to_the_ledger_scale(values):
     table = to_cost_table(pa.table({"BilledCost": pa.array(values, pa.float64())}), "mem")
-    expected = [Decimal(repr(v)).quantize(Decimal("1e-10"), rounding=ROUND_HALF_UP) for v in values]
+    expected = [Decimal(repr(v)).quantize(Decimal("1e-10"), rounding=ROUND_HALF_EVEN) for v in values]
     assert table["BilledCost"].to_pylist() == expected
 
 
