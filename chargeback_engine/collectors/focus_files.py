@@ -48,7 +48,12 @@ import structlog
 from chargeback_engine.collecting import Rounding, to_money
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
-from chargeback_engine.focus import COST_TABLE_SCHEMA, MONEY_COLUMNS, REQUIRED_COLUMNS, conform
+from chargeback_engine.focus import (
+    COST_TABLE_SCHEMA,
+    MONEY_COLUMNS,
+    REQUIRED_COLUMNS,
+    conform,
+)
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
@@ -421,7 +426,7 @@ def canonical_tags(text: str) -> str:
     except json.JSONDecodeError as exc:
         raise ValueError(f"is not valid JSON ({exc.msg} at character {exc.pos + 1})") from None
     if not isinstance(parsed, _Object):
-        raise ValueError("is not a JSON object")
+        raise ValueError("is not a JSON object")  # noqa: TRY004 - a bad value, reported per row like the others
     tags = {k: v if isinstance(v, str) and not isinstance(v, _Number) else _json_text(v)
             for k, v in parsed if v is not None}
     return json.dumps(tags, ensure_ascii=False, separators=(",", ":"))

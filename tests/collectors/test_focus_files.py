@@ -14,7 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargeback_engine.collectors.focus_files import FocusFilesCollector, expand_paths, to_cost_table
+from chargeback_engine.collectors.focus_files import (
+    FocusFilesCollector,
+    expand_paths,
+    to_cost_table,
+)
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.plugins import build_registry, get_plugin_manager
@@ -236,8 +240,8 @@ def test_doubles_read_as_their_repr_rounded_to_the_ledger_scale(values):
     ("ChargePeriodEnd", "", "row 2: ChargePeriodEnd: is missing"),
     ("BillingCurrency", "usd", 'row 2: BillingCurrency: "usd" is not an ISO 4217 currency code'),
     ("BillingCurrency", "", "row 2: BillingCurrency: is missing"),
-    ("Tags", "{team: web}", 'row 2: Tags: "{team: web}" is not valid JSON '
-                            '(Expecting property name enclosed in double quotes at character 2)'),
+    ("Tags", "{team: web}", ('row 2: Tags: "{team: web}" is not valid JSON '
+                             "(Expecting property name enclosed in double quotes at character 2)")),
     ("Tags", '{"a":"1","a":"2"}', 'row 2: Tags: "{"a":"1","a":"2"}" has the key \'a\' more than once'),
     ("Tags", '{"a":NaN}', 'row 2: Tags: "{"a":NaN}" is not valid JSON (NaN is not a JSON number)'),
     ("Tags", '["team"]', 'row 2: Tags: "["team"]" is not a JSON object'),
@@ -279,7 +283,7 @@ def test_a_missing_required_column_is_named_with_the_columns_found(tmp_path):
 def test_parquet_decimals_finer_than_the_ledger_are_refused(tmp_path):
     table = pa.table({
         "BilledCost": pa.array([Decimal("1.000000000000000001")], pa.decimal128(38, 18)),
-        "EffectiveCost": pa.array([Decimal("1")], pa.decimal128(38, 18)),
+        "EffectiveCost": pa.array([Decimal(1)], pa.decimal128(38, 18)),
         "BillingCurrency": ["USD"],
         "ChargePeriodStart": ["2026-10-01"],
         "ChargePeriodEnd": ["2026-10-02"],
