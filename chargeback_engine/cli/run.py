@@ -37,6 +37,8 @@ def _print_summary(result: RunResult) -> None:
         click.echo(f"{cost_center:<{width}}  {currency:<8}  {amount:>20f}")
     for currency, totals in result.totals().items():
         click.echo(f"{'total':<{width}}  {currency:<8}  {totals['allocated']:>20f}")
+        if totals["carried"] != Decimal(0):
+            click.echo(f"{'carried':<{width}}  {currency:<8}  {totals['carried']:>20f}  (from earlier schedules)")
         if totals["deferred"] != Decimal(0):
             click.echo(f"{'deferred':<{width}}  {currency:<8}  {totals['deferred']:>20f}  (amortized into later periods)")
     click.echo(f"run {result.run_id}: {result.records.num_rows} line(s), policy {result.policy.name}@{result.policy.version}")
@@ -48,13 +50,16 @@ def _print_summary(result: RunResult) -> None:
 @click.option("--input", "inputs", multiple=True, required=True, help="FOCUS CSV/Parquet file, directory or glob (repeatable).")
 @click.option("--period", required=True, help="Billing period, YYYY-MM.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the outputs.")
+@click.option("--carry", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="schedule.parquet of an earlier run: its parts for this period join the ledger (repeatable).")
 @click.pass_obj
-def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str) -> None:  # type: ignore[no-untyped-def]
+def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str,  # type: ignore[no-untyped-def]
+        carry: tuple[str, ...]) -> None:
     """Allocate a period's cost data and write ledger, summary, FOCUS and manifest into OUT."""
     engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager)
     stages = len(engine.policies.for_period(Period.parse(period)).stages)
     with _progress(_FIXED_STEPS + stages) as progress:
-        result = engine.run(list(inputs), period, out=out, progress=progress)
+        result = engine.run(list(inputs), period, out=out, progress=progress, carry=carry)
     _print_summary(result)
 
 
