@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
-from chargeback_engine.components import CollectedSource, DirectCostBasis, Amortize
+from chargeback_engine.components import Amortize, CollectedSource, DirectCostBasis, Resolution
 from chargeback_engine.engine.dataplane import DataPlane, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_table
@@ -33,7 +33,7 @@ from chargeback_engine.money import LEDGER_QUANTUM
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.policy.model import Policy, PolicySet
+from chargeback_engine.policy.model import Policy, PolicySet, Rule
 
 log = structlog.get_logger(__name__)
 
@@ -235,34 +235,39 @@ class Engine:
         """Direct allocation (deferred direct-cost decisions second), then the shared stages."""
         step("decide")
         columns = kernel.key_columns()
-        keys = plane.distinct(columns) if columns else pa.table({"_": pa.array([None], pa.null())}).drop(["_"])
-        rows = keys.to_pylist() if columns else [{}]
-        resolved = []
-        for row in rows:
+        keys = plane.distinct(columns) if columns else pa.table({})
+        resolved: list[tuple[dict[str, Any], Rule | None, Resolution]] = []  # one per match key
+        index_of: dict[tuple[tuple[str, Any], ...], int] = {}
+        key_index: list[int] = []  # for every distinct row, its match key
+        for row in keys.to_pylist() if columns else [{}]:
             key = kernel.key_of(row)
-            rule, resolution = kernel.decide(key)
-            resolved.append((row, rule, resolution))
+            identity = tuple(sorted(key.items(), key=lambda item: item[0]))
+            if identity not in index_of:
+                index_of[identity] = len(resolved)
+                resolved.append((key, *kernel.decide(key)))
+            key_index.append(index_of[identity])
         deferred = [_is_deferred(r) for _, _, r in resolved]
 
-        def apply(selected: list[bool], direct_cost: pa.Table | None) -> list[Decision]:
-            decisions = []
-            for (row, rule, resolution), chosen in zip(resolved, selected, strict=True):
-                if chosen:
-                    final = kernel.finalize(resolution, direct_cost)
-                    decisions.append(kernel.decision(row, rule, rule.id if rule else None,
-                                                     rule.allocate.method if rule else "unallocated", final))
-            if decisions:
-                ids = pa.array([d.decision_id for d in decisions], pa.string())
-                subset = keys.filter(pa.array(selected)) if columns else pa.table({})
-                assignments = subset.append_column("decision_id", ids) if columns else pa.table({"decision_id": ids})
-                plane.allocate(assignments, split_table(decisions))
-            return decisions
+        def apply(phase: bool, direct_cost: pa.Table | None) -> list[Decision]:
+            """Allocate the rows whose decision is (not) deferred, as ``phase`` says."""
+            made = {
+                i: kernel.decision(key, rule, rule.id if rule else None,
+                                   rule.allocate.method if rule else "unallocated", kernel.finalize(resolution, direct_cost))
+                for i, (key, rule, resolution) in enumerate(resolved) if deferred[i] is phase
+            }
+            if made:
+                mask = [deferred[i] is phase for i in key_index]
+                ids = pa.array([made[i].decision_id for i in key_index if deferred[i] is phase], pa.string())
+                assignments = keys.filter(pa.array(mask)).append_column("decision_id", ids) if columns \
+                    else pa.table({"decision_id": ids})
+                plane.allocate(assignments, split_table(made.values()))
+            return list(made.values())
 
         step("allocate")
-        decisions = apply([not d for d in deferred], None)
+        decisions = apply(False, None)
         if any(deferred):
-            direct = plane.direct_cost(kernel.filter_columns(r for (_, _, r), d in zip(resolved, deferred) if d))
-            decisions += apply(deferred, direct)
+            direct = plane.direct_cost(kernel.filter_columns(r for (_, _, r), d in zip(resolved, deferred, strict=True) if d))
+            decisions += apply(True, direct)
         for index, stage in enumerate(kernel.policy.stages, start=1):
             step(f"stage {index}")
             resolution = kernel.decide_stage(stage)
