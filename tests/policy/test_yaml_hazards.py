@@ -172,3 +172,11 @@ def test_any_text_gives_data_or_located_diagnostics_never_an_exception(text: str
 def test_yaml_punctuation_soup_never_raises(text: str) -> None:
     document, diagnostics = read_yaml_text(text, "fuzz.yaml")
     assert document is not None or diagnostics
+
+
+def test_the_benchmark_s_largest_policy_is_accepted_and_just_under_the_limit() -> None:
+    from chargeback_engine.bench.yaml_bombs import largest_policy
+
+    text = largest_policy()
+    assert MAX_BYTES - 200 < len(text.encode("utf-8")) <= MAX_BYTES
+    assert read_yaml_text(text[:2000].rsplit("\n    - id:", 1)[0] + "\n", "head.yaml")[1] == []
