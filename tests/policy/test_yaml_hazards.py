@@ -133,6 +133,10 @@ def test_non_utf8_text_is_located(tmp_path: Path) -> None:
     assert [str(d) for d in read_yaml_file(bad)[1]] == [f"{bad}:2:10: $: the file is not valid UTF-8 text"]
 
 
+def test_control_characters_are_located() -> None:
+    assert read("a: 1\nb: x\x07y\n") == (None, ["p.yaml:2:5: $: YAML syntax error: unacceptable character #x0007"])
+
+
 def test_syntax_errors_are_located() -> None:
     _, diagnostics = read("a:\n  - b\n c: [1\n")
     assert len(diagnostics) == 1
