@@ -1,22 +1,17 @@
 """``chargeback plugins`` and the CLI's uniform handling of library errors."""
 
-
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import click
 from click.testing import CliRunner
 
 from chargeback_engine.cli import ChargebackGroup, main
-from chargeback_engine.components import Shares
 from chargeback_engine.errors import Diagnostic, PluginError, PolicyError
 
 EVEN = """
-    from decimal import Decimal
     from chargeback_engine import hookimpl
-    from chargeback_engine.components import Shares
 
     class Even:
         name = "even-split"
@@ -24,7 +19,7 @@ EVEN = """
         def check(self, params, policy): return []
         def targets(self, params, policy): return frozenset()
         def fields(self, params): return frozenset()
-        def resolve(self, params, context): return Shares({context.policy.unallocated: Decimal(1)}, 'test allocator')
+        def resolve(self, params, context): raise NotImplementedError
 
     @hookimpl
     def chargeback_register_allocators(register):

@@ -1,30 +1,19 @@
 """The plugin manager and registry: loading, allow/block lists, and errors that name the plugin."""
 
-
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
 
 from chargeback_engine import PluginError, hookimpl
-from chargeback_engine.components import Shares
-from chargeback_engine.plugins import (
-    PluginOrigin,
-    build_registry,
-    call_each,
-    get_plugin_manager,
-    list_plugins,
-)
+from chargeback_engine.plugins import PluginOrigin, build_registry, call_each, get_plugin_manager, list_plugins
 from chargeback_engine.testing import make_plugin_manager, make_registry
 
 ALLOCATOR_MODULE = """
     from pathlib import Path
-    from decimal import Decimal
     from chargeback_engine import hookimpl
-    from chargeback_engine.components import Shares
 
     Path(__file__).with_name("imported-" + __name__).write_text("yes")
 
@@ -34,7 +23,7 @@ ALLOCATOR_MODULE = """
         def check(self, params, policy): return []
         def targets(self, params, policy): return frozenset()
         def fields(self, params): return frozenset()
-        def resolve(self, params, context): return Shares({{context.policy.unallocated: Decimal(1)}}, 'test allocator')
+        def resolve(self, params, context): raise NotImplementedError
 
     @hookimpl
     def chargeback_register_allocators(register):
@@ -52,8 +41,12 @@ class Allocator:
 
     def targets(self, params, policy):  # type: ignore[no-untyped-def]
         return frozenset()
-    def fields(self, params): return frozenset()
-    def resolve(self, params, context): return Shares({context.policy.unallocated: Decimal(1)}, 'test allocator')
+
+    def fields(self, params):  # type: ignore[no-untyped-def]
+        return frozenset()
+
+    def resolve(self, params, context):  # type: ignore[no-untyped-def]
+        raise NotImplementedError("never run in these tests")
 
 
 def registering(*components: object, name: str = "inline") -> object:
@@ -80,7 +73,7 @@ def test_registry_holds_what_the_given_plugins_register():
 @pytest.mark.parametrize(
     ("component", "message"),
     [
-        (object(), r"registered <object object at .*>, which is not an allocator \(it needs name, params_schema, check\(\), targets\(\)\)"),
+        (object(), r"registered <object object at .*>, which is not an allocator \(it needs name, params_schema, check\(\), targets\(\), fields\(\), resolve\(\)\)"),
         (Allocator("Even_Split"), r"registered allocator 'Even_Split': the name must be kebab-case"),
         (Allocator("-even"), r"registered allocator '-even': the name must be kebab-case"),
         (Allocator(42), r"registered 42|which is not an allocator|must be kebab-case"),
