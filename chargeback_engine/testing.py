@@ -95,13 +95,16 @@ def make_policy(
     cost_centers: Sequence[str] = ("CC-1", "CC-2", "CC-3"),
     rules: Sequence[Mapping[str, Any]] = (),
     builtins: bool = False,
+    directory: Path | None = None,
     **spec: Any,
 ) -> Policy:
     """A policy with these cost centers, rules and other ``spec`` keys, loaded like a file.
 
     It goes through every validation layer with the components of ``plugins`` (and the
     built-ins if ``builtins``), so a mistake in a test policy is a located
-    :class:`~chargeback_engine.errors.PolicyError`, not a confusing result later.
+    :class:`~chargeback_engine.errors.PolicyError`, not a confusing result later. The file
+    is ``test-policy.yaml`` in ``directory`` (give ``tmp_path`` when driver files sit
+    beside it), else in a temporary directory removed once loaded.
     """
     document = {
         "apiVersion": "chargeback/v1",
@@ -114,10 +117,17 @@ def make_policy(
             **spec,
         },
     }
-    with tempfile.TemporaryDirectory(prefix="chargeback-test-policy-") as directory:
-        path = Path(directory) / "test-policy.yaml"
-        path.write_text(json.dumps(document, indent=2), encoding="utf-8")  # JSON is YAML
-        [policy] = load_policies([path], make_registry(*plugins, builtins=builtins)).policies
+    registry = make_registry(*plugins, builtins=builtins)
+    if directory is not None:
+        return _load_policy(document, Path(directory), registry)
+    with tempfile.TemporaryDirectory(prefix="chargeback-test-policy-") as temporary:
+        return _load_policy(document, Path(temporary), registry)
+
+
+def _load_policy(document: Mapping[str, Any], directory: Path, registry: Registry) -> Policy:
+    path = directory / "test-policy.yaml"
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")  # JSON is YAML
+    [policy] = load_policies([path], registry).policies
     return policy
 
 
@@ -283,7 +293,7 @@ class AllocatorContract(_ComponentContract):
     ``valid_blocks`` and ``invalid_blocks`` are ``allocate:`` blocks (``method`` included)
     that the allocator must accept and reject. They are checked against a policy with
     ``cost_centers`` and the extra ``policy_spec`` keys (drivers, say), and each valid block
-    allocates ``line_items`` through the real engine (built-ins loaded, for nested blocks).
+    allocates ``sample_items`` through the real engine (built-ins loaded, for nested blocks).
     """
 
     kind = "allocators"
@@ -292,7 +302,7 @@ class AllocatorContract(_ComponentContract):
     invalid_blocks: ClassVar[Sequence[Mapping[str, Any]]] = ()
     cost_centers: ClassVar[Sequence[str]] = ("CC-1", "CC-2", "CC-3")
     policy_spec: ClassVar[Mapping[str, Any]] = {}
-    line_items: ClassVar[Sequence[Mapping[str, Any]]] = CONTRACT_LINE_ITEMS
+    sample_items: ClassVar[Sequence[Mapping[str, Any]]] = CONTRACT_LINE_ITEMS
     period: ClassVar[Period] = Period(2026, 10)
 
     def contract_policy(self, *blocks: Mapping[str, Any]) -> Policy:
@@ -350,7 +360,7 @@ class AllocatorContract(_ComponentContract):
             assert not unknown, f"fields {sorted(unknown)} are neither FOCUS columns nor tags.<key>"
 
     def test_allocates_every_cent_through_the_engine(self) -> None:
-        items = line_items(*self.line_items, period=self.period)
+        items = line_items(*self.sample_items, period=self.period)
         for block in self.valid_blocks:
             policy = self.contract_policy(block)
             result = make_engine(policy, self.plugin, builtins=True).run([items], self.period)
