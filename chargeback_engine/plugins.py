@@ -99,9 +99,10 @@ def get_plugin_manager(
         for ep in _unique_entry_points():
             if ep.name in blocked or (allowed is not None and ep.name not in allowed):
                 pm.set_blocked(ep.name)
-                log.debug("plugin.skipped", plugin=ep.name, reason="blocked" if ep.name in blocked else "not allowed")
                 continue
             _load(pm, ep)
+        skipped = sorted(name for name, plugin in pm.list_name_plugin() if plugin is None)
+        log.debug("plugins.loaded", plugins=sorted(pm.origins), skipped=skipped)
         unknown = sorted((allowed or set()) - set(pm.origins) - set(blocked))
         if unknown:
             log.warning("plugin.allow_list_unmatched", plugins=unknown)
@@ -141,7 +142,6 @@ def _load(pm: PluginManager, ep: EntryPoint) -> None:
     except Exception as exc:  # any import-time failure of third-party code
         raise PluginError(f"plugin {ep.name!r} ({origin}) failed to import {ep.value!r}: {_describe(exc)}") from exc
     register_plugin(pm, plugin, ep.name, origin)
-    log.debug("plugin.loaded", plugin=ep.name, distribution=origin.distribution, version=origin.version)
 
 
 def register_plugin(pm: PluginManager, plugin: object, name: str, origin: PluginOrigin = PluginOrigin()) -> None:
