@@ -257,7 +257,8 @@ class Kind:
 #: Component kinds by their :class:`Registry` attribute.
 KINDS: Mapping[str, Kind] = {
     "collectors": Kind("chargeback_register_collectors", Collector, "config_schema", ("collect",)),
-    "allocators": Kind("chargeback_register_allocators", Allocator, "params_schema", ("check", "targets", "fields", "resolve")),
+    "allocators": Kind("chargeback_register_allocators", Allocator, "params_schema",
+                       ("check", "targets", "fields", "resolve")),
     "exporters": Kind("chargeback_register_exporters", Exporter, "options_schema", ("export",)),
 }
 
@@ -274,7 +275,9 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     return registry
 
 
-def _register_into(table: dict[str, Registered[Any]], kind: Kind, plugin_name: str, where: str) -> Callable[[Any], None]:
+def _register_into(
+    table: dict[str, Registered[Any]], kind: Kind, plugin_name: str, where: str
+) -> Callable[[Any], None]:
     def register(component: Any) -> None:
         name = validate_component(component, kind, where)
         if name in table:
@@ -303,7 +306,8 @@ def validate_component(component: Any, kind: Kind, where: str) -> str:
     except SchemaError as exc:
         at = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise PluginError(
-            f"{where} registered {label}: {kind.schema_attribute} is not valid JSON Schema 2020-12 at {at}: {exc.message}"
+            f"{where} registered {label}: {kind.schema_attribute} is not valid JSON Schema 2020-12 "
+            f"at {at}: {exc.message}"
         ) from exc
     return name
 
