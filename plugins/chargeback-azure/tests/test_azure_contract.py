@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import ClassVar
 
 import pytest
 from azure.mgmt.costmanagement import CostManagementClient
 from azure.storage.blob import ContainerClient
-from azure_recorded import BlobContainer, FakeCredential, RecordedTransport, json_response
-from test_azure_cost_query import CONFIG as QUERY_CONFIG
-from test_azure_cost_query import PAGE_1, PAGE_2, PAGE_3, QUERY_PATH, TOTAL, by_skiptoken, query_page
-from test_azure_focus_export import ACCOUNT, deliver, focus_row
-from test_azure_focus_export import CONFIG as EXPORT_CONFIG
-
+from azure_recorded import (
+    BlobContainer,
+    FakeCredential,
+    RecordedTransport,
+    json_response,
+)
 from chargeback_azure import plugin
 from chargeback_azure.cost_query import CostQueryCollector
 from chargeback_azure.focus_export import FocusExportCollector
+from test_azure_cost_query import CONFIG as QUERY_CONFIG
+from test_azure_cost_query import (
+    PAGE_1,
+    PAGE_2,
+    PAGE_3,
+    QUERY_PATH,
+    TOTAL,
+    by_skiptoken,
+    query_page,
+)
+from test_azure_focus_export import ACCOUNT, deliver, focus_row
+from test_azure_focus_export import CONFIG as EXPORT_CONFIG
+
 from chargeback_engine.periods import Period
 from chargeback_engine.testing import CollectorContract
 
@@ -26,7 +41,7 @@ class TestCostQueryContract(CollectorContract):
     plugin = plugin
     name = "azure-cost-query"
     period = Period(2026, 10)
-    expected_totals = {"BilledCost": TOTAL, "EffectiveCost": TOTAL}
+    expected_totals: ClassVar[Mapping[str, Decimal]] = {"BilledCost": TOTAL, "EffectiveCost": TOTAL}
 
     @pytest.fixture
     def component(self) -> CostQueryCollector:
@@ -51,7 +66,7 @@ class TestFocusExportContract(CollectorContract):
     plugin = plugin
     name = "azure-focus-export"
     period = Period(2026, 10)
-    expected_totals = {"BilledCost": Decimal("7.6250000001"), "EffectiveCost": Decimal("7")}
+    expected_totals: ClassVar[Mapping[str, Decimal]] = {"BilledCost": Decimal("7.6250000001"), "EffectiveCost": Decimal(7)}
 
     @pytest.fixture
     def component(self) -> FocusExportCollector:

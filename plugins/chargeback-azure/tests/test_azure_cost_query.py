@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import jsonschema
 import pytest
-from structlog.testing import capture_logs
 from azure.mgmt.costmanagement import CostManagementClient
 from azure_recorded import FakeCredential, RecordedTransport, json_response, sequence
 from chargeback_azure.cost_query import CostQueryCollector
+from structlog.testing import capture_logs
 
 from chargeback_engine import focus
 from chargeback_engine.collecting import FakeClock, RetryPolicy

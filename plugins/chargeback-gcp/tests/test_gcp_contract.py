@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import ClassVar
 
 import pytest
+from chargeback_gcp import plugin
+from chargeback_gcp.bigquery_export import BigQueryBillingCollector
 from gcp_fake_server import FakeGoogle, ok, result_page
 from test_gcp_bigquery import CONFIG, PAGE_1, PAGE_2, PAGE_3, TOTAL, clients_for
 
 from chargeback_engine.periods import Period
 from chargeback_engine.testing import CollectorContract
-from chargeback_gcp import plugin
-from chargeback_gcp.bigquery_export import BigQueryBillingCollector
 
 NOT_FOUND = (404, {}, {"error": {"code": 404, "message": "Not found: Table acme-billing:billing_export.missing",
                                  "errors": [{"reason": "notFound", "message": "Not found: Table"}],
@@ -22,7 +24,7 @@ class TestBigQueryBillingContract(CollectorContract):
     plugin = plugin
     name = "gcp-bigquery-billing"
     period = Period(2026, 10)
-    expected_totals = {"BilledCost": TOTAL, "EffectiveCost": TOTAL}
+    expected_totals: ClassVar[Mapping[str, Decimal]] = {"BilledCost": TOTAL, "EffectiveCost": TOTAL}
 
     @pytest.fixture
     def component(self) -> Iterator[BigQueryBillingCollector]:
