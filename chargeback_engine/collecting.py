@@ -328,7 +328,7 @@ def iter_file_batches(
     wanted = [c for c in columns if c in header] if columns is not None else header
     reader = pacsv.open_csv(
         _Prepended(rest, text),
-        read_options=pacsv.ReadOptions(column_names=header, block_size=1 << 22),
+        read_options=pacsv.ReadOptions(column_names=header, block_size=1 << 24),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in header}, include_columns=wanted, strings_can_be_null=True
         ),
