@@ -109,6 +109,13 @@ def get_plugin_manager(
     return pm
 
 
+def load_builtins(pm: PluginManager) -> None:
+    """Register the built-in plugins (this distribution's own entry points) into ``pm``."""
+    for ep in _unique_entry_points():
+        if _origin_of_entry_point(ep).builtin and pm.get_plugin(ep.name) is None:
+            _load(pm, ep)
+
+
 def _unique_entry_points() -> Iterator[EntryPoint]:
     """The group's entry points, refusing two distributions that claim the same plugin name."""
     seen: dict[str, EntryPoint] = {}
@@ -250,8 +257,8 @@ class Kind:
 #: Component kinds by their :class:`Registry` attribute.
 KINDS: Mapping[str, Kind] = {
     "collectors": Kind("chargeback_register_collectors", Collector, "config_schema", ("collect",)),
-    "allocators": Kind("chargeback_register_allocators", Allocator, "params_schema", ("check", "targets")),
-    "exporters": Kind("chargeback_register_exporters", Exporter, "options_schema", ()),
+    "allocators": Kind("chargeback_register_allocators", Allocator, "params_schema", ("check", "targets", "fields", "resolve")),
+    "exporters": Kind("chargeback_register_exporters", Exporter, "options_schema", ("export",)),
 }
 
 

@@ -85,6 +85,7 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
 
 # Commands, one module per area; each command is one call into the library.
 from chargeback_engine.cli.bench import bench  # noqa: E402
+from chargeback_engine.cli.finance import COMMANDS as FINANCE_COMMANDS  # noqa: E402
 from chargeback_engine.cli.plugins import plugins_command  # noqa: E402
 from chargeback_engine.cli.policy import schema_command, validate_command  # noqa: E402
 from chargeback_engine.cli.run import explain, run, test  # noqa: E402
@@ -96,3 +97,5 @@ main.add_command(run)
 main.add_command(schema_command)
 main.add_command(test)
 main.add_command(validate_command)
+for _command in FINANCE_COMMANDS:
+    main.add_command(_command)

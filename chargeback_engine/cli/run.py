@@ -35,11 +35,11 @@ def _print_summary(result: RunResult) -> None:
     width = max([len("cost center"), *(len(cc) for cc, _, _ in rows)])
     click.echo(f"{'cost center':<{width}}  currency  {'amount':>20}")
     for cost_center, currency, amount in rows:
-        click.echo(f"{cost_center:<{width}}  {currency:<8}  {amount:>20}")
+        click.echo(f"{cost_center:<{width}}  {currency:<8}  {amount:>20f}")
     for currency, totals in result.totals().items():
-        click.echo(f"{'total':<{width}}  {currency:<8}  {totals['allocated']:>20}")
+        click.echo(f"{'total':<{width}}  {currency:<8}  {totals['allocated']:>20f}")
         if totals["deferred"] != Decimal(0):
-            click.echo(f"{'deferred (later periods)':<{width}}  {currency:<8}  {totals['deferred']:>20}")
+            click.echo(f"{'deferred':<{width}}  {currency:<8}  {totals['deferred']:>20f}  (amortized into later periods)")
     click.echo(f"run {result.run_id}: {result.records.num_rows} line(s), policy {result.policy.name}@{result.policy.version}")
 
 

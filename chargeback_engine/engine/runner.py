@@ -28,7 +28,7 @@ from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_tab
 from chargeback_engine.errors import ConservationError, InputError, PluginError
 from chargeback_engine.focus import conform
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.plugins import Registry, build_registry, call_each, get_plugin_manager
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.policy.model import Policy, PolicySet
 
@@ -133,13 +133,13 @@ class Engine:
         data_plane: Callable[[], DataPlane] = DuckDBPlane,
         exporters: Sequence[str] = DEFAULT_EXPORTERS,
     ):
-        if isinstance(policies, Policy):
-            policies = PolicySet((policies,))
-        elif not isinstance(policies, PolicySet):
-            policies = load_policies([policies] if isinstance(policies, str | Path) else policies)
-        self.policies = policies
         self.plugin_manager = plugin_manager or (get_plugin_manager() if registry is None else None)
         self.registry = registry or build_registry(self.plugin_manager)
+        if isinstance(policies, Policy):
+            policies = PolicySet((policies,))
+        elif not isinstance(policies, PolicySet):  # validated against this engine's components only
+            policies = load_policies([policies] if isinstance(policies, str | Path) else policies, self.registry)
+        self.policies = policies
         self._data_plane = data_plane
         self.exporters = tuple(exporters)
 
@@ -156,7 +156,7 @@ class Engine:
                 sources.append(CollectedSource(source_id, item, _table_sha256(item)))
                 infos.append(InputInfo(source_id, _table_sha256(item), item.num_rows))
             else:
-                collected = list(self._collector(FILE_COLLECTOR).collect({"path": str(item)}, period))
+                collected = list(self._collector(FILE_COLLECTOR).collect({"paths": [str(item)]}, period))
                 sources.extend(collected)
                 for file in _files(Path(item)):
                     infos.append(InputInfo(str(file), _file_sha256(file), -1, path=str(file)))
@@ -201,7 +201,7 @@ class Engine:
             plane.close()
         kernel_decisions = Kernel(policy, self.registry, period).decision_table(decisions)
         if self.plugin_manager is not None:
-            self.plugin_manager.hook.chargeback_decisions_recorded(run_id=run_id, decisions=kernel_decisions)
+            call_each(self.plugin_manager, "chargeback_decisions_recorded", run_id=run_id, decisions=kernel_decisions)
         infos = [i if i.rows >= 0 else InputInfo(i.source_id, i.sha256, _rows_of(loaded, i), i.path) for i in infos]
         result = RunResult(run_id, period, policy, ledger, kernel_decisions, loaded, tuple(infos), version)
         if out is not None:
@@ -269,10 +269,22 @@ def _is_deferred(resolution: Any) -> bool:
 
 
 def _combine(sources: Sequence[CollectedSource]) -> pa.Table:
-    tables = [conform(s.table) for s in sources]
+    tables = [_with_provenance(conform(s.table), s.source_id) for s in sources]
     if not tables or sum(t.num_rows for t in tables) == 0:
         raise InputError("no line items: the inputs are empty")
     return pa.concat_tables(tables)
+
+
+def _with_provenance(table: pa.Table, source_id: str) -> pa.Table:
+    """Every line must name its source and row; fill what a collector left empty."""
+    if table["x_SourceId"].null_count:
+        table = table.set_column(table.schema.get_field_index("x_SourceId"), "x_SourceId",
+                                 pc.fill_null(table["x_SourceId"], source_id))
+    if table["x_SourceRow"].null_count:
+        rows = pa.array(range(1, table.num_rows + 1), pa.int64())
+        table = table.set_column(table.schema.get_field_index("x_SourceRow"), "x_SourceRow",
+                                 pc.coalesce(table["x_SourceRow"], rows))
+    return table
 
 
 def _check_currencies(records: pa.Table, policy: Policy) -> None:
