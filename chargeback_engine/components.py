@@ -1,4 +1,4 @@
-"""What a plugin contributes: collectors, allocators and exporters.
+"""What a plugin contributes: collectors, allocators, exporters and notifiers.
 
 Each component has a kebab-case ``name`` and the JSON Schema of its own parameters; the
 kernel assembles those fragments into the policy schema, so a policy that uses a plugin is
@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
 from chargeback_engine.periods import Period
+
+if TYPE_CHECKING:
+    from chargeback_engine.insight.alerts import Alert
 
 JsonPath = tuple["str | int", ...]
 
@@ -65,3 +68,14 @@ class Allocator(Protocol):
 class Exporter(Protocol):
     name: str
     options_schema: Mapping[str, Any]
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    name: str
+    #: JSON Schema of one notifier entry's options (everything but ``type`` and ``id``).
+    options_schema: Mapping[str, Any]
+
+    def send(self, alert: Alert, options: Mapping[str, Any]) -> None:
+        """Deliver one alert, or raise; the host records it as sent only if this returns."""
+        ...

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from chargeback_engine import hookspecs
-from chargeback_engine.components import Allocator, Collector, Exporter
+from chargeback_engine.components import Allocator, Collector, Exporter, Notifier
 from chargeback_engine.errors import PluginError
 
 #: Comma-separated plugin names; the CLI's --allow-plugin/--block-plugin add to these.
@@ -79,6 +79,7 @@ class Registry:
     collectors: dict[str, Registered[Collector]] = field(default_factory=dict)
     allocators: dict[str, Registered[Allocator]] = field(default_factory=dict)
     exporters: dict[str, Registered[Exporter]] = field(default_factory=dict)
+    notifiers: dict[str, Registered[Notifier]] = field(default_factory=dict)
 
     def allocator(self, name: str) -> Allocator:
         return self.allocators[name].component
@@ -89,11 +90,15 @@ class Registry:
     def exporter(self, name: str) -> Exporter:
         return self.exporters[name].component
 
+    def notifier(self, name: str) -> Notifier:
+        return self.notifiers[name].component
+
 
 _KINDS: Mapping[str, tuple[str, type]] = {
     "collectors": ("chargeback_register_collectors", Collector),
     "allocators": ("chargeback_register_allocators", Allocator),
     "exporters": ("chargeback_register_exporters", Exporter),
+    "notifiers": ("chargeback_register_notifiers", Notifier),
 }
 
 

@@ -63,3 +63,10 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
     """Allocate cloud spend to cost centers with versioned, tested policies."""
     configure_logging(log_format, verbose)
     ctx.obj = CliState(allow=allow or None, block=block)
+
+
+from chargeback_engine.cli.report import alerts, budget, report  # noqa: E402  (commands register last)
+
+main.add_command(report)
+main.add_command(budget)
+main.add_command(alerts)
