@@ -19,7 +19,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from statsmodels.tsa.seasonal import STL
+from threadpoolctl import threadpool_limits
 
 from chargeback_engine.money import quantum
 
@@ -49,15 +51,16 @@ def score_series(values: Sequence[float], *, start: int = WINDOW, window: int = 
     scores: list[Score] = []
     fitted_at = -1
     seasonal = scale = None
-    for t in range(max(start, window), len(y)):
-        if fitted_at < 0 or t - fitted_at >= REFIT_EVERY:
-            seasonal, scale = _fit(logs[t - window : t])
-            fitted_at = t
-        offset = t - fitted_at  # days since the fit window ended
-        season = np.concatenate([seasonal, np.resize(seasonal[-PERIOD:], offset + 1)])  # periodic extension
-        history = logs[t - window : t] - season[offset : offset + window]
-        expected_log = float(np.median(history[-LEVEL_DAYS:]) + season[window + offset - PERIOD])
-        scores.append(Score(t, float(np.exp(expected_log) - floor), (logs[t] - expected_log) / scale))
+    with threadpool_limits(1):  # tiny matrices: one BLAS thread each, no fighting over cores
+        for t in range(max(start, window), len(y)):
+            if fitted_at < 0 or t - fitted_at >= REFIT_EVERY:
+                seasonal, scale = _fit(logs[t - window : t])
+                fitted_at = t
+            offset = t - fitted_at  # days since the fit window ended
+            season = np.concatenate([seasonal, np.resize(seasonal[-PERIOD:], offset + 1)])  # periodic extension
+            history = logs[t - window : t] - season[offset : offset + window]
+            expected_log = float(np.median(history[-LEVEL_DAYS:]) + season[window + offset - PERIOD])
+            scores.append(Score(t, float(np.exp(expected_log) - floor), (logs[t] - expected_log) / scale))
     return scores
 
 
@@ -65,9 +68,8 @@ def _fit(logs: np.ndarray) -> tuple[np.ndarray, float]:
     """The weekly pattern of a window and the robust scale of its one-step-ahead errors."""
     seasonal = STL(logs, period=PERIOD, seasonal=31, robust=True).fit().seasonal
     deseasonalised = logs - seasonal
-    errors = np.array(
-        [deseasonalised[j] - np.median(deseasonalised[j - LEVEL_DAYS : j]) for j in range(2 * LEVEL_DAYS, len(logs))]
-    )
+    levels = np.median(sliding_window_view(deseasonalised[:-1], LEVEL_DAYS), axis=1)  # levels[i]: median of days i..i+6
+    errors = deseasonalised[2 * LEVEL_DAYS :] - levels[LEVEL_DAYS:]
     mad = 1.4826 * float(np.median(np.abs(errors - np.median(errors))))
     return seasonal, max(mad, MIN_SCALE)
 

@@ -20,6 +20,7 @@ from chargeback_engine.insight.anomalies import AlertGate, Anomaly, detect_anoma
 from chargeback_engine.insight.facts import ZERO, Facts
 from chargeback_engine.insight.forecast import Forecast, ForecastError, forecast_cost_center
 from chargeback_engine.insight.kpis import KPIs, Metric, kpis
+from chargeback_engine.insight.render import jsonable
 from chargeback_engine.insight.reports import ExecutiveSummary, TeamReport, executive_summary, percent, team_report
 from chargeback_engine.insight.sources import StoredPeriods, read_metrics, read_run_directory
 from chargeback_engine.insight.store import InsightStore
@@ -102,8 +103,9 @@ class Insight:
         return found
 
     def _month_end(self, period: Period, as_of: date | None = None) -> dict[str, Decimal]:
+        """Forecast month-end spend of a period that is still running on ``as_of``; none once it is complete."""
         as_of = as_of or min(self.last_day, _last_day(period))
-        if Period.of(as_of) != period:
+        if Period.of(as_of) != period or as_of == _last_day(period):
             return {}
         return {f.cost_center: f.amount for f in self.forecasts(as_of, months=0) if f.period == str(period)}
 
@@ -127,8 +129,6 @@ class Insight:
 
     def dashboard(self, period: Period) -> dict[str, Any]:
         """Everything the HTML dashboard draws, as JSON-ready data (the ``report json`` output)."""
-        from chargeback_engine.insight.render import jsonable
-
         periods = [p for p in self.facts.periods if p <= period]
         teams = [cc for cc in self.facts.cost_centers if cc not in _buckets(self.facts)]
         budgets = self.budgets(period)

@@ -118,7 +118,8 @@ def _fold(ledger: pa.Table) -> tuple[list[Fact], set[str]]:
             "amount": ledger["amount"],
         }
     )
-    grouped = table.group_by(["period", "day", "cost_center", "service", "shared"]).aggregate([("amount", "sum")])
+    keys = ["period", "day", "cost_center", "service", "shared"]
+    grouped = table.group_by(keys, use_threads=False).aggregate([("amount", "sum")])
     facts = []
     for row in grouped.to_pylist():
         period = Period.parse(row["period"])

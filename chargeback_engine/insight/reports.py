@@ -6,7 +6,6 @@ are quantised to one decimal and are ``None`` when the base is zero, never a div
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -164,7 +163,3 @@ def _unowned(facts: Facts, period: Period) -> set[str]:
     """Cost centers that hold unallocated or pooled money in ``period``: buckets and pools, not teams."""
     return {f.cost_center for f in facts.in_period(period) if f.coverage in ("unallocated", "pooled")}
 
-
-def budgets_for(budgets: Mapping[tuple[str, str], Decimal], period: Period) -> dict[str, Decimal]:
-    """The budgets of one period by cost center, from a ``{(cost_center, period): amount}`` map."""
-    return {cc: amount for (cc, p), amount in sorted(budgets.items()) if p == str(period)}
