@@ -15,23 +15,32 @@ from chargeback_engine.errors import (
     PluginError,
     PolicyError,
 )
+from chargeback_engine.engine.runner import Engine, RunResult
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.policy.loader import load_policies, validate
+from chargeback_engine.policy.model import Policy, PolicySet
 
 __all__ = [
     "ChargebackError",
     "ConservationError",
     "Diagnostic",
+    "Engine",
     "InputError",
     "PeriodError",
     "PluginError",
     "PolicyError",
     "Period",
+    "Policy",
+    "PolicySet",
     "Registry",
+    "RunResult",
     "build_registry",
     "get_plugin_manager",
     "hookimpl",
+    "load_policies",
+    "validate",
     "__version__",
 ]
 

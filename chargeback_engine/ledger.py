@@ -54,7 +54,8 @@ DECISION_SCHEMA = pa.schema(
         pa.field("policy_version", pa.string(), nullable=False),
         pa.field("policy_hash", pa.string(), nullable=False),
         pa.field("method", pa.string(), nullable=False),
-        pa.field("shares", pa.string(), nullable=False),  # canonical JSON {cost_center: weight}
+        pa.field("shares", pa.string(), nullable=False),  # canonical JSON {cost_center: integer weight}
+        pa.field("months", pa.int32()),  # amortization: null none, 0 commitment term, else N months
         pa.field("reason", pa.string(), nullable=False),
     ]
 )

@@ -4,27 +4,74 @@ There is no import-time global: :func:`get_plugin_manager` builds a fresh manage
 embedding service may pass its own. Built-in plugins are declared in this distribution's
 own ``chargeback_engine`` entry points, so they load through exactly the same path as a
 third party's, and the same allow- and block-lists apply to them.
+
+Every failure a plugin can cause (an import error, a hook that pluggy rejects, a hook that
+raises, a component that is not valid) becomes a :class:`~chargeback_engine.errors.PluginError`
+naming the plugin and the distribution it came from, so the user knows whom to blame.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
 
 import pluggy
+import structlog
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from chargeback_engine import hookspecs
 from chargeback_engine.components import Allocator, Collector, Exporter, Notifier
 from chargeback_engine.errors import PluginError
 
-#: Comma-separated plugin names; the CLI's --allow-plugin/--block-plugin add to these.
+#: Comma-separated plugin names. ``--allow-plugin`` replaces the allow-list from the
+#: environment; ``--block-plugin`` adds to the block-list from the environment.
 ALLOW_ENV = "CHARGEBACK_PLUGINS_ALLOW"
 BLOCK_ENV = "CHARGEBACK_PLUGINS_BLOCK"
 
+#: The distribution whose entry-point plugins count as built-in.
+BUILTIN_DISTRIBUTION = "chargeback-engine"
+
+#: Component names, like rule ids, are kebab-case: ``even``, ``acme-weighted``, ``s3-cur``.
+KEBAB_CASE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
 T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PluginOrigin:
+    """The distribution a plugin was installed with; both ``None`` for one registered in code."""
+
+    distribution: str | None = None
+    version: str | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return _normalize(self.distribution or "") == _normalize(BUILTIN_DISTRIBUTION)
+
+    def __str__(self) -> str:
+        if self.distribution is None:
+            return "registered in code"
+        return f"distribution {self.distribution} {self.version}"
+
+
+class PluginManager(pluggy.PluginManager):
+    """A pluggy manager that remembers which distribution each entry-point plugin came from."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT_NAME)
+        self.add_hookspecs(hookspecs)
+        self.origins: dict[str, PluginOrigin] = {}
+
+
+def _normalize(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def _names_from_env(variable: str) -> set[str]:
@@ -36,34 +83,126 @@ def get_plugin_manager(
     block: Iterable[str] = (),
     *,
     load_entry_points: bool = True,
-) -> pluggy.PluginManager:
+) -> PluginManager:
     """Build a plugin manager with the entry-point plugins that pass the lists.
 
-    ``allow`` (if given) names the only entry points that may load; ``block`` names entry
-    points that may not. A name that is not allowed is never imported. Both default to
-    the ``CHARGEBACK_PLUGINS_ALLOW`` / ``CHARGEBACK_PLUGINS_BLOCK`` environment variables.
+    ``allow`` (if given) names the only entry points that may load and replaces
+    ``CHARGEBACK_PLUGINS_ALLOW``; ``block`` names entry points that may not, in addition to
+    ``CHARGEBACK_PLUGINS_BLOCK``. A name that is not allowed is never imported. With
+    ``load_entry_points=False`` the manager starts empty, for callers that register their
+    own plugins (see :mod:`chargeback_engine.testing`).
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
+    pm = PluginManager()
     allowed = set(allow) if allow is not None else (_names_from_env(ALLOW_ENV) or None)
     blocked = set(block) | _names_from_env(BLOCK_ENV)
     if load_entry_points:
-        for ep in entry_points(group=hookspecs.ENTRY_POINT_GROUP):
+        for ep in _unique_entry_points():
             if ep.name in blocked or (allowed is not None and ep.name not in allowed):
                 pm.set_blocked(ep.name)
-        try:
-            pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
-        except Exception as exc:  # a broken plugin must be named, not dumped as a traceback
-            raise PluginError(f"a plugin failed to load: {_describe(exc)}") from exc
+                log.debug("plugin.skipped", plugin=ep.name, reason="blocked" if ep.name in blocked else "not allowed")
+                continue
+            _load(pm, ep)
+        unknown = sorted((allowed or set()) - set(pm.origins) - set(blocked))
+        if unknown:
+            log.warning("plugin.allow_list_unmatched", plugins=unknown)
+    check_pending(pm)
+    return pm
+
+
+def load_builtins(pm: PluginManager) -> None:
+    """Register the built-in plugins (this distribution's own entry points) into ``pm``."""
+    for ep in _unique_entry_points():
+        if _origin_of_entry_point(ep).builtin and pm.get_plugin(ep.name) is None:
+            _load(pm, ep)
+
+
+def _unique_entry_points() -> Iterator[EntryPoint]:
+    """The group's entry points, refusing two distributions that claim the same plugin name."""
+    seen: dict[str, EntryPoint] = {}
+    for ep in sorted(entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in seen:
+            first, second = sorted([_origin_of_entry_point(seen[ep.name]), _origin_of_entry_point(ep)], key=str)
+            raise PluginError(f"plugin {ep.name!r} is declared twice: by {first} and by {second}; uninstall one")
+        seen[ep.name] = ep
+        yield ep
+
+
+def _origin_of_entry_point(ep: EntryPoint) -> PluginOrigin:
+    dist = ep.dist
+    if dist is None:
+        return PluginOrigin()
+    return PluginOrigin(dist.metadata["Name"], dist.version)
+
+
+def _load(pm: PluginManager, ep: EntryPoint) -> None:
+    origin = _origin_of_entry_point(ep)
+    try:
+        plugin = ep.load()
+    except Exception as exc:  # any import-time failure of third-party code
+        raise PluginError(f"plugin {ep.name!r} ({origin}) failed to import {ep.value!r}: {_describe(exc)}") from exc
+    register_plugin(pm, plugin, ep.name, origin)
+    log.debug("plugin.loaded", plugin=ep.name, distribution=origin.distribution, version=origin.version)
+
+
+def register_plugin(pm: PluginManager, plugin: object, name: str, origin: PluginOrigin = PluginOrigin()) -> None:
+    """Register one plugin object (a module or any object with ``@hookimpl`` functions)."""
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        reason = " ".join(str(exc).split())  # pluggy's message spans lines; errors are one line
+        raise PluginError(f"plugin {name!r} ({origin}) could not be registered: {reason}") from exc
+    pm.origins[name] = origin
+
+
+def check_pending(pm: pluggy.PluginManager) -> None:
+    """Fail loudly on a hook implementation whose name matches no hookspec (a typo, usually)."""
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name!r} implements an unknown hook: {exc}") from exc
-    return pm
+        reason = " ".join(str(exc).split())
+        raise PluginError(f"{describe_plugin(pm, exc.plugin)} implements an unknown hook: {reason}") from exc
+
+
+def plugin_origin(pm: pluggy.PluginManager, name: str) -> PluginOrigin:
+    """Where the plugin registered as ``name`` came from, for any pluggy manager."""
+    if isinstance(pm, PluginManager) and name in pm.origins:
+        return pm.origins[name]
+    plugin = pm.get_plugin(name)
+    for candidate, dist in pm.list_plugin_distinfo():
+        if candidate is plugin:
+            return PluginOrigin(dist.project_name, dist.version)
+    return PluginOrigin()
+
+
+def describe_plugin(pm: pluggy.PluginManager, plugin: object) -> str:
+    """``plugin 'name' (distribution dist 1.0)``: how every error names a plugin."""
+    name = pm.get_name(plugin) or repr(plugin)
+    return f"plugin {name!r} ({plugin_origin(pm, name)})"
 
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:
+    """Call a hook one implementation at a time, so a failure names the plugin that raised.
+
+    The engine notifies observer hooks (``chargeback_<event>_<past tense>``) through this
+    instead of ``pm.hook.<name>(...)``, whose exceptions carry no plugin name.
+    """
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        _call_one(impl, hook_name, describe_plugin(pm, impl.plugin), **kwargs)
+
+
+def _call_one(impl: pluggy.HookImpl, hook_name: str, where: str, **kwargs: Any) -> None:
+    if impl.hookwrapper or impl.wrapper:
+        raise PluginError(f"{where} implements {hook_name} as a wrapper, which chargeback does not support")
+    try:
+        impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+    except PluginError:
+        raise
+    except Exception as exc:  # third-party code: report it, never a bare traceback
+        raise PluginError(f"{where} raised in {hook_name}: {_describe(exc)}") from exc
 
 
 @dataclass(frozen=True)
@@ -93,46 +232,121 @@ class Registry:
     def notifier(self, name: str) -> Notifier:
         return self.notifiers[name].component
 
+    def names_by_plugin(self, plugin: str) -> dict[str, list[str]]:
+        """What one plugin contributed, by kind, names sorted."""
+        return {
+            kind: sorted(name for name, entry in getattr(self, kind).items() if entry.plugin == plugin)
+            for kind in KINDS
+        }
 
-_KINDS: Mapping[str, tuple[str, type]] = {
-    "collectors": ("chargeback_register_collectors", Collector),
-    "allocators": ("chargeback_register_allocators", Allocator),
-    "exporters": ("chargeback_register_exporters", Exporter),
-    "notifiers": ("chargeback_register_notifiers", Notifier),
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of component: the hook that contributes it, its protocol and its schema attribute."""
+
+    hook: str
+    protocol: type
+    schema_attribute: str
+    methods: tuple[str, ...]
+
+    @property
+    def singular(self) -> str:
+        return self.hook.removeprefix("chargeback_register_").removesuffix("s")
+
+    @property
+    def with_article(self) -> str:
+        return ("an " if self.singular[0] in "aeiou" else "a ") + self.singular
+
+
+#: Component kinds by their :class:`Registry` attribute.
+KINDS: Mapping[str, Kind] = {
+    "collectors": Kind("chargeback_register_collectors", Collector, "config_schema", ("collect",)),
+    "allocators": Kind("chargeback_register_allocators", Allocator, "params_schema", ("check", "targets", "fields", "resolve")),
+    "exporters": Kind("chargeback_register_exporters", Exporter, "options_schema", ("export",)),
+    "notifiers": Kind("chargeback_register_notifiers", Notifier, "options_schema", ("send",)),
 }
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
-    """Call every register hook, one plugin at a time, so each failure names its plugin."""
+    """Call every register hook, one plugin at a time, validating everything registered."""
     registry = Registry()
-    for kind, (hook_name, protocol) in _KINDS.items():
-        table: dict[str, Registered[Any]] = getattr(registry, kind)
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+    for kind_name, kind in KINDS.items():
+        table: dict[str, Registered[Any]] = getattr(registry, kind_name)
+        for impl in getattr(pm.hook, kind.hook).get_hookimpls():
             plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
-            register = _register_into(table, kind, protocol, plugin_name)
-            try:
-                impl.function(register=register)
-            except PluginError:
-                raise
-            except Exception as exc:
-                raise PluginError(f"plugin {plugin_name!r} raised in {hook_name}: {_describe(exc)}") from exc
+            where = describe_plugin(pm, impl.plugin)
+            _call_one(impl, kind.hook, where, register=_register_into(table, kind, plugin_name, where))
     return registry
 
 
-def _register_into(
-    table: dict[str, Registered[Any]], kind: str, protocol: type, plugin_name: str
-) -> Callable[[Any], None]:
-    singular = kind[:-1]
-
+def _register_into(table: dict[str, Registered[Any]], kind: Kind, plugin_name: str, where: str) -> Callable[[Any], None]:
     def register(component: Any) -> None:
-        if not isinstance(component, protocol):
-            raise PluginError(f"plugin {plugin_name!r} registered {component!r}, which is not a {singular}")
-        name = component.name
+        name = validate_component(component, kind, where)
         if name in table:
             raise PluginError(
-                f"plugin {plugin_name!r} registered {singular} {name!r}, "
-                f"already registered by plugin {table[name].plugin!r}"
+                f"{where} registered {kind.singular} {name!r}, already registered by plugin {table[name].plugin!r}"
             )
         table[name] = Registered(component, plugin_name)
 
     return register
+
+
+def validate_component(component: Any, kind: Kind, where: str) -> str:
+    """Check one registered component and return its name; the message says what to fix."""
+    name = getattr(component, "name", None)
+    label = f"{kind.singular} {name!r}" if isinstance(name, str) else repr(component)
+    if not isinstance(component, kind.protocol) or not all(callable(getattr(component, m)) for m in kind.methods):
+        needs = ", ".join(["name", kind.schema_attribute, *(f"{m}()" for m in kind.methods)])
+        raise PluginError(f"{where} registered {label}, which is not {kind.with_article} (it needs {needs})")
+    if not isinstance(name, str) or not KEBAB_CASE.match(name):
+        raise PluginError(f"{where} registered {label}: the name must be kebab-case, like 'even-split'")
+    schema = getattr(component, kind.schema_attribute)
+    if not isinstance(schema, Mapping):
+        raise PluginError(f"{where} registered {label}: {kind.schema_attribute} must be a JSON Schema object")
+    try:
+        Draft202012Validator.check_schema(dict(schema))
+    except SchemaError as exc:
+        at = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise PluginError(
+            f"{where} registered {label}: {kind.schema_attribute} is not valid JSON Schema 2020-12 at {at}: {exc.message}"
+        ) from exc
+    return name
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One loaded plugin as ``chargeback plugins`` shows it."""
+
+    name: str
+    origin: PluginOrigin
+    hooks: tuple[str, ...]
+    registers: Mapping[str, list[str]]  # component kind -> names
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.origin.distribution,
+            "version": self.origin.version,
+            "builtin": self.origin.builtin,
+            "hooks": list(self.hooks),
+            **{kind: list(names) for kind, names in self.registers.items()},
+        }
+
+
+def list_plugins(pm: pluggy.PluginManager, *, include_builtin: bool = False) -> list[PluginInfo]:
+    """Every plugin of ``pm`` with its distribution and what it registers, sorted by name.
+
+    Built-in plugins (those of the ``chargeback-engine`` distribution) are left out unless
+    ``include_builtin``: the question this answers is usually "did my install work?".
+    """
+    registry = build_registry(pm)
+    infos = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # a blocked name
+            continue
+        origin = plugin_origin(pm, name)
+        if origin.builtin and not include_builtin:
+            continue
+        hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or []))
+        infos.append(PluginInfo(name, origin, hooks, registry.names_by_plugin(name)))
+    return sorted(infos, key=lambda info: info.name)

@@ -15,7 +15,8 @@ from functools import cached_property
 import click
 import structlog
 
-from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.errors import ChargebackError
+from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
 
 
 @dataclass
@@ -26,7 +27,7 @@ class CliState:
     block: tuple[str, ...] = field(default_factory=tuple)
 
     @cached_property
-    def plugin_manager(self):  # type: ignore[no-untyped-def]
+    def plugin_manager(self) -> PluginManager:
         return get_plugin_manager(allow=self.allow, block=self.block)
 
     @cached_property
@@ -49,7 +50,24 @@ def configure_logging(log_format: str, verbosity: int) -> None:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ChargebackGroup(click.Group):
+    """Turns every ``ChargebackError`` into its message on stderr and exit status 1.
+
+    Library errors already say what is wrong and where (``file:line:col: $.path: ...``), so
+    a traceback would only bury that; ``-vv`` logs the traceback for whoever needs it.
+    """
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except ChargebackError as exc:
+            structlog.get_logger(__name__).debug("command.failed", exc_info=exc)
+            message = str(exc)
+            click.echo(message if getattr(exc, "diagnostics", None) else f"Error: {message}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=ChargebackGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="chargeback-engine")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True,
               help="How log lines on stderr are rendered.")
@@ -65,8 +83,27 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
     ctx.obj = CliState(allow=allow or None, block=block)
 
 
-from chargeback_engine.cli.report import alerts, budget, report  # noqa: E402  (commands register last)
+# Commands, one module per area; each command is one call into the library.
+from chargeback_engine.cli.bench import bench  # noqa: E402
+from chargeback_engine.cli.finance import COMMANDS as FINANCE_COMMANDS  # noqa: E402
+from chargeback_engine.cli.plugins import plugins_command  # noqa: E402
+from chargeback_engine.cli.policy import schema_command, validate_command  # noqa: E402
+from chargeback_engine.cli.run import explain, run, test  # noqa: E402
+
+main.add_command(bench)
+main.add_command(explain)
+main.add_command(plugins_command)
+main.add_command(run)
+main.add_command(schema_command)
+main.add_command(test)
+main.add_command(validate_command)
+for _command in FINANCE_COMMANDS:
+    main.add_command(_command)
+
+from chargeback_engine.cli.report import alerts, bench_anomalies, bench_forecast, budget, report  # noqa: E402
 
 main.add_command(report)
 main.add_command(budget)
 main.add_command(alerts)
+bench.add_command(bench_anomalies)
+bench.add_command(bench_forecast)

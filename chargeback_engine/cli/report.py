@@ -36,8 +36,9 @@ def _errors_exit_nonzero(command: Callable[..., Any]) -> Callable[..., Any]:
 def _insight_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every insight command shares; they become one :class:`Insight`."""
 
-    @click.option("--runs", type=click.Path(file_okay=False, path_type=Path), required=True, envvar="CHARGEBACK_RUNS",
-                  help="Directory of stored periods: YYYY-MM/allocations.parquet per period. Also CHARGEBACK_RUNS.")
+    @click.option("--runs", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="CHARGEBACK_RUNS",
+                  help="Directory of stored periods: YYYY-MM/allocations.parquet per period (daily detail). "
+                       "Also CHARGEBACK_RUNS. Without it, periods are read from the cost database (--db).")
     @click.option("--db", "db", default=None, metavar="URL", help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.")
     @click.option("--metrics", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
                   help="Business metrics CSV: period,cost_center,metric,value (drivers and 'headcount').")
@@ -244,3 +245,30 @@ def alerts_sent(db: str | None) -> None:
     """Every alert sent so far, one JSON object a line."""
     for row in InsightStore(db).sent():
         click.echo(json.dumps(row, sort_keys=True))
+
+
+@click.command("anomalies")
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option("--series", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option("--threshold", type=float, default=4.0, show_default=True, help="Detection threshold (|score|).")
+def bench_anomalies(seed: int, series: int, threshold: float) -> None:
+    """Anomaly detection quality on seeded series with injected spikes and level shifts."""
+    from chargeback_engine.insight.evaluate import evaluate_detection
+
+    q = evaluate_detection(seed=seed, series=series, threshold=threshold)
+    click.echo(f"series {q.series} x {q.days} days: precision {q.precision:.3f} recall {q.recall:.3f} "
+               f"false-positive rate {q.false_positive_rate:.4f} (tp {q.true_positives} fp {q.false_positives} "
+               f"fn {q.false_negatives} tn {q.true_negatives})")
+
+
+@click.command("forecast")
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option("--series", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--as-of-day", type=click.IntRange(1, 30), default=15, show_default=True)
+def bench_forecast(seed: int, series: int, as_of_day: int) -> None:
+    """Month-end forecast backtest on seeded series: MAPE and interval coverage."""
+    from chargeback_engine.insight.evaluate import backtest_month_end
+
+    q = backtest_month_end(seed=seed, series=series, as_of_day=as_of_day)
+    click.echo(f"series {q.series}: month-end MAPE {q.mape_pct:.2f}% from day {as_of_day}, "
+               f"90% interval coverage {q.interval_coverage:.2f}")

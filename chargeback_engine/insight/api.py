@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from chargeback_engine.errors import InputError
 from chargeback_engine.insight.alerts import DEFAULT_THRESHOLDS, Alert, Channel, Delivery, anomaly_alerts, budget_alerts, deliver
 from chargeback_engine.insight.anomalies import AlertGate, Anomaly, detect_anomalies, gate
 from chargeback_engine.insight.facts import ZERO, Facts
@@ -22,7 +23,7 @@ from chargeback_engine.insight.forecast import Forecast, ForecastError, forecast
 from chargeback_engine.insight.kpis import KPIs, Metric, kpis
 from chargeback_engine.insight.render import jsonable
 from chargeback_engine.insight.reports import ExecutiveSummary, TeamReport, executive_summary, percent, team_report
-from chargeback_engine.insight.sources import StoredPeriods, read_metrics, read_run_directory
+from chargeback_engine.insight.sources import StoredPeriods, read_cost_database, read_metrics, read_run_directory
 from chargeback_engine.insight.store import InsightStore
 from chargeback_engine.periods import Period
 
@@ -43,8 +44,13 @@ class Insight:
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS
 
     @classmethod
-    def open(cls, runs: str | Path, *, db: str | None = None, metrics: str | Path | None = None, **options: Any) -> Insight:
-        return cls(read_run_directory(runs), InsightStore(db), read_metrics(metrics) if metrics else (), **options)
+    def open(cls, runs: str | Path | None, *, db: str | None = None, metrics: str | Path | None = None,
+             **options: Any) -> Insight:
+        """Stored periods from the run directory ``runs``, or from the cost database ``db`` when ``runs`` is None."""
+        stored = read_run_directory(runs) if runs is not None else read_cost_database(db)
+        if options.get("chargeback_cost_centers") is None and stored.chargeback_cost_centers is not None:
+            options["chargeback_cost_centers"] = stored.chargeback_cost_centers
+        return cls(stored, InsightStore(db), read_metrics(metrics) if metrics else (), **options)
 
     @property
     def facts(self) -> Facts:
@@ -69,8 +75,9 @@ class Insight:
         return executive_summary(self.facts, period)
 
     def kpis(self, period: Period) -> KPIs:
-        journaled = None
-        if self.chargeback_cost_centers is not None:
+        """Every KPI; journaled spend comes from the cost database, else from the chargeback cost centers."""
+        journaled = self.stored.journaled.get(str(period))
+        if journaled is None and self.chargeback_cost_centers is not None:
             by_cc = self.facts.by_cost_center(period)
             journaled = sum((by_cc.get(cc, ZERO) for cc in self.chargeback_cost_centers), ZERO)
         return kpis(
@@ -84,11 +91,17 @@ class Insight:
             journaled=journaled,
         )
 
+    def _need_daily(self, what: str) -> None:
+        if not self.stored.daily:
+            raise InputError(f"{what} need daily cost, which the cost database does not keep: read the run outputs (--runs DIR)")
+
     def anomalies(self, *, since: date | None = None, by_service: bool = True) -> list[Anomaly]:
+        self._need_daily("anomalies")
         return detect_anomalies(self.facts.daily("service" if by_service else "cost_center"), since=since)
 
     def forecasts(self, as_of: date | None = None, *, months: int = 3, save: bool = False) -> list[Forecast]:
         """Month-end and next-months forecasts per cost center from the days up to ``as_of``."""
+        self._need_daily("forecasts")
         as_of = as_of or self.last_day
         found: list[Forecast] = []
         for (cc,), daily in self.facts.daily().items():
@@ -105,7 +118,7 @@ class Insight:
     def _month_end(self, period: Period, as_of: date | None = None) -> dict[str, Decimal]:
         """Forecast month-end spend of a period that is still running on ``as_of``; none once it is complete."""
         as_of = as_of or min(self.last_day, _last_day(period))
-        if Period.of(as_of) != period or as_of == _last_day(period):
+        if not self.stored.daily or Period.of(as_of) != period or as_of == _last_day(period):
             return {}
         return {f.cost_center: f.amount for f in self.forecasts(as_of, months=0) if f.period == str(period)}
 
@@ -120,6 +133,8 @@ class Insight:
         }
         forecasts = self._month_end(period, as_of) if budgets else {}
         found = budget_alerts(period, budgets, actuals, forecasts, self.thresholds)
+        if not self.stored.daily:
+            return found
         anomalies = [a for a in self.anomalies(since=period.start) if a.day <= as_of]
         return found + anomaly_alerts(gate(anomalies, self.alert_gate))
 
@@ -133,8 +148,10 @@ class Insight:
         teams = [cc for cc in self.facts.cost_centers if cc not in _buckets(self.facts)]
         budgets = self.budgets(period)
         daily = self.facts.daily()
-        anomalies = gate([a for a in self.anomalies() if a.day < period.end], self.alert_gate)
-        forecasts = self.forecasts(min(self.last_day, _last_day(period)), months=3) if period == self.facts.periods[-1] else []
+        daily_data = self.stored.daily
+        anomalies = gate([a for a in self.anomalies() if a.day < period.end], self.alert_gate) if daily_data else []
+        latest = period == self.facts.periods[-1]
+        forecasts = self.forecasts(min(self.last_day, _last_day(period)), months=3) if daily_data and latest else []
         return jsonable(
             {
                 "period": str(period),
@@ -152,14 +169,14 @@ class Insight:
                      "pct": percent(self.facts.by_coverage(p)["unallocated"], self.facts.total(p))}
                     for p in periods
                 ],
-                "budget_burn": [
+                "budget_burn": [] if not daily_data else [
                     {"name": cc, "budget": budget, "days": _cumulative(daily.get((cc,), {}), period)}
                     for cc, budget in sorted(budgets.items())
                 ],
                 "daily": [
                     {"name": cc, "points": [{"day": d, "amount": v} for d, v in sorted(daily[(cc,)].items()) if d < period.end]}
                     for cc in teams
-                ],
+                ] if daily_data else [],
                 "anomalies": anomalies,
                 "forecasts": forecasts,
                 "executive": self.executive(period),

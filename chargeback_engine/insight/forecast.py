@@ -17,7 +17,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import numpy as np
-from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 from threadpoolctl import threadpool_limits
 
 from chargeback_engine.errors import ChargebackError
@@ -111,6 +110,8 @@ def forecast_cost_center(
 
 def _simulate(history: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """The mean path and ``PATHS`` simulated paths (shape horizon × PATHS) of the next days."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # loaded on first use, like STL
+
     # One BLAS thread: these matrices are tiny, and a thread per core only fights the other processes.
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # convergence chatter from the optimiser

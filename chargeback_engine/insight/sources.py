@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import sqlalchemy as sa
 import pyarrow.parquet as pq
 
 from chargeback_engine.errors import InputError, PeriodError
@@ -38,6 +39,12 @@ class StoredPeriods:
     facts: Facts
     #: Per period: ``resource_id``, ``tags``, ``cost``, one row per source line.
     resources: dict[str, pa.Table] = field(default_factory=dict)
+    #: Per period: spend that reached the general ledger (known only from the cost database).
+    journaled: dict[str, Decimal] = field(default_factory=dict)
+    #: Cost centers in chargeback mode, when the source records modes.
+    chargeback_cost_centers: frozenset[str] | None = None
+    #: False when the source keeps only period totals (no daily series for anomalies and forecasts).
+    daily: bool = True
 
 
 def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") -> StoredPeriods:
@@ -96,6 +103,60 @@ def _read_resources(path: Path, cost_column: str) -> pa.Table:
             GROUP BY ALL ORDER BY ALL
             """
         ).to_arrow_table()
+
+
+def read_cost_database(url: str | None = None) -> StoredPeriods:
+    """Stored periods from the finance cost database: each period's current run plus its adjustments.
+
+    The database keeps amounts per period, not per day, so facts from it fall on each
+    period's first day: enough for reports and KPIs; anomalies and forecasts need the
+    daily run outputs (:func:`read_run_directory`). Journaled spend is the subtotal of the
+    invoices that the period's current journal batches post.
+    """
+    from chargeback_engine.finance import open_database
+    from chargeback_engine.finance import tables as t
+    from chargeback_engine.finance.runs import head_run
+
+    engine = open_database(url)
+    ledgers, journaled, chargeback = [], {}, set()
+    with engine.connect() as conn:
+        for period in sorted(set(conn.execute(sa.select(t.runs.c.period)).scalars())):
+            run_key = head_run(conn, period)
+            lines = conn.execute(
+                sa.select(t.ledger_lines.c.period, t.ledger_lines.c.service_name, t.ledger_lines.c.cost_center,
+                          t.ledger_lines.c.from_cost_center, t.ledger_lines.c.stage, t.ledger_lines.c.category,
+                          t.ledger_lines.c.amount, t.ledger_lines.c.currency).where(t.ledger_lines.c.run_key == run_key)
+            ).mappings().all()
+            adjustments = conn.execute(
+                sa.select(t.adjustments.c.period, t.adjustments.c.service_name, t.adjustments.c.cost_center,
+                          t.adjustments.c.currency, t.adjustments.c.amount).where(t.adjustments.c.period == period)
+            ).mappings().all()
+            rows = [dict(r) for r in lines] + [
+                {**dict(a), "from_cost_center": None, "stage": 0, "category": "adjustment"} for a in adjustments
+            ]
+            ledgers.append(pa.Table.from_pylist(
+                [{**r, "charge_period_start": None} for r in rows],
+                schema=pa.schema([LEDGER_SCHEMA.field(c) for c in LEDGER_COLUMNS]),
+            ))
+            chargeback.update(conn.execute(
+                sa.select(t.run_cost_centers.c.cost_center).where(
+                    t.run_cost_centers.c.run_key == run_key, t.run_cost_centers.c.mode == "chargeback")
+            ).scalars())
+            current = sa.select(t.journal_batches.c.batch_id).where(
+                t.journal_batches.c.period == period,
+                t.journal_batches.c.batch_id.not_in(sa.select(t.journal_batches.c.supersedes)),
+            )
+            posted = sa.select(t.journal_entries.c.invoice_id).where(
+                t.journal_entries.c.batch_id.in_(current), t.journal_entries.c.reverses.is_(None))
+            subtotals = conn.execute(
+                sa.select(t.invoices.c.subtotal).where(t.invoices.c.invoice_id.in_(posted))
+            ).scalars().all()
+            if subtotals:
+                journaled[period] = sum(subtotals, Decimal(0))
+    engine.dispose()
+    if not ledgers:
+        raise InputError(f"{url or 'the cost database'}: no stored periods (no runs recorded)")
+    return StoredPeriods(ledger_facts(ledgers), {}, journaled, frozenset(chargeback), daily=False)
 
 
 def read_metrics(path: str | Path) -> tuple[Metric, ...]:

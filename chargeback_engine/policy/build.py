@@ -37,11 +37,11 @@ def build_policy(document: Mapping[str, Any], *, path: str, locate: Locate) -> P
     effective = metadata.get("effective", {})
     tag_doc = spec.get("tags", {})
     normalize = tag_doc.get("normalize", {})
+    plain = TagNormalizer(keys=normalize.get("keys", "lower"), strip=normalize.get("strip", True))
     tags = TagNormalizer(
-        keys=normalize.get("keys", "lower"),
-        strip=normalize.get("strip", True),
-        aliases={TagNormalizer(keys=normalize.get("keys", "lower")).normalize_key(k): v
-                 for k, v in tag_doc.get("aliases", {}).items()},
+        keys=plain.keys,
+        strip=plain.strip,
+        aliases={plain.normalize_key(k): plain.normalize_key(v) for k, v in tag_doc.get("aliases", {}).items()},
         on_collision=normalize.get("on_collision", "prefer-exact"),
     )
     rules = tuple(

@@ -1,19 +1,31 @@
-"""Load policy files into a :class:`PolicySet`.
+"""Load and validate policy files: the public entry points of the policy package.
 
-This first cut parses with ruamel.yaml's round-trip loader (for positions) and builds the
-model; the hardened loader and layered validation replace the parsing step.
+Each file goes through the layers in order: YAML (``policy.yaml``), then the assembled
+schema, then semantics (``policy.validate``). Within a layer every problem is reported; a
+file that fails a layer skips the later ones, which could only guess at its meaning. (A
+YAML-layer error that leaves the data intact, such as an unquoted ``012``, still lets the
+schema run.) The check across files, overlapping effective windows, uses the files that
+passed every layer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ruamel.yaml import YAML
+import structlog
+from jsonschema import Draft202012Validator
 
+from chargeback_engine.errors import Diagnostic, PolicyError
+from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 from chargeback_engine.policy.build import build_policy
-from chargeback_engine.policy.model import PolicySet, SourceLocation
+from chargeback_engine.policy.model import Policy, PolicySet, SourceLocation
+from chargeback_engine.policy.schema import assemble_schema
+from chargeback_engine.policy.validate import Semantics, overlapping_windows, schema_diagnostics
+from chargeback_engine.policy.yaml import JsonPath, YamlDocument, read_yaml_file
+
+log = structlog.get_logger(__name__)
 
 POLICY_TEST_SUFFIX = "_test.yaml"
 
@@ -29,31 +41,55 @@ def policy_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
+def validate(paths: Iterable[str | Path], registry: Registry | None = None) -> list[Diagnostic]:
+    """Every error and warning about the policies at ``paths`` (files or directories), sorted.
+
+    Without ``registry``, the components of the default plugin manager are used.
+    """
+    return _check(paths, registry).diagnostics
 
 
-def _locator(root: Any, file: str):  # type: ignore[no-untyped-def]
-    def locate(path: tuple[str | int, ...]) -> SourceLocation:
-        node, line, col = root, 0, 0
-        for step in path:
-            if isinstance(step, int):
-                line, col = node.lc.item(step)
-            else:
-                line, col = node.lc.value(step)
-            node = node[step]
-        return SourceLocation(file, line + 1, col + 1)
-
-    return locate
+def load_policies(paths: Iterable[str | Path], registry: Registry | None = None) -> PolicySet:
+    """Validate and load policies; raises :class:`PolicyError` carrying every diagnostic."""
+    result = _check(paths, registry)
+    if any(d.severity == "error" for d in result.diagnostics):
+        raise PolicyError(result.diagnostics)
+    for warning in result.diagnostics:
+        log.warning("policy warning", diagnostic=str(warning))
+    return PolicySet(tuple(policy for _, policy in result.policies))
 
 
-def load_policies(paths: Iterable[str | Path]) -> PolicySet:
-    policies = []
-    for path in policy_files(paths):
-        root = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
-        policies.append(build_policy(_plain(root), path=str(path), locate=_locator(root, str(path))))
-    return PolicySet(tuple(policies))
+@dataclass
+class _Result:
+    diagnostics: list[Diagnostic]
+    policies: list[tuple[YamlDocument, Policy]]
+
+
+def _check(paths: Iterable[str | Path], registry: Registry | None) -> _Result:
+    registry = registry if registry is not None else build_registry(get_plugin_manager())
+    validator = Draft202012Validator(assemble_schema(registry), format_checker=Draft202012Validator.FORMAT_CHECKER)
+    diagnostics: list[Diagnostic] = []
+    policies: list[tuple[YamlDocument, Policy]] = []
+    paths = list(paths)
+    files = policy_files(paths)
+    if not files:
+        where = ", ".join(map(str, paths)) or "."
+        diagnostics.append(Diagnostic(where, 1, 1, "$", "no policy files (*.yaml) found"))
+    for file in files:
+        document, found = read_yaml_file(file)
+        diagnostics.extend(found)
+        if document is None:
+            continue
+        schema_errors = schema_diagnostics(document, validator, already={d.path for d in found})
+        diagnostics.extend(schema_errors)
+        if found or schema_errors:
+            continue
+        policy = build_policy(document.data, path=str(file), locate=_locator(document))
+        diagnostics.extend(Semantics(document, policy, registry).run())
+        policies.append((document, policy))
+    diagnostics.extend(overlapping_windows(policies))
+    return _Result(sorted(set(diagnostics)), policies)
+
+
+def _locator(document: YamlDocument) -> Callable[[JsonPath], SourceLocation]:
+    return lambda path: SourceLocation(document.file, *document.position(path))

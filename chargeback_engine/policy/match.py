@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chargeback_engine.errors import InputError
+
 MatchKey = Mapping[str, "str | None"]
 
 TAG_PREFIX = "tags."
@@ -194,7 +196,61 @@ class TagNormalizer:
         return {k: v for k, (_, _, v) in sorted(chosen.items())}
 
 
-class TagCollision(ValueError):
+def covers(broader: Condition, narrower: Condition) -> bool:
+    """True if every key that satisfies ``narrower`` also satisfies ``broader``.
+
+    Sound, not complete: ``broader`` must be a conjunction of field matchers (an empty
+    ``when`` covers everything), and each of them must be implied by a matcher that
+    ``narrower`` places on the same field. ``any``/``not`` in ``broader`` make the answer
+    False; in ``narrower`` they only narrow it further and are ignored. Used to warn about
+    rules that a higher-priority rule shadows.
+    """
+    required = _conjuncts(broader)
+    if required is None:
+        return False
+    given = _conjuncts(narrower, strict=False) or []
+    return all(any(_implies(g, r) for g in given if g.name == r.name) for r in required)
+
+
+def _conjuncts(condition: Condition, *, strict: bool = True) -> list[_Field] | None:
+    if isinstance(condition, _Field):
+        return [condition]
+    if isinstance(condition, _All):
+        fields: list[_Field] = []
+        for part in condition.parts:
+            sub = _conjuncts(part, strict=strict)
+            if sub is None:
+                return None
+            fields.extend(sub)
+        return fields
+    return None if strict else []
+
+
+def _implies(given: _Field, required: _Field) -> bool:
+    """Does ``given`` (on the same field) imply ``required``? Missing values count."""
+    op, operand = required.op, required.operand
+    if given.op in ("eq", "in"):
+        values = {given.operand} if given.op == "eq" else set(given.operand)
+        if op == "exists":
+            return operand is True
+        if op == "eq":
+            return values == {operand}
+        if op == "in":
+            return values <= operand
+        if op == "not_in":
+            return not (values & operand)
+        return all(operand.fullmatch(v) for v in values)
+    if given.op == "not_in":
+        return op == "not_in" and operand <= given.operand
+    if given.op == "exists":
+        if given.operand:
+            return op == "exists" and operand is True
+        return (op == "exists" and operand is False) or op == "not_in"
+    # regex: the same pattern, or anything a match implies (the value exists)
+    return (op == "regex" and operand.pattern == given.operand.pattern) or (op == "exists" and operand is True)
+
+
+class TagCollision(InputError, ValueError):
     def __init__(self, key: str, sources: Iterable[str]):
         self.key = key
         self.sources = list(sources)

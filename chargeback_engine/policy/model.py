@@ -120,6 +120,20 @@ class PolicySet:
 
     policies: tuple[Policy, ...]
 
+    @property
+    def version(self) -> str:
+        """``name@version`` of each policy, in effective order, joined by ``+``."""
+        return "+".join(f"{p.name}@{p.version}" for p in self._in_effective_order())
+
+    @property
+    def content_hash(self) -> str:
+        """One hash over the content hashes of all policies; file names and order do not count."""
+        joined = "\n".join(sorted(p.content_hash for p in self.policies))
+        return "sha256:" + hashlib.sha256(joined.encode("utf-8")).hexdigest()
+
+    def _in_effective_order(self) -> list[Policy]:
+        return sorted(self.policies, key=lambda p: (p.effective_from, p.name))
+
     def for_period(self, period: Period) -> Policy:
         matching = [p for p in self.policies if p.covers(period)]
         if not matching:
@@ -131,6 +145,25 @@ class PolicySet:
 
 
 def content_hash(document: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of a policy document: comments and layout do not count."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """SHA-256 of the canonical JSON of a policy document.
+
+    Comments, layout, quoting, flow or block style and the order of mapping keys do not
+    count; the order of list items does. Numbers are written in their shortest exact
+    decimal form, so ``0.40`` and ``0.4`` hash alike.
+    """
+    return "sha256:" + hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, exact numbers (never via float), UTF-8 text."""
+    if isinstance(value, Mapping):
+        items = sorted((str(k), v) for k, v in value.items())
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + canonical_json(v) for k, v in items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(canonical_json(v) for v in value) + "]"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (int, float, Decimal)):
+        number = Decimal(value if not isinstance(value, float) else repr(value)).normalize()
+        return format(number, "f") if number else "0"
+    return json.dumps(str(value), ensure_ascii=False)

@@ -143,7 +143,7 @@ def test_notifier_config_errors_are_located() -> None:
 def test_built_in_notifiers_register_through_the_plugin_hook() -> None:
     registry = build_registry(get_plugin_manager())
     assert {"json", "webhook", "email"} <= set(registry.notifiers)
-    assert registry.notifiers["webhook"].plugin == "insight-notifiers"
+    assert registry.notifiers["webhook"].plugin == "notifiers"
 
 
 def test_the_sample_raises_budget_and_anomaly_alerts(insight: Insight) -> None:

@@ -1,0 +1,56 @@
+"""``fixed``: declared fractions that sum to exactly 1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from chargeback_engine.allocators._common import COST_CENTER_ID, method_schema
+from chargeback_engine.components import AllocationContext, Finding, Shares
+from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.policy.checks import unknown_cost_centers
+
+FRACTION = {"oneOf": [{"type": "number", "minimum": 0, "maximum": 1},
+                      {"type": "string", "pattern": r"^(0(\.[0-9]{1,10})?|1(\.0{1,10})?)$"}]}
+
+
+def fraction(value: Any) -> Decimal:
+    """YAML numbers arrive as floats; their shortest repr is what the author wrote."""
+    return Decimal(str(value))
+
+
+class FixedAllocator:
+    name = "fixed"
+    params_schema = method_schema(
+        "fixed",
+        {"splits": {"type": "object", "minProperties": 1, "maxProperties": 1000,
+                    "propertyNames": COST_CENTER_ID, "additionalProperties": FRACTION}},
+        required=["splits"],
+    )
+
+    def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:
+        splits = params["splits"]
+        findings = unknown_cost_centers(policy, splits, ("splits",))
+        try:
+            total = sum((fraction(v) for v in splits.values()), Decimal(0))
+        except InvalidOperation:
+            return [*findings, Finding(("splits",), "every fraction must be a decimal number")]
+        if total != 1:
+            findings.append(Finding(("splits",), f"fractions sum to {total}, not exactly 1"))
+        return findings
+
+    def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
+        return frozenset(params["splits"])
+
+    def fields(self, params: Mapping[str, Any]) -> frozenset[str]:
+        return frozenset()
+
+    def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Shares:
+        weights = {cc: fraction(v) for cc, v in params["splits"].items() if fraction(v)}
+        return Shares(weights, "fixed split")
+
+
+@hookimpl
+def chargeback_register_allocators(register) -> None:  # type: ignore[no-untyped-def]
+    register(FixedAllocator())

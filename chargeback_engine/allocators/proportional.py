@@ -1,0 +1,68 @@
+"""``proportional``: split by a usage driver or by the targets' own direct cost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from chargeback_engine.allocators._common import (
+    CONDITION,
+    COST_CENTER_LIST,
+    FALLBACK,
+    fallback_shares,
+    method_schema,
+)
+from chargeback_engine.components import AllocationContext, DirectCostBasis, Finding, Resolution, Shares
+from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.policy.checks import unknown_cost_centers
+from chargeback_engine.policy.match import compile_condition
+
+
+class ProportionalAllocator:
+    """Weights recomputed every period: a driver's quantities, or ``basis: direct-cost``.
+
+    ``among`` restricts the targets; ``filter`` (a ``when:`` condition) restricts the driver
+    rows or the direct-cost lines that count. All-zero weights take ``fallback``.
+    """
+
+    name = "proportional"
+    params_schema = method_schema(
+        "proportional",
+        {
+            "driver": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"},
+            "basis": {"const": "direct-cost"},
+            "among": COST_CENTER_LIST,
+            "filter": CONDITION,
+            "fallback": FALLBACK,
+        },
+        oneOf=[{"required": ["driver"]}, {"required": ["basis"]}],
+    )
+
+    def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:
+        return unknown_cost_centers(policy, params.get("among", []), ("among",))  # the kernel checks drivers
+
+    def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
+        return frozenset(params.get("among", []))
+
+    def fields(self, params: Mapping[str, Any]) -> frozenset[str]:
+        return frozenset()
+
+    def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Resolution:
+        condition = compile_condition(params["filter"], context.policy.tags) if "filter" in params else None
+        fallback = params.get("fallback", "unallocated")
+        among = params.get("among")
+        if "basis" in params:
+            targets = tuple(sorted(among)) if among else None
+            return DirectCostBasis(targets, condition, fallback, "proportional to direct cost")
+        quantities = context.driver(params["driver"], condition)
+        candidates = among or sorted(quantities)
+        weights = {cc: max(quantities.get(cc, Decimal(0)), Decimal(0)) for cc in candidates}
+        if not any(weights.values()):
+            return fallback_shares(fallback, candidates, context, f"driver {params['driver']} is zero for {context.period}")
+        return Shares({cc: w for cc, w in weights.items() if w}, f"proportional to driver {params['driver']}")
+
+
+@hookimpl
+def chargeback_register_allocators(register) -> None:  # type: ignore[no-untyped-def]
+    register(ProportionalAllocator())

@@ -1,0 +1,30 @@
+"""``chargeback plugins``: answers a plugin author's first question, "did my install work?"."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from chargeback_engine.plugins import list_plugins
+
+
+@click.command("plugins")
+@click.option("--all", "include_builtin", is_flag=True, help="Include the built-in plugins of chargeback-engine.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def plugins_command(state, include_builtin: bool, output_format: str) -> None:  # type: ignore[no-untyped-def]
+    """List installed plugins, their distributions and what they register."""
+    infos = list_plugins(state.plugin_manager, include_builtin=include_builtin)
+    if output_format == "json":
+        click.echo(json.dumps([info.to_json() for info in infos], indent=2))
+        return
+    if not infos:
+        click.echo("No plugins installed." if include_builtin else "No third-party plugins installed (--all shows built-ins).")
+    for info in infos:
+        origin = f"{info.origin.distribution} {info.origin.version}" if info.origin.distribution else "registered in code"
+        click.echo(f"{info.name} ({origin}{', built-in' if info.origin.builtin else ''})")
+        for kind, names in info.registers.items():
+            if names:
+                click.echo(f"  {kind}: {', '.join(names)}")
+        click.echo(f"  hooks: {', '.join(info.hooks)}")

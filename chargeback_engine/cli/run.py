@@ -1,0 +1,103 @@
+"""``chargeback run``, ``chargeback explain`` and ``chargeback test``: one API call each."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+import click
+
+from chargeback_engine.engine.explain import explain_cost_center, explain_record
+from chargeback_engine.engine.policytest import run_policy_tests
+from chargeback_engine.engine.runner import Engine, Progress, RunResult
+from chargeback_engine.errors import ChargebackError
+from chargeback_engine.periods import Period
+
+#: Steps of a run besides its shared stages: collect, decide, allocate, check, write.
+_FIXED_STEPS = 5
+
+
+@contextmanager
+def _progress(steps: int) -> Iterator[Progress | None]:
+    """A progress bar on a terminal (stderr); nothing when piped or in CI."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=steps, label="allocating", file=sys.stderr) as bar:
+        yield lambda step: (bar.update(1), setattr(bar, "label", step))  # type: ignore[func-returns-value]
+
+
+def _print_summary(result: RunResult) -> None:
+    rows = result.summary()
+    width = max([len("cost center"), *(len(cc) for cc, _, _ in rows)])
+    click.echo(f"{'cost center':<{width}}  currency  {'amount':>20}")
+    for cost_center, currency, amount in rows:
+        click.echo(f"{cost_center:<{width}}  {currency:<8}  {amount:>20f}")
+    for currency, totals in result.totals().items():
+        click.echo(f"{'total':<{width}}  {currency:<8}  {totals['allocated']:>20f}")
+        if totals["deferred"] != Decimal(0):
+            click.echo(f"{'deferred':<{width}}  {currency:<8}  {totals['deferred']:>20f}  (amortized into later periods)")
+    click.echo(f"run {result.run_id}: {result.records.num_rows} line(s), policy {result.policy.name}@{result.policy.version}")
+
+
+@click.command("run")
+@click.option("--policy", "policies", multiple=True, required=True, type=click.Path(exists=True),
+              help="Policy file or directory (repeatable).")
+@click.option("--input", "inputs", multiple=True, required=True, help="FOCUS CSV/Parquet file, directory or glob (repeatable).")
+@click.option("--period", required=True, help="Billing period, YYYY-MM.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the outputs.")
+@click.pass_obj
+def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str) -> None:  # type: ignore[no-untyped-def]
+    """Allocate a period's cost data and write ledger, summary, FOCUS and manifest into OUT."""
+    try:
+        engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager)
+        stages = len(engine.policies.for_period(Period.parse(period)).stages)
+        with _progress(_FIXED_STEPS + stages) as progress:
+            result = engine.run(list(inputs), period, out=out, progress=progress)
+    except ChargebackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print_summary(result)
+
+
+@click.command("explain")
+@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.option("--record", "record_id", help="A ledger record_id: every row of that source line.")
+@click.option("--cost-center", "cost_center", help="A cost center: its total by rule, down to source lines.")
+def explain(out: str, record_id: str | None, cost_center: str | None) -> None:
+    """Explain a run's outputs, from cost-center totals down to rules and source lines."""
+    if (record_id is None) == (cost_center is None):
+        raise click.UsageError("give exactly one of --record or --cost-center")
+    try:
+        click.echo(explain_record(out, record_id) if record_id else explain_cost_center(out, cost_center or ""))
+    except ChargebackError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--fail-on-empty", is_flag=True, help="Fail when no test case ran.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def test(state, paths: tuple[str, ...], fail_on_empty: bool, output_format: str) -> None:  # type: ignore[no-untyped-def]
+    """Run the *_test.yaml cases beside each policy: PASS or FAIL per case."""
+    try:
+        results = run_policy_tests(paths, state.registry)
+    except ChargebackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    failed = [r for r in results if not r.passed]
+    if output_format == "json":
+        click.echo(json.dumps({"cases": [r.as_json() for r in results], "passed": len(results) - len(failed),
+                               "failed": len(failed)}, indent=2))
+    else:
+        for r in results:
+            click.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.test_file}: {r.name}")
+            for message in r.messages:
+                click.echo(f"      {message}")
+        click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed or (fail_on_empty and not results):
+        if not results:
+            click.echo("no policy test cases found", err=True)
+        sys.exit(1)

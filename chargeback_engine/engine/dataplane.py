@@ -1,0 +1,108 @@
+"""The one engine-specific interface: where line items meet decisions.
+
+The kernel (``chargeback_engine.engine.run``) decides in Python, once per distinct match
+key; a :class:`DataPlane` applies those decisions to every line item in bulk. DuckDB
+implements it here (:mod:`chargeback_engine.engine.duck`); a Spark implementation only
+has to honour this contract to run the same policy at scale.
+
+Contract
+--------
+* Money is exact: amounts are ``DECIMAL(38, 10)``; splitting uses integer arithmetic on
+  units of 1e-10 and the largest-remainder rule of :func:`chargeback_engine.money.split`
+  (truncate toward minus infinity, leftover units to the largest remainders, ties to the
+  lower ``position``; negative amounts split mirrored). Every source line is conserved.
+* Amortized lines (``months`` not null in the splits) are first split evenly into that
+  many monthly parts from the month of ``ChargePeriodStart`` (``months = 0``: the whole
+  months from ChargePeriodStart to ChargePeriodEnd, at least one); parts earlier in the
+  schedule win the tie-break. Each part is then split by the decision's weights.
+* Nothing is a Python object per line item; every table crossing this interface is Arrow
+  and small except :meth:`ledger` and :meth:`records`.
+* Deterministic: :meth:`ledger` is sorted by (stage, source_id, source_row, period,
+  cost_center, from_cost_center) so outputs are byte-identical on rerun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+
+from chargeback_engine.periods import Period
+
+#: How one decision splits: one row per (decision, cost center). ``weight`` is an integer
+#: (the kernel scales and reduces Decimal weights exactly); ``position`` orders the
+#: tie-break (cost centers sorted by id). ``months`` null = not amortized, 0 = commitment term.
+SPLIT_SCHEMA = pa.schema(
+    [
+        pa.field("decision_id", pa.string(), nullable=False),
+        pa.field("cost_center", pa.string(), nullable=False),
+        pa.field("weight", pa.decimal128(38, 0), nullable=False),
+        pa.field("position", pa.int32(), nullable=False),
+        pa.field("months", pa.int32()),
+        pa.field("rule_id", pa.string()),
+        pa.field("method", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What every ledger row is stamped with."""
+
+    run_id: str
+    period: Period
+    cost_column: str  # the FOCUS money column being allocated (EffectiveCost, BilledCost)
+    policy_version: str
+    policy_hash: str
+
+
+class DataPlane(Protocol):
+    """Applies decisions to line items in bulk and keeps the ledger (``LEDGER_SCHEMA``)."""
+
+    def load(self, records: pa.Table, run: RunInfo) -> int:
+        """Take the run's line items (``focus.COST_TABLE_SCHEMA``); return the row count.
+
+        ``x_SourceId`` + ``x_SourceRow`` identify a line; ``record_id`` is a stable hash of them.
+        """
+        ...
+
+    def distinct(self, columns: Sequence[str]) -> pa.Table:
+        """The distinct combinations of ``columns`` over the loaded lines: the match keys."""
+        ...
+
+    def allocate(self, assignments: pa.Table, splits: pa.Table) -> None:
+        """Stage 0: allocate every line whose key is in ``assignments``.
+
+        ``assignments`` has the key columns (as returned by :meth:`distinct`, nulls match
+        nulls) plus ``decision_id``; ``splits`` follows :data:`SPLIT_SCHEMA`. May be called
+        more than once with disjoint keys (deferred decisions come second).
+        """
+        ...
+
+    def direct_cost(self, columns: Sequence[str]) -> pa.Table:
+        """Stage-0 cost of the run period per ``cost_center``, ``currency`` and ``columns``
+        (FOCUS columns of the source lines), summed as ``amount``: the direct-cost basis."""
+        ...
+
+    def redistribute(self, stage: int, pool: str, splits: pa.Table) -> None:
+        """Move the pool's balance, per source line and period, to the consumers in ``splits``
+        (one decision): a negative row for the pool and positive rows for the consumers."""
+        ...
+
+    def balances(self) -> pa.Table:
+        """Conservation check input: per ``currency``, ``billing_account_id`` and ``period``
+        (of the source line's charge), ``input`` Σ and ``ledger`` Σ."""
+        ...
+
+    def ledger(self) -> pa.Table:
+        """The whole ledger in ``LEDGER_SCHEMA``, deterministically sorted."""
+        ...
+
+    def records(self) -> pa.Table:
+        """The loaded line items, in load order."""
+        ...
+
+    def close(self) -> None: ...

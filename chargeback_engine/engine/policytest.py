@@ -1,0 +1,86 @@
+"""Policy tests: ``<policy>_test.yaml`` beside each policy, line items in, totals out.
+
+A test file holds ``cases``; each case names its ``period`` (default: the policy's first
+month), its ``line_items`` (FOCUS columns, money as text, ``Tags`` as a mapping) and the
+``expect``-ed amount per cost center for that period. A cost center that is not listed
+must receive nothing. The real engine runs every case, so a test proves the policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from chargeback_engine.engine.items import build_line_items
+from chargeback_engine.engine.runner import Engine
+from chargeback_engine.errors import ChargebackError, InputError
+from chargeback_engine.periods import Period
+from chargeback_engine.plugins import Registry
+from chargeback_engine.policy.loader import POLICY_TEST_SUFFIX, load_policies, policy_files
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    test_file: str
+    name: str
+    passed: bool
+    messages: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.test_file, "case": self.name, "status": "PASS" if self.passed else "FAIL",
+                "messages": list(self.messages)}
+
+
+def test_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
+    """(policy, test file) pairs for every policy under ``paths`` that has a test beside it."""
+    pairs = []
+    for policy in policy_files(paths):
+        test = policy.with_name(policy.stem + POLICY_TEST_SUFFIX)
+        if test.exists():
+            pairs.append((policy, test))
+    return pairs
+
+
+def run_policy_tests(paths: Iterable[str | Path], registry: Registry | None = None) -> list[CaseResult]:
+    results: list[CaseResult] = []
+    for policy_path, test_path in test_files(paths):
+        engine = Engine(load_policies([policy_path], registry), registry)
+        policy = engine.policies.policies[0]
+        document = YAML(typ="safe").load(test_path.read_text(encoding="utf-8")) or {}
+        for index, case in enumerate(document.get("cases", []), start=1):
+            name = str(case.get("name", f"case {index}"))
+            try:
+                messages = _run_case(engine, policy.currency, str(test_path), case,
+                                     str(case.get("period", Period.of(policy.effective_from))))
+            except ChargebackError as exc:
+                messages = [f"error: {exc}"]
+            results.append(CaseResult(str(test_path), name, not messages, tuple(messages)))
+    return results
+
+
+def _run_case(engine: Engine, currency: str, source: str, case: Mapping[str, Any], period_text: str) -> list[str]:
+    period = Period.parse(period_text)
+    items = build_line_items(case.get("line_items", []), period, source_id=source, currency=currency)
+    result = engine.run([items], period)
+    actual: dict[str, Decimal] = {}
+    for cost_center, _, amount in result.summary():
+        actual[cost_center] = actual.get(cost_center, Decimal(0)) + amount
+    expected = {str(cc): _amount(v, source) for cc, v in (case.get("expect") or {}).items()}
+    messages = []
+    for cost_center in sorted(set(actual) | set(expected)):
+        want, got = expected.get(cost_center, Decimal(0)), actual.get(cost_center, Decimal(0))
+        if want != got:
+            messages.append(f"{cost_center}: expected {want}, got {got}")
+    return messages
+
+
+def _amount(value: Any, source: str) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise InputError(f"{source}: expected amount {value!r} is not a number") from None

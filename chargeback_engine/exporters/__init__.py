@@ -1,0 +1,1 @@
+"""Built-in exporters (plugins) and the atomic output writer."""

@@ -1,0 +1,416 @@
+"""The schema and semantic layers of policy validation (the YAML layer is ``policy.yaml``).
+
+Every function here returns located diagnostics and never raises on a bad policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from chargeback_engine.errors import Diagnostic
+from chargeback_engine.focus import FOCUS_COLUMNS, MONEY_COLUMNS
+from chargeback_engine.plugins import Registry
+from chargeback_engine.policy.checks import suggestion, unknown_cost_centers
+from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
+from chargeback_engine.policy.model import Policy
+from chargeback_engine.policy.schema import ALLOCATE_REF, WHEN_REF
+from chargeback_engine.policy.yaml import JsonPath, YamlDocument
+
+#: FOCUS columns a ``when:`` may name: not money, not quantities, not the raw Tags text.
+MATCHABLE_COLUMNS = tuple(
+    c for c in FOCUS_COLUMNS if c not in MONEY_COLUMNS and c not in ("ConsumedQuantity", "PricingQuantity", "Tags")
+)
+
+
+# --- schema layer -------------------------------------------------------------------
+
+_NOUNS = {"method": "allocation method", "collector": "collector", "exporter": "exporter"}
+
+
+def schema_diagnostics(document: YamlDocument, validator: Draft202012Validator, already: set[str]) -> list[Diagnostic]:
+    found = [d for error in validator.iter_errors(document.data) for d in _explain(error, document)]
+    return [d for d in found if d.path not in already]
+
+
+def _explain(error: ValidationError, doc: YamlDocument) -> list[Diagnostic]:
+    """Turn one jsonschema error into located diagnostics with a message a policy author can act on."""
+    path: JsonPath = tuple(error.absolute_path)
+    kind, expected, instance = error.validator, error.validator_value, error.instance
+    if kind in ("oneOf", "anyOf"):
+        return _explain_alternatives(error, doc)
+    if "propertyNames" in error.schema_path:
+        hint = error.schema.get("patternErrorMessage") or error.message
+        return [doc.diagnostic((*path, instance), f"field name {instance!r}: {hint}", key=True)]
+    if kind == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extras = [k for k in instance if k not in allowed]
+        return [doc.diagnostic((*path, k), _unknown("field", k, allowed), key=True) for k in extras]
+    if kind == "type":
+        return [doc.diagnostic(path, _type_message(expected, instance, doc.texts.get(path)))]
+    if kind == "enum":
+        choices = [str(c) for c in expected]
+        hint = suggestion(str(instance), choices)
+        return [doc.diagnostic(path, f"{_show(instance, doc, path)} is not one of {', '.join(choices)}{hint}")]
+    if kind == "const":
+        return [doc.diagnostic(path, f"must be {expected!r}, not {_show(instance, doc, path)}")]
+    if kind == "pattern":
+        hint = error.schema.get("patternErrorMessage") or f"must match {expected}"
+        return [doc.diagnostic(path, f"{instance!r}: {hint}")]
+    if kind == "format":
+        what = {"date": "date (YYYY-MM-DD)", "regex": "regular expression"}.get(expected, expected)
+        return [doc.diagnostic(path, f"{instance!r} is not a valid {what}")]
+    message = _LIMITS.get(kind)
+    return [doc.diagnostic(path, message.format(expected, "" if expected == 1 else "s") if message else error.message)]
+
+
+_LIMITS = {
+    "minimum": "must be at least {0}",
+    "maximum": "must be at most {0}",
+    "exclusiveMinimum": "must be greater than {0}",
+    "exclusiveMaximum": "must be less than {0}",
+    "minLength": "must be at least {0} character{1} long",
+    "maxLength": "must be at most {0} character{1} long",
+    "minItems": "needs at least {0} item{1}",
+    "maxItems": "has more than {0} item{1}",
+    "minProperties": "needs at least {0} field{1}",
+    "maxProperties": "allows at most {0} field{1}",
+}
+
+
+def _explain_alternatives(error: ValidationError, doc: YamlDocument) -> list[Diagnostic]:
+    """Explain a failed ``oneOf``/``anyOf`` by the one alternative the author evidently meant.
+
+    An alternative is ruled out when the value has the wrong type for it, or when its
+    discriminator (``method``, ``collector``, ``exporter``) names another component.
+    """
+    path: JsonPath = tuple(error.absolute_path)
+    branches: dict[int, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    if not branches:  # valid under more than one alternative
+        return [doc.diagnostic(path, _exactly_one(error.validator_value) or "matches more than one alternative")]
+    mismatched = {i for i, errs in branches.items() if any(_rules_out(e) for e in errs)}
+    meant = [errs for i, errs in sorted(branches.items()) if i not in mismatched]
+    if len(meant) == 1:
+        return [d for sub in meant[0] for d in _explain(sub, doc)]
+    if meant:
+        return [doc.diagnostic(path, _exactly_one(error.validator_value) or error.message)]
+    discriminators = {e.relative_path[0] for errs in branches.values() for e in errs if e.validator == "const"}
+    if discriminators:
+        field = next(iter(discriminators))
+        if not isinstance(error.instance, Mapping) or field not in error.instance:
+            return []  # the missing field is reported on its own
+        names = sorted(e.validator_value for errs in branches.values() for e in errs if e.validator == "const")
+        return [doc.diagnostic((*path, field), _unknown(_NOUNS.get(field, field), error.instance[field], names))]
+    types = list(dict.fromkeys(t for errs in branches.values() for e in errs if e.validator == "type"
+                               for t in _as_list(e.validator_value)))
+    return [doc.diagnostic(path, _type_message(types, error.instance, doc.texts.get(path)))]
+
+
+def _rules_out(error: ValidationError) -> bool:
+    at_root = len(error.relative_path) == 0
+    return (error.validator == "type" and at_root) or (error.validator == "const" and len(error.relative_path) == 1)
+
+
+def _exactly_one(alternatives: Any) -> str | None:
+    """``oneOf: [{required: [a]}, {required: [b]}]`` reads as 'exactly one of a, b'."""
+    if all(isinstance(a, Mapping) and set(a) == {"required"} for a in alternatives):
+        names = ", ".join(repr(n) for a in alternatives for n in a["required"])
+        return f"give exactly one of {names}"
+    return None
+
+
+def _as_list(value: Any) -> list[str]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+_TYPE_NAMES = {"string": "text", "integer": "a whole number", "number": "a number", "boolean": "true/false",
+               "object": "a mapping", "array": "a list", "null": "null"}
+
+
+def _type_message(expected: Any, instance: Any, text: str | None) -> str:
+    names = [_TYPE_NAMES.get(t, t) for t in _as_list(expected)]
+    wanted = " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+    got = _describe(instance, text)
+    if "string" in _as_list(expected) and text is not None and instance is not None:
+        return f"expected {wanted}, got {got}; quote it (\"{text}\") to keep it as text"
+    return f"expected {wanted}, got {got}"
+
+
+def _describe(instance: Any, text: str | None) -> str:
+    if instance is None:
+        return "null"
+    if isinstance(instance, bool):
+        return f"the boolean {text or str(instance).lower()}"
+    if isinstance(instance, (int, Decimal)):
+        return f"the number {text or instance}"
+    if isinstance(instance, str):
+        return f"the text {instance!r}"
+    return "a mapping" if isinstance(instance, Mapping) else "a list"
+
+
+def _show(instance: Any, doc: YamlDocument, path: JsonPath) -> str:
+    return doc.texts.get(path) or repr(instance)
+
+
+def _unknown(noun: str, name: Any, known: Iterable[str]) -> str:
+    known = sorted(known)
+    hint = suggestion(str(name), known)
+    if hint:
+        return f"unknown {noun} {name!r}{hint}"
+    if not known:
+        return f"unknown {noun} {name!r}; none is registered (is its plugin installed and allowed?)"
+    return f"unknown {noun} {name!r}; expected one of: {', '.join(known)}"
+
+
+# --- semantic layer -----------------------------------------------------------------
+
+
+class Semantics:
+    """The checks a schema cannot express, over one schema-valid policy document."""
+
+    def __init__(self, doc: YamlDocument, policy: Policy, registry: Registry):
+        self.doc, self.policy, self.registry = doc, policy, registry
+        self.spec: Mapping[str, Any] = doc.data["spec"]
+        self.found: list[Diagnostic] = []
+
+    def report(self, path: JsonPath, message: str, *, severity: str = "error", key: bool = False) -> None:
+        self.found.append(self.doc.diagnostic(path, message, severity=severity, key=key))
+
+    def run(self) -> list[Diagnostic]:
+        self.effective_dates()
+        self.duplicates("cost_centers", "id", "cost center id")
+        self.duplicates("rules", "id", "rule id")
+        self.duplicates("stages", "pool", "pool")
+        self.equal_priorities()
+        self.tag_aliases()
+        self.drivers()
+        self.when_fields()
+        self.allocate_blocks()
+        self.stage_cycles()
+        self.shadowed_rules()
+        self.components("sources", "collector", "collectors")
+        self.components("exports", "exporter", "exporters")
+        return self.found
+
+    def effective_dates(self) -> None:
+        effective = self.doc.data["metadata"].get("effective", {})
+        for bound in ("from", "until"):
+            if bound in effective and date.fromisoformat(effective[bound]).day != 1:
+                self.report(("metadata", "effective", bound),
+                            "must be the first day of a month, as billing periods are months")
+        until = self.policy.effective_until
+        if until is not None and until <= self.policy.effective_from:
+            self.report(("metadata", "effective", "until"),
+                        f"must be after effective.from ({self.policy.effective_from})")
+
+    def duplicates(self, section: str, field: str, noun: str) -> None:
+        first: dict[Any, int] = {}
+        for index, item in enumerate(self.spec.get(section, [])):
+            value = item[field]
+            if value in first:
+                line, _ = self.doc.position(("spec", section, first[value], field))
+                self.report(("spec", section, index, field), f"duplicate {noun} {value!r} (first used on line {line})")
+            else:
+                first[value] = index
+
+    def equal_priorities(self) -> None:
+        first: dict[int, int] = {}
+        for index, rule in enumerate(self.spec["rules"]):
+            priority = rule["priority"]
+            if priority in first:
+                other = self.spec["rules"][first[priority]]["id"]
+                self.report(("spec", "rules", index, "priority"),
+                            f"priority {priority} is also used by rule {other!r}; "
+                            "equal priorities make the order ambiguous")
+            else:
+                first[priority] = index
+
+    def tag_aliases(self) -> None:
+        tags = self.policy.tags
+        plain = TagNormalizer(keys=tags.keys, strip=tags.strip)
+        for source, target in self.spec.get("tags", {}).get("aliases", {}).items():
+            canonical = plain.normalize_key(target)
+            if tags.aliases.get(canonical, canonical) != canonical:
+                self.report(("spec", "tags", "aliases", source),
+                            f"alias target {target!r} is itself an alias of {tags.aliases[canonical]!r}; "
+                            "aliases are not chained")
+
+    def drivers(self) -> None:
+        folder = Path(self.doc.file).parent
+        for driver_id, driver in self.spec.get("drivers", {}).items():
+            if "file" in driver and not (folder / driver["file"]).is_file():
+                self.report(("spec", "drivers", driver_id, "file"),
+                            f"driver file {driver['file']!r} not found next to the policy")
+            for index, row in enumerate(driver.get("inline", [])):
+                at = ("spec", "drivers", driver_id, "inline", index, "cost_center")
+                for finding in unknown_cost_centers(self.policy, row["cost_center"]):
+                    self.report(at, finding.message)
+
+    def when_fields(self) -> None:
+        for index, rule in enumerate(self.spec["rules"]):
+            self._when(rule.get("when") or {}, ("spec", "rules", index, "when"))
+        for at, block in self.blocks():
+            registered = self.registry.allocators.get(block["method"])
+            if registered is not None:
+                for path, when in _declared(WHEN_REF, registered.component.params_schema, block, at):
+                    self._when(when, path)
+
+    def _when(self, when: Mapping[str, Any], at: JsonPath) -> None:
+        for name, value in when.items():
+            if name in ("all", "any"):
+                for i, sub in enumerate(value):
+                    self._when(sub, (*at, name, i))
+            elif name == "not":
+                self._when(value, (*at, name))
+            elif not name.startswith(TAG_PREFIX) and name not in MATCHABLE_COLUMNS:
+                if name in FOCUS_COLUMNS:
+                    message = (f"{name!r} cannot be matched on; rules match on attributes, not amounts "
+                               "(use tags.<key> for tags)")
+                else:
+                    hint = suggestion(name, MATCHABLE_COLUMNS) or "; tags are written tags.<key>"
+                    message = f"unknown FOCUS column {name!r}{hint}"
+                self.report((*at, name), message, key=True)
+
+    def blocks(self) -> Iterator[tuple[JsonPath, Mapping[str, Any]]]:
+        """Every ``allocate:`` block: in rules, in stages, and nested inside other blocks."""
+        for section in ("rules", "stages"):
+            for index, item in enumerate(self.spec.get(section, [])):
+                yield from self._with_nested(("spec", section, index, "allocate"), item["allocate"])
+
+    def _with_nested(self, at: JsonPath, block: Mapping[str, Any]) -> Iterator[tuple[JsonPath, Mapping[str, Any]]]:
+        yield at, block
+        registered = self.registry.allocators.get(block["method"])
+        if registered is not None:
+            for path, nested in _declared(ALLOCATE_REF, registered.component.params_schema, block, at):
+                yield from self._with_nested(path, nested)
+
+    def allocate_blocks(self) -> None:
+        drivers = self.spec.get("drivers", {})
+        for at, block in self.blocks():
+            registered = self.registry.allocators.get(block["method"])
+            if registered is None:
+                self.report((*at, "method"), _unknown("allocation method", block["method"], self.registry.allocators))
+                continue
+            if isinstance(block.get("driver"), str) and block["driver"] not in drivers:
+                self.report((*at, "driver"), _unknown("driver", block["driver"], drivers))
+            try:
+                findings = list(registered.component.check(_params(block), self.policy))
+            except Exception as exc:  # a plugin bug must be named, not dumped as a traceback
+                self.report(at, f"allocator {block['method']!r} (plugin {registered.plugin!r}) failed to check "
+                                f"its parameters: {type(exc).__name__}: {exc}")
+                continue
+            for finding in findings:
+                self.report((*at, *finding.path), finding.message, severity=finding.severity)
+
+    def stage_cycles(self) -> None:
+        stages = self.spec.get("stages", [])
+        pools: dict[str, int] = {}
+        for index, stage in enumerate(stages):
+            pools.setdefault(stage["pool"], index)
+        for index, stage in enumerate(stages):
+            for finding in unknown_cost_centers(self.policy, stage["pool"]):
+                self.report(("spec", "stages", index, "pool"), finding.message)
+        edges = {pool: sorted(self._targets(("spec", "stages", i, "allocate"), stages[i]["allocate"]) & set(pools))
+                 for pool, i in pools.items()}
+        for cycle in _cycles(edges):
+            self.report(("spec", "stages", pools[cycle[0]], "pool"),
+                        "shared-cost stages form a cycle: " + " -> ".join([*cycle, cycle[0]]))
+
+    def _targets(self, at: JsonPath, block: Mapping[str, Any]) -> set[str]:
+        targets: set[str] = set()
+        for _, sub in self._with_nested(at, block):
+            registered = self.registry.allocators.get(sub["method"])
+            if registered is not None:
+                try:
+                    targets |= registered.component.targets(_params(sub), self.policy)
+                except Exception:
+                    continue  # reported by allocate_blocks() when check() fails the same way
+        return targets
+
+    def shadowed_rules(self) -> None:
+        index_of = {rule["id"]: i for i, rule in reversed(list(enumerate(self.spec["rules"])))}
+        rules = self.policy.rules  # highest priority first
+        for position, lower in enumerate(rules):
+            for higher in rules[:position]:
+                if higher.priority > lower.priority and covers(higher.when, lower.when):
+                    line = higher.location.line
+                    self.report(("spec", "rules", index_of[lower.id]),
+                                f"rule {lower.id!r} never applies: rule {higher.id!r} (priority {higher.priority}, "
+                                f"line {line}) is tried first and matches everything it matches", severity="warning")
+                    break
+
+    def components(self, section: str, field: str, kind: str) -> None:
+        table = getattr(self.registry, kind)
+        for index, entry in enumerate(self.spec.get(section, [])):
+            if entry[field] not in table:
+                self.report(("spec", section, index, field), _unknown(_NOUNS[field], entry[field], table))
+
+
+def _params(block: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``allocate:`` block as allocators receive it: without ``method``, like ``AllocationSpec.params``."""
+    return {k: v for k, v in block.items() if k != "method"}
+
+
+def _declared(ref: Mapping[str, str], schema: Any, value: Any, at: JsonPath) -> Iterator[tuple[JsonPath, Any]]:
+    """Walk ``value`` along a component's ``schema``; yield the parts it declares with ``ref``.
+
+    This is how the kernel finds the allocate blocks and ``when`` conditions nested in a
+    method's parameters, whatever the method calls them (``then``, ``tiers``, ``filter``).
+    """
+    if not isinstance(schema, Mapping):
+        return
+    if schema.get("$ref") == ref["$ref"]:
+        if isinstance(value, Mapping):
+            yield at, value
+        return
+    if isinstance(value, Mapping):
+        properties = schema.get("properties", {})
+        for key, sub in value.items():
+            yield from _declared(ref, properties.get(key, schema.get("additionalProperties")), sub, (*at, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _declared(ref, schema.get("items"), item, (*at, index))
+
+
+def _cycles(edges: Mapping[str, list[str]]) -> list[list[str]]:
+    """Each elementary cycle once, rotated to start at its smallest node (Johnson-light: graphs are tiny)."""
+    found: set[tuple[str, ...]] = set()
+
+    def walk(start: str, node: str, trail: list[str]) -> None:
+        for nxt in edges.get(node, []):
+            if nxt == start:
+                found.add(tuple(trail))
+            elif nxt not in trail and nxt > start:
+                walk(start, nxt, [*trail, nxt])
+
+    for start in sorted(edges):
+        walk(start, start, [start])
+    return [list(cycle) for cycle in sorted(found)]
+
+
+def overlapping_windows(policies: list[tuple[YamlDocument, Policy]]) -> list[Diagnostic]:
+    found = []
+    ordered = sorted(policies, key=lambda item: (item[1].effective_from, item[1].name))
+    for i, (doc, policy) in enumerate(ordered):
+        for other_doc, other in ordered[:i]:
+            if other.effective_until is None or other.effective_until > policy.effective_from:
+                line, column = other_doc.position(("metadata", "effective"))
+                found.append(doc.diagnostic(
+                    ("metadata", "effective"),
+                    f"effective window {_window(policy)} overlaps policy {other.name!r} {_window(other)} "
+                    f"({other_doc.file}:{line}:{column}); each billing period needs exactly one policy",
+                ))
+    return found
+
+
+def _window(policy: Policy) -> str:
+    return f"[{policy.effective_from}, {policy.effective_until or '...'})"
+
