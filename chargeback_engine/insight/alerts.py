@@ -158,7 +158,7 @@ def deliver(alerts: Sequence[Alert], targets: Sequence[Channel], store: InsightS
                 continue
             try:
                 channel.notifier.send(alert, channel.options)
-            except Exception as exc:  # any notifier failure leaves the alert unsent, never half-recorded
+            except Exception as exc:  # noqa: BLE001  any notifier failure leaves the alert unsent, never half-recorded
                 store.release_alert(alert.alert_id, channel.id)
                 log.warning("alert not delivered", alert_id=alert.alert_id, channel=channel.id, error=str(exc))
                 failed.append((alert.alert_id, channel.id, f"{type(exc).__name__}: {exc}"))

@@ -16,7 +16,15 @@ from typing import Any
 import structlog
 
 from chargeback_engine.errors import InputError
-from chargeback_engine.insight.alerts import DEFAULT_THRESHOLDS, Alert, Channel, Delivery, anomaly_alerts, budget_alerts, deliver
+from chargeback_engine.insight.alerts import (
+    DEFAULT_THRESHOLDS,
+    Alert,
+    Channel,
+    Delivery,
+    anomaly_alerts,
+    budget_alerts,
+    deliver,
+)
 from chargeback_engine.insight.anomalies import AlertGate, Anomaly, detect_anomalies, gate
 from chargeback_engine.insight.facts import ZERO, Facts
 from chargeback_engine.insight.forecast import Forecast, ForecastError, forecast_cost_center
@@ -68,6 +76,9 @@ class Insight:
         return {cc: amount for (cc, p), amount in self.store.budgets().items() if p == str(period)}
 
     def team(self, cost_center: str, period: Period) -> TeamReport:
+        if cost_center not in self.facts.cost_centers:
+            known = ", ".join(self.facts.cost_centers)
+            raise InputError(f"cost center {cost_center!r} has no cost in the stored periods (known: {known})")
         forecast = self._month_end(period).get(cost_center)
         return team_report(self.facts, cost_center, period, budget=self.budgets(period).get(cost_center), forecast=forecast)
 

@@ -159,14 +159,15 @@ def _csv(tables: Sequence[Table]) -> str:
 
 
 def _safe_cell(cell: str) -> str:
-    """Spreadsheet formula injection guard; amounts (digits, minus and commas only) stay as they are."""
-    if cell[:1] in ("=", "+", "@", "\t", "\r") or (cell[:1] == "-" and not cell.replace(",", "").replace(".", "")[1:].isdigit()):
+    """Spreadsheet formula injection guard; amounts and percents (even negative) stay as they are."""
+    number = cell.replace(",", "").replace(".", "").removesuffix("%")[1:]
+    if cell[:1] in ("=", "+", "@", "\t", "\r") or (cell[:1] == "-" and not number.isdigit()):
         return "'" + cell
     return cell
 
 
 def _markdown(t: Table) -> str:
-    escape = lambda c: c.replace("|", "\\|")  # noqa: E731
+    escape = lambda c: c.replace("|", "\\|")
     lines = [f"**{t.title}**", "", "| " + " | ".join(t.header) + " |", "|" + "|".join("---" for _ in t.header) + "|"]
     lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in t.rows]
     return "\n".join(lines) + "\n"
@@ -174,5 +175,5 @@ def _markdown(t: Table) -> str:
 
 def _text(t: Table) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in t.rows]) for i, h in enumerate(t.header)]
-    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
     return "\n".join([t.title, fmt(t.header), *(fmt(r) for r in t.rows)]) + "\n"

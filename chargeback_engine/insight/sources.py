@@ -17,8 +17,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import sqlalchemy as sa
 import pyarrow.parquet as pq
+import sqlalchemy as sa
 
 from chargeback_engine.errors import InputError, PeriodError
 from chargeback_engine.insight.facts import Facts, ledger_facts

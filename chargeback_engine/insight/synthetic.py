@@ -13,7 +13,7 @@ import math
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -143,7 +143,7 @@ def _sample_period(period: Period, first: date, series: Mapping[tuple[str, str],
     focus: list[dict] = []
     day = period.start
     while day < period.end:
-        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         direct: dict[str, Decimal] = {}
         for (cc, service), values in series.items():
             amount = Decimal(repr(values[(day - first).days])).quantize(Decimal("0.0001"))

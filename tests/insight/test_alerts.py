@@ -24,7 +24,7 @@ NOTIFIERS = {n.name: n for n in (JsonNotifier(), WebhookNotifier(), EmailNotifie
 
 
 def alert(cc: str = "CC-1", threshold: int = 80) -> Alert:
-    return Alert("budget-actual", "2026-10", cc, Decimal("81"), f"{cc} reached {threshold}%", Decimal(threshold), Decimal(100))
+    return Alert("budget-actual", "2026-10", cc, Decimal(81), f"{cc} reached {threshold}%", Decimal(threshold), Decimal(100))
 
 
 class Webhook(ThreadingHTTPServer):
@@ -37,7 +37,7 @@ class Webhook(ThreadingHTTPServer):
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 self.send_response(server.status)
                 self.end_headers()
@@ -66,7 +66,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802, ANN001, ANN201
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
         return "250 Message accepted for delivery"
 
@@ -85,8 +85,8 @@ def smtp() -> Iterator[tuple[Controller, Mailbox]]:
 
 def test_thresholds_on_actual_and_forecast() -> None:
     alerts = budget_alerts(Period(2026, 10), {"A": Decimal(1000), "B": Decimal(1000)},
-                           actuals={"A": Decimal("800"), "B": Decimal("500")},
-                           forecasts={"A": Decimal("1200"), "B": Decimal("999.99")})
+                           actuals={"A": Decimal(800), "B": Decimal(500)},
+                           forecasts={"A": Decimal(1200), "B": Decimal("999.99")})
     assert [(a.cost_center, a.kind, a.threshold_pct) for a in alerts] == [
         ("A", "budget-actual", 80), ("A", "budget-forecast", 80), ("A", "budget-forecast", 100), ("B", "budget-forecast", 80)]
 
@@ -111,7 +111,7 @@ def test_a_failed_delivery_is_retried_next_time(store: InsightStore, webhook: We
     assert len(webhook.bodies) == 2
 
 
-def test_email_over_a_real_smtp_server(tmp_path, smtp) -> None:  # noqa: ANN001
+def test_email_over_a_real_smtp_server(tmp_path, smtp) -> None:
     controller, mailbox = smtp
     store = InsightStore(f"sqlite:///{tmp_path / 'a.db'}")
     targets = channels([{"type": "email", "host": "127.0.0.1", "port": controller.port, "from": "finops@example.com",
@@ -125,7 +125,7 @@ def test_email_over_a_real_smtp_server(tmp_path, smtp) -> None:  # noqa: ANN001
     assert "CC-1 reached 80%" in message.get_payload()
 
 
-def test_json_notifier_writes_one_line_per_alert(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_json_notifier_writes_one_line_per_alert(tmp_path, capsys) -> None:
     deliver([alert(), alert("CC-2")], channels([{"type": "json"}], NOTIFIERS), InsightStore(f"sqlite:///{tmp_path / 'a.db'}"))
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["cost_center"] for line in lines] == ["CC-1", "CC-2"]

@@ -50,7 +50,7 @@ def chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
-def test_dashboard_renders_every_chart_in_chromium(sample_dir: Path, insight, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_dashboard_renders_every_chart_in_chromium(sample_dir: Path, insight, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CHARGEBACK_DB", str(insight.store.engine.url))
     page = tmp_path / "dashboard.html"
     common = ["--runs", str(sample_dir), "--metrics", str(sample_dir / "metrics.csv")]

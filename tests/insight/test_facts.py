@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pyarrow as pa
@@ -19,28 +19,28 @@ from chargeback_engine.periods import Period
 def ledger(rows: list[dict]) -> pa.Table:
     base = {"run_id": "r", "record_id": "x", "source_id": "s", "source_row": 0, "period": "2026-10", "currency": "USD",
             "stage": 0, "category": "direct", "method": "direct", "decision_id": "d", "policy_version": "1", "policy_hash": "h",
-            "charge_period_start": datetime(2026, 10, 3, tzinfo=timezone.utc), "service_name": "Amazon EC2"}
+            "charge_period_start": datetime(2026, 10, 3, tzinfo=UTC), "service_name": "Amazon EC2"}
     return pa.Table.from_pylist([{**base, **r} for r in rows], schema=LEDGER_SCHEMA)
 
 
 def test_coverage_follows_stage_rows_pools_and_buckets() -> None:
     facts = ledger_facts([ledger([
-        {"cost_center": "A", "amount": Decimal("10")},
-        {"cost_center": "POOL", "amount": Decimal("6")},
+        {"cost_center": "A", "amount": Decimal(10)},
+        {"cost_center": "POOL", "amount": Decimal(6)},
         {"cost_center": "UNALLOCATED", "amount": Decimal("1.5"), "category": "unallocated"},
-        {"cost_center": "POOL", "amount": Decimal("-6"), "stage": 1, "from_cost_center": "POOL", "category": "shared"},
-        {"cost_center": "A", "amount": Decimal("4"), "stage": 1, "from_cost_center": "POOL", "category": "shared"},
-        {"cost_center": "B", "amount": Decimal("2"), "stage": 1, "from_cost_center": "POOL", "category": "shared"},
+        {"cost_center": "POOL", "amount": Decimal(-6), "stage": 1, "from_cost_center": "POOL", "category": "shared"},
+        {"cost_center": "A", "amount": Decimal(4), "stage": 1, "from_cost_center": "POOL", "category": "shared"},
+        {"cost_center": "B", "amount": Decimal(2), "stage": 1, "from_cost_center": "POOL", "category": "shared"},
     ])])
     assert facts.by_coverage(Period(2026, 10)) == {
-        "direct": Decimal("10"), "shared": Decimal("6"), "unallocated": Decimal("1.5"), "pooled": Decimal("0"),
+        "direct": Decimal(10), "shared": Decimal(6), "unallocated": Decimal("1.5"), "pooled": Decimal(0),
     }
-    assert facts.by_cost_center(Period(2026, 10))["A"] == Decimal("14")
+    assert facts.by_cost_center(Period(2026, 10))["A"] == Decimal(14)
 
 
 def test_a_charge_dated_outside_its_period_counts_on_the_first_day() -> None:
-    facts = ledger_facts([ledger([{"cost_center": "A", "amount": Decimal("3"), "category": "amortized",
-                                   "charge_period_start": datetime(2026, 1, 1, tzinfo=timezone.utc)}])])
+    facts = ledger_facts([ledger([{"cost_center": "A", "amount": Decimal(3), "category": "amortized",
+                                   "charge_period_start": datetime(2026, 1, 1, tzinfo=UTC)}])])
     assert [f.day.isoformat() for f in facts.rows] == ["2026-10-01"]
 
 
@@ -70,7 +70,7 @@ def test_facts_conserve_every_cent_of_the_ledger(generated: list[dict]) -> None:
         {"cost_center": r["cost_center"], "amount": r["amount"], "stage": r["stage"], "service_name": r["service_name"],
          "from_cost_center": "POOL" if r["stage"] else None,
          "category": "unallocated" if r["cost_center"] == "UNALLOCATED" else "direct",
-         "charge_period_start": datetime(2026, 10, r["day"], tzinfo=timezone.utc)}
+         "charge_period_start": datetime(2026, 10, r["day"], tzinfo=UTC)}
         for r in generated
     ])
     facts = ledger_facts([table])
