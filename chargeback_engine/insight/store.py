@@ -1,47 +1,23 @@
 """What insight keeps between runs: budgets, stored forecasts, and the alerts already sent.
 
-SQLAlchemy Core over the cost database URL (a SQLite file by default, PostgreSQL in
-production). Money is exact on both: ``numeric(38,10)`` in PostgreSQL, canonical text in
-SQLite, whose NUMERIC would silently round. A sent alert is a row with a unique id per
-channel, claimed *before* sending, so two processes can never both send it.
+SQLAlchemy Core over the cost database (the same URL rule as finance: ``--db``, then
+``CHARGEBACK_DB``, then ``sqlite:///chargeback.db``), with the finance tables' exact
+``Money`` type. A sent alert is a row with a unique id per channel, claimed *before*
+sending, so two processes can never both send it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from chargeback_engine.finance.db import database_url
+from chargeback_engine.finance.tables import Money
 from chargeback_engine.insight.forecast import Forecast
-
-DB_ENV = "CHARGEBACK_DB"
-DEFAULT_DB = "sqlite:///chargeback.db"
-
-
-class ExactMoney(sa.types.TypeDecorator[Decimal]):
-    """``numeric(38,10)`` where the database keeps it exactly, canonical text elsewhere."""
-
-    impl = sa.String(64)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(sa.Numeric(38, 10))
-        return dialect.type_descriptor(sa.String(64))
-
-    def process_bind_param(self, value: Decimal | None, dialect: sa.Dialect) -> Any:
-        if value is None:
-            return None
-        return value if dialect.name == "postgresql" else str(value)
-
-    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Decimal | None:
-        return None if value is None else Decimal(str(value))
-
 
 metadata = sa.MetaData()
 
@@ -50,7 +26,7 @@ budgets = sa.Table(
     metadata,
     sa.Column("cost_center", sa.String(128), primary_key=True),
     sa.Column("period", sa.String(7), primary_key=True),
-    sa.Column("amount", ExactMoney(), nullable=False),
+    sa.Column("amount", Money(), nullable=False),
 )
 
 forecasts = sa.Table(
@@ -59,10 +35,10 @@ forecasts = sa.Table(
     sa.Column("cost_center", sa.String(128), primary_key=True),
     sa.Column("period", sa.String(7), primary_key=True),
     sa.Column("as_of", sa.Date, primary_key=True),
-    sa.Column("actual_to_date", ExactMoney(), nullable=False),
-    sa.Column("amount", ExactMoney(), nullable=False),
-    sa.Column("lower", ExactMoney(), nullable=False),
-    sa.Column("upper", ExactMoney(), nullable=False),
+    sa.Column("actual_to_date", Money(), nullable=False),
+    sa.Column("amount", Money(), nullable=False),
+    sa.Column("lower", Money(), nullable=False),
+    sa.Column("upper", Money(), nullable=False),
     sa.Column("level", sa.Integer, nullable=False),
 )
 
@@ -75,10 +51,6 @@ sent_alerts = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
 )
-
-
-def database_url(url: str | None = None) -> str:
-    return url or os.environ.get(DB_ENV) or DEFAULT_DB
 
 
 class InsightStore:
