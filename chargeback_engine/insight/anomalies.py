@@ -52,9 +52,10 @@ def score_series(values: Sequence[float], *, start: int = WINDOW, window: int = 
     seasonal = scale = None
     with threadpool_limits(1):  # tiny matrices: one BLAS thread each, no fighting over cores
         for t in range(max(start, window), len(y)):
-            if fitted_at < 0 or t - fitted_at >= REFIT_EVERY:
-                seasonal, scale = _fit(logs[t - window : t])
-                fitted_at = t
+            anchor = t - (t - window) % REFIT_EVERY  # fixed refit days, so a day scores the same from any start
+            if anchor != fitted_at:
+                seasonal, scale = _fit(logs[anchor - window : anchor])
+                fitted_at = anchor
             offset = t - fitted_at  # days since the fit window ended
             season = np.concatenate([seasonal, np.resize(seasonal[-PERIOD:], offset + 1)])  # periodic extension
             history = logs[t - window : t] - season[offset : offset + window]
@@ -130,8 +131,9 @@ def detect_anomalies(
         first, last = min(points), max(points)
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         values = [float(points.get(d, 0)) for d in days]
-        for s in score_series(values):
-            if abs(s.score) < threshold or (since is not None and days[s.index] < since):
+        start = WINDOW if since is None else max(WINDOW, (since - first).days)
+        for s in score_series(values, start=start):
+            if abs(s.score) < threshold:
                 continue
             service = key[1] if len(key) > 1 else "(all)"
             actual = points.get(days[s.index], Decimal(0))

@@ -39,6 +39,7 @@ def test_the_sample_anomalies_are_found_and_gated(insight: Insight) -> None:
     assert all(abs(a.impact) >= 100 and abs(a.impact_pct) >= 20 for a in alerted)
     # gating never changes detection: a looser gate keeps everything detected
     assert gate(detected, AlertGate(Decimal(0), Decimal(0))) == detected
+    assert [a for a in insight.anomalies() if a.day >= date(2026, 10, 1)] == detected  # scores do not depend on `since`
     spike = next(a for a in detected if a.day == date(2026, 10, 8) and a.service == "Amazon EC2")
     assert spike.actual == insight.facts.daily("service")[("CC-1002", "Amazon EC2")][date(2026, 10, 8)]
     assert spike.expected == spike.expected.quantize(Decimal("0.01")) and spike.impact_pct > 100
