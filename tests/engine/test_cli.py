@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from chargeback_engine import Engine
 from chargeback_engine.cli import main
 from chargeback_engine.plugins import build_registry, get_plugin_manager
-from tests.engine import csv_collector
 from tests.engine.helpers import line_items, make_policy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,11 +26,9 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):  # type: ignore[no-untyped-def]
-    """The README's main job on the bundled sample month (files read by the test CSV collector)."""
-    pm = get_plugin_manager()
-    pm.register(csv_collector, name="test-csv")
+    """The README's main job on the bundled sample month."""
     out = tmp_path_factory.mktemp("demo")
-    result = Engine(POLICIES / "acme.yaml", build_registry(pm), plugin_manager=pm).run([SAMPLE], "2026-10", out=out)
+    result = Engine(POLICIES / "acme.yaml").run([SAMPLE], "2026-10", out=out)
     return result, out
 
 

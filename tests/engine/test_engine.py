@@ -204,16 +204,12 @@ def test_focus_allocated_adds_the_allocation_columns(registry, tmp_path: Path) -
 
 
 def test_paths_go_to_the_focus_files_collector_and_policy_sources_to_theirs(tmp_path: Path) -> None:
-    from tests.engine import csv_collector
-
-    pm = get_plugin_manager()
-    pm.register(csv_collector, name="test-csv")
     csv = tmp_path / "bill.csv"
     csv.write_text("BilledCost,EffectiveCost,BillingCurrency,BillingAccountId,ChargePeriodStart,ChargePeriodEnd,ServiceName\n"
                    "1.25,1.25,USD,a,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,EC2\n"
                    "0.75,0.75,USD,a,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,S3\n")
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}])
-    result = Engine(p, build_registry(pm), plugin_manager=pm).run([csv], "2026-10", out=tmp_path / "out")
+    result = Engine(p).run([csv], "2026-10", out=tmp_path / "out")
     assert result.summary()[0] == ("CC-1", "USD", Decimal("2.00"))
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["inputs"] == [{"source_id": str(csv), "path": str(csv), "rows": 2,
