@@ -20,7 +20,7 @@ import pluggy
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from chargeback_engine.components import Allocator, Collector, Exporter
+    from chargeback_engine.components import Allocator, Collector, Exporter, Notifier
 
 PROJECT_NAME = "chargeback_engine"
 ENTRY_POINT_GROUP = "chargeback_engine"
@@ -54,6 +54,16 @@ def chargeback_register_exporters(register: Callable[[Exporter], None]) -> None:
     """Contribute exporters, which write a finished run somewhere.
 
     :param register: call once per :class:`~chargeback_engine.components.Exporter`.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def chargeback_register_notifiers(register: Callable[[Notifier], None]) -> None:
+    """Contribute notifiers, which deliver budget and anomaly alerts (chat, webhook, email).
+
+    :param register: call once per :class:`~chargeback_engine.components.Notifier`.
 
     .. versionadded:: 0.1.0
     """

@@ -25,7 +25,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from chargeback_engine import hookspecs
-from chargeback_engine.components import Allocator, Collector, Exporter
+from chargeback_engine.components import Allocator, Collector, Exporter, Notifier
 from chargeback_engine.errors import PluginError
 
 #: Comma-separated plugin names. ``--allow-plugin`` replaces the allow-list from the
@@ -218,6 +218,7 @@ class Registry:
     collectors: dict[str, Registered[Collector]] = field(default_factory=dict)
     allocators: dict[str, Registered[Allocator]] = field(default_factory=dict)
     exporters: dict[str, Registered[Exporter]] = field(default_factory=dict)
+    notifiers: dict[str, Registered[Notifier]] = field(default_factory=dict)
 
     def allocator(self, name: str) -> Allocator:
         return self.allocators[name].component
@@ -227,6 +228,9 @@ class Registry:
 
     def exporter(self, name: str) -> Exporter:
         return self.exporters[name].component
+
+    def notifier(self, name: str) -> Notifier:
+        return self.notifiers[name].component
 
     def names_by_plugin(self, plugin: str) -> dict[str, list[str]]:
         """What one plugin contributed, by kind, names sorted."""
@@ -260,6 +264,7 @@ KINDS: Mapping[str, Kind] = {
     "allocators": Kind("chargeback_register_allocators", Allocator, "params_schema",
                        ("check", "targets", "fields", "resolve")),
     "exporters": Kind("chargeback_register_exporters", Exporter, "options_schema", ("export",)),
+    "notifiers": Kind("chargeback_register_notifiers", Notifier, "options_schema", ("send",)),
 }
 
 

@@ -67,7 +67,8 @@ def test_registry_holds_what_the_given_plugins_register():
     registry = make_registry(registering(Allocator("even-split"), Allocator("by-weight"), name="mine"))
     assert sorted(registry.allocators) == ["by-weight", "even-split"]
     assert registry.allocators["even-split"].plugin == "mine"
-    assert registry.names_by_plugin("mine") == {"collectors": [], "allocators": ["by-weight", "even-split"], "exporters": []}
+    assert registry.names_by_plugin("mine") == {
+        "collectors": [], "allocators": ["by-weight", "even-split"], "exporters": [], "notifiers": []}
 
 
 @pytest.mark.parametrize(
@@ -202,6 +203,7 @@ def test_entry_point_plugins_load_with_their_distribution(install_distribution):
         "collectors": [],
         "allocators": ["even-split"],
         "exporters": [],
+        "notifiers": [],
     }
 
 

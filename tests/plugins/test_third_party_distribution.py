@@ -68,6 +68,7 @@ def test_the_distribution_shows_in_chargeback_plugins(acme):
             "collectors": ["acme-csv"],
             "allocators": ["acme-weighted"],
             "exporters": ["acme-journal"],
+            "notifiers": [],
         }
     ]
     assert acme.marker.exists()
