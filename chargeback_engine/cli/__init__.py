@@ -101,3 +101,11 @@ main.add_command(test)
 main.add_command(validate_command)
 for _command in FINANCE_COMMANDS:
     main.add_command(_command)
+
+from chargeback_engine.cli.report import alerts, bench_anomalies, bench_forecast, budget, report  # noqa: E402
+
+main.add_command(report)
+main.add_command(budget)
+main.add_command(alerts)
+bench.add_command(bench_anomalies)
+bench.add_command(bench_forecast)
