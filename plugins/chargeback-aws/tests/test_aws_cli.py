@@ -6,8 +6,14 @@ import csv
 from decimal import Decimal
 
 from click.testing import CliRunner
-from test_aws_data_exports import EFFECTIVE, FILE_1, FILE_2, deliver, gzip_csv
-from test_aws_data_exports import s3  # noqa: F401 (the moto bucket fixture)
+from test_aws_data_exports import (
+    EFFECTIVE,
+    FILE_1,
+    FILE_2,
+    deliver,
+    gzip_csv,
+    s3,  # noqa: F401 (the moto bucket fixture)
+)
 from test_aws_engine import POLICY
 
 from chargeback_engine.cli import main
