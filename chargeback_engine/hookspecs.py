@@ -3,6 +3,11 @@
 Plugins implement these with ``@chargeback_engine.hookimpl``. Contribution hooks take a
 ``register`` callback: the plugin calls it once per component, and the host validates and
 de-duplicates what it receives. Observer hooks are named ``chargeback_<event>_<past tense>``.
+
+The host calls every hook one implementation at a time (``plugins.build_registry`` and
+``plugins.call_each``), so an exception is reported as a ``PluginError`` naming the plugin
+and its distribution; wrappers are therefore not supported. ``docs/plugin-hooks.md``
+documents each hook, and a test fails if one is missing there.
 """
 
 from __future__ import annotations

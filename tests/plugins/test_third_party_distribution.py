@@ -72,7 +72,7 @@ def test_the_distribution_shows_in_chargeback_plugins(acme):
         }
     ]
     assert acme.marker.exists()
-    text = acme.chargeback("plugins")
+    text = acme.chargeback("--allow-plugin", "acme", "plugins")
     assert text.stdout == (
         "acme (chargeback-acme 1.2.0)\n"
         "  collectors: acme-csv\n"
