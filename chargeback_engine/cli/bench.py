@@ -48,6 +48,14 @@ def collect(sizes: tuple[int, ...], cache_dir: Path | None) -> None:
     _report(run_benchmark("collect", sizes, cache_dir))
 
 
+@bench.command()
+@ROWS
+@CACHE
+def engine(sizes: tuple[int, ...], cache_dir: Path | None) -> None:
+    """The full pipeline (collect, decide, allocate, stages, audit trail, every output) via Engine.run."""
+    _report(run_benchmark("engine", sizes, cache_dir))
+
+
 @bench.command("yaml")
 @click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs per level.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)

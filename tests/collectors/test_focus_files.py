@@ -104,6 +104,14 @@ def test_directories_and_globs_expand_sorted_and_each_file_is_one_source(tmp_pat
     assert [s.table.num_rows for s in sources] == [1, 2]
 
 
+def test_one_path_or_several(tmp_path):
+    a = write_csv(tmp_path / "a.csv", rows(1))
+    b = write_csv(tmp_path / "b.csv", rows(2))
+    collector = FocusFilesCollector()
+    assert [s.source_id for s in collector.collect({"path": str(a)}, None)] == [str(a)]
+    assert [s.source_id for s in collector.collect({"paths": [str(b), str(a)]}, None)] == [str(b), str(a)]
+
+
 def test_format_can_be_forced_and_is_sniffed_without_a_suffix(tmp_path):
     table = collect(write_csv(tmp_path / "a.csv", rows(2)))[0].table.drop_columns(["x_SourceId", "x_SourceRow"])
     odd = tmp_path / "export.bin"

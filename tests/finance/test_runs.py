@@ -114,7 +114,7 @@ def _ingest_in_process(url: str, barrier: multiprocessing.synchronize.Barrier, r
 
 def test_two_processes_running_the_same_run_commit_exactly_once(db_url: str) -> None:
     open_database(db_url).dispose()
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(2), context.Queue()
     workers = [context.Process(target=_ingest_in_process, args=(db_url, barrier, results)) for _ in range(2)]
     for worker in workers:

@@ -24,11 +24,11 @@ from tests.finance.builders import COST_CENTERS, MONTH, run_input
 
 SETTINGS = FinanceSettings(payer_entity="ACME-US", markups={("ACME-US", "ACME-DE"): Decimal("0.05")})
 
-amounts = st.decimals(min_value=Decimal("-1e9"), max_value=Decimal("1e9"), places=10, allow_nan=False,
-                      allow_infinity=False)
+# Amounts at the ledger scale, drawn as integers of 1e-10 units (fast to generate, every digit exercised).
+amounts = st.integers(min_value=-10**19, max_value=10**19).map(lambda units: Decimal(units).scaleb(-10))
 
 
-@given(st.lists(amounts, min_size=1, max_size=60), st.sampled_from(["USD", "JPY", "KWD"]))
+@given(st.lists(amounts, min_size=1, max_size=50), st.sampled_from(["USD", "JPY", "KWD"]))
 def test_rounding_conserves_the_rounded_total(values: list[Decimal], currency: str) -> None:
     rounded = round_conserving(values, currency)
     unit = quantum(minor_units(currency))
