@@ -102,8 +102,8 @@ class Plan:
         lines = [
             f"### Allocation impact for {self.period}",
             "",
-            f"`{self.base.policy}@{self.base.version}` → `{self.head.policy}@{self.head.version}`, "
-            f"{self.input_rows:,} line items.",
+            (f"`{self.base.policy}@{self.base.version}` → `{self.head.policy}@{self.head.version}`, "
+             f"{self.input_rows:,} line items."),
             "",
         ]
         if not self.changed:

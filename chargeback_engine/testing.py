@@ -234,8 +234,8 @@ class CollectorContract(_ComponentContract):
     def collected(self, component: Any, config: Mapping[str, Any]) -> list[CollectedSource]:
         return list(component.collect(config, self.period))
 
-    def test_config_matches_the_schema(self, component: Any, config: Mapping[str, Any]) -> None:
-        errors = [e.message for e in Draft202012Validator(dict(component.config_schema)).iter_errors(config)]
+    def test_config_matches_the_schema(self, config: Mapping[str, Any]) -> None:
+        errors = [e.message for e in _assembled_validator(self.plugin, "source", self.name).iter_errors(config)]
         assert not errors, errors
 
     def test_yields_collected_sources(self, collected: list[CollectedSource]) -> None:
@@ -322,9 +322,7 @@ class AllocatorContract(_ComponentContract):
 
     @pytest.fixture
     def validator(self) -> Draft202012Validator:
-        """The block's schema as the kernel assembles it into the policy schema."""
-        defs = assemble_schema(make_registry(self.plugin, builtins=True))["$defs"]
-        return Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/allocate.{self.name}"})
+        return _assembled_validator(self.plugin, "allocate", self.name)
 
     def test_valid_blocks_pass_schema_and_check(self, component: Any, policy: Policy,
                                                 validator: Draft202012Validator) -> None:
@@ -415,6 +413,12 @@ class ExporterContract(_ComponentContract):
         listed = sorted(entry["file"] for entry in manifest["outputs"])
         assert listed == sorted(p.name for p in written.outputs if p.name != "manifest.json")
         assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*listed, "manifest.json"])
+
+
+def _assembled_validator(plugin: object, block: str, name: str) -> Draft202012Validator:
+    """A validator for one component's block as the kernel assembles it into the policy schema."""
+    defs = assemble_schema(make_registry(plugin, builtins=True))["$defs"]
+    return Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{block}.{name}"})
 
 
 def _findings(component: Any, block: Mapping[str, Any], policy: Policy) -> list[Finding]:

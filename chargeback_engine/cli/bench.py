@@ -12,7 +12,13 @@ from pathlib import Path
 import click
 
 from chargeback_engine.bench.runner import Measurement, default_cache_dir, run_benchmark
-from chargeback_engine.bench.synthetic import DEFAULT_SEED, SAMPLE_SHAPE, Shape, write_csv, write_parquet
+from chargeback_engine.bench.synthetic import (
+    DEFAULT_SEED,
+    SAMPLE_SHAPE,
+    Shape,
+    write_csv,
+    write_parquet,
+)
 
 ROWS = click.option("--rows", "sizes", type=click.IntRange(min=1000), multiple=True, default=(1_000_000,),
                     show_default=True, help="Lines in the synthetic month (repeatable: one run per size).")
@@ -70,7 +76,7 @@ def bench_yaml(repeat: int, output_format: str) -> None:
         return
     click.echo(f"{'level':>5} {'bytes':>6} {'naive nodes':>12} {'rejected':>8} {'median ms':>10} {'peak KiB':>9}")
     for r in results:
-        click.echo(f"{r.level:>5} {r.size_bytes:>6} {r.expanded_nodes:>12,} {str(r.rejected):>8} "
+        click.echo(f"{r.level:>5} {r.size_bytes:>6} {r.expanded_nodes:>12,} {r.rejected!s:>8} "
                    f"{r.median_ms:>10.3f} {r.peak_kib:>9.1f}")
     click.echo(f"largest accepted file: {largest.size_bytes} bytes read in {largest.seconds:.2f} s "
                f"({largest.kib_per_second:.0f} KiB/s), peak {largest.peak_kib:.0f} KiB")

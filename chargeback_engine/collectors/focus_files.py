@@ -11,7 +11,8 @@ Conversion rules, in one place:
 - Money from text is exact: the cell's decimal digits, at most 10 after the point (the
   ledger's scale); more is an error, never a silent rounding. Parquet doubles go through
   their shortest round-trip text (what ``repr`` prints), then to 10 digits after the
-  point, rounding half away from zero.
+  point, rounding half to even, like every collector (``collecting.to_money``); what
+  that moved is reported in the source's ``details["rounding"]``.
 - Quantities are read the same way but rounded to 10 digits after the point.
 - Timestamps are ISO 8601; a value without an offset is UTC.
 - ``Tags`` must be a JSON object without repeated keys; it is rewritten as compact JSON
@@ -44,9 +45,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import structlog
 
+from chargeback_engine.collecting import Rounding, to_money
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
-from chargeback_engine.focus import COST_TABLE_SCHEMA, MONEY_COLUMNS, REQUIRED_COLUMNS, conform
+from chargeback_engine.focus import (
+    COST_TABLE_SCHEMA,
+    MONEY_COLUMNS,
+    REQUIRED_COLUMNS,
+    conform,
+)
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
@@ -157,16 +164,15 @@ def read_focus_file(path: str, fmt: str = "auto") -> CollectedSource:
     fmt = fmt if fmt != "auto" else _detect_format(Path(path))
     digest = _sha256(path)
     raw = _read_csv(path) if fmt == "csv" else _read_parquet(path)
-    table = to_cost_table(raw, path)
+    rounding = Rounding()
+    table = to_cost_table(raw, path, rounding)
     found = currencies(table)
     log.info("focus file read", path=path, format=fmt, rows=table.num_rows, currencies=found)
-    return CollectedSource(
-        source_id=path,
-        table=table,
-        version=digest,
-        details={"path": path, "format": fmt, "sha256": digest.removeprefix("sha256:"),
-                 "rows": table.num_rows, "currencies": found},
-    )
+    details = {"path": path, "format": fmt, "sha256": digest.removeprefix("sha256:"),
+               "rows": table.num_rows, "currencies": found}
+    if rounding.by_column:
+        details["rounding"] = rounding.as_details()
+    return CollectedSource(source_id=path, table=table, version=digest, details=details)
 
 
 def _format_by_suffix(path: Path) -> str | None:
@@ -262,14 +268,16 @@ def _read_parquet(path: str) -> pa.Table:
     return table.rename_columns([mapping[n] for n in table.column_names])
 
 
-def to_cost_table(raw: pa.Table, source_id: str) -> pa.Table:
+def to_cost_table(raw: pa.Table, source_id: str, rounding: Rounding | None = None) -> pa.Table:
     """Turn FOCUS columns as read (text, doubles, decimals, timestamps) into a cost table.
 
     The rules are the module's. Columns of the right type pass through untouched (large
     string columns are never copied); the others go through one DuckDB query, which also
     yields, per row, what is wrong with it; ``Tags`` are converted once per distinct value.
-    Rows are numbered from 1 in ``x_SourceRow``. Every problem found raises one
-    :class:`InputError` naming ``source_id``, the row and the column.
+    Doubles are made exact by :func:`chargeback_engine.collecting.to_money`, the rule every
+    collector shares; what its rounding moved is added to ``rounding``. Rows are numbered
+    from 1 in ``x_SourceRow``. Every problem found raises one :class:`InputError` naming
+    ``source_id``, the row and the column.
     """
     raw = raw.append_column("x_SourceRow", pa.array(np.arange(1, raw.num_rows + 1, dtype=np.int64)))
     columns = {name: raw[name] for name in raw.column_names}
@@ -286,6 +294,9 @@ def to_cost_table(raw: pa.Table, source_id: str) -> pa.Table:
             problems += _problem_rows(raw, _missing_values(field.name, column))
             problems += _problem_rows(raw, _currency_problems(column))
         elif column.type == field.type:
+            problems += _problem_rows(raw, _missing_values(field.name, column))
+        elif pa.types.is_floating(column.type):
+            columns[field.name] = to_money(column, column=field.name, where=source_id, rounding=rounding or Rounding())
             problems += _problem_rows(raw, _missing_values(field.name, column))
         else:
             converted, problem = _conversion(field.name, column.type)
@@ -415,7 +426,7 @@ def canonical_tags(text: str) -> str:
     except json.JSONDecodeError as exc:
         raise ValueError(f"is not valid JSON ({exc.msg} at character {exc.pos + 1})") from None
     if not isinstance(parsed, _Object):
-        raise ValueError("is not a JSON object")
+        raise ValueError("is not a JSON object")  # noqa: TRY004 - a bad value, reported per row like the others
     tags = {k: v if isinstance(v, str) and not isinstance(v, _Number) else _json_text(v)
             for k, v in parsed if v is not None}
     return json.dumps(tags, ensure_ascii=False, separators=(",", ":"))
@@ -437,11 +448,6 @@ def _conversion(name: str, source: pa.DataType) -> tuple[str | None, str | None]
 
 
 def _number(name: str, col: str, source: pa.DataType, missing: str | None) -> tuple[str, str | None]:
-    if pa.types.is_floating(source):
-        # Shortest round-trip text first, so 0.1 stays 0.1 rather than 0.1000000000000000055.
-        value = f"TRY_CAST(CAST({col} AS VARCHAR) AS {_DECIMAL})"
-        bad = f"CASE WHEN {col} IS NOT NULL AND {value} IS NULL THEN '{name}: ' || {col}::VARCHAR || ' is not a finite amount in range' END"
-        return value, _either(bad, missing)
     if pa.types.is_decimal(source) or pa.types.is_integer(source):
         value = f"TRY_CAST({col} AS {_DECIMAL})"
         bad = f"CASE WHEN {col} IS NOT NULL AND {value} IS NULL THEN '{name}: ' || {col}::VARCHAR || ' is out of range' END"

@@ -153,3 +153,21 @@ def test_the_sample_raises_budget_and_anomaly_alerts(insight: Insight) -> None:
     assert ("anomaly", "CC-1002") in kinds and ("anomaly", "CC-1003") in kinds
     assert all(a.period == "2026-10" for a in found)
     assert len({a.alert_id for a in found}) == len(found)
+
+
+def test_two_checks_at_once_send_an_alert_once(store: InsightStore, webhook: Webhook) -> None:
+    targets = channels([{"type": "webhook", "url": webhook.url}], NOTIFIERS)
+    start = threading.Barrier(4)
+    results = []
+
+    def check() -> None:
+        start.wait()
+        results.append(deliver([alert(), alert("CC-2")], targets, store))
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(len(r.sent) for r in results) == 2 and sum(len(r.skipped) for r in results) == 6
+    assert sorted(b["cost_center"] for b in webhook.bodies) == ["CC-1", "CC-2"]

@@ -25,8 +25,8 @@ CHANGES = [
     ("      when: {ChargeCategory: Credit}\n      allocate: {method: even}",
      "      when: {ChargeCategory: Credit}\n      allocate: {method: direct, cost_center: CC-1009}"),
     ("    - id: platform\n",
-     "    - id: sandbox\n      priority: 95\n      when: {tags.environment: sandbox}\n"
-     "      allocate: {method: direct, cost_center: CC-1010}\n    - id: platform\n"),
+     ("    - id: sandbox\n      priority: 95\n      when: {tags.environment: sandbox}\n"
+      "      allocate: {method: direct, cost_center: CC-1010}\n    - id: platform\n")),
 ]
 
 

@@ -226,3 +226,15 @@ def test_queries_have_explicit_timeouts_and_leave_retries_to_us():
     [call] = recording.calls
     assert (call["api_timeout"], call["wait_timeout"], call["job_retry"]) == (60.0, 900.0, None)
     assert not call["retry"]._predicate(Exception())
+
+
+def test_the_focus_table_is_versioned_by_content_and_keeps_its_tags():
+    rows = [line(1, "3.5", labels='{"team":"payments"}', exported=None), line(2, "1.25", labels="{}", exported=None)]
+    with FakeGoogle() as server:
+        server.serve_query_pages({None: [ok(result_page(rows, None))]})
+        source = collect(server, dict(CONFIG, kind="focus"))
+        request = json.loads(server.requests[0][3])
+    assert "@period_start" in request["query"] and "BilledCost" in request["query"]
+    assert source.table["Tags"].to_pylist() == ['{"team":"payments"}', "{}"]
+    assert sum(source.table["BilledCost"].to_pylist()) == Decimal("4.75")
+    assert source.version.startswith("sha256:")
