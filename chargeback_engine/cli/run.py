@@ -47,7 +47,8 @@ def _print_summary(result: RunResult) -> None:
 @click.command("run")
 @click.option("--policy", "policies", multiple=True, required=True, type=click.Path(exists=True),
               help="Policy file or directory (repeatable).")
-@click.option("--input", "inputs", multiple=True, required=True, help="FOCUS CSV/Parquet file, directory or glob (repeatable).")
+@click.option("--input", "inputs", multiple=True,
+              help="FOCUS CSV/Parquet file, directory or glob (repeatable); the policy's sources: are collected too.")
 @click.option("--period", required=True, help="Billing period, YYYY-MM.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the outputs.")
 @click.option("--carry", multiple=True, type=click.Path(exists=True, dir_okay=False),

@@ -112,3 +112,9 @@ def test_the_readme_main_job_prints_a_cost_center_summary(tmp_path: Path) -> Non
     assert any(line.startswith("CC-1001 ") for line in lines) and any(line.startswith("UNALLOCATED ") for line in lines)
     assert any(line.startswith("deferred ") for line in lines) and lines[-1].startswith("run r-")
     assert (tmp_path / "demo" / "manifest.json").exists()
+
+
+def test_run_without_inputs_or_sources_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--period", "2026-10", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1 and "no line items" in result.output
+    assert not (tmp_path / "out").exists()
