@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -67,6 +68,17 @@ class RunInput:
         return cls(period=period, ledger=ledger, cost_centers=policy.cost_centers, policy_version=policy.version,
                    policy_hash=policy.content_hash, source_versions=dict(source_versions),
                    unallocated=policy.unallocated, decisions=decisions)
+
+    @classmethod
+    def from_result(cls, result: Any) -> RunInput:
+        """A run from :meth:`chargeback_engine.engine.runner.Engine.run`'s result.
+
+        The ledger rows of the run's own period are recorded; amortization parts the engine
+        schedules for later periods are those periods' business. Each input's version is the
+        collector's source version, else its SHA-256.
+        """
+        versions = {info.source_id: info.version or info.sha256 for info in result.inputs}
+        return cls.from_policy(result.policy, result.period, result.allocations, versions, result.decisions)
 
     @property
     def run_key(self) -> str:
