@@ -98,11 +98,13 @@ def ledger() -> None:
 @_books
 def ledger_ingest(engine: Any, settings: Any, ledger_path: Path, policies: tuple[Path, ...], period: Period,
                   versions: tuple[str, ...], manifest: Path | None, decisions: Path | None) -> None:
-    """Record a run; repeating it changes nothing, restating a closed period adds adjustments."""
+    """Record a run (its rows of PERIOD); repeating it changes nothing, restating a closed period adds adjustments."""
     pairs = dict(v.split("=", 1) for v in versions if "=" in v)
     if len(pairs) != len(versions):
         raise click.BadParameter("use SOURCE=VERSION", param_hint="--source-version")
-    result = finance.ingest_run(engine, finance.run_from_files(ledger_path, policies, period, pairs, manifest, decisions))
+    registry = click.get_current_context().find_root().obj.registry
+    run = finance.run_from_files(ledger_path, policies, period, pairs, manifest, decisions, registry)
+    result = finance.ingest_run(engine, run)
     state = "recorded" if result.committed else "already recorded (nothing written)"
     click.echo(f"run {result.run_key} for {result.period}: {state}")
     if result.restated:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 import structlog
@@ -271,7 +272,7 @@ def _manifest_versions(manifest_path: Path) -> dict[str, str]:
 
 def run_from_files(ledger_path: Path, policy_paths: Sequence[Path], period: Period,
                    source_versions: Mapping[str, str] | None = None, manifest_path: Path | None = None,
-                   decisions_path: Path | None = None) -> RunInput:
+                   decisions_path: Path | None = None, registry: Any = None) -> RunInput:
     """A run from the engine's output files: the ledger Parquet, its policy and its source versions."""
     from chargeback_engine.policy.loader import load_policies
 
@@ -280,7 +281,8 @@ def run_from_files(ledger_path: Path, policy_paths: Sequence[Path], period: Peri
         versions = _manifest_versions(manifest_path)
     if not versions:
         raise InputError("a run needs source versions: pass --source-version ID=VERSION or --manifest")
-    policy = load_policies(policy_paths).for_period(period)
+    policy = load_policies(policy_paths, registry).for_period(period)
     ledger = pq.read_table(ledger_path)
+    ledger = ledger.filter(pc.equal(ledger["period"], str(period)))  # later amortization parts are not this run's
     decided = pq.read_table(decisions_path) if decisions_path else None
     return RunInput.from_policy(policy, period, ledger, versions, decided)
