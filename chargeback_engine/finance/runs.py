@@ -241,7 +241,7 @@ def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
         previous = head_run(connection, period)
         _insert_run(connection, run, rows, content, previous or "")
         restated = previous is not None and period in closed_periods(connection)
-        target, count = _restate(connection, run, previous) if restated else (None, 0)  # type: ignore[arg-type]
+        target, count = _restate(connection, run, previous) if previous and restated else (None, 0)
         audit.append(connection, "run.recorded", key, {
             "period": period, "policy_version": run.policy_version, "policy_hash": run.policy_hash,
             "source_versions": dict(run.source_versions), "content_hash": content, "supersedes": previous or "",
