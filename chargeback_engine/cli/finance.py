@@ -135,6 +135,15 @@ def _echo_totals(stmt: finance.Statement) -> None:
                    f" + showback {minor(t['showback'], currency)} + unallocated {minor(t['unallocated'], currency)}")
 
 
+@period.command("report")
+@period_option
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@_books
+def period_report(engine: Any, settings: Any, period: Period, out: Path) -> None:
+    """Write the period's statement (the showback report): every line as CSV, totals as JSON."""
+    click.echo(f"wrote {finance.export_statement(engine, str(period), out, settings)}")
+
+
 @period.command("status")
 @_books
 def period_status(engine: Any, settings: Any) -> None:
