@@ -64,12 +64,14 @@ class Rounding:
         }
 
 
-def to_money(values: pa.Array | pa.ChunkedArray, *, column: str, where: str, rounding: Rounding) -> pa.ChunkedArray:
+def to_money(values: pa.Array | pa.ChunkedArray, *, column: str, where: str, rounding: Rounding,
+             first_row: int = 1) -> pa.ChunkedArray:
     """Exact money from decimal text, decimals, integers or doubles (through their shortest repr).
 
     Digits beyond the ledger scale (1e-10) are rounded half-to-even; how many values that
     touched and the exact amount it moved are added to ``rounding`` for the run manifest,
-    so rounding is never silent. Text that is not a number raises, naming the row.
+    so rounding is never silent. Text that is not a number raises, naming the row (the
+    first value being data row ``first_row`` of ``where``).
     """
     values = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
     if pa.types.is_floating(values.type):
@@ -77,7 +79,7 @@ def to_money(values: pa.Array | pa.ChunkedArray, *, column: str, where: str, rou
     try:
         wide = values.cast(_WIDE)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise InputError(f"{where}: {_first_bad_number(values, column)}") from exc
+        raise InputError(f"{where}: {_first_bad_number(values, column, first_row)}") from exc
     rounded = pc.round(wide, ndigits=LEDGER_SCALE, round_mode="half_to_even")
     changed = pc.sum(pc.not_equal(wide, rounded).cast(pa.int64())).as_py() or 0
     if changed:
@@ -99,8 +101,8 @@ def _flush_tiny(values: pa.ChunkedArray, column: str, rounding: Rounding) -> pa.
     return pc.if_else(tiny, 0.0, values)
 
 
-def _first_bad_number(values: pa.ChunkedArray, column: str) -> str:
-    for row, text in enumerate(values.to_pylist(), start=1):
+def _first_bad_number(values: pa.ChunkedArray, column: str, first_row: int) -> str:
+    for row, text in enumerate(values.to_pylist(), start=first_row):
         if text is None:
             continue
         try:
@@ -328,7 +330,7 @@ def iter_file_batches(
     wanted = [c for c in columns if c in header] if columns is not None else header
     reader = pacsv.open_csv(
         _Prepended(rest, text),
-        read_options=pacsv.ReadOptions(column_names=header, block_size=1 << 22),
+        read_options=pacsv.ReadOptions(column_names=header, block_size=1 << 24),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in header}, include_columns=wanted, strings_can_be_null=True
         ),
@@ -404,11 +406,13 @@ class BatchMapper:
         """Every raw column the mapping reads; pass it to :func:`iter_file_batches`."""
         return self.money + self.text + self.tags
 
-    def map(self, raw: pa.RecordBatch | pa.Table, *, where: str) -> pa.Table:
+    def map(self, raw: pa.RecordBatch | pa.Table, *, where: str, first_row: int = 1) -> pa.Table:
+        """Map one batch whose first row is data row ``first_row`` of the file ``where``."""
         batch = pa.Table.from_batches([raw]) if isinstance(raw, pa.RecordBatch) else raw
         for column in self.money:
             if column in batch.column_names:
-                exact = to_money(batch[column], column=column, where=where, rounding=self.rounding)
+                exact = to_money(batch[column], column=column, where=where, rounding=self.rounding,
+                                 first_row=first_row)
                 batch = batch.set_column(batch.schema.get_field_index(column), column, exact)
         for column in self.tags:
             if column in batch.column_names and not pa.types.is_string(batch[column].type):

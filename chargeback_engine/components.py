@@ -1,4 +1,4 @@
-"""What a plugin contributes: collectors, allocators and exporters.
+"""What a plugin contributes: collectors, allocators, exporters and notifiers.
 
 Each component has a kebab-case ``name`` and the JSON Schema of its own parameters; the
 kernel assembles those fragments into the policy schema, so a policy that uses a plugin is
@@ -18,6 +18,7 @@ import pyarrow as pa
 from chargeback_engine.periods import Period
 
 if TYPE_CHECKING:
+    from chargeback_engine.insight.alerts import Alert
     from chargeback_engine.policy.match import Condition
     from chargeback_engine.policy.model import AllocationSpec, Policy
 
@@ -169,4 +170,17 @@ class Exporter(Protocol):
         ``directory`` is a private staging directory: the engine moves each file into the
         output directory atomically and writes ``manifest.json`` last.
         """
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers budget and anomaly alerts (chat, webhook, email)."""
+
+    name: str
+    #: JSON Schema of one notifier entry's options (everything but ``type`` and ``id``).
+    options_schema: Mapping[str, Any]
+
+    def send(self, alert: Alert, options: Mapping[str, Any]) -> None:
+        """Deliver one alert, or raise; the host records it as sent only if this returns."""
         ...

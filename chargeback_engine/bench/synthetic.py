@@ -29,8 +29,9 @@ import pyarrow.parquet as pq
 from chargeback_engine.focus import COST_TABLE_SCHEMA, MONEY, QUANTITY, TIMESTAMP
 from chargeback_engine.periods import Period
 
-#: The benchmark month's seed.
+#: The benchmark month's seed and period.
 DEFAULT_SEED = 20261001
+DEFAULT_PERIOD = Period(2026, 10)
 
 #: Lines generated (and written as one Parquet row group) at a time.
 CHUNK_ROWS = 1_000_000
@@ -168,7 +169,7 @@ class Shape:
 
     rows: int
     seed: int = DEFAULT_SEED
-    period: Period = Period(2026, 10)
+    period: Period = DEFAULT_PERIOD
     billing_accounts: int = 3
     accounts: int = 200
     services: int = 60
@@ -283,7 +284,7 @@ def _resource_tags(rng: np.random.Generator, shape: Shape) -> pa.Array:
         text = np.char.add(np.char.add(np.char.add('"', np.asarray(key, dtype=str)), '":'), value.astype(str))
         return np.where(present, text.astype(object), None).tolist()
 
-    quoted = lambda values: np.char.add(np.char.add('"', values.astype(str)), '"')  # noqa: E731
+    quoted = lambda values: np.char.add(np.char.add('"', values.astype(str)), '"')
     env_names = texts(list(ENVIRONMENTS), env).astype(str)
     env_names = np.where(draw[:, 5] < 0.05, np.char.capitalize(env_names), env_names)
     members = [

@@ -11,7 +11,8 @@ Conversion rules, in one place:
 - Money from text is exact: the cell's decimal digits, at most 10 after the point (the
   ledger's scale); more is an error, never a silent rounding. Parquet doubles go through
   their shortest round-trip text (what ``repr`` prints), then to 10 digits after the
-  point, rounding half away from zero.
+  point, rounding half to even, like every collector (``collecting.to_money``); what
+  that moved is reported in the source's ``details["rounding"]``.
 - Quantities are read the same way but rounded to 10 digits after the point.
 - Timestamps are ISO 8601; a value without an offset is UTC.
 - ``Tags`` must be a JSON object without repeated keys; it is rewritten as compact JSON
@@ -31,6 +32,7 @@ import glob
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,9 +45,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import structlog
 
+from chargeback_engine.collecting import Rounding, to_money
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
-from chargeback_engine.focus import COST_TABLE_SCHEMA, MONEY_COLUMNS, REQUIRED_COLUMNS, conform
+from chargeback_engine.focus import (
+    COST_TABLE_SCHEMA,
+    MONEY_COLUMNS,
+    REQUIRED_COLUMNS,
+    conform,
+)
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
@@ -82,15 +90,19 @@ _DECIMAL = f"DECIMAL(38, {LEDGER_SCALE})"
 CONFIG_SCHEMA: Mapping[str, Any] = {
     "type": "object",
     "description": "FOCUS cost files: CSV or Parquet files, directories of them, or glob patterns.",
-    "required": ["paths"],
     "additionalProperties": False,
+    "oneOf": [{"required": ["path"]}, {"required": ["paths"]}],
     "properties": {
-        "collector": {"const": NAME},
+        "path": {
+            "type": "string",
+            "minLength": 1,
+            "description": "A file, a directory (read recursively) or a glob pattern (** allowed).",
+        },
         "paths": {
             "type": "array",
             "minItems": 1,
             "items": {"type": "string", "minLength": 1},
-            "description": "Files, directories (read recursively) or glob patterns (** allowed).",
+            "description": "Several files, directories or glob patterns.",
         },
         "format": {
             "enum": ["auto", *FORMATS],
@@ -109,11 +121,10 @@ class FocusFilesCollector:
 
     def collect(self, config: Mapping[str, Any], period: Period | None = None) -> Iterator[CollectedSource]:
         """Yield each file's cost table. ``period`` is not used to filter: a file holds what it holds."""
-        files = expand_paths(config["paths"])
-        fmt = config.get("format", "auto")
-        sources = [read_focus_file(path, fmt) for path in files]
+        given = [config["path"]] if "path" in config else list(config["paths"])
+        sources = [read_focus_file(path, config.get("format", "auto")) for path in expand_paths(given)]
         if not any(s.table.num_rows for s in sources):
-            raise InputError(f"no line items in {', '.join(config['paths'])}: every file is empty")
+            raise InputError(f"no line items in {', '.join(given)}: every file is empty")
         yield from sources
 
 
@@ -153,16 +164,15 @@ def read_focus_file(path: str, fmt: str = "auto") -> CollectedSource:
     fmt = fmt if fmt != "auto" else _detect_format(Path(path))
     digest = _sha256(path)
     raw = _read_csv(path) if fmt == "csv" else _read_parquet(path)
-    table = to_cost_table(raw, path)
+    rounding = Rounding()
+    table = to_cost_table(raw, path, rounding)
     found = currencies(table)
     log.info("focus file read", path=path, format=fmt, rows=table.num_rows, currencies=found)
-    return CollectedSource(
-        source_id=path,
-        table=table,
-        version=digest,
-        details={"path": path, "format": fmt, "sha256": digest.removeprefix("sha256:"),
-                 "rows": table.num_rows, "currencies": found},
-    )
+    details = {"path": path, "format": fmt, "sha256": digest.removeprefix("sha256:"),
+               "rows": table.num_rows, "currencies": found}
+    if rounding.by_column:
+        details["rounding"] = rounding.as_details()
+    return CollectedSource(source_id=path, table=table, version=digest, details=details)
 
 
 def _format_by_suffix(path: Path) -> str | None:
@@ -258,14 +268,16 @@ def _read_parquet(path: str) -> pa.Table:
     return table.rename_columns([mapping[n] for n in table.column_names])
 
 
-def to_cost_table(raw: pa.Table, source_id: str) -> pa.Table:
+def to_cost_table(raw: pa.Table, source_id: str, rounding: Rounding | None = None) -> pa.Table:
     """Turn FOCUS columns as read (text, doubles, decimals, timestamps) into a cost table.
 
     The rules are the module's. Columns of the right type pass through untouched (large
     string columns are never copied); the others go through one DuckDB query, which also
     yields, per row, what is wrong with it; ``Tags`` are converted once per distinct value.
-    Rows are numbered from 1 in ``x_SourceRow``. Every problem found raises one
-    :class:`InputError` naming ``source_id``, the row and the column.
+    Doubles are made exact by :func:`chargeback_engine.collecting.to_money`, the rule every
+    collector shares; what its rounding moved is added to ``rounding``. Rows are numbered
+    from 1 in ``x_SourceRow``. Every problem found raises one :class:`InputError` naming
+    ``source_id``, the row and the column.
     """
     raw = raw.append_column("x_SourceRow", pa.array(np.arange(1, raw.num_rows + 1, dtype=np.int64)))
     columns = {name: raw[name] for name in raw.column_names}
@@ -277,9 +289,15 @@ def to_cost_table(raw: pa.Table, source_id: str) -> pa.Table:
         if field.name == "Tags":
             columns["Tags"], bad = _convert_tags(column)
             problems += _problem_rows(raw, bad)
-        elif column.type == field.type and field.name not in _CHECKED_TEXT:
-            if field.name in _NOT_NULL and column.null_count:
-                problems += _problem_rows(raw, pc.if_else(pc.is_null(column), f"{field.name}: is missing", None))
+        elif field.name == "BillingCurrency":
+            columns[field.name] = column = column.cast(pa.string())
+            problems += _problem_rows(raw, _missing_values(field.name, column))
+            problems += _problem_rows(raw, _currency_problems(column))
+        elif column.type == field.type:
+            problems += _problem_rows(raw, _missing_values(field.name, column))
+        elif pa.types.is_floating(column.type):
+            columns[field.name] = to_money(column, column=field.name, where=source_id, rounding=rounding or Rounding())
+            problems += _problem_rows(raw, _missing_values(field.name, column))
         else:
             converted, problem = _conversion(field.name, column.type)
             if converted is not None:
@@ -299,8 +317,23 @@ def to_cost_table(raw: pa.Table, source_id: str) -> pa.Table:
 
 
 _NOT_NULL = (*REQUIRED_COLUMNS, *NOT_NULL_MONEY)
-#: Text columns whose values are checked even when they arrive as text.
-_CHECKED_TEXT = ("BillingCurrency",)
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+
+
+def _missing_values(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    if name not in _NOT_NULL or not column.null_count:
+        return pa.nulls(0, pa.string())
+    return pc.if_else(pc.is_null(column), f"{name}: is missing", None)
+
+
+def _currency_problems(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """Checked once per distinct value: a month has a handful of currencies, not millions."""
+    invalid = [c for c in column.unique().drop_null().to_pylist() if not _CURRENCY_CODE.fullmatch(c)]
+    if not invalid:
+        return pa.nulls(0, pa.string())
+    text = pc.binary_join_element_wise('BillingCurrency: "', pc.utf8_slice_codeunits(column, 0, 60),
+                                       '" is not an ISO 4217 currency code', "")
+    return pc.if_else(pc.is_in(column, pa.array(invalid)), text, None)
 
 
 @functools.cache
@@ -312,7 +345,7 @@ def _database() -> duckdb.DuckDBPyConnection:
 def _duckdb_select(table: pa.Table, expressions: list[str]) -> pa.Table:
     con = _database().cursor()  # a connection of its own, so concurrent reads do not share views
     try:
-        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")  # a library prints nothing
         con.register("raw", table)
         return con.sql(f"SELECT {', '.join(expressions)} FROM raw").to_arrow_table()
     finally:
@@ -393,7 +426,7 @@ def canonical_tags(text: str) -> str:
     except json.JSONDecodeError as exc:
         raise ValueError(f"is not valid JSON ({exc.msg} at character {exc.pos + 1})") from None
     if not isinstance(parsed, _Object):
-        raise ValueError("is not a JSON object")
+        raise ValueError("is not a JSON object")  # noqa: TRY004 - a bad value, reported per row like the others
     tags = {k: v if isinstance(v, str) and not isinstance(v, _Number) else _json_text(v)
             for k, v in parsed if v is not None}
     return json.dumps(tags, ensure_ascii=False, separators=(",", ":"))
@@ -411,19 +444,10 @@ def _conversion(name: str, source: pa.DataType) -> tuple[str | None, str | None]
         value = f"TRY_CAST({col} AS TIMESTAMPTZ)"
         bad = f"CASE WHEN {col} IS NOT NULL AND {value} IS NULL THEN '{name}: ' || {_quoted(col)} || ' is not an ISO 8601 date-time' END"
         return value, _either(bad, missing)
-    if name == "BillingCurrency":
-        bad = (f"CASE WHEN NOT regexp_full_match({col}::VARCHAR, '[A-Z]{{3}}') THEN 'BillingCurrency: ' || {_quoted(col)} "
-               f"|| ' is not an ISO 4217 currency code' END")
-        return f"{col}::VARCHAR", _either(missing, bad)
     return f"{col}::VARCHAR", missing
 
 
 def _number(name: str, col: str, source: pa.DataType, missing: str | None) -> tuple[str, str | None]:
-    if pa.types.is_floating(source):
-        # Shortest round-trip text first, so 0.1 stays 0.1 rather than 0.1000000000000000055.
-        value = f"TRY_CAST(CAST({col} AS VARCHAR) AS {_DECIMAL})"
-        bad = f"CASE WHEN {col} IS NOT NULL AND {value} IS NULL THEN '{name}: ' || {col}::VARCHAR || ' is not a finite amount in range' END"
-        return value, _either(bad, missing)
     if pa.types.is_decimal(source) or pa.types.is_integer(source):
         value = f"TRY_CAST({col} AS {_DECIMAL})"
         bad = f"CASE WHEN {col} IS NOT NULL AND {value} IS NULL THEN '{name}: ' || {col}::VARCHAR || ' is out of range' END"

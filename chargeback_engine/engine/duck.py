@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chargeback_engine.engine.dataplane import RunInfo
 from chargeback_engine.errors import InputError
@@ -30,17 +31,19 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _split_sql(parts: str, partition: str) -> str:
+def _split_sql(parts: str, partition: str, splits: pa.Table) -> str:
     """Largest-remainder split of ``parts.units`` by ``splits`` weights, as in ``money.split``.
 
     ``parts`` must have ``decision_id`` and ``units``; the result adds ``cost_center``,
     the split ``units_out`` and the split's descriptive columns. Single-share decisions
-    skip the window.
+    skip the window, and only the branches ``splits`` needs are generated (DuckDB's
+    planning time grows with the query, and small runs are all planning).
     """
-    return f"""
+    shares = pc.value_counts(splits["decision_id"]).field("counts") if splits.num_rows else pa.array([], pa.int64())
+    single = f"""
     SELECT p.* EXCLUDE (units), s.cost_center, s.rule_id, s.method, s.category, p.units AS units_out
-    FROM {parts} p JOIN splits s USING (decision_id) WHERE s.n = 1
-    UNION ALL BY NAME
+    FROM {parts} p JOIN splits s USING (decision_id) WHERE s.n = 1"""
+    multi = f"""
     SELECT * EXCLUDE (units, position, fl, rem, a, lo, rnk),
            sign(units) * (fl + CASE WHEN rnk <= lo THEN 1 ELSE 0 END) AS units_out
     FROM (
@@ -52,8 +55,10 @@ def _split_sql(parts: str, partition: str) -> str:
             FROM {parts} p JOIN splits s USING (decision_id) WHERE s.n > 1
         )
         WINDOW w AS (PARTITION BY {partition})
-    )
-    """
+    )"""
+    branches = [sql for sql, wanted in ((single, pc.any(pc.equal(shares, 1)).as_py()),
+                                         (multi, pc.any(pc.greater(shares, 1)).as_py())) if wanted]
+    return "\n    UNION ALL BY NAME".join(branches or [single])
 
 
 class DuckDBPlane:
@@ -123,32 +128,36 @@ class DuckDBPlane:
             hit = f"src r JOIN assignments a ON {on}"
         else:
             hit = "src r CROSS JOIN assignments a"
-        # One part per line, or one per month of an amortization schedule (even split, earlier months first).
-        con.execute(f"""
-            INSERT INTO ledger BY NAME
-            WITH hit AS MATERIALIZED (
-                SELECT r.{LINE} AS line, r.ChargePeriodStart, r.ChargeCategory, r.units, a.decision_id, m.months,
-                       CASE WHEN m.months > 0 THEN m.months
-                            WHEN r.ChargePeriodEnd IS NULL OR r.ChargePeriodStart IS NULL THEN 1
-                            ELSE greatest(1, date_diff('month', date_trunc('month', r.ChargePeriodStart),
-                                                       date_trunc('month', r.ChargePeriodEnd - INTERVAL 1 MICROSECOND)) + 1)
-                       END AS n_parts
-                FROM {hit} JOIN (SELECT DISTINCT decision_id, months FROM splits) m USING (decision_id)
-            ), parts AS MATERIALIZED (
-                SELECT line, ChargeCategory, decision_id, units, '{run.period}' AS period, 0 AS part_index
-                FROM hit WHERE months IS NULL
+        # One part per line, or one per month of an amortization schedule (even split, earlier
+        # months first). The schedule part of the query is only generated when needed.
+        amortized = splits["months"].null_count < splits.num_rows
+        n_parts = """
+                   , CASE WHEN m.months > 0 THEN m.months
+                          WHEN r.ChargePeriodEnd IS NULL OR r.ChargePeriodStart IS NULL THEN 1
+                          ELSE greatest(1, date_diff('month', date_trunc('month', r.ChargePeriodStart),
+                                                     date_trunc('month', r.ChargePeriodEnd - INTERVAL 1 MICROSECOND)) + 1)
+                     END AS n_parts""" if amortized else ""
+        schedule = f"""
                 UNION ALL BY NAME
                 SELECT line, ChargeCategory, decision_id,
                        strftime(date_trunc('month', coalesce(ChargePeriodStart, TIMESTAMPTZ '{run.period.start}'))
                                 + to_months(CAST(i AS INTEGER)), '%Y-%m') AS period,
                        i AS part_index,
                        sign(units) * (abs(units) // n_parts + CASE WHEN i < abs(units) % n_parts THEN 1 ELSE 0 END) AS units
-                FROM hit, LATERAL (SELECT unnest(range(n_parts)) AS i) WHERE months IS NOT NULL
+                FROM hit, LATERAL (SELECT unnest(range(n_parts)) AS i) WHERE months IS NOT NULL""" if amortized else ""
+        con.execute(f"""
+            INSERT INTO ledger BY NAME
+            WITH hit AS MATERIALIZED (
+                SELECT r.{LINE} AS line, r.ChargePeriodStart, r.ChargeCategory, r.units, a.decision_id, m.months {n_parts}
+                FROM {hit} JOIN (SELECT DISTINCT decision_id, months FROM splits) m USING (decision_id)
+            ), parts AS MATERIALIZED (
+                SELECT line, ChargeCategory, decision_id, units, '{run.period}' AS period, 0 AS part_index
+                FROM hit WHERE months IS NULL {schedule}
             )
             SELECT line, period, cost_center, units_out AS units, 0 AS stage,
                    CASE WHEN category = 'direct' AND ChargeCategory = 'Credit' THEN 'credit' ELSE category END AS category,
                    rule_id, method, decision_id
-            FROM ({_split_sql('parts', 'line, part_index')})
+            FROM ({_split_sql('parts', 'line, part_index', splits)})
         """)
         con.unregister("assignments")
 
@@ -180,7 +189,7 @@ class DuckDBPlane:
             UNION ALL BY NAME
             SELECT line, period, cost_center, ? AS from_cost_center, units_out AS units, ? AS stage,
                    'shared' AS category, rule_id, method, decision_id
-            FROM ({_split_sql('parts', 'line, period')})
+            FROM ({_split_sql('parts', 'line, period', splits)})
         """, [decision_id, pool, pool, pool, stage, pool, stage])
 
     # -- results ---------------------------------------------------------------------

@@ -105,6 +105,7 @@ class Kernel:
         self.consumers = tuple(sorted(cc.id for cc in policy.cost_centers if not cc.shared and cc.id != policy.unallocated))
         self._driver_rows = cache(self._load_driver)
         self._allocators: dict[str, ResolvingAllocator] = {}
+        self._tag_keys: frozenset[str] | None = None  # set by key_columns()
         self._direct_memo: dict[tuple[DirectCostBasis, int], Shares] = {}
         self._direct_rows: tuple[int, list[dict[str, Any]]] | None = None
 
@@ -140,15 +141,24 @@ class Kernel:
                 raise _policy_error(rule.location, f"rule {rule.id!r} reads unknown FOCUS column(s) {', '.join(unknown)}")
             fields |= rule_fields
         columns = sorted(f for f in fields if not f.startswith(TAG_PREFIX))
-        if any(f.startswith(TAG_PREFIX) for f in fields):
+        tag_fields = {f[len(TAG_PREFIX):] for f in fields if f.startswith(TAG_PREFIX)}
+        self._tag_keys = None if "*" in tag_fields else frozenset(self.policy.tags.normalize_key(k) for k in tag_fields)
+        if tag_fields:
             columns.append(TAGS)
         return columns
 
     # -- deciding ----------------------------------------------------------------------
-    def key_of(self, row: Mapping[str, str | None]) -> dict[str, str | None]:
+    def key_of(self, row: Mapping[str, str | None], *, project: bool = True) -> dict[str, str | None]:
+        """The match key of a distinct row: its columns and normalised tags.
+
+        Projected (the default), only the tags some rule or method reads are kept, so rows
+        that differ only in other tags share one decision.
+        """
         key = {c: v for c, v in row.items() if c != TAGS}
         if TAGS in row:
-            key.update({TAG_PREFIX + k: v for k, v in self._normalized_tags(row[TAGS]).items()})
+            keep = self._tag_keys if project else None
+            key.update({TAG_PREFIX + k: v for k, v in self._normalized_tags(row[TAGS]).items()
+                        if keep is None or k in keep})
         return key
 
     def _normalized_tags(self, text: str | None) -> dict[str, str]:
@@ -233,7 +243,7 @@ class Kernel:
         weights: dict[str, Decimal] = {}
         for row in self._direct_rows[1]:
             if basis.filter is not None and not basis.filter.matches(self.key_of(
-                    {k: v for k, v in row.items() if k not in ("cost_center", "currency", "amount")})):
+                    {k: v for k, v in row.items() if k not in ("cost_center", "currency", "amount")}, project=False)):
                 continue
             weights[row["cost_center"]] = weights.get(row["cost_center"], Decimal(0)) + row["amount"]
         targets = basis.targets or tuple(cc for cc in self.consumers if cc in weights)

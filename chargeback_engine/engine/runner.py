@@ -19,18 +19,21 @@ from typing import Any
 import pluggy
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import structlog
 
-from chargeback_engine.components import CollectedSource, DirectCostBasis, Amortize
+from chargeback_engine.components import Amortize, CollectedSource, DirectCostBasis, Resolution
 from chargeback_engine.engine.dataplane import DataPlane, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_table
 from chargeback_engine.errors import ConservationError, InputError, PluginError
 from chargeback_engine.focus import conform
+from chargeback_engine.ledger import LEDGER_SCHEMA
+from chargeback_engine.money import LEDGER_QUANTUM
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, build_registry, call_each, get_plugin_manager
 from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.policy.model import Policy, PolicySet
+from chargeback_engine.policy.model import Policy, PolicySet, Rule
 
 log = structlog.get_logger(__name__)
 
@@ -91,24 +94,29 @@ class RunResult:
         return [(cc, cur, amount) for (cc, cur), amount in sorted(totals.items())]
 
     def totals(self) -> dict[str, dict[str, Decimal]]:
-        """Per currency: input, allocated to the run period, deferred to later periods."""
+        """Per currency: input, allocated to the run period, deferred to later periods, and
+        carried in from earlier schedules (allocated + deferred = input + carried)."""
+        records, ledger = self.records, self.ledger
+        carried = ledger.filter(pc.not_equal(ledger["run_id"], self.run_id))
+        currencies = set(pc.unique(records["BillingCurrency"]).to_pylist()) | set(pc.unique(carried["currency"]).to_pylist())
         out: dict[str, dict[str, Decimal]] = {}
-        cost = self.records[self.policy.cost_column]
-        for currency in sorted(set(self.records["BillingCurrency"].to_pylist())):
-            mask = pc.equal(self.records["BillingCurrency"], currency)
-            allocated = self.allocations.filter(pc.equal(self.allocations["currency"], currency))["amount"]
-            deferred = self.schedule.filter(pc.equal(self.schedule["currency"], currency))["amount"]
+        for currency in sorted(currencies):
+            def amount(table: pa.Table) -> Decimal:
+                return _sum(table.filter(pc.equal(table["currency"], currency))["amount"])  # noqa: B023
+
+            mine = pc.equal(records["BillingCurrency"], currency)
             out[currency] = {
-                "input": _sum(cost.filter(mask)),
-                "allocated": _sum(allocated),
-                "deferred": _sum(deferred),
+                "input": _sum(records[self.policy.cost_column].filter(mine)),
+                "allocated": amount(self.allocations),
+                "deferred": amount(self.schedule),
+                "carried": amount(carried),
             }
         return out
 
 
 def _sum(column: pa.ChunkedArray) -> Decimal:
     total = pc.sum(column).as_py()
-    return Decimal(0) if total is None else Decimal(total)
+    return (Decimal(0) if total is None else Decimal(total)).quantize(LEDGER_QUANTUM)
 
 
 def _engine_version() -> str:
@@ -175,13 +183,19 @@ class Engine:
 
     # -- the run ---------------------------------------------------------------------
     def run(self, inputs: Iterable[Input], period: Period | str, out: str | Path | None = None,
-            progress: Progress | None = None) -> RunResult:
-        """Allocate ``inputs`` for ``period``; write the outputs to ``out`` when given."""
+            progress: Progress | None = None, carry: Iterable[str | Path] = ()) -> RunResult:
+        """Allocate ``inputs`` for ``period``; write the outputs to ``out`` when given.
+
+        ``carry`` names ``schedule.parquet`` files of earlier runs: their amortization parts
+        for ``period`` join this period's ledger (already allocated, category ``amortized``).
+        """
         step = progress or (lambda _: None)
         period = Period.parse(period) if isinstance(period, str) else period
         policy = self.policies.for_period(period)
         step("collect")
         sources, infos = self._collect(inputs, policy, period)
+        carried, carried_infos = _carried(carry, period)
+        infos += carried_infos
         records = _combine(sources)
         _check_currencies(records, policy)
         version = _engine_version()
@@ -189,17 +203,18 @@ class Engine:
         info = RunInfo(run_id, period, policy.cost_column, policy.version, policy.content_hash)
         log.info("run.start", run_id=run_id, period=str(period), policy=policy.name, rows=records.num_rows)
 
+        kernel = Kernel(policy, self.registry, period)
         plane = self._data_plane()
         try:
             plane.load(records, info)
-            decisions = self._allocate(plane, Kernel(policy, self.registry, period), step)
+            decisions = self._allocate(plane, kernel, step)
             step("check")
             _check_conservation(plane.balances())
-            ledger = plane.ledger()
+            ledger = pa.concat_tables([plane.ledger(), carried])
             loaded = plane.records()
         finally:
             plane.close()
-        kernel_decisions = Kernel(policy, self.registry, period).decision_table(decisions)
+        kernel_decisions = kernel.decision_table(decisions)
         if self.plugin_manager is not None:
             call_each(self.plugin_manager, "chargeback_decisions_recorded", run_id=run_id, decisions=kernel_decisions)
         infos = [i if i.rows >= 0 else InputInfo(i.source_id, i.sha256, _rows_of(loaded, i), i.path) for i in infos]
@@ -222,34 +237,39 @@ class Engine:
         """Direct allocation (deferred direct-cost decisions second), then the shared stages."""
         step("decide")
         columns = kernel.key_columns()
-        keys = plane.distinct(columns) if columns else pa.table({"_": pa.array([None], pa.null())}).drop(["_"])
-        rows = keys.to_pylist() if columns else [{}]
-        resolved = []
-        for row in rows:
+        keys = plane.distinct(columns) if columns else pa.table({})
+        resolved: list[tuple[dict[str, Any], Rule | None, Resolution]] = []  # one per match key
+        index_of: dict[tuple[tuple[str, Any], ...], int] = {}
+        key_index: list[int] = []  # for every distinct row, its match key
+        for row in keys.to_pylist() if columns else [{}]:
             key = kernel.key_of(row)
-            rule, resolution = kernel.decide(key)
-            resolved.append((row, rule, resolution))
+            identity = tuple(sorted(key.items(), key=lambda item: item[0]))
+            if identity not in index_of:
+                index_of[identity] = len(resolved)
+                resolved.append((key, *kernel.decide(key)))
+            key_index.append(index_of[identity])
         deferred = [_is_deferred(r) for _, _, r in resolved]
 
-        def apply(selected: list[bool], direct_cost: pa.Table | None) -> list[Decision]:
-            decisions = []
-            for (row, rule, resolution), chosen in zip(resolved, selected, strict=True):
-                if chosen:
-                    final = kernel.finalize(resolution, direct_cost)
-                    decisions.append(kernel.decision(row, rule, rule.id if rule else None,
-                                                     rule.allocate.method if rule else "unallocated", final))
-            if decisions:
-                ids = pa.array([d.decision_id for d in decisions], pa.string())
-                subset = keys.filter(pa.array(selected)) if columns else pa.table({})
-                assignments = subset.append_column("decision_id", ids) if columns else pa.table({"decision_id": ids})
-                plane.allocate(assignments, split_table(decisions))
-            return decisions
+        def apply(phase: bool, direct_cost: pa.Table | None) -> list[Decision]:
+            """Allocate the rows whose decision is (not) deferred, as ``phase`` says."""
+            made = {
+                i: kernel.decision(key, rule, rule.id if rule else None,
+                                   rule.allocate.method if rule else "unallocated", kernel.finalize(resolution, direct_cost))
+                for i, (key, rule, resolution) in enumerate(resolved) if deferred[i] is phase
+            }
+            if made:
+                mask = [deferred[i] is phase for i in key_index]
+                ids = pa.array([made[i].decision_id for i in key_index if deferred[i] is phase], pa.string())
+                assignments = keys.filter(pa.array(mask)).append_column("decision_id", ids) if columns \
+                    else pa.table({"decision_id": ids})
+                plane.allocate(assignments, split_table(made.values()))
+            return list(made.values())
 
         step("allocate")
-        decisions = apply([not d for d in deferred], None)
+        decisions = apply(False, None)
         if any(deferred):
-            direct = plane.direct_cost(kernel.filter_columns(r for (_, _, r), d in zip(resolved, deferred) if d))
-            decisions += apply(deferred, direct)
+            direct = plane.direct_cost(kernel.filter_columns(r for (_, _, r), d in zip(resolved, deferred, strict=True) if d))
+            decisions += apply(True, direct)
         for index, stage in enumerate(kernel.policy.stages, start=1):
             step(f"stage {index}")
             resolution = kernel.decide_stage(stage)
@@ -260,6 +280,22 @@ class Engine:
             plane.redistribute(index, stage.pool, split_table([decision], stage_rule=True))
             decisions.append(decision)
         return decisions
+
+
+def _carried(paths: Iterable[str | Path], period: Period) -> tuple[pa.Table, list[InputInfo]]:
+    """This period's parts of earlier runs' amortization schedules."""
+    tables, infos = [LEDGER_SCHEMA.empty_table()], []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise InputError(f"{path}: schedule not found")
+        try:
+            table = pq.read_table(path).select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA)
+        except (pa.ArrowException, KeyError, ValueError) as exc:
+            raise InputError(f"{path}: not an amortization schedule: {exc}") from None
+        due = table.filter(pc.equal(table["period"], str(period)))
+        tables.append(due)
+        infos.append(InputInfo(f"schedule:{path}", _file_sha256(path), due.num_rows, path=str(path)))
+    return pa.concat_tables(tables), infos
 
 
 def _is_deferred(resolution: Any) -> bool:
@@ -348,5 +384,5 @@ def describe(result: RunResult) -> Mapping[str, Any]:
                    for i in result.inputs],
         "rows": {"input": result.records.num_rows, "ledger": result.allocations.num_rows,
                  "schedule": result.schedule.num_rows, "decisions": result.decisions.num_rows},
-        "totals": {c: {k: str(v) for k, v in t.items()} for c, t in result.totals().items()},
+        "totals": {c: {k: format(v, "f") for k, v in t.items()} for c, t in result.totals().items()},
     }

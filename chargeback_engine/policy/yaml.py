@@ -32,6 +32,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.events import (
     AliasEvent,
     CollectionStartEvent,
@@ -276,6 +277,11 @@ def read_yaml_text(text: str, file: str) -> tuple[YamlDocument | None, list[Diag
         position = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         reader.error(position, (), f"YAML syntax error: {problem}", fatal=True)
+    except ReaderError as exc:  # a character YAML does not allow, located by its offset
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        reader.error((line, column), (), f"YAML syntax error: unacceptable character #x{code:04x}", fatal=True)
     except (YAMLError, RecursionError, ValueError) as exc:
         reader.error((1, 1), (), f"YAML syntax error: {exc}", fatal=True)
     if reader.fatal and not reader.diagnostics:

@@ -6,11 +6,18 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from chargeback_engine.bench.synthetic import SAMPLE_SHAPE, Shape, generate, write_csv, write_parquet
+from chargeback_engine.bench.synthetic import (
+    SAMPLE_SHAPE,
+    Shape,
+    generate,
+    write_csv,
+    write_parquet,
+)
 from chargeback_engine.collectors.focus_files import read_focus_file
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 
@@ -31,7 +38,7 @@ def test_same_shape_same_bytes_and_another_seed_differs(tmp_path):
 
 def test_the_month_has_the_documented_shape():
     shape = Shape(rows=20_000, accounts=200, resources=5_000)
-    table = __import__("pyarrow").concat_tables(generate(shape))
+    table = pa.concat_tables(generate(shape))
     assert table.num_rows == 20_000
     assert table.schema.names == [f.name for f in COST_TABLE_SCHEMA if not f.name.startswith("x_")]
     assert pc.count_distinct(table["SubAccountId"]).as_py() == 200

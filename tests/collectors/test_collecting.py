@@ -97,3 +97,18 @@ def test_secrets_in_sdk_debug_logs_are_blanked(caplog):
     logger.debug('{"access_token": "ya29.abc", "expires_in": 3599}')
     for secret in ("tok-abc", "eyJ0", "tok-def", "literal-secret-123", "ya29.abc"):
         assert secret not in caplog.text
+
+
+def test_a_bad_amount_in_a_later_batch_names_its_row_in_the_file():
+    from chargeback_engine.collecting import BatchMapper
+
+    mapper = BatchMapper('SELECT "cost" AS BilledCost, \'USD\' AS BillingCurrency FROM batch', source_id="s",
+                         money=["cost"])
+    rows = "".join(f"{i}.5\n" for i in range(200_000)) + "oops\n"
+    batches = list(iter_file_batches(io.BytesIO(f"cost\n{rows}".encode()), name="big.csv", columns=["cost"]))
+    assert len(batches) > 1
+    read = 0
+    with pytest.raises(InputError, match=r"big.csv: row 200001, column cost: 'oops'"):
+        for batch in batches:
+            mapper.map(batch, where="big.csv", first_row=read + 1)
+            read += batch.num_rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,7 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargeback_engine.collectors.focus_files import FocusFilesCollector, expand_paths, to_cost_table
+from chargeback_engine.collectors.focus_files import (
+    FocusFilesCollector,
+    expand_paths,
+    to_cost_table,
+)
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.plugins import build_registry, get_plugin_manager
@@ -104,6 +108,14 @@ def test_directories_and_globs_expand_sorted_and_each_file_is_one_source(tmp_pat
     assert [s.table.num_rows for s in sources] == [1, 2]
 
 
+def test_one_path_or_several(tmp_path):
+    a = write_csv(tmp_path / "a.csv", rows(1))
+    b = write_csv(tmp_path / "b.csv", rows(2))
+    collector = FocusFilesCollector()
+    assert [s.source_id for s in collector.collect({"path": str(a)}, None)] == [str(a)]
+    assert [s.source_id for s in collector.collect({"paths": [str(b), str(a)]}, None)] == [str(b), str(a)]
+
+
 def test_format_can_be_forced_and_is_sniffed_without_a_suffix(tmp_path):
     table = collect(write_csv(tmp_path / "a.csv", rows(2)))[0].table.drop_columns(["x_SourceId", "x_SourceRow"])
     odd = tmp_path / "export.bin"
@@ -191,8 +203,9 @@ def test_parquet_doubles_go_through_their_shortest_repr(tmp_path):
     (source,) = collect(tmp_path / "doubles.parquet")
     assert source.table["BilledCost"].to_pylist() == [
         Decimal("0.1"), Decimal("0.3"), Decimal("0.0000001"), Decimal("123456.789"), Decimal("-2.675"),
-        Decimal("0.0000000001"), Decimal("0.0000000000"),  # 5e-11 rounds half away from zero, 2.5e-11 down
+        Decimal("0.0000000000"), Decimal("0.0000000000"),  # 5e-11 and 2.5e-11 round half to even: 0
     ]
+    assert source.details["rounding"]["BilledCost"] == {"values": 3, "residue": "7.500004E-11"}  # 0.1+0.2 too
 
 
 decimal_text = st.decimals(
@@ -212,7 +225,7 @@ def test_decimal_strings_round_trip_exactly(texts):
 @given(st.lists(st.floats(min_value=-1e15, max_value=1e15, allow_nan=False), min_size=1, max_size=8))
 def test_doubles_read_as_their_repr_rounded_to_the_ledger_scale(values):
     table = to_cost_table(pa.table({"BilledCost": pa.array(values, pa.float64())}), "mem")
-    expected = [Decimal(repr(v)).quantize(Decimal("1e-10"), rounding=ROUND_HALF_UP) for v in values]
+    expected = [Decimal(repr(v)).quantize(Decimal("1e-10"), rounding=ROUND_HALF_EVEN) for v in values]
     assert table["BilledCost"].to_pylist() == expected
 
 
@@ -227,8 +240,8 @@ def test_doubles_read_as_their_repr_rounded_to_the_ledger_scale(values):
     ("ChargePeriodEnd", "", "row 2: ChargePeriodEnd: is missing"),
     ("BillingCurrency", "usd", 'row 2: BillingCurrency: "usd" is not an ISO 4217 currency code'),
     ("BillingCurrency", "", "row 2: BillingCurrency: is missing"),
-    ("Tags", "{team: web}", 'row 2: Tags: "{team: web}" is not valid JSON '
-                            '(Expecting property name enclosed in double quotes at character 2)'),
+    ("Tags", "{team: web}", ('row 2: Tags: "{team: web}" is not valid JSON '
+                             "(Expecting property name enclosed in double quotes at character 2)")),
     ("Tags", '{"a":"1","a":"2"}', 'row 2: Tags: "{"a":"1","a":"2"}" has the key \'a\' more than once'),
     ("Tags", '{"a":NaN}', 'row 2: Tags: "{"a":NaN}" is not valid JSON (NaN is not a JSON number)'),
     ("Tags", '["team"]', 'row 2: Tags: "["team"]" is not a JSON object'),
@@ -270,7 +283,7 @@ def test_a_missing_required_column_is_named_with_the_columns_found(tmp_path):
 def test_parquet_decimals_finer_than_the_ledger_are_refused(tmp_path):
     table = pa.table({
         "BilledCost": pa.array([Decimal("1.000000000000000001")], pa.decimal128(38, 18)),
-        "EffectiveCost": pa.array([Decimal("1")], pa.decimal128(38, 18)),
+        "EffectiveCost": pa.array([Decimal(1)], pa.decimal128(38, 18)),
         "BillingCurrency": ["USD"],
         "ChargePeriodStart": ["2026-10-01"],
         "ChargePeriodEnd": ["2026-10-02"],

@@ -12,8 +12,6 @@ from click.testing import CliRunner
 
 from chargeback_engine import Engine
 from chargeback_engine.cli import main
-from chargeback_engine.plugins import build_registry, get_plugin_manager
-from tests.engine.helpers import line_items, make_policy
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
@@ -101,21 +99,16 @@ def test_fail_on_empty(tmp_path: Path) -> None:
 def test_run_names_a_missing_collector_and_writes_nothing(tmp_path: Path) -> None:
     result = invoke("--block-plugin", "focus-files", "run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE),
                     "--period", "2026-10", "--out", str(tmp_path / "out"))
-    if "focus-files" in {n for n in build_registry(get_plugin_manager()).collectors}:
-        pytest.skip("the focus-files collector is installed; covered by the README job")
     assert result.exit_code == 1 and "no collector 'focus-files'" in result.output
     assert not (tmp_path / "out").exists()
 
 
-def test_run_prints_a_summary_table() -> None:
-    """The run command on an Arrow input through the API the CLI calls; the table is the CLI's."""
-    from chargeback_engine.cli.run import _print_summary
-
-    p = make_policy({"cost_centers": [{"id": "CC-1"}], "rules": [
-        {"id": "all", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}]})
-    result = Engine(p).run([line_items([{"EffectiveCost": "2.5"}])], "2026-10")
-    runner = CliRunner()
-    with runner.isolation() as (out, _, _):
-        _print_summary(result)
-        text = out.getvalue().decode()
-    assert "CC-1" in text and "2.5000000000" in text and "UNALLOCATED" in text and f"run {result.run_id}" in text
+def test_the_readme_main_job_prints_a_cost_center_summary(tmp_path: Path) -> None:
+    result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE), "--period", "2026-10",
+                    "--out", str(tmp_path / "demo"))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["cost", "center", "currency", "amount"]
+    assert any(line.startswith("CC-1001 ") for line in lines) and any(line.startswith("UNALLOCATED ") for line in lines)
+    assert any(line.startswith("deferred ") for line in lines) and lines[-1].startswith("run r-")
+    assert (tmp_path / "demo" / "manifest.json").exists()

@@ -116,7 +116,7 @@ def test_amortization_spreads_over_months_and_outputs_the_schedule(registry, tmp
     assert sorted(set(schedule["period"].to_pylist())) == ["2026-11", "2026-12"]
     assert pq.read_table(tmp_path / "allocations.parquet")["period"].unique().to_pylist() == ["2026-10"]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["totals"]["USD"] == {"input": "100.0000000000", "allocated": "33.3333333334", "deferred": "66.6666666666"}
+    assert manifest["totals"]["USD"] == {"input": "100.0000000000", "allocated": "33.3333333334", "deferred": "66.6666666666", "carried": "0.0000000000"}
 
 
 def test_commitment_term_amortizes_over_the_charge_period(registry) -> None:  # type: ignore[no-untyped-def]
@@ -236,3 +236,20 @@ def test_credits_keep_their_category(registry) -> None:  # type: ignore[no-untyp
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}])
     result = Engine(p, registry).run([line_items([{"EffectiveCost": "-5", "ChargeCategory": "Credit"}])], "2026-10")
     assert pc.unique(result.ledger["category"]).to_pylist() == ["credit"]
+
+
+def test_later_periods_receive_their_share_from_the_schedule(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = policy([{"id": "ri", "priority": 2, "when": {"ChargeFrequency": "One-Time"},
+                 "allocate": {"method": "amortized", "months": 3, "then": {"method": "direct", "cost_center": "CC-2"}}},
+                {"id": "rest", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}])
+    october = Engine(p, registry).run([line_items([{"ChargeFrequency": "One-Time", "EffectiveCost": "90"}])], "2026-10",
+                                      out=tmp_path / "oct")
+    november = Engine(p, registry).run([line_items([{"EffectiveCost": "5"}], period="2026-11")], "2026-11",
+                                       carry=[tmp_path / "oct" / "schedule.parquet"])
+    assert november.summary() == [("CC-1", "USD", Decimal("5")), ("CC-2", "USD", Decimal("30")),
+                                   ("UNALLOCATED", "USD", Decimal("0"))]
+    carried = [r for r in november.allocations.to_pylist() if r["run_id"] == october.run_id]
+    assert [(r["category"], r["source_row"], r["decision_id"]) for r in carried] == [
+        ("amortized", 1, october.ledger["decision_id"][0].as_py())]
+    assert november.totals()["USD"] == {"input": Decimal(5), "allocated": Decimal(35), "deferred": Decimal(0),
+                                        "carried": Decimal(30)}

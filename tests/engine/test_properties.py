@@ -149,7 +149,7 @@ def test_sql_split_equals_money_split(connection, amount: Decimal, weights: list
     units = int(amount.scaleb(10))
     rows = connection.sql(f"""
         WITH p AS (SELECT 'd' AS decision_id, 1 AS record_id, CAST({units} AS HUGEINT) AS units)
-        SELECT cost_center, units_out FROM ({_split_sql('p', 'record_id')}) ORDER BY cost_center
+        SELECT cost_center, units_out FROM ({_split_sql('p', 'record_id', splits)}) ORDER BY cost_center
     """).fetchall()
     expected = split(amount, [Decimal(w) for _, w in kept])
     assert [Decimal(u).scaleb(-10) for _, u in rows] == expected

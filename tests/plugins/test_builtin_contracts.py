@@ -5,9 +5,17 @@ Built-ins are plugins like any other, so they must pass what a third party's mus
 
 from __future__ import annotations
 
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pytest
+
 from chargeback_engine.allocators import amortized, direct, even, fixed, proportional, tag, tiered
+from chargeback_engine.collectors import focus_files
 from chargeback_engine.exporters import files
-from chargeback_engine.testing import AllocatorContract, ExporterContract
+from chargeback_engine.periods import Period
+from chargeback_engine.testing import AllocatorContract, CollectorContract, ExporterContract, line_items
 
 CPU_HOURS = {"cpu-hours": {"inline": [
     {"period": "2026-10", "cost_center": "CC-1", "quantity": 3},
@@ -111,3 +119,27 @@ class TestDecisionsExporter(ExporterContract):
 class TestScheduleExporter(ExporterContract):
     plugin = files
     name = "schedule"
+
+
+class TestFocusFilesCollector(CollectorContract):
+    plugin = focus_files
+    name = "focus-files"
+    period = Period(2026, 10)
+    expected_totals = {"BilledCost": Decimal("96.6666666675"), "EffectiveCost": Decimal("96.6666666675")}
+
+    @pytest.fixture
+    def config(self, tmp_path: Path) -> dict[str, object]:
+        table = line_items(
+            {"BilledCost": "100.0000000001", "Tags": {"team": "web"}},
+            {"BilledCost": "0.0000000007", "ServiceName": "Amazon S3"},
+            {"BilledCost": "-3.3333333333", "ChargeCategory": "Credit"},
+        )
+        pacsv.write_csv(table.drop_columns(["x_SourceId", "x_SourceRow"]), tmp_path / "focus.csv")
+        return {"collector": "focus-files", "paths": [str(tmp_path / "focus.csv")]}
+
+    @pytest.fixture
+    def bad_config(self, tmp_path: Path) -> dict[str, object]:
+        (tmp_path / "bad.csv").write_text(
+            "BilledCost,EffectiveCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd\n"
+            "1.00000000001,1,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z\n", encoding="utf-8")
+        return {"collector": "focus-files", "paths": [str(tmp_path / "bad.csv")]}

@@ -52,6 +52,7 @@ def test_plugins_json(install_distribution):
             "collectors": [],
             "allocators": ["even-split"],
             "exporters": [],
+            "notifiers": [],
         }
     ]
 

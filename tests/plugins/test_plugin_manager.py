@@ -67,7 +67,8 @@ def test_registry_holds_what_the_given_plugins_register():
     registry = make_registry(registering(Allocator("even-split"), Allocator("by-weight"), name="mine"))
     assert sorted(registry.allocators) == ["by-weight", "even-split"]
     assert registry.allocators["even-split"].plugin == "mine"
-    assert registry.names_by_plugin("mine") == {"collectors": [], "allocators": ["by-weight", "even-split"], "exporters": []}
+    assert registry.names_by_plugin("mine") == {
+        "collectors": [], "allocators": ["by-weight", "even-split"], "exporters": [], "notifiers": []}
 
 
 @pytest.mark.parametrize(
@@ -202,6 +203,7 @@ def test_entry_point_plugins_load_with_their_distribution(install_distribution):
         "collectors": [],
         "allocators": ["even-split"],
         "exporters": [],
+        "notifiers": [],
     }
 
 
@@ -289,3 +291,44 @@ def test_get_plugin_manager_returns_a_fresh_manager_each_time():
 def test_namespace_plugins_work_too():
     plugin = SimpleNamespace(__name__="ns", chargeback_register_allocators=hookimpl(lambda register: register(Allocator("ns-even"))))
     assert "ns-even" in make_registry(plugin).allocators
+
+
+# --- Observer hooks in a real run ---------------------------------------------------------
+
+EVEN_RULE = {"id": "even", "priority": 1, "allocate": {"method": "even", "among": ["CC-1", "CC-2"]}}
+
+
+def test_observers_see_the_final_decisions_of_a_run(tmp_path):
+    from chargeback_engine.ledger import DECISION_SCHEMA
+    from chargeback_engine.testing import line_items, make_engine, make_policy
+
+    seen = []
+
+    class Auditor:
+        __name__ = "auditor"
+
+        @hookimpl
+        def chargeback_decisions_recorded(self, run_id, decisions):  # type: ignore[no-untyped-def]
+            seen.append((run_id, decisions))
+
+    engine = make_engine(make_policy(builtins=True, rules=[EVEN_RULE]), Auditor(), builtins=True)
+    result = engine.run([line_items({"BilledCost": "1"})], "2026-10")
+    [(run_id, decisions)] = seen
+    assert run_id == result.run_id and decisions.schema.equals(DECISION_SCHEMA) and decisions.equals(result.decisions)
+
+
+def test_an_observer_that_raises_stops_the_run_before_anything_is_written(tmp_path):
+    from chargeback_engine.testing import line_items, make_engine, make_policy
+
+    class Auditor:
+        __name__ = "auditor"
+
+        @hookimpl
+        def chargeback_decisions_recorded(self, run_id, decisions):  # type: ignore[no-untyped-def]
+            raise RuntimeError("audit store is down")
+
+    engine = make_engine(make_policy(builtins=True, rules=[EVEN_RULE]), Auditor(), builtins=True)
+    with pytest.raises(PluginError, match=r"^plugin 'auditor' \(registered in code\) raised in "
+                                          r"chargeback_decisions_recorded: RuntimeError: audit store is down$"):
+        engine.run([line_items({"BilledCost": "1"})], "2026-10", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -317,3 +316,11 @@ def test_the_allocator_contract_runs_the_real_engine():
 
     with pytest.raises(AssertionError, match=r"allocated to cost centers the policy does not declare: \['CC-404'\]"):
         Leaky().test_allocates_every_cent_through_the_engine()
+
+
+def test_make_policy_in_a_directory_finds_driver_files_beside_it(tmp_path):
+    (tmp_path / "cpu.csv").write_text("period,cost_center,quantity\n2026-10,CC-1,3\n2026-10,CC-2,1\n", encoding="utf-8")
+    rule = {"id": "by-cpu", "priority": 1, "allocate": {"method": "proportional", "driver": "cpu-hours"}}
+    policy = make_policy(rules=[rule], builtins=True, directory=tmp_path, drivers={"cpu-hours": {"file": "cpu.csv"}})
+    result = make_engine(policy, builtins=True).run([line_items({"EffectiveCost": "10"})], "2026-10")
+    assert {cc: amount for cc, _, amount in result.summary() if amount} == {"CC-1": Decimal("7.5"), "CC-2": Decimal("2.5")}

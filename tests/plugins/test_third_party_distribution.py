@@ -68,10 +68,11 @@ def test_the_distribution_shows_in_chargeback_plugins(acme):
             "collectors": ["acme-csv"],
             "allocators": ["acme-weighted"],
             "exporters": ["acme-journal"],
+            "notifiers": [],
         }
     ]
     assert acme.marker.exists()
-    text = acme.chargeback("plugins")
+    text = acme.chargeback("--allow-plugin", "acme", "plugins")
     assert text.stdout == (
         "acme (chargeback-acme 1.2.0)\n"
         "  collectors: acme-csv\n"

@@ -166,9 +166,11 @@ class DataExportsCollector:
         files = _data_files(manifest, bucket)
         for file_bucket, key in files:
             where = f"s3://{file_bucket}/{key}"
+            read = 0
             with self._open(s3, file_bucket, key) as stream:
-                for number, batch in enumerate(iter_file_batches(stream, name=key, columns=mapper.columns)):
-                    parts.append(mapper.map(batch, where=f"{where} (batch {number + 1})"))
+                for batch in iter_file_batches(stream, name=key, columns=mapper.columns):
+                    parts.append(mapper.map(batch, where=where, first_row=read + 1))
+                    read += batch.num_rows
             log.debug("aws.data_exports.file_read", source=source_id, file=where)
         table = pa.concat_tables(parts) if parts else focus.empty_cost_table()
         details = {**table_details(table), "manifest": f"s3://{bucket}/{manifest_key}", "files": len(files),

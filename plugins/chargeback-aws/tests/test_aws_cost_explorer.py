@@ -205,3 +205,11 @@ def test_moto_canned_results_through_the_default_client(monkeypatch):
         [source] = collector.collect({"collector": "aws-cost-explorer", "granularity": "MONTHLY"}, PERIOD)
     assert source.table["BilledCost"].to_pylist() == [Decimal("41.0000000003")]
     assert source.table["EffectiveCost"].to_pylist() == [Decimal("40.5")]
+
+
+def test_default_clients_have_explicit_timeouts_and_leave_retries_to_us(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    config = default_client("ce", "us-east-1").meta.config
+    assert (config.connect_timeout, config.read_timeout) == (10, 60)
+    assert config.retries["total_max_attempts"] == 1

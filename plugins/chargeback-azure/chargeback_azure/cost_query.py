@@ -78,7 +78,7 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
     "properties": {
         "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
         "collector": {"const": NAME},
-        "scope": {"type": "string", "pattern": "^/(subscriptions|providers|[Ss]ubscriptions)/",
+        "scope": {"type": "string", "pattern": "^/([Ss]ubscriptions|providers)/",
                   "description": "e.g. /subscriptions/<id> or /providers/Microsoft.Billing/billingAccounts/<id>"},
         "cost_type": {"enum": ["ActualCost", "AmortizedCost"]},
         "granularity": {"enum": ["Daily", "Monthly"], "default": "Daily"},

@@ -86,8 +86,8 @@ class FocusExportCollector:
             name = blob["blobName"]
             read = 0
             with self._download(container, name) as stream:
-                for number, batch in enumerate(iter_file_batches(stream, name=name, columns=mapper.columns)):
-                    parts.append(mapper.map(batch, where=f"{where}/{name} (batch {number + 1})"))
+                for batch in iter_file_batches(stream, name=name, columns=mapper.columns):
+                    parts.append(mapper.map(batch, where=f"{where}/{name}", first_row=read + 1))
                     read += batch.num_rows
             if "dataRowCount" in blob and read != blob["dataRowCount"]:
                 raise InputError(f"{where}/{name}: read {read} rows, the manifest says {blob['dataRowCount']}")

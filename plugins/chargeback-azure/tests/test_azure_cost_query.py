@@ -11,6 +11,7 @@ import pytest
 from azure.mgmt.costmanagement import CostManagementClient
 from azure_recorded import FakeCredential, RecordedTransport, json_response, sequence
 from chargeback_azure.cost_query import CostQueryCollector
+from structlog.testing import capture_logs
 
 from chargeback_engine import focus
 from chargeback_engine.collecting import FakeClock, RetryPolicy
@@ -108,7 +109,9 @@ def test_a_duplicated_page_is_counted_once():
 
 def test_a_full_last_page_without_next_link_is_flagged():
     rows = [f'[0.01, 20261001, "Storage", "team", "t{i}", "USD"]' for i in range(1000)]
-    source, _ = run({None: [query_page(rows)]})
+    with capture_logs() as logs:
+        source, _ = run({None: [query_page(rows)]})
+    assert [e["log_level"] for e in logs if e["event"] == "collector.page_limit_without_next"] == ["warning"]
     assert source.details["possibly_truncated"] is True
     assert sum(source.table["BilledCost"].to_pylist()) == Decimal(10)
 

@@ -201,3 +201,40 @@ def test_catalog_list_prices_in_units_and_nanos():
 def test_an_unknown_period_is_required():
     with pytest.raises(InputError, match="period is required"):
         list(BigQueryBillingCollector().collect(CONFIG, None))
+
+
+class Recording:
+    """Delegates to the real BigQuery client and remembers the keyword arguments of each query."""
+
+    def __init__(self, client):
+        self.client = client
+        self.calls: list[dict] = []
+
+    def query_and_wait(self, query, **kwargs):
+        self.calls.append(kwargs)
+        return self.client.query_and_wait(query, **kwargs)
+
+
+def test_queries_have_explicit_timeouts_and_leave_retries_to_us():
+    with FakeGoogle() as server:
+        three_pages(server)
+        clients = clients_for(server)
+        recording = Recording(clients.bigquery)
+        collector = BigQueryBillingCollector(clients_factory=lambda p, l: GoogleClients(recording, clients.billing,
+                                                                                         clients.catalog))
+        list(collector.collect(CONFIG, PERIOD))
+    [call] = recording.calls
+    assert (call["api_timeout"], call["wait_timeout"], call["job_retry"]) == (60.0, 900.0, None)
+    assert not call["retry"]._predicate(Exception())
+
+
+def test_the_focus_table_is_versioned_by_content_and_keeps_its_tags():
+    rows = [line(1, "3.5", labels='{"team":"payments"}', exported=None), line(2, "1.25", labels="{}", exported=None)]
+    with FakeGoogle() as server:
+        server.serve_query_pages({None: [ok(result_page(rows, None))]})
+        source = collect(server, dict(CONFIG, kind="focus"))
+        request = json.loads(server.requests[0][3])
+    assert "@period_start" in request["query"] and "BilledCost" in request["query"]
+    assert source.table["Tags"].to_pylist() == ['{"team":"payments"}', "{}"]
+    assert sum(source.table["BilledCost"].to_pylist()) == Decimal("4.75")
+    assert source.version.startswith("sha256:")
