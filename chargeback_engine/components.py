@@ -119,10 +119,16 @@ class AllocationContext(Protocol):
 
 @runtime_checkable
 class Allocator(Protocol):
-    """An allocation method as the kernel validates it: schema, semantic checks, targets.
+    """An allocation method. The kernel validates its parameters (``params_schema``,
+    ``check``, ``targets``) and asks it once per distinct match key, never per line, how
+    lines with that key are split (``resolve``).
 
-    To be *run*, an allocator also implements :class:`ResolvingAllocator`'s ``resolve``
-    (and optionally ``fields``); the engine names any allocator that lacks it.
+    ``resolve`` returns :class:`Shares` (final weights), :class:`DirectCostBasis` (weights
+    that depend on the period's direct allocation) or :class:`Amortize` (spread over
+    months); the data plane applies the result to every line with that key in bulk.
+    ``params`` never contains ``method``; nested ``allocate:`` blocks are resolved with
+    ``context.resolve``. ``fields`` names the FOCUS columns (or ``tags.<key>``) the method
+    reads beyond the rule's ``when:``, so they become part of the match key.
     """
 
     name: str
@@ -137,20 +143,9 @@ class Allocator(Protocol):
         """Cost centers these parameters name explicitly; the kernel uses them to find stage cycles."""
         ...
 
-
-@runtime_checkable
-class ResolvingAllocator(Allocator, Protocol):
-    """An allocator the engine can run. It is asked once per distinct match key, never per line.
-
-    ``resolve`` returns :class:`Shares` (final weights), :class:`DirectCostBasis` (weights
-    that depend on the period's direct allocation) or :class:`Amortize` (spread over
-    months); the data plane applies the result to every line with that key in bulk.
-    ``params`` never contains ``method``. Nested ``allocate:`` blocks are resolved with
-    ``context.resolve``. An optional ``fields(params) -> frozenset[str]`` names the FOCUS
-    columns (or ``tags.<key>``) the method reads beyond the rule's ``when:``, so they
-    become part of the match key; every normalised tag is in ``context.key`` whenever any
-    rule or method reads a tag.
-    """
+    def fields(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """FOCUS columns or ``tags.<key>`` the method reads (``tags.*``: every tag)."""
+        ...
 
     def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Resolution:
         """Decide how the lines with ``context.key`` are split."""

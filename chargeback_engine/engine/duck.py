@@ -204,9 +204,14 @@ class DuckDBPlane:
                        strftime(r.ChargePeriodStart, '%Y-%m') AS period, sum(l.units) AS ledger
                 FROM ledger l JOIN src_arrow r ON r.{LINE} = l.line GROUP BY ALL
             )
-            SELECT currency, billing_account_id, period, {_TO_MONEY.format('coalesce(input, 0)')} AS input,
-                   {_TO_MONEY.format('coalesce(ledger, 0)')} AS ledger
-            FROM i FULL OUTER JOIN l USING (currency, billing_account_id, period)
+            SELECT coalesce(i.currency, l.currency) AS currency,
+                   coalesce(i.billing_account_id, l.billing_account_id) AS billing_account_id,
+                   coalesce(i.period, l.period) AS period,
+                   {_TO_MONEY.format('coalesce(input, 0)')} AS input, {_TO_MONEY.format('coalesce(ledger, 0)')} AS ledger
+            FROM i FULL OUTER JOIN l  -- a source without billing accounts still balances: nulls match nulls
+              ON i.currency IS NOT DISTINCT FROM l.currency
+             AND i.billing_account_id IS NOT DISTINCT FROM l.billing_account_id
+             AND i.period IS NOT DISTINCT FROM l.period
             ORDER BY ALL
         """).to_arrow_table()
 

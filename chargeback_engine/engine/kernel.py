@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from chargeback_engine.allocators._common import fallback_shares
-from chargeback_engine.components import Amortize, DirectCostBasis, Resolution, ResolvingAllocator, Shares
+from chargeback_engine.components import Allocator, Amortize, DirectCostBasis, Resolution, Shares
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA
 from chargeback_engine.errors import Diagnostic, InputError, PluginError, PolicyError
 from chargeback_engine.focus import FOCUS_COLUMNS
@@ -104,29 +104,19 @@ class Kernel:
         self.period = period
         self.consumers = tuple(sorted(cc.id for cc in policy.cost_centers if not cc.shared and cc.id != policy.unallocated))
         self._driver_rows = cache(self._load_driver)
-        self._allocators: dict[str, ResolvingAllocator] = {}
         self._tag_keys: frozenset[str] | None = None  # set by key_columns()
         self._direct_memo: dict[tuple[DirectCostBasis, int], Shares] = {}
         self._direct_rows: tuple[int, list[dict[str, Any]]] | None = None
 
     # -- what the match key is made of -------------------------------------------------
-    def allocator(self, method: str) -> ResolvingAllocator:
-        if method not in self._allocators:
-            self._allocators[method] = self._runnable(method)
-        return self._allocators[method]
-
-    def _runnable(self, method: str) -> ResolvingAllocator:
+    def allocator(self, method: str) -> Allocator:
         registered = self.registry.allocators.get(method)
         if registered is None:
             raise PluginError(f"no allocator registered for method {method!r}")
-        if not isinstance(registered.component, ResolvingAllocator):
-            raise PluginError(f"allocator {method!r} (plugin {registered.plugin!r}) has no resolve(): "
-                              "it can be validated but not run")
         return registered.component
 
     def _spec_fields(self, spec: AllocationSpec) -> set[str]:
-        fields_of = getattr(self.allocator(spec.method), "fields", None)
-        fields = set(fields_of(spec.params)) if fields_of else set()
+        fields = set(self.allocator(spec.method).fields(spec.params))
         for nested in _nested_specs(spec.params):
             fields |= self._spec_fields(nested)
         return fields

@@ -11,6 +11,7 @@ import hashlib
 import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import Decimal
 from glob import glob
 from pathlib import Path
@@ -72,12 +73,12 @@ class RunResult:
     engine_version: str
     outputs: tuple[Path, ...] = field(default=())
 
-    @property
+    @cached_property
     def allocations(self) -> pa.Table:
-        """Ledger rows charged to the run period."""
+        """Ledger rows charged to the run period (computed once: exporters all read it)."""
         return self.ledger.filter(pc.equal(self.ledger["period"], str(self.period)))
 
-    @property
+    @cached_property
     def schedule(self) -> pa.Table:
         """Amortization parts for later periods: what they will receive."""
         return self.ledger.filter(pc.greater(self.ledger["period"], str(self.period)))

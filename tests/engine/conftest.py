@@ -16,7 +16,7 @@ def registry() -> Registry:
 
 @pytest.fixture(scope="session")
 def connection() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": 1})  # tiny tables: more threads only add overhead
     yield con
     con.close()
 

@@ -42,6 +42,15 @@ def test_one_cent_split_one_to_one_conserves_the_cent(registry) -> None:  # type
     assert sum(amounts) == Decimal("0.01")
 
 
+def test_a_source_without_billing_accounts_still_balances(registry) -> None:  # type: ignore[no-untyped-def]
+    p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
+    items = line_items([{"EffectiveCost": "1.00"}, {"EffectiveCost": "2.00"}])
+    column = items.schema.get_field_index("BillingAccountId")
+    items = items.set_column(column, items.schema.field(column), pa.nulls(2, pa.string()))
+    result = Engine(p, registry).run([items], "2026-10")
+    assert sum(result.ledger["amount"].to_pylist()) == Decimal("3.00")
+
+
 def test_no_rule_matched_goes_to_the_unallocated_bucket_with_a_reason(registry) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "s3", "priority": 1, "when": {"ServiceName": "S3"}, "allocate": {"method": "direct", "cost_center": "CC-1"}}])
     result = Engine(p, registry).run([line_items([{"EffectiveCost": "7", "ServiceName": "EC2"}])], "2026-10")
