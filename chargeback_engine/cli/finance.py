@@ -98,11 +98,13 @@ def ledger() -> None:
 @_books
 def ledger_ingest(engine: Any, settings: Any, ledger_path: Path, policies: tuple[Path, ...], period: Period,
                   versions: tuple[str, ...], manifest: Path | None, decisions: Path | None) -> None:
-    """Record a run; repeating it changes nothing, restating a closed period adds adjustments."""
+    """Record a run (its rows of PERIOD); repeating it changes nothing, restating a closed period adds adjustments."""
     pairs = dict(v.split("=", 1) for v in versions if "=" in v)
     if len(pairs) != len(versions):
         raise click.BadParameter("use SOURCE=VERSION", param_hint="--source-version")
-    result = finance.ingest_run(engine, finance.run_from_files(ledger_path, policies, period, pairs, manifest, decisions))
+    registry = click.get_current_context().find_root().obj.registry
+    run = finance.run_from_files(ledger_path, policies, period, pairs, manifest, decisions, registry)
+    result = finance.ingest_run(engine, run)
     state = "recorded" if result.committed else "already recorded (nothing written)"
     click.echo(f"run {result.run_key} for {result.period}: {state}")
     if result.restated:
@@ -131,6 +133,15 @@ def _echo_totals(stmt: finance.Statement) -> None:
     for currency, t in sorted(stmt.totals().items()):
         click.echo(f"  {currency}: total {minor(t['rounded'], currency)} = invoices {minor(t['invoice'], currency)}"
                    f" + showback {minor(t['showback'], currency)} + unallocated {minor(t['unallocated'], currency)}")
+
+
+@period.command("report")
+@period_option
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@_books
+def period_report(engine: Any, settings: Any, period: Period, out: Path) -> None:
+    """Write the period's statement (the showback report): every line as CSV, totals as JSON."""
+    click.echo(f"wrote {finance.export_statement(engine, str(period), out, settings)}")
 
 
 @period.command("status")

@@ -14,7 +14,7 @@ from chargeback_engine.finance.errors import (
 )
 from chargeback_engine.finance.journal import JournalBatch, JournalEntry, JournalLine, correct_journal, load_journal
 from chargeback_engine.finance.periods import CloseResult, close_period, period_statuses, statement
-from chargeback_engine.finance.render import INVOICE_FORMATS, export_invoices
+from chargeback_engine.finance.render import INVOICE_FORMATS, export_invoices, export_statement
 from chargeback_engine.finance.runs import IngestResult, RunInput, ingest_run, run_from_files
 from chargeback_engine.finance.settings import FinanceSettings, load_settings
 from chargeback_engine.finance.statements import Invoice, Statement, StatementLine
@@ -23,7 +23,7 @@ __all__ = [
     "AuditReport", "ClosedPeriodError", "CloseResult", "Dispute", "DisputeError", "ERP_EXPORTERS", "FinanceError",
     "FinanceSettings", "INVOICE_FORMATS", "IngestResult", "Invoice", "JournalBatch", "JournalEntry", "JournalError",
     "JournalLine", "RunConflictError", "RunInput", "SettingsError", "Statement", "StatementLine", "close_period",
-    "comment", "correct_journal", "database_url", "export_invoices", "export_journal", "ingest_run", "list_disputes",
+    "comment", "correct_journal", "database_url", "export_invoices", "export_statement", "export_journal", "ingest_run", "list_disputes",
     "load_journal", "load_settings", "open_database", "period_statuses", "report", "run_from_files", "statement",
     "submit", "transition", "verify",
 ]

@@ -16,8 +16,6 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from alembic import command
-from alembic.config import Config
 
 DEFAULT_URL = "sqlite:///chargeback.db"
 ENV_VAR = "CHARGEBACK_DB"
@@ -58,7 +56,14 @@ def create_engine(url: str | None = None) -> sa.Engine:
 
 
 def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest revision with the migrations shipped in this package."""
+    """Bring the schema to the newest revision with the migrations shipped in this package.
+
+    Alembic is imported here, not at module import: it attaches a handler to its logger,
+    and importing the library (or the CLI) must leave logging untouched.
+    """
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(files("chargeback_engine.finance") / "migrations"))
     with writing(engine) as connection:

@@ -183,6 +183,13 @@ def issued_invoices(connection: sa.Connection, period: str) -> list[Invoice]:
     return [Invoice.from_document(json.loads(doc)) for doc in connection.execute(query).scalars()]
 
 
+def _bookings(entries: Sequence[JournalEntry]) -> list[str]:
+    """What entries book, without their ids: equal bookings need no correction."""
+    return sorted(canonical_json([e.entity, e.currency, e.invoice_id,
+                                  [[l.account, l.cost_center, l.debit, l.credit, l.memo] for l in e.lines]])
+                  for e in entries)
+
+
 def correct_journal(engine: sa.Engine, period: str, settings: FinanceSettings) -> JournalBatch | None:
     """Re-derive the period's journal with today's settings; if it differs, reverse and repost.
 
@@ -195,10 +202,7 @@ def correct_journal(engine: sa.Engine, period: str, settings: FinanceSettings) -
         current = batches[-1]
         wanted = [e for inv in issued_invoices(connection, period)
                   for e in entries_for_invoice(inv, settings, parent=current.batch_id)]
-        signature = lambda es: sorted(canonical_json([e.entity, e.currency, e.invoice_id,  # noqa: E731
-                                                      [[l.account, l.cost_center, l.debit, l.credit, l.memo]
-                                                       for l in e.lines]]) for e in es)
-        if signature(wanted) == signature(current.effective):
+        if _bookings(wanted) == _bookings(current.effective):
             return None
         reversals = [JournalEntry(content_id("je", {"reverses": e.entry_id}), e.entity, e.currency,
                                   f"Reversal of {e.description}", tuple(l.reversed() for l in e.lines),

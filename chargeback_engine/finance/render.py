@@ -1,10 +1,11 @@
-"""Invoices as documents: canonical JSON, CSV and printable HTML, written with a manifest."""
+"""Finance documents: invoices (JSON, CSV, printable HTML) and statements for showback, with manifests."""
 
 from __future__ import annotations
 
 import html
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,7 +14,9 @@ from chargeback_engine.finance import audit
 from chargeback_engine.finance.errors import ClosedPeriodError
 from chargeback_engine.finance.files import csv_bytes, write_bundle
 from chargeback_engine.finance.journal import issued_invoices
-from chargeback_engine.finance.canonical import minor
+from chargeback_engine.finance.canonical import minor, money_text
+from chargeback_engine.finance.periods import statement
+from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice
 from chargeback_engine.finance.tables import period_closes
 
@@ -103,3 +106,34 @@ def export_invoices(engine: sa.Engine, period: str, out_dir: Path, formats: tupl
                 "invoices": [{"invoice_id": inv.invoice_id, "number": inv.number, "total": minor(inv.total, inv.currency),
                               "currency": inv.currency, "audit_head": inv.audit_head} for inv in issued]}
     return write_bundle(Path(out_dir), files, manifest)
+
+
+STATEMENT_HEADER = ("period", "cost_center", "treatment", "mode", "compliance", "service_name", "category",
+                    "reference", "currency", "exact_amount", "amount")
+
+
+def export_statement(engine: sa.Engine, period: str, out_dir: Path, settings: FinanceSettings) -> Path:
+    """The period's statement as reports: every line (CSV) and the total per cost center (JSON).
+
+    This is what showback cost centers receive; for an open period it is a draft.
+    """
+    stmt = statement(engine, period, settings)
+    with engine.connect() as connection:
+        head = audit.head(connection)
+    rows = [(period, l.cost_center, l.treatment, stmt.terms[l.cost_center].mode if l.cost_center in stmt.terms else "",
+             money_text(stmt.terms[l.cost_center].compliance) if l.cost_center in stmt.terms else "",
+             l.service_name, l.category, l.reference, l.currency, money_text(l.exact_amount), minor(l.amount, l.currency))
+            for l in stmt.lines]
+    per_center: dict[tuple[str, str, str], Decimal] = {}
+    for l in stmt.lines:
+        key = (l.cost_center, l.treatment, l.currency)
+        per_center[key] = per_center.get(key, Decimal(0)) + l.amount
+    summary = {"period": period, "closed": stmt.closed, "run_key": stmt.run_key,
+               "cost_centers": [{"cost_center": cc, "treatment": treatment, "currency": currency,
+                                 "amount": minor(amount, currency)}
+                                for (cc, treatment, currency), amount in sorted(per_center.items())],
+               "totals": {c: {k: minor(v, c) for k, v in t.items()} for c, t in sorted(stmt.totals().items())}}
+    files = {f"statement_{period}.csv": csv_bytes(STATEMENT_HEADER, rows, amount_columns=[9, 10]),
+             f"statement_{period}.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")}
+    return write_bundle(Path(out_dir), files, {"kind": "statement", "period": period, "closed": stmt.closed,
+                                               "audit_head": head})

@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 import structlog
@@ -67,6 +69,17 @@ class RunInput:
         return cls(period=period, ledger=ledger, cost_centers=policy.cost_centers, policy_version=policy.version,
                    policy_hash=policy.content_hash, source_versions=dict(source_versions),
                    unallocated=policy.unallocated, decisions=decisions)
+
+    @classmethod
+    def from_result(cls, result: Any) -> RunInput:
+        """A run from :meth:`chargeback_engine.engine.runner.Engine.run`'s result.
+
+        The ledger rows of the run's own period are recorded; amortization parts the engine
+        schedules for later periods are those periods' business. Each input's version is the
+        collector's source version, else its SHA-256.
+        """
+        versions = {info.source_id: info.version or info.sha256 for info in result.inputs}
+        return cls.from_policy(result.policy, result.period, result.allocations, versions, result.decisions)
 
     @property
     def run_key(self) -> str:
@@ -228,7 +241,7 @@ def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
         previous = head_run(connection, period)
         _insert_run(connection, run, rows, content, previous or "")
         restated = previous is not None and period in closed_periods(connection)
-        target, count = _restate(connection, run, previous) if restated else (None, 0)  # type: ignore[arg-type]
+        target, count = _restate(connection, run, previous) if previous and restated else (None, 0)
         audit.append(connection, "run.recorded", key, {
             "period": period, "policy_version": run.policy_version, "policy_hash": run.policy_hash,
             "source_versions": dict(run.source_versions), "content_hash": content, "supersedes": previous or "",
@@ -259,7 +272,7 @@ def _manifest_versions(manifest_path: Path) -> dict[str, str]:
 
 def run_from_files(ledger_path: Path, policy_paths: Sequence[Path], period: Period,
                    source_versions: Mapping[str, str] | None = None, manifest_path: Path | None = None,
-                   decisions_path: Path | None = None) -> RunInput:
+                   decisions_path: Path | None = None, registry: Any = None) -> RunInput:
     """A run from the engine's output files: the ledger Parquet, its policy and its source versions."""
     from chargeback_engine.policy.loader import load_policies
 
@@ -268,7 +281,8 @@ def run_from_files(ledger_path: Path, policy_paths: Sequence[Path], period: Peri
         versions = _manifest_versions(manifest_path)
     if not versions:
         raise InputError("a run needs source versions: pass --source-version ID=VERSION or --manifest")
-    policy = load_policies(policy_paths).for_period(period)
+    policy = load_policies(policy_paths, registry).for_period(period)
     ledger = pq.read_table(ledger_path)
+    ledger = ledger.filter(pc.equal(ledger["period"], str(period)))  # later amortization parts are not this run's
     decided = pq.read_table(decisions_path) if decisions_path else None
     return RunInput.from_policy(policy, period, ledger, versions, decided)

@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 
 from chargeback_engine.finance.db import open_database
-from tests.finance.builders import ledger_table  # noqa: F401  (re-exported for tests)
 
 POSTGRES_URL = os.environ.get("CHARGEBACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

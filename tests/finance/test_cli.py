@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -62,6 +64,13 @@ def test_month_end_through_the_cli(workspace: Path) -> None:
     assert "2026-01 closed: 2 invoices" in closed.output
     assert "USD: total 221.97 = invoices 167.35 + showback 53.61 + unallocated 1.01" in closed.output
     assert "was already closed" in run("period", "close", "--period", "2026-01").output
+
+    assert run("period", "report", "--period", "2026-01", "--out", workspace / "report").exit_code == 0
+    summary = json.loads((workspace / "report" / "statement_2026-01.json").read_text())
+    showback = {c["cost_center"]: c["amount"] for c in summary["cost_centers"] if c["treatment"] == "showback"}
+    assert showback == {"CC-300": "33.33", "CC-400": "20.28"}  # CC-400 is auto, and 38% tagged
+    lines = list(csv.DictReader((workspace / "report" / "statement_2026-01.csv").open()))
+    assert sum(Decimal(l["amount"]) for l in lines) == Decimal("221.97")
 
     listed = run("invoice", "list", "--period", "2026-01")
     assert "2026-01/CC-200/USD  49.59 USD" in listed.output

@@ -16,11 +16,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from chargeback_engine.finance import close_period, ingest_run, verify
-from chargeback_engine.finance.db import create_engine, open_database
+from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import (
     audit_records, invoices, journal_batches, ledger_lines, period_closes, runs, statement_lines,

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from chargeback_engine.finance import close_period, correct_journal, export_journal, ingest_run, load_journal
-from chargeback_engine.finance.errors import JournalError
+from chargeback_engine.finance.errors import ClosedPeriodError, JournalError
 from chargeback_engine.finance.journal import JournalEntry, JournalLine, check_balanced
 from chargeback_engine.finance.settings import FinanceSettings
 from tests.finance.builders import MONTH, run_input
@@ -80,7 +80,19 @@ def _manifest(out: Path) -> dict:
     return manifest
 
 
-def test_sap_export(closed: sa.Engine, tmp_path: Path) -> None:
+def test_erp_exports(closed: sa.Engine, tmp_path: Path) -> None:
+    _sap(closed, tmp_path / "sap")
+    _oracle(closed, tmp_path / "oracle")
+    _netsuite(closed, tmp_path / "netsuite")
+    _workday(closed, tmp_path / "workday")
+    _canonical_with_corrections(closed, tmp_path / "canonical")
+    with pytest.raises(ClosedPeriodError, match="no posted journal"):
+        export_journal(closed, "2026-02", "sap", tmp_path / "open", SETTINGS)
+    with pytest.raises(ValueError, match="unknown ERP format 'quickbooks'"):
+        export_journal(closed, "2026-01", "quickbooks", tmp_path / "unknown", SETTINGS)
+
+
+def _sap(closed: sa.Engine, tmp_path: Path) -> None:
     export_journal(closed, "2026-01", "sap", tmp_path, SETTINGS)
     rows = list(csv.DictReader((tmp_path / "sap_journal_2026-01.csv").open()))
     assert _manifest(tmp_path)["erp"] == "sap"
@@ -94,7 +106,7 @@ def test_sap_export(closed: sa.Engine, tmp_path: Path) -> None:
     assert {r["CompanyCode"] for r in rows} == {"ACME-US", "ACME-DE"}
 
 
-def test_oracle_fbdi_gl_interface(closed: sa.Engine, tmp_path: Path) -> None:
+def _oracle(closed: sa.Engine, tmp_path: Path) -> None:
     export_journal(closed, "2026-01", "oracle", tmp_path, SETTINGS)
     rows = list(csv.reader((tmp_path / "GlInterface.csv").open()))
     assert all(len(r) == 52 for r in rows)
@@ -105,7 +117,8 @@ def test_oracle_fbdi_gl_interface(closed: sa.Engine, tmp_path: Path) -> None:
     assert {r[8] for r in rows} == {"ACME-US", "ACME-DE"}  # SEGMENT1: entity
 
 
-def test_netsuite_groups_lines_by_external_id(closed: sa.Engine, tmp_path: Path) -> None:
+def _netsuite(closed: sa.Engine, tmp_path: Path) -> None:
+    """Lines sharing an External ID form one balanced journal."""
     export_journal(closed, "2026-01", "netsuite", tmp_path, SETTINGS)
     rows = list(csv.DictReader((tmp_path / "netsuite_journal_2026-01.csv").open()))
     groups = defaultdict(list)
@@ -118,7 +131,7 @@ def test_netsuite_groups_lines_by_external_id(closed: sa.Engine, tmp_path: Path)
     assert {r["Date"] for r in rows} == {"01/31/2026"}
 
 
-def test_workday_accounting_journal_requests(closed: sa.Engine, tmp_path: Path) -> None:
+def _workday(closed: sa.Engine, tmp_path: Path) -> None:
     export_journal(closed, "2026-01", "workday", tmp_path, SETTINGS)
     files = sorted(tmp_path.glob("workday_*.xml"))
     assert len(files) == 3 == len(_manifest(tmp_path)["files"])
@@ -133,17 +146,8 @@ def test_workday_accounting_journal_requests(closed: sa.Engine, tmp_path: Path) 
         assert debit == credit > 0
 
 
-def test_canonical_export_includes_corrections(closed: sa.Engine, tmp_path: Path) -> None:
+def _canonical_with_corrections(closed: sa.Engine, tmp_path: Path) -> None:
     correct_journal(closed, "2026-01", FinanceSettings(payer_entity="ACME-US", recharge_account="6995"))
     export_journal(closed, "2026-01", "canonical", tmp_path, SETTINGS)
     document = json.loads((tmp_path / "journal_2026-01.json").read_text())
     assert [b["kind"] for b in document["batches"]] == ["close", "correction"]
-
-
-def test_export_needs_a_closed_period(books: sa.Engine, tmp_path: Path) -> None:
-    from chargeback_engine.finance.errors import ClosedPeriodError
-
-    with pytest.raises(ClosedPeriodError, match="no posted journal"):
-        export_journal(books, "2026-01", "sap", tmp_path, SETTINGS)
-    with pytest.raises(ValueError, match="unknown ERP format 'quickbooks'"):
-        export_journal(books, "2026-01", "quickbooks", tmp_path, SETTINGS)

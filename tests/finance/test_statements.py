@@ -42,13 +42,17 @@ def test_rounding_regression_one_cent_split_in_halves() -> None:
     assert round_conserving([Decimal("0.5"), Decimal("0.5"), Decimal("0.5")], "JPY") == [Decimal(1), Decimal(1), Decimal(0)]
 
 
-@pytest.mark.parametrize("currency", ["USD", "JPY", "KWD"])
-def test_invoices_showback_and_unallocated_add_up_to_the_period_total(books: sa.Engine, currency: str) -> None:
+def test_invoices_showback_and_unallocated_add_up_to_the_period_total(books: sa.Engine) -> None:
+    for month, currency in enumerate(["USD", "JPY", "KWD"], start=1):
+        _conserves(books, f"2026-{month:02d}", currency)
+
+
+def _conserves(books: sa.Engine, period: str, currency: str) -> None:
     rows = [(cc, f"svc-{i % 7}", f"{Decimal(i * 7919 % 10007) / Decimal(997):.10f}", "direct", "tag")
             for i, cc in enumerate(["CC-100", "CC-200", "CC-300", "CC-400", "CC-100", "CC-200"] * 40)]
     rows.append(("UNALLOCATED", "svc-0", "0.4999999999", "unallocated", "none"))
-    ingest_run(books, run_input("2026-01", rows, currency=currency))
-    result = close_period(books, "2026-01", SETTINGS)
+    ingest_run(books, run_input(period, rows, currency=currency))
+    result = close_period(books, period, SETTINGS)
     totals = result.statement.totals()[currency]
     source_total = sum((Decimal(r[2]) for r in rows), Decimal(0))
     assert totals["exact"] == source_total
