@@ -27,6 +27,14 @@ LINE = "_line"
 _TO_MONEY = "CAST({} AS DECIMAL(38,0)) * CAST(0.0000000001 AS DECIMAL(11,10))"
 
 
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-process DuckDB connection for library work: no progress bar on stderr (the CLI
+    draws its own, and a library must stay quiet)."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -66,7 +74,7 @@ class DuckDBPlane:
 
     def __init__(self, connection: duckdb.DuckDBPyConnection | None = None, threads: int | None = None):
         self._owns_connection = connection is None
-        self._con = connection or duckdb.connect()
+        self._con = connection or connect()
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         self._run: RunInfo | None = None

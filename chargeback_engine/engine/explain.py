@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 
+from chargeback_engine.engine.duck import connect
 from chargeback_engine.errors import InputError
 
 #: Source lines listed under each rule when explaining a cost center.
@@ -20,7 +21,7 @@ def _connect(out: Path) -> duckdb.DuckDBPyConnection:
     for name in ("allocations.parquet", "decisions.parquet"):
         if not (out / name).exists():
             raise InputError(f"{out / name}: not found; is {out} the --out directory of a run?")
-    con = duckdb.connect()
+    con = connect()
     con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet('{_q(out / 'allocations.parquet')}')")
     con.execute(f"CREATE VIEW decisions AS SELECT * FROM read_parquet('{_q(out / 'decisions.parquet')}')")
     return con

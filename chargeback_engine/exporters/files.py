@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chargeback_engine.engine.duck import connect
 from chargeback_engine.engine.runner import RunResult
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.hookspecs import hookimpl
@@ -44,7 +44,7 @@ def _defused(table: pa.Table) -> str:
 def write_csv(table: pa.Table, path: Path) -> Path:
     """DuckDB's CSV writer, streaming from Arrow: plain decimals (never exponents), UTC
     timestamps, quotes only where needed, formula-like text defused."""
-    con = duckdb.connect()
+    con = connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("csv_rows", table)
     con.execute(f"COPY (SELECT {_defused(table)} FROM csv_rows) TO '{_sql_text(str(path))}' (HEADER, DELIMITER ',')")
@@ -113,7 +113,7 @@ class FocusAllocatedExporter(_FileExporter):
         """Joined and written by DuckDB in one streaming COPY, in ledger order."""
         path = directory / "focus_allocated.parquet"
         ledger = result.allocations
-        con = duckdb.connect()
+        con = connect()
         con.register("ledger", ledger.append_column("_n", pa.array(range(ledger.num_rows), pa.int64())))
         con.register("records", result.records)
         cost = '"' + result.policy.cost_column + '"'

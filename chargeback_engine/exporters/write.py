@@ -7,7 +7,6 @@ one, never a manifest that describes files that are not there.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from chargeback_engine.components import Exporter
-from chargeback_engine.engine.runner import RunResult, describe
+from chargeback_engine.engine.runner import RunResult, _file_sha256, describe
 
 MANIFEST = "manifest.json"
 
@@ -33,7 +32,7 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[Exporter]) -
             os.replace(file, target)
             written.append(target)
         manifest = dict(describe(result))
-        manifest["outputs"] = [{"file": f.name, "sha256": "sha256:" + _sha256(f)} for f in written]
+        manifest["outputs"] = [{"file": f.name, "sha256": _file_sha256(f)} for f in written]
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -44,7 +43,3 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8", newline="\n")
     os.replace(tmp, path)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
