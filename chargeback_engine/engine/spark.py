@@ -33,6 +33,7 @@ DEFAULT_MASTER = "local[2]"
 SESSION_CONF = {
     "spark.app.name": "chargeback-engine",
     "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
@@ -134,6 +135,15 @@ def _as_text(column: str, dtype: object, qualifier: str = "") -> Column:
     return _sql(f"CAST({name} AS STRING)").alias(column)
 
 
+def _checkpoint(frame: DataFrame) -> DataFrame:
+    """Compute ``frame`` now and keep it on the executors, cutting its lineage.
+
+    Later steps read it without recomputing, and their query plans stay small: a run's plan
+    would otherwise grow with every stage (and Spark re-analyses it on each action).
+    """
+    return frame.localCheckpoint(eager=True)
+
+
 class SparkPlane:
     """:class:`~chargeback_engine.engine.dataplane.DataPlane` on Apache Spark.
 
@@ -148,7 +158,7 @@ class SparkPlane:
         self._run: RunInfo | None = None
         self._records: pa.Table | None = None
         self._src: DataFrame | None = None
-        self._pieces: list[DataFrame] = []  # persisted ledger pieces, in the order written
+        self._pieces: list[DataFrame] = []  # checkpointed ledger pieces, in the order written
 
     @property
     def spark(self) -> SparkSession:
@@ -156,19 +166,17 @@ class SparkPlane:
 
     # -- loading ---------------------------------------------------------------------
     def load(self, records: pa.Table, run: RunInfo) -> int:
-        from pyspark import StorageLevel
-
         missing = records.filter(pc.is_null(records[run.cost_column])).slice(0, 1).to_pylist()
         if missing:
             raise InputError(f"{missing[0]['x_SourceId']}: row {missing[0]['x_SourceRow']}: "
                              f"column {run.cost_column} is empty")
         self._run, self._records = run, records
         frame = self._spark.createDataFrame(records)
-        self._src = self._persist(frame.select(
+        self._src = _checkpoint(frame.select(
             "*",
             _sql("md5(concat(x_SourceId, '#', CAST(x_SourceRow AS STRING)))").alias("record_id"),
             _sql(to_units(f"`{run.cost_column}`")).alias("units"),
-        ), StorageLevel.MEMORY_AND_DISK)
+        ))
         return records.num_rows
 
     def records(self) -> pa.Table:
@@ -280,7 +288,7 @@ class SparkPlane:
                     .groupBy(*keep).agg(F.sum("amount").alias("balance")).where("balance <> 0"))
         parts = balances.select(*keep, F.lit(decision_id).alias("decision_id"),
                                 _sql(to_units("balance")).alias("units"))
-        parts = self._persist(parts)
+        parts = _checkpoint(parts)
         descriptive = F.broadcast(split_frame.select("decision_id", "rule_id", "method").distinct())
         out = (parts.join(descriptive, "decision_id")
                .select(*keep, "decision_id", "rule_id", "method", F.lit(pool).alias("cost_center"),
@@ -294,7 +302,6 @@ class SparkPlane:
             F.lit(stage).alias("stage"), F.lit(pool).alias("from_cost_center"), F.lit("shared").alias("category"),
             "rule_id", "method", "decision_id",
         ))
-        parts.unpersist()
 
     # -- results ---------------------------------------------------------------------
     def balances(self) -> pa.Table:
@@ -326,9 +333,7 @@ class SparkPlane:
         return ordered.toArrow().select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA)
 
     def close(self) -> None:
-        """Release the run's cached data; the session stays (it may be a cluster's)."""
-        for frame in [*self._pieces, *([self._src] if self._src is not None else [])]:
-            frame.unpersist()
+        """Drop the run's data; the session stays (it may be a cluster's)."""
         self._pieces, self._src, self._records = [], None, None
 
     # -- internals -------------------------------------------------------------------
@@ -339,21 +344,13 @@ class SparkPlane:
         run = self._require_run()
         stamped = rows.select("*", F.lit(run.policy_version).alias("policy_version"),
                               F.lit(run.policy_hash).alias("policy_hash"))
-        piece = self._persist(stamped.select(*(F.col(f.name) for f in LEDGER_SCHEMA)))
-        piece.count()  # materialise now: later stages read it, and errors surface here
-        self._pieces.append(piece)
+        self._pieces.append(_checkpoint(stamped.select(*(F.col(f.name) for f in LEDGER_SCHEMA))))
 
     def _ledger(self) -> DataFrame:
         if not self._pieces:
             empty = self._spark.createDataFrame(LEDGER_SCHEMA.empty_table())
             return empty
         return reduce(lambda x, y: x.unionByName(y), self._pieces)
-
-    @staticmethod
-    def _persist(frame: DataFrame, level: object = None) -> DataFrame:
-        from pyspark import StorageLevel
-
-        return frame.persist(level or StorageLevel.MEMORY_AND_DISK)
 
     def _require_run(self) -> RunInfo:
         if self._run is None:
