@@ -1,4 +1,4 @@
-"""What a plugin contributes: collectors, allocators and exporters.
+"""What a plugin contributes: collectors, allocators, exporters and notifiers.
 
 Each component has a kebab-case ``name`` and the JSON Schema of its own parameters; the
 kernel assembles those fragments into the policy schema, so a policy that uses a plugin is
@@ -18,6 +18,7 @@ import pyarrow as pa
 from chargeback_engine.periods import Period
 
 if TYPE_CHECKING:
+    from chargeback_engine.insight.alerts import Alert
     from chargeback_engine.policy.match import Condition
     from chargeback_engine.policy.model import AllocationSpec, Policy
 
@@ -118,11 +119,10 @@ class AllocationContext(Protocol):
 
 @runtime_checkable
 class Allocator(Protocol):
-    """An allocation method. The kernel calls it once per distinct match key, never per line.
+    """An allocation method as the kernel validates it: schema, semantic checks, targets.
 
-    ``resolve`` returns :class:`Shares` (final weights), :class:`DirectCostBasis` (weights
-    that depend on the period's direct allocation) or :class:`Amortize` (spread over months);
-    the data plane applies the result to every line with that key in bulk.
+    To be *run*, an allocator also implements :class:`ResolvingAllocator`'s ``resolve``
+    (and optionally ``fields``); the engine names any allocator that lacks it.
     """
 
     name: str
@@ -137,12 +137,23 @@ class Allocator(Protocol):
         """Cost centers these parameters name explicitly; the kernel uses them to find stage cycles."""
         ...
 
-    def fields(self, params: Mapping[str, Any]) -> frozenset[str]:
-        """FOCUS columns (or ``tags.<key>``) the method reads, so they become part of the match key."""
-        ...
+
+@runtime_checkable
+class ResolvingAllocator(Allocator, Protocol):
+    """An allocator the engine can run. It is asked once per distinct match key, never per line.
+
+    ``resolve`` returns :class:`Shares` (final weights), :class:`DirectCostBasis` (weights
+    that depend on the period's direct allocation) or :class:`Amortize` (spread over
+    months); the data plane applies the result to every line with that key in bulk.
+    ``params`` never contains ``method``. Nested ``allocate:`` blocks are resolved with
+    ``context.resolve``. An optional ``fields(params) -> frozenset[str]`` names the FOCUS
+    columns (or ``tags.<key>``) the method reads beyond the rule's ``when:``, so they
+    become part of the match key; every normalised tag is in ``context.key`` whenever any
+    rule or method reads a tag.
+    """
 
     def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Resolution:
-        """Decide how lines with ``context.key`` are split."""
+        """Decide how the lines with ``context.key`` are split."""
         ...
 
 
@@ -159,4 +170,17 @@ class Exporter(Protocol):
         ``directory`` is a private staging directory: the engine moves each file into the
         output directory atomically and writes ``manifest.json`` last.
         """
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers budget and anomaly alerts (chat, webhook, email)."""
+
+    name: str
+    #: JSON Schema of one notifier entry's options (everything but ``type`` and ``id``).
+    options_schema: Mapping[str, Any]
+
+    def send(self, alert: Alert, options: Mapping[str, Any]) -> None:
+        """Deliver one alert, or raise; the host records it as sent only if this returns."""
         ...

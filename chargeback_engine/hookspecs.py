@@ -3,6 +3,11 @@
 Plugins implement these with ``@chargeback_engine.hookimpl``. Contribution hooks take a
 ``register`` callback: the plugin calls it once per component, and the host validates and
 de-duplicates what it receives. Observer hooks are named ``chargeback_<event>_<past tense>``.
+
+The host calls every hook one implementation at a time (``plugins.build_registry`` and
+``plugins.call_each``), so an exception is reported as a ``PluginError`` naming the plugin
+and its distribution; wrappers are therefore not supported. ``docs/plugin-hooks.md``
+documents each hook, and a test fails if one is missing there.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import pluggy
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from chargeback_engine.components import Allocator, Collector, Exporter
+    from chargeback_engine.components import Allocator, Collector, Exporter, Notifier
 
 PROJECT_NAME = "chargeback_engine"
 ENTRY_POINT_GROUP = "chargeback_engine"
@@ -49,6 +54,16 @@ def chargeback_register_exporters(register: Callable[[Exporter], None]) -> None:
     """Contribute exporters, which write a finished run somewhere.
 
     :param register: call once per :class:`~chargeback_engine.components.Exporter`.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def chargeback_register_notifiers(register: Callable[[Notifier], None]) -> None:
+    """Contribute notifiers, which deliver budget and anomaly alerts (chat, webhook, email).
+
+    :param register: call once per :class:`~chargeback_engine.components.Notifier`.
 
     .. versionadded:: 0.1.0
     """

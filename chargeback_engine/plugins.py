@@ -25,7 +25,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from chargeback_engine import hookspecs
-from chargeback_engine.components import Allocator, Collector, Exporter
+from chargeback_engine.components import Allocator, Collector, Exporter, Notifier
 from chargeback_engine.errors import PluginError
 
 #: Comma-separated plugin names. ``--allow-plugin`` replaces the allow-list from the
@@ -99,14 +99,22 @@ def get_plugin_manager(
         for ep in _unique_entry_points():
             if ep.name in blocked or (allowed is not None and ep.name not in allowed):
                 pm.set_blocked(ep.name)
-                log.debug("plugin.skipped", plugin=ep.name, reason="blocked" if ep.name in blocked else "not allowed")
                 continue
             _load(pm, ep)
+        skipped = sorted(name for name, plugin in pm.list_name_plugin() if plugin is None)
+        log.debug("plugins.loaded", plugins=sorted(pm.origins), skipped=skipped)
         unknown = sorted((allowed or set()) - set(pm.origins) - set(blocked))
         if unknown:
             log.warning("plugin.allow_list_unmatched", plugins=unknown)
     check_pending(pm)
     return pm
+
+
+def load_builtins(pm: PluginManager) -> None:
+    """Register the built-in plugins (this distribution's own entry points) into ``pm``."""
+    for ep in _unique_entry_points():
+        if _origin_of_entry_point(ep).builtin and pm.get_plugin(ep.name) is None:
+            _load(pm, ep)
 
 
 def _unique_entry_points() -> Iterator[EntryPoint]:
@@ -134,7 +142,6 @@ def _load(pm: PluginManager, ep: EntryPoint) -> None:
     except Exception as exc:  # any import-time failure of third-party code
         raise PluginError(f"plugin {ep.name!r} ({origin}) failed to import {ep.value!r}: {_describe(exc)}") from exc
     register_plugin(pm, plugin, ep.name, origin)
-    log.debug("plugin.loaded", plugin=ep.name, distribution=origin.distribution, version=origin.version)
 
 
 def register_plugin(pm: PluginManager, plugin: object, name: str, origin: PluginOrigin = PluginOrigin()) -> None:
@@ -211,6 +218,7 @@ class Registry:
     collectors: dict[str, Registered[Collector]] = field(default_factory=dict)
     allocators: dict[str, Registered[Allocator]] = field(default_factory=dict)
     exporters: dict[str, Registered[Exporter]] = field(default_factory=dict)
+    notifiers: dict[str, Registered[Notifier]] = field(default_factory=dict)
 
     def allocator(self, name: str) -> Allocator:
         return self.allocators[name].component
@@ -220,6 +228,9 @@ class Registry:
 
     def exporter(self, name: str) -> Exporter:
         return self.exporters[name].component
+
+    def notifier(self, name: str) -> Notifier:
+        return self.notifiers[name].component
 
     def names_by_plugin(self, plugin: str) -> dict[str, list[str]]:
         """What one plugin contributed, by kind, names sorted."""
@@ -250,8 +261,10 @@ class Kind:
 #: Component kinds by their :class:`Registry` attribute.
 KINDS: Mapping[str, Kind] = {
     "collectors": Kind("chargeback_register_collectors", Collector, "config_schema", ("collect",)),
-    "allocators": Kind("chargeback_register_allocators", Allocator, "params_schema", ("check", "targets")),
-    "exporters": Kind("chargeback_register_exporters", Exporter, "options_schema", ()),
+    "allocators": Kind("chargeback_register_allocators", Allocator, "params_schema",
+                       ("check", "targets", "fields", "resolve")),
+    "exporters": Kind("chargeback_register_exporters", Exporter, "options_schema", ("export",)),
+    "notifiers": Kind("chargeback_register_notifiers", Notifier, "options_schema", ("send",)),
 }
 
 
@@ -267,7 +280,9 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     return registry
 
 
-def _register_into(table: dict[str, Registered[Any]], kind: Kind, plugin_name: str, where: str) -> Callable[[Any], None]:
+def _register_into(
+    table: dict[str, Registered[Any]], kind: Kind, plugin_name: str, where: str
+) -> Callable[[Any], None]:
     def register(component: Any) -> None:
         name = validate_component(component, kind, where)
         if name in table:
@@ -296,7 +311,8 @@ def validate_component(component: Any, kind: Kind, where: str) -> str:
     except SchemaError as exc:
         at = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise PluginError(
-            f"{where} registered {label}: {kind.schema_attribute} is not valid JSON Schema 2020-12 at {at}: {exc.message}"
+            f"{where} registered {label}: {kind.schema_attribute} is not valid JSON Schema 2020-12 "
+            f"at {at}: {exc.message}"
         ) from exc
     return name
 

@@ -1,22 +1,25 @@
 """Test helpers for plugin authors (public API; needs pytest, from the ``test`` extra).
 
-- :func:`make_plugin_manager` and :func:`make_registry`: a manager or registry holding only
-  the plugins you pass, never what happens to be installed.
-- :func:`line_items`: a FOCUS cost table from a few dicts, with defaults for the required
-  columns and exact decimals.
-- :func:`make_policy`: a small valid policy to check allocator parameters against.
-- :class:`CollectorContract` and :class:`AllocatorContract`: subclass one in your test
-  module and pytest runs every check a component must pass to work inside the engine.
+- :func:`make_plugin_manager`, :func:`make_registry` and :func:`make_engine`: a manager,
+  registry or engine holding only the plugins you pass (plus the built-ins if you ask),
+  never what happens to be installed.
+- :func:`make_policy`: a small policy, validated like a policy file, for those plugins.
+- :func:`line_items`: a FOCUS cost table from a few dicts, with exact decimals.
+- :class:`CollectorContract`, :class:`AllocatorContract` and :class:`ExporterContract`:
+  subclass one in your test module and pytest runs every check a component must pass to
+  work inside the engine.
 
-See ``docs/testing-plugins.md`` for a worked example.
+See ``docs/testing-plugins.md`` for worked examples.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -25,6 +28,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from chargeback_engine.components import CollectedSource, Finding
+from chargeback_engine.engine.items import build_line_items
+from chargeback_engine.engine.runner import Engine, RunResult
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA, MONEY_COLUMNS, REQUIRED_COLUMNS
 from chargeback_engine.periods import Period
@@ -35,43 +40,95 @@ from chargeback_engine.plugins import (
     build_registry,
     check_pending,
     get_plugin_manager,
+    load_builtins,
     register_plugin,
 )
-from chargeback_engine.policy.build import build_policy
-from chargeback_engine.policy.model import AllocationSpec, Policy, SourceLocation
+from chargeback_engine.policy.loader import load_policies
+from chargeback_engine.policy.model import AllocationSpec, Policy
+from chargeback_engine.policy.schema import assemble_schema
 
 __all__ = [
     "AllocatorContract",
     "CollectorContract",
+    "ExporterContract",
     "line_items",
+    "make_engine",
     "make_plugin_manager",
     "make_policy",
     "make_registry",
 ]
 
 
-def make_plugin_manager(*plugins: object) -> PluginManager:
-    """A plugin manager with exactly ``plugins`` registered and no entry points loaded.
+def make_plugin_manager(*plugins: object, builtins: bool = False) -> PluginManager:
+    """A plugin manager with exactly ``plugins`` registered (and the built-ins if ``builtins``).
 
     Each plugin is a module or an object with ``@hookimpl`` functions; it is registered
-    under its ``__name__`` (modules, classes) or its class name (instances).
+    under its ``__name__`` (modules, classes) or its class name (instances). Installed
+    third-party plugins and the allow/block environment variables play no part.
     """
     pm = get_plugin_manager(load_entry_points=False)
+    if builtins:
+        load_builtins(pm)
     for plugin in plugins:
-        register_plugin(pm, plugin, getattr(plugin, "__name__", type(plugin).__name__))
+        if not pm.is_registered(plugin):  # a built-in passed explicitly as well
+            register_plugin(pm, plugin, getattr(plugin, "__name__", type(plugin).__name__))
     check_pending(pm)
     return pm
 
 
-def make_registry(*plugins: object) -> Registry:
+def make_registry(*plugins: object, builtins: bool = False) -> Registry:
     """The components that exactly ``plugins`` register, validated as the engine validates them."""
-    return build_registry(make_plugin_manager(*plugins))
+    return build_registry(make_plugin_manager(*plugins, builtins=builtins))
 
 
-# --- FOCUS line items -------------------------------------------------------------------
+def make_engine(policy: Policy, *plugins: object, builtins: bool = False, **options: Any) -> Engine:
+    """An :class:`Engine` for ``policy`` whose components come only from ``plugins``.
 
-_TIMESTAMP_COLUMNS = {f.name for f in COST_TABLE_SCHEMA if pa.types.is_timestamp(f.type)}
-_DECIMAL_COLUMNS = {f.name for f in COST_TABLE_SCHEMA if pa.types.is_decimal(f.type)}
+    Observer hooks of those plugins are called too. ``options`` go to :class:`Engine`
+    (``exporters=[...]``, ``data_plane=...``).
+    """
+    return Engine(policy, plugin_manager=make_plugin_manager(*plugins, builtins=builtins), **options)
+
+
+def make_policy(
+    *plugins: object,
+    cost_centers: Sequence[str] = ("CC-1", "CC-2", "CC-3"),
+    rules: Sequence[Mapping[str, Any]] = (),
+    builtins: bool = False,
+    directory: Path | None = None,
+    **spec: Any,
+) -> Policy:
+    """A policy with these cost centers, rules and other ``spec`` keys, loaded like a file.
+
+    It goes through every validation layer with the components of ``plugins`` (and the
+    built-ins if ``builtins``), so a mistake in a test policy is a located
+    :class:`~chargeback_engine.errors.PolicyError`, not a confusing result later. The file
+    is ``test-policy.yaml`` in ``directory`` (give ``tmp_path`` when driver files sit
+    beside it), else in a temporary directory removed once loaded.
+    """
+    document = {
+        "apiVersion": "chargeback/v1",
+        "kind": "AllocationPolicy",
+        "metadata": {"name": "test-policy", "version": "1", "effective": {"from": "2000-01-01"}},
+        "spec": {
+            "currency": "USD",
+            "cost_centers": [{"id": cc, "name": cc} for cc in cost_centers],
+            "rules": list(rules),
+            **spec,
+        },
+    }
+    registry = make_registry(*plugins, builtins=builtins)
+    if directory is not None:
+        return _load_policy(document, Path(directory), registry)
+    with tempfile.TemporaryDirectory(prefix="chargeback-test-policy-") as temporary:
+        return _load_policy(document, Path(temporary), registry)
+
+
+def _load_policy(document: Mapping[str, Any], directory: Path, registry: Registry) -> Policy:
+    path = directory / "test-policy.yaml"
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")  # JSON is YAML
+    [policy] = load_policies([path], registry).policies
+    return policy
 
 
 def line_items(
@@ -83,77 +140,43 @@ def line_items(
 ) -> pa.Table:
     """A cost table in :data:`~chargeback_engine.focus.COST_TABLE_SCHEMA`, one row per mapping.
 
-    Keys are FOCUS column names; ``common`` columns apply to every row unless the row sets
-    them. Defaults: ``BillingCurrency`` is ``currency``; charge and billing periods span
-    ``period``; ``BilledCost`` and ``EffectiveCost`` copy each other when only one is
-    given; ``x_SourceId`` is ``source_id`` and ``x_SourceRow`` the row's position from 1.
-    Money and quantities are ``Decimal``, ``int`` or ``str`` (a float is refused: 0.1 is not
-    exact), and more than 10 digits after the point is an error, not a rounding. ``Tags``
-    may be a dict; it is stored as canonical JSON text.
+    Keys are FOCUS column names; ``common`` columns apply to every row that does not set
+    them. ``BilledCost`` and ``EffectiveCost`` copy each other when only one is given. Money
+    is ``Decimal``, ``int`` or ``str``: a float is refused, since 0.1 is not exact. The rest
+    is :func:`chargeback_engine.engine.items.build_line_items`: defaults for the period,
+    ``Tags`` from a dict, ``x_SourceRow`` from 1, and an error for more than 10 decimals.
     """
     month = period if isinstance(period, Period) else Period.parse(period)
-    start, end = _utc(month.start), _utc(month.end)
-    defaults = {
-        "BillingCurrency": currency,
-        "ChargePeriodStart": start,
-        "ChargePeriodEnd": end,
-        "BillingPeriodStart": start,
-        "BillingPeriodEnd": end,
-        "x_SourceId": source_id,
-    }
-    records = []
+    items = []
     for position, row in enumerate(rows, start=1):
-        record = {**defaults, "x_SourceRow": position, **common, **row}
-        unknown = sorted(set(record) - set(COST_TABLE_SCHEMA.names))
-        if unknown:
-            raise ValueError(f"line item {position}: {', '.join(unknown)} is not a FOCUS cost-table column")
-        if "BilledCost" not in record and "EffectiveCost" not in record:
+        item = {**common, **row}
+        floats = sorted(k for k, v in item.items() if isinstance(v, float) and k in _DECIMAL_COLUMNS)
+        if floats:
+            raise TypeError(
+                f"line item {position}: {', '.join(floats)} is a float; use Decimal or str, floats are not exact"
+            )
+        if "BilledCost" not in item and "EffectiveCost" not in item:
             raise ValueError(f"line item {position}: give BilledCost or EffectiveCost")
-        record.setdefault("BilledCost", record.get("EffectiveCost"))
-        record.setdefault("EffectiveCost", record["BilledCost"])
-        records.append({name: _cell(name, value, position) for name, value in record.items()})
-    columns = [pa.array([r.get(f.name) for r in records], type=f.type) for f in COST_TABLE_SCHEMA]
-    return pa.Table.from_arrays(columns, schema=COST_TABLE_SCHEMA)
+        item.setdefault("BilledCost", item.get("EffectiveCost"))
+        item.setdefault("EffectiveCost", item["BilledCost"])
+        items.append(item)
+    return build_line_items(items, month, source_id=source_id, currency=currency)
 
 
-def _utc(value: date | datetime | str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+_DECIMAL_COLUMNS = {f.name for f in COST_TABLE_SCHEMA if pa.types.is_decimal(f.type)}
+
+#: Line items the allocator and exporter contracts run through the engine: ten-digit
+#: amounts, a credit and a zero, so that any rounding or lost line shows.
+CONTRACT_LINE_ITEMS = (
+    {"BilledCost": "100.0000000001", "ServiceName": "Amazon EC2", "Tags": {"team": "web"}},
+    {"BilledCost": "0.0000000007", "ServiceName": "Amazon S3", "Tags": {"team": "data"}},
+    {"BilledCost": "-3.3333333333", "ServiceName": "Amazon EC2", "ChargeCategory": "Credit"},
+    {"BilledCost": "0", "ServiceName": "AWS Support"},
+)
 
 
-def _cell(column: str, value: Any, position: int) -> Any:
-    if value is None:
-        return None
-    if column in _DECIMAL_COLUMNS:
-        if isinstance(value, float):
-            raise TypeError(f"line item {position}: {column} is a float; use Decimal or str, floats are not exact")
-        return Decimal(value)
-    if column in _TIMESTAMP_COLUMNS:
-        return _utc(value)
-    if column == "Tags" and isinstance(value, Mapping):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return value
-
-
-# --- Policies ---------------------------------------------------------------------------
-
-
-def make_policy(
-    cost_centers: Sequence[str] = ("CC-1", "CC-2", "CC-3"),
-    rules: Sequence[Mapping[str, Any]] = (),
-    **spec: Any,
-) -> Policy:
-    """A small valid policy with the given cost centers and rules (and any other ``spec`` keys)."""
-    document = {
-        "apiVersion": "chargeback/v1",
-        "kind": "AllocationPolicy",
-        "metadata": {"name": "test-policy", "version": "1", "effective": {"from": "2000-01-01"}},
-        "spec": {"currency": "USD", "cost_centers": [{"id": cc} for cc in cost_centers], "rules": list(rules), **spec},
-    }
-    return build_policy(document, path="<test-policy>", locate=lambda path: SourceLocation("<test-policy>", 1, 1))
+def _utc(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 # --- Contracts --------------------------------------------------------------------------
@@ -204,16 +227,12 @@ class CollectorContract(_ComponentContract):
         pytest.fail("override the `config` fixture with a sources: entry that works in this test")
 
     @pytest.fixture
-    def collected(self, component: Any, config: Mapping[str, Any]) -> list[CollectedSource]:
-        return list(component.collect(config, self.period))
-
-    @pytest.fixture
     def bad_config(self) -> Mapping[str, Any]:
         pytest.skip("override the `bad_config` fixture with a sources: entry whose data is malformed")
 
-    def test_bad_input_is_an_input_error(self, component: Any, bad_config: Mapping[str, Any]) -> None:
-        with pytest.raises(InputError):
-            list(component.collect(bad_config, self.period))
+    @pytest.fixture
+    def collected(self, component: Any, config: Mapping[str, Any]) -> list[CollectedSource]:
+        return list(component.collect(config, self.period))
 
     def test_config_matches_the_schema(self, component: Any, config: Mapping[str, Any]) -> None:
         errors = [e.message for e in Draft202012Validator(dict(component.config_schema)).iter_errors(config)]
@@ -265,50 +284,63 @@ class CollectorContract(_ComponentContract):
         assert [(s.source_id, s.version) for s in again] == [(s.source_id, s.version) for s in collected]
         assert all(a.table.equals(b.table) for a, b in zip(again, collected, strict=True))
 
+    def test_bad_input_is_an_input_error(self, component: Any, bad_config: Mapping[str, Any]) -> None:
+        with pytest.raises(InputError):
+            list(component.collect(bad_config, self.period))
+
 
 class AllocatorContract(_ComponentContract):
     """Subclass as ``class TestMyAllocator(AllocatorContract)``; set ``plugin`` and ``name``.
 
     ``valid_blocks`` and ``invalid_blocks`` are ``allocate:`` blocks (``method`` included)
-    that the allocator must accept and reject; ``policy`` is what they are checked against
-    (override it for parameters that name drivers or other policy objects).
+    that the allocator must accept and reject. They are checked against a policy with
+    ``cost_centers`` and the extra ``policy_spec`` keys (drivers, say), and each valid block
+    allocates ``sample_items`` through the real engine (built-ins loaded, for nested blocks).
     """
 
     kind = "allocators"
     schema_attribute = "params_schema"
     valid_blocks: ClassVar[Sequence[Mapping[str, Any]]] = ()
     invalid_blocks: ClassVar[Sequence[Mapping[str, Any]]] = ()
+    cost_centers: ClassVar[Sequence[str]] = ("CC-1", "CC-2", "CC-3")
+    policy_spec: ClassVar[Mapping[str, Any]] = {}
+    sample_items: ClassVar[Sequence[Mapping[str, Any]]] = CONTRACT_LINE_ITEMS
+    period: ClassVar[Period] = Period(2026, 10)
+
+    def contract_policy(self, *blocks: Mapping[str, Any]) -> Policy:
+        """The contract's policy, with one catch-all rule per block."""
+        rules = [{"id": f"contract-rule-{i}", "priority": i, "allocate": dict(b)} for i, b in enumerate(blocks, 1)]
+        return make_policy(self.plugin, builtins=True, cost_centers=self.cost_centers, rules=rules, **self.policy_spec)
 
     @pytest.fixture
     def policy(self) -> Policy:
-        return make_policy()
+        return self.contract_policy()
 
     def test_has_examples(self) -> None:
         assert self.valid_blocks, "set valid_blocks to at least one allocate: block"
         assert self.invalid_blocks, "set invalid_blocks to at least one allocate: block"
 
-    def test_valid_blocks_pass_schema_and_check(self, component: Any, policy: Policy) -> None:
-        validator = Draft202012Validator(dict(component.params_schema))
+    @pytest.fixture
+    def validator(self) -> Draft202012Validator:
+        """The block's schema as the kernel assembles it into the policy schema."""
+        defs = assemble_schema(make_registry(self.plugin, builtins=True))["$defs"]
+        return Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/allocate.{self.name}"})
+
+    def test_valid_blocks_pass_schema_and_check(self, component: Any, policy: Policy,
+                                                validator: Draft202012Validator) -> None:
         for block in self.valid_blocks:
+            assert block.get("method") == self.name, f"{block} does not name method {self.name!r}"
             assert [e.message for e in validator.iter_errors(block)] == [], block
             errors = [f for f in _findings(component, block, policy) if f.severity == "error"]
             assert errors == [], block
 
-    def test_schema_belongs_to_this_method(self, component: Any) -> None:
-        validator = Draft202012Validator(dict(component.params_schema))
-        for block in self.valid_blocks:
-            assert block.get("method") == self.name, f"{block} does not name method {self.name!r}"
-            assert not validator.is_valid({**block, "method": self.name + "-other"}), "the schema must pin `method`"
-
-    def test_invalid_blocks_are_rejected(self, component: Any, policy: Policy) -> None:
-        validator = Draft202012Validator(dict(component.params_schema))
+    def test_invalid_blocks_are_rejected(self, component: Any, policy: Policy, validator: Draft202012Validator) -> None:
         for block in self.invalid_blocks:
             if validator.is_valid(block):
                 errors = [f for f in _findings(component, block, policy) if f.severity == "error"]
                 assert errors, f"neither the schema nor check() rejects {block}"
 
-    def test_findings_are_well_formed(self, component: Any, policy: Policy) -> None:
-        validator = Draft202012Validator(dict(component.params_schema))
+    def test_findings_are_well_formed(self, component: Any, policy: Policy, validator: Draft202012Validator) -> None:
         for block in [*self.valid_blocks, *(b for b in self.invalid_blocks if validator.is_valid(b))]:
             for finding in _findings(component, block, policy):
                 assert isinstance(finding, Finding)
@@ -316,11 +348,73 @@ class AllocatorContract(_ComponentContract):
                 assert finding.message and finding.severity in ("error", "warning"), finding
 
     def test_targets_are_cost_centers_of_the_policy(self, component: Any, policy: Policy) -> None:
-        known = {cc.id for cc in policy.cost_centers}
+        known = {cc.id for cc in policy.cost_centers} | {policy.unallocated}
         for block in self.valid_blocks:
             targets = component.targets(AllocationSpec.from_document(block).params, policy)
             assert isinstance(targets, frozenset), f"targets() returned {type(targets).__name__}, not frozenset"
             assert targets <= known, f"targets {sorted(targets - known)} are not cost centers of the policy"
+
+    def test_fields_are_columns_or_tags(self, component: Any) -> None:
+        for block in self.valid_blocks:
+            fields = component.fields(AllocationSpec.from_document(block).params)
+            assert isinstance(fields, frozenset), f"fields() returned {type(fields).__name__}, not frozenset"
+            unknown = {f for f in fields if f not in COST_TABLE_SCHEMA.names and not f.startswith("tags.")}
+            assert not unknown, f"fields {sorted(unknown)} are neither FOCUS columns nor tags.<key>"
+
+    def test_allocates_every_cent_through_the_engine(self) -> None:
+        items = line_items(*self.sample_items, period=self.period)
+        for block in self.valid_blocks:
+            policy = self.contract_policy(block)
+            result = make_engine(policy, self.plugin, builtins=True).run([items], self.period)
+            known = {cc.id for cc in policy.cost_centers} | {policy.unallocated}
+            unknown = set(result.ledger["cost_center"].to_pylist()) - known
+            assert not unknown, f"{block}: allocated to cost centers the policy does not declare: {sorted(unknown)}"
+            cost = _sum(items[policy.cost_column])
+            assert _sum(result.ledger["amount"]) == cost, f"{block}: the ledger does not add up to {cost}"
+            again = make_engine(policy, self.plugin, builtins=True).run([items], self.period)
+            same = again.run_id == result.run_id and again.ledger.equals(result.ledger)
+            assert same, f"{block}: a second run gave another run id or ledger"
+
+
+class ExporterContract(_ComponentContract):
+    """Subclass as ``class TestMyExporter(ExporterContract)``; set ``plugin`` and ``name``.
+
+    The exporter writes a run of the built-in ``even`` method over the contract's line items;
+    override the ``result`` fixture to export a run of your own.
+    """
+
+    kind = "exporters"
+    schema_attribute = "options_schema"
+
+    @pytest.fixture
+    def result(self) -> RunResult:
+        rule = {"id": "contract-even", "priority": 1, "allocate": {"method": "even", "among": ["CC-1", "CC-2", "CC-3"]}}
+        policy = make_policy(builtins=True, rules=[rule])
+        return make_engine(policy, builtins=True).run([line_items(*CONTRACT_LINE_ITEMS)], "2026-10")
+
+    def test_writes_only_the_files_it_returns(self, component: Any, result: RunResult, tmp_path: Path) -> None:
+        returned = [Path(p) for p in component.export(result, tmp_path)]
+        assert returned, "export() returned no files"
+        outside = [p for p in returned if p.parent != tmp_path or not p.is_file()]
+        assert not outside, f"not files directly in the directory: {outside}"
+        present = sorted(p.name for p in tmp_path.rglob("*"))
+        assert present == sorted(p.name for p in returned), "export() left files it did not return (temp files?)"
+
+    def test_output_is_deterministic(self, component: Any, result: RunResult, tmp_path: Path) -> None:
+        first, second = tmp_path / "first", tmp_path / "second"
+        first.mkdir(), second.mkdir()
+        one = {Path(p).name: Path(p).read_bytes() for p in component.export(result, first)}
+        two = {Path(p).name: Path(p).read_bytes() for p in component.export(result, second)}
+        assert one.keys() == two.keys(), "file names differ between two exports of one run"
+        assert [n for n in one if one[n] != two[n]] == [], "these files differ between two exports of one run"
+
+    def test_the_engine_writes_it_atomically_with_a_manifest(self, result: RunResult, tmp_path: Path) -> None:
+        engine = make_engine(result.policy, self.plugin, builtins=True, exporters=[self.name])
+        written = engine.run([result.records], result.period, out=tmp_path / "out")
+        manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+        listed = sorted(entry["file"] for entry in manifest["outputs"])
+        assert listed == sorted(p.name for p in written.outputs if p.name != "manifest.json")
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*listed, "manifest.json"])
 
 
 def _findings(component: Any, block: Mapping[str, Any], policy: Policy) -> list[Finding]:

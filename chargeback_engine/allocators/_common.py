@@ -6,15 +6,16 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from chargeback_engine.components import AllocationContext, Finding, JsonPath, Shares
+from chargeback_engine.components import AllocationContext, Shares
+from chargeback_engine.policy.schema import ALLOCATE_REF, COST_CENTER_ID_REF
 
-COST_CENTER_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+COST_CENTER_ID = dict(COST_CENTER_ID_REF)
 COST_CENTER_LIST = {"type": "array", "items": COST_CENTER_ID, "minItems": 1, "maxItems": 1000, "uniqueItems": True}
 #: A nested ``allocate:`` block; the kernel assembles every method's fragment under ``$defs``.
-NESTED_ALLOCATE = {"$ref": "#/$defs/allocate"}
+NESTED_ALLOCATE = dict(ALLOCATE_REF)
 FALLBACK = {"enum": ["even", "unallocated"]}
-#: A match condition in the rules' ``when:`` language; compiled (and so checked) by the engine.
-CONDITION = {"type": "object", "minProperties": 1, "maxProperties": 50}
+#: A match condition in the rules' ``when:`` language.
+CONDITION = {"$ref": "#/$defs/when"}
 
 
 def method_schema(method: str, properties: Mapping[str, Any], required: Iterable[str] = (), **extra: Any) -> dict[str, Any]:
@@ -26,25 +27,6 @@ def method_schema(method: str, properties: Mapping[str, Any], required: Iterable
         "properties": {"method": {"const": method}, **properties},
         **extra,
     }
-
-
-def cost_center_ids(policy: Any) -> set[str]:
-    """Declared cost-center ids plus the unallocated bucket, from a Policy or a document."""
-    if isinstance(policy, Mapping):
-        spec = policy.get("spec", {})
-        return {cc["id"] for cc in spec.get("cost_centers", [])} | {spec.get("unallocated", "UNALLOCATED")}
-    return {cc.id for cc in policy.cost_centers} | {policy.unallocated}
-
-
-def driver_ids(policy: Any) -> set[str]:
-    if isinstance(policy, Mapping):
-        return set(policy.get("spec", {}).get("drivers", {}))
-    return {d.id for d in policy.drivers}
-
-
-def unknown_cost_centers(names: Iterable[tuple[JsonPath, str]], policy: Any) -> list[Finding]:
-    known = cost_center_ids(policy)
-    return [Finding(path, f"unknown cost center {name!r}") for path, name in names if name not in known]
 
 
 def fallback_shares(fallback: str, among: Iterable[str], context: AllocationContext, why: str) -> Shares:

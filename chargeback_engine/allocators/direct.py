@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from chargeback_engine.allocators._common import COST_CENTER_ID, method_schema, unknown_cost_centers
+from chargeback_engine.allocators._common import COST_CENTER_ID, method_schema
 from chargeback_engine.components import AllocationContext, Finding, Shares
 from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.policy.checks import unknown_cost_centers
 
 
 class DirectAllocator:
@@ -16,7 +17,7 @@ class DirectAllocator:
     params_schema = method_schema("direct", {"cost_center": COST_CENTER_ID}, required=["cost_center"])
 
     def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:
-        return unknown_cost_centers([(("cost_center",), params["cost_center"])], policy)
+        return unknown_cost_centers(policy, params["cost_center"], ("cost_center",))
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset({params["cost_center"]})

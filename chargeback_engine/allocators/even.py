@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from chargeback_engine.allocators._common import COST_CENTER_LIST, method_schema, unknown_cost_centers
+from chargeback_engine.allocators._common import COST_CENTER_LIST, method_schema
 from chargeback_engine.components import AllocationContext, Finding, Shares
 from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.policy.checks import unknown_cost_centers
 
 
 class EvenAllocator:
@@ -16,7 +17,7 @@ class EvenAllocator:
     params_schema = method_schema("even", {"among": COST_CENTER_LIST})
 
     def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:
-        return unknown_cost_centers([(("among", i), cc) for i, cc in enumerate(params.get("among", []))], policy)
+        return unknown_cost_centers(policy, params.get("among", []), ("among",))
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset(params.get("among", []))

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from chargeback_engine.allocators._common import COST_CENTER_ID, method_schema, unknown_cost_centers
+from chargeback_engine.allocators._common import COST_CENTER_ID, method_schema
 from chargeback_engine.components import AllocationContext, Finding, Shares
 from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.policy.checks import unknown_cost_centers
 
 FRACTION = {"oneOf": [{"type": "number", "minimum": 0, "maximum": 1},
                       {"type": "string", "pattern": r"^(0(\.[0-9]{1,10})?|1(\.0{1,10})?)$"}]}
@@ -30,7 +31,7 @@ class FixedAllocator:
 
     def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:
         splits = params["splits"]
-        findings = unknown_cost_centers([(("splits", cc), cc) for cc in splits], policy)
+        findings = unknown_cost_centers(policy, splits, ("splits",))
         try:
             total = sum((fraction(v) for v in splits.values()), Decimal(0))
         except InvalidOperation:

@@ -10,13 +10,12 @@ from chargeback_engine.allocators._common import (
     CONDITION,
     COST_CENTER_LIST,
     FALLBACK,
-    driver_ids,
     fallback_shares,
     method_schema,
-    unknown_cost_centers,
 )
 from chargeback_engine.components import AllocationContext, DirectCostBasis, Finding, Resolution, Shares
 from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.policy.checks import unknown_cost_centers
 from chargeback_engine.policy.match import compile_condition
 
 
@@ -41,10 +40,7 @@ class ProportionalAllocator:
     )
 
     def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:
-        findings = unknown_cost_centers([(("among", i), cc) for i, cc in enumerate(params.get("among", []))], policy)
-        if "driver" in params and params["driver"] not in driver_ids(policy):
-            findings.append(Finding(("driver",), f"unknown driver {params['driver']!r}"))
-        return findings
+        return unknown_cost_centers(policy, params.get("among", []), ("among",))  # the kernel checks drivers
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset(params.get("among", []))

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from chargeback_engine.allocators._common import COST_CENTER_ID, cost_center_ids, method_schema, unknown_cost_centers
+from chargeback_engine.allocators._common import COST_CENTER_ID, method_schema
 from chargeback_engine.components import AllocationContext, Finding, Shares
 from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.policy.checks import known_cost_centers, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX
 
 
@@ -29,11 +30,15 @@ class TagAllocator:
         required=["keys"],
     )
 
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[Mapping[str, Any], dict[str, str], frozenset[str]]] = {}
+
     def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:
-        named = [(("map", value), cc) for value, cc in params.get("map", {}).items()]
+        findings = [f for value, cc in params.get("map", {}).items()
+                    for f in unknown_cost_centers(policy, cc, ("map", value))]
         if "fallback" in params:
-            named.append((("fallback",), params["fallback"]))
-        return unknown_cost_centers(named, policy)
+            findings += unknown_cost_centers(policy, params["fallback"], ("fallback",))
+        return findings
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset(params.get("map", {}).values()) | ({params["fallback"]} if "fallback" in params else set())
@@ -41,10 +46,17 @@ class TagAllocator:
     def fields(self, params: Mapping[str, Any]) -> frozenset[str]:
         return frozenset(TAG_PREFIX + k for k in params["keys"])
 
+    def _prepared(self, params: Mapping[str, Any], policy: Any) -> tuple[dict[str, str], frozenset[str]]:
+        """The normalised value map and the known cost centers, once per block (resolve runs per key)."""
+        cached = self._cache.get(id(params))
+        if cached is None or cached[0] is not params:
+            mapping = {policy.tags.normalize_value(str(k)): v for k, v in params.get("map", {}).items()}
+            cached = self._cache[id(params)] = (params, mapping, known_cost_centers(policy))
+        return cached[1], cached[2]
+
     def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Shares:
         tags = context.policy.tags
-        mapping = {tags.normalize_value(str(k)): v for k, v in params.get("map", {}).items()}
-        known = cost_center_ids(context.policy)
+        mapping, known = self._prepared(params, context.policy)
         skipped: list[str] = []
         for key in params["keys"]:
             value = context.key.get(TAG_PREFIX + tags.normalize_key(key))

@@ -29,6 +29,9 @@ import pyarrow.parquet as pq
 from chargeback_engine.focus import COST_TABLE_SCHEMA, MONEY, QUANTITY, TIMESTAMP
 from chargeback_engine.periods import Period
 
+#: The benchmark month's seed.
+DEFAULT_SEED = 20261001
+
 #: Lines generated (and written as one Parquet row group) at a time.
 CHUNK_ROWS = 1_000_000
 
@@ -164,7 +167,7 @@ class Shape:
     """What the month looks like; the defaults are the benchmark's shape."""
 
     rows: int
-    seed: int = 20261001
+    seed: int = DEFAULT_SEED
     period: Period = Period(2026, 10)
     billing_accounts: int = 3
     accounts: int = 200
@@ -253,39 +256,52 @@ def _catalog(shape: Shape) -> _Catalog:
         resource_region=resource_region,
         resource_ids=pa.array(resource_ids),
         resource_names=pa.array(resource_names),
-        resource_tags=pa.array(_resource_tags(rng, shape)),
+        resource_tags=_resource_tags(rng, shape),
         resource_weight=weight / weight.sum(),
         resource_micros=micros,
     )
 
 
-def _resource_tags(rng: np.random.Generator, shape: Shape) -> list[str | None]:
-    """One JSON tag object per resource, with the gaps and spelling variants of real estates."""
-    tags: list[str | None] = []
-    for _ in range(shape.resources):
-        if rng.random() < shape.untagged_share:
-            tags.append(None if rng.random() < 0.5 else "{}")
-            continue
-        project, team = PROJECTS[rng.integers(len(PROJECTS))]
-        cost_center = dict(TEAMS)[team]
-        values: dict[str, object] = {}
-        if rng.random() < 0.75:
-            values["CostCenter" if rng.random() < 0.06 else "cost-center"] = cost_center
-        if rng.random() < 0.85:
-            values[" Team " if rng.random() < 0.04 else "team"] = team
-        if rng.random() < 0.7:
-            values["project"] = project
-        if rng.random() < 0.9:
-            env = ENVIRONMENTS[rng.choice(4, p=[0.55, 0.2, 0.2, 0.05])]
-            values["environment"] = env.capitalize() if rng.random() < 0.05 else env
-        if team == "platform" or rng.random() < 0.05:
-            values["shared"] = True if rng.random() < 0.3 else "true"  # some tools write a JSON boolean
-        if rng.random() < 0.5:
-            values["owner"] = f"{team}-lead@acme.example"
-        if rng.random() < 0.02:
-            values["ticket"] = int(rng.integers(1000, 9999))  # a number, and a key no rule reads
-        tags.append(json.dumps(values, separators=(",", ":")))
-    return tags
+def _resource_tags(rng: np.random.Generator, shape: Shape) -> pa.Array:
+    """One JSON tag object per resource, with the gaps and spelling variants of real estates.
+
+    Built column-wise: each key is a JSON member's text or None, per resource.
+    """
+    n = shape.resources
+    draw = rng.random((n, 10))
+    project = rng.integers(len(PROJECTS), size=n)
+    team_index = {team: i for i, (team, _) in enumerate(TEAMS)}
+    team = np.array([team_index[PROJECTS[p][1]] for p in range(len(PROJECTS))])[project]
+    env = rng.choice(len(ENVIRONMENTS), n, p=[0.55, 0.2, 0.2, 0.05])
+    ticket = rng.integers(1000, 9999, n)
+    is_platform = team == team_index["platform"]
+
+    def texts(values: list[str], index: np.ndarray) -> np.ndarray:
+        return np.array(values, dtype=object)[index]
+
+    def member(present: np.ndarray, key: np.ndarray | str, value: np.ndarray) -> list[str | None]:
+        text = np.char.add(np.char.add(np.char.add('"', np.asarray(key, dtype=str)), '":'), value.astype(str))
+        return np.where(present, text.astype(object), None).tolist()
+
+    quoted = lambda values: np.char.add(np.char.add('"', values.astype(str)), '"')  # noqa: E731
+    env_names = texts(list(ENVIRONMENTS), env).astype(str)
+    env_names = np.where(draw[:, 5] < 0.05, np.char.capitalize(env_names), env_names)
+    members = [
+        member(draw[:, 0] < 0.75, np.where(draw[:, 1] < 0.06, "CostCenter", "cost-center"),
+               quoted(texts([cc for _, cc in TEAMS], team))),
+        member(draw[:, 2] < 0.85, np.where(draw[:, 3] < 0.04, " Team ", "team"), quoted(texts([t for t, _ in TEAMS], team))),
+        member(draw[:, 4] < 0.7, "project", quoted(texts([p for p, _ in PROJECTS], project))),
+        member(draw[:, 6] < 0.9, "environment", quoted(env_names)),
+        # Some tools write the boolean true rather than the string "true".
+        member(is_platform | (draw[:, 7] < 0.05), "shared", np.where(draw[:, 8] < 0.3, "true", '"true"')),
+        member(draw[:, 9] < 0.5, "owner", quoted(np.char.add(texts([t for t, _ in TEAMS], team).astype(str), "-lead@acme.example"))),
+        # A number, under a key no rule reads.
+        member(rng.random(n) < 0.02, "ticket", ticket),
+    ]
+    untagged = rng.random(n) < shape.untagged_share
+    empty = np.where(rng.random(n) < 0.5, None, "{}")
+    tags = ["{" + ",".join(m for m in row if m is not None) + "}" for row in zip(*members)]
+    return pa.array(np.where(untagged, empty, np.array(tags, dtype=object)), pa.string())
 
 
 def generate(shape: Shape) -> Iterator[pa.Table]:

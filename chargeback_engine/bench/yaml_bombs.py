@@ -2,7 +2,8 @@
 
 A level-*n* bomb defines *n* anchors, each a list of nine aliases of the one before, so a
 reader that expands aliases would build 9**n nodes. The hardened reader refuses the first
-anchor and never expands anything; this benchmark measures what that refusal costs.
+anchor and never expands anything; this benchmark measures what that refusal costs, and,
+for scale, what reading the largest file the reader accepts costs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 import tracemalloc
 from dataclasses import dataclass
 
-from chargeback_engine.policy.yaml import read_yaml_text
+from chargeback_engine.policy.yaml import MAX_BYTES, read_yaml_text
 
 LEVELS = range(1, 10)
 FAN_OUT = 9
@@ -37,7 +38,7 @@ class BombResult:
 
 
 def measure(level: int, repeat: int = 20) -> BombResult:
-    """Median wall time over ``repeat`` runs, and the peak traced memory of one run."""
+    """Median wall time over ``repeat`` runs, and the peak traced memory of one more (traced runs are slower)."""
     text = alias_bomb(level)
     timings = []
     for _ in range(repeat):
@@ -58,6 +59,45 @@ def measure(level: int, repeat: int = 20) -> BombResult:
         median_ms=statistics.median(timings) * 1000,
         peak_kib=peak / 1024,
     )
+
+
+def largest_policy() -> str:
+    """A valid-looking policy just under :data:`MAX_BYTES`, made of many small rules."""
+    head = "apiVersion: chargeback/v1\nkind: AllocationPolicy\nspec:\n  rules:\n"
+    rule = ("    - id: rule-{0}\n      priority: {0}\n      when: {{tags.team: team-{0}, ServiceName: {{in: [a, b]}}}}\n"
+            "      allocate: {{method: direct, cost_center: CC-{0}}}\n")
+    parts, size, n = [head], len(head), 0
+    while size + len(rule.format(n)) < MAX_BYTES:
+        parts.append(rule.format(n))
+        size += len(parts[-1])
+        n += 1
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    size_bytes: int
+    seconds: float
+    kib_per_second: float
+    peak_kib: float
+
+
+def measure_largest() -> ReadResult:
+    """Wall time of reading the largest accepted file, then its peak traced memory in a second read."""
+    text = largest_policy()
+    start = time.perf_counter()
+    document, diagnostics = read_yaml_text(text, "largest.yaml")
+    seconds = time.perf_counter() - start
+    if document is None or diagnostics:
+        raise AssertionError(f"the benchmark policy must read cleanly: {diagnostics[:1]}")
+    tracemalloc.start()
+    try:
+        read_yaml_text(text, "largest.yaml")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    size = len(text.encode("utf-8"))
+    return ReadResult(size, seconds, size / 1024 / seconds, peak / 1024)
 
 
 def run(repeat: int = 20) -> list[BombResult]:

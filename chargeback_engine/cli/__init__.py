@@ -85,14 +85,27 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
 
 # Commands, one module per area; each command is one call into the library.
 from chargeback_engine.cli.bench import bench  # noqa: E402
+from chargeback_engine.cli.finance import COMMANDS as FINANCE_COMMANDS  # noqa: E402
+from chargeback_engine.cli.plan import plan_command  # noqa: E402
 from chargeback_engine.cli.plugins import plugins_command  # noqa: E402
 from chargeback_engine.cli.policy import schema_command, validate_command  # noqa: E402
 from chargeback_engine.cli.run import explain, run, test  # noqa: E402
 
 main.add_command(bench)
 main.add_command(explain)
+main.add_command(plan_command)
 main.add_command(plugins_command)
 main.add_command(run)
 main.add_command(schema_command)
 main.add_command(test)
 main.add_command(validate_command)
+for _command in FINANCE_COMMANDS:
+    main.add_command(_command)
+
+from chargeback_engine.cli.report import alerts, bench_anomalies, bench_forecast, budget, report  # noqa: E402
+
+main.add_command(report)
+main.add_command(budget)
+main.add_command(alerts)
+bench.add_command(bench_anomalies)
+bench.add_command(bench_forecast)

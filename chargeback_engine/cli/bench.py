@@ -1,16 +1,59 @@
-"""``chargeback bench``: measured performance figures (rows/s, time, peak memory)."""
+"""``chargeback bench``: measured performance figures (rows/s, time, peak memory).
+
+Synthetic FOCUS months (``generate``) feed the pipeline benchmarks (``collect``, ``engine``).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import click
+
+from chargeback_engine.bench.runner import Measurement, default_cache_dir, run_benchmark
+from chargeback_engine.bench.synthetic import DEFAULT_SEED, SAMPLE_SHAPE, Shape, write_csv, write_parquet
+
+ROWS = click.option("--rows", "sizes", type=click.IntRange(min=1000), multiple=True, default=(1_000_000,),
+                    show_default=True, help="Lines in the synthetic month (repeatable: one run per size).")
+CACHE = click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help=f"Where generated months are kept between runs [default: {default_cache_dir()}].")
 
 
 @click.group("bench")
 def bench() -> None:
-    """Run a benchmark and print its measurements."""
+    """Run a benchmark and print its measurements (rows/s, time, peak memory)."""
+
+
+@bench.command()
+@click.option("--rows", type=click.IntRange(min=1), default=1_000_000, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+@click.option("--sample", is_flag=True, help="Write the bundled sample month (policies/data) instead; "
+                                             "ignores --rows and --seed.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def generate(rows: int, seed: int, fmt: str, sample: bool, out: Path) -> None:
+    """Write a seeded synthetic FOCUS month: the same options always give the same bytes."""
+    shape = SAMPLE_SHAPE if sample else Shape(rows=rows, seed=seed)
+    write = write_csv if fmt == "csv" or sample else write_parquet
+    write(shape, out)
+    click.echo(f"wrote {shape.rows:,} lines to {out}")
+
+
+@bench.command()
+@ROWS
+@CACHE
+def collect(sizes: tuple[int, ...], cache_dir: Path | None) -> None:
+    """Read the synthetic month with the focus-files collector only."""
+    _report(run_benchmark("collect", sizes, cache_dir))
+
+
+@bench.command()
+@ROWS
+@CACHE
+def engine(sizes: tuple[int, ...], cache_dir: Path | None) -> None:
+    """The full pipeline (collect, decide, allocate, stages, audit trail, every output) via Engine.run."""
+    _report(run_benchmark("engine", sizes, cache_dir))
 
 
 @bench.command("yaml")
@@ -18,16 +61,26 @@ def bench() -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def bench_yaml(repeat: int, output_format: str) -> None:
     """Rejection time and peak memory of the policy reader for alias bombs, levels 1-9."""
-    from chargeback_engine.bench.yaml_bombs import run
+    from chargeback_engine.bench.yaml_bombs import measure_largest, run
 
     results = run(repeat)
+    largest = measure_largest()
     if output_format == "json":
-        click.echo(json.dumps([asdict(r) for r in results], indent=2))
+        click.echo(json.dumps({"bombs": [asdict(r) for r in results], "largest_file": asdict(largest)}, indent=2))
         return
     click.echo(f"{'level':>5} {'bytes':>6} {'naive nodes':>12} {'rejected':>8} {'median ms':>10} {'peak KiB':>9}")
     for r in results:
         click.echo(f"{r.level:>5} {r.size_bytes:>6} {r.expanded_nodes:>12,} {str(r.rejected):>8} "
                    f"{r.median_ms:>10.3f} {r.peak_kib:>9.1f}")
+    click.echo(f"largest accepted file: {largest.size_bytes} bytes read in {largest.seconds:.2f} s "
+               f"({largest.kib_per_second:.0f} KiB/s), peak {largest.peak_kib:.0f} KiB")
+
+
+def _report(measurements: list[Measurement]) -> None:
+    click.echo(f"{'stage':<8} {'rows':>12} {'seconds':>8} {'cpu s':>8} {'rows/s':>12} {'peak RSS':>10} {'MB per 1M':>10}")
+    for m in measurements:
+        click.echo(f"{m.stage:<8} {m.rows:>12,} {m.seconds:>8.2f} {m.cpu_seconds:>8.2f} {m.rows_per_second:>12,.0f} "
+                   f"{m.peak_rss_bytes / 2**20:>7,.0f} MB {m.peak_mb_per_million_rows:>10,.0f}")
 
 
 @bench.command("spark")

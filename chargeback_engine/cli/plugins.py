@@ -20,10 +20,11 @@ def plugins_command(state, include_builtin: bool, output_format: str) -> None:  
         click.echo(json.dumps([info.to_json() for info in infos], indent=2))
         return
     if not infos:
-        click.echo("No plugins installed." if include_builtin else "No third-party plugins installed (--all shows built-ins).")
+        click.echo("No plugins installed." if include_builtin else "No third-party plugins (--all shows built-ins).")
     for info in infos:
-        origin = f"{info.origin.distribution} {info.origin.version}" if info.origin.distribution else "registered in code"
-        click.echo(f"{info.name} ({origin}{', built-in' if info.origin.builtin else ''})")
+        origin = info.origin
+        installed = f"{origin.distribution} {origin.version}" if origin.distribution else "registered in code"
+        click.echo(f"{info.name} ({installed}{', built-in' if origin.builtin else ''})")
         for kind, names in info.registers.items():
             if names:
                 click.echo(f"  {kind}: {', '.join(names)}")

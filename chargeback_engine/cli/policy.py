@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import click
 
-from chargeback_engine.errors import ChargebackError, Diagnostic
+from chargeback_engine.errors import Diagnostic
 from chargeback_engine.policy.loader import validate
 from chargeback_engine.policy.schema import assemble_schema, render_schema
 
@@ -22,10 +21,7 @@ def validate_command(state, paths: tuple[str, ...], output_format: str) -> None:
 
     Every error is reported at once, as file:line:column: $.path: message.
     """
-    try:
-        diagnostics = validate(paths, registry=state.registry)
-    except ChargebackError as exc:
-        raise click.ClickException(str(exc)) from exc
+    diagnostics = validate(paths, registry=state.registry)
     errors = sum(d.severity == "error" for d in diagnostics)
     if output_format == "json":
         click.echo(json.dumps({"valid": errors == 0, "diagnostics": [_as_dict(d) for d in diagnostics]}, indent=2))
@@ -41,14 +37,12 @@ def validate_command(state, paths: tuple[str, ...], output_format: str) -> None:
 @click.pass_obj
 def schema_command(state) -> None:  # type: ignore[no-untyped-def]
     """Print the policy JSON Schema, assembled with every loaded plugin's parameters."""
-    try:
-        click.echo(render_schema(assemble_schema(state.registry)), nl=False)
-    except ChargebackError as exc:
-        raise click.ClickException(str(exc)) from exc
+    click.echo(render_schema(assemble_schema(state.registry)), nl=False)
 
 
 def _as_dict(d: Diagnostic) -> dict[str, object]:
-    return {"file": d.file, "line": d.line, "column": d.column, "path": d.path, "message": d.message, "severity": d.severity}
+    return {"file": d.file, "line": d.line, "column": d.column, "path": d.path, "message": d.message,
+            "severity": d.severity}
 
 
 def _github(d: Diagnostic) -> str:
@@ -64,6 +58,3 @@ def _github(d: Diagnostic) -> str:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-__all__: Sequence[str] = ["schema_command", "validate_command"]

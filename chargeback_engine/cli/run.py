@@ -13,7 +13,6 @@ import click
 from chargeback_engine.engine.explain import explain_cost_center, explain_record
 from chargeback_engine.engine.policytest import run_policy_tests
 from chargeback_engine.engine.runner import Engine, Progress, RunResult
-from chargeback_engine.errors import ChargebackError
 from chargeback_engine.periods import Period
 
 #: Steps of a run besides its shared stages: collect, decide, allocate, check, write.
@@ -35,11 +34,13 @@ def _print_summary(result: RunResult) -> None:
     width = max([len("cost center"), *(len(cc) for cc, _, _ in rows)])
     click.echo(f"{'cost center':<{width}}  currency  {'amount':>20}")
     for cost_center, currency, amount in rows:
-        click.echo(f"{cost_center:<{width}}  {currency:<8}  {amount:>20}")
+        click.echo(f"{cost_center:<{width}}  {currency:<8}  {amount:>20f}")
     for currency, totals in result.totals().items():
-        click.echo(f"{'total':<{width}}  {currency:<8}  {totals['allocated']:>20}")
+        click.echo(f"{'total':<{width}}  {currency:<8}  {totals['allocated']:>20f}")
+        if totals["carried"] != Decimal(0):
+            click.echo(f"{'carried':<{width}}  {currency:<8}  {totals['carried']:>20f}  (from earlier schedules)")
         if totals["deferred"] != Decimal(0):
-            click.echo(f"{'deferred (later periods)':<{width}}  {currency:<8}  {totals['deferred']:>20}")
+            click.echo(f"{'deferred':<{width}}  {currency:<8}  {totals['deferred']:>20f}  (amortized into later periods)")
     click.echo(f"run {result.run_id}: {result.records.num_rows} line(s), policy {result.policy.name}@{result.policy.version}")
 
 
@@ -49,21 +50,20 @@ def _print_summary(result: RunResult) -> None:
 @click.option("--input", "inputs", multiple=True, required=True, help="FOCUS CSV/Parquet file, directory or glob (repeatable).")
 @click.option("--period", required=True, help="Billing period, YYYY-MM.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the outputs.")
+@click.option("--carry", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="schedule.parquet of an earlier run: its parts for this period join the ledger (repeatable).")
 @click.option("--engine", "engine_name", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="Data plane that applies the decisions: in-process DuckDB, or Apache Spark.")
 @click.option("--spark-master", help="Spark master URL for --engine spark (default: the active session, else local[2]).")
 @click.pass_obj
 def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str,  # type: ignore[no-untyped-def]
-        engine_name: str, spark_master: str | None) -> None:
+        carry: tuple[str, ...], engine_name: str, spark_master: str | None) -> None:
     """Allocate a period's cost data and write ledger, summary, FOCUS and manifest into OUT."""
-    try:
-        engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
-                        engine=engine_name, spark_master=spark_master)
-        stages = len(engine.policies.for_period(Period.parse(period)).stages)
-        with _progress(_FIXED_STEPS + stages) as progress:
-            result = engine.run(list(inputs), period, out=out, progress=progress)
-    except ChargebackError as exc:
-        raise click.ClickException(str(exc)) from exc
+    engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
+                    engine=engine_name, spark_master=spark_master)
+    stages = len(engine.policies.for_period(Period.parse(period)).stages)
+    with _progress(_FIXED_STEPS + stages) as progress:
+        result = engine.run(list(inputs), period, out=out, progress=progress, carry=carry)
     _print_summary(result)
 
 
@@ -75,10 +75,7 @@ def explain(out: str, record_id: str | None, cost_center: str | None) -> None:
     """Explain a run's outputs, from cost-center totals down to rules and source lines."""
     if (record_id is None) == (cost_center is None):
         raise click.UsageError("give exactly one of --record or --cost-center")
-    try:
-        click.echo(explain_record(out, record_id) if record_id else explain_cost_center(out, cost_center or ""))
-    except ChargebackError as exc:
-        raise click.ClickException(str(exc)) from exc
+    click.echo(explain_record(out, record_id) if record_id else explain_cost_center(out, cost_center or ""))
 
 
 @click.command("test")
@@ -88,10 +85,7 @@ def explain(out: str, record_id: str | None, cost_center: str | None) -> None:
 @click.pass_obj
 def test(state, paths: tuple[str, ...], fail_on_empty: bool, output_format: str) -> None:  # type: ignore[no-untyped-def]
     """Run the *_test.yaml cases beside each policy: PASS or FAIL per case."""
-    try:
-        results = run_policy_tests(paths, state.registry)
-    except ChargebackError as exc:
-        raise click.ClickException(str(exc)) from exc
+    results = run_policy_tests(paths, state.registry)
     failed = [r for r in results if not r.passed]
     if output_format == "json":
         click.echo(json.dumps({"cases": [r.as_json() for r in results], "passed": len(results) - len(failed),

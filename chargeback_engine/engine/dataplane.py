@@ -17,8 +17,11 @@ Contract
   schedule win the tie-break. Each part is then split by the decision's weights.
 * Nothing is a Python object per line item; every table crossing this interface is Arrow
   and small except :meth:`ledger` and :meth:`records`.
-* Deterministic: :meth:`ledger` is sorted by (stage, source_id, source_row, period,
-  cost_center, from_cost_center) so outputs are byte-identical on rerun.
+* Deterministic: :meth:`ledger` is sorted by (stage, position of the line in the loaded
+  table, period, cost_center, from_cost_center, amount), so the same inputs in the same
+  order give byte-identical outputs.
+* Key columns are compared as text (``CAST(... AS VARCHAR)``), nulls equal to nulls, as
+  :meth:`distinct` returned them.
 """
 
 from __future__ import annotations

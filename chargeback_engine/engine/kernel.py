@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from chargeback_engine.allocators._common import fallback_shares
-from chargeback_engine.components import Allocator, Amortize, DirectCostBasis, Resolution, Shares
+from chargeback_engine.components import Amortize, DirectCostBasis, Resolution, ResolvingAllocator, Shares
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA
 from chargeback_engine.errors import Diagnostic, InputError, PluginError, PolicyError
 from chargeback_engine.focus import FOCUS_COLUMNS
@@ -104,16 +104,29 @@ class Kernel:
         self.period = period
         self.consumers = tuple(sorted(cc.id for cc in policy.cost_centers if not cc.shared and cc.id != policy.unallocated))
         self._driver_rows = cache(self._load_driver)
+        self._allocators: dict[str, ResolvingAllocator] = {}
+        self._tag_keys: frozenset[str] | None = None  # set by key_columns()
+        self._direct_memo: dict[tuple[DirectCostBasis, int], Shares] = {}
+        self._direct_rows: tuple[int, list[dict[str, Any]]] | None = None
 
     # -- what the match key is made of -------------------------------------------------
-    def allocator(self, method: str) -> Allocator:
-        try:
-            return self.registry.allocator(method)
-        except KeyError:
-            raise PluginError(f"no allocator registered for method {method!r}") from None
+    def allocator(self, method: str) -> ResolvingAllocator:
+        if method not in self._allocators:
+            self._allocators[method] = self._runnable(method)
+        return self._allocators[method]
+
+    def _runnable(self, method: str) -> ResolvingAllocator:
+        registered = self.registry.allocators.get(method)
+        if registered is None:
+            raise PluginError(f"no allocator registered for method {method!r}")
+        if not isinstance(registered.component, ResolvingAllocator):
+            raise PluginError(f"allocator {method!r} (plugin {registered.plugin!r}) has no resolve(): "
+                              "it can be validated but not run")
+        return registered.component
 
     def _spec_fields(self, spec: AllocationSpec) -> set[str]:
-        fields = set(self.allocator(spec.method).fields(spec.params))
+        fields_of = getattr(self.allocator(spec.method), "fields", None)
+        fields = set(fields_of(spec.params)) if fields_of else set()
         for nested in _nested_specs(spec.params):
             fields |= self._spec_fields(nested)
         return fields
@@ -128,15 +141,24 @@ class Kernel:
                 raise _policy_error(rule.location, f"rule {rule.id!r} reads unknown FOCUS column(s) {', '.join(unknown)}")
             fields |= rule_fields
         columns = sorted(f for f in fields if not f.startswith(TAG_PREFIX))
-        if any(f.startswith(TAG_PREFIX) for f in fields):
+        tag_fields = {f[len(TAG_PREFIX):] for f in fields if f.startswith(TAG_PREFIX)}
+        self._tag_keys = None if "*" in tag_fields else frozenset(self.policy.tags.normalize_key(k) for k in tag_fields)
+        if tag_fields:
             columns.append(TAGS)
         return columns
 
     # -- deciding ----------------------------------------------------------------------
-    def key_of(self, row: Mapping[str, str | None]) -> dict[str, str | None]:
+    def key_of(self, row: Mapping[str, str | None], *, project: bool = True) -> dict[str, str | None]:
+        """The match key of a distinct row: its columns and normalised tags.
+
+        Projected (the default), only the tags some rule or method reads are kept, so rows
+        that differ only in other tags share one decision.
+        """
         key = {c: v for c, v in row.items() if c != TAGS}
         if TAGS in row:
-            key.update({TAG_PREFIX + k: v for k, v in self._normalized_tags(row[TAGS]).items()})
+            keep = self._tag_keys if project else None
+            key.update({TAG_PREFIX + k: v for k, v in self._normalized_tags(row[TAGS]).items()
+                        if keep is None or k in keep})
         return key
 
     def _normalized_tags(self, text: str | None) -> dict[str, str]:
@@ -184,7 +206,7 @@ class Kernel:
         if not path.exists():
             raise InputError(f"{path}: driver {driver_id!r} file not found")
         reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, all_varchar = true, header = true)"
-        table = duckdb.connect().execute(f"SELECT * FROM {reader}", [str(path)]).to_arrow_table()
+        table = duckdb.connect().sql(f"SELECT * FROM {reader}", params=[str(path)]).to_arrow_table()
         missing = {"period", "cost_center", "quantity"} - set(table.column_names)
         if missing:
             raise InputError(f"{path}: driver {driver_id!r} lacks column(s) {', '.join(sorted(missing))}")
@@ -209,18 +231,30 @@ class Kernel:
         if not isinstance(resolution, DirectCostBasis):
             return resolution
         assert direct_cost is not None
+        return self._direct_cost_shares(resolution, id(direct_cost), direct_cost)
+
+    def _direct_cost_shares(self, basis: DirectCostBasis, table_id: int, direct_cost: pa.Table) -> Shares:
+        """Many keys share one basis; compute each (basis, direct-cost table) once."""
+        memo_key = (basis, table_id)
+        if memo_key in self._direct_memo:
+            return self._direct_memo[memo_key]
+        if self._direct_rows is None or self._direct_rows[0] != table_id:
+            self._direct_rows = (table_id, direct_cost.to_pylist())
         weights: dict[str, Decimal] = {}
-        for row in direct_cost.to_pylist():
-            if resolution.filter is not None and not resolution.filter.matches(self.key_of(
-                    {k: v for k, v in row.items() if k not in ("cost_center", "currency", "amount")})):
+        for row in self._direct_rows[1]:
+            if basis.filter is not None and not basis.filter.matches(self.key_of(
+                    {k: v for k, v in row.items() if k not in ("cost_center", "currency", "amount")}, project=False)):
                 continue
             weights[row["cost_center"]] = weights.get(row["cost_center"], Decimal(0)) + row["amount"]
-        targets = resolution.targets or tuple(cc for cc in self.consumers if cc in weights)
+        targets = basis.targets or tuple(cc for cc in self.consumers if cc in weights)
         positive = {cc: max(weights.get(cc, Decimal(0)), Decimal(0)) for cc in targets}
         if not any(positive.values()):
-            return fallback_shares(resolution.fallback, targets, _Context(self, {}),
-                                   f"{resolution.reason}: no direct cost in {self.period}")
-        return Shares({cc: w for cc, w in positive.items() if w}, resolution.reason)
+            shares = fallback_shares(basis.fallback, basis.targets or self.consumers, _Context(self, {}),
+                                     f"{basis.reason}: no direct cost in {self.period}")
+        else:
+            shares = Shares({cc: w for cc, w in positive.items() if w}, basis.reason)
+        self._direct_memo[memo_key] = shares
+        return shares
 
     @staticmethod
     def filter_columns(resolutions: Iterable[Resolution]) -> list[str]:
@@ -246,8 +280,9 @@ class Kernel:
         category = "unallocated" if rule is None else "amortized" if months is not None else "direct"
         key_text = _canonical(match_key)
         location = str(rule.location) if rule is not None else None
-        decision_id = "d-" + _digest(self.policy.content_hash, key_text, rule_id, location, method,
-                                     weights, months, resolution.reason)[:24]
+        content = "\x1f".join(map(str, (self.policy.content_hash, key_text, rule_id, location, method,
+                                          weights, months, resolution.reason)))
+        decision_id = "d-" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:24]
         return Decision(decision_id, key_text, rule_id, location, method, weights, months, category, resolution.reason)
 
     def decision_table(self, decisions: Sequence[Decision]) -> pa.Table:

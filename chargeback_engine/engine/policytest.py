@@ -49,7 +49,7 @@ def test_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
 def run_policy_tests(paths: Iterable[str | Path], registry: Registry | None = None) -> list[CaseResult]:
     results: list[CaseResult] = []
     for policy_path, test_path in test_files(paths):
-        engine = Engine(load_policies([policy_path]), registry)
+        engine = Engine(load_policies([policy_path], registry), registry)
         policy = engine.policies.policies[0]
         document = YAML(typ="safe").load(test_path.read_text(encoding="utf-8")) or {}
         for index, case in enumerate(document.get("cases", []), start=1):

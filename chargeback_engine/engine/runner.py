@@ -19,18 +19,21 @@ from typing import Any
 import pluggy
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import structlog
 
-from chargeback_engine.components import CollectedSource, DirectCostBasis, Amortize
+from chargeback_engine.components import Amortize, CollectedSource, DirectCostBasis, Resolution
 from chargeback_engine.engine.dataplane import DataPlane, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_table
 from chargeback_engine.errors import ConservationError, InputError, PluginError
 from chargeback_engine.focus import conform
+from chargeback_engine.ledger import LEDGER_SCHEMA
+from chargeback_engine.money import LEDGER_QUANTUM
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.plugins import Registry, build_registry, call_each, get_plugin_manager
 from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.policy.model import Policy, PolicySet
+from chargeback_engine.policy.model import Policy, PolicySet, Rule
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +54,8 @@ class InputInfo:
     sha256: str
     rows: int
     path: str | None = None
+    version: str | None = None  # the collector's source version: changes when the provider restates
+    details: Mapping[str, Any] = field(default_factory=dict)  # the collector's row counts, totals, paging
 
 
 @dataclass(frozen=True)
@@ -89,24 +94,29 @@ class RunResult:
         return [(cc, cur, amount) for (cc, cur), amount in sorted(totals.items())]
 
     def totals(self) -> dict[str, dict[str, Decimal]]:
-        """Per currency: input, allocated to the run period, deferred to later periods."""
+        """Per currency: input, allocated to the run period, deferred to later periods, and
+        carried in from earlier schedules (allocated + deferred = input + carried)."""
+        records, ledger = self.records, self.ledger
+        carried = ledger.filter(pc.not_equal(ledger["run_id"], self.run_id))
+        currencies = set(pc.unique(records["BillingCurrency"]).to_pylist()) | set(pc.unique(carried["currency"]).to_pylist())
         out: dict[str, dict[str, Decimal]] = {}
-        cost = self.records[self.policy.cost_column]
-        for currency in sorted(set(self.records["BillingCurrency"].to_pylist())):
-            mask = pc.equal(self.records["BillingCurrency"], currency)
-            allocated = self.allocations.filter(pc.equal(self.allocations["currency"], currency))["amount"]
-            deferred = self.schedule.filter(pc.equal(self.schedule["currency"], currency))["amount"]
+        for currency in sorted(currencies):
+            def amount(table: pa.Table) -> Decimal:
+                return _sum(table.filter(pc.equal(table["currency"], currency))["amount"])  # noqa: B023
+
+            mine = pc.equal(records["BillingCurrency"], currency)
             out[currency] = {
-                "input": _sum(cost.filter(mask)),
-                "allocated": _sum(allocated),
-                "deferred": _sum(deferred),
+                "input": _sum(records[self.policy.cost_column].filter(mine)),
+                "allocated": amount(self.allocations),
+                "deferred": amount(self.schedule),
+                "carried": amount(carried),
             }
         return out
 
 
 def _sum(column: pa.ChunkedArray) -> Decimal:
     total = pc.sum(column).as_py()
-    return Decimal(0) if total is None else Decimal(total)
+    return (Decimal(0) if total is None else Decimal(total)).quantize(LEDGER_QUANTUM)
 
 
 def _engine_version() -> str:
@@ -133,13 +143,13 @@ class Engine:
         engine: str = "duckdb",
         spark_master: str | None = None,
     ):
-        if isinstance(policies, Policy):
-            policies = PolicySet((policies,))
-        elif not isinstance(policies, PolicySet):
-            policies = load_policies([policies] if isinstance(policies, str | Path) else policies)
-        self.policies = policies
         self.plugin_manager = plugin_manager or (get_plugin_manager() if registry is None else None)
         self.registry = registry or build_registry(self.plugin_manager)
+        if isinstance(policies, Policy):
+            policies = PolicySet((policies,))
+        elif not isinstance(policies, PolicySet):  # validated against this engine's components only
+            policies = load_policies([policies] if isinstance(policies, str | Path) else policies, self.registry)
+        self.policies = policies
         self._data_plane = data_plane if engine == "duckdb" else _plane_for(engine, spark_master)
         self.exporters = tuple(exporters)
 
@@ -150,13 +160,13 @@ class Engine:
         for item in inputs:
             if isinstance(item, CollectedSource):
                 sources.append(item)
-                infos.append(InputInfo(item.source_id, _table_sha256(item.table), item.table.num_rows))
+                infos.append(_info(item))
             elif isinstance(item, pa.Table):
                 source_id = item["x_SourceId"][0].as_py() if item.num_rows and "x_SourceId" in item.column_names else "table"
                 sources.append(CollectedSource(source_id, item, _table_sha256(item)))
                 infos.append(InputInfo(source_id, _table_sha256(item), item.num_rows))
             else:
-                collected = list(self._collector(FILE_COLLECTOR).collect({"path": str(item)}, period))
+                collected = list(self._collector(FILE_COLLECTOR).collect({"paths": [str(item)]}, period))
                 sources.extend(collected)
                 for file in _files(Path(item)):
                     infos.append(InputInfo(str(file), _file_sha256(file), -1, path=str(file)))
@@ -164,7 +174,7 @@ class Engine:
             name = entry.get("collector") or entry.get("type")
             collected = list(self._collector(name).collect(entry, period))
             sources.extend(collected)
-            infos.extend(InputInfo(s.source_id, _table_sha256(s.table), s.table.num_rows) for s in collected)
+            infos.extend(_info(s) for s in collected)
         return sources, infos
 
     def _collector(self, name: str):  # type: ignore[no-untyped-def]
@@ -175,13 +185,19 @@ class Engine:
 
     # -- the run ---------------------------------------------------------------------
     def run(self, inputs: Iterable[Input], period: Period | str, out: str | Path | None = None,
-            progress: Progress | None = None) -> RunResult:
-        """Allocate ``inputs`` for ``period``; write the outputs to ``out`` when given."""
+            progress: Progress | None = None, carry: Iterable[str | Path] = ()) -> RunResult:
+        """Allocate ``inputs`` for ``period``; write the outputs to ``out`` when given.
+
+        ``carry`` names ``schedule.parquet`` files of earlier runs: their amortization parts
+        for ``period`` join this period's ledger (already allocated, category ``amortized``).
+        """
         step = progress or (lambda _: None)
         period = Period.parse(period) if isinstance(period, str) else period
         policy = self.policies.for_period(period)
         step("collect")
         sources, infos = self._collect(inputs, policy, period)
+        carried, carried_infos = _carried(carry, period)
+        infos += carried_infos
         records = _combine(sources)
         _check_currencies(records, policy)
         version = _engine_version()
@@ -189,19 +205,20 @@ class Engine:
         info = RunInfo(run_id, period, policy.cost_column, policy.version, policy.content_hash)
         log.info("run.start", run_id=run_id, period=str(period), policy=policy.name, rows=records.num_rows)
 
+        kernel = Kernel(policy, self.registry, period)
         plane = self._data_plane()
         try:
             plane.load(records, info)
-            decisions = self._allocate(plane, Kernel(policy, self.registry, period), step)
+            decisions = self._allocate(plane, kernel, step)
             step("check")
             _check_conservation(plane.balances())
-            ledger = plane.ledger()
+            ledger = pa.concat_tables([plane.ledger(), carried])
             loaded = plane.records()
         finally:
             plane.close()
-        kernel_decisions = Kernel(policy, self.registry, period).decision_table(decisions)
+        kernel_decisions = kernel.decision_table(decisions)
         if self.plugin_manager is not None:
-            self.plugin_manager.hook.chargeback_decisions_recorded(run_id=run_id, decisions=kernel_decisions)
+            call_each(self.plugin_manager, "chargeback_decisions_recorded", run_id=run_id, decisions=kernel_decisions)
         infos = [i if i.rows >= 0 else InputInfo(i.source_id, i.sha256, _rows_of(loaded, i), i.path) for i in infos]
         result = RunResult(run_id, period, policy, ledger, kernel_decisions, loaded, tuple(infos), version)
         if out is not None:
@@ -222,34 +239,39 @@ class Engine:
         """Direct allocation (deferred direct-cost decisions second), then the shared stages."""
         step("decide")
         columns = kernel.key_columns()
-        keys = plane.distinct(columns) if columns else pa.table({"_": pa.array([None], pa.null())}).drop(["_"])
-        rows = keys.to_pylist() if columns else [{}]
-        resolved = []
-        for row in rows:
+        keys = plane.distinct(columns) if columns else pa.table({})
+        resolved: list[tuple[dict[str, Any], Rule | None, Resolution]] = []  # one per match key
+        index_of: dict[tuple[tuple[str, Any], ...], int] = {}
+        key_index: list[int] = []  # for every distinct row, its match key
+        for row in keys.to_pylist() if columns else [{}]:
             key = kernel.key_of(row)
-            rule, resolution = kernel.decide(key)
-            resolved.append((row, rule, resolution))
+            identity = tuple(sorted(key.items(), key=lambda item: item[0]))
+            if identity not in index_of:
+                index_of[identity] = len(resolved)
+                resolved.append((key, *kernel.decide(key)))
+            key_index.append(index_of[identity])
         deferred = [_is_deferred(r) for _, _, r in resolved]
 
-        def apply(selected: list[bool], direct_cost: pa.Table | None) -> list[Decision]:
-            decisions = []
-            for (row, rule, resolution), chosen in zip(resolved, selected, strict=True):
-                if chosen:
-                    final = kernel.finalize(resolution, direct_cost)
-                    decisions.append(kernel.decision(row, rule, rule.id if rule else None,
-                                                     rule.allocate.method if rule else "unallocated", final))
-            if decisions:
-                ids = pa.array([d.decision_id for d in decisions], pa.string())
-                subset = keys.filter(pa.array(selected)) if columns else pa.table({})
-                assignments = subset.append_column("decision_id", ids) if columns else pa.table({"decision_id": ids})
-                plane.allocate(assignments, split_table(decisions))
-            return decisions
+        def apply(phase: bool, direct_cost: pa.Table | None) -> list[Decision]:
+            """Allocate the rows whose decision is (not) deferred, as ``phase`` says."""
+            made = {
+                i: kernel.decision(key, rule, rule.id if rule else None,
+                                   rule.allocate.method if rule else "unallocated", kernel.finalize(resolution, direct_cost))
+                for i, (key, rule, resolution) in enumerate(resolved) if deferred[i] is phase
+            }
+            if made:
+                mask = [deferred[i] is phase for i in key_index]
+                ids = pa.array([made[i].decision_id for i in key_index if deferred[i] is phase], pa.string())
+                assignments = keys.filter(pa.array(mask)).append_column("decision_id", ids) if columns \
+                    else pa.table({"decision_id": ids})
+                plane.allocate(assignments, split_table(made.values()))
+            return list(made.values())
 
         step("allocate")
-        decisions = apply([not d for d in deferred], None)
+        decisions = apply(False, None)
         if any(deferred):
-            direct = plane.direct_cost(kernel.filter_columns(r for (_, _, r), d in zip(resolved, deferred) if d))
-            decisions += apply(deferred, direct)
+            direct = plane.direct_cost(kernel.filter_columns(r for (_, _, r), d in zip(resolved, deferred, strict=True) if d))
+            decisions += apply(True, direct)
         for index, stage in enumerate(kernel.policy.stages, start=1):
             step(f"stage {index}")
             resolution = kernel.decide_stage(stage)
@@ -271,6 +293,22 @@ def _plane_for(engine: str, spark_master: str | None) -> Callable[[], DataPlane]
     return lambda: SparkPlane(master=spark_master)
 
 
+def _carried(paths: Iterable[str | Path], period: Period) -> tuple[pa.Table, list[InputInfo]]:
+    """This period's parts of earlier runs' amortization schedules."""
+    tables, infos = [LEDGER_SCHEMA.empty_table()], []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise InputError(f"{path}: schedule not found")
+        try:
+            table = pq.read_table(path).select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA)
+        except (pa.ArrowException, KeyError, ValueError) as exc:
+            raise InputError(f"{path}: not an amortization schedule: {exc}") from None
+        due = table.filter(pc.equal(table["period"], str(period)))
+        tables.append(due)
+        infos.append(InputInfo(f"schedule:{path}", _file_sha256(path), due.num_rows, path=str(path)))
+    return pa.concat_tables(tables), infos
+
+
 def _is_deferred(resolution: Any) -> bool:
     while isinstance(resolution, Amortize):
         resolution = resolution.then
@@ -278,10 +316,22 @@ def _is_deferred(resolution: Any) -> bool:
 
 
 def _combine(sources: Sequence[CollectedSource]) -> pa.Table:
-    tables = [conform(s.table) for s in sources]
+    tables = [_with_provenance(conform(s.table), s.source_id) for s in sources]
     if not tables or sum(t.num_rows for t in tables) == 0:
         raise InputError("no line items: the inputs are empty")
     return pa.concat_tables(tables)
+
+
+def _with_provenance(table: pa.Table, source_id: str) -> pa.Table:
+    """Every line must name its source and row; fill what a collector left empty."""
+    if table["x_SourceId"].null_count:
+        table = table.set_column(table.schema.get_field_index("x_SourceId"), "x_SourceId",
+                                 pc.fill_null(table["x_SourceId"], source_id))
+    if table["x_SourceRow"].null_count:
+        rows = pa.array(range(1, table.num_rows + 1), pa.int64())
+        table = table.set_column(table.schema.get_field_index("x_SourceRow"), "x_SourceRow",
+                                 pc.coalesce(table["x_SourceRow"], rows))
+    return table
 
 
 def _check_currencies(records: pa.Table, policy: Policy) -> None:
@@ -324,6 +374,11 @@ def _table_sha256(table: pa.Table) -> str:
     return "sha256:" + hashlib.sha256(sink.getvalue()).hexdigest()
 
 
+def _info(source: CollectedSource) -> InputInfo:
+    return InputInfo(source.source_id, _table_sha256(source.table), source.table.num_rows,
+                     version=source.version, details=source.details)
+
+
 def _rows_of(records: pa.Table, info: InputInfo) -> int:
     return pc.sum(pc.equal(records["x_SourceId"], info.source_id)).as_py() or 0
 
@@ -335,8 +390,10 @@ def describe(result: RunResult) -> Mapping[str, Any]:
         "run_id": result.run_id,
         "period": str(result.period),
         "policy": {"name": result.policy.name, "version": result.policy.version, "hash": result.policy.content_hash},
-        "inputs": [{"source_id": i.source_id, "path": i.path, "sha256": i.sha256, "rows": i.rows} for i in result.inputs],
+        "inputs": [{"source_id": i.source_id, "path": i.path, "sha256": i.sha256, "rows": i.rows,
+                    **({"version": i.version, "details": dict(i.details)} if i.version else {})}
+                   for i in result.inputs],
         "rows": {"input": result.records.num_rows, "ledger": result.allocations.num_rows,
                  "schedule": result.schedule.num_rows, "decisions": result.decisions.num_rows},
-        "totals": {c: {k: str(v) for k, v in t.items()} for c, t in result.totals().items()},
+        "totals": {c: {k: format(v, "f") for k, v in t.items()} for c, t in result.totals().items()},
     }

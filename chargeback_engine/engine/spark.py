@@ -41,7 +41,9 @@ SESSION_CONF = {
 RUN_CONF = {"spark.sql.session.timeZone": "UTC"}
 
 _INT = "DECIMAL(38,0)"
-_LEDGER_ORDER = ("stage", "source_id", "source_row", "period", "cost_center", "from_cost_center", "amount")
+#: Position of a line in the loaded table: the ledger's order follows it (as in DuckDB).
+LINE = "_line"
+_LEDGER_ORDER = ("stage", LINE, "period", "cost_center", "from_cost_center", "amount")
 #: Source columns the ledger copies, renamed.
 _SOURCE_COLUMNS = {
     "x_SourceId": "source_id", "x_SourceRow": "source_row", "ChargePeriodStart": "charge_period_start",
@@ -171,7 +173,7 @@ class SparkPlane:
             raise InputError(f"{missing[0]['x_SourceId']}: row {missing[0]['x_SourceRow']}: "
                              f"column {run.cost_column} is empty")
         self._run, self._records = run, records
-        frame = self._spark.createDataFrame(records)
+        frame = self._spark.createDataFrame(records.append_column(LINE, pa.array(range(records.num_rows), pa.int64())))
         self._src = _checkpoint(frame.select(
             "*",
             _sql("md5(concat(x_SourceId, '#', CAST(x_SourceRow AS STRING)))").alias("record_id"),
@@ -225,7 +227,7 @@ class SparkPlane:
         else:
             hit = lines.crossJoin(keys)
         months = F.broadcast(split_frame.select("decision_id", "months").distinct())
-        hit = hit.select("r.record_id", *(f"r.{c}" for c in _SOURCE_COLUMNS), "r.ChargePeriodEnd", "r.units",
+        hit = hit.select(f"r.{LINE}", "r.record_id", *(f"r.{c}" for c in _SOURCE_COLUMNS), "r.ChargePeriodEnd", "r.units",
                          "a.decision_id").join(months, "decision_id")
         # One part per line, or one per month of an amortization schedule (even split, earlier months first).
         plain = hit.where("months IS NULL").select("*", F.lit(str(run.period)).alias("period"),
@@ -243,9 +245,9 @@ class SparkPlane:
                      .withColumn("units", _sql(self._part_units()))
                      .drop("e", "n_parts"))
         parts = plain.unionByName(amortized).drop("months", "ChargePeriodEnd")
-        rows = split_units(parts, split_frame, ["record_id", "part_index"])
+        rows = split_units(parts, split_frame, [LINE, "part_index"])
         self._write(rows.select(
-            F.lit(run.run_id).alias("run_id"), "record_id",
+            LINE, F.lit(run.run_id).alias("run_id"), "record_id",
             *(F.col(old).alias(new) for old, new in _SOURCE_COLUMNS.items() if new != "currency"),
             "period", "cost_center", _sql(to_money("units_out")).alias("amount"), F.col("BillingCurrency").alias("currency"),
             F.lit(0).alias("stage"), F.lit(None).cast("string").alias("from_cost_center"),
@@ -281,7 +283,7 @@ class SparkPlane:
         run = self._require_run()
         split_frame = self._splits(splits)
         decision_id = splits["decision_id"][0].as_py()
-        keep = ["record_id", "source_id", "source_row", "period", "charge_period_start", "billing_account_id",
+        keep = [LINE, "record_id", "source_id", "source_row", "period", "charge_period_start", "billing_account_id",
                 "sub_account_id", "service_name", "service_category", "resource_id", "region_id", "charge_category",
                 "currency"]
         balances = (self._ledger().where(F.col("cost_center") == pool)
@@ -293,7 +295,7 @@ class SparkPlane:
         out = (parts.join(descriptive, "decision_id")
                .select(*keep, "decision_id", "rule_id", "method", F.lit(pool).alias("cost_center"),
                        _sql(to_money("-units")).alias("amount")))
-        consumers = (split_units(parts, split_frame, ["record_id", "period"])
+        consumers = (split_units(parts, split_frame, [LINE, "period"])
                      .select(*keep, "decision_id", "rule_id", "method", "cost_center",
                              _sql(to_money("units_out")).alias("amount")))
         rows = out.unionByName(consumers)
@@ -329,7 +331,7 @@ class SparkPlane:
     def ledger(self) -> pa.Table:
         from pyspark.sql import functions as F
 
-        ordered = self._ledger().orderBy(*(F.col(c).asc_nulls_first() for c in _LEDGER_ORDER))
+        ordered = self._ledger().orderBy(*(F.col(c).asc_nulls_first() for c in _LEDGER_ORDER)).drop(LINE)
         return ordered.toArrow().select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA)
 
     def close(self) -> None:
@@ -344,12 +346,11 @@ class SparkPlane:
         run = self._require_run()
         stamped = rows.select("*", F.lit(run.policy_version).alias("policy_version"),
                               F.lit(run.policy_hash).alias("policy_hash"))
-        self._pieces.append(_checkpoint(stamped.select(*(F.col(f.name) for f in LEDGER_SCHEMA))))
+        self._pieces.append(_checkpoint(stamped.select(LINE, *(F.col(f.name) for f in LEDGER_SCHEMA))))
 
     def _ledger(self) -> DataFrame:
         if not self._pieces:
-            empty = self._spark.createDataFrame(LEDGER_SCHEMA.empty_table())
-            return empty
+            return self._spark.createDataFrame(pa.schema([pa.field(LINE, pa.int64()), *LEDGER_SCHEMA]).empty_table())
         return reduce(lambda x, y: x.unionByName(y), self._pieces)
 
     def _require_run(self) -> RunInfo:

@@ -12,7 +12,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from chargeback_engine.engine.runner import RunResult
@@ -20,7 +19,7 @@ from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.hookspecs import hookimpl
 
 #: Leading characters that make spreadsheets evaluate a cell (CSV/formula injection).
-_FORMULA_START = r"^[=+\-@\t\r]"
+_FORMULA_START = "^[=+\\-@\t\r]"
 
 
 def write_parquet(table: pa.Table, path: Path) -> Path:
@@ -28,23 +27,27 @@ def write_parquet(table: pa.Table, path: Path) -> Path:
     return path
 
 
-def defuse_csv(table: pa.Table) -> pa.Table:
-    """Prefix text cells that start like a formula with ``'``; numbers are left alone."""
+def _defused(table: pa.Table) -> str:
+    """The select list that prefixes text cells starting like a formula with ``'``; numbers,
+    dates and amounts pass through untouched."""
     columns = []
-    for column in table.columns:
-        if pa.types.is_string(column.type):
-            risky = pc.fill_null(pc.match_substring_regex(column, _FORMULA_START), False)
-            column = pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
-        columns.append(column)
-    return pa.Table.from_arrays(columns, names=table.column_names)
+    for field in table.schema:
+        name = '"' + field.name.replace('"', '""') + '"'
+        if pa.types.is_string(field.type):
+            columns.append(f"CASE WHEN regexp_matches({name}, '{_FORMULA_START}') THEN concat(chr(39), {name}) "
+                           f"ELSE {name} END AS {name}")
+        else:
+            columns.append(name)
+    return ", ".join(columns)
 
 
 def write_csv(table: pa.Table, path: Path) -> Path:
-    """DuckDB's CSV writer: plain decimals (never exponents), UTC timestamps, quotes only where needed."""
+    """DuckDB's CSV writer, streaming from Arrow: plain decimals (never exponents), UTC
+    timestamps, quotes only where needed, formula-like text defused."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.register("csv_rows", defuse_csv(table))
-    con.execute(f"COPY csv_rows TO '{_sql_text(str(path))}' (HEADER, DELIMITER ',')")
+    con.register("csv_rows", table)
+    con.execute(f"COPY (SELECT {_defused(table)} FROM csv_rows) TO '{_sql_text(str(path))}' (HEADER, DELIMITER ',')")
     con.close()
     return path
 
@@ -107,22 +110,27 @@ class FocusAllocatedExporter(_FileExporter):
     name = "focus-allocated"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
+        """Joined and written by DuckDB in one streaming COPY, in ledger order."""
+        path = directory / "focus_allocated.parquet"
+        ledger = result.allocations
         con = duckdb.connect()
-        con.register("ledger", result.allocations)
+        con.register("ledger", ledger.append_column("_n", pa.array(range(ledger.num_rows), pa.int64())))
         con.register("records", result.records)
         cost = '"' + result.policy.cost_column + '"'
-        table = con.sql(f"""
-            SELECT r.* REPLACE (l.amount AS {cost}),
-                   l.method AS AllocatedMethodId,
-                   json_object('decision_id', l.decision_id, 'stage', l.stage, 'category', l.category,
-                               'from_cost_center', l.from_cost_center, 'period', l.period) AS AllocatedMethodDetails,
-                   l.cost_center AS x_CostCenterId, l.rule_id AS x_AllocationRuleId,
-                   l.policy_version AS x_PolicyVersion, l.decision_id AS x_DecisionId
-            FROM ledger l JOIN records r ON r.x_SourceId = l.source_id AND r.x_SourceRow = l.source_row
-            ORDER BY l.stage, l.source_id, l.source_row, l.period, l.cost_center, l.from_cost_center NULLS FIRST, l.amount
-        """).to_arrow_table()
+        con.execute(f"""
+            COPY (
+                SELECT r.* REPLACE (l.amount AS {cost}),
+                       l.method AS AllocatedMethodId,
+                       json_object('decision_id', l.decision_id, 'stage', l.stage, 'category', l.category,
+                                   'from_cost_center', l.from_cost_center, 'period', l.period) AS AllocatedMethodDetails,
+                       l.cost_center AS x_CostCenterId, l.rule_id AS x_AllocationRuleId,
+                       l.policy_version AS x_PolicyVersion, l.decision_id AS x_DecisionId
+                FROM ledger l JOIN records r ON r.x_SourceId = l.source_id AND r.x_SourceRow = l.source_row
+                ORDER BY l._n
+            ) TO '{_sql_text(str(path))}' (FORMAT parquet, COMPRESSION zstd)
+        """)
         con.close()
-        return [write_parquet(table, directory / "focus_allocated.parquet")]
+        return [path]
 
 
 @hookimpl

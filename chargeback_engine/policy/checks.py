@@ -31,7 +31,9 @@ def suggestion(name: str, choices: Iterable[str]) -> str:
     return f"; did you mean {match!r}?" if match else ""
 
 
-def unknown_cost_centers(policy: Policy, ids: str | Mapping[str, Any] | Iterable[str], at: JsonPath = ()) -> list[Finding]:
+def unknown_cost_centers(
+    policy: Policy, ids: str | Mapping[str, Any] | Iterable[str], at: JsonPath = ()
+) -> list[Finding]:
     """Findings for every cost-center id in ``ids`` that ``policy`` does not declare.
 
     ``ids`` is one id, a mapping keyed by ids (``splits``), or a list of ids (``among``);
@@ -45,7 +47,8 @@ def unknown_cost_centers(policy: Policy, ids: str | Mapping[str, Any] | Iterable
         named = [((*at, index), value) for index, value in enumerate(ids)]
     known = known_cost_centers(policy)
     return [
-        Finding(path, f"unknown cost center {value!r}; declare it under spec.cost_centers{suggestion(str(value), known)}")
+        Finding(path, f"unknown cost center {value!r}; declare it under spec.cost_centers"
+                      f"{suggestion(str(value), known)}")
         for path, value in named
         if value not in known
     ]

@@ -20,7 +20,7 @@ from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.checks import suggestion, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
 from chargeback_engine.policy.model import Policy
-from chargeback_engine.policy.schema import ALLOCATE_REF
+from chargeback_engine.policy.schema import ALLOCATE_REF, WHEN_REF
 from chargeback_engine.policy.yaml import JsonPath, YamlDocument
 
 #: FOCUS columns a ``when:`` may name: not money, not quantities, not the raw Tags text.
@@ -56,7 +56,8 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Diagnostic]:
         return [doc.diagnostic(path, _type_message(expected, instance, doc.texts.get(path)))]
     if kind == "enum":
         choices = [str(c) for c in expected]
-        return [doc.diagnostic(path, f"{_show(instance, doc, path)} is not one of {', '.join(choices)}{suggestion(str(instance), choices)}")]
+        hint = suggestion(str(instance), choices)
+        return [doc.diagnostic(path, f"{_show(instance, doc, path)} is not one of {', '.join(choices)}{hint}")]
     if kind == "const":
         return [doc.diagnostic(path, f"must be {expected!r}, not {_show(instance, doc, path)}")]
     if kind == "pattern":
@@ -203,10 +204,12 @@ class Semantics:
         effective = self.doc.data["metadata"].get("effective", {})
         for bound in ("from", "until"):
             if bound in effective and date.fromisoformat(effective[bound]).day != 1:
-                self.report(("metadata", "effective", bound), "must be the first day of a month, as billing periods are months")
+                self.report(("metadata", "effective", bound),
+                            "must be the first day of a month, as billing periods are months")
         until = self.policy.effective_until
         if until is not None and until <= self.policy.effective_from:
-            self.report(("metadata", "effective", "until"), f"must be after effective.from ({self.policy.effective_from})")
+            self.report(("metadata", "effective", "until"),
+                        f"must be after effective.from ({self.policy.effective_from})")
 
     def duplicates(self, section: str, field: str, noun: str) -> None:
         first: dict[Any, int] = {}
@@ -225,7 +228,8 @@ class Semantics:
             if priority in first:
                 other = self.spec["rules"][first[priority]]["id"]
                 self.report(("spec", "rules", index, "priority"),
-                            f"priority {priority} is also used by rule {other!r}; equal priorities make the order ambiguous")
+                            f"priority {priority} is also used by rule {other!r}; "
+                            "equal priorities make the order ambiguous")
             else:
                 first[priority] = index
 
@@ -236,13 +240,15 @@ class Semantics:
             canonical = plain.normalize_key(target)
             if tags.aliases.get(canonical, canonical) != canonical:
                 self.report(("spec", "tags", "aliases", source),
-                            f"alias target {target!r} is itself an alias of {tags.aliases[canonical]!r}; aliases are not chained")
+                            f"alias target {target!r} is itself an alias of {tags.aliases[canonical]!r}; "
+                            "aliases are not chained")
 
     def drivers(self) -> None:
         folder = Path(self.doc.file).parent
         for driver_id, driver in self.spec.get("drivers", {}).items():
             if "file" in driver and not (folder / driver["file"]).is_file():
-                self.report(("spec", "drivers", driver_id, "file"), f"driver file {driver['file']!r} not found next to the policy")
+                self.report(("spec", "drivers", driver_id, "file"),
+                            f"driver file {driver['file']!r} not found next to the policy")
             for index, row in enumerate(driver.get("inline", [])):
                 at = ("spec", "drivers", driver_id, "inline", index, "cost_center")
                 for finding in unknown_cost_centers(self.policy, row["cost_center"]):
@@ -251,6 +257,11 @@ class Semantics:
     def when_fields(self) -> None:
         for index, rule in enumerate(self.spec["rules"]):
             self._when(rule.get("when") or {}, ("spec", "rules", index, "when"))
+        for at, block in self.blocks():
+            registered = self.registry.allocators.get(block["method"])
+            if registered is not None:
+                for path, when in _declared(WHEN_REF, registered.component.params_schema, block, at):
+                    self._when(when, path)
 
     def _when(self, when: Mapping[str, Any], at: JsonPath) -> None:
         for name, value in when.items():
@@ -261,9 +272,11 @@ class Semantics:
                 self._when(value, (*at, name))
             elif not name.startswith(TAG_PREFIX) and name not in MATCHABLE_COLUMNS:
                 if name in FOCUS_COLUMNS:
-                    message = f"{name!r} cannot be matched on; rules match on attributes, not amounts (use tags.<key> for tags)"
+                    message = (f"{name!r} cannot be matched on; rules match on attributes, not amounts "
+                               "(use tags.<key> for tags)")
                 else:
-                    message = f"unknown FOCUS column {name!r}{suggestion(name, MATCHABLE_COLUMNS) or '; tags are written tags.<key>'}"
+                    hint = suggestion(name, MATCHABLE_COLUMNS) or "; tags are written tags.<key>"
+                    message = f"unknown FOCUS column {name!r}{hint}"
                 self.report((*at, name), message, key=True)
 
     def blocks(self) -> Iterator[tuple[JsonPath, Mapping[str, Any]]]:
@@ -276,7 +289,7 @@ class Semantics:
         yield at, block
         registered = self.registry.allocators.get(block["method"])
         if registered is not None:
-            for path, nested in _nested_blocks(registered.component.params_schema, block, at):
+            for path, nested in _declared(ALLOCATE_REF, registered.component.params_schema, block, at):
                 yield from self._with_nested(path, nested)
 
     def allocate_blocks(self) -> None:
@@ -288,9 +301,8 @@ class Semantics:
                 continue
             if isinstance(block.get("driver"), str) and block["driver"] not in drivers:
                 self.report((*at, "driver"), _unknown("driver", block["driver"], drivers))
-            params = {k: v for k, v in block.items() if k != "method"}
             try:
-                findings = list(registered.component.check(params, self.policy))
+                findings = list(registered.component.check(_params(block), self.policy))
             except Exception as exc:  # a plugin bug must be named, not dumped as a traceback
                 self.report(at, f"allocator {block['method']!r} (plugin {registered.plugin!r}) failed to check "
                                 f"its parameters: {type(exc).__name__}: {exc}")
@@ -318,7 +330,7 @@ class Semantics:
             registered = self.registry.allocators.get(sub["method"])
             if registered is not None:
                 try:
-                    targets |= registered.component.targets({k: v for k, v in sub.items() if k != "method"}, self.policy)
+                    targets |= registered.component.targets(_params(sub), self.policy)
                 except Exception:
                     continue  # reported by allocate_blocks() when check() fails the same way
         return targets
@@ -342,22 +354,30 @@ class Semantics:
                 self.report(("spec", section, index, field), _unknown(_NOUNS[field], entry[field], table))
 
 
-def _nested_blocks(schema: Any, value: Any, at: JsonPath) -> Iterator[tuple[JsonPath, Mapping[str, Any]]]:
-    """Walk ``value`` along ``schema`` and yield the parts the schema declares as allocate blocks."""
+def _params(block: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``allocate:`` block as allocators receive it: without ``method``, like ``AllocationSpec.params``."""
+    return {k: v for k, v in block.items() if k != "method"}
+
+
+def _declared(ref: Mapping[str, str], schema: Any, value: Any, at: JsonPath) -> Iterator[tuple[JsonPath, Any]]:
+    """Walk ``value`` along a component's ``schema``; yield the parts it declares with ``ref``.
+
+    This is how the kernel finds the allocate blocks and ``when`` conditions nested in a
+    method's parameters, whatever the method calls them (``then``, ``tiers``, ``filter``).
+    """
     if not isinstance(schema, Mapping):
         return
-    if schema.get("$ref") == ALLOCATE_REF["$ref"]:
+    if schema.get("$ref") == ref["$ref"]:
         if isinstance(value, Mapping):
             yield at, value
         return
     if isinstance(value, Mapping):
         properties = schema.get("properties", {})
         for key, sub in value.items():
-            sub_schema = properties.get(key, schema.get("additionalProperties"))
-            yield from _nested_blocks(sub_schema, sub, (*at, key))
+            yield from _declared(ref, properties.get(key, schema.get("additionalProperties")), sub, (*at, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _nested_blocks(schema.get("items"), item, (*at, index))
+            yield from _declared(ref, schema.get("items"), item, (*at, index))
 
 
 def _cycles(edges: Mapping[str, list[str]]) -> list[list[str]]:

@@ -32,6 +32,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.events import (
     AliasEvent,
     CollectionStartEvent,
@@ -136,17 +137,19 @@ class _Reader:
     def node(self, event: Event, events: Iterator[Event], path: JsonPath, depth: int) -> Any:
         self.doc.values[path] = _pos(event)
         if isinstance(event, AliasEvent):
-            self.error(_pos(event), path, f"aliases (*{event.anchor}) are not allowed in policy files; write the value out", fatal=True)
+            message = f"aliases (*{event.anchor}) are not allowed in policy files; write the value out"
+            self.error(_pos(event), path, message, fatal=True)
             return None
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
-            self.error(_pos(event), path, f"anchors (&{anchor}) are not allowed in policy files; write the value out", fatal=True)
+            message = f"anchors (&{anchor}) are not allowed in policy files; write the value out"
+            self.error(_pos(event), path, message, fatal=True)
         if isinstance(event, CollectionStartEvent):
             if depth > MAX_DEPTH:
                 self.error(_pos(event), path, f"nesting deeper than {MAX_DEPTH} levels is not allowed", fatal=True)
                 raise _Fatal
             if event.tag is not None and event.tag not in _COLLECTION_TAGS:
-                self.error(_pos(event), path, f"the tag {_short(event.tag)} is not allowed; only YAML core tags are", fatal=True)
+                self.error(_pos(event), path, _tag_message(event.tag), fatal=True)
             if isinstance(event, MappingStartEvent):
                 return self.mapping(events, path, depth)
             return self.sequence(events, path, depth)
@@ -168,10 +171,12 @@ class _Reader:
             if event.tag is not None and event.tag != _STR:
                 self.error(_pos(event), child, f"the tag {_short(event.tag)} is not allowed on a key", fatal=True)
             if event.style is None and self._resolve(event) == _MERGE:
-                self.error(_pos(event), child, "merge keys (<<) are not allowed in policy files; write the fields out", fatal=True)
+                message = "merge keys (<<) are not allowed in policy files; write the fields out"
+                self.error(_pos(event), child, message, fatal=True)
             if key in result:
                 first = self.doc.keys[child]
-                self.error(_pos(event), child, f"duplicate key {key!r} (first written at line {first[0]}, column {first[1]})")
+                message = f"duplicate key {key!r} (first written at line {first[0]}, column {first[1]})"
+                self.error(_pos(event), child, message)
                 self.skip(next(events), events)
                 continue
             self.doc.keys[child] = _pos(event)
@@ -202,7 +207,7 @@ class _Reader:
     def scalar(self, event: ScalarEvent, path: JsonPath) -> Any:
         text, position = event.value, _pos(event)
         if event.tag is not None and event.tag not in _SCALAR_TAGS:
-            self.error(position, path, f"the tag {_short(event.tag)} is not allowed; only YAML core tags are", fatal=True)
+            self.error(position, path, _tag_message(event.tag), fatal=True)
             return None
         if event.tag == _STR or (event.tag is None and event.style is not None):
             return text
@@ -232,7 +237,8 @@ class _Reader:
             self.error(position, path, f"{text!r} is not a number; quote it if it is text")
             return None
         if str(value) != text:
-            self.error(position, path, f"{text} would be read as the number {value}; quote it (\"{text}\") if it is text, or write {value}")
+            message = f"{text} would be read as the number {value}; quote it (\"{text}\") if it is text, or write {value}"
+            self.error(position, path, message)
         return value
 
     def decimal(self, text: str, position: Position, path: JsonPath) -> Decimal | None:
@@ -255,6 +261,10 @@ def _short(tag: str) -> str:
     return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
 
 
+def _tag_message(tag: str) -> str:
+    return f"the tag {_short(tag)} is not allowed; only YAML core tags are"
+
+
 def read_yaml_text(text: str, file: str) -> tuple[YamlDocument | None, list[Diagnostic]]:
     """Read one policy document. Returns ``None`` as the document when it cannot be trusted."""
     reader = _Reader(file)
@@ -267,6 +277,11 @@ def read_yaml_text(text: str, file: str) -> tuple[YamlDocument | None, list[Diag
         position = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         reader.error(position, (), f"YAML syntax error: {problem}", fatal=True)
+    except ReaderError as exc:  # a character YAML does not allow, located by its offset
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        reader.error((line, column), (), f"YAML syntax error: unacceptable character #x{code:04x}", fatal=True)
     except (YAMLError, RecursionError, ValueError) as exc:
         reader.error((1, 1), (), f"YAML syntax error: {exc}", fatal=True)
     if reader.fatal and not reader.diagnostics:
@@ -286,7 +301,8 @@ def read_yaml_file(path: Path) -> tuple[YamlDocument | None, list[Diagnostic]]:
     except OSError as exc:
         return None, [Diagnostic(file, 1, 1, "$", f"cannot read the file: {exc.strerror or exc}")]
     if len(raw) > MAX_BYTES:
-        return None, [Diagnostic(file, 1, 1, "$", f"the file is larger than {MAX_BYTES // 1024} KiB; policy files must be smaller")]
+        message = f"the file is larger than {MAX_BYTES // 1024} KiB; policy files must be smaller"
+        return None, [Diagnostic(file, 1, 1, "$", message)]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

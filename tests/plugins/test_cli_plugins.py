@@ -18,6 +18,8 @@ EVEN = """
         params_schema = {"type": "object"}
         def check(self, params, policy): return []
         def targets(self, params, policy): return frozenset()
+        def fields(self, params): return frozenset()
+        def resolve(self, params, context): raise NotImplementedError
 
     @hookimpl
     def chargeback_register_allocators(register):
@@ -26,23 +28,23 @@ EVEN = """
 
 
 def test_plugins_lists_a_plugin_with_its_distribution(install_distribution):
-    install_distribution("chargeback-even", "2.0.1", {"cb_even_cli": EVEN}, {"even": "cb_even_cli"})
-    result = CliRunner().invoke(main, ["--allow-plugin", "even", "plugins"])
+    install_distribution("chargeback-even", "2.0.1", {"cb_even_cli": EVEN}, {"evenly": "cb_even_cli"})
+    result = CliRunner().invoke(main, ["--allow-plugin", "evenly", "plugins"])
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "even (chargeback-even 2.0.1)\n"
+        "evenly (chargeback-even 2.0.1)\n"
         "  allocators: even-split\n"
         "  hooks: chargeback_register_allocators\n"
     )
 
 
 def test_plugins_json(install_distribution):
-    install_distribution("chargeback-even", "2.0.1", {"cb_even_cli": EVEN}, {"even": "cb_even_cli"})
-    result = CliRunner().invoke(main, ["--allow-plugin", "even", "plugins", "--format", "json"])
+    install_distribution("chargeback-even", "2.0.1", {"cb_even_cli": EVEN}, {"evenly": "cb_even_cli"})
+    result = CliRunner().invoke(main, ["--allow-plugin", "evenly", "plugins", "--format", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == [
         {
-            "name": "even",
+            "name": "evenly",
             "distribution": "chargeback-even",
             "version": "2.0.1",
             "builtin": False,
@@ -50,16 +52,17 @@ def test_plugins_json(install_distribution):
             "collectors": [],
             "allocators": ["even-split"],
             "exporters": [],
+            "notifiers": [],
         }
     ]
 
 
 def test_plugins_all_shows_only_builtins_beyond_the_default(install_distribution):
-    install_distribution("chargeback-even", "2.0.1", {"cb_even_cli": EVEN}, {"even": "cb_even_cli"})
+    install_distribution("chargeback-even", "2.0.1", {"cb_even_cli": EVEN}, {"evenly": "cb_even_cli"})
     default = json.loads(CliRunner().invoke(main, ["plugins", "--format", "json"]).stdout)
     everything = json.loads(CliRunner().invoke(main, ["plugins", "--all", "--format", "json"]).stdout)
     assert [p for p in everything if not p["builtin"]] == default
-    assert "even" in [p["name"] for p in default]
+    assert "evenly" in [p["name"] for p in default]
     assert all(p["distribution"] == "chargeback-engine" for p in everything if p["builtin"])
 
 

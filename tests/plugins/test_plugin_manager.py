@@ -22,6 +22,8 @@ ALLOCATOR_MODULE = """
         params_schema = {{"type": "object", "properties": {{"method": {{"const": "{name}"}}}}}}
         def check(self, params, policy): return []
         def targets(self, params, policy): return frozenset()
+        def fields(self, params): return frozenset()
+        def resolve(self, params, context): raise NotImplementedError
 
     @hookimpl
     def chargeback_register_allocators(register):
@@ -39,6 +41,12 @@ class Allocator:
 
     def targets(self, params, policy):  # type: ignore[no-untyped-def]
         return frozenset()
+
+    def fields(self, params):  # type: ignore[no-untyped-def]
+        return frozenset()
+
+    def resolve(self, params, context):  # type: ignore[no-untyped-def]
+        raise NotImplementedError("never run in these tests")
 
 
 def registering(*components: object, name: str = "inline") -> object:
@@ -59,13 +67,14 @@ def test_registry_holds_what_the_given_plugins_register():
     registry = make_registry(registering(Allocator("even-split"), Allocator("by-weight"), name="mine"))
     assert sorted(registry.allocators) == ["by-weight", "even-split"]
     assert registry.allocators["even-split"].plugin == "mine"
-    assert registry.names_by_plugin("mine") == {"collectors": [], "allocators": ["by-weight", "even-split"], "exporters": []}
+    assert registry.names_by_plugin("mine") == {
+        "collectors": [], "allocators": ["by-weight", "even-split"], "exporters": [], "notifiers": []}
 
 
 @pytest.mark.parametrize(
     ("component", "message"),
     [
-        (object(), r"registered <object object at .*>, which is not an allocator \(it needs name, params_schema, check\(\), targets\(\)\)"),
+        (object(), r"registered <object object at .*>, which is not an allocator \(it needs name, params_schema, check\(\), targets\(\), fields\(\), resolve\(\)\)"),
         (Allocator("Even_Split"), r"registered allocator 'Even_Split': the name must be kebab-case"),
         (Allocator("-even"), r"registered allocator '-even': the name must be kebab-case"),
         (Allocator(42), r"registered 42|which is not an allocator|must be kebab-case"),
@@ -83,8 +92,8 @@ def test_an_invalid_component_is_reported_with_its_plugin(component, message):
 
 def test_a_duplicate_name_names_both_plugins():
     with pytest.raises(PluginError) as caught:
-        make_registry(registering(Allocator("even"), name="first"), registering(Allocator("even"), name="second"))
-    assert "registered allocator 'even', already registered by plugin" in str(caught.value)
+        make_registry(registering(Allocator("evenly"), name="first"), registering(Allocator("evenly"), name="second"))
+    assert "registered allocator 'evenly', already registered by plugin" in str(caught.value)
     assert {"first", "second"} <= set(re.findall(r"'(first|second)'", str(caught.value)))
 
 
@@ -180,13 +189,13 @@ def test_wrappers_are_refused_for_register_hooks():
 
 def test_entry_point_plugins_load_with_their_distribution(install_distribution):
     install_distribution("chargeback-even", "2.0.1", {"cb_even": ALLOCATOR_MODULE.format(name="even-split")},
-                         {"even": "cb_even"})
-    pm = get_plugin_manager(allow=["even"])
+                         {"evenly": "cb_even"})
+    pm = get_plugin_manager(allow=["evenly"])
     registry = build_registry(pm)
-    assert registry.allocators["even-split"].plugin == "even"
+    assert registry.allocators["even-split"].plugin == "evenly"
     [info] = list_plugins(pm)
     assert info.to_json() == {
-        "name": "even",
+        "name": "evenly",
         "distribution": "chargeback-even",
         "version": "2.0.1",
         "builtin": False,
@@ -194,37 +203,38 @@ def test_entry_point_plugins_load_with_their_distribution(install_distribution):
         "collectors": [],
         "allocators": ["even-split"],
         "exporters": [],
+        "notifiers": [],
     }
 
 
 @pytest.mark.parametrize("how", ["allow-list", "block-list", "allow-env", "block-env"])
 def test_a_plugin_that_is_not_allowed_is_never_imported(install_distribution, monkeypatch, how):
     site = install_distribution("chargeback-even", "2.0.1", {"cb_even": ALLOCATOR_MODULE.format(name="even-split")},
-                                {"even": "cb_even"})
+                                {"evenly": "cb_even"})
     kwargs: dict = {}
     if how == "allow-list":
         kwargs["allow"] = ["something-else"]
     elif how == "block-list":
-        kwargs["block"] = ["even"]
+        kwargs["block"] = ["evenly"]
     elif how == "allow-env":
         monkeypatch.setenv("CHARGEBACK_PLUGINS_ALLOW", "something-else, other")
     else:
-        monkeypatch.setenv("CHARGEBACK_PLUGINS_BLOCK", "other,even")
+        monkeypatch.setenv("CHARGEBACK_PLUGINS_BLOCK", "other,evenly")
     pm = get_plugin_manager(**kwargs)
-    assert pm.get_plugin("even") is None and pm.is_blocked("even")
+    assert pm.get_plugin("evenly") is None and pm.is_blocked("evenly")
     assert "even-split" not in build_registry(pm).allocators
     assert not (site / "imported-cb_even").exists()
     monkeypatch.delenv("CHARGEBACK_PLUGINS_BLOCK", raising=False)
-    get_plugin_manager(allow=["even"])  # the control: allowed, it is imported
+    get_plugin_manager(allow=["evenly"])  # the control: allowed, it is imported
     assert (site / "imported-cb_even").exists()
 
 
 def test_the_cli_allow_list_replaces_the_environment_one(install_distribution, monkeypatch):
     install_distribution("chargeback-even", "2.0.1", {"cb_even": ALLOCATOR_MODULE.format(name="even-split")},
-                         {"even": "cb_even"})
+                         {"evenly": "cb_even"})
     monkeypatch.setenv("CHARGEBACK_PLUGINS_ALLOW", "other")
-    assert get_plugin_manager(allow=["even"]).get_plugin("even") is not None
-    assert get_plugin_manager().get_plugin("even") is None
+    assert get_plugin_manager(allow=["evenly"]).get_plugin("evenly") is not None
+    assert get_plugin_manager().get_plugin("evenly") is None
 
 
 def test_an_import_failure_names_plugin_and_distribution(install_distribution):
@@ -267,9 +277,9 @@ def test_an_embedding_service_can_bring_its_own_manager():
 
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    pm.register(registering(Allocator("even")), name="service-local")
+    pm.register(registering(Allocator("evenly")), name="service-local")
     registry = build_registry(pm)
-    assert registry.allocators["even"].plugin == "service-local"
+    assert registry.allocators["evenly"].plugin == "service-local"
     [info] = list_plugins(pm)
     assert (info.name, info.origin) == ("service-local", PluginOrigin())
 
@@ -281,3 +291,44 @@ def test_get_plugin_manager_returns_a_fresh_manager_each_time():
 def test_namespace_plugins_work_too():
     plugin = SimpleNamespace(__name__="ns", chargeback_register_allocators=hookimpl(lambda register: register(Allocator("ns-even"))))
     assert "ns-even" in make_registry(plugin).allocators
+
+
+# --- Observer hooks in a real run ---------------------------------------------------------
+
+EVEN_RULE = {"id": "even", "priority": 1, "allocate": {"method": "even", "among": ["CC-1", "CC-2"]}}
+
+
+def test_observers_see_the_final_decisions_of_a_run(tmp_path):
+    from chargeback_engine.ledger import DECISION_SCHEMA
+    from chargeback_engine.testing import line_items, make_engine, make_policy
+
+    seen = []
+
+    class Auditor:
+        __name__ = "auditor"
+
+        @hookimpl
+        def chargeback_decisions_recorded(self, run_id, decisions):  # type: ignore[no-untyped-def]
+            seen.append((run_id, decisions))
+
+    engine = make_engine(make_policy(builtins=True, rules=[EVEN_RULE]), Auditor(), builtins=True)
+    result = engine.run([line_items({"BilledCost": "1"})], "2026-10")
+    [(run_id, decisions)] = seen
+    assert run_id == result.run_id and decisions.schema.equals(DECISION_SCHEMA) and decisions.equals(result.decisions)
+
+
+def test_an_observer_that_raises_stops_the_run_before_anything_is_written(tmp_path):
+    from chargeback_engine.testing import line_items, make_engine, make_policy
+
+    class Auditor:
+        __name__ = "auditor"
+
+        @hookimpl
+        def chargeback_decisions_recorded(self, run_id, decisions):  # type: ignore[no-untyped-def]
+            raise RuntimeError("audit store is down")
+
+    engine = make_engine(make_policy(builtins=True, rules=[EVEN_RULE]), Auditor(), builtins=True)
+    with pytest.raises(PluginError, match=r"^plugin 'auditor' \(registered in code\) raised in "
+                                          r"chargeback_decisions_recorded: RuntimeError: audit store is down$"):
+        engine.run([line_items({"BilledCost": "1"})], "2026-10", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from jsonschema import Draft202012Validator
 
-from chargeback_engine import PluginError, hookimpl
+from chargeback_engine import InputError, PluginError, PolicyError, hookimpl
+from chargeback_engine.components import Shares
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.testing import AllocatorContract, CollectorContract, line_items, make_policy, make_registry
+from chargeback_engine.testing import (
+    AllocatorContract,
+    CollectorContract,
+    ExporterContract,
+    line_items,
+    make_engine,
+    make_policy,
+    make_registry,
+)
 
 ACME_INIT = Path(__file__).parent / "fixtures" / "chargeback-acme" / "chargeback_acme" / "__init__.py"
 
@@ -47,8 +56,7 @@ def test_line_items_fill_required_columns_and_keep_money_exact():
     assert (first["BilledCost"], first["EffectiveCost"]) == (Decimal("0.1000000001"),) * 2
     assert (second["BilledCost"], second["EffectiveCost"]) == (Decimal("-2.5"),) * 2
     assert (first["ServiceName"], second["ServiceName"]) == ("Amazon EC2", "Amazon S3")
-    assert json.loads(first["Tags"]) == {"Env": "prod", "team": "web"} and second["Tags"] is None
-    assert first["Tags"] == '{"Env":"prod","team":"web"}'
+    assert first["Tags"] == '{"Env": "prod", "team": "web"}' and second["Tags"] is None
     assert str(first["ChargePeriodStart"]) == "2026-02-01 00:00:00+00:00"
     assert str(first["ChargePeriodEnd"]) == "2026-03-01 00:00:00+00:00"
     assert [r["x_SourceRow"] for r in (first, second)] == [1, 2]
@@ -61,7 +69,7 @@ def test_line_items_fill_required_columns_and_keep_money_exact():
     [
         ({"BilledCost": 0.1}, TypeError, "line item 1: BilledCost is a float"),
         ({"BilledCost": "1.00000000001"}, pa.ArrowInvalid, "would cause data loss"),
-        ({"BilledCost": "1", "BilledCosts": "1"}, ValueError, "line item 1: BilledCosts is not a FOCUS cost-table column"),
+        ({"BilledCost": "1", "BilledCosts": "1"}, InputError, "item 1: unknown FOCUS column\\(s\\) BilledCosts"),
         ({"ServiceName": "x"}, ValueError, "line item 1: give BilledCost or EffectiveCost"),
     ],
 )
@@ -80,10 +88,29 @@ def test_make_policy_has_the_given_cost_centers():
     assert policy.cost_center("CC-1") is None
 
 
+def test_make_policy_validates_like_a_policy_file():
+    rule = {"id": "to-acme", "priority": 1, "allocate": {"method": "acme-weighted", "weights": {"CC-9": 1}}}
+    with pytest.raises(PolicyError, match=r"test-policy.yaml:\d+:\d+: \$.spec.rules\[0\].allocate.weights.CC-9: "
+                                          r"unknown cost center 'CC-9'"):
+        make_policy(acme, rules=[rule])
+    with pytest.raises(PolicyError, match=r"unknown allocation method 'acme-weighted'|acme-weighted"):
+        make_policy(rules=[rule])  # without the plugin, the method does not exist
+
+
 def test_make_registry_ignores_installed_plugins():
     registry = make_registry(acme)
-    assert sorted(registry.allocators) == ["acme-weighted"] and sorted(registry.collectors) == ["acme-csv"]
-    assert not registry.exporters
+    assert (sorted(registry.allocators), sorted(registry.collectors), sorted(registry.exporters)) == (
+        ["acme-weighted"], ["acme-csv"], ["acme-journal"])
+    with_builtins = make_registry(acme, builtins=True)
+    assert {"acme-weighted", "even", "fixed"} <= set(with_builtins.allocators)
+
+
+def test_make_engine_runs_a_policy_with_the_plugins_allocator():
+    rule = {"id": "weighted", "priority": 1, "allocate": {"method": "acme-weighted", "weights": {"CC-1": 3, "CC-2": 1}}}
+    policy = make_policy(acme, rules=[rule])
+    result = make_engine(policy, acme).run([line_items({"EffectiveCost": "1.0000000001"})], "2026-10")
+    assert {cc: amount for cc, _, amount in result.summary() if amount} == {
+        "CC-1": Decimal("0.7500000001"), "CC-2": Decimal("0.2500000000")}
 
 
 # --- The contracts, on the third-party fixture's real components -----------------------
@@ -137,13 +164,19 @@ class _Sloppy:
     """An allocator with the defects the contract exists to catch."""
 
     name = "sloppy"
-    params_schema = {"type": "object"}  # does not pin `method`
+    params_schema = {"type": "object", "properties": {"to": {"type": "array"}}}
 
     def check(self, params, policy):  # type: ignore[no-untyped-def]
         return []  # accepts unknown cost centers
 
     def targets(self, params, policy):  # type: ignore[no-untyped-def]
         return set(params.get("to", []))  # a set, not a frozenset
+
+    def fields(self, params):  # type: ignore[no-untyped-def]
+        return frozenset({"Service"})  # not a FOCUS column
+
+    def resolve(self, params, context):  # type: ignore[no-untyped-def]
+        return Shares({cc: Decimal(1) for cc in params["to"]} | {"CC-404": Decimal(1)}, "leaks to an unknown cost center")
 
 
 class _SloppyPlugin:
@@ -164,15 +197,15 @@ class _SloppyContract(AllocatorContract):
 @pytest.mark.parametrize(
     ("check", "message"),
     [
-        ("test_schema_belongs_to_this_method", "the schema must pin `method`"),
         ("test_invalid_blocks_are_rejected", "neither the schema nor check"),
         ("test_targets_are_cost_centers_of_the_policy", "returned set, not frozenset"),
+        ("test_fields_are_columns_or_tags", r"fields \['Service'\] are neither FOCUS columns nor tags"),
     ],
 )
 def test_the_allocator_contract_catches_defects(check, message):
     contract = _SloppyContract()
     component = make_registry(_SloppyPlugin()).allocator("sloppy")
-    arguments = {"component": component, "policy": make_policy()}
+    arguments = {"component": component, "policy": make_policy(), "validator": Draft202012Validator(component.params_schema)}
     method = getattr(contract, check)
     needed = method.__code__.co_varnames[1 : method.__code__.co_argcount]
     with pytest.raises(AssertionError, match=message):
@@ -216,3 +249,78 @@ class _BadNamePlugin:
     @hookimpl
     def chargeback_register_allocators(self, register):  # type: ignore[no-untyped-def]
         register(type("Bad", (_Sloppy,), {"name": "Bad"})())
+
+
+class TestAcmeJournalExporter(ExporterContract):
+    plugin = acme
+    name = "acme-journal"
+
+
+class _Careless:
+    """An exporter that leaves a temp file behind and stamps the wall clock into its output."""
+
+    name = "careless"
+    options_schema = {"type": "object"}
+
+    def export(self, result, directory):  # type: ignore[no-untyped-def]
+        import time
+
+        (directory / "careless.csv.tmp").write_text("half")
+        path = directory / "careless.csv"
+        path.write_text(f"written at {time.perf_counter_ns()}\n")
+        return [path]
+
+
+class _CarelessPlugin:
+    __name__ = "careless-plugin"
+
+    @hookimpl
+    def chargeback_register_exporters(self, register):  # type: ignore[no-untyped-def]
+        register(_Careless())
+
+
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        ("test_writes_only_the_files_it_returns", "left files it did not return"),
+        ("test_output_is_deterministic", "these files differ between two exports of one run"),
+    ],
+)
+def test_the_exporter_contract_catches_defects(check, message, tmp_path):
+    class CarelessContract(ExporterContract):
+        plugin = _CarelessPlugin()
+        name = "careless"
+
+    contract = CarelessContract()
+    component = make_registry(_CarelessPlugin()).exporter("careless")
+    rule = {"id": "even", "priority": 1, "allocate": {"method": "even", "among": ["CC-1", "CC-2"]}}
+    result = make_engine(make_policy(builtins=True, rules=[rule]), builtins=True).run([line_items({"BilledCost": "1"})], "2026-10")
+    with pytest.raises(AssertionError, match=message):
+        getattr(contract, check)(component, result, tmp_path)
+
+
+def test_the_allocator_contract_runs_the_real_engine():
+    class LeakyAllocator(_Sloppy):
+        def fields(self, params):  # type: ignore[no-untyped-def]
+            return frozenset()
+
+    class LeakyPlugin:
+        __name__ = "leaky-plugin"
+
+        @hookimpl
+        def chargeback_register_allocators(self, register):  # type: ignore[no-untyped-def]
+            register(LeakyAllocator())
+
+    class Leaky(_SloppyContract):
+        plugin = LeakyPlugin()
+
+    with pytest.raises(AssertionError, match=r"allocated to cost centers the policy does not declare: \['CC-404'\]"):
+        Leaky().test_allocates_every_cent_through_the_engine()
+
+
+def test_make_policy_in_a_directory_finds_driver_files_beside_it(tmp_path):
+    (tmp_path / "cpu.csv").write_text("period,cost_center,quantity\n2026-10,CC-1,3\n2026-10,CC-2,1\n", encoding="utf-8")
+    rule = {"id": "by-cpu", "priority": 1, "allocate": {"method": "proportional", "driver": "cpu-hours"}}
+    policy = make_policy(rules=[rule], builtins=True, directory=tmp_path, drivers={"cpu-hours": {"file": "cpu.csv"}})
+    result = make_engine(policy, builtins=True).run([line_items({"EffectiveCost": "10"})], "2026-10")
+    assert {cc: amount for cc, _, amount in result.summary() if amount} == {"CC-1": Decimal("7.5"), "CC-2": Decimal("2.5")}

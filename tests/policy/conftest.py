@@ -10,19 +10,30 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chargeback_engine import hookimpl
-from chargeback_engine.components import Finding
+from chargeback_engine.components import AllocationContext, Amortize, Finding, Resolution, Shares
+from chargeback_engine.hookspecs import ENTRY_POINT_GROUP
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 from chargeback_engine.policy.checks import unknown_cost_centers
-from chargeback_engine.policy.schema import ALLOCATE_REF, COST_CENTER_ID_REF
+from chargeback_engine.policy.model import AllocationSpec
+from chargeback_engine.policy.schema import ALLOCATE_REF, COST_CENTER_ID_REF, WHEN_REF
+from chargeback_engine.testing import make_registry
 
 
-class ToOne:
+class _TestAllocator:
+    """What every test allocator shares: it reads no fields of the match key."""
+
+    def fields(self, params: Mapping[str, Any]) -> frozenset[str]:
+        return frozenset()
+
+
+class ToOne(_TestAllocator):
     """``{method: to-one, cost_center: X}``: everything to one cost center."""
 
     name = "to-one"
@@ -39,8 +50,11 @@ class ToOne:
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset({params["cost_center"]})
 
+    def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Resolution:
+        return Shares({params["cost_center"]: Decimal(1)}, "to one cost center")
 
-class Weights:
+
+class Weights(_TestAllocator):
     """``{method: weights, splits: {X: 0.5, ...}}``: fixed shares that must sum to 1."""
 
     name = "weights"
@@ -64,14 +78,17 @@ class Weights:
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset(params["splits"])
 
+    def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Resolution:
+        return Shares({cc: Decimal(w) for cc, w in params["splits"].items()}, "fixed weights")
 
-class Driven:
+
+class Driven(_TestAllocator):
     """``{method: driven, driver: D}``: by a usage driver (the kernel checks the name)."""
 
     name = "driven"
     params_schema = {
         "type": "object",
-        "properties": {"method": {"const": "driven"}, "driver": {"type": "string"}},
+        "properties": {"method": {"const": "driven"}, "driver": {"type": "string"}, "filter": dict(WHEN_REF)},
         "required": ["driver"],
         "additionalProperties": False,
     }
@@ -82,8 +99,11 @@ class Driven:
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset()
 
+    def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Resolution:
+        return Shares(context.driver(params["driver"]), "by driver")
 
-class Later:
+
+class Later(_TestAllocator):
     """``{method: later, months: N, then: {...}}``: a nested allocate block."""
 
     name = "later"
@@ -104,8 +124,11 @@ class Later:
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
         return frozenset()
 
+    def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Resolution:
+        return Amortize(params["months"], context.resolve(AllocationSpec.from_document(params["then"])), "later")
 
-class Broken:
+
+class Broken(_TestAllocator):
     """An allocator whose check() raises, to prove the kernel names it instead of crashing."""
 
     name = "broken"
@@ -115,6 +138,9 @@ class Broken:
         raise RuntimeError("boom")
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
+        raise RuntimeError("boom")
+
+    def resolve(self, params: Mapping[str, Any], context: AllocationContext) -> Resolution:
         raise RuntimeError("boom")
 
 
@@ -131,7 +157,7 @@ class FileCollector:
         return []
 
 
-class TestPlugin:
+class PolicyTestPlugin:
     @hookimpl
     def chargeback_register_allocators(self, register: Callable[[Any], None]) -> None:
         for allocator in (ToOne(), Weights(), Driven(), Later(), Broken()):
@@ -144,9 +170,18 @@ class TestPlugin:
 
 @pytest.fixture
 def registry() -> Registry:
-    pm = get_plugin_manager(load_entry_points=False)
-    pm.register(TestPlugin(), name="policy-test-plugin")
-    return build_registry(pm)
+    return make_registry(PolicyTestPlugin())
+
+
+def load_builtin_registry() -> Registry:
+    """Only the plugins this distribution itself declares, whatever else is installed."""
+    names = [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.dist and ep.dist.name == "chargeback-engine"]
+    return build_registry(get_plugin_manager(allow=names))
+
+
+@pytest.fixture(scope="session")
+def builtin_registry() -> Registry:
+    return load_builtin_registry()
 
 
 VALID_POLICY = """\

@@ -133,6 +133,10 @@ def test_non_utf8_text_is_located(tmp_path: Path) -> None:
     assert [str(d) for d in read_yaml_file(bad)[1]] == [f"{bad}:2:10: $: the file is not valid UTF-8 text"]
 
 
+def test_control_characters_are_located() -> None:
+    assert read("a: 1\nb: x\x07y\n") == (None, ["p.yaml:2:5: $: YAML syntax error: unacceptable character #x0007"])
+
+
 def test_syntax_errors_are_located() -> None:
     _, diagnostics = read("a:\n  - b\n c: [1\n")
     assert len(diagnostics) == 1
@@ -172,3 +176,11 @@ def test_any_text_gives_data_or_located_diagnostics_never_an_exception(text: str
 def test_yaml_punctuation_soup_never_raises(text: str) -> None:
     document, diagnostics = read_yaml_text(text, "fuzz.yaml")
     assert document is not None or diagnostics
+
+
+def test_the_benchmark_s_largest_policy_is_accepted_and_just_under_the_limit() -> None:
+    from chargeback_engine.bench.yaml_bombs import largest_policy
+
+    text = largest_policy()
+    assert MAX_BYTES - 200 < len(text.encode("utf-8")) <= MAX_BYTES
+    assert read_yaml_text(text[:2000].rsplit("\n    - id:", 1)[0] + "\n", "head.yaml")[1] == []

@@ -1,0 +1,115 @@
+"""Measure the pipeline on synthetic months: rows per second and peak memory.
+
+Each measurement runs in a fresh Python process (``python -m chargeback_engine.bench.runner``),
+so one size's peak memory never hides in another's, and the figure includes everything
+that process needed: the interpreter, pyarrow and DuckDB, the input table and the outputs.
+The synthetic input is generated once per shape and cached; generating it is not timed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from chargeback_engine.bench.synthetic import Shape, write_parquet
+
+#: Bump when the generator's output changes, so cached months are regenerated.
+GENERATOR_VERSION = 1
+
+#: 30 rules and two shared stages using every built-in method, written for the synthetic month.
+BENCH_POLICY = Path(__file__).with_name("bench-policy.yaml")
+BENCH_PERIOD = str(Shape.period)  # the synthetic month's default period
+
+
+@dataclass(frozen=True)
+class Measurement:
+    stage: str
+    rows: int
+    seconds: float  # wall clock, from reading the input to the last output written
+    cpu_seconds: float  # user + system, all threads; steadier than wall time on a busy machine
+    peak_rss_bytes: int
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("inf")
+
+    @property
+    def peak_mb_per_million_rows(self) -> float:
+        return self.peak_rss_bytes / 2**20 / (self.rows / 1e6)
+
+
+def default_cache_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "chargeback-bench"
+
+
+def synthetic_month(rows: int, cache_dir: Path | None = None) -> Path:
+    """The cached benchmark month of ``rows`` lines, generated on first use."""
+    shape = Shape(rows=rows)
+    path = (cache_dir or default_cache_dir()) / f"focus-{rows}-seed{shape.seed}-v{GENERATOR_VERSION}.parquet"
+    return path if path.exists() else write_parquet(shape, path)
+
+
+def run_benchmark(stage: str, sizes: Sequence[int], cache_dir: Path | None = None) -> list[Measurement]:
+    """Measure ``stage`` (a name in :data:`STAGES`) once per size, each in its own process."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown benchmark stage {stage!r}; known: {', '.join(STAGES)}")
+    results = []
+    for rows in sizes:
+        month = synthetic_month(rows, cache_dir)
+        with tempfile.TemporaryDirectory(prefix="chargeback-bench-out-") as out:
+            completed = subprocess.run(
+                [sys.executable, "-m", "chargeback_engine.bench.runner", stage, str(month), out],
+                check=True, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+            )
+        results.append(Measurement(**json.loads(completed.stdout.strip().splitlines()[-1])))
+    return results
+
+
+def _collect(month: Path, out: Path) -> int:
+    from chargeback_engine.collectors.focus_files import read_focus_file
+
+    return read_focus_file(str(month)).table.num_rows
+
+
+def _engine(month: Path, out: Path) -> int:
+    """The full pipeline through the public API: collect, decide, allocate, audit, write."""
+    from chargeback_engine import Engine
+
+    result = Engine(BENCH_POLICY).run([str(month)], BENCH_PERIOD, out=out)
+    return result.records.num_rows
+
+
+#: What each stage does with the month; each returns the number of input rows it handled.
+STAGES: dict[str, Callable[[Path, Path], int]] = {
+    "collect": _collect,
+    "engine": _engine,
+}
+
+#: Imported before the clock starts, so the figures do not include import time.
+_WARM_UP = ("pyarrow.parquet", "duckdb", "chargeback_engine.collectors.focus_files", "chargeback_engine")
+
+
+def _measure_here(stage: str, month: Path, out: Path) -> Measurement:
+    for module in _WARM_UP:
+        importlib.import_module(module)
+    usage_before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    rows = STAGES[stage](month, out)
+    seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
+    return Measurement(stage, rows, seconds, cpu, usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
+
+
+if __name__ == "__main__":
+    stage_name, month_path, out_dir = sys.argv[1:4]
+    print(json.dumps(asdict(_measure_here(stage_name, Path(month_path), Path(out_dir)))))

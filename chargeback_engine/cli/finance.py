@@ -1,0 +1,309 @@
+"""``chargeback ledger|period|invoice|journal|dispute|audit``: the finance commands.
+
+Each command opens the cost database (``--db`` or ``CHARGEBACK_DB``, a SQLite file by
+default) and makes one call into :mod:`chargeback_engine.finance`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from chargeback_engine import finance
+from chargeback_engine.errors import ChargebackError
+from chargeback_engine.finance.disputes import STATUSES, TRANSITIONS
+from chargeback_engine.finance.canonical import minor
+from chargeback_engine.periods import Period
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _books(function: F) -> F:
+    """Add ``--db`` and ``--settings``; pass an open engine and the settings; turn errors into exit 1."""
+
+    @click.option("--db", "db", envvar="CHARGEBACK_DB", metavar="URL",
+                  help="Cost database URL (default: sqlite:///chargeback.db). Also CHARGEBACK_DB.")
+    @click.option("--settings", "settings_path", envvar="CHARGEBACK_FINANCE_SETTINGS",
+                  type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="Finance settings YAML (accounts, payer entity, markups, dispute routing).")
+    @functools.wraps(function)
+    def wrapper(db: str | None, settings_path: Path | None, **kwargs: Any) -> Any:
+        try:
+            engine = finance.open_database(db)
+            try:
+                return function(engine=engine, settings=finance.load_settings(settings_path), **kwargs)
+            finally:
+                engine.dispose()
+        except ChargebackError as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Period | None:
+    try:
+        return None if value is None else Period.parse(value)
+    except ChargebackError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+def _decimal(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Decimal | None:
+    try:
+        return None if value is None else Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a decimal amount") from None
+
+
+def _moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+period_option = click.option("--period", required=True, callback=_period, metavar="YYYY-MM")
+at_option = click.option("--at", "now", callback=_moment, metavar="ISO-8601",
+                         help="When it happened (default: now, UTC).")
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+# --- ledger -----------------------------------------------------------------------------------
+
+@click.group()
+def ledger() -> None:
+    """Record engine runs in the cost database."""
+
+
+@ledger.command("ingest")
+@click.option("--ledger", "ledger_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The engine's allocations.parquet (LEDGER_SCHEMA).")
+@click.option("--policy", "policies", required=True, multiple=True, type=click.Path(exists=True, path_type=Path))
+@period_option
+@click.option("--source-version", "versions", multiple=True, metavar="SOURCE=VERSION",
+              help="Version of each source (repeatable); defaults to the input hashes in --manifest.")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The engine run's manifest.json.")
+@click.option("--decisions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The run's decisions Parquet (DECISION_SCHEMA).")
+@_books
+def ledger_ingest(engine: Any, settings: Any, ledger_path: Path, policies: tuple[Path, ...], period: Period,
+                  versions: tuple[str, ...], manifest: Path | None, decisions: Path | None) -> None:
+    """Record a run; repeating it changes nothing, restating a closed period adds adjustments."""
+    pairs = dict(v.split("=", 1) for v in versions if "=" in v)
+    if len(pairs) != len(versions):
+        raise click.BadParameter("use SOURCE=VERSION", param_hint="--source-version")
+    result = finance.ingest_run(engine, finance.run_from_files(ledger_path, policies, period, pairs, manifest, decisions))
+    state = "recorded" if result.committed else "already recorded (nothing written)"
+    click.echo(f"run {result.run_key} for {result.period}: {state}")
+    if result.restated:
+        click.echo(f"{result.period} is closed: {result.adjustments} adjustment lines booked into {result.adjustment_period}")
+
+
+# --- period -----------------------------------------------------------------------------------
+
+@click.group()
+def period() -> None:
+    """Close periods and see their status."""
+
+
+@period.command("close")
+@period_option
+@_books
+def period_close(engine: Any, settings: Any, period: Period) -> None:
+    """Issue the period's invoices and journal, and close it for good."""
+    result = finance.close_period(engine, period, settings)
+    click.echo(f"{result.period} {'closed' if result.committed else 'was already closed'}: "
+               f"{len(result.statement.invoices)} invoices, journal batch {result.batch_id}")
+    _echo_totals(result.statement)
+
+
+def _echo_totals(stmt: finance.Statement) -> None:
+    for currency, t in sorted(stmt.totals().items()):
+        click.echo(f"  {currency}: total {minor(t['rounded'], currency)} = invoices {minor(t['invoice'], currency)}"
+                   f" + showback {minor(t['showback'], currency)} + unallocated {minor(t['unallocated'], currency)}")
+
+
+@period.command("status")
+@_books
+def period_status(engine: Any, settings: Any) -> None:
+    """Every period with a run: its current run and whether it is closed."""
+    for status in finance.period_statuses(engine):
+        click.echo(f"{status.period}  {'closed' if status.closed else 'open  '}  {status.run_key}")
+
+
+# --- invoice ----------------------------------------------------------------------------------
+
+@click.group()
+def invoice() -> None:
+    """Invoices of chargeback cost centers."""
+
+
+@invoice.command("list")
+@period_option
+@_books
+def invoice_list(engine: Any, settings: Any, period: Period) -> None:
+    """Invoices of a closed period, or the draft of an open one, with the period's totals."""
+    stmt = finance.statement(engine, period, settings)
+    for inv in stmt.invoices:
+        click.echo(f"{inv.invoice_id}  {inv.number}  {minor(inv.total, inv.currency)} {inv.currency}"
+                   f"{'' if stmt.closed else '  (draft)'}")
+    _echo_totals(stmt)
+
+
+@invoice.command("render")
+@period_option
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "formats", multiple=True, type=click.Choice(finance.INVOICE_FORMATS),
+              help="Repeatable; default: all of json, csv and html.")
+@_books
+def invoice_render(engine: Any, settings: Any, period: Period, out: Path, formats: tuple[str, ...]) -> None:
+    """Write the issued invoices of a closed period, then manifest.json."""
+    manifest = finance.export_invoices(engine, str(period), out, formats or finance.INVOICE_FORMATS)
+    click.echo(f"wrote {manifest}")
+
+
+# --- journal ----------------------------------------------------------------------------------
+
+@click.group()
+def journal() -> None:
+    """Balanced ERP journals."""
+
+
+@journal.command("export")
+@period_option
+@click.option("--erp", required=True, type=click.Choice(sorted(finance.ERP_EXPORTERS)))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@_books
+def journal_export(engine: Any, settings: Any, period: Period, erp: str, out: Path) -> None:
+    """Write the period's posted journal for an ERP, then manifest.json."""
+    click.echo(f"wrote {finance.export_journal(engine, period, erp, out, settings)}")
+
+
+@journal.command("correct")
+@period_option
+@_books
+def journal_correct(engine: Any, settings: Any, period: Period) -> None:
+    """Re-derive a closed period's journal with the current settings: reversal plus repost."""
+    batch = finance.correct_journal(engine, str(period), settings)
+    click.echo("journal unchanged" if batch is None else
+               f"correction batch {batch.batch_id}: {len(batch.entries)} entries (reversals and reposts)")
+
+
+# --- dispute ----------------------------------------------------------------------------------
+
+@click.group()
+def dispute() -> None:
+    """Contest an invoice; approved credits land on the next invoice."""
+
+
+@dispute.command("submit")
+@period_option
+@click.option("--cost-center", required=True)
+@click.option("--type", "dispute_type", required=True, help="e.g. allocation, usage, rate, tagging.")
+@click.option("--amount", required=True, callback=_decimal)
+@click.option("--description", required=True)
+@click.option("--by", "actor", required=True)
+@click.option("--currency")
+@at_option
+@_books
+def dispute_submit(engine: Any, settings: Any, period: Period, cost_center: str, dispute_type: str, amount: Decimal,
+                   description: str, actor: str, currency: str | None, now: datetime | None) -> None:
+    """Open a dispute against a cost center's invoice."""
+    d = finance.submit(engine, period=period, cost_center=cost_center, dispute_type=dispute_type, amount=amount,
+                       description=description, submitted_by=actor, settings=settings, currency=currency, now=now)
+    click.echo(f"{d.dispute_id}  {d.status}  assigned to {d.assignee}  due {d.due_at}")
+
+
+@dispute.command("comment")
+@click.argument("dispute_id")
+@click.option("--by", "actor", required=True)
+@click.option("--text", required=True)
+@at_option
+@_books
+def dispute_comment(engine: Any, settings: Any, dispute_id: str, actor: str, text: str, now: datetime | None) -> None:
+    """Add a comment to a dispute."""
+    d = finance.comment(engine, dispute_id, actor=actor, text=text, now=now)
+    click.echo(f"{d.dispute_id}  {d.status}  {len(d.comments)} comments")
+
+
+def _transition_command(action: str) -> click.Command:
+    @click.argument("dispute_id")
+    @click.option("--by", "actor", required=True)
+    @click.option("--note", default="")
+    @at_option
+    @_books
+    def command(engine: Any, settings: Any, dispute_id: str, actor: str, note: str, now: datetime | None,
+                credit: Decimal | None = None) -> None:
+        d = finance.transition(engine, dispute_id, action, actor=actor, settings=settings, note=note, credit=credit,
+                               now=now)
+        click.echo(f"{d.dispute_id}  {d.status}  assigned to {d.assignee}"
+                   + (f"  credit {minor(d.credit, d.currency)} {d.currency}" if action == "approve" else ""))
+
+    if action == "approve":
+        command = click.option("--credit", callback=_decimal, help="Credit to grant (default: the disputed amount).")(command)
+    return click.command(action, help=f"{action.capitalize()} a dispute.")(command)
+
+
+for _action in TRANSITIONS:
+    dispute.add_command(_transition_command(_action))
+
+
+@dispute.command("list")
+@click.option("--status", type=click.Choice(STATUSES))
+@click.option("--cost-center")
+@click.option("--overdue", is_flag=True, help="Only disputes past their resolution SLA.")
+@at_option
+@click.option("--json", "as_json", is_flag=True)
+@_books
+def dispute_list(engine: Any, settings: Any, status: str | None, cost_center: str | None, overdue: bool,
+                 now: datetime | None, as_json: bool) -> None:
+    """List disputes, oldest first."""
+    moment = now or datetime.now(UTC)
+    found = finance.list_disputes(engine, status=status, cost_center=cost_center, overdue_at=moment if overdue else None)
+    if as_json:
+        _echo_json([d.document() for d in found])
+        return
+    for d in found:
+        late = "  OVERDUE" if d.overdue(moment) else ""
+        click.echo(f"{d.dispute_id}  {d.period}  {d.cost_center}  {d.dispute_type}  {d.status}  "
+                   f"{minor(d.amount, d.currency)} {d.currency}  {d.assignee}  due {d.due_at}{late}")
+
+
+@dispute.command("report")
+@at_option
+@_books
+def dispute_report(engine: Any, settings: Any, now: datetime | None) -> None:
+    """Disputes by status and by type: counts, disputed and credited amounts, overdue count (JSON)."""
+    _echo_json(finance.report(engine, now=now))
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+@click.group()
+def audit() -> None:
+    """The tamper-evident audit chain."""
+
+
+@audit.command("verify")
+@_books
+def audit_verify(engine: Any, settings: Any) -> None:
+    """Re-derive the hash chain; exit 1 on any altered, missing or reordered record."""
+    result = finance.verify(engine)
+    for problem in result.problems:
+        click.echo(problem, err=True)
+    if not result.ok:
+        raise click.ClickException(f"audit chain broken: {len(result.problems)} problems in {result.records} records")
+    click.echo(f"audit chain intact: {result.records} records, head {result.head}")
+
+
+COMMANDS = (ledger, period, invoice, journal, dispute, audit)

@@ -1,0 +1,29 @@
+"""The finance workflow: the cost database, periods, invoices, journals, disputes and audit.
+
+Everything here takes a SQLAlchemy engine from :func:`open_database`; the ``chargeback``
+commands ``ledger``, ``period``, ``invoice``, ``journal``, ``dispute`` and ``audit`` are one
+call each into these functions.
+"""
+
+from chargeback_engine.finance.audit import AuditReport, verify
+from chargeback_engine.finance.db import database_url, open_database
+from chargeback_engine.finance.disputes import Dispute, comment, list_disputes, report, submit, transition
+from chargeback_engine.finance.erp import ERP_EXPORTERS, export_journal
+from chargeback_engine.finance.errors import (
+    ClosedPeriodError, DisputeError, FinanceError, JournalError, RunConflictError, SettingsError,
+)
+from chargeback_engine.finance.journal import JournalBatch, JournalEntry, JournalLine, correct_journal, load_journal
+from chargeback_engine.finance.periods import CloseResult, close_period, period_statuses, statement
+from chargeback_engine.finance.render import INVOICE_FORMATS, export_invoices
+from chargeback_engine.finance.runs import IngestResult, RunInput, ingest_run, run_from_files
+from chargeback_engine.finance.settings import FinanceSettings, load_settings
+from chargeback_engine.finance.statements import Invoice, Statement, StatementLine
+
+__all__ = [
+    "AuditReport", "ClosedPeriodError", "CloseResult", "Dispute", "DisputeError", "ERP_EXPORTERS", "FinanceError",
+    "FinanceSettings", "INVOICE_FORMATS", "IngestResult", "Invoice", "JournalBatch", "JournalEntry", "JournalError",
+    "JournalLine", "RunConflictError", "RunInput", "SettingsError", "Statement", "StatementLine", "close_period",
+    "comment", "correct_journal", "database_url", "export_invoices", "export_journal", "ingest_run", "list_disputes",
+    "load_journal", "load_settings", "open_database", "period_statuses", "report", "run_from_files", "statement",
+    "submit", "transition", "verify",
+]

@@ -1,0 +1,116 @@
+"""Closing a period: invoices, statement and journal are issued in one transaction, then frozen.
+
+Periods close in order. Closing writes the statement lines (every cent of the period),
+one invoice per chargeback cost center and currency, the credit notes those invoices
+carry, and the canonical journal batch, stamped with the audit chain's head. A crash
+before the commit leaves nothing; a second close of a closed period changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import structlog
+
+from chargeback_engine.finance import audit
+from chargeback_engine.finance.db import writing
+from chargeback_engine.finance.errors import ClosedPeriodError
+from chargeback_engine.finance.journal import build_batch, entries_for_invoice, load_batches, store_batch
+from chargeback_engine.finance.runs import head_run
+from chargeback_engine.finance.settings import FinanceSettings
+from chargeback_engine.finance.statements import Invoice, Statement, StatementLine, build_statement, resolve_terms
+from chargeback_engine.finance.canonical import canonical_json
+from chargeback_engine.finance.tables import credit_notes, invoices, period_closes, runs, statement_lines
+from chargeback_engine.periods import Period
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    period: str
+    committed: bool  # False when the period was already closed
+    statement: Statement
+    batch_id: str
+
+
+@dataclass(frozen=True)
+class PeriodStatus:
+    period: str
+    run_key: str
+    closed: bool
+
+
+def _stored_statement(connection: sa.Connection, period: str, settings: FinanceSettings) -> Statement:
+    closing = connection.execute(sa.select(period_closes).where(period_closes.c.period == period)).first()
+    lines = tuple(StatementLine(r.cost_center, r.treatment, r.service_name, r.category, r.reference, r.currency,
+                                r.exact_amount, r.amount)
+                  for r in connection.execute(sa.select(statement_lines).where(statement_lines.c.period == period)
+                                              .order_by(statement_lines.c.line_no)))
+    documents = connection.execute(sa.select(invoices.c.document).where(invoices.c.period == period)
+                                   .order_by(invoices.c.cost_center, invoices.c.currency)).scalars()
+    terms = resolve_terms(connection, closing.run_key, settings)
+    return Statement(period, closing.run_key, terms, lines,
+                     tuple(Invoice.from_document(json.loads(doc)) for doc in documents), closed=True)
+
+
+def statement(engine: sa.Engine, period: Period | str, settings: FinanceSettings) -> Statement:
+    """The issued statement of a closed period, or a draft of an open one (nothing is written)."""
+    period = str(period)
+    with engine.connect() as connection:
+        if connection.execute(sa.select(period_closes.c.period).where(period_closes.c.period == period)).first():
+            return _stored_statement(connection, period, settings)
+        return build_statement(connection, period, settings, audit.head(connection))
+
+
+def close_period(engine: sa.Engine, period: Period | str, settings: FinanceSettings) -> CloseResult:
+    """Issue the period's invoices and journal and close it; idempotent."""
+    period = str(period)
+    with writing(engine) as connection:
+        if connection.execute(sa.select(period_closes.c.period).where(period_closes.c.period == period)).first():
+            batch_id = load_batches(connection, period)[0].batch_id
+            return CloseResult(period, False, _stored_statement(connection, period, settings), batch_id)
+        closed = sa.select(period_closes.c.period)
+        earlier = connection.execute(sa.select(runs.c.period).distinct().where(
+            runs.c.period < period, runs.c.period.not_in(closed)).order_by(runs.c.period)).scalars().first()
+        if earlier:
+            raise ClosedPeriodError(f"close {earlier} before {period}: periods close in order")
+        head = audit.head(connection)
+        result = build_statement(connection, period, settings, head)
+        invoice_of = {(inv.cost_center, inv.currency): inv.invoice_id for inv in result.invoices}
+        connection.execute(statement_lines.insert(), [
+            {"period": period, "line_no": i, "cost_center": l.cost_center, "treatment": l.treatment,
+             "service_name": l.service_name, "category": l.category, "reference": l.reference,
+             "currency": l.currency, "exact_amount": l.exact_amount, "amount": l.amount,
+             "invoice_id": invoice_of.get((l.cost_center, l.currency)) if l.treatment == "invoice" else None}
+            for i, l in enumerate(result.lines)])
+        if result.invoices:
+            connection.execute(invoices.insert(), [
+                {"invoice_id": inv.invoice_id, "period": period, "cost_center": inv.cost_center,
+                 "currency": inv.currency, "subtotal": inv.subtotal, "markup": inv.markup, "total": inv.total,
+                 "audit_head": head, "document": canonical_json(inv.document())} for inv in result.invoices])
+        notes = [{"dispute_id": l.reference, "invoice_id": inv.invoice_id, "period": period, "amount": -l.amount,
+                  "currency": inv.currency} for inv in result.invoices for l in inv.lines if l.is_credit_note]
+        if notes:
+            connection.execute(credit_notes.insert(), notes)
+        batch = build_batch(period, "close", "", head,
+                            [e for inv in result.invoices for e in entries_for_invoice(inv, settings)])
+        store_batch(connection, batch)
+        connection.execute(period_closes.insert().values(period=period, run_key=result.run_key,
+                                                         statement_hash=result.content_hash, audit_head=head))
+        audit.append(connection, "period.closed", period, {
+            "run_key": result.run_key, "statement_hash": result.content_hash, "journal_batch": batch.batch_id,
+            "invoices": [[inv.invoice_id, inv.cost_center, inv.currency, inv.total] for inv in result.invoices],
+            "totals": {c: {k: v for k, v in t.items()} for c, t in result.totals().items()}})
+    log.info("finance.period.closed", period=period, invoices=len(result.invoices), batch=batch.batch_id)
+    return CloseResult(period, True, Statement(period, result.run_key, result.terms, result.lines, result.invoices,
+                                               closed=True), batch.batch_id)
+
+
+def period_statuses(engine: sa.Engine) -> list[PeriodStatus]:
+    with engine.connect() as connection:
+        closed = set(connection.execute(sa.select(period_closes.c.period)).scalars())
+        periods = sorted(set(connection.execute(sa.select(runs.c.period)).scalars()))
+        return [PeriodStatus(p, head_run(connection, p) or "", p in closed) for p in periods]

@@ -1,0 +1,167 @@
+"""Budget and anomaly alerts, and their delivery through notifier plugins exactly once.
+
+Deciding (which thresholds are crossed, which anomalies pass the gates) is pure. Delivery
+claims each (alert, channel) in the store before calling the notifier and releases the
+claim if the notifier fails, so an alert is sent at most once per channel and a failed
+one is retried by the next check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+import structlog
+
+from chargeback_engine.errors import ChargebackError
+from chargeback_engine.insight.anomalies import Anomaly
+from chargeback_engine.periods import Period
+
+if TYPE_CHECKING:
+    from chargeback_engine.components import Notifier
+    from chargeback_engine.insight.store import InsightStore
+
+log = structlog.get_logger()
+
+DEFAULT_THRESHOLDS = (Decimal(80), Decimal(100))
+
+
+class NotifyError(ChargebackError):
+    """A notifier is misconfigured or could not deliver; the alert stays unsent."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something a budget owner must hear about. ``key`` makes it unique per period."""
+
+    kind: str  # budget-actual | budget-forecast | anomaly
+    period: str
+    cost_center: str
+    amount: Decimal
+    message: str
+    threshold_pct: Decimal | None = None
+    budget: Decimal | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """Same key, same alert: a budget threshold once per period, an anomaly once per day and service."""
+        extra = (self.details.get("service", ""), self.details.get("day", "")) if self.kind == "anomaly" else ()
+        return (self.kind, self.period, self.cost_center, str(self.threshold_pct or ""), *extra)
+
+    @property
+    def alert_id(self) -> str:
+        return hashlib.sha256(json.dumps(self.key).encode()).hexdigest()[:32]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "kind": self.kind,
+            "period": self.period,
+            "cost_center": self.cost_center,
+            "amount": str(self.amount),
+            "budget": None if self.budget is None else str(self.budget),
+            "threshold_pct": None if self.threshold_pct is None else str(self.threshold_pct),
+            "message": self.message,
+            "details": dict(self.details),
+        }
+
+
+def budget_alerts(
+    period: Period,
+    budgets: Mapping[str, Decimal],
+    actuals: Mapping[str, Decimal],
+    forecasts: Mapping[str, Decimal],
+    thresholds: Sequence[Decimal] = DEFAULT_THRESHOLDS,
+) -> list[Alert]:
+    """An alert for every threshold that actual or forecast spend has reached."""
+    alerts = []
+    for cc, budget in sorted(budgets.items()):
+        for kind, spend in (("budget-actual", actuals.get(cc)), ("budget-forecast", forecasts.get(cc))):
+            if spend is None or budget <= 0:
+                continue
+            for threshold in sorted(thresholds):
+                if spend * 100 >= budget * threshold:
+                    what = "spend" if kind == "budget-actual" else "forecast month-end spend"
+                    message = f"{cc}: {what} {_money(spend)} reached {threshold}% of the {period} budget {_money(budget)}"
+                    alerts.append(Alert(kind, str(period), cc, spend, message, threshold, budget))
+    return alerts
+
+
+def anomaly_alerts(anomalies: Sequence[Anomaly]) -> list[Alert]:
+    return [
+        Alert(
+            "anomaly",
+            str(Period.of(a.day)),
+            a.cost_center,
+            a.actual,
+            f"{a.cost_center} / {a.service}: {_money(a.actual)} on {a.day} against {_money(a.expected)} expected ({a.impact_pct}%)",
+            details={"service": a.service, "day": a.day.isoformat(), "expected": str(a.expected), "impact": str(a.impact)},
+        )
+        for a in anomalies
+    ]
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount.quantize(Decimal('0.01')):,}"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One configured notifier: a plugin component plus its options, under a channel id."""
+
+    id: str
+    notifier: Notifier
+    options: Mapping[str, Any]
+
+
+def channels(config: Sequence[Mapping[str, Any]], notifiers: Mapping[str, Notifier]) -> list[Channel]:
+    """Validate ``[{type: NAME, id?: ID, **options}]`` against each notifier's options schema."""
+    result = []
+    for i, entry in enumerate(config):
+        kind = entry.get("type")
+        if kind not in notifiers:
+            raise NotifyError(f"notifiers[{i}]: unknown notifier type {kind!r}; known: {', '.join(sorted(notifiers))}")
+        options = {k: v for k, v in entry.items() if k not in ("type", "id")}
+        notifier = notifiers[kind]
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(notifier.options_schema).iter_errors(options))
+        if error is not None:
+            where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+            raise NotifyError(f"notifiers[{i}]{where}: {error.message}")
+        result.append(Channel(str(entry.get("id", kind)), notifier, options))
+    ids = [c.id for c in result]
+    if len(ids) != len(set(ids)):
+        raise NotifyError("two notifiers share a channel id; give each an 'id'")
+    return result
+
+
+@dataclass(frozen=True)
+class Delivery:
+    sent: tuple[tuple[str, str], ...]  # (alert_id, channel)
+    skipped: tuple[tuple[str, str], ...]  # already sent before
+    failed: tuple[tuple[str, str, str], ...]  # (alert_id, channel, error)
+
+
+def deliver(alerts: Sequence[Alert], targets: Sequence[Channel], store: InsightStore) -> Delivery:
+    """Send each alert on each channel at most once, ever; failures are released for a retry."""
+    sent, skipped, failed = [], [], []
+    for alert in alerts:
+        payload = json.dumps(alert.as_dict(), sort_keys=True)
+        for channel in targets:
+            if not store.claim_alert(alert.alert_id, channel.id, alert.period, alert.kind, payload):
+                skipped.append((alert.alert_id, channel.id))
+                continue
+            try:
+                channel.notifier.send(alert, channel.options)
+            except Exception as exc:  # noqa: BLE001  any notifier failure leaves the alert unsent, never half-recorded
+                store.release_alert(alert.alert_id, channel.id)
+                log.warning("alert not delivered", alert_id=alert.alert_id, channel=channel.id, error=str(exc))
+                failed.append((alert.alert_id, channel.id, f"{type(exc).__name__}: {exc}"))
+            else:
+                sent.append((alert.alert_id, channel.id))
+    return Delivery(tuple(sent), tuple(skipped), tuple(failed))

@@ -1,0 +1,67 @@
+"""boto3 clients the collectors share: standard credential chain, explicit timeouts, our retries.
+
+botocore's own retries are switched off so that one policy (jittered backoff up to a
+deadline, :class:`chargeback_engine.collecting.RetryPolicy`) governs every call and can be
+tested with a fake clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+from chargeback_engine.collecting import RetryPolicy, redact_sdk_logs
+from chargeback_engine.errors import InputError
+
+T = TypeVar("T")
+
+#: Seconds; a hung connection must fail and be retried, not hang the run.
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 60
+
+#: Error codes AWS uses for "slow down" and "try again".
+_TRANSIENT_CODES = frozenset({
+    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+    "LimitExceededException", "SlowDown", "ServiceUnavailable", "InternalError",
+    "InternalServerError", "RequestTimeout", "DataUnavailableException",
+})
+
+ClientFactory = Callable[[str, "str | None"], Any]
+
+
+#: botocore loggers that print signed headers or credential responses at DEBUG.
+SDK_LOGGERS = ("botocore.auth", "botocore.endpoint", "botocore.parsers", "botocore.hooks", "botocore.credentials")
+
+
+def default_client(service: str, region: str | None) -> Any:
+    """A client whose credentials come from boto3's standard chain (env, profile, SSO, role)."""
+    session = boto3.session.Session()
+    credentials = session.get_credentials()
+    frozen = credentials.get_frozen_credentials() if credentials else None
+    redact_sdk_logs(SDK_LOGGERS, [frozen.secret_key, frozen.token] if frozen else [])
+    config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, retries={"total_max_attempts": 1})
+    return session.client(service, region_name=region, config=config)
+
+
+def retry_after(exc: Exception) -> float | None:
+    """0 (retry after the backoff) for throttling, 5xx and network faults; None for the rest."""
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = exc.response.get("Error", {}).get("Code", "")
+        return 0.0 if code in _TRANSIENT_CODES or status == 429 or status >= 500 else None
+    if isinstance(exc, (ConnectionError, HTTPClientError)):
+        return 0.0
+    return None
+
+
+def call(retry: RetryPolicy, operation: Callable[[], T], what: str) -> T:
+    """Call AWS with retries; an error that retrying cannot fix becomes an InputError naming the call."""
+    try:
+        return retry.call(operation, retry_after=retry_after, what=what)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise InputError(f"{what}: {error.get('Code', 'error')}: {error.get('Message', '')}") from exc

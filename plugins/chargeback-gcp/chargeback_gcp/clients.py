@@ -1,0 +1,69 @@
+"""Google clients the collector uses: Application Default Credentials, explicit timeouts, our retries.
+
+The client libraries' own retry objects are switched off so that one policy (jittered
+backoff up to a deadline, :class:`chargeback_engine.collecting.RetryPolicy`) governs every
+call and can be tested with a fake clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from google.api_core import exceptions
+
+from chargeback_engine.collecting import RetryPolicy
+from chargeback_engine.errors import InputError
+
+T = TypeVar("T")
+
+#: Seconds for one API call, and for a query job to finish.
+API_TIMEOUT = 60.0
+QUERY_TIMEOUT = 900.0
+
+#: Loggers that may print request headers or token responses at DEBUG.
+SDK_LOGGERS = ("google.auth.transport.requests", "google.auth._default", "google.api_core", "urllib3.connectionpool",
+               "google.cloud.bigquery")
+
+_TRANSIENT = (exceptions.TooManyRequests, exceptions.InternalServerError, exceptions.BadGateway,
+              exceptions.ServiceUnavailable, exceptions.GatewayTimeout, requests.ConnectionError, requests.Timeout)
+
+
+@dataclass(frozen=True)
+class GoogleClients:
+    bigquery: Any
+    billing: Any
+    catalog: Any
+
+
+def default_clients(project: str | None, location: str | None) -> GoogleClients:
+    """Clients whose credentials come from google-auth's standard chain (ADC)."""
+    from google.cloud import bigquery, billing_v1
+
+    return GoogleClients(
+        bigquery=bigquery.Client(project=project, location=location),
+        billing=billing_v1.CloudBillingClient(),
+        catalog=billing_v1.CloudCatalogClient(),
+    )
+
+
+def retry_after(exc: Exception) -> float | None:
+    """0 (retry after the backoff) for 429, 5xx and network faults; Retry-After when the server sent one."""
+    if not isinstance(exc, _TRANSIENT):
+        return None
+    response = getattr(exc, "response", None)
+    header = response.headers.get("Retry-After") if response is not None and hasattr(response, "headers") else None
+    try:
+        return float(header) if header else 0.0
+    except ValueError:
+        return 0.0
+
+
+def call(retry: RetryPolicy, operation: Callable[[], T], what: str) -> T:
+    """Call Google with retries; an error that retrying cannot fix becomes an InputError naming the call."""
+    try:
+        return retry.call(operation, retry_after=retry_after, what=what)
+    except exceptions.GoogleAPICallError as exc:
+        raise InputError(f"{what}: HTTP {exc.code}: {exc.message}") from exc

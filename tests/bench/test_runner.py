@@ -1,0 +1,33 @@
+"""The benchmark runner measures in a fresh process and reports what it measured."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from chargeback_engine.bench.runner import run_benchmark, synthetic_month
+from chargeback_engine.cli import main
+
+
+def test_collect_benchmark_runs_in_a_subprocess_and_caches_the_month(tmp_path):
+    (m,) = run_benchmark("collect", [2_000], cache_dir=tmp_path)
+    assert (m.stage, m.rows) == ("collect", 2_000)
+    assert m.seconds > 0 and m.cpu_seconds > 0
+    assert m.peak_rss_bytes > 10 * 2**20  # a Python process with pyarrow loaded, at least
+    cached = synthetic_month(2_000, tmp_path)
+    assert cached.exists() and list(tmp_path.iterdir()) == [cached]
+
+
+def test_bench_cli_prints_rows_per_second_and_peak_memory(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "collect", "--rows", "2000", "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    header, row = result.output.splitlines()
+    assert "rows/s" in header and "peak RSS" in header
+    assert row.split()[:2] == ["collect", "2,000"]
+
+
+def test_generate_writes_the_sample_or_a_month(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["bench", "generate", "--rows", "1000", "--out", str(tmp_path / "m.parquet")])
+    assert result.exit_code == 0 and (tmp_path / "m.parquet").exists()
+    result = runner.invoke(main, ["bench", "generate", "--sample", "--out", str(tmp_path / "s.csv")])
+    assert result.output == f"wrote 600 lines to {tmp_path / 's.csv'}\n"

@@ -1,0 +1,99 @@
+"""The cost database: migrations, exact money on both backends, append-only tables."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from chargeback_engine.finance.db import database_url, open_database
+from chargeback_engine.finance.tables import APPEND_ONLY_TABLES, Money, metadata
+
+
+def test_migrated_schema_matches_the_table_definitions(books: sa.Engine) -> None:
+    with books.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert diff == []
+
+
+def test_opening_twice_is_harmless(db_url: str) -> None:
+    open_database(db_url).dispose()
+    engine = open_database(db_url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+    engine.dispose()
+
+
+def test_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHARGEBACK_DB", raising=False)
+    assert database_url(None) == "sqlite:///chargeback.db"
+    monkeypatch.setenv("CHARGEBACK_DB", "postgresql+psycopg://x@h/db")
+    assert database_url(None) == "postgresql+psycopg://x@h/db"
+    assert database_url("sqlite:///other.db") == "sqlite:///other.db"
+
+
+AMOUNTS = [Decimal("0.0000000001"), Decimal("-0.0000000001"), Decimal("1234567890123456789012345678.0123456789"),
+           Decimal("0.1") + Decimal("0.2"), Decimal("-42.5")]
+
+
+def test_money_is_exact_on_both_backends(books: sa.Engine) -> None:
+    probe = sa.Table("money_probe", sa.MetaData(), sa.Column("i", sa.Integer, primary_key=True),
+                     sa.Column("amount", Money))
+    probe.create(books)
+    with books.begin() as connection:
+        connection.execute(probe.insert(), [{"i": i, "amount": a} for i, a in enumerate(AMOUNTS)])
+        back = connection.execute(sa.select(probe.c.amount).order_by(probe.c.i)).scalars().all()
+        if books.dialect.name == "sqlite":
+            assert connection.execute(sa.text("SELECT DISTINCT typeof(amount) FROM money_probe")).scalars().all() == ["text"]
+        else:
+            column_type = connection.execute(sa.text(
+                "SELECT numeric_precision, numeric_scale FROM information_schema.columns "
+                "WHERE table_name = 'ledger_lines' AND column_name = 'amount'")).one()
+            assert tuple(column_type) == (38, 10)
+    assert back == AMOUNTS
+
+
+def test_money_refuses_to_round(books: sa.Engine) -> None:
+    with pytest.raises(ValueError, match="more than 10 digits"):
+        Money().process_bind_param(Decimal("0.00000000001"), books.dialect)
+
+
+def test_update_and_delete_are_refused_on_every_table(books: sa.Engine) -> None:
+    with books.begin() as connection:
+        for table in APPEND_ONLY_TABLES:
+            _insert_one(connection, table)
+    for table in APPEND_ONLY_TABLES:
+        column = next(iter(metadata.tables[table].columns)).name
+        for statement in (f"UPDATE {table} SET {column} = {column}", f"DELETE FROM {table}"):
+            with pytest.raises(sa.exc.DBAPIError, match=f"{table} is append-only"):
+                with books.begin() as connection:
+                    connection.execute(sa.text(statement))
+
+
+def _insert_one(connection: sa.Connection, table: str) -> None:
+    """A minimal row, so that row triggers have something to fire on."""
+    values = {}
+    for column in metadata.tables[table].columns:
+        if isinstance(column.type, Money):
+            values[column.name] = Decimal(1)
+        elif isinstance(column.type, (sa.Integer, sa.BigInteger)):
+            values[column.name] = 1
+        else:
+            values[column.name] = "x"
+    connection.execute(metadata.tables[table].insert().values(values))
+
+
+def test_postgres_refuses_truncate_and_revokes_from_public(books: sa.Engine) -> None:
+    if books.dialect.name != "postgresql":
+        pytest.skip("TRUNCATE and REVOKE are PostgreSQL's")
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        with books.begin() as connection:
+            connection.execute(sa.text("TRUNCATE audit_records"))
+    with books.connect() as connection:
+        public = connection.execute(sa.text(
+            "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = 'PUBLIC' "
+            "AND table_schema = 'public' AND privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE')")).scalar()
+    assert public == 0

@@ -1,0 +1,125 @@
+"""Statements and invoices: conservation to the minor unit, modes, markup, ids, rendering."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chargeback_engine.finance import close_period, export_invoices, ingest_run, statement
+from chargeback_engine.finance.db import open_database
+from chargeback_engine.finance.errors import ClosedPeriodError
+from chargeback_engine.finance.rounding import round_conserving, round_total
+from chargeback_engine.finance.settings import FinanceSettings
+from chargeback_engine.money import minor_units, quantum
+from chargeback_engine.policy.model import CostCenter
+from tests.finance.builders import COST_CENTERS, MONTH, run_input
+
+SETTINGS = FinanceSettings(payer_entity="ACME-US", markups={("ACME-US", "ACME-DE"): Decimal("0.05")})
+
+# Amounts at the ledger scale, drawn as integers of 1e-10 units (fast to generate, every digit exercised).
+amounts = st.integers(min_value=-10**19, max_value=10**19).map(lambda units: Decimal(units).scaleb(-10))
+
+
+@given(st.lists(amounts, min_size=1, max_size=50), st.sampled_from(["USD", "JPY", "KWD"]))
+def test_rounding_conserves_the_rounded_total(values: list[Decimal], currency: str) -> None:
+    rounded = round_conserving(values, currency)
+    unit = quantum(minor_units(currency))
+    assert sum(rounded, Decimal(0)) == round_total(sum(values, Decimal(0)), currency)
+    assert all(r == r.quantize(unit) for r in rounded)
+    assert all(abs(r - v) < unit for r, v in zip(rounded, values))
+
+
+def test_rounding_regression_one_cent_split_in_halves() -> None:
+    assert round_conserving([Decimal("0.005"), Decimal("0.005")], "USD") == [Decimal("0.01"), Decimal("0.00")]
+    assert round_conserving([Decimal("0.5"), Decimal("0.5"), Decimal("0.5")], "JPY") == [Decimal(1), Decimal(1), Decimal(0)]
+
+
+@pytest.mark.parametrize("currency", ["USD", "JPY", "KWD"])
+def test_invoices_showback_and_unallocated_add_up_to_the_period_total(books: sa.Engine, currency: str) -> None:
+    rows = [(cc, f"svc-{i % 7}", f"{Decimal(i * 7919 % 10007) / Decimal(997):.10f}", "direct", "tag")
+            for i, cc in enumerate(["CC-100", "CC-200", "CC-300", "CC-400", "CC-100", "CC-200"] * 40)]
+    rows.append(("UNALLOCATED", "svc-0", "0.4999999999", "unallocated", "none"))
+    ingest_run(books, run_input("2026-01", rows, currency=currency))
+    result = close_period(books, "2026-01", SETTINGS)
+    totals = result.statement.totals()[currency]
+    source_total = sum((Decimal(r[2]) for r in rows), Decimal(0))
+    assert totals["exact"] == source_total
+    assert totals["invoice"] + totals["showback"] + totals["unallocated"] == round_total(source_total, currency)
+    places = quantum(minor_units(currency))
+    for invoice in result.statement.invoices:
+        assert invoice.subtotal == sum(line.amount for line in invoice.lines)
+        assert all(line.amount == line.amount.quantize(places) for line in invoice.lines)
+        assert invoice.total == invoice.subtotal + invoice.markup
+
+
+def test_modes_and_compliance_threshold(books: sa.Engine) -> None:
+    centers = [CostCenter("AUTO-90", "Ninety", mode="auto"), CostCenter("AUTO-89", "Eighty-nine", mode="auto"),
+               CostCenter("SHOW", "Show", mode="showback"), CostCenter("CHARGE", "Charge", mode="chargeback")]
+    rows = [("AUTO-90", "EC2", "90", "direct", "tag"), ("AUTO-90", "EC2", "-10", "direct", "direct"),
+            ("AUTO-89", "EC2", "89", "direct", "tag"), ("AUTO-89", "EC2", "11", "direct", "direct"),
+            ("SHOW", "EC2", "5", "direct", "tag"), ("CHARGE", "EC2", "5", "direct", "direct")]
+    ingest_run(books, run_input("2026-01", rows, cost_centers=centers))
+    draft = statement(books, "2026-01", FinanceSettings())
+    assert draft.terms["AUTO-90"].compliance == Decimal("0.9")
+    assert {cc: t.mode for cc, t in draft.terms.items()} == {
+        "AUTO-90": "chargeback", "AUTO-89": "showback", "SHOW": "showback", "CHARGE": "chargeback"}
+    assert [inv.cost_center for inv in draft.invoices] == ["AUTO-90", "CHARGE"]
+    stricter = statement(books, "2026-01", FinanceSettings(compliance_threshold=Decimal("0.95")))
+    assert [inv.cost_center for inv in stricter.invoices] == ["CHARGE"]
+
+
+def test_markup_applies_per_entity_pair(books: sa.Engine) -> None:
+    ingest_run(books, run_input("2026-01", MONTH))
+    invoices = {inv.cost_center: inv for inv in statement(books, "2026-01", SETTINGS).invoices}
+    assert invoices["CC-100"].markup_rate == 0 and invoices["CC-100"].markup == 0
+    de = invoices["CC-200"]
+    assert de.markup_rate == Decimal("0.05")
+    assert de.subtotal == Decimal("47.23") and de.markup == Decimal("2.36") and de.total == Decimal("49.59")
+
+
+def test_invoice_ids_are_deterministic_across_databases_and_backends(db_url: str, tmp_path: Path) -> None:
+    ids = []
+    for url in (db_url, f"sqlite:///{tmp_path / 'other.db'}"):
+        engine = open_database(url)
+        ingest_run(engine, run_input("2026-01", MONTH))
+        ids.append([inv.invoice_id for inv in close_period(engine, "2026-01", SETTINGS).statement.invoices])
+        engine.dispose()
+    assert ids[0] == ids[1] and len(ids[0]) == 2
+    assert all(i.startswith("inv-") for i in ids[0])
+
+
+def test_rendered_invoices_json_csv_html_with_manifest(books: sa.Engine, tmp_path: Path) -> None:
+    centers = [CostCenter("=cmd|' /C calc'!A0", "Evil <script>", mode="chargeback"), *COST_CENTERS]
+    ingest_run(books, run_input("2026-01", [*MONTH, ("=cmd|' /C calc'!A0", "EC2", "-1.5", "direct", "tag")],
+                                cost_centers=centers))
+    with pytest.raises(ClosedPeriodError, match="not closed"):
+        export_invoices(books, "2026-01", tmp_path / "draft")
+    closed = close_period(books, "2026-01", SETTINGS)
+    manifest_path = export_invoices(books, "2026-01", tmp_path / "out")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["audit_head"].startswith("sha256:")
+    assert len(manifest["files"]) == 3 * len(closed.statement.invoices)
+    for entry in manifest["files"]:
+        data = (tmp_path / "out" / entry["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    invoice = json.loads((tmp_path / "out" / "2026-01_CC-200_USD.json").read_text())
+    assert invoice["total"] == "49.59" and invoice["audit_head"] == closed.statement.invoices[1].audit_head
+    rows = list(csv.DictReader(_evil_file(tmp_path / "out", ".csv").splitlines()))
+    assert rows[0]["cost_center"].startswith("'=")
+    assert rows[0]["amount"] == "-1.50"
+    page = _evil_file(tmp_path / "out", ".html")
+    assert "&lt;script&gt;" in page and "<script>" not in page and "@media print" in page
+
+
+def _evil_file(directory: Path, suffix: str) -> str:
+    """The rendered invoice of the cost center whose id is a spreadsheet formula."""
+    (match,) = [p for p in directory.iterdir() if p.suffix == suffix and p.name.startswith("2026-01__cmd")]
+    return match.read_text()
