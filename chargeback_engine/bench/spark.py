@@ -115,7 +115,7 @@ def _run_one(engine: str, month: str, out: str, master: str, driver_memory: str,
 
         session = spark_session(master, {"spark.driver.memory": driver_memory, "spark.driver.maxResultSize": "0"})
         session.sparkContext.setLogLevel("ERROR")
-        plane = lambda: SparkPlane(session)  # noqa: E731
+        plane = lambda: SparkPlane(session)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     start = time.perf_counter()
