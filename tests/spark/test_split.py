@@ -6,7 +6,7 @@ case would take the CI budget), compared case by case with the Python reference.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 import pyarrow as pa
 from hypothesis import example, given, settings
@@ -17,19 +17,22 @@ from chargeback_engine.focus import MONEY
 from chargeback_engine.money import LEDGER_QUANTUM, split
 
 UNIT = LEDGER_QUANTUM
-LARGEST = Decimal(10**28) - UNIT  # the largest DECIMAL(38, 10)
-SPLIT_LIMIT = Decimal(10**22) - UNIT  # split quotients stay below 1e32 units (docs/spark.md)
+LARGEST = Decimal("9999999999999999999999999999.9999999999")  # the largest DECIMAL(38, 10)
+#: The largest amount ``money.split`` (the reference) handles exactly: its last step adds
+#: units in the default 28-digit decimal context.
+REFERENCE_LIMIT = Decimal("99999999999999999.9999999999")
 SPECIAL = [Decimal(0), UNIT, -UNIT, Decimal("0.01"), Decimal("-0.01"), Decimal("12345678.9999999999"),
-           Decimal("-99999999999999999.9999999999")]
+           -REFERENCE_LIMIT]
 amounts = st.one_of(st.sampled_from(SPECIAL), st.decimals(min_value=-10**12, max_value=10**12, places=10,
                                                             allow_nan=False, allow_infinity=False))
+_WIDE = Context(prec=60)
 cases = st.lists(st.tuples(amounts, st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=40)
                            .filter(any)), min_size=1, max_size=200)
 
 
 def spark_split(spark, batch: list[tuple[Decimal, list[int]]]) -> list[list[Decimal]]:  # type: ignore[no-untyped-def]
     parts = pa.table({"decision_id": [f"d{i}" for i in range(len(batch))],
-                      "units": pa.array([Decimal(int(a.scaleb(10))) for a, _ in batch], pa.decimal128(38, 0))})
+                      "units": pa.array([a.scaleb(10, _WIDE) for a, _ in batch], pa.decimal128(38, 0))})
     rows = [{"decision_id": f"d{i}", "cost_center": f"C{j:02d}", "weight": Decimal(w), "position": j}
             for i, (_, weights) in enumerate(batch) for j, w in enumerate(weights) if w]
     shares = spark.createDataFrame(pa.Table.from_pylist(rows, pa.schema([
@@ -45,8 +48,8 @@ def spark_split(spark, batch: list[tuple[Decimal, list[int]]]) -> list[list[Deci
 
 @settings(max_examples=4)
 @given(batch=cases)
-@example(batch=[(Decimal("0.01"), [1, 1]), (UNIT, [1] * 40), (-UNIT, [0, 3, 3]), (SPLIT_LIMIT, [1, 2, 3]),
-                (-SPLIT_LIMIT, [7, 10**9]), (Decimal("0.0000000005"), [1, 1, 1, 1, 1, 1, 1, 1, 1, 1])])
+@example(batch=[(Decimal("0.01"), [1, 1]), (UNIT, [1] * 40), (-UNIT, [0, 3, 3]), (REFERENCE_LIMIT, [1, 2, 3]),
+                (-REFERENCE_LIMIT, [7, 10**9]), (Decimal("0.0000000005"), [1, 1, 1, 1, 1, 1, 1, 1, 1, 1])])
 def test_spark_split_equals_money_split(spark, batch) -> None:  # type: ignore[no-untyped-def]
     results = spark_split(spark, batch)
     for (amount, weights), parts in zip(batch, results, strict=True):
@@ -59,5 +62,7 @@ def test_units_round_trip_is_exact_at_the_limits(spark) -> None:  # type: ignore
               Decimal("9223372036854775807.1"), Decimal("-9223372036.8547758071")]
     frame = spark.createDataFrame(pa.table({"money": pa.array(values, MONEY)}))
     rows = frame.selectExpr(f"{to_units('money')} AS units", f"{to_money(to_units('money'))} AS back").collect()
-    assert [r["units"] for r in rows] == [v.scaleb(10) for v in values]
+    with localcontext() as ctx:
+        ctx.prec = 60
+        assert [r["units"] for r in rows] == [v.scaleb(10) for v in values]
     assert [r["back"] for r in rows] == values
