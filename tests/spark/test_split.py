@@ -60,7 +60,7 @@ def test_spark_split_equals_money_split(spark, batch) -> None:  # type: ignore[n
 def test_units_round_trip_is_exact_at_the_limits(spark) -> None:  # type: ignore[no-untyped-def]
     values = [Decimal(0), UNIT, -UNIT, Decimal("0.5"), Decimal("-0.5"), Decimal("1234.5678901234"), LARGEST, -LARGEST,
               Decimal("9223372036854775807.1"), Decimal("-9223372036.8547758071")]
-    frame = spark.createDataFrame(pa.table({"money": pa.array(values, MONEY)}))
+    frame = spark.createDataFrame(pa.table({"money": pa.array([v.quantize(UNIT, context=_WIDE) for v in values], MONEY)}))
     rows = frame.selectExpr(f"{to_units('money')} AS units", f"{to_money(to_units('money'))} AS back").collect()
     with localcontext() as ctx:
         ctx.prec = 60
