@@ -53,11 +53,15 @@ def _print_summary(result: RunResult) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the outputs.")
 @click.option("--carry", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="schedule.parquet of an earlier run: its parts for this period join the ledger (repeatable).")
+@click.option("--engine", "engine_name", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Data plane that applies the decisions: in-process DuckDB, or Apache Spark.")
+@click.option("--spark-master", help="Spark master URL for --engine spark (default: the active session, else local[2]).")
 @click.pass_obj
 def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str,  # type: ignore[no-untyped-def]
-        carry: tuple[str, ...]) -> None:
+        carry: tuple[str, ...], engine_name: str, spark_master: str | None) -> None:
     """Allocate a period's cost data and write ledger, summary, FOCUS and manifest into OUT."""
-    engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager)
+    engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
+                    engine=engine_name, spark_master=spark_master)
     stages = len(engine.policies.for_period(Period.parse(period)).stages)
     with _progress(_FIXED_STEPS + stages) as progress:
         result = engine.run(list(inputs), period, out=out, progress=progress, carry=carry)

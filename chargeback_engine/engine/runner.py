@@ -141,6 +141,8 @@ class Engine:
         plugin_manager: pluggy.PluginManager | None = None,
         data_plane: Callable[[], DataPlane] = DuckDBPlane,
         exporters: Sequence[str] = DEFAULT_EXPORTERS,
+        engine: str = "duckdb",
+        spark_master: str | None = None,
     ):
         self.plugin_manager = plugin_manager or (get_plugin_manager() if registry is None else None)
         self.registry = registry or build_registry(self.plugin_manager)
@@ -149,7 +151,7 @@ class Engine:
         elif not isinstance(policies, PolicySet):  # validated against this engine's components only
             policies = load_policies([policies] if isinstance(policies, str | Path) else policies, self.registry)
         self.policies = policies
-        self._data_plane = data_plane
+        self._data_plane = data_plane if engine == "duckdb" else _plane_for(engine, spark_master)
         self.exporters = tuple(exporters)
 
     # -- inputs ----------------------------------------------------------------------
@@ -281,6 +283,15 @@ class Engine:
             plane.redistribute(index, stage.pool, split_table([decision], stage_rule=True))
             decisions.append(decision)
         return decisions
+
+
+def _plane_for(engine: str, spark_master: str | None) -> Callable[[], DataPlane]:
+    """``engine="spark"``: a Spark data plane (local mode unless ``spark_master`` names a cluster)."""
+    if engine != "spark":
+        raise ValueError(f"unknown engine {engine!r}: use 'duckdb' or 'spark'")
+    from chargeback_engine.engine.spark import SparkPlane
+
+    return lambda: SparkPlane(master=spark_master)
 
 
 def _carried(paths: Iterable[str | Path], period: Period) -> tuple[pa.Table, list[InputInfo]]:

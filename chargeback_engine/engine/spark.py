@@ -1,0 +1,364 @@
+"""The Spark data plane: the same decisions, applied to line items on a Spark cluster.
+
+The kernel still decides on the driver, once per distinct match key; Spark only joins the
+(broadcast) decisions onto the line items and splits them, exactly as the DuckDB plane does.
+
+Amounts become integer units of 1e-10 as ``DECIMAL(38, 0)`` for the split. Spark types the
+result of every decimal operation, and with its default ``allowPrecisionLoss`` a product
+or quotient that could need more than 38 digits keeps only 6 after the point. So every
+operation below is chosen to be exact: remainders are exact, products of integers stay
+integers, ``(x - x % y) / y`` is an exact integer quotient (below 1e32), and money is
+converted to and from units through its integer and fractional parts, never ``x * 1e10``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import reduce
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chargeback_engine.engine.dataplane import RunInfo
+from chargeback_engine.errors import InputError
+from chargeback_engine.ledger import LEDGER_SCHEMA
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+#: The master a plane uses when none is given and no Spark session is active.
+DEFAULT_MASTER = "local[2]"
+#: Settings for a session this package starts (a cluster's own session is left as it is).
+SESSION_CONF = {
+    "spark.app.name": "chargeback-engine",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+#: Per-run SQL settings: periods and month boundaries are UTC, as in the DuckDB plane.
+RUN_CONF = {"spark.sql.session.timeZone": "UTC"}
+
+_INT = "DECIMAL(38,0)"
+#: Position of a line in the loaded table: the ledger's order follows it (as in DuckDB).
+LINE = "_line"
+_LEDGER_ORDER = ("stage", LINE, "period", "cost_center", "from_cost_center", "amount")
+#: Source columns the ledger copies, renamed.
+_SOURCE_COLUMNS = {
+    "x_SourceId": "source_id", "x_SourceRow": "source_row", "ChargePeriodStart": "charge_period_start",
+    "BillingAccountId": "billing_account_id", "SubAccountId": "sub_account_id", "ServiceName": "service_name",
+    "ServiceCategory": "service_category", "ResourceId": "resource_id", "RegionId": "region_id",
+    "ChargeCategory": "charge_category", "BillingCurrency": "currency",
+}
+
+
+def spark_session(master: str | None = None, conf: dict[str, str] | None = None) -> SparkSession:
+    """The active Spark session, or a new one on ``master`` (``local[2]`` when not given).
+
+    On a cluster (``spark-submit``, Databricks, EMR) the session already exists and is
+    returned untouched; ``master`` only matters when this process starts Spark itself.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None and master is None:
+        return active
+    builder = SparkSession.builder.master(master or DEFAULT_MASTER)
+    for key, value in {**SESSION_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _sql(text: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.expr(text)
+
+
+def to_units(money: str) -> str:
+    """SQL: a ``DECIMAL(38, 10)`` amount as exact integer units of 1e-10 (``DECIMAL(38, 0)``).
+
+    ``money % 1`` is exact (type ``DECIMAL(11, 10)``); the integer part is too.
+    """
+    return (f"(CAST(CAST(({money}) - ({money}) % 1 AS DECIMAL(28,0)) AS {_INT}) * CAST(10000000000 AS {_INT})"
+            f" + CAST((({money}) % 1) * 10000000000 AS {_INT}))")
+
+
+def to_money(units: str) -> str:
+    """SQL: integer units of 1e-10 back to a ``DECIMAL(38, 10)`` amount, exactly."""
+    whole = f"CAST(({units}) - ({units}) % 10000000000 AS DECIMAL(38,0)) / CAST(10000000000 AS DECIMAL(11,0))"
+    part = f"CAST(({units}) % 10000000000 AS DECIMAL(10,0)) * CAST(0.0000000001 AS DECIMAL(11,10))"
+    return f"CAST(CAST({whole} AS DECIMAL(27,0)) + {part} AS DECIMAL(38,10))"
+
+
+def _idiv(x: str, y: str) -> str:
+    """SQL: ``x // y`` for non-negative integer decimals, exact (quotients below 1e32)."""
+    return f"CAST((({x}) - ({x}) % ({y})) / ({y}) AS {_INT})"
+
+
+def split_units(parts: DataFrame, splits: DataFrame, partition: Sequence[str]) -> DataFrame:
+    """Largest-remainder split of ``parts.units`` by the ``splits`` weights, as ``money.split``.
+
+    ``parts`` has ``decision_id`` and ``units``; ``splits`` has ``decision_id``,
+    ``cost_center``, ``weight``, ``position``, ``total`` (Σ weight) and ``n`` (shares) plus
+    descriptive columns. The result drops ``units`` and adds the split's columns and
+    ``units_out``. Floors truncate toward zero on |units|; the leftover units go to the
+    largest remainders, ties to the lower position; negative amounts are mirrored.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    joined = parts.join(F.broadcast(splits), "decision_id")
+    single = joined.where("n = 1").withColumn("units_out", F.col("units"))
+    a, w, total = "abs(units)", "weight", "total"
+    many = (joined.where("n > 1")
+            .withColumn("a", _sql(f"CAST({a} AS {_INT})"))
+            .withColumn("r", _sql(f"a % {total}"))
+            .withColumn("fl", _sql(f"CAST({_idiv('a', total)} * {w} AS {_INT}) + {_idiv(f'CAST(r * {w} AS {_INT})', total)}"))
+            .withColumn("rem", _sql(f"CAST(r * {w} AS {_INT}) % {total}")))
+    window = Window.partitionBy(*partition)
+    many = (many.withColumn("lo", F.col("a") - F.sum("fl").over(window))
+            .withColumn("rnk", F.row_number().over(window.orderBy(F.col("rem").desc(), F.col("position"))))
+            .withColumn("units_out", _sql(f"CAST(CASE WHEN units < 0 THEN -1 ELSE 1 END * "
+                                          f"(fl + CASE WHEN rnk <= lo THEN 1 ELSE 0 END) AS {_INT})"))
+            .drop("a", "r", "fl", "rem", "lo", "rnk"))
+    return single.unionByName(many).drop("units", "weight", "position", "total", "n", "months")
+
+
+def _as_text(column: str, dtype: object, qualifier: str = "") -> Column:
+    """A source column as the text DuckDB's ``CAST(... AS VARCHAR)`` gives, so keys agree."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampType
+
+    name = f"{qualifier}`{column}`"
+    if isinstance(dtype, TimestampType):
+        return F.concat(_sql(f"CAST({name} AS STRING)"), F.lit("+00")).alias(column)
+    return _sql(f"CAST({name} AS STRING)").alias(column)
+
+
+def _checkpoint(frame: DataFrame) -> DataFrame:
+    """Compute ``frame`` now and keep it on the executors, cutting its lineage.
+
+    Later steps read it without recomputing, and their query plans stay small: a run's plan
+    would otherwise grow with every stage (and Spark re-analyses it on each action).
+    """
+    return frame.localCheckpoint(eager=True)
+
+
+class SparkPlane:
+    """:class:`~chargeback_engine.engine.dataplane.DataPlane` on Apache Spark.
+
+    ``spark`` is an existing session (a cluster's); otherwise one is started on ``master``.
+    Closing the plane releases its cached data but never stops the session.
+    """
+
+    def __init__(self, spark: SparkSession | None = None, master: str | None = None):
+        self._spark = spark or spark_session(master)
+        for key, value in RUN_CONF.items():
+            self._spark.conf.set(key, value)
+        self._run: RunInfo | None = None
+        self._records: pa.Table | None = None
+        self._src: DataFrame | None = None
+        self._pieces: list[DataFrame] = []  # checkpointed ledger pieces, in the order written
+
+    @property
+    def spark(self) -> SparkSession:
+        return self._spark
+
+    # -- loading ---------------------------------------------------------------------
+    def load(self, records: pa.Table, run: RunInfo) -> int:
+        missing = records.filter(pc.is_null(records[run.cost_column])).slice(0, 1).to_pylist()
+        if missing:
+            raise InputError(f"{missing[0]['x_SourceId']}: row {missing[0]['x_SourceRow']}: "
+                             f"column {run.cost_column} is empty")
+        self._run, self._records = run, records
+        frame = self._spark.createDataFrame(records.append_column(LINE, pa.array(range(records.num_rows), pa.int64())))
+        self._src = _checkpoint(frame.select(
+            "*",
+            _sql("md5(concat(x_SourceId, '#', CAST(x_SourceRow AS STRING)))").alias("record_id"),
+            _sql(to_units(f"`{run.cost_column}`")).alias("units"),
+        ))
+        return records.num_rows
+
+    def records(self) -> pa.Table:
+        if self._records is None:
+            raise RuntimeError("load() must come first")
+        return self._records
+
+    def distinct(self, columns: Sequence[str]) -> pa.Table:
+        from pyspark.sql import functions as F
+
+        if not columns:
+            return pa.table({})
+        src = self._require_src()
+        types = {f.name: f.dataType for f in src.schema.fields}
+        keys = src.select(*(_as_text(c, types[c]) for c in columns)).distinct()
+        table = keys.orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in columns)).toArrow()
+        return table.cast(pa.schema([pa.field(c, pa.string()) for c in columns]))
+
+    # -- stage 0 ---------------------------------------------------------------------
+    def _splits(self, splits: pa.Table) -> DataFrame:
+        """``splits`` with each decision's total weight and share count, ready to broadcast."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        by_decision = Window.partitionBy("decision_id")
+        return (self._spark.createDataFrame(splits)
+                .withColumn("weight", _sql(f"CAST(weight AS {_INT})"))
+                .withColumn("total", _sql(f"CAST(sum(weight) OVER (PARTITION BY decision_id) AS {_INT})"))
+                .withColumn("n", F.count(F.lit(1)).over(by_decision)))
+
+    def allocate(self, assignments: pa.Table, splits: pa.Table) -> None:
+        from pyspark.sql import functions as F
+
+        run = self._require_run()
+        src = self._require_src()
+        split_frame = self._splits(splits)
+        key_columns = [c for c in assignments.column_names if c != "decision_id"]
+        keys = F.broadcast(self._spark.createDataFrame(assignments.cast(pa.schema(
+            [pa.field(c, pa.string()) for c in assignments.column_names]))).alias("a"))
+        types = {f.name: f.dataType for f in src.schema.fields}
+        lines = src.alias("r")
+        if key_columns:
+            on = reduce(lambda x, y: x & y, [
+                _as_text(c, types[c], "r.").eqNullSafe(F.col(f"a.`{c}`")) for c in key_columns])
+            hit = lines.join(keys, on)
+        else:
+            hit = lines.crossJoin(keys)
+        months = F.broadcast(split_frame.select("decision_id", "months").distinct())
+        hit = hit.select(f"r.{LINE}", "r.record_id", *(f"r.{c}" for c in _SOURCE_COLUMNS), "r.ChargePeriodEnd", "r.units",
+                         "a.decision_id").join(months, "decision_id")
+        # One part per line, or one per month of an amortization schedule (even split, earlier months first).
+        plain = hit.where("months IS NULL").select("*", F.lit(str(run.period)).alias("period"),
+                                                   F.lit(0).alias("part_index"))
+        n_parts = ("CASE WHEN months > 0 THEN months "
+                   "WHEN ChargePeriodEnd IS NULL OR ChargePeriodStart IS NULL THEN 1 "
+                   "ELSE greatest(1, (year(e) * 12 + month(e)) - (year(ChargePeriodStart) * 12 "
+                   "+ month(ChargePeriodStart)) + 1) END")
+        start = f"coalesce(ChargePeriodStart, TIMESTAMP '{run.period.start.isoformat()} 00:00:00')"
+        amortized = (hit.where("months IS NOT NULL")
+                     .withColumn("e", _sql("ChargePeriodEnd - INTERVAL 1 MICROSECOND"))
+                     .withColumn("n_parts", _sql(f"CAST({n_parts} AS INT)"))
+                     .withColumn("part_index", F.explode(F.sequence(F.lit(0), F.col("n_parts") - 1)))
+                     .withColumn("period", _sql(f"date_format(add_months(date_trunc('MONTH', {start}), part_index), 'yyyy-MM')"))
+                     .withColumn("units", _sql(self._part_units()))
+                     .drop("e", "n_parts"))
+        parts = plain.unionByName(amortized).drop("months", "ChargePeriodEnd")
+        rows = split_units(parts, split_frame, [LINE, "part_index"])
+        self._write(rows.select(
+            LINE, F.lit(run.run_id).alias("run_id"), "record_id",
+            *(F.col(old).alias(new) for old, new in _SOURCE_COLUMNS.items() if new != "currency"),
+            "period", "cost_center", _sql(to_money("units_out")).alias("amount"), F.col("BillingCurrency").alias("currency"),
+            F.lit(0).alias("stage"), F.lit(None).cast("string").alias("from_cost_center"),
+            _sql("CASE WHEN category = 'direct' AND ChargeCategory = 'Credit' THEN 'credit' ELSE category END").alias("category"),
+            "rule_id", "method", "decision_id",
+        ))
+
+    @staticmethod
+    def _part_units() -> str:
+        """SQL: one month's part of an even amortization split (earlier months get the leftover units)."""
+        a, n = f"CAST(abs(units) AS {_INT})", f"CAST(n_parts AS {_INT})"
+        return (f"CAST(CASE WHEN units < 0 THEN -1 ELSE 1 END * ({_idiv(a, n)} "
+                f"+ CASE WHEN part_index < {a} % {n} THEN 1 ELSE 0 END) AS {_INT})")
+
+    def direct_cost(self, columns: Sequence[str]) -> pa.Table:
+        from pyspark.sql import functions as F
+
+        run = self._require_run()
+        src = self._require_src()
+        types = {f.name: f.dataType for f in src.schema.fields}
+        basis = (self._ledger().where(F.col("stage") == 0).where(F.col("period") == str(run.period))
+                 .select("record_id", "cost_center", "currency", "amount")
+                 .join(src.select("record_id", *(_as_text(c, types[c]) for c in columns)), "record_id"))
+        group = ["cost_center", "currency", *columns]
+        table = (basis.groupBy(*(F.col(f"`{c}`") for c in group)).agg(F.sum("amount").alias("amount"))
+                 .orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in group)).toArrow())
+        return table.cast(pa.schema([*(pa.field(c, pa.string()) for c in group), pa.field("amount", pa.decimal128(38, 10))]))
+
+    # -- shared stages ---------------------------------------------------------------
+    def redistribute(self, stage: int, pool: str, splits: pa.Table) -> None:
+        from pyspark.sql import functions as F
+
+        run = self._require_run()
+        split_frame = self._splits(splits)
+        decision_id = splits["decision_id"][0].as_py()
+        keep = [LINE, "record_id", "source_id", "source_row", "period", "charge_period_start", "billing_account_id",
+                "sub_account_id", "service_name", "service_category", "resource_id", "region_id", "charge_category",
+                "currency"]
+        balances = (self._ledger().where(F.col("cost_center") == pool)
+                    .groupBy(*keep).agg(F.sum("amount").alias("balance")).where("balance <> 0"))
+        parts = balances.select(*keep, F.lit(decision_id).alias("decision_id"),
+                                _sql(to_units("balance")).alias("units"))
+        parts = _checkpoint(parts)
+        descriptive = F.broadcast(split_frame.select("decision_id", "rule_id", "method").distinct())
+        out = (parts.join(descriptive, "decision_id")
+               .select(*keep, "decision_id", "rule_id", "method", F.lit(pool).alias("cost_center"),
+                       _sql(to_money("-units")).alias("amount")))
+        consumers = (split_units(parts, split_frame, [LINE, "period"])
+                     .select(*keep, "decision_id", "rule_id", "method", "cost_center",
+                             _sql(to_money("units_out")).alias("amount")))
+        rows = out.unionByName(consumers)
+        self._write(rows.select(
+            F.lit(run.run_id).alias("run_id"), *keep[:-1], "cost_center", "amount", "currency",
+            F.lit(stage).alias("stage"), F.lit(pool).alias("from_cost_center"), F.lit("shared").alias("category"),
+            "rule_id", "method", "decision_id",
+        ))
+
+    # -- results ---------------------------------------------------------------------
+    def balances(self) -> pa.Table:
+        from pyspark.sql import functions as F
+
+        run = self._require_run()
+        keys = ["currency", "billing_account_id", "period"]
+        inputs = (self._require_src()
+                  .select(F.col("BillingCurrency").alias("currency"), F.col("BillingAccountId").alias("billing_account_id"),
+                          _sql("date_format(ChargePeriodStart, 'yyyy-MM')").alias("period"), F.col(f"`{run.cost_column}`"))
+                  .groupBy(*keys).agg(F.sum(f"`{run.cost_column}`").alias("input")).alias("i"))
+        ledger = (self._ledger()
+                  .select("currency", "billing_account_id", _sql("date_format(charge_period_start, 'yyyy-MM')").alias("period"),
+                          "amount")
+                  .groupBy(*keys).agg(F.sum("amount").alias("ledger")).alias("l"))
+        on = reduce(lambda x, y: x & y, [F.col(f"i.{k}").eqNullSafe(F.col(f"l.{k}")) for k in keys])
+        zero = _sql("CAST(0 AS DECIMAL(38,10))")
+        table = (inputs.join(ledger, on, "full_outer")
+                 .select(*(F.coalesce(F.col(f"i.{k}"), F.col(f"l.{k}")).alias(k) for k in keys),
+                         F.coalesce(F.col("input"), zero).alias("input"), F.coalesce(F.col("ledger"), zero).alias("ledger"))
+                 .orderBy(*(F.col(k).asc_nulls_last() for k in keys)).toArrow())
+        return table.cast(pa.schema([*(pa.field(k, pa.string()) for k in keys),
+                                     pa.field("input", pa.decimal128(38, 10)), pa.field("ledger", pa.decimal128(38, 10))]))
+
+    def ledger(self) -> pa.Table:
+        from pyspark.sql import functions as F
+
+        ordered = self._ledger().orderBy(*(F.col(c).asc_nulls_first() for c in _LEDGER_ORDER)).drop(LINE)
+        return ordered.toArrow().select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA)
+
+    def close(self) -> None:
+        """Drop the run's data; the session stays (it may be a cluster's)."""
+        self._pieces, self._src, self._records = [], None, None
+
+    # -- internals -------------------------------------------------------------------
+    def _write(self, rows: DataFrame) -> None:
+        """Add ledger rows, stamped with the policy, computed once and kept for later stages."""
+        from pyspark.sql import functions as F
+
+        run = self._require_run()
+        stamped = rows.select("*", F.lit(run.policy_version).alias("policy_version"),
+                              F.lit(run.policy_hash).alias("policy_hash"))
+        self._pieces.append(_checkpoint(stamped.select(LINE, *(F.col(f.name) for f in LEDGER_SCHEMA))))
+
+    def _ledger(self) -> DataFrame:
+        if not self._pieces:
+            return self._spark.createDataFrame(pa.schema([pa.field(LINE, pa.int64()), *LEDGER_SCHEMA]).empty_table())
+        return reduce(lambda x, y: x.unionByName(y), self._pieces)
+
+    def _require_run(self) -> RunInfo:
+        if self._run is None:
+            raise RuntimeError("load() must come first")
+        return self._run
+
+    def _require_src(self) -> DataFrame:
+        if self._src is None:
+            raise RuntimeError("load() must come first")
+        return self._src

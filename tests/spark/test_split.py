@@ -1,0 +1,69 @@
+"""The Spark split is ``money.split`` to the last unit, and money survives the unit round trip.
+
+Each Hypothesis example is a batch of cases split in one Spark job (a JVM round trip per
+case would take the CI budget), compared case by case with the Python reference.
+"""
+
+from __future__ import annotations
+
+from decimal import Context, Decimal, localcontext
+
+import pyarrow as pa
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from chargeback_engine.engine.spark import split_units, to_money, to_units
+from chargeback_engine.money import LEDGER_QUANTUM, split
+
+UNIT = LEDGER_QUANTUM
+#: The largest amount the plane promises to handle (docs/spark.md: below 10^22).
+LARGEST = Decimal("9999999999999999999999.9999999999")
+#: The largest amount ``money.split`` (the reference) handles exactly: its last step adds
+#: units in the default 28-digit decimal context.
+REFERENCE_LIMIT = Decimal("99999999999999999.9999999999")
+SPECIAL = [Decimal(0), UNIT, -UNIT, Decimal("0.01"), Decimal("-0.01"), Decimal("12345678.9999999999"),
+           -REFERENCE_LIMIT]
+amounts = st.one_of(st.sampled_from(SPECIAL), st.decimals(min_value=-10**12, max_value=10**12, places=10,
+                                                            allow_nan=False, allow_infinity=False))
+_WIDE = Context(prec=60)
+cases = st.lists(st.tuples(amounts, st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=40)
+                           .filter(any)), min_size=1, max_size=200)
+
+
+def spark_split(spark, batch: list[tuple[Decimal, list[int]]]) -> list[list[Decimal]]:  # type: ignore[no-untyped-def]
+    parts = pa.table({"decision_id": [f"d{i}" for i in range(len(batch))],
+                      "units": pa.array([a.scaleb(10, _WIDE) for a, _ in batch], pa.decimal128(38, 0))})
+    rows = [{"decision_id": f"d{i}", "cost_center": f"C{j:02d}", "weight": Decimal(w), "position": j}
+            for i, (_, weights) in enumerate(batch) for j, w in enumerate(weights) if w]
+    shares = spark.createDataFrame(pa.Table.from_pylist(rows, pa.schema([
+        ("decision_id", pa.string()), ("cost_center", pa.string()), ("weight", pa.decimal128(38, 0)),
+        ("position", pa.int32())])))
+    shares = shares.selectExpr("*", "CAST(sum(weight) OVER (PARTITION BY decision_id) AS DECIMAL(38,0)) AS total",
+                               "count(*) OVER (PARTITION BY decision_id) AS n")
+    out = split_units(spark.createDataFrame(parts), shares, ["decision_id"])
+    got = {(r["decision_id"], r["cost_center"]): r["amount"]
+           for r in out.selectExpr("decision_id", "cost_center", f"{to_money('units_out')} AS amount").collect()}
+    return [[got[(f"d{i}", f"C{j:02d}")] for j, w in enumerate(weights) if w] for i, (_, weights) in enumerate(batch)]
+
+
+@settings(max_examples=4)
+@given(batch=cases)
+@example(batch=[(Decimal("0.01"), [1, 1]), (UNIT, [1] * 40), (-UNIT, [0, 3, 3]), (REFERENCE_LIMIT, [1, 2, 3]),
+                (-REFERENCE_LIMIT, [7, 10**9]), (Decimal("0.0000000005"), [1, 1, 1, 1, 1, 1, 1, 1, 1, 1])])
+def test_spark_split_equals_money_split(spark, batch) -> None:  # type: ignore[no-untyped-def]
+    results = spark_split(spark, batch)
+    for (amount, weights), parts in zip(batch, results, strict=True):
+        assert parts == split(amount, [Decimal(w) for w in weights if w]), (amount, weights)
+        assert sum(parts, Decimal(0)) == amount
+
+
+def test_units_round_trip_is_exact_at_the_limits(spark) -> None:  # type: ignore[no-untyped-def]
+    values = [Decimal(0), UNIT, -UNIT, Decimal("0.5"), Decimal("-0.5"), Decimal("1234.5678901234"), LARGEST, -LARGEST,
+              Decimal("9223372036854775807.1"), Decimal("-9223372036.8547758071")]
+    frame = spark.createDataFrame([(str(v),) for v in values], "text string").selectExpr(
+        "CAST(text AS DECIMAL(38,10)) AS money")
+    rows = frame.selectExpr(f"{to_units('money')} AS units", f"{to_money(to_units('money'))} AS back").collect()
+    with localcontext() as ctx:
+        ctx.prec = 60
+        assert [r["units"] for r in rows] == [v.scaleb(10) for v in values]
+    assert [r["back"] for r in rows] == values
