@@ -42,20 +42,22 @@ def split(amount: Decimal, weights: Sequence[Decimal], scale: int = LEDGER_SCALE
         raise ValueError("split needs at least one weight")
     if any(w < 0 for w in weights):
         raise ValueError("weights must not be negative")
-    total_weight = sum(weights, Decimal(0))
-    if total_weight == 0:
-        raise ValueError("weights must not all be zero")
-    if amount < 0:
-        return [-part for part in split(-amount, weights, scale)]
     unit = quantum(scale)
+    # Every step, negation and sums included, runs at 80 digits: the default 28 would
+    # silently round amounts of 1e18 and more.
     with localcontext() as ctx:
-        ctx.prec = 80  # wide enough that no product or quotient below is ever rounded
+        ctx.prec = 80
+        total_weight = sum(weights, Decimal(0))
+        if total_weight == 0:
+            raise ValueError("weights must not all be zero")
         if amount != amount.quantize(unit):
             raise ValueError(f"{amount} has more than {scale} digits after the point")
+        if amount < 0:
+            return [-part for part in split(-amount, weights, scale)]
         exact = [amount * w / total_weight for w in weights]
         floors = [x.quantize(unit, rounding=ROUND_FLOOR) for x in exact]
         leftover_units = int((amount - sum(floors, Decimal(0))) / unit)
-    by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
-    for i in by_remainder[:leftover_units]:
-        floors[i] += unit
-    return floors
+        by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
+        for i in by_remainder[:leftover_units]:
+            floors[i] += unit
+        return floors

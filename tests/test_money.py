@@ -1,4 +1,4 @@
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import given
@@ -48,3 +48,12 @@ def test_minor_units(currency, digits):
 def test_split_refuses_amounts_finer_than_its_scale():
     with pytest.raises(ValueError, match="digits after the point"):
         split(Decimal("0.001"), [Decimal(1)], scale=2)
+
+
+@pytest.mark.parametrize("amount", ["123456789012345678901.0000000001", "-9999999999999999999999999.9999999999"])
+def test_amounts_wider_than_28_digits_are_split_exactly(amount):
+    parts = split(Decimal(amount), [Decimal(1), Decimal(2), Decimal(7)])
+    with localcontext() as wide:
+        wide.prec = 80  # the test's own sum must not round either
+        assert sum(parts) == Decimal(amount)
+    assert split(-Decimal(amount), [Decimal(1), Decimal(2), Decimal(7)]) == [-p for p in parts]
