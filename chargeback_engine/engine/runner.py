@@ -12,7 +12,7 @@ import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from glob import glob
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,9 @@ class RunResult:
 
 def _sum(column: pa.ChunkedArray) -> Decimal:
     total = pc.sum(column).as_py()
-    return (Decimal(0) if total is None else Decimal(total)).quantize(LEDGER_QUANTUM)
+    with localcontext() as wide:
+        wide.prec = 80  # totals of 1e18 and more have more than the default 28 digits
+        return (Decimal(0) if total is None else Decimal(total)).quantize(LEDGER_QUANTUM)
 
 
 def _engine_version() -> str:

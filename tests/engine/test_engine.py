@@ -51,6 +51,13 @@ def test_a_source_without_billing_accounts_still_balances(registry) -> None:  # 
     assert sum(result.ledger["amount"].to_pylist()) == Decimal("3.00")
 
 
+def test_totals_wider_than_28_digits_are_exact(registry) -> None:  # type: ignore[no-untyped-def]
+    p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
+    lines = [{"EffectiveCost": "900000000000000000.0000000001"}] * 3
+    result = Engine(p, registry).run([line_items(lines)], "2026-10")
+    assert result.totals()["USD"]["input"] == Decimal("2700000000000000000.0000000003")
+
+
 def test_no_rule_matched_goes_to_the_unallocated_bucket_with_a_reason(registry) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "s3", "priority": 1, "when": {"ServiceName": "S3"}, "allocate": {"method": "direct", "cost_center": "CC-1"}}])
     result = Engine(p, registry).run([line_items([{"EffectiveCost": "7", "ServiceName": "EC2"}])], "2026-10")
