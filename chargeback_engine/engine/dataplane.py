@@ -16,10 +16,11 @@ Contract
   months from ChargePeriodStart to ChargePeriodEnd, at least one); parts earlier in the
   schedule win the tie-break. Each part is then split by the decision's weights.
 * Nothing is a Python object per line item; every table crossing this interface is Arrow
-  and small except :meth:`ledger` and :meth:`records`.
-* Deterministic: :meth:`ledger` is sorted by (stage, position of the line in the loaded
-  table, period, cost_center, from_cost_center, amount), so the same inputs in the same
-  order give byte-identical outputs.
+  and small. The ledger never crosses it: :meth:`finish` hands over a
+  :class:`~chargeback_engine.engine.store.RunStore` that reads it where the plane left it.
+* Deterministic: ledger rows carry the load position of their line (``_line``), so
+  :data:`~chargeback_engine.engine.store.LEDGER_ORDER` gives the same inputs in the same
+  order byte-identical outputs on every plane.
 * Key columns are compared as text (``CAST(... AS VARCHAR)``), nulls equal to nulls, as
   :meth:`distinct` returned them.
 """
@@ -32,6 +33,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from chargeback_engine.engine.store import RunStore
 from chargeback_engine.periods import Period
 
 #: How one decision splits: one row per (decision, cost center). ``weight`` is an integer
@@ -100,12 +102,12 @@ class DataPlane(Protocol):
         (of the source line's charge), ``input`` Σ and ``ledger`` Σ."""
         ...
 
-    def ledger(self) -> pa.Table:
-        """The whole ledger in ``LEDGER_SCHEMA``, deterministically sorted."""
+    def finish(self) -> RunStore:
+        """Hand over the line items and the ledger (see :mod:`~chargeback_engine.engine.store`);
+        the store owns them from now on, and :meth:`close` leaves them alone."""
         ...
 
-    def records(self) -> pa.Table:
-        """The loaded line items, in load order."""
+    def close(self) -> None:
+        """Release what the plane holds (after a failure, everything; after :meth:`finish`,
+        nothing the store needs)."""
         ...
-
-    def close(self) -> None: ...

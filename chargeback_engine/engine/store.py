@@ -1,0 +1,115 @@
+"""Where a finished run's line items and ledger live, read through DuckDB without copying.
+
+A run's ledger is several rows per line item: tens of millions of rows for a big month.
+Materialising it as Python-side Arrow (let alone Python objects) would cost more memory
+than the whole allocation, so the data plane hands over a :class:`RunStore` instead: the
+DuckDB plane its own connection, the Spark plane the Parquet files its executors wrote.
+Exporters stream from the store to files (``COPY ... TO``); totals are SQL; only a caller
+that asks for ``RunResult.ledger`` gets an Arrow table.
+
+Two views, the same for every plane:
+
+* ``records``: the line items, :data:`~chargeback_engine.focus.COST_TABLE_SCHEMA` plus
+  :data:`LINE`, the position of the line in load order;
+* ``ledger``: :data:`~chargeback_engine.ledger.LEDGER_SCHEMA` plus :data:`LINE`, the
+  position of the row's source line (null for rows carried in from earlier schedules).
+
+:data:`LEDGER_ORDER` is the one deterministic order of ledger rows; every output uses it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from chargeback_engine.focus import COST_TABLE_SCHEMA
+from chargeback_engine.ledger import LEDGER_SCHEMA
+
+#: Position of a line in load order: the link from a ledger row back to its line item.
+LINE = "_line"
+#: The deterministic order of ledger rows (``record_id`` settles carried rows that tie).
+LEDGER_ORDER = f"stage, {LINE} NULLS LAST, period, cost_center, from_cost_center NULLS FIRST, amount, record_id"
+
+
+def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for library work: no progress bar on stderr (the CLI draws its
+    own, and a library must stay quiet), timestamps rendered in UTC."""
+    con = duckdb.connect(database)
+    con.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'")
+    return con
+
+
+def parquet_source(paths: Sequence[Path]) -> str:
+    """A ``read_parquet`` relation over ``paths``, read in the order given."""
+    quoted = ", ".join(sql_text(str(p)) for p in paths)
+    return f"read_parquet([{quoted}])"
+
+
+def sql_text(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+class RunStore:
+    """The ``records`` and ``ledger`` views of one run, on one DuckDB connection.
+
+    ``records_source`` and ``ledger_source`` are relations on ``connection`` (a table name
+    or a ``read_parquet(...)`` call) with the columns the views promise. ``cleanup`` runs
+    once, when the store is closed or garbage-collected (the Spark plane removes its files).
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, records_source: str, ledger_source: str,
+                 cleanup: Callable[[], None] | None = None):
+        self._con = connection
+        self._records_source = records_source
+        self._ledger_source = ledger_source
+        self._carried = 0
+        self._finalizer = weakref.finalize(self, _close, connection, cleanup)
+        self._define_views()
+
+    def _define_views(self) -> None:
+        records = ", ".join(_quoted(n) for n in (*COST_TABLE_SCHEMA.names, LINE))
+        ledger = ", ".join(_quoted(n) for n in (*LEDGER_SCHEMA.names, LINE))
+        carried = "".join(f" UNION ALL BY NAME SELECT *, CAST(NULL AS BIGINT) AS {LINE} FROM carried_{i}"
+                          for i in range(self._carried))
+        self._con.execute(f"CREATE OR REPLACE TEMP VIEW records AS SELECT {records} FROM {self._records_source}")
+        self._con.execute(f"CREATE OR REPLACE TEMP VIEW ledger AS SELECT {ledger} FROM "
+                          f"(SELECT {ledger} FROM {self._ledger_source}{carried})")
+
+    def add_carried(self, rows: pa.Table) -> None:
+        """Add ledger rows that earlier runs scheduled for this run's period."""
+        if rows.num_rows:
+            self._con.register(f"carried_{self._carried}", rows.select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA))
+            self._carried += 1
+            self._define_views()
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        return self._con.sql(query, params=params)
+
+    def table(self, query: str, params: Sequence[Any] | None = None, schema: pa.Schema | None = None) -> pa.Table:
+        """The result of ``query`` as Arrow, cast to ``schema`` when given."""
+        table = self._con.sql(query, params=params).to_arrow_table()
+        return table.cast(schema) if schema is not None else table
+
+    def copy(self, query: str, path: Path, options: str, params: Sequence[Any] | None = None) -> Path:
+        """Stream the result of ``query`` into ``path`` (``options`` of DuckDB's ``COPY``)."""
+        self._con.execute(f"COPY ({query}) TO {sql_text(str(path))} ({options})", params)
+        return path
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _close(connection: duckdb.DuckDBPyConnection, cleanup: Callable[[], None] | None) -> None:
+    connection.close()
+    if cleanup is not None:
+        cleanup()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
