@@ -2,6 +2,10 @@
 
 The kernel still decides on the driver, once per distinct match key; Spark only joins the
 (broadcast) decisions onto the line items and splits them, exactly as the DuckDB plane does.
+Neither the line items nor the ledger pass through the driver's JVM: the loaded Arrow table
+is written to Parquet and read by the executors, and :meth:`SparkPlane.finish` has them
+write the ledger as Parquet, which the run's :class:`~chargeback_engine.engine.store.RunStore`
+reads with DuckDB.
 
 Amounts become integer units of 1e-10 as ``DECIMAL(38, 0)`` for the split. Spark types the
 result of every decimal operation, and with its default ``allowPrecisionLoss`` a product
@@ -13,15 +17,22 @@ converted to and from units through its integer and fractional parts, never ``x 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
-from functools import reduce
+from functools import partial, reduce
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from chargeback_engine.engine import store
 from chargeback_engine.engine.dataplane import RunInfo
+from chargeback_engine.engine.store import LEDGER_ORDER, LINE, RunStore
 from chargeback_engine.errors import InputError
+from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
 
 if TYPE_CHECKING:
@@ -37,13 +48,15 @@ SESSION_CONF = {
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
-#: Per-run SQL settings: periods and month boundaries are UTC, as in the DuckDB plane.
-RUN_CONF = {"spark.sql.session.timeZone": "UTC"}
+#: Per-run SQL settings: periods and month boundaries are UTC, as in the DuckDB plane, and
+#: timestamps are written as Parquet's UTC-adjusted microseconds (DuckDB reads them as
+#: ``TIMESTAMP WITH TIME ZONE``; Spark's default INT96 would come back without a zone).
+RUN_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
+#: Row groups of the loaded lines' Parquet file: small enough that every core gets a share
+#: of the scan (Spark splits files at row-group boundaries).
+ROW_GROUP_ROWS = 65_536
 
 _INT = "DECIMAL(38,0)"
-#: Position of a line in the loaded table: the ledger's order follows it (as in DuckDB).
-LINE = "_line"
-_LEDGER_ORDER = ("stage", LINE, "period", "cost_center", "from_cost_center", "amount")
 #: Source columns the ledger copies, renamed.
 _SOURCE_COLUMNS = {
     "x_SourceId": "source_id", "x_SourceRow": "source_row", "ChargePeriodStart": "charge_period_start",
@@ -150,17 +163,23 @@ class SparkPlane:
     """:class:`~chargeback_engine.engine.dataplane.DataPlane` on Apache Spark.
 
     ``spark`` is an existing session (a cluster's); otherwise one is started on ``master``.
-    Closing the plane releases its cached data but never stops the session.
+    Each run works in a fresh directory under ``workdir`` (the system's temporary directory
+    by default): on a cluster it must be a path the driver and every executor see alike
+    (a shared mount such as ``/dbfs/...``). Closing the plane releases its data but never
+    stops the session.
     """
 
-    def __init__(self, spark: SparkSession | None = None, master: str | None = None):
+    def __init__(self, spark: SparkSession | None = None, master: str | None = None,
+                 workdir: str | Path | None = None):
         self._spark = spark or spark_session(master)
         for key, value in RUN_CONF.items():
             self._spark.conf.set(key, value)
+        self._workdir = workdir
         self._run: RunInfo | None = None
-        self._records: pa.Table | None = None
+        self._dir: Path | None = None  # the run's files, until a store owns them
         self._src: DataFrame | None = None
         self._pieces: list[DataFrame] = []  # checkpointed ledger pieces, in the order written
+        self._store: RunStore | None = None  # finished for ledger() and records()
 
     @property
     def spark(self) -> SparkSession:
@@ -168,23 +187,26 @@ class SparkPlane:
 
     # -- loading ---------------------------------------------------------------------
     def load(self, records: pa.Table, run: RunInfo) -> int:
+        """Write the lines to Parquet with their position, for the executors to read.
+
+        ``_line`` is stored, not derived from the read order, so it is the Arrow row index
+        however Spark splits the file.
+        """
         missing = records.filter(pc.is_null(records[run.cost_column])).slice(0, 1).to_pylist()
         if missing:
             raise InputError(f"{missing[0]['x_SourceId']}: row {missing[0]['x_SourceRow']}: "
                              f"column {run.cost_column} is empty")
-        self._run, self._records = run, records
-        frame = self._spark.createDataFrame(records.append_column(LINE, pa.array(range(records.num_rows), pa.int64())))
-        self._src = _checkpoint(frame.select(
+        self.close()
+        self._run = run
+        self._dir = Path(tempfile.mkdtemp(prefix="chargeback-spark-", dir=self._workdir))
+        pq.write_table(records.append_column(LINE, pa.array(range(records.num_rows), pa.int64())),
+                       self._records_path(), row_group_size=ROW_GROUP_ROWS)
+        self._src = self._spark.read.parquet(self._records_path().as_uri()).select(
             "*",
             _sql("md5(concat(x_SourceId, '#', CAST(x_SourceRow AS STRING)))").alias("record_id"),
             _sql(to_units(f"`{run.cost_column}`")).alias("units"),
-        ))
+        )
         return records.num_rows
-
-    def records(self) -> pa.Table:
-        if self._records is None:
-            raise RuntimeError("load() must come first")
-        return self._records
 
     def distinct(self, columns: Sequence[str]) -> pa.Table:
         from pyspark.sql import functions as F
@@ -269,8 +291,8 @@ class SparkPlane:
         src = self._require_src()
         types = {f.name: f.dataType for f in src.schema.fields}
         basis = (self._ledger().where(F.col("stage") == 0).where(F.col("period") == str(run.period))
-                 .select("record_id", "cost_center", "currency", "amount")
-                 .join(src.select("record_id", *(_as_text(c, types[c]) for c in columns)), "record_id"))
+                 .select(LINE, "cost_center", "currency", "amount")
+                 .join(src.select(LINE, *(_as_text(c, types[c]) for c in columns)), LINE))
         group = ["cost_center", "currency", *columns]
         table = (basis.groupBy(*(F.col(f"`{c}`") for c in group)).agg(F.sum("amount").alias("amount"))
                  .orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in group)).toArrow())
@@ -328,15 +350,44 @@ class SparkPlane:
         return table.cast(pa.schema([*(pa.field(k, pa.string()) for k in keys),
                                      pa.field("input", pa.decimal128(38, 10)), pa.field("ledger", pa.decimal128(38, 10))]))
 
-    def ledger(self) -> pa.Table:
-        from pyspark.sql import functions as F
+    def finish(self) -> RunStore:
+        """Have the executors write the ledger next to the lines; a store reads both.
 
-        ordered = self._ledger().orderBy(*(F.col(c).asc_nulls_first() for c in _LEDGER_ORDER)).drop(LINE)
-        return ordered.toArrow().select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA)
+        The ledger never reaches the driver: the store's DuckDB reads the Parquet files, and
+        removes the run's directory when it is closed.
+        """
+        directory = self._require_dir()
+        self._ledger().write.parquet((directory / "ledger").as_uri())
+        ledger_files = sorted((directory / "ledger").glob("*.parquet"))
+        run_store = RunStore(store.connect(), store.parquet_source([self._records_path()]),
+                             store.parquet_source(ledger_files), partial(shutil.rmtree, directory, ignore_errors=True))
+        self._dir, self._pieces, self._src = None, [], None
+        return run_store
+
+    # -- until Engine.run takes the store from finish() (the engine rewrite on main) ----
+    def ledger(self) -> pa.Table:
+        """The ledger in the deterministic order, read back through the store."""
+        return self._finished().table(f"SELECT * EXCLUDE ({LINE}) FROM ledger ORDER BY {LEDGER_ORDER}",
+                                      schema=LEDGER_SCHEMA)
+
+    def records(self) -> pa.Table:
+        return self._finished().table(f"SELECT * EXCLUDE ({LINE}) FROM records ORDER BY {LINE}",
+                                      schema=COST_TABLE_SCHEMA)
+
+    def _finished(self) -> RunStore:
+        if self._store is None:
+            self._store = self.finish()
+        return self._store
 
     def close(self) -> None:
-        """Drop the run's data; the session stays (it may be a cluster's)."""
-        self._pieces, self._src, self._records = [], None, None
+        """Drop the run's data and the files no store owns; the session stays (it may be a cluster's)."""
+        self._pieces, self._src = [], None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     # -- internals -------------------------------------------------------------------
     def _write(self, rows: DataFrame) -> None:
@@ -352,6 +403,14 @@ class SparkPlane:
         if not self._pieces:
             return self._spark.createDataFrame(pa.schema([pa.field(LINE, pa.int64()), *LEDGER_SCHEMA]).empty_table())
         return reduce(lambda x, y: x.unionByName(y), self._pieces)
+
+    def _records_path(self) -> Path:
+        return self._require_dir() / "records.parquet"
+
+    def _require_dir(self) -> Path:
+        if self._dir is None:
+            raise RuntimeError("load() must come first")
+        return self._dir
 
     def _require_run(self) -> RunInfo:
         if self._run is None:
