@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from chargeback_engine.engine import spark as spark_module
+from chargeback_engine.engine import store as store_module
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, RunInfo
 from chargeback_engine.engine.store import LEDGER_ORDER, LINE
 from chargeback_engine.focus import COST_TABLE_SCHEMA
@@ -28,10 +29,14 @@ SPLITS = pa.Table.from_pylist(
 
 
 def duckdb_types(schema: pa.Schema) -> list[tuple[str, str]]:
-    """The column types DuckDB gives an Arrow table of ``schema`` plus ``_line``: the DuckDB plane's views."""
+    """The column types DuckDB gives ``_line`` and an Arrow table of ``schema``: the DuckDB plane's."""
     con = duckdb.connect()
-    con.register("t", schema.append(pa.field(LINE, pa.int64())).empty_table())
+    con.register("t", schema.insert(0, pa.field(LINE, pa.int64())).empty_table())
     return [(name, kind) for name, kind, *_ in con.sql("DESCRIBE t").fetchall()]
+
+
+def types(store, query: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return [(name, kind) for name, kind, *_ in store.sql(f"DESCRIBE {query}").fetchall()]
 
 
 @pytest.fixture
@@ -48,10 +53,14 @@ def finished(spark, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     store.close()
 
 
-def test_views_have_duckdbs_types(finished) -> None:  # type: ignore[no-untyped-def]
-    _, store, _ = finished
-    assert [(n, k) for n, k, *_ in store.sql("DESCRIBE ledger").fetchall()] == duckdb_types(LEDGER_SCHEMA)
-    assert [(n, k) for n, k, *_ in store.sql("DESCRIBE records").fetchall()] == duckdb_types(COST_TABLE_SCHEMA)
+def test_files_have_duckdbs_types(finished) -> None:  # type: ignore[no-untyped-def]
+    """As written, before any cast of the store's: exact decimals, UTC timestamps, the plane's ints."""
+    _, store, workdir = finished
+    (run_dir,) = workdir.iterdir()
+    ledger = store_module.parquet_source(sorted((run_dir / "ledger").glob("*.parquet")))
+    records = store_module.parquet_source([run_dir / "records.parquet"])
+    assert types(store, f"SELECT {LINE}, * EXCLUDE ({LINE}) FROM {ledger}") == duckdb_types(LEDGER_SCHEMA)
+    assert types(store, f"SELECT {LINE}, * EXCLUDE ({LINE}) FROM {records}") == duckdb_types(COST_TABLE_SCHEMA)
 
 
 def test_records_keep_their_load_position(finished) -> None:  # type: ignore[no-untyped-def]
