@@ -15,8 +15,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from chargeback_engine.engine.runner import Engine, RunResult
 from chargeback_engine.money import minor_units, quantum
 from chargeback_engine.periods import Period
@@ -150,7 +148,7 @@ def plan(
         period=period,
         base=_side(before),
         head=_side(after),
-        input_rows=after.records.num_rows,
+        input_rows=after.input_rows,
         cost_centers=_cost_center_changes(before, after),
         rules=_rule_changes(before, after),
     )
@@ -185,13 +183,7 @@ _MATCHED = """
 
 
 def _matched(result: RunResult) -> dict[tuple[str, str], tuple[int, Decimal]]:
-    con = duckdb.connect()
-    try:
-        con.register("ledger", result.ledger.select(
-            ["rule_id", "currency", "record_id", "stage", "amount", "cost_center", "from_cost_center"]))
-        rows = con.execute(_MATCHED, {"no_rule": NO_RULE}).fetchall()
-    finally:
-        con.close()
+    rows = result.store.sql(_MATCHED, {"no_rule": NO_RULE}).fetchall()
     return {(rule, currency): (lines, amount or Decimal(0)) for rule, currency, lines, amount in rows}
 
 

@@ -124,7 +124,7 @@ def _run_one(engine: str, month: str, out: str, master: str, driver_memory: str,
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
-    rows = result.records.num_rows
+    rows = result.input_rows
     queue.put(Measurement(engine, rows, result.ledger.num_rows, seconds, rows / seconds, peak[0] / 1024))
 
 

@@ -41,7 +41,7 @@ def _print_summary(result: RunResult) -> None:
             click.echo(f"{'carried':<{width}}  {currency:<8}  {totals['carried']:>20f}  (from earlier schedules)")
         if totals["deferred"] != Decimal(0):
             click.echo(f"{'deferred':<{width}}  {currency:<8}  {totals['deferred']:>20f}  (amortized into later periods)")
-    click.echo(f"run {result.run_id}: {result.records.num_rows} line(s), policy {result.policy.name}@{result.policy.version}")
+    click.echo(f"run {result.run_id}: {result.input_rows} line(s), policy {result.policy.name}@{result.policy.version}")
 
 
 @click.command("run")

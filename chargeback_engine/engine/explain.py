@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from chargeback_engine.engine.duck import connect
+from chargeback_engine.engine.store import connect
 from chargeback_engine.errors import InputError
 
 #: Source lines listed under each rule when explaining a cost center.

@@ -22,15 +22,27 @@ import duckdb
 import pyarrow as pa
 
 from chargeback_engine.allocators._common import fallback_shares
-from chargeback_engine.components import Allocator, Amortize, DirectCostBasis, Resolution, Shares
+from chargeback_engine.components import (
+    Allocator,
+    Amortize,
+    DirectCostBasis,
+    Resolution,
+    Shares,
+)
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA
 from chargeback_engine.errors import Diagnostic, InputError, PluginError, PolicyError
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.policy.match import TAG_PREFIX, Condition, TagCollision
-from chargeback_engine.policy.model import AllocationSpec, Policy, Rule, SourceLocation, Stage
 from chargeback_engine.plugins import Registry
+from chargeback_engine.policy.match import TAG_PREFIX, Condition, TagCollision
+from chargeback_engine.policy.model import (
+    AllocationSpec,
+    Policy,
+    Rule,
+    SourceLocation,
+    Stage,
+)
 
 #: Integer weights are reduced to at most this total, which keeps the data plane's
 #: HUGEINT intermediates (< total²) far from overflow. Below it, weights are exact.

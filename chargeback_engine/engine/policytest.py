@@ -21,7 +21,11 @@ from chargeback_engine.engine.runner import Engine
 from chargeback_engine.errors import ChargebackError, InputError
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry
-from chargeback_engine.policy.loader import POLICY_TEST_SUFFIX, load_policies, policy_files
+from chargeback_engine.policy.loader import (
+    POLICY_TEST_SUFFIX,
+    load_policies,
+    policy_files,
+)
 
 
 @dataclass(frozen=True)

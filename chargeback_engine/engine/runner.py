@@ -11,8 +11,8 @@ import hashlib
 import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from decimal import Decimal, localcontext
+from functools import cached_property
 from glob import glob
 from pathlib import Path
 from typing import Any
@@ -23,16 +23,27 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
-from chargeback_engine.components import Amortize, CollectedSource, DirectCostBasis, Resolution
+from chargeback_engine.components import (
+    Amortize,
+    CollectedSource,
+    DirectCostBasis,
+    Resolution,
+)
 from chargeback_engine.engine.dataplane import DataPlane, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_table
+from chargeback_engine.engine.store import LEDGER_ORDER, LINE, RunStore, sql_text
 from chargeback_engine.errors import ConservationError, InputError, PluginError
-from chargeback_engine.focus import conform
+from chargeback_engine.focus import COST_TABLE_SCHEMA, conform
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_QUANTUM
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry, build_registry, call_each, get_plugin_manager
+from chargeback_engine.plugins import (
+    Registry,
+    build_registry,
+    call_each,
+    get_plugin_manager,
+)
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.policy.model import Policy, PolicySet, Rule
 
@@ -61,62 +72,104 @@ class InputInfo:
 
 @dataclass(frozen=True)
 class RunResult:
-    """A finished, conserved run: the ledger and decisions as Arrow, plus what went in."""
+    """A finished, conserved run: its decisions, what went in, and a store that holds the
+    line items and the ledger (read them as SQL through :attr:`store`, or as Arrow through
+    :attr:`ledger`, :attr:`allocations`, :attr:`schedule` and :attr:`records`)."""
 
     run_id: str
     period: Period
     policy: Policy
-    ledger: pa.Table  # every row, including amortization parts of later periods
     decisions: pa.Table
-    records: pa.Table
     inputs: tuple[InputInfo, ...]
     engine_version: str
+    store: RunStore
+    input_rows: int
     outputs: tuple[Path, ...] = field(default=())
+
+    # -- the ledger as SQL, for outputs that stream -------------------------------------
+    def ledger_query(self, where: str = "TRUE") -> str:
+        """Ledger rows matching ``where``, ``LEDGER_SCHEMA`` columns, in the one deterministic order."""
+        return f"SELECT * EXCLUDE ({LINE}) FROM ledger WHERE {where} ORDER BY {LEDGER_ORDER}"
+
+    @property
+    def in_period(self) -> str:
+        """The ``where`` of ledger rows charged to the run period."""
+        return f"period = '{self.period}'"
+
+    @property
+    def later(self) -> str:
+        """The ``where`` of amortization parts for later periods."""
+        return f"period > '{self.period}'"
+
+    # -- the same as Arrow, materialised on first use --------------------------------------
+    @cached_property
+    def ledger(self) -> pa.Table:
+        """Every row, including amortization parts of later periods and carried parts."""
+        return self.store.table(self.ledger_query(), schema=LEDGER_SCHEMA)
 
     @cached_property
     def allocations(self) -> pa.Table:
-        """Ledger rows charged to the run period (computed once: exporters all read it)."""
-        return self.ledger.filter(pc.equal(self.ledger["period"], str(self.period)))
+        """Ledger rows charged to the run period."""
+        return self.store.table(self.ledger_query(self.in_period), schema=LEDGER_SCHEMA)
 
     @cached_property
     def schedule(self) -> pa.Table:
         """Amortization parts for later periods: what they will receive."""
-        return self.ledger.filter(pc.greater(self.ledger["period"], str(self.period)))
+        return self.store.table(self.ledger_query(self.later), schema=LEDGER_SCHEMA)
+
+    @cached_property
+    def records(self) -> pa.Table:
+        """The line items, in load order."""
+        return self.store.table(f"SELECT * EXCLUDE ({LINE}) FROM records ORDER BY {LINE}", schema=COST_TABLE_SCHEMA)
+
+    def summary_query(self) -> str:
+        """cost_center, currency, amount for the run period, sorted; the unallocated bucket is
+        always there (at zero in every currency, or in the policy's when nothing is charged)."""
+        unallocated = sql_text(self.policy.unallocated)
+        return f"""
+            WITH totals AS (
+                SELECT cost_center, currency, sum(amount) AS amount FROM ledger WHERE {self.in_period} GROUP BY ALL
+            ), currencies AS (
+                SELECT DISTINCT currency FROM totals
+                UNION SELECT {sql_text(self.policy.currency)} WHERE NOT EXISTS (SELECT 1 FROM totals)
+            )
+            SELECT * FROM totals
+            UNION ALL
+            SELECT {unallocated}, currency, CAST(0 AS DECIMAL(38,10)) FROM currencies c
+            WHERE NOT EXISTS (SELECT 1 FROM totals t WHERE t.cost_center = {unallocated} AND t.currency = c.currency)
+            ORDER BY cost_center, currency
+        """
 
     def summary(self) -> list[tuple[str, str, Decimal]]:
         """(cost center, currency, amount) for the run period, the unallocated bucket included."""
-        totals: dict[tuple[str, str], Decimal] = {}
-        grouped = self.allocations.group_by(["cost_center", "currency"]).aggregate([("amount", "sum")])
-        for row in grouped.to_pylist():
-            totals[(row["cost_center"], row["currency"])] = row["amount_sum"]
-        currencies = sorted({c for _, c in totals}) or [self.policy.currency]
-        for currency in currencies:
-            totals.setdefault((self.policy.unallocated, currency), Decimal(0))
-        return [(cc, cur, amount) for (cc, cur), amount in sorted(totals.items())]
+        return [(cc, currency, _exact(amount)) for cc, currency, amount in self.store.sql(self.summary_query()).fetchall()]
 
     def totals(self) -> dict[str, dict[str, Decimal]]:
         """Per currency: input, allocated to the run period, deferred to later periods, and
         carried in from earlier schedules (allocated + deferred = input + carried)."""
-        records, ledger = self.records, self.ledger
-        carried = ledger.filter(pc.not_equal(ledger["run_id"], self.run_id))
-        currencies = set(pc.unique(records["BillingCurrency"]).to_pylist()) | set(pc.unique(carried["currency"]).to_pylist())
-        out: dict[str, dict[str, Decimal]] = {}
-        for currency in sorted(currencies):
-            def amount(table: pa.Table) -> Decimal:
-                return _sum(table.filter(pc.equal(table["currency"], currency))["amount"])  # noqa: B023
+        cost = '"' + self.policy.cost_column.replace('"', '""') + '"'
+        rows = self.store.sql(f"""
+            WITH i AS (SELECT BillingCurrency AS currency, sum({cost}) AS input FROM records GROUP BY ALL),
+            l AS (
+                SELECT currency,
+                       sum(amount) FILTER ({self.in_period}) AS allocated,
+                       sum(amount) FILTER ({self.later}) AS deferred,
+                       sum(amount) FILTER (run_id <> {sql_text(self.run_id)}) AS carried
+                FROM ledger GROUP BY ALL
+            )
+            SELECT coalesce(i.currency, l.currency), input, allocated, deferred, carried
+            FROM i FULL OUTER JOIN l ON i.currency = l.currency ORDER BY 1
+        """).fetchall()
+        return {currency: {"input": _exact(i), "allocated": _exact(a), "deferred": _exact(d), "carried": _exact(c)}
+                for currency, i, a, d, c in rows}
 
-            mine = pc.equal(records["BillingCurrency"], currency)
-            out[currency] = {
-                "input": _sum(records[self.policy.cost_column].filter(mine)),
-                "allocated": amount(self.allocations),
-                "deferred": amount(self.schedule),
-                "carried": amount(carried),
-            }
-        return out
+    def count(self, where: str = "TRUE") -> int:
+        """Ledger rows matching ``where``."""
+        return int(self.store.scalar(f"SELECT count(*) FROM ledger WHERE {where}"))
 
 
-def _sum(column: pa.ChunkedArray) -> Decimal:
-    total = pc.sum(column).as_py()
+def _exact(total: Decimal | None) -> Decimal:
+    """A SQL total at the ledger's scale (a missing total is zero)."""
     with localcontext() as wide:
         wide.prec = 80  # totals of 1e18 and more have more than the default 28 digits
         return (Decimal(0) if total is None else Decimal(total)).quantize(LEDGER_QUANTUM)
@@ -211,25 +264,25 @@ class Engine:
         kernel = Kernel(policy, self.registry, period)
         plane = self._data_plane()
         try:
-            plane.load(records, info)
+            rows = plane.load(records, info)
             decisions = self._allocate(plane, kernel, step)
             step("check")
             _check_conservation(plane.balances())
-            ledger = pa.concat_tables([plane.ledger(), carried])
-            loaded = plane.records()
+            store = plane.finish()
         finally:
             plane.close()
+        store.add_carried(carried)
         kernel_decisions = kernel.decision_table(decisions)
         if self.plugin_manager is not None:
             call_each(self.plugin_manager, "chargeback_decisions_recorded", run_id=run_id, decisions=kernel_decisions)
-        infos = [i if i.rows >= 0 else InputInfo(i.source_id, i.sha256, _rows_of(loaded, i), i.path) for i in infos]
-        result = RunResult(run_id, period, policy, ledger, kernel_decisions, loaded, tuple(infos), version)
+        infos = [i if i.rows >= 0 else InputInfo(i.source_id, i.sha256, _rows_of(store, i), i.path) for i in infos]
+        result = RunResult(run_id, period, policy, kernel_decisions, tuple(infos), version, store, rows)
         if out is not None:
             step("write")
             from chargeback_engine.exporters.write import write_outputs
 
             result = write_outputs(result, Path(out), [self._exporter(n) for n in self.exporters])
-        log.info("run.done", run_id=run_id, ledger_rows=ledger.num_rows, decisions=kernel_decisions.num_rows)
+        log.info("run.done", run_id=run_id, decisions=kernel_decisions.num_rows)
         return result
 
     def _exporter(self, name: str):  # type: ignore[no-untyped-def]
@@ -382,8 +435,8 @@ def _info(source: CollectedSource) -> InputInfo:
                      version=source.version, details=source.details)
 
 
-def _rows_of(records: pa.Table, info: InputInfo) -> int:
-    return pc.sum(pc.equal(records["x_SourceId"], info.source_id)).as_py() or 0
+def _rows_of(store: RunStore, info: InputInfo) -> int:
+    return int(store.scalar("SELECT count(*) FROM records WHERE x_SourceId = ?", [info.source_id]))
 
 
 def describe(result: RunResult) -> Mapping[str, Any]:
@@ -396,7 +449,7 @@ def describe(result: RunResult) -> Mapping[str, Any]:
         "inputs": [{"source_id": i.source_id, "path": i.path, "sha256": i.sha256, "rows": i.rows,
                     **({"version": i.version, "details": dict(i.details)} if i.version else {})}
                    for i in result.inputs],
-        "rows": {"input": result.records.num_rows, "ledger": result.allocations.num_rows,
-                 "schedule": result.schedule.num_rows, "decisions": result.decisions.num_rows},
+        "rows": {"input": result.input_rows, "ledger": result.count(result.in_period),
+                 "schedule": result.count(result.later), "decisions": result.decisions.num_rows},
         "totals": {c: {k: format(v, "f") for k, v in t.items()} for c, t in result.totals().items()},
     }

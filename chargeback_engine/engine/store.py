@@ -73,13 +73,14 @@ class RunStore:
         self._define_views()
 
     def _define_views(self) -> None:
-        records = ", ".join(_quoted(n) for n in (*COST_TABLE_SCHEMA.names, LINE))
-        ledger = ", ".join(_quoted(n) for n in (*LEDGER_SCHEMA.names, LINE))
+        """Both views cast every column to one DuckDB type, so outputs are byte-identical
+        whichever plane (and file format) the rows came from."""
         carried = "".join(f" UNION ALL BY NAME SELECT *, CAST(NULL AS BIGINT) AS {LINE} FROM carried_{i}"
                           for i in range(self._carried))
-        self._con.execute(f"CREATE OR REPLACE TEMP VIEW records AS SELECT {records} FROM {self._records_source}")
-        self._con.execute(f"CREATE OR REPLACE TEMP VIEW ledger AS SELECT {ledger} FROM "
-                          f"(SELECT {ledger} FROM {self._ledger_source}{carried})")
+        self._con.execute(f"CREATE OR REPLACE TEMP VIEW records AS SELECT {_columns(COST_TABLE_SCHEMA)} "
+                          f"FROM {self._records_source}")
+        self._con.execute(f"CREATE OR REPLACE TEMP VIEW ledger AS SELECT {_columns(LEDGER_SCHEMA)} "
+                          f"FROM (SELECT * FROM {self._ledger_source}{carried})")
 
     def add_carried(self, rows: pa.Table) -> None:
         """Add ledger rows that earlier runs scheduled for this run's period."""
@@ -90,6 +91,10 @@ class RunStore:
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyRelation:
         return self._con.sql(query, params=params)
+
+    def scalar(self, query: str, params: Sequence[Any] | None = None) -> Any:
+        """The one value ``query`` returns."""
+        return self._con.sql(query, params=params).fetchall()[0][0]
 
     def table(self, query: str, params: Sequence[Any] | None = None, schema: pa.Schema | None = None) -> pa.Table:
         """The result of ``query`` as Arrow, cast to ``schema`` when given."""
@@ -113,3 +118,17 @@ def _close(connection: duckdb.DuckDBPyConnection, cleanup: Callable[[], None] | 
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _columns(schema: pa.Schema) -> str:
+    """``schema``'s columns plus :data:`LINE`, each cast to its DuckDB type."""
+    return ", ".join(f"CAST({_quoted(f.name)} AS {_duckdb_type(f.type)}) AS {_quoted(f.name)}"
+                     for f in (*schema, pa.field(LINE, pa.int64())))
+
+
+def _duckdb_type(arrow: pa.DataType) -> str:
+    if pa.types.is_decimal(arrow):
+        return f"DECIMAL({arrow.precision}, {arrow.scale})"
+    if pa.types.is_timestamp(arrow):
+        return "TIMESTAMPTZ" if arrow.tz else "TIMESTAMP"
+    return {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER"}[arrow]

@@ -13,13 +13,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chargeback_engine.engine.duck import connect
 from chargeback_engine.engine.runner import RunResult
-from chargeback_engine.focus import COST_TABLE_SCHEMA
+from chargeback_engine.engine.store import LEDGER_ORDER, LINE
+from chargeback_engine.focus import MONEY
 from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.ledger import LEDGER_SCHEMA
 
 #: Leading characters that make spreadsheets evaluate a cell (CSV/formula injection).
 _FORMULA_START = "^[=+\\-@\t\r]"
+
+_PARQUET = "FORMAT parquet, COMPRESSION zstd"
+_CSV = "HEADER, DELIMITER ','"
 
 
 def write_parquet(table: pa.Table, path: Path) -> Path:
@@ -27,33 +31,18 @@ def write_parquet(table: pa.Table, path: Path) -> Path:
     return path
 
 
-def _defused(table: pa.Table) -> str:
-    """The select list that prefixes text cells starting like a formula with ``'``; numbers,
-    dates and amounts pass through untouched."""
+def defused(query: str, schema: pa.Schema) -> str:
+    """``query`` with text cells that start like a formula prefixed by ``'``; numbers, dates
+    and amounts pass through untouched."""
     columns = []
-    for field in table.schema:
+    for field in schema:
         name = '"' + field.name.replace('"', '""') + '"'
         if pa.types.is_string(field.type):
             columns.append(f"CASE WHEN regexp_matches({name}, '{_FORMULA_START}') THEN concat(chr(39), {name}) "
                            f"ELSE {name} END AS {name}")
         else:
             columns.append(name)
-    return ", ".join(columns)
-
-
-def write_csv(table: pa.Table, path: Path) -> Path:
-    """DuckDB's CSV writer, streaming from Arrow: plain decimals (never exponents), UTC
-    timestamps, quotes only where needed, formula-like text defused."""
-    con = connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("csv_rows", table)
-    con.execute(f"COPY (SELECT {_defused(table)} FROM csv_rows) TO '{_sql_text(str(path))}' (HEADER, DELIMITER ',')")
-    con.close()
-    return path
-
-
-def _sql_text(text: str) -> str:
-    return text.replace("'", "''")
+    return f"SELECT {', '.join(columns)} FROM ({query})"
 
 
 class _FileExporter:
@@ -61,13 +50,17 @@ class _FileExporter:
 
 
 class AllocationsExporter(_FileExporter):
-    """``allocations.parquet`` and ``allocations.csv``: the ledger of the run period."""
+    """``allocations.parquet`` and ``allocations.csv``: the ledger of the run period.
+
+    Both stream from the run's store (DuckDB's CSV writer: plain decimals, never exponents;
+    UTC timestamps; quotes only where needed; formula-like text defused)."""
 
     name = "allocations"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        return [write_parquet(result.allocations, directory / "allocations.parquet"),
-                write_csv(result.allocations, directory / "allocations.csv")]
+        query = result.ledger_query(result.in_period)
+        return [result.store.copy(query, directory / "allocations.parquet", _PARQUET),
+                result.store.copy(defused(query, LEDGER_SCHEMA), directory / "allocations.csv", _CSV)]
 
 
 class ScheduleExporter(_FileExporter):
@@ -76,7 +69,7 @@ class ScheduleExporter(_FileExporter):
     name = "schedule"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        return [write_parquet(result.schedule, directory / "schedule.parquet")]
+        return [result.store.copy(result.ledger_query(result.later), directory / "schedule.parquet", _PARQUET)]
 
 
 class DecisionsExporter(_FileExporter):
@@ -94,13 +87,10 @@ class SummaryExporter(_FileExporter):
     name = "summary"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        rows = result.summary()
-        table = pa.table({
-            "cost_center": pa.array([r[0] for r in rows], pa.string()),
-            "currency": pa.array([r[1] for r in rows], pa.string()),
-            "amount": pa.array([r[2] for r in rows], COST_TABLE_SCHEMA.field("BilledCost").type),
-        })
-        return [write_csv(table, directory / "summary.csv")]
+        return [result.store.copy(defused(result.summary_query(), _SUMMARY), directory / "summary.csv", _CSV)]
+
+
+_SUMMARY = pa.schema([("cost_center", pa.string()), ("currency", pa.string()), ("amount", MONEY)])
 
 
 class FocusAllocatedExporter(_FileExporter):
@@ -111,26 +101,19 @@ class FocusAllocatedExporter(_FileExporter):
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
         """Joined and written by DuckDB in one streaming COPY, in ledger order."""
-        path = directory / "focus_allocated.parquet"
-        ledger = result.allocations
-        con = connect()
-        con.register("ledger", ledger.append_column("_n", pa.array(range(ledger.num_rows), pa.int64())))
-        con.register("records", result.records)
-        cost = '"' + result.policy.cost_column + '"'
-        con.execute(f"""
-            COPY (
-                SELECT r.* REPLACE (l.amount AS {cost}),
-                       l.method AS AllocatedMethodId,
-                       json_object('decision_id', l.decision_id, 'stage', l.stage, 'category', l.category,
-                                   'from_cost_center', l.from_cost_center, 'period', l.period) AS AllocatedMethodDetails,
-                       l.cost_center AS x_CostCenterId, l.rule_id AS x_AllocationRuleId,
-                       l.policy_version AS x_PolicyVersion, l.decision_id AS x_DecisionId
-                FROM ledger l JOIN records r ON r.x_SourceId = l.source_id AND r.x_SourceRow = l.source_row
-                ORDER BY l._n
-            ) TO '{_sql_text(str(path))}' (FORMAT parquet, COMPRESSION zstd)
-        """)
-        con.close()
-        return [path]
+        cost = '"' + result.policy.cost_column.replace('"', '""') + '"'
+        query = f"""
+            SELECT r.* EXCLUDE ({LINE}) REPLACE (l.amount AS {cost}),
+                   l.method AS AllocatedMethodId,
+                   json_object('decision_id', l.decision_id, 'stage', l.stage, 'category', l.category,
+                               'from_cost_center', l.from_cost_center, 'period', l.period) AS AllocatedMethodDetails,
+                   l.cost_center AS x_CostCenterId, l.rule_id AS x_AllocationRuleId,
+                   l.policy_version AS x_PolicyVersion, l.decision_id AS x_DecisionId
+            FROM ledger l JOIN records r ON r.{LINE} = l.{LINE}
+            WHERE l.{result.in_period}
+            ORDER BY {", ".join("l." + c.strip() for c in LEDGER_ORDER.split(","))}
+        """
+        return [result.store.copy(query, directory / "focus_allocated.parquet", _PARQUET)]
 
 
 @hookimpl

@@ -1,8 +1,7 @@
-"""Engine test fixtures: one plugin registry and one DuckDB connection per test session."""
+"""Engine test fixtures: one plugin registry, and single-threaded DuckDB planes."""
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 
 from chargeback_engine.engine.duck import DuckDBPlane
@@ -15,13 +14,6 @@ def registry() -> Registry:
 
 
 @pytest.fixture(scope="session")
-def connection() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": 1})  # tiny tables: more threads only add overhead
-    yield con
-    con.close()
-
-
-@pytest.fixture(scope="session")
-def plane_factory(connection):  # type: ignore[no-untyped-def]
-    """Planes that reuse the session's connection, so property tests stay fast."""
-    return lambda: DuckDBPlane(connection)
+def plane_factory():  # type: ignore[no-untyped-def]
+    """Single-threaded planes: the tables are tiny, and more threads only add overhead."""
+    return lambda: DuckDBPlane(threads=1)

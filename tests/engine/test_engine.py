@@ -169,7 +169,7 @@ class LeakyPlane(DuckDBPlane):
     """A data plane with a bug: it loses the last ledger row. The engine must notice."""
 
     def balances(self) -> pa.Table:
-        self._con.execute("DELETE FROM ledger WHERE rowid = (SELECT max(rowid) FROM ledger)")
+        self._con.execute("DELETE FROM ledger_rows WHERE rowid = (SELECT max(rowid) FROM ledger_rows)")
         return super().balances()
 
 

@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from decimal import Decimal
 
+import duckdb
 import pyarrow as pa
 import pytest
 from hypothesis import example, given
@@ -143,21 +144,22 @@ def _months_of(rows: list[dict], item: dict, months: int) -> int:
     (Decimal("99999999999999.9999999999"), [10**6 - 1, 10**6, 1]),
     (Decimal(0), [4, 1]),
 ])
-def test_sql_split_equals_money_split(connection, amount: Decimal, weights: list[int]) -> None:  # type: ignore[no-untyped-def]
+def test_sql_split_equals_money_split(amount: Decimal, weights: list[int]) -> None:
     """Edge cases of the split SQL itself; the property above covers it through every method."""
     centers = [f"C{i:02d}" for i in range(len(weights))]
     kept = [(c, w) for c, w in zip(centers, weights, strict=True) if w]
     splits = pa.Table.from_pylist(
         [{"decision_id": "d", "cost_center": c, "weight": Decimal(w), "position": i, "months": None,
           "rule_id": "r", "method": "m", "category": "direct"} for i, (c, w) in enumerate(kept)], schema=SPLIT_SCHEMA)
+    connection = duckdb.connect()
     connection.register("splits_arrow", splits)
-    connection.execute("""CREATE OR REPLACE TEMP TABLE splits AS SELECT * REPLACE (CAST(weight AS HUGEINT) AS weight),
+    connection.execute("""CREATE TEMP TABLE splits AS SELECT 1 AS decision, * REPLACE (CAST(weight AS HUGEINT) AS weight),
         sum(CAST(weight AS HUGEINT)) OVER () AS total, count(*) OVER () AS n FROM splits_arrow""")
     units = int(amount.scaleb(10))
     rows = connection.sql(f"""
-        WITH p AS (SELECT 'd' AS decision_id, 1 AS record_id, CAST({units} AS HUGEINT) AS units)
-        SELECT cost_center, units_out FROM ({_split_sql('p', 'record_id', splits)}) ORDER BY cost_center
+        WITH p AS (SELECT 1 AS decision, 1 AS line, CAST({units} AS HUGEINT) AS units)
+        SELECT cost_center, units_out FROM ({_split_sql('p', 'line', splits)}) ORDER BY cost_center
     """).fetchall()
-    connection.execute("DROP TABLE splits")
+    connection.close()
     expected = split(amount, [Decimal(w) for _, w in kept])
     assert [Decimal(u).scaleb(-10) for _, u in rows] == expected
