@@ -30,9 +30,8 @@ import pyarrow.parquet as pq
 
 from chargeback_engine.engine import store
 from chargeback_engine.engine.dataplane import RunInfo
-from chargeback_engine.engine.store import LEDGER_ORDER, LINE, RunStore
+from chargeback_engine.engine.store import LINE, RunStore
 from chargeback_engine.errors import InputError
-from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
 
 if TYPE_CHECKING:
@@ -57,12 +56,15 @@ RUN_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.parquet.outputTimest
 ROW_GROUP_ROWS = 65_536
 
 _INT = "DECIMAL(38,0)"
-#: Source columns the ledger copies, renamed.
-_SOURCE_COLUMNS = {
-    "x_SourceId": "source_id", "x_SourceRow": "source_row", "ChargePeriodStart": "charge_period_start",
-    "BillingAccountId": "billing_account_id", "SubAccountId": "sub_account_id", "ServiceName": "service_name",
-    "ServiceCategory": "service_category", "ResourceId": "resource_id", "RegionId": "region_id",
-    "ChargeCategory": "charge_category", "BillingCurrency": "currency",
+#: The columns of the ledger Spark computes (the rest come from the line, in the store).
+_LEDGER_ROWS = (LINE, "period", "cost_center", "amount", "stage", "from_cost_center", "category", "rule_id",
+                "method", "decision_id")
+#: Ledger columns copied from the line: the store joins them on by ``_line``.
+_FROM_LINE = {
+    "source_id": "x_SourceId", "source_row": "x_SourceRow", "charge_period_start": "ChargePeriodStart",
+    "billing_account_id": "BillingAccountId", "sub_account_id": "SubAccountId", "service_name": "ServiceName",
+    "service_category": "ServiceCategory", "resource_id": "ResourceId", "region_id": "RegionId",
+    "charge_category": "ChargeCategory", "currency": "BillingCurrency",
 }
 
 
@@ -179,7 +181,6 @@ class SparkPlane:
         self._dir: Path | None = None  # the run's files, until a store owns them
         self._src: DataFrame | None = None
         self._pieces: list[DataFrame] = []  # checkpointed ledger pieces, in the order written
-        self._store: RunStore | None = None  # finished for ledger() and records()
 
     @property
     def spark(self) -> SparkSession:
@@ -202,10 +203,7 @@ class SparkPlane:
         pq.write_table(records.append_column(LINE, pa.array(range(records.num_rows), pa.int64())),
                        self._records_path(), row_group_size=ROW_GROUP_ROWS)
         self._src = self._spark.read.parquet(self._records_path().as_uri()).select(
-            "*",
-            _sql("md5(concat(x_SourceId, '#', CAST(x_SourceRow AS STRING)))").alias("record_id"),
-            _sql(to_units(f"`{run.cost_column}`")).alias("units"),
-        )
+            "*", _sql(to_units(f"`{run.cost_column}`")).alias("units"))
         return records.num_rows
 
     def distinct(self, columns: Sequence[str]) -> pa.Table:
@@ -249,7 +247,7 @@ class SparkPlane:
         else:
             hit = lines.crossJoin(keys)
         months = F.broadcast(split_frame.select("decision_id", "months").distinct())
-        hit = hit.select(f"r.{LINE}", "r.record_id", *(f"r.{c}" for c in _SOURCE_COLUMNS), "r.ChargePeriodEnd", "r.units",
+        hit = hit.select(f"r.{LINE}", "r.ChargePeriodStart", "r.ChargePeriodEnd", "r.ChargeCategory", "r.units",
                          "a.decision_id").join(months, "decision_id")
         # One part per line, or one per month of an amortization schedule (even split, earlier months first).
         plain = hit.where("months IS NULL").select("*", F.lit(str(run.period)).alias("period"),
@@ -266,13 +264,11 @@ class SparkPlane:
                      .withColumn("period", _sql(f"date_format(add_months(date_trunc('MONTH', {start}), part_index), 'yyyy-MM')"))
                      .withColumn("units", _sql(self._part_units()))
                      .drop("e", "n_parts"))
-        parts = plain.unionByName(amortized).drop("months", "ChargePeriodEnd")
+        parts = plain.unionByName(amortized).drop("months", "ChargePeriodStart", "ChargePeriodEnd")
         rows = split_units(parts, split_frame, [LINE, "part_index"])
         self._write(rows.select(
-            LINE, F.lit(run.run_id).alias("run_id"), "record_id",
-            *(F.col(old).alias(new) for old, new in _SOURCE_COLUMNS.items() if new != "currency"),
-            "period", "cost_center", _sql(to_money("units_out")).alias("amount"), F.col("BillingCurrency").alias("currency"),
-            F.lit(0).alias("stage"), F.lit(None).cast("string").alias("from_cost_center"),
+            LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount"), F.lit(0).alias("stage"),
+            F.lit(None).cast("string").alias("from_cost_center"),
             _sql("CASE WHEN category = 'direct' AND ChargeCategory = 'Credit' THEN 'credit' ELSE category END").alias("category"),
             "rule_id", "method", "decision_id",
         ))
@@ -291,8 +287,9 @@ class SparkPlane:
         src = self._require_src()
         types = {f.name: f.dataType for f in src.schema.fields}
         basis = (self._ledger().where(F.col("stage") == 0).where(F.col("period") == str(run.period))
-                 .select(LINE, "cost_center", "currency", "amount")
-                 .join(src.select(LINE, *(_as_text(c, types[c]) for c in columns)), LINE))
+                 .select(LINE, "cost_center", "amount")
+                 .join(src.select(LINE, F.col("BillingCurrency").alias("currency"),
+                                  *(_as_text(c, types[c]) for c in columns)), LINE))
         group = ["cost_center", "currency", *columns]
         table = (basis.groupBy(*(F.col(f"`{c}`") for c in group)).agg(F.sum("amount").alias("amount"))
                  .orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in group)).toArrow())
@@ -302,29 +299,23 @@ class SparkPlane:
     def redistribute(self, stage: int, pool: str, splits: pa.Table) -> None:
         from pyspark.sql import functions as F
 
-        run = self._require_run()
+        self._require_run()
         split_frame = self._splits(splits)
         decision_id = splits["decision_id"][0].as_py()
-        keep = [LINE, "record_id", "source_id", "source_row", "period", "charge_period_start", "billing_account_id",
-                "sub_account_id", "service_name", "service_category", "resource_id", "region_id", "charge_category",
-                "currency"]
         balances = (self._ledger().where(F.col("cost_center") == pool)
-                    .groupBy(*keep).agg(F.sum("amount").alias("balance")).where("balance <> 0"))
-        parts = balances.select(*keep, F.lit(decision_id).alias("decision_id"),
-                                _sql(to_units("balance")).alias("units"))
-        parts = _checkpoint(parts)
+                    .groupBy(LINE, "period").agg(F.sum("amount").alias("balance")).where("balance <> 0"))
+        parts = _checkpoint(balances.select(LINE, "period", F.lit(decision_id).alias("decision_id"),
+                                            _sql(to_units("balance")).alias("units")))
         descriptive = F.broadcast(split_frame.select("decision_id", "rule_id", "method").distinct())
         out = (parts.join(descriptive, "decision_id")
-               .select(*keep, "decision_id", "rule_id", "method", F.lit(pool).alias("cost_center"),
-                       _sql(to_money("-units")).alias("amount")))
+               .select(LINE, "period", F.lit(pool).alias("cost_center"), _sql(to_money("-units")).alias("amount"),
+                       "rule_id", "method", "decision_id"))
         consumers = (split_units(parts, split_frame, [LINE, "period"])
-                     .select(*keep, "decision_id", "rule_id", "method", "cost_center",
-                             _sql(to_money("units_out")).alias("amount")))
-        rows = out.unionByName(consumers)
-        self._write(rows.select(
-            F.lit(run.run_id).alias("run_id"), *keep[:-1], "cost_center", "amount", "currency",
-            F.lit(stage).alias("stage"), F.lit(pool).alias("from_cost_center"), F.lit("shared").alias("category"),
-            "rule_id", "method", "decision_id",
+                     .select(LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount"),
+                             "rule_id", "method", "decision_id"))
+        self._write(out.unionByName(consumers).select(
+            LINE, "period", "cost_center", "amount", F.lit(stage).alias("stage"), F.lit(pool).alias("from_cost_center"),
+            F.lit("shared").alias("category"), "rule_id", "method", "decision_id",
         ))
 
     # -- results ---------------------------------------------------------------------
@@ -337,9 +328,10 @@ class SparkPlane:
                   .select(F.col("BillingCurrency").alias("currency"), F.col("BillingAccountId").alias("billing_account_id"),
                           _sql("date_format(ChargePeriodStart, 'yyyy-MM')").alias("period"), F.col(f"`{run.cost_column}`"))
                   .groupBy(*keys).agg(F.sum(f"`{run.cost_column}`").alias("input")).alias("i"))
-        ledger = (self._ledger()
-                  .select("currency", "billing_account_id", _sql("date_format(charge_period_start, 'yyyy-MM')").alias("period"),
-                          "amount")
+        lines = self._require_src().select(
+            LINE, F.col("BillingCurrency").alias("currency"), F.col("BillingAccountId").alias("billing_account_id"),
+            _sql("date_format(ChargePeriodStart, 'yyyy-MM')").alias("period"))
+        ledger = (self._ledger().groupBy(LINE).agg(F.sum("amount").alias("amount")).join(lines, LINE)
                   .groupBy(*keys).agg(F.sum("amount").alias("ledger")).alias("l"))
         on = reduce(lambda x, y: x & y, [F.col(f"i.{k}").eqNullSafe(F.col(f"l.{k}")) for k in keys])
         zero = _sql("CAST(0 AS DECIMAL(38,10))")
@@ -353,55 +345,48 @@ class SparkPlane:
     def finish(self) -> RunStore:
         """Have the executors write the ledger next to the lines; a store reads both.
 
-        The ledger never reaches the driver: the store's DuckDB reads the Parquet files, and
-        removes the run's directory when it is closed.
+        The ledger never reaches the driver. As in the DuckDB plane, the store's ``ledger``
+        view joins the line's columns on by ``_line`` from an Arrow scan of the lines, and
+        reads the rest from one Parquet file: DuckDB writes a column of an output as
+        required when its statistics rule out nulls, and it has statistics for a single
+        Parquet file (not for several, nor for an Arrow scan), so outputs only come out
+        byte-identical to the DuckDB plane's this way.
         """
+        import pyarrow.dataset as ds
+
+        run = self._require_run()
         directory = self._require_dir()
-        self._ledger().write.parquet((directory / "ledger").as_uri())
-        ledger_files = sorted((directory / "ledger").glob("*.parquet"))
-        run_store = RunStore(store.connect(), store.parquet_source([self._records_path()]),
-                             store.parquet_source(ledger_files), partial(shutil.rmtree, directory, ignore_errors=True))
+        self._ledger().coalesce(1).write.parquet((directory / "ledger").as_uri())
+        (ledger_file,) = (directory / "ledger").glob("*.parquet")
+        connection = store.connect()
+        connection.register("lines", ds.dataset(self._records_path()))
+        from_line = ", ".join(f"r.{column} AS {name}" for name, column in _FROM_LINE.items())
+        ledger = f"""(
+            SELECT {store.sql_text(run.run_id)} AS run_id,
+                   md5(r.x_SourceId || '#' || CAST(r.x_SourceRow AS VARCHAR)) AS record_id, {from_line},
+                   l.* EXCLUDE ({LINE}), {store.sql_text(run.policy_version)} AS policy_version,
+                   {store.sql_text(run.policy_hash)} AS policy_hash, l.{LINE}
+            FROM {store.parquet_source([ledger_file])} l JOIN lines r ON r.{LINE} = l.{LINE})"""
+        run_store = RunStore(connection, "lines", ledger, partial(shutil.rmtree, directory, ignore_errors=True))
         self._dir, self._pieces, self._src = None, [], None
         return run_store
-
-    # -- until Engine.run takes the store from finish() (the engine rewrite on main) ----
-    def ledger(self) -> pa.Table:
-        """The ledger in the deterministic order, read back through the store."""
-        return self._finished().table(f"SELECT * EXCLUDE ({LINE}) FROM ledger ORDER BY {LEDGER_ORDER}",
-                                      schema=LEDGER_SCHEMA)
-
-    def records(self) -> pa.Table:
-        return self._finished().table(f"SELECT * EXCLUDE ({LINE}) FROM records ORDER BY {LINE}",
-                                      schema=COST_TABLE_SCHEMA)
-
-    def _finished(self) -> RunStore:
-        if self._store is None:
-            self._store = self.finish()
-        return self._store
 
     def close(self) -> None:
         """Drop the run's data and the files no store owns; the session stays (it may be a cluster's)."""
         self._pieces, self._src = [], None
-        if self._store is not None:
-            self._store.close()
-            self._store = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
     # -- internals -------------------------------------------------------------------
     def _write(self, rows: DataFrame) -> None:
-        """Add ledger rows, stamped with the policy, computed once and kept for later stages."""
-        from pyspark.sql import functions as F
-
-        run = self._require_run()
-        stamped = rows.select("*", F.lit(run.policy_version).alias("policy_version"),
-                              F.lit(run.policy_hash).alias("policy_hash"))
-        self._pieces.append(_checkpoint(stamped.select(LINE, *(F.col(f.name) for f in LEDGER_SCHEMA))))
+        """Add ledger rows, computed once and kept for later stages."""
+        self._pieces.append(_checkpoint(rows.select(*_LEDGER_ROWS)))
 
     def _ledger(self) -> DataFrame:
         if not self._pieces:
-            return self._spark.createDataFrame(pa.schema([pa.field(LINE, pa.int64()), *LEDGER_SCHEMA]).empty_table())
+            return self._spark.createDataFrame(pa.schema(
+                [pa.field(LINE, pa.int64()), *(LEDGER_SCHEMA.field(c) for c in _LEDGER_ROWS[1:])]).empty_table())
         return reduce(lambda x, y: x.unionByName(y), self._pieces)
 
     def _records_path(self) -> Path:

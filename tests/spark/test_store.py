@@ -15,6 +15,7 @@ import pytest
 from chargeback_engine.engine import spark as spark_module
 from chargeback_engine.engine import store as store_module
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, RunInfo
+from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.store import LEDGER_ORDER, LINE
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
@@ -39,16 +40,20 @@ def types(store, query: str) -> list[tuple[str, str]]:  # type: ignore[no-untype
     return [(name, kind) for name, kind, *_ in store.sql(f"DESCRIBE {query}").fetchall()]
 
 
+def run_plane(plane, records: pa.Table):  # type: ignore[no-untyped-def]
+    plane.load(records, RUN)
+    plane.allocate(pa.table({"decision_id": ["d1"]}), SPLITS)
+    store = plane.finish()
+    plane.close()  # after finish: leaves the store's data alone
+    return store
+
+
 @pytest.fixture
 def finished(spark, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     """A finished run of ``AMOUNTS`` in row groups of 4 lines (Spark reads them in several splits)."""
     monkeypatch.setattr(spark_module, "ROW_GROUP_ROWS", 4)
     records = line_items([{"ServiceName": f"s{i % 3}", "EffectiveCost": a} for i, a in enumerate(AMOUNTS)])
-    plane = spark_module.SparkPlane(spark, workdir=tmp_path)
-    plane.load(records, RUN)
-    plane.allocate(pa.table({"decision_id": ["d1"]}), SPLITS)
-    store = plane.finish()
-    plane.close()  # after finish: leaves the store's files alone
+    store = run_plane(spark_module.SparkPlane(spark, workdir=tmp_path), records)
     yield records, store, tmp_path
     store.close()
 
@@ -59,8 +64,23 @@ def test_files_have_duckdbs_types(finished) -> None:  # type: ignore[no-untyped-
     (run_dir,) = workdir.iterdir()
     ledger = store_module.parquet_source(sorted((run_dir / "ledger").glob("*.parquet")))
     records = store_module.parquet_source([run_dir / "records.parquet"])
-    assert types(store, f"SELECT {LINE}, * EXCLUDE ({LINE}) FROM {ledger}") == duckdb_types(LEDGER_SCHEMA)
+    expected = dict(duckdb_types(LEDGER_SCHEMA))
+    assert all(expected[name] == kind for name, kind in types(store, f"SELECT * FROM {ledger}"))
     assert types(store, f"SELECT {LINE}, * EXCLUDE ({LINE}) FROM {records}") == duckdb_types(COST_TABLE_SCHEMA)
+
+
+def test_the_store_is_the_duckdb_planes(finished, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """Same rows, same types, and the same bytes when DuckDB writes them (Parquet nullability included)."""
+    records, spark_store, _ = finished
+    duck_store = run_plane(DuckDBPlane(), records)
+    out = tmp_path_factory.mktemp("copies")
+    for view in ("ledger", "records"):
+        query = f"SELECT * FROM {view} ORDER BY {LEDGER_ORDER if view == 'ledger' else LINE}"
+        assert types(spark_store, view) == types(duck_store, view)
+        assert spark_store.table(query).equals(duck_store.table(query))
+        copies = [s.copy(query, out / f"{view}-{i}.parquet", "FORMAT parquet") for i, s in enumerate((spark_store, duck_store))]
+        assert copies[0].read_bytes() == copies[1].read_bytes()
+    duck_store.close()
 
 
 def test_records_keep_their_load_position(finished) -> None:  # type: ignore[no-untyped-def]
