@@ -32,7 +32,7 @@ from chargeback_engine.components import (
 from chargeback_engine.engine.dataplane import DataPlane, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_table
-from chargeback_engine.engine.store import LEDGER_ORDER, LINE, RunStore, sql_text
+from chargeback_engine.engine.store import LINE, RunStore, sql_text
 from chargeback_engine.errors import ConservationError, InputError, PluginError
 from chargeback_engine.focus import COST_TABLE_SCHEMA, conform
 from chargeback_engine.ledger import LEDGER_SCHEMA
@@ -73,8 +73,9 @@ class InputInfo:
 @dataclass(frozen=True)
 class RunResult:
     """A finished, conserved run: its decisions, what went in, and a store that holds the
-    line items and the ledger (read them as SQL through :attr:`store`, or as Arrow through
-    :attr:`ledger`, :attr:`allocations`, :attr:`schedule` and :attr:`records`)."""
+    line items and the ledger (stream them, or query them as SQL, through :attr:`store`;
+    or read them as Arrow tables: :attr:`ledger`, :attr:`allocations`, :attr:`schedule`
+    and :attr:`records`)."""
 
     run_id: str
     period: Period
@@ -86,11 +87,6 @@ class RunResult:
     input_rows: int
     outputs: tuple[Path, ...] = field(default=())
 
-    # -- the ledger as SQL, for outputs that stream -------------------------------------
-    def ledger_query(self, where: str = "TRUE") -> str:
-        """Ledger rows matching ``where``, ``LEDGER_SCHEMA`` columns, in the one deterministic order."""
-        return f"SELECT * EXCLUDE ({LINE}) FROM ledger WHERE {where} ORDER BY {LEDGER_ORDER}"
-
     @property
     def in_period(self) -> str:
         """The ``where`` of ledger rows charged to the run period."""
@@ -101,21 +97,21 @@ class RunResult:
         """The ``where`` of amortization parts for later periods."""
         return f"period > '{self.period}'"
 
-    # -- the same as Arrow, materialised on first use --------------------------------------
+    # -- the ledger as Arrow, materialised on first use ----------------------------------
     @cached_property
     def ledger(self) -> pa.Table:
         """Every row, including amortization parts of later periods and carried parts."""
-        return self.store.table(self.ledger_query(), schema=LEDGER_SCHEMA)
+        return self.store.ledger().read_all().cast(LEDGER_SCHEMA)
 
     @cached_property
     def allocations(self) -> pa.Table:
         """Ledger rows charged to the run period."""
-        return self.store.table(self.ledger_query(self.in_period), schema=LEDGER_SCHEMA)
+        return self.store.ledger(self.in_period).read_all().cast(LEDGER_SCHEMA)
 
     @cached_property
     def schedule(self) -> pa.Table:
         """Amortization parts for later periods: what they will receive."""
-        return self.store.table(self.ledger_query(self.later), schema=LEDGER_SCHEMA)
+        return self.store.ledger(self.later).read_all().cast(LEDGER_SCHEMA)
 
     @cached_property
     def records(self) -> pa.Table:
@@ -265,6 +261,7 @@ class Engine:
         plane = self._data_plane()
         try:
             rows = plane.load(records, info)
+            del records, sources  # the plane holds the line items now
             decisions = self._allocate(plane, kernel, step)
             step("check")
             _check_conservation(plane.balances())

@@ -4,8 +4,8 @@ A run's ledger is several rows per line item: tens of millions of rows for a big
 Materialising it as Python-side Arrow (let alone Python objects) would cost more memory
 than the whole allocation, so the data plane hands over a :class:`RunStore` instead: the
 DuckDB plane its own connection, the Spark plane the Parquet files its executors wrote.
-Exporters stream from the store to files (``COPY ... TO``); totals are SQL; only a caller
-that asks for ``RunResult.ledger`` gets an Arrow table.
+Exporters stream ordered batches from the store into files; totals are SQL; only a caller
+that asks for ``RunResult.ledger`` gets a whole Arrow table.
 
 Two views, the same for every plane:
 
@@ -32,8 +32,13 @@ from chargeback_engine.ledger import LEDGER_SCHEMA
 
 #: Position of a line in load order: the link from a ledger row back to its line item.
 LINE = "_line"
-#: The deterministic order of ledger rows (``record_id`` settles carried rows that tie).
-LEDGER_ORDER = f"stage, {LINE} NULLS LAST, period, cost_center, from_cost_center NULLS FIRST, amount, record_id"
+#: The deterministic order of ledger rows: this run's by stage and line, then rows carried
+#: in from earlier schedules (``record_id`` settles carried rows that tie).
+LEDGER_ORDER = f"{LINE} IS NULL, stage, {LINE}, period, cost_center, from_cost_center NULLS FIRST, amount, record_id"
+#: Rows per batch when the ledger is streamed.
+BATCH_ROWS = 1 << 20
+#: Prefix of a line item's columns next to its ledger rows (see :meth:`RunStore.ledger`).
+RECORD = "record."
 
 
 def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
@@ -101,9 +106,29 @@ class RunStore:
         table = self._con.sql(query, params=params).to_arrow_table()
         return table.cast(schema) if schema is not None else table
 
-    def copy(self, query: str, path: Path, options: str, params: Sequence[Any] | None = None) -> Path:
-        """Stream the result of ``query`` into ``path`` (``options`` of DuckDB's ``COPY``)."""
-        self._con.execute(f"COPY ({query}) TO {sql_text(str(path))} ({options})", params)
+    def ledger(self, where: str = "TRUE", record_columns: Sequence[str] = ()) -> pa.RecordBatchReader:
+        """Ledger rows matching ``where`` (SQL over the ledger's columns) in :data:`LEDGER_ORDER`:
+        ``LEDGER_SCHEMA`` columns, then the named columns of each row's line item, prefixed
+        with :data:`RECORD`. Streamed, so an output never holds the whole ledger."""
+        extra = "".join(f", r.{_quoted(c)} AS {_quoted(RECORD + c)}" for c in record_columns)
+        join = f" LEFT JOIN records r ON r.{LINE} = l.{LINE}" if record_columns else ""
+        order = ", ".join(f"l.{term.strip()}" for term in LEDGER_ORDER.split(","))
+        query = f"SELECT l.* EXCLUDE ({LINE}){extra} FROM (SELECT * FROM ledger WHERE {where}) l{join} ORDER BY {order}"
+        return self._con.sql(query).to_arrow_reader(BATCH_ROWS)
+
+    def copy(self, rows: pa.RecordBatchReader | str, path: Path, options: str, select: str = "*") -> Path:
+        """Write ``rows`` (a stream, or a query on this store) to ``path`` in order: ``select``
+        is the select list over them, ``options`` those of DuckDB's ``COPY``."""
+        copy = f"COPY (SELECT {select} FROM {{}}) TO {sql_text(str(path))} ({options})"
+        if isinstance(rows, str):
+            self._con.execute(copy.format(f"({rows})"))
+            return path
+        writer = connect()  # the stream still reads from this store's connection
+        try:
+            writer.register("copy_rows", rows)
+            writer.execute(copy.format("copy_rows"))
+        finally:
+            writer.close()
         return path
 
     def close(self) -> None:

@@ -6,43 +6,115 @@ CSV text cells that a spreadsheet would run as a formula get a leading ``'``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import queue
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from chargeback_engine.engine.runner import RunResult
-from chargeback_engine.engine.store import LEDGER_ORDER, LINE
-from chargeback_engine.focus import MONEY
+from chargeback_engine.engine.store import RECORD, connect, sql_text
+from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.hookspecs import hookimpl
-from chargeback_engine.ledger import LEDGER_SCHEMA
 
 #: Leading characters that make spreadsheets evaluate a cell (CSV/formula injection).
 _FORMULA_START = "^[=+\\-@\t\r]"
 
-_PARQUET = "FORMAT parquet, COMPRESSION zstd"
-_CSV = "HEADER, DELIMITER ','"
+#: Rows per Parquet row group: fixed, so the files do not depend on how rows were batched.
+ROW_GROUP_ROWS = 1 << 20
 
 
-def write_parquet(table: pa.Table, path: Path) -> Path:
-    pq.write_table(table, path, compression="zstd", write_statistics=True)
+def write_parquet(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema: pa.Schema | None = None) -> Path:
+    """Plain-encoded, zstd-compressed Parquet without the Arrow schema blob, in row groups of
+    :data:`ROW_GROUP_ROWS`: the bytes depend on the values only, not on how they were held
+    in memory (dictionary or plain text, batch sizes), so every plane writes the same file."""
+    if isinstance(rows, pa.Table):
+        schema, rows = rows.schema, rows.to_batches()
+    assert schema is not None
+    nullable = pa.schema([f.with_nullable(True) for f in schema])  # as every plane's SQL results are
+    with pq.ParquetWriter(path, nullable, compression="zstd", use_dictionary=False, store_schema=False) as writer:
+        for group in _row_groups(rows, schema):
+            writer.write_table(group.cast(nullable), row_group_size=ROW_GROUP_ROWS)
     return path
 
 
-def defused(query: str, schema: pa.Schema) -> str:
-    """``query`` with text cells that start like a formula prefixed by ``'``; numbers, dates
-    and amounts pass through untouched."""
-    columns = []
-    for field in schema:
-        name = '"' + field.name.replace('"', '""') + '"'
-        if pa.types.is_string(field.type):
-            columns.append(f"CASE WHEN regexp_matches({name}, '{_FORMULA_START}') THEN concat(chr(39), {name}) "
-                           f"ELSE {name} END AS {name}")
-        else:
-            columns.append(name)
-    return f"SELECT {', '.join(columns)} FROM ({query})"
+def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        pending.append(batch)
+        size += batch.num_rows
+        while size >= ROW_GROUP_ROWS:
+            table = pa.Table.from_batches(pending, schema)
+            yield table.slice(0, ROW_GROUP_ROWS)
+            rest = table.slice(ROW_GROUP_ROWS)
+            pending, size = rest.to_batches(), rest.num_rows
+    if size or not pending:
+        yield pa.Table.from_batches(pending, schema)
+
+
+def defused(column: pa.Array) -> pa.Array:
+    """Text cells that start like a formula, prefixed with ``'``. Dictionary-encoded text is
+    defused in its dictionary, once per distinct value."""
+    if pa.types.is_dictionary(column.type):
+        return pa.DictionaryArray.from_arrays(column.indices, defused(column.dictionary))
+    if not pa.types.is_string(column.type):
+        return column
+    risky = pc.fill_null(pc.match_substring_regex(column, _FORMULA_START), False)
+    return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+
+
+def write_csv(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema: pa.Schema | None = None) -> Path:
+    """DuckDB's CSV writer, streaming: plain decimals (never exponents), UTC timestamps,
+    quotes only where needed, formula-like text defused."""
+    if isinstance(rows, pa.Table):
+        schema, rows = rows.schema, rows.to_batches()
+    assert schema is not None
+    safe = (pa.RecordBatch.from_arrays([defused(c) for c in b.columns], schema=schema) for b in rows)
+    writer = connect()
+    try:
+        writer.register("csv_rows", pa.RecordBatchReader.from_batches(schema, safe))
+        writer.execute(f"COPY csv_rows TO {sql_text(str(path))} (HEADER, DELIMITER ',')")
+    finally:
+        writer.close()
+    return path
+
+
+def tee(rows: Iterable[pa.RecordBatch], schema: pa.Schema, *writers: Callable[[Iterator[pa.RecordBatch]], Path]) -> list[Path]:
+    """Feed one stream of batches to several writers at once, each in its own thread, so a
+    ledger is read once and its files are written side by side."""
+    queues: list[queue.Queue[pa.RecordBatch | None]] = [queue.Queue(maxsize=2) for _ in writers]
+
+    def drain(q: queue.Queue[pa.RecordBatch | None]) -> Iterator[pa.RecordBatch]:
+        while (batch := q.get()) is not None:
+            yield batch
+
+    with ThreadPoolExecutor(max_workers=len(writers)) as pool:
+        futures = [pool.submit(write, drain(q)) for write, q in zip(writers, queues, strict=True)]
+        try:
+            for batch in rows:
+                for q in queues:
+                    _put(q, batch, futures)
+        finally:
+            for q in queues:
+                _put(q, None, futures)
+        return [f.result() for f in futures]
+
+
+def _put(q: queue.Queue[pa.RecordBatch | None], item: pa.RecordBatch | None, futures: list[Future[Path]]) -> None:
+    """Hand ``item`` on, unless a writer has failed: then its error surfaces instead of a hang."""
+    while True:
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            for f in futures:
+                if f.done():
+                    f.result()
 
 
 class _FileExporter:
@@ -50,17 +122,16 @@ class _FileExporter:
 
 
 class AllocationsExporter(_FileExporter):
-    """``allocations.parquet`` and ``allocations.csv``: the ledger of the run period.
-
-    Both stream from the run's store (DuckDB's CSV writer: plain decimals, never exponents;
-    UTC timestamps; quotes only where needed; formula-like text defused)."""
+    """``allocations.parquet`` and ``allocations.csv``: the ledger of the run period, read
+    from the run's store once and written to both files side by side."""
 
     name = "allocations"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        query = result.ledger_query(result.in_period)
-        return [result.store.copy(query, directory / "allocations.parquet", _PARQUET),
-                result.store.copy(defused(query, LEDGER_SCHEMA), directory / "allocations.csv", _CSV)]
+        rows = result.store.ledger(result.in_period)
+        return tee(rows, rows.schema,
+                   lambda batches: write_parquet(batches, directory / "allocations.parquet", rows.schema),
+                   lambda batches: write_csv(batches, directory / "allocations.csv", rows.schema))
 
 
 class ScheduleExporter(_FileExporter):
@@ -69,7 +140,8 @@ class ScheduleExporter(_FileExporter):
     name = "schedule"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        return [result.store.copy(result.ledger_query(result.later), directory / "schedule.parquet", _PARQUET)]
+        rows = result.store.ledger(result.later)
+        return [write_parquet(rows, directory / "schedule.parquet", rows.schema)]
 
 
 class DecisionsExporter(_FileExporter):
@@ -87,10 +159,7 @@ class SummaryExporter(_FileExporter):
     name = "summary"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        return [result.store.copy(defused(result.summary_query(), _SUMMARY), directory / "summary.csv", _CSV)]
-
-
-_SUMMARY = pa.schema([("cost_center", pa.string()), ("currency", pa.string()), ("amount", MONEY)])
+        return [write_csv(result.store.table(result.summary_query()), directory / "summary.csv")]
 
 
 class FocusAllocatedExporter(_FileExporter):
@@ -100,20 +169,45 @@ class FocusAllocatedExporter(_FileExporter):
     name = "focus-allocated"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        """Joined and written by DuckDB in one streaming COPY, in ledger order."""
-        cost = '"' + result.policy.cost_column.replace('"', '""') + '"'
-        query = f"""
-            SELECT r.* EXCLUDE ({LINE}) REPLACE (l.amount AS {cost}),
-                   l.method AS AllocatedMethodId,
-                   json_object('decision_id', l.decision_id, 'stage', l.stage, 'category', l.category,
-                               'from_cost_center', l.from_cost_center, 'period', l.period) AS AllocatedMethodDetails,
-                   l.cost_center AS x_CostCenterId, l.rule_id AS x_AllocationRuleId,
-                   l.policy_version AS x_PolicyVersion, l.decision_id AS x_DecisionId
-            FROM ledger l JOIN records r ON r.{LINE} = l.{LINE}
-            WHERE l.{result.in_period}
-            ORDER BY {", ".join("l." + c.strip() for c in LEDGER_ORDER.split(","))}
-        """
-        return [result.store.copy(query, directory / "focus_allocated.parquet", _PARQUET)]
+        """Streamed from the store in ledger order, each row beside its line item's columns."""
+        rows = result.store.ledger(result.in_period, record_columns=COST_TABLE_SCHEMA.names)
+        cost = result.policy.cost_column
+        schema = pa.schema([
+            *(pa.field(c, rows.schema.field(RECORD + c).type) for c in COST_TABLE_SCHEMA.names),
+            *(pa.field(c, rows.schema.field(source).type if source else pa.string())
+              for c, source in _ALLOCATION_COLUMNS.items())])
+
+        def focus(batch: pa.RecordBatch) -> pa.RecordBatch:
+            columns = [batch.column("amount") if c == cost else batch.column(RECORD + c) for c in COST_TABLE_SCHEMA.names]
+            columns += [batch.column(source) if source else _details(batch) for source in _ALLOCATION_COLUMNS.values()]
+            return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+        return [write_parquet((focus(b) for b in rows), directory / "focus_allocated.parquet", schema)]
+
+
+#: FOCUS 1.3 allocation columns and the ledger column each is (None: built by ``_details``).
+_ALLOCATION_COLUMNS = {
+    "AllocatedMethodId": "method", "AllocatedMethodDetails": None, "x_CostCenterId": "cost_center",
+    "x_AllocationRuleId": "rule_id", "x_PolicyVersion": "policy_version", "x_DecisionId": "decision_id",
+}
+
+
+def _details(batch: pa.RecordBatch) -> pa.Array:
+    """``AllocatedMethodDetails`` as compact JSON. Every value is an id, a category or a
+    period that the policy schema limits to letters, digits, ``.``, ``_`` and ``-``, so
+    quoting needs no escapes."""
+    def text(name: str) -> pa.Array:
+        column = batch.column(name)
+        return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+    def quoted(column: pa.Array) -> pa.Array:
+        return pc.binary_join_element_wise('"', column, '"', "")
+
+    pool = pc.fill_null(quoted(text("from_cost_center")), "null")
+    return pc.binary_join_element_wise(
+        '{"decision_id":', quoted(text("decision_id")), ',"stage":', batch.column("stage").cast(pa.string()),
+        ',"category":', quoted(text("category")), ',"from_cost_center":', pool,
+        ',"period":', quoted(text("period")), "}", "")
 
 
 @hookimpl

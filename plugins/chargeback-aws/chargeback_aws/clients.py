@@ -3,16 +3,16 @@
 botocore's own retries are switched off so that one policy (jittered backoff up to a
 deadline, :class:`chargeback_engine.collecting.RetryPolicy`) governs every call and can be
 tested with a fake clock.
+
+boto3 and botocore are imported inside the functions that use them, not here: the engine
+imports this module to register the collectors on every command, and most commands never
+call AWS.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from chargeback_engine.collecting import RetryPolicy, redact_sdk_logs
 from chargeback_engine.errors import InputError
@@ -39,6 +39,9 @@ SDK_LOGGERS = ("botocore.auth", "botocore.endpoint", "botocore.parsers", "botoco
 
 def default_client(service: str, region: str | None) -> Any:
     """A client whose credentials come from boto3's standard chain (env, profile, SSO, role)."""
+    import boto3
+    from botocore.config import Config
+
     session = boto3.session.Session()
     credentials = session.get_credentials()
     frozen = credentials.get_frozen_credentials() if credentials else None
@@ -49,6 +52,8 @@ def default_client(service: str, region: str | None) -> Any:
 
 def retry_after(exc: Exception) -> float | None:
     """0 (retry after the backoff) for throttling, 5xx and network faults; None for the rest."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         code = exc.response.get("Error", {}).get("Code", "")
@@ -60,6 +65,8 @@ def retry_after(exc: Exception) -> float | None:
 
 def call(retry: RetryPolicy, operation: Callable[[], T], what: str) -> T:
     """Call AWS with retries; an error that retrying cannot fix becomes an InputError naming the call."""
+    from botocore.exceptions import ClientError
+
     try:
         return retry.call(operation, retry_after=retry_after, what=what)
     except ClientError as exc:

@@ -19,7 +19,6 @@ from typing import Any
 
 import pyarrow as pa
 import structlog
-from azure.core.rest import HttpRequest
 
 from chargeback_azure.http import (
     CONNECTION_TIMEOUT,
@@ -161,6 +160,8 @@ class CostQueryCollector:
 
 
 def _post(client: Any, url: str, body: Mapping[str, Any], source_id: str) -> Mapping[str, Any]:
+    from azure.core.rest import HttpRequest
+
     response = client.send_request(HttpRequest("POST", url, json=body),
                                    connection_timeout=CONNECTION_TIMEOUT, read_timeout=READ_TIMEOUT)
     if response.status_code == 429 or response.status_code >= 500:

@@ -3,18 +3,15 @@
 The azure-core pipelines here carry no retry policy of their own: every call goes through
 :class:`chargeback_engine.collecting.RetryPolicy`, which honours ``Retry-After`` (and
 Cost Management's ``x-ms-ratelimit-*-retry-after`` headers) as a floor on the wait.
+
+The Azure SDK is imported inside the functions that use it, not here: the engine imports
+the collectors to register them on every command, and most commands never call Azure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-
-from azure.core.exceptions import (
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
 
 from chargeback_engine.collecting import RetryPolicy
 from chargeback_engine.errors import InputError
@@ -65,6 +62,12 @@ def retry_wait(headers: Mapping[str, str]) -> float:
 
 
 def retry_after(exc: Exception) -> float | None:
+    from azure.core.exceptions import (
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
     if isinstance(exc, Throttled):
         return exc.wait
     if isinstance(exc, HttpResponseError) and exc.status_code is not None and (
@@ -78,6 +81,8 @@ def retry_after(exc: Exception) -> float | None:
 
 def call(retry: RetryPolicy, operation: Callable[[], T], what: str) -> T:
     """Call Azure with retries; an error that retrying cannot fix becomes an InputError naming the call."""
+    from azure.core.exceptions import HttpResponseError
+
     try:
         return retry.call(operation, retry_after=retry_after, what=what)
     except HttpResponseError as exc:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from importlib.metadata import version
 
 from click.testing import CliRunner
@@ -17,3 +20,18 @@ def test_chargeback_plugins_lists_the_collectors_with_the_distribution_version()
     assert listed["name"] == "azure" and listed["distribution"] == "chargeback-azure"
     assert listed["version"] == version("chargeback-azure")
     assert listed["collectors"] == ["azure-cost-query", "azure-focus-export"]
+
+
+def test_registering_every_plugin_leaves_the_azure_sdk_unimported():
+    """Every command and Engine registers every plugin, so the Azure SDK's import cost must wait for collect()."""
+    script = textwrap.dedent("""
+        import json, sys
+        from chargeback_engine.plugins import build_registry, get_plugin_manager
+        registry = build_registry(get_plugin_manager())
+        sdk = sorted(m for m in sys.modules if m.split(".")[0] == "azure")
+        print(json.dumps({"collectors": sorted(registry.collectors), "sdk": sdk}))
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    loaded = json.loads(child.stdout.splitlines()[-1])  # unconfigured structlog logs to stdout first
+    assert {"azure-cost-query", "azure-focus-export"} <= set(loaded["collectors"])
+    assert loaded["sdk"] == []

@@ -34,7 +34,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import structlog
-from google.api_core.retry import Retry
 
 from chargeback_engine import focus
 from chargeback_engine.collecting import (
@@ -57,6 +56,7 @@ from chargeback_gcp.clients import (
     GoogleClients,
     call,
     default_clients,
+    no_retry,
 )
 
 log = structlog.get_logger(__name__)
@@ -64,7 +64,6 @@ log = structlog.get_logger(__name__)
 NAME = "gcp-bigquery-billing"
 #: Rows per result page; a last page of exactly this many rows with no token is suspicious.
 PAGE_ROWS = 10_000
-_NO_RETRY = Retry(predicate=lambda exc: False)  # retries are ours, see clients.py
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 CONFIG_SCHEMA: Mapping[str, Any] = {
@@ -203,7 +202,7 @@ class BigQueryBillingCollector:
         result = clients.bigquery.query_and_wait(
             build_query(config), job_config=bigquery.QueryJobConfig(query_parameters=parameters),
             location=config.get("location"), api_timeout=API_TIMEOUT, wait_timeout=QUERY_TIMEOUT,
-            retry=_NO_RETRY, job_retry=None, page_size=PAGE_ROWS,
+            retry=no_retry(), job_retry=None, page_size=PAGE_ROWS,
         )
         pages = PageLog(f"{source_id}: BigQuery", page_limit=PAGE_ROWS)
         records: list[dict[str, Any]] = []
@@ -217,7 +216,7 @@ class BigQueryBillingCollector:
         """BillingAccountName from the Cloud Billing API; projects no longer on the account are reported."""
         accounts = call(self._retry, lambda: {
             a.name.removeprefix("billingAccounts/"): a.display_name
-            for a in clients.billing.list_billing_accounts(timeout=API_TIMEOUT, retry=_NO_RETRY)
+            for a in clients.billing.list_billing_accounts(timeout=API_TIMEOUT, retry=no_retry())
         }, f"{NAME}: list billing accounts")
         moved: set[str] = set()
         for account in sorted({a for a in raw["billing_account_id"].to_pylist() if a}):
@@ -259,12 +258,12 @@ class BigQueryBillingCollector:
 
 def _linked_projects(clients: GoogleClients, account: str) -> set[str]:
     pages = clients.billing.list_project_billing_info(name=f"billingAccounts/{account}", timeout=API_TIMEOUT,
-                                                      retry=_NO_RETRY)
+                                                      retry=no_retry())
     return {p.project_id for p in pages}
 
 
 def _skus(clients: GoogleClients, service: str) -> list[Any]:
-    return list(clients.catalog.list_skus(parent=service, timeout=API_TIMEOUT, retry=_NO_RETRY))
+    return list(clients.catalog.list_skus(parent=service, timeout=API_TIMEOUT, retry=no_retry()))
 
 
 def _to_arrow(records: list[dict[str, Any]], rounding: Rounding, source_id: str) -> pa.Table:

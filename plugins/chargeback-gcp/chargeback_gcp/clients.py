@@ -3,19 +3,22 @@
 The client libraries' own retry objects are switched off so that one policy (jittered
 backoff up to a deadline, :class:`chargeback_engine.collecting.RetryPolicy`) governs every
 call and can be tested with a fake clock.
+
+The Google libraries are imported inside the functions that use them, not here: the engine
+imports the collector to register it on every command, and most commands never call Google.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import requests
-from google.api_core import exceptions
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chargeback_engine.collecting import RetryPolicy
 from chargeback_engine.errors import InputError
+
+if TYPE_CHECKING:
+    from google.api_core.retry import Retry
 
 T = TypeVar("T")
 
@@ -26,9 +29,6 @@ QUERY_TIMEOUT = 900.0
 #: Loggers that may print request headers or token responses at DEBUG.
 SDK_LOGGERS = ("google.auth.transport.requests", "google.auth._default", "google.api_core", "urllib3.connectionpool",
                "google.cloud.bigquery")
-
-_TRANSIENT = (exceptions.TooManyRequests, exceptions.InternalServerError, exceptions.BadGateway,
-              exceptions.ServiceUnavailable, exceptions.GatewayTimeout, requests.ConnectionError, requests.Timeout)
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,21 @@ def default_clients(project: str | None, location: str | None) -> GoogleClients:
     )
 
 
+def no_retry() -> Retry:
+    """A retry object for the client libraries that never retries: :func:`call` does."""
+    from google.api_core.retry import Retry
+
+    return Retry(predicate=lambda exc: False)
+
+
 def retry_after(exc: Exception) -> float | None:
     """0 (retry after the backoff) for 429, 5xx and network faults; Retry-After when the server sent one."""
-    if not isinstance(exc, _TRANSIENT):
+    import requests
+    from google.api_core import exceptions
+
+    transient = (exceptions.TooManyRequests, exceptions.InternalServerError, exceptions.BadGateway,
+                 exceptions.ServiceUnavailable, exceptions.GatewayTimeout, requests.ConnectionError, requests.Timeout)
+    if not isinstance(exc, transient):
         return None
     response = getattr(exc, "response", None)
     header = response.headers.get("Retry-After") if response is not None and hasattr(response, "headers") else None
@@ -63,6 +75,8 @@ def retry_after(exc: Exception) -> float | None:
 
 def call(retry: RetryPolicy, operation: Callable[[], T], what: str) -> T:
     """Call Google with retries; an error that retrying cannot fix becomes an InputError naming the call."""
+    from google.api_core import exceptions
+
     try:
         return retry.call(operation, retry_after=retry_after, what=what)
     except exceptions.GoogleAPICallError as exc:
