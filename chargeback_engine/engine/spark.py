@@ -344,28 +344,22 @@ class SparkPlane:
         """Have the executors write the ledger next to the lines; a store reads both.
 
         The ledger never reaches the driver. As in the DuckDB plane, the store's ``ledger``
-        view joins the line's columns on by ``_line`` from an Arrow scan of the lines, and
-        reads the rest from one Parquet file: DuckDB writes a column of an output as
-        required when its statistics rule out nulls, and it has statistics for a single
-        Parquet file (not for several, nor for an Arrow scan), so outputs only come out
-        byte-identical to the DuckDB plane's this way.
+        view joins the line's columns on by ``_line`` (so Spark writes only the narrow
+        rows) and adds the run's stamps.
         """
-        import pyarrow.dataset as ds
-
         run = self._require_run()
         directory = self._require_dir()
-        self._ledger().coalesce(1).write.parquet((directory / "ledger").as_uri())
-        (ledger_file,) = (directory / "ledger").glob("*.parquet")
-        connection = store.connect()
-        connection.register("lines", ds.dataset(self._records_path()))
+        self._ledger().write.parquet((directory / "ledger").as_uri())
+        lines = store.parquet_source([self._records_path()])
         from_line = ", ".join(f"r.{column} AS {name}" for name, column in _FROM_LINE.items())
         ledger = f"""(
             SELECT {store.sql_text(run.run_id)} AS run_id,
                    md5(r.x_SourceId || '#' || CAST(r.x_SourceRow AS VARCHAR)) AS record_id, {from_line},
                    l.* EXCLUDE ({LINE}), {store.sql_text(run.policy_version)} AS policy_version,
                    {store.sql_text(run.policy_hash)} AS policy_hash, l.{LINE}
-            FROM {store.parquet_source([ledger_file])} l JOIN lines r ON r.{LINE} = l.{LINE})"""
-        run_store = RunStore(connection, "lines", ledger, partial(shutil.rmtree, directory, ignore_errors=True))
+            FROM {store.parquet_source(sorted((directory / "ledger").glob("*.parquet")))} l
+            JOIN {lines} r ON r.{LINE} = l.{LINE})"""
+        run_store = RunStore(store.connect(), lines, ledger, partial(shutil.rmtree, directory, ignore_errors=True))
         self._dir, self._pieces, self._src = None, [], None
         return run_store
 
