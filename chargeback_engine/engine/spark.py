@@ -49,6 +49,9 @@ SESSION_CONF = {
 }
 #: Per-run SQL settings: periods and month boundaries are UTC, as in the DuckDB plane.
 RUN_CONF = {"spark.sql.session.timeZone": "UTC"}
+#: Memory the store's DuckDB may take on the driver's host before it spills into the run's
+#: directory: the host also runs Spark's driver JVM (DuckDB's default is 80% of the RAM).
+STORE_MEMORY_LIMIT = "25%"
 #: Row groups of the loaded lines' Parquet file: small enough that every core gets a share
 #: of the scan (Spark splits files at row-group boundaries).
 ROW_GROUP_ROWS = 65_536
@@ -359,7 +362,10 @@ class SparkPlane:
                    {store.sql_text(run.policy_hash)} AS policy_hash, l.{LINE}
             FROM {store.parquet_source(sorted((directory / "ledger").glob("*.parquet")))} l
             JOIN {lines} r ON r.{LINE} = l.{LINE})"""
-        run_store = RunStore(store.connect(), lines, ledger, partial(shutil.rmtree, directory, ignore_errors=True))
+        connection = store.connect()
+        connection.execute(f"SET memory_limit = {store.sql_text(STORE_MEMORY_LIMIT)}; "
+                           f"SET temp_directory = {store.sql_text(str(directory / 'spill'))}")
+        run_store = RunStore(connection, lines, ledger, partial(shutil.rmtree, directory, ignore_errors=True))
         self._dir, self._pieces, self._src = None, [], None
         return run_store
 
