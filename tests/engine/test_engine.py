@@ -58,6 +58,14 @@ def test_totals_wider_than_28_digits_are_exact(registry) -> None:  # type: ignor
     assert result.totals()["USD"]["input"] == Decimal("2700000000000000000.0000000003")
 
 
+@pytest.mark.parametrize("amount", ["9999999999999999999999999999.9999999999", "-9999999999999999999999999999.9999999999"])
+def test_the_largest_amounts_the_cost_table_holds_split_exactly(registry, amount: str) -> None:  # type: ignore[no-untyped-def]
+    p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
+    result = Engine(p, registry).run([line_items([{"EffectiveCost": amount}])], "2026-10")
+    third = Decimal(amount.replace("9", "3"))
+    assert result.ledger["amount"].to_pylist() == [third] * 3  # 38 nines divide by three exactly
+
+
 def test_no_rule_matched_goes_to_the_unallocated_bucket_with_a_reason(registry) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "s3", "priority": 1, "when": {"ServiceName": "S3"}, "allocate": {"method": "direct", "cost_center": "CC-1"}}])
     result = Engine(p, registry).run([line_items([{"EffectiveCost": "7", "ServiceName": "EC2"}])], "2026-10")
