@@ -25,7 +25,7 @@ from chargeback_engine.hookspecs import hookimpl
 _FORMULA_START = "^[=+\\-@\t\r]"
 
 #: Rows per Parquet row group: fixed, so the files do not depend on how rows were batched.
-ROW_GROUP_ROWS = 1 << 20
+ROW_GROUP_ROWS = 1 << 18
 
 
 def write_parquet(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema: pa.Schema | None = None) -> Path:
