@@ -125,7 +125,7 @@ def _run_one(engine: str, month: str, out: str, master: str, driver_memory: str,
     done.set()
     sampler.join()
     rows = result.input_rows
-    queue.put(Measurement(engine, rows, result.ledger.num_rows, seconds, rows / seconds, peak[0] / 1024))
+    queue.put(Measurement(engine, rows, result.count(), seconds, rows / seconds, peak[0] / 1024))
 
 
 def run(rows: int, workdir: Path, master: str = "local[2]", driver_memory: str = "8g",

@@ -2,6 +2,10 @@
 
 The kernel still decides on the driver, once per distinct match key; Spark only joins the
 (broadcast) decisions onto the line items and splits them, exactly as the DuckDB plane does.
+Neither the line items nor the ledger pass through the driver's JVM: the loaded Arrow table
+is written to Parquet and read by the executors, and :meth:`SparkPlane.finish` has them
+write the ledger as Parquet, which the run's :class:`~chargeback_engine.engine.store.RunStore`
+reads with DuckDB.
 
 Amounts become integer units of 1e-10 as ``DECIMAL(38, 0)`` for the split. Spark types the
 result of every decimal operation, and with its default ``allowPrecisionLoss`` a product
@@ -13,14 +17,20 @@ converted to and from units through its integer and fractional parts, never ``x 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
-from functools import reduce
+from functools import partial, reduce
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from chargeback_engine.engine import store
 from chargeback_engine.engine.dataplane import RunInfo
+from chargeback_engine.engine.store import LINE, RunStore
 from chargeback_engine.errors import InputError
 from chargeback_engine.ledger import LEDGER_SCHEMA
 
@@ -39,17 +49,23 @@ SESSION_CONF = {
 }
 #: Per-run SQL settings: periods and month boundaries are UTC, as in the DuckDB plane.
 RUN_CONF = {"spark.sql.session.timeZone": "UTC"}
+#: Memory the store's DuckDB may take on the driver's host before it spills into the run's
+#: directory: the host also runs Spark's driver JVM (DuckDB's default is 80% of the RAM).
+STORE_MEMORY_LIMIT = "25%"
+#: Row groups of the loaded lines' Parquet file: small enough that every core gets a share
+#: of the scan (Spark splits files at row-group boundaries).
+ROW_GROUP_ROWS = 65_536
 
 _INT = "DECIMAL(38,0)"
-#: Position of a line in the loaded table: the ledger's order follows it (as in DuckDB).
-LINE = "_line"
-_LEDGER_ORDER = ("stage", LINE, "period", "cost_center", "from_cost_center", "amount")
-#: Source columns the ledger copies, renamed.
-_SOURCE_COLUMNS = {
-    "x_SourceId": "source_id", "x_SourceRow": "source_row", "ChargePeriodStart": "charge_period_start",
-    "BillingAccountId": "billing_account_id", "SubAccountId": "sub_account_id", "ServiceName": "service_name",
-    "ServiceCategory": "service_category", "ResourceId": "resource_id", "RegionId": "region_id",
-    "ChargeCategory": "charge_category", "BillingCurrency": "currency",
+#: The columns of the ledger Spark computes (the rest come from the line, in the store).
+_LEDGER_ROWS = (LINE, "period", "cost_center", "amount", "stage", "from_cost_center", "category", "rule_id",
+                "method", "decision_id")
+#: Ledger columns copied from the line: the store joins them on by ``_line``.
+_FROM_LINE = {
+    "source_id": "x_SourceId", "source_row": "x_SourceRow", "charge_period_start": "ChargePeriodStart",
+    "billing_account_id": "BillingAccountId", "sub_account_id": "SubAccountId", "service_name": "ServiceName",
+    "service_category": "ServiceCategory", "resource_id": "ResourceId", "region_id": "RegionId",
+    "charge_category": "ChargeCategory", "currency": "BillingCurrency",
 }
 
 
@@ -150,15 +166,20 @@ class SparkPlane:
     """:class:`~chargeback_engine.engine.dataplane.DataPlane` on Apache Spark.
 
     ``spark`` is an existing session (a cluster's); otherwise one is started on ``master``.
-    Closing the plane releases its cached data but never stops the session.
+    Each run works in a fresh directory under ``workdir`` (the system's temporary directory
+    by default): on a cluster it must be a path the driver and every executor see alike
+    (a shared mount such as ``/dbfs/...``). Closing the plane releases its data but never
+    stops the session.
     """
 
-    def __init__(self, spark: SparkSession | None = None, master: str | None = None):
+    def __init__(self, spark: SparkSession | None = None, master: str | None = None,
+                 workdir: str | Path | None = None):
         self._spark = spark or spark_session(master)
         for key, value in RUN_CONF.items():
             self._spark.conf.set(key, value)
+        self._workdir = workdir
         self._run: RunInfo | None = None
-        self._records: pa.Table | None = None
+        self._dir: Path | None = None  # the run's files, until a store owns them
         self._src: DataFrame | None = None
         self._pieces: list[DataFrame] = []  # checkpointed ledger pieces, in the order written
 
@@ -168,23 +189,23 @@ class SparkPlane:
 
     # -- loading ---------------------------------------------------------------------
     def load(self, records: pa.Table, run: RunInfo) -> int:
+        """Write the lines to Parquet with their position, for the executors to read.
+
+        ``_line`` is stored, not derived from the read order, so it is the Arrow row index
+        however Spark splits the file.
+        """
         missing = records.filter(pc.is_null(records[run.cost_column])).slice(0, 1).to_pylist()
         if missing:
             raise InputError(f"{missing[0]['x_SourceId']}: row {missing[0]['x_SourceRow']}: "
                              f"column {run.cost_column} is empty")
-        self._run, self._records = run, records
-        frame = self._spark.createDataFrame(records.append_column(LINE, pa.array(range(records.num_rows), pa.int64())))
-        self._src = _checkpoint(frame.select(
-            "*",
-            _sql("md5(concat(x_SourceId, '#', CAST(x_SourceRow AS STRING)))").alias("record_id"),
-            _sql(to_units(f"`{run.cost_column}`")).alias("units"),
-        ))
+        self.close()
+        self._run = run
+        self._dir = Path(tempfile.mkdtemp(prefix="chargeback-spark-", dir=self._workdir))
+        pq.write_table(records.append_column(LINE, pa.array(range(records.num_rows), pa.int64())),
+                       self._records_path(), row_group_size=ROW_GROUP_ROWS)
+        self._src = self._spark.read.parquet(self._records_path().as_uri()).select(
+            "*", _sql(to_units(f"`{run.cost_column}`")).alias("units"))
         return records.num_rows
-
-    def records(self) -> pa.Table:
-        if self._records is None:
-            raise RuntimeError("load() must come first")
-        return self._records
 
     def distinct(self, columns: Sequence[str]) -> pa.Table:
         from pyspark.sql import functions as F
@@ -227,7 +248,7 @@ class SparkPlane:
         else:
             hit = lines.crossJoin(keys)
         months = F.broadcast(split_frame.select("decision_id", "months").distinct())
-        hit = hit.select(f"r.{LINE}", "r.record_id", *(f"r.{c}" for c in _SOURCE_COLUMNS), "r.ChargePeriodEnd", "r.units",
+        hit = hit.select(f"r.{LINE}", "r.ChargePeriodStart", "r.ChargePeriodEnd", "r.ChargeCategory", "r.units",
                          "a.decision_id").join(months, "decision_id")
         # One part per line, or one per month of an amortization schedule (even split, earlier months first).
         plain = hit.where("months IS NULL").select("*", F.lit(str(run.period)).alias("period"),
@@ -244,13 +265,11 @@ class SparkPlane:
                      .withColumn("period", _sql(f"date_format(add_months(date_trunc('MONTH', {start}), part_index), 'yyyy-MM')"))
                      .withColumn("units", _sql(self._part_units()))
                      .drop("e", "n_parts"))
-        parts = plain.unionByName(amortized).drop("months", "ChargePeriodEnd")
+        parts = plain.unionByName(amortized).drop("months", "ChargePeriodStart", "ChargePeriodEnd")
         rows = split_units(parts, split_frame, [LINE, "part_index"])
         self._write(rows.select(
-            LINE, F.lit(run.run_id).alias("run_id"), "record_id",
-            *(F.col(old).alias(new) for old, new in _SOURCE_COLUMNS.items() if new != "currency"),
-            "period", "cost_center", _sql(to_money("units_out")).alias("amount"), F.col("BillingCurrency").alias("currency"),
-            F.lit(0).alias("stage"), F.lit(None).cast("string").alias("from_cost_center"),
+            LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount"), F.lit(0).alias("stage"),
+            F.lit(None).cast("string").alias("from_cost_center"),
             _sql("CASE WHEN category = 'direct' AND ChargeCategory = 'Credit' THEN 'credit' ELSE category END").alias("category"),
             "rule_id", "method", "decision_id",
         ))
@@ -269,8 +288,9 @@ class SparkPlane:
         src = self._require_src()
         types = {f.name: f.dataType for f in src.schema.fields}
         basis = (self._ledger().where(F.col("stage") == 0).where(F.col("period") == str(run.period))
-                 .select("record_id", "cost_center", "currency", "amount")
-                 .join(src.select("record_id", *(_as_text(c, types[c]) for c in columns)), "record_id"))
+                 .select(LINE, "cost_center", "amount")
+                 .join(src.select(LINE, F.col("BillingCurrency").alias("currency"),
+                                  *(_as_text(c, types[c]) for c in columns)), LINE))
         group = ["cost_center", "currency", *columns]
         table = (basis.groupBy(*(F.col(f"`{c}`") for c in group)).agg(F.sum("amount").alias("amount"))
                  .orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in group)).toArrow())
@@ -280,29 +300,23 @@ class SparkPlane:
     def redistribute(self, stage: int, pool: str, splits: pa.Table) -> None:
         from pyspark.sql import functions as F
 
-        run = self._require_run()
+        self._require_run()
         split_frame = self._splits(splits)
         decision_id = splits["decision_id"][0].as_py()
-        keep = [LINE, "record_id", "source_id", "source_row", "period", "charge_period_start", "billing_account_id",
-                "sub_account_id", "service_name", "service_category", "resource_id", "region_id", "charge_category",
-                "currency"]
         balances = (self._ledger().where(F.col("cost_center") == pool)
-                    .groupBy(*keep).agg(F.sum("amount").alias("balance")).where("balance <> 0"))
-        parts = balances.select(*keep, F.lit(decision_id).alias("decision_id"),
-                                _sql(to_units("balance")).alias("units"))
-        parts = _checkpoint(parts)
+                    .groupBy(LINE, "period").agg(F.sum("amount").alias("balance")).where("balance <> 0"))
+        parts = _checkpoint(balances.select(LINE, "period", F.lit(decision_id).alias("decision_id"),
+                                            _sql(to_units("balance")).alias("units")))
         descriptive = F.broadcast(split_frame.select("decision_id", "rule_id", "method").distinct())
         out = (parts.join(descriptive, "decision_id")
-               .select(*keep, "decision_id", "rule_id", "method", F.lit(pool).alias("cost_center"),
-                       _sql(to_money("-units")).alias("amount")))
+               .select(LINE, "period", F.lit(pool).alias("cost_center"), _sql(to_money("-units")).alias("amount"),
+                       "rule_id", "method", "decision_id"))
         consumers = (split_units(parts, split_frame, [LINE, "period"])
-                     .select(*keep, "decision_id", "rule_id", "method", "cost_center",
-                             _sql(to_money("units_out")).alias("amount")))
-        rows = out.unionByName(consumers)
-        self._write(rows.select(
-            F.lit(run.run_id).alias("run_id"), *keep[:-1], "cost_center", "amount", "currency",
-            F.lit(stage).alias("stage"), F.lit(pool).alias("from_cost_center"), F.lit("shared").alias("category"),
-            "rule_id", "method", "decision_id",
+                     .select(LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount"),
+                             "rule_id", "method", "decision_id"))
+        self._write(out.unionByName(consumers).select(
+            LINE, "period", "cost_center", "amount", F.lit(stage).alias("stage"), F.lit(pool).alias("from_cost_center"),
+            F.lit("shared").alias("category"), "rule_id", "method", "decision_id",
         ))
 
     # -- results ---------------------------------------------------------------------
@@ -315,9 +329,10 @@ class SparkPlane:
                   .select(F.col("BillingCurrency").alias("currency"), F.col("BillingAccountId").alias("billing_account_id"),
                           _sql("date_format(ChargePeriodStart, 'yyyy-MM')").alias("period"), F.col(f"`{run.cost_column}`"))
                   .groupBy(*keys).agg(F.sum(f"`{run.cost_column}`").alias("input")).alias("i"))
-        ledger = (self._ledger()
-                  .select("currency", "billing_account_id", _sql("date_format(charge_period_start, 'yyyy-MM')").alias("period"),
-                          "amount")
+        lines = self._require_src().select(
+            LINE, F.col("BillingCurrency").alias("currency"), F.col("BillingAccountId").alias("billing_account_id"),
+            _sql("date_format(ChargePeriodStart, 'yyyy-MM')").alias("period"))
+        ledger = (self._ledger().groupBy(LINE).agg(F.sum("amount").alias("amount")).join(lines, LINE)
                   .groupBy(*keys).agg(F.sum("amount").alias("ledger")).alias("l"))
         on = reduce(lambda x, y: x & y, [F.col(f"i.{k}").eqNullSafe(F.col(f"l.{k}")) for k in keys])
         zero = _sql("CAST(0 AS DECIMAL(38,10))")
@@ -328,30 +343,57 @@ class SparkPlane:
         return table.cast(pa.schema([*(pa.field(k, pa.string()) for k in keys),
                                      pa.field("input", pa.decimal128(38, 10)), pa.field("ledger", pa.decimal128(38, 10))]))
 
-    def ledger(self) -> pa.Table:
-        from pyspark.sql import functions as F
+    def finish(self) -> RunStore:
+        """Have the executors write the ledger next to the lines; a store reads both.
 
-        ordered = self._ledger().orderBy(*(F.col(c).asc_nulls_first() for c in _LEDGER_ORDER)).drop(LINE)
-        return ordered.toArrow().select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA)
+        The ledger never reaches the driver. As in the DuckDB plane, the store's ``ledger``
+        view joins the line's columns on by ``_line`` (so Spark writes only the narrow
+        rows) and adds the run's stamps.
+        """
+        run = self._require_run()
+        directory = self._require_dir()
+        self._ledger().write.parquet((directory / "ledger").as_uri())
+        lines = store.parquet_source([self._records_path()])
+        from_line = ", ".join(f"r.{column} AS {name}" for name, column in _FROM_LINE.items())
+        ledger = f"""(
+            SELECT {store.sql_text(run.run_id)} AS run_id,
+                   md5(r.x_SourceId || '#' || CAST(r.x_SourceRow AS VARCHAR)) AS record_id, {from_line},
+                   l.* EXCLUDE ({LINE}), {store.sql_text(run.policy_version)} AS policy_version,
+                   {store.sql_text(run.policy_hash)} AS policy_hash, l.{LINE}
+            FROM {store.parquet_source(sorted((directory / "ledger").glob("*.parquet")))} l
+            JOIN {lines} r ON r.{LINE} = l.{LINE})"""
+        connection = store.connect()
+        connection.execute(f"SET memory_limit = {store.sql_text(STORE_MEMORY_LIMIT)}; "
+                           f"SET temp_directory = {store.sql_text(str(directory / 'spill'))}")
+        run_store = RunStore(connection, lines, ledger, partial(shutil.rmtree, directory, ignore_errors=True))
+        self._dir, self._pieces, self._src = None, [], None
+        return run_store
 
     def close(self) -> None:
-        """Drop the run's data; the session stays (it may be a cluster's)."""
-        self._pieces, self._src, self._records = [], None, None
+        """Drop the run's data and the files no store owns; the session stays (it may be a cluster's)."""
+        self._pieces, self._src = [], None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     # -- internals -------------------------------------------------------------------
     def _write(self, rows: DataFrame) -> None:
-        """Add ledger rows, stamped with the policy, computed once and kept for later stages."""
-        from pyspark.sql import functions as F
-
-        run = self._require_run()
-        stamped = rows.select("*", F.lit(run.policy_version).alias("policy_version"),
-                              F.lit(run.policy_hash).alias("policy_hash"))
-        self._pieces.append(_checkpoint(stamped.select(LINE, *(F.col(f.name) for f in LEDGER_SCHEMA))))
+        """Add ledger rows, computed once and kept for later stages."""
+        self._pieces.append(_checkpoint(rows.select(*_LEDGER_ROWS)))
 
     def _ledger(self) -> DataFrame:
         if not self._pieces:
-            return self._spark.createDataFrame(pa.schema([pa.field(LINE, pa.int64()), *LEDGER_SCHEMA]).empty_table())
+            return self._spark.createDataFrame(pa.schema(
+                [pa.field(LINE, pa.int64()), *(LEDGER_SCHEMA.field(c) for c in _LEDGER_ROWS[1:])]).empty_table())
         return reduce(lambda x, y: x.unionByName(y), self._pieces)
+
+    def _records_path(self) -> Path:
+        return self._require_dir() / "records.parquet"
+
+    def _require_dir(self) -> Path:
+        if self._dir is None:
+            raise RuntimeError("load() must come first")
+        return self._dir
 
     def _require_run(self) -> RunInfo:
         if self._run is None:
