@@ -204,6 +204,8 @@ class Engine:
         self.policies = policies
         self._data_plane = data_plane if engine == "duckdb" else _plane_for(engine, spark_master)
         self.exporters = tuple(exporters)
+        for name in self.exporters:  # an unknown name fails now, not after the allocation
+            self._exporter(name)
 
     # -- inputs ----------------------------------------------------------------------
     def _collect(self, inputs: Iterable[Input], policy: Policy, period: Period) -> tuple[list[CollectedSource], list[InputInfo]]:
