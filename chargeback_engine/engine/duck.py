@@ -33,6 +33,10 @@ from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
 
 _TO_MONEY = "CAST({} AS DECIMAL(38,0)) * CAST(0.0000000001 AS DECIMAL(11,10))"
+#: Money to units in two exact parts: ``money * 1e10`` as one DECIMAL(38,10) product would
+#: overflow for amounts of 1e28 and more, which the cost table allows.
+_TO_UNITS = ("(CAST(trunc({0}) AS HUGEINT) * 10000000000"
+             " + CAST(({0} - trunc({0})) * 10000000000 AS HUGEINT))")
 
 
 def _ident(name: str) -> str:
@@ -89,7 +93,7 @@ class DuckDBPlane:
         cost = _ident(run.cost_column)
         con.execute(f"""
             CREATE TEMP VIEW src AS
-            SELECT *, CAST({cost} * 10000000000 AS HUGEINT) AS units FROM src_arrow
+            SELECT *, {_TO_UNITS.format(cost)} AS units FROM src_arrow
         """)
         missing = con.sql(f"SELECT x_SourceId, x_SourceRow FROM src_arrow WHERE {cost} IS NULL LIMIT 1").fetchall()
         if missing:

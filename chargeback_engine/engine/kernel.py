@@ -247,7 +247,8 @@ class Kernel:
             if basis.filter is not None and not basis.filter.matches(self.key_of(
                     {k: v for k, v in row.items() if k not in ("cost_center", "currency", "amount")}, project=False)):
                 continue
-            weights[row["cost_center"]] = weights.get(row["cost_center"], Decimal(0)) + row["amount"]
+            amount = row["amount"] * self.exchange_rate(row["currency"])
+            weights[row["cost_center"]] = weights.get(row["cost_center"], Decimal(0)) + amount
         targets = basis.targets or tuple(cc for cc in self.consumers if cc in weights)
         positive = {cc: max(weights.get(cc, Decimal(0)), Decimal(0)) for cc in targets}
         if not any(positive.values()):
@@ -257,6 +258,21 @@ class Kernel:
             shares = Shares({cc: w for cc, w in positive.items() if w}, basis.reason)
         self._direct_memo[memo_key] = shares
         return shares
+
+    def exchange_rate(self, currency: str) -> Decimal:
+        """Units of the policy currency per unit of ``currency`` on the period's first day:
+        the latest of the policy's dated ``exchange_rates`` on or before it. Direct-cost
+        weights are compared in the policy currency; the ledger keeps each line's own."""
+        if currency == self.policy.currency:
+            return Decimal(1)
+        start = str(self.period.start)
+        dated = [(str(r["date"]), Decimal(str(r["rate"])))
+                 for r in self.policy.document.get("spec", {}).get("exchange_rates", [])
+                 if r["currency"] == currency and str(r["date"]) <= start]
+        if not dated:
+            raise InputError(f"the inputs hold {currency}, but the policy has no exchange rate for {currency} "
+                             f"dated on or before {start} (spec.exchange_rates)")
+        return max(dated)[1]
 
     @staticmethod
     def filter_columns(resolutions: Iterable[Resolution]) -> list[str]:

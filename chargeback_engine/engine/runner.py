@@ -204,6 +204,8 @@ class Engine:
         self.policies = policies
         self._data_plane = data_plane if engine == "duckdb" else _plane_for(engine, spark_master)
         self.exporters = tuple(exporters)
+        for name in self.exporters:  # an unknown name fails now, not after the allocation
+            self._exporter(name)
 
     # -- inputs ----------------------------------------------------------------------
     def _collect(self, inputs: Iterable[Input], policy: Policy, period: Period) -> tuple[list[CollectedSource], list[InputInfo]]:
@@ -251,13 +253,13 @@ class Engine:
         carried, carried_infos = _carried(carry, period)
         infos += carried_infos
         records = _combine(sources)
-        _check_currencies(records, policy)
+        kernel = Kernel(policy, self.registry, period)
+        _check_currencies(records, kernel)
         version = _engine_version()
         run_id = "r-" + _digest(version, policy.content_hash, str(period), sorted(i.sha256 for i in infos))[:24]
         info = RunInfo(run_id, period, policy.cost_column, policy.version, policy.content_hash)
         log.info("run.start", run_id=run_id, period=str(period), policy=policy.name, rows=records.num_rows)
 
-        kernel = Kernel(policy, self.registry, period)
         plane = self._data_plane()
         try:
             rows = plane.load(records, info)
@@ -387,13 +389,17 @@ def _with_provenance(table: pa.Table, source_id: str) -> pa.Table:
     return table
 
 
-def _check_currencies(records: pa.Table, policy: Policy) -> None:
+def _check_currencies(records: pa.Table, kernel: Kernel) -> None:
+    """One currency per run, or a dated exchange rate for every other one."""
     currencies = pc.unique(records["BillingCurrency"]).to_pylist()
     if None in currencies:
         raise InputError("some line items have no BillingCurrency")
-    if len(currencies) > 1 and not policy.document.get("spec", {}).get("exchange_rates"):
+    if len(currencies) > 1 and not kernel.policy.document.get("spec", {}).get("exchange_rates"):
         raise InputError(f"the inputs hold {len(currencies)} currencies ({', '.join(sorted(currencies))}); "
                          "a run needs one currency, or dated exchange_rates in the policy")
+    if len(currencies) > 1:
+        for currency in currencies:
+            kernel.exchange_rate(currency)
 
 
 def _check_conservation(balances: pa.Table) -> None:

@@ -36,7 +36,7 @@ LINE = "_line"
 #: in from earlier schedules (``record_id`` settles carried rows that tie).
 LEDGER_ORDER = f"{LINE} IS NULL, stage, {LINE}, period, cost_center, from_cost_center NULLS FIRST, amount, record_id"
 #: Rows per batch when the ledger is streamed.
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 18
 #: Prefix of a line item's columns next to its ledger rows (see :meth:`RunStore.ledger`).
 RECORD = "record."
 

@@ -118,3 +118,18 @@ def test_run_without_inputs_or_sources_says_so_and_writes_nothing(tmp_path: Path
     result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--period", "2026-10", "--out", str(tmp_path / "out"))
     assert result.exit_code == 1 and "no line items" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_run_writes_only_the_exporters_named(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE), "--period", "2026-10",
+                    "--out", str(out), "--exporter", "summary", "--exporter", "decisions")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["decisions.parquet", "manifest.json", "summary.csv"]
+
+
+def test_an_unknown_exporter_fails_before_anything_runs(tmp_path: Path) -> None:
+    result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE), "--period", "2026-10",
+                    "--out", str(tmp_path / "out"), "--exporter", "xlsx")
+    assert result.exit_code != 0 and "no exporter 'xlsx' is registered" in result.output
+    assert not (tmp_path / "out").exists()

@@ -58,6 +58,14 @@ def test_totals_wider_than_28_digits_are_exact(registry) -> None:  # type: ignor
     assert result.totals()["USD"]["input"] == Decimal("2700000000000000000.0000000003")
 
 
+@pytest.mark.parametrize("amount", ["9999999999999999999999999999.9999999999", "-9999999999999999999999999999.9999999999"])
+def test_the_largest_amounts_the_cost_table_holds_split_exactly(registry, amount: str) -> None:  # type: ignore[no-untyped-def]
+    p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
+    result = Engine(p, registry).run([line_items([{"EffectiveCost": amount}])], "2026-10")
+    third = Decimal(amount.replace("9", "3"))
+    assert result.ledger["amount"].to_pylist() == [third] * 3  # 38 nines divide by three exactly
+
+
 def test_no_rule_matched_goes_to_the_unallocated_bucket_with_a_reason(registry) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "s3", "priority": 1, "when": {"ServiceName": "S3"}, "allocate": {"method": "direct", "cost_center": "CC-1"}}])
     result = Engine(p, registry).run([line_items([{"EffectiveCost": "7", "ServiceName": "EC2"}])], "2026-10")
@@ -152,6 +160,30 @@ def test_more_than_one_currency_needs_exchange_rates(registry) -> None:  # type:
     rates = [{"currency": "EUR", "rate": 1.1, "date": "2026-10-01"}]
     result = Engine(policy(rule, exchange_rates=rates), registry).run([items], "2026-10")
     assert {(c, cur) for c, cur, _ in result.summary()} >= {("CC-1", "EUR"), ("CC-1", "USD")}
+
+
+def test_direct_cost_weights_are_compared_in_the_policy_currency(registry) -> None:  # type: ignore[no-untyped-def]
+    rules = [{"id": "a", "priority": 3, "when": {"ServiceName": "A"}, "allocate": {"method": "direct", "cost_center": "CC-1"}},
+             {"id": "b", "priority": 2, "when": {"ServiceName": "B"}, "allocate": {"method": "direct", "cost_center": "CC-2"}},
+             {"id": "fee", "priority": 1, "when": {}, "allocate": {"method": "proportional", "basis": "direct-cost"}}]
+    items = pa.concat_tables([
+        line_items([{"EffectiveCost": "10", "BillingCurrency": "EUR", "ServiceName": "A"}], source="eur.csv"),
+        line_items([{"EffectiveCost": "10", "ServiceName": "B"}, {"EffectiveCost": "30", "ServiceName": "Support"}])])
+    rates = [{"currency": "EUR", "rate": 3, "date": "2026-01-01"}, {"currency": "EUR", "rate": 2, "date": "2026-09-30"},
+             {"currency": "EUR", "rate": 9, "date": "2026-10-02"}]  # in effect on 2026-10-01: 2
+    result = Engine(policy(rules, exchange_rates=rates), registry).run([items], "2026-10")
+    fee = result.ledger.filter(pc.equal(result.ledger["rule_id"], "fee"))
+    assert dict(zip(fee["cost_center"].to_pylist(), fee["amount"].to_pylist(), strict=True)) == {
+        "CC-1": Decimal(20), "CC-2": Decimal(10)}  # 10 EUR weighs 20 USD against 10 USD
+
+
+def test_a_currency_without_a_rate_in_effect_is_named(registry) -> None:  # type: ignore[no-untyped-def]
+    rule = [{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}]
+    items = pa.concat_tables([line_items([{"EffectiveCost": "1"}]),
+                              line_items([{"EffectiveCost": "1", "BillingCurrency": "EUR"}], source="eur.csv")])
+    rates = [{"currency": "EUR", "rate": 1.1, "date": "2026-10-02"}]
+    with pytest.raises(InputError, match="no exchange rate for EUR dated on or before 2026-10-01"):
+        Engine(policy(rule, exchange_rates=rates), registry).run([items], "2026-10")
 
 
 def test_empty_input_is_a_clear_error(registry) -> None:  # type: ignore[no-untyped-def]
