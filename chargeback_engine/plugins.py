@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
@@ -26,7 +27,7 @@ from jsonschema.exceptions import SchemaError
 
 from chargeback_engine import hookspecs
 from chargeback_engine.components import Allocator, Collector, Exporter, Notifier
-from chargeback_engine.errors import PluginError
+from chargeback_engine.errors import ChargebackError, PluginError
 
 #: Comma-separated plugin names. ``--allow-plugin`` replaces the allow-list from the
 #: environment; ``--block-plugin`` adds to the block-list from the environment.
@@ -182,6 +183,18 @@ def describe_plugin(pm: pluggy.PluginManager, plugin: object) -> str:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def reported(kind: str, registered: Registered[Any], name: str) -> Iterator[None]:
+    """Run a component's own code so that a failure names the component and its plugin,
+    never a bare traceback; the engine's own errors (bad input, bad policy) pass as they are."""
+    try:
+        yield
+    except ChargebackError:
+        raise
+    except Exception as exc:  # third-party code
+        raise PluginError(f"{kind} {name!r} of plugin {registered.plugin!r} raised {_describe(exc)}") from exc
 
 
 def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:

@@ -12,7 +12,12 @@ import click
 
 from chargeback_engine.engine.explain import explain_cost_center, explain_record
 from chargeback_engine.engine.policytest import run_policy_tests
-from chargeback_engine.engine.runner import DEFAULT_EXPORTERS, Engine, Progress, RunResult
+from chargeback_engine.engine.runner import (
+    DEFAULT_EXPORTERS,
+    Engine,
+    Progress,
+    RunResult,
+)
 from chargeback_engine.periods import Period
 
 #: Steps of a run besides its shared stages: collect, decide, allocate, check, write.

@@ -34,7 +34,7 @@ from chargeback_engine.errors import Diagnostic, InputError, PluginError, Policy
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry
+from chargeback_engine.plugins import Registered, Registry, reported
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, TagCollision
 from chargeback_engine.policy.model import (
     AllocationSpec,
@@ -122,10 +122,13 @@ class Kernel:
 
     # -- what the match key is made of -------------------------------------------------
     def allocator(self, method: str) -> Allocator:
+        return self._registered(method).component
+
+    def _registered(self, method: str) -> Registered[Allocator]:
         registered = self.registry.allocators.get(method)
         if registered is None:
             raise PluginError(f"no allocator registered for method {method!r}")
-        return registered.component
+        return registered
 
     def _spec_fields(self, spec: AllocationSpec) -> set[str]:
         fields = set(self.allocator(spec.method).fields(spec.params))
@@ -181,7 +184,9 @@ class Kernel:
         return next((rule for rule in self.policy.rules if rule.when.matches(key)), None)
 
     def resolve(self, spec: AllocationSpec, context: _Context) -> Resolution:
-        return self.allocator(spec.method).resolve(spec.params, context)
+        registered = self._registered(spec.method)
+        with reported("allocator", registered, spec.method):
+            return registered.component.resolve(spec.params, context)
 
     def decide(self, key: Mapping[str, str | None]) -> tuple[Rule | None, Resolution]:
         rule = self.match(key)

@@ -27,6 +27,7 @@ from chargeback_engine.components import (
     Amortize,
     CollectedSource,
     DirectCostBasis,
+    Exporter,
     Resolution,
 )
 from chargeback_engine.engine.dataplane import DataPlane, RunInfo
@@ -39,10 +40,12 @@ from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_QUANTUM
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
+    Registered,
     Registry,
     build_registry,
     call_each,
     get_plugin_manager,
+    reported,
 )
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.policy.model import Policy, PolicySet, Rule
@@ -204,8 +207,6 @@ class Engine:
         self.policies = policies
         self._data_plane = data_plane if engine == "duckdb" else _plane_for(engine, spark_master)
         self.exporters = tuple(exporters)
-        for name in self.exporters:  # an unknown name fails now, not after the allocation
-            self._exporter(name)
 
     # -- inputs ----------------------------------------------------------------------
     def _collect(self, inputs: Iterable[Input], policy: Policy, period: Period) -> tuple[list[CollectedSource], list[InputInfo]]:
@@ -220,22 +221,23 @@ class Engine:
                 sources.append(CollectedSource(source_id, item, _table_sha256(item)))
                 infos.append(InputInfo(source_id, _table_sha256(item), item.num_rows))
             else:
-                collected = list(self._collector(FILE_COLLECTOR).collect({"paths": [str(item)]}, period))
+                collected = self._collect_from(FILE_COLLECTOR, {"paths": [str(item)]}, period)
                 sources.extend(collected)
                 for file in _files(Path(item)):
                     infos.append(InputInfo(str(file), _file_sha256(file), -1, path=str(file)))
         for entry in policy.document.get("spec", {}).get("sources", []):
             name = entry.get("collector") or entry.get("type")
-            collected = list(self._collector(name).collect(entry, period))
+            collected = self._collect_from(name, entry, period)
             sources.extend(collected)
             infos.extend(_info(s) for s in collected)
         return sources, infos
 
-    def _collector(self, name: str):  # type: ignore[no-untyped-def]
-        try:
-            return self.registry.collector(name)
-        except KeyError:
-            raise PluginError(f"no collector {name!r} is registered (is its plugin installed and allowed?)") from None
+    def _collect_from(self, name: str, config: Mapping[str, Any], period: Period) -> list[CollectedSource]:
+        registered = self.registry.collectors.get(name)
+        if registered is None:
+            raise PluginError(f"no collector {name!r} is registered (is its plugin installed and allowed?)")
+        with reported("collector", registered, name):
+            return list(registered.component.collect(config, period))
 
     # -- the run ---------------------------------------------------------------------
     def run(self, inputs: Iterable[Input], period: Period | str, out: str | Path | None = None,
@@ -246,6 +248,7 @@ class Engine:
         for ``period`` join this period's ledger (already allocated, category ``amortized``).
         """
         step = progress or (lambda _: None)
+        exporters = [self._exporter(n) for n in self.exporters] if out is not None else []  # unknown: fail first
         period = Period.parse(period) if isinstance(period, str) else period
         policy = self.policies.for_period(period)
         step("collect")
@@ -280,15 +283,15 @@ class Engine:
             step("write")
             from chargeback_engine.exporters.write import write_outputs
 
-            result = write_outputs(result, Path(out), [self._exporter(n) for n in self.exporters])
+            result = write_outputs(result, Path(out), exporters)
         log.info("run.done", run_id=run_id, decisions=kernel_decisions.num_rows)
         return result
 
-    def _exporter(self, name: str):  # type: ignore[no-untyped-def]
-        try:
-            return self.registry.exporter(name)
-        except KeyError:
-            raise PluginError(f"no exporter {name!r} is registered (is its plugin installed and allowed?)") from None
+    def _exporter(self, name: str) -> Registered[Exporter]:
+        registered = self.registry.exporters.get(name)
+        if registered is None:
+            raise PluginError(f"no exporter {name!r} is registered (is its plugin installed and allowed?)")
+        return registered
 
     def _allocate(self, plane: DataPlane, kernel: Kernel, step: Progress) -> list[Decision]:
         """Direct allocation (deferred direct-cost decisions second), then the shared stages."""

@@ -17,15 +17,19 @@ from pathlib import Path
 
 from chargeback_engine.components import Exporter
 from chargeback_engine.engine.runner import RunResult, _file_sha256, describe
+from chargeback_engine.plugins import Registered, reported
 
 MANIFEST = "manifest.json"
 
 
-def write_outputs(result: RunResult, out: Path, exporters: Sequence[Exporter]) -> RunResult:
+def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[Exporter]]) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".chargeback-", dir=out))
     try:
-        files = [Path(f) for exporter in exporters for f in exporter.export(result, staging)]
+        files = []
+        for registered in exporters:
+            with reported("exporter", registered, registered.component.name):
+                files += [Path(f) for f in registered.component.export(result, staging)]
         written = []
         for file in sorted(files, key=lambda f: f.name):
             target = out / file.name
