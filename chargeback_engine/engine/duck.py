@@ -358,7 +358,8 @@ def _encoded(records: pa.Table) -> pa.Table:
     """One chunk per column, text dictionary-encoded: the line items take a fraction of the
     memory, and widening a ledger row gathers an index instead of copying text."""
     return pa.table({name: column.combine_chunks().dictionary_encode() if pa.types.is_string(column.type)
-                     else column.combine_chunks() for name, column in zip(records.column_names, records.columns)})
+                     else column.combine_chunks()  # encoded text keeps its dictionaries, unified
+                     for name, column in zip(records.column_names, records.columns)})
 
 
 def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -116,21 +116,6 @@ class RunStore:
         query = f"SELECT l.* EXCLUDE ({LINE}){extra} FROM (SELECT * FROM ledger WHERE {where}) l{join} ORDER BY {order}"
         return self._con.sql(query).to_arrow_reader(BATCH_ROWS)
 
-    def copy(self, rows: pa.RecordBatchReader | str, path: Path, options: str, select: str = "*") -> Path:
-        """Write ``rows`` (a stream, or a query on this store) to ``path`` in order: ``select``
-        is the select list over them, ``options`` those of DuckDB's ``COPY``."""
-        copy = f"COPY (SELECT {select} FROM {{}}) TO {sql_text(str(path))} ({options})"
-        if isinstance(rows, str):
-            self._con.execute(copy.format(f"({rows})"))
-            return path
-        writer = connect()  # the stream still reads from this store's connection
-        try:
-            writer.register("copy_rows", rows)
-            writer.execute(copy.format("copy_rows"))
-        finally:
-            writer.close()
-        return path
-
     def close(self) -> None:
         self._finalizer()
 

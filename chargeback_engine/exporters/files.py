@@ -38,7 +38,8 @@ def write_parquet(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema:
     nullable = pa.schema([f.with_nullable(True) for f in schema])  # as every plane's SQL results are
     with pq.ParquetWriter(path, nullable, compression="zstd", use_dictionary=False, store_schema=False) as writer:
         for group in _row_groups(rows, schema):
-            writer.write_table(group.cast(nullable), row_group_size=ROW_GROUP_ROWS)
+            # One chunk per row group: pyarrow cuts data pages at chunk boundaries, which differ by plane.
+            writer.write_table(group.cast(nullable).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
     return path
 
 
