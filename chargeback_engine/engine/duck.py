@@ -22,10 +22,13 @@ import pyarrow.compute as pc
 from chargeback_engine.engine.dataplane import RunInfo
 from chargeback_engine.engine.store import (
     BATCH_ROWS,
+    FROM_LINE,
     LINE,
     RECORD,
     RunStore,
     connect,
+    from_line_sql,
+    record_id_sql,
     sql_text,
 )
 from chargeback_engine.errors import InputError
@@ -242,14 +245,8 @@ class DuckDBPlane:
             FROM ledger_rows ORDER BY stage, line, period, cost_center, units;
             DROP TABLE ledger_rows;
             CREATE TEMP VIEW ledger_wide AS
-            SELECT {sql_text(run.run_id)} AS run_id,
-                   md5(r.x_SourceId || '#' || CAST(r.x_SourceRow AS VARCHAR)) AS record_id,
-                   r.x_SourceId AS source_id, r.x_SourceRow AS source_row, l.period,
-                   r.ChargePeriodStart AS charge_period_start, r.BillingAccountId AS billing_account_id,
-                   r.SubAccountId AS sub_account_id, r.ServiceName AS service_name,
-                   r.ServiceCategory AS service_category, r.ResourceId AS resource_id, r.RegionId AS region_id,
-                   r.ChargeCategory AS charge_category, l.cost_center, l.amount,
-                   r.BillingCurrency AS currency, l.stage, d.pool AS from_cost_center,
+            SELECT {sql_text(run.run_id)} AS run_id, {record_id_sql('r.')} AS record_id, {from_line_sql('r')},
+                   l.period, l.cost_center, l.amount, l.stage, d.pool AS from_cost_center,
                    CASE WHEN d.category = 'direct' AND r.ChargeCategory = 'Credit' THEN 'credit'
                         ELSE d.category END AS category,
                    d.rule_id, d.method, d.decision_id,
@@ -276,13 +273,6 @@ class _DuckDBStore(RunStore):
     Arrow, by position (``take``) into the line items and the decisions. A join and a sort
     of the wide rows would cost several times the time and memory of the allocation."""
 
-    #: Line-item columns every ledger row repeats, by ledger column.
-    _FROM_LINE = {
-        "source_id": "x_SourceId", "source_row": "x_SourceRow", "charge_period_start": "ChargePeriodStart",
-        "billing_account_id": "BillingAccountId", "sub_account_id": "SubAccountId", "service_name": "ServiceName",
-        "service_category": "ServiceCategory", "resource_id": "ResourceId", "region_id": "RegionId",
-        "charge_category": "ChargeCategory", "currency": "BillingCurrency",
-    }
 
     #: Text columns that :meth:`_widen` copies; every other one is dictionary-encoded.
     _COPIED_TEXT = frozenset({"record_id", "period", "cost_center", "category"})
@@ -291,10 +281,9 @@ class _DuckDBStore(RunStore):
         super().__init__(connection, "src_arrow", "ledger_wide")
         self._run = run
         self._records = records
-        self._record_ids = connection.sql(
-            "SELECT md5(x_SourceId || '#' || CAST(x_SourceRow AS VARCHAR)) FROM src_arrow"
-        ).to_arrow_table().column(0).combine_chunks()
-        self._lines = pa.table({name: records[column] for name, column in self._FROM_LINE.items()})
+        self._record_ids = connection.sql(f"SELECT {record_id_sql()} FROM src_arrow").to_arrow_table().column(0)
+        self._record_ids = self._record_ids.combine_chunks()
+        self._lines = pa.table({name: records[column] for name, column in FROM_LINE.items()})
         self._decisions = connection.sql(
             "SELECT decision_id, rule_id, method, category, pool FROM decisions ORDER BY decision").to_arrow_table()
 

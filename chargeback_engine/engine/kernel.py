@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import cache, reduce
+from functools import cache, cached_property, reduce
 from math import gcd
 from pathlib import Path
 from typing import Any
@@ -270,14 +270,21 @@ class Kernel:
         weights are compared in the policy currency; the ledger keeps each line's own."""
         if currency == self.policy.currency:
             return Decimal(1)
-        start = str(self.period.start)
-        dated = [(str(r["date"]), Decimal(str(r["rate"])))
-                 for r in self.policy.document.get("spec", {}).get("exchange_rates", [])
-                 if r["currency"] == currency and str(r["date"]) <= start]
-        if not dated:
+        rate = self._rates_in_effect.get(currency)
+        if rate is None:
             raise InputError(f"the inputs hold {currency}, but the policy has no exchange rate for {currency} "
-                             f"dated on or before {start} (spec.exchange_rates)")
-        return max(dated)[1]
+                             f"dated on or before {self.period.start} (spec.exchange_rates)")
+        return rate
+
+    @cached_property
+    def _rates_in_effect(self) -> dict[str, Decimal]:
+        """Per currency, the latest rate dated on or before the period's first day (read once:
+        every direct-cost row asks)."""
+        start = str(self.period.start)
+        dated = sorted((r["currency"], str(r["date"]), Decimal(str(r["rate"])))
+                       for r in self.policy.document.get("spec", {}).get("exchange_rates", [])
+                       if str(r["date"]) <= start)
+        return {currency: rate for currency, _, rate in dated}  # later dates overwrite earlier ones
 
     @staticmethod
     def filter_columns(resolutions: Iterable[Resolution]) -> list[str]:

@@ -60,13 +60,6 @@ _INT = "DECIMAL(38,0)"
 #: The columns of the ledger Spark computes (the rest come from the line, in the store).
 _LEDGER_ROWS = (LINE, "period", "cost_center", "amount", "stage", "from_cost_center", "category", "rule_id",
                 "method", "decision_id")
-#: Ledger columns copied from the line: the store joins them on by ``_line``.
-_FROM_LINE = {
-    "source_id": "x_SourceId", "source_row": "x_SourceRow", "charge_period_start": "ChargePeriodStart",
-    "billing_account_id": "BillingAccountId", "sub_account_id": "SubAccountId", "service_name": "ServiceName",
-    "service_category": "ServiceCategory", "resource_id": "ResourceId", "region_id": "RegionId",
-    "charge_category": "ChargeCategory", "currency": "BillingCurrency",
-}
 
 
 def spark_session(master: str | None = None, conf: dict[str, str] | None = None) -> SparkSession:
@@ -354,10 +347,9 @@ class SparkPlane:
         directory = self._require_dir()
         self._ledger().write.parquet((directory / "ledger").as_uri())
         lines = store.parquet_source([self._records_path()])
-        from_line = ", ".join(f"r.{column} AS {name}" for name, column in _FROM_LINE.items())
         ledger = f"""(
             SELECT {store.sql_text(run.run_id)} AS run_id,
-                   md5(r.x_SourceId || '#' || CAST(r.x_SourceRow AS VARCHAR)) AS record_id, {from_line},
+                   {store.record_id_sql('r.')} AS record_id, {store.from_line_sql('r')},
                    l.* EXCLUDE ({LINE}), {store.sql_text(run.policy_version)} AS policy_version,
                    {store.sql_text(run.policy_hash)} AS policy_hash, l.{LINE}
             FROM {store.parquet_source(sorted((directory / "ledger").glob("*.parquet")))} l

@@ -35,6 +35,26 @@ LINE = "_line"
 #: The deterministic order of ledger rows: this run's by stage and line, then rows carried
 #: in from earlier schedules (``record_id`` settles carried rows that tie).
 LEDGER_ORDER = f"{LINE} IS NULL, stage, {LINE}, period, cost_center, from_cost_center NULLS FIRST, amount, record_id"
+#: Ledger columns that repeat a column of the row's line item, by the line item's column.
+FROM_LINE = {
+    "source_id": "x_SourceId", "source_row": "x_SourceRow", "charge_period_start": "ChargePeriodStart",
+    "billing_account_id": "BillingAccountId", "sub_account_id": "SubAccountId", "service_name": "ServiceName",
+    "service_category": "ServiceCategory", "resource_id": "ResourceId", "region_id": "RegionId",
+    "charge_category": "ChargeCategory", "currency": "BillingCurrency",
+}
+
+
+def record_id_sql(alias: str = "") -> str:
+    """A line's ``record_id`` in DuckDB SQL: a stable hash of its source and row. ``alias``
+    qualifies the line item's columns (``"r."``)."""
+    return f"md5({alias}x_SourceId || '#' || CAST({alias}x_SourceRow AS VARCHAR))"
+
+
+def from_line_sql(alias: str) -> str:
+    """The select list of :data:`FROM_LINE` from the line item aliased ``alias``."""
+    return ", ".join(f"{alias}.{column} AS {name}" for name, column in FROM_LINE.items())
+
+
 #: Rows per batch when the ledger is streamed.
 BATCH_ROWS = 1 << 18
 #: Prefix of a line item's columns next to its ledger rows (see :meth:`RunStore.ledger`).
