@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chargeback_engine.engine.store import RunStore
 from chargeback_engine.periods import Period
@@ -51,6 +52,37 @@ SPLIT_SCHEMA = pa.schema(
         pa.field("category", pa.string(), nullable=False),
     ]
 )
+
+
+#: The decisions a plane has applied, numbered from 1 (see :func:`number_decisions`).
+#: Narrow ledger rows name their decision by number; ``pool`` is the shared cost center a
+#: stage's decision redistributes (null at stage 0).
+DECISION_SCHEMA = pa.schema(
+    [
+        pa.field("decision", pa.int32(), nullable=False),
+        pa.field("decision_id", pa.string(), nullable=False),
+        pa.field("rule_id", pa.string()),
+        pa.field("method", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("pool", pa.string()),
+    ]
+)
+
+
+def number_decisions(splits: pa.Table, pool: str | None, first: int) -> tuple[pa.Table, pa.Array]:
+    """The decisions in ``splits`` (``DECISION_SCHEMA``), numbered from ``first`` in
+    ``decision_id`` order, and the number of each split row's decision.
+
+    Both planes number alike, so a ledger row is a few integers until an output widens it.
+    """
+    ids = pc.unique(splits["decision_id"]).sort()
+    numbers = pa.array(range(first, first + len(ids)), pa.int32())
+    first_rows = splits.take(pc.index_in(ids, value_set=splits["decision_id"]))
+    decisions = pa.table({
+        "decision": numbers, **{c: first_rows[c] for c in ("decision_id", "rule_id", "method", "category")},
+        "pool": pa.array([pool] * len(ids), pa.string()),
+    }).cast(DECISION_SCHEMA)
+    return decisions, pc.add(pc.index_in(splits["decision_id"], value_set=ids), first).cast(pa.int32())
 
 
 @dataclass(frozen=True)

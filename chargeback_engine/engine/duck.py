@@ -13,27 +13,20 @@ source line's columns, the decision's ids, the run's stamps) is joined on by the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chargeback_engine.engine.dataplane import RunInfo
+from chargeback_engine.engine.dataplane import RunInfo, number_decisions
 from chargeback_engine.engine.store import (
-    BATCH_ROWS,
-    FROM_LINE,
     LINE,
-    RECORD,
     RunStore,
+    SortedLedgerStore,
     connect,
-    from_line_sql,
-    record_id_sql,
-    sql_text,
+    encoded_lines,
 )
 from chargeback_engine.errors import InputError
-from chargeback_engine.focus import COST_TABLE_SCHEMA
-from chargeback_engine.ledger import LEDGER_SCHEMA
 
 _TO_MONEY = "CAST({} AS DECIMAL(38,0)) * CAST(0.0000000001 AS DECIMAL(11,10))"
 #: Money to units in two exact parts: ``money * 1e10`` as one DECIMAL(38,10) product would
@@ -85,12 +78,14 @@ class DuckDBPlane:
             self._con.execute(f"SET threads = {int(threads)}")
         self._run: RunInfo | None = None
         self._records = pa.table({})
+        self._next_decision = 1
         self._finished = False
 
     # -- loading ---------------------------------------------------------------------
     def load(self, records: pa.Table, run: RunInfo) -> int:
         self._run = run
-        self._records = _encoded(records).append_column(LINE, pa.array(range(records.num_rows), pa.int64()))
+        self._next_decision = 1
+        self._records = encoded_lines(records)
         con = self._con
         con.register("src_arrow", self._records)
         cost = _ident(run.cost_column)
@@ -122,19 +117,18 @@ class DuckDBPlane:
         """Number the new decisions, and expose ``splits`` by number with each decision's
         total weight and share count."""
         con = self._con
-        con.register("splits_arrow", splits)
-        con.execute("""
-            INSERT INTO decisions
-            SELECT (SELECT count(*) FROM decisions) + row_number() OVER (ORDER BY decision_id),
-                   decision_id, rule_id, method, category, ?
-            FROM (SELECT DISTINCT decision_id, rule_id, method, category FROM splits_arrow)
-        """, [pool])
+        decisions, numbers = number_decisions(splits, pool, self._next_decision)
+        self._next_decision += decisions.num_rows
+        con.register("decisions_arrow", decisions)
+        con.execute("INSERT INTO decisions SELECT * FROM decisions_arrow")
+        con.unregister("decisions_arrow")
+        con.register("splits_arrow", splits.append_column("decision", numbers))
         con.execute("""
             CREATE OR REPLACE TEMP TABLE splits AS
-            SELECT d.decision, s.cost_center, s.position, s.months, CAST(s.weight AS HUGEINT) AS weight,
-                   sum(CAST(s.weight AS HUGEINT)) OVER (PARTITION BY d.decision) AS total,
-                   count(*) OVER (PARTITION BY d.decision) AS n
-            FROM splits_arrow s JOIN decisions d USING (decision_id)
+            SELECT decision, cost_center, position, months, CAST(weight AS HUGEINT) AS weight,
+                   sum(CAST(weight AS HUGEINT)) OVER (PARTITION BY decision) AS total,
+                   count(*) OVER (PARTITION BY decision) AS n
+            FROM splits_arrow
         """)
         con.unregister("splits_arrow")
 
@@ -236,26 +230,12 @@ class DuckDBPlane:
         """).to_arrow_table()
 
     def finish(self) -> RunStore:
-        """Sort the narrow ledger once; the store widens it batch by batch as outputs stream."""
-        run = self._require_run()
-        con = self._con
-        con.execute(f"""
-            CREATE TEMP TABLE ledger_sorted AS
-            SELECT line, period, cost_center, {_TO_MONEY.format('units')} AS amount, stage, decision
-            FROM ledger_rows ORDER BY stage, line, period, cost_center, units;
-            DROP TABLE ledger_rows;
-            CREATE TEMP VIEW ledger_wide AS
-            SELECT {sql_text(run.run_id)} AS run_id, {record_id_sql('r.')} AS record_id, {from_line_sql('r')},
-                   l.period, l.cost_center, l.amount, l.stage, d.pool AS from_cost_center,
-                   CASE WHEN d.category = 'direct' AND r.ChargeCategory = 'Credit' THEN 'credit'
-                        ELSE d.category END AS category,
-                   d.rule_id, d.method, d.decision_id,
-                   {sql_text(run.policy_version)} AS policy_version, {sql_text(run.policy_hash)} AS policy_hash,
-                   l.line AS {LINE}
-            FROM ledger_sorted l JOIN src_arrow r ON r.{LINE} = l.line JOIN decisions d USING (decision)
-        """)
+        """Hand the narrow ledger to a store, which sorts it once and widens it as outputs stream."""
+        narrow = f"(SELECT * EXCLUDE (units), {_TO_MONEY.format('units')} AS amount FROM ledger_rows)"
+        run_store = SortedLedgerStore(self._con, self._records, narrow, self._require_run())
+        self._con.execute("DROP TABLE ledger_rows")
         self._finished = True
-        return _DuckDBStore(con, self._records, run)
+        return run_store
 
     def close(self) -> None:
         """Close the connection, unless :meth:`finish` handed it to a store."""
@@ -266,90 +246,3 @@ class DuckDBPlane:
         if self._run is None:
             raise RuntimeError("load() must come first")
         return self._run
-
-
-class _DuckDBStore(RunStore):
-    """The DuckDB plane's store: streams the sorted narrow ledger and widens each batch in
-    Arrow, by position (``take``) into the line items and the decisions. A join and a sort
-    of the wide rows would cost several times the time and memory of the allocation."""
-
-
-    #: Text columns that :meth:`_widen` copies; every other one is dictionary-encoded.
-    _COPIED_TEXT = frozenset({"record_id", "period", "cost_center", "category"})
-
-    def __init__(self, connection: duckdb.DuckDBPyConnection, records: pa.Table, run: RunInfo):
-        super().__init__(connection, "src_arrow", "ledger_wide")
-        self._run = run
-        self._records = records
-        self._record_ids = connection.sql(f"SELECT {record_id_sql()} FROM src_arrow").to_arrow_table().column(0)
-        self._record_ids = self._record_ids.combine_chunks()
-        self._lines = pa.table({name: records[column] for name, column in FROM_LINE.items()})
-        self._decisions = connection.sql(
-            "SELECT decision_id, rule_id, method, category, pool FROM decisions ORDER BY decision").to_arrow_table()
-
-    def ledger(self, where: str = "TRUE", record_columns: Sequence[str] = ()) -> pa.RecordBatchReader:
-        fields = [*LEDGER_SCHEMA, *(pa.field(RECORD + c, COST_TABLE_SCHEMA.field(c).type) for c in record_columns)]
-        schema = pa.schema([pa.field(f.name, _TEXT) if pa.types.is_string(f.type) and f.name not in self._COPIED_TEXT
-                            else f for f in fields])
-        narrow = self._con.sql(f"SELECT * FROM ledger_sorted WHERE {where}").to_arrow_reader(BATCH_ROWS)
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            yield from (self._widen(batch, record_columns, schema) for batch in narrow)
-            # Only now: one connection streams one result at a time.
-            yield from (batch.cast(schema) for batch in super(_DuckDBStore, self).ledger(
-                f"{LINE} IS NULL AND ({where})", record_columns))
-
-        return pa.RecordBatchReader.from_batches(schema, batches())
-
-    def _widen(self, narrow: pa.RecordBatch, record_columns: Sequence[str], schema: pa.Schema) -> pa.RecordBatch:
-        """Ledger columns for ``narrow``'s rows: text as dictionaries whose indices are the
-        line's position, the decision's number or zero, so no string is copied per row."""
-        lines = narrow.column("line")
-        line = self._lines.take(lines)
-        decision = pc.subtract(narrow.column("decision"), 1).cast(pa.int32())
-        by_decision = {c: _indexed(self._decisions[c].combine_chunks(), decision)
-                       for c in ("rule_id", "method", "decision_id", "pool", "category")}
-        constant = pa.array([0] * narrow.num_rows, pa.int32())
-        credit = pc.and_(pc.equal(by_decision["category"], "direct"),
-                         pc.fill_null(pc.equal(line["charge_category"], "Credit"), False))
-        columns = {
-            "run_id": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.run_id])),
-            "record_id": self._record_ids.take(lines),  # nearly unique: a dictionary would not pay
-            **{c: line[c] for c in ("source_id", "source_row")}, "period": narrow.column("period"),
-            **{c: line[c] for c in ("charge_period_start", "billing_account_id", "sub_account_id", "service_name",
-                                     "service_category", "resource_id", "region_id", "charge_category")},
-            "cost_center": narrow.column("cost_center"), "amount": narrow.column("amount"),
-            "currency": line["currency"], "stage": narrow.column("stage"), "from_cost_center": by_decision["pool"],
-            "category": pc.if_else(credit, "credit", by_decision["category"].cast(pa.string())),
-            "rule_id": by_decision["rule_id"], "method": by_decision["method"],
-            "decision_id": by_decision["decision_id"],
-            "policy_version": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.policy_version])),
-            "policy_hash": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.policy_hash])),
-        }
-        columns.update({RECORD + c: self._records[c].take(lines) for c in record_columns})
-        return pa.RecordBatch.from_arrays([_plain(v) for v in columns.values()], schema=schema)
-
-
-def _indexed(values: pa.Array, indices: pa.Array) -> pa.DictionaryArray:
-    """``values[indices]`` without copying text; a null value becomes a null index (Parquet
-    writers refuse nulls inside a dictionary)."""
-    if values.null_count:
-        indices = pc.if_else(pc.take(pc.is_null(values), indices), pa.scalar(None, indices.type), indices)
-        values = pc.fill_null(values, "")
-    return pa.DictionaryArray.from_arrays(indices, values)
-
-
-#: How the DuckDB store hands text to outputs: dictionary-encoded (see ``_widen``).
-_TEXT = pa.dictionary(pa.int32(), pa.string())
-
-
-def _encoded(records: pa.Table) -> pa.Table:
-    """One chunk per column, text dictionary-encoded: the line items take a fraction of the
-    memory, and widening a ledger row gathers an index instead of copying text."""
-    return pa.table({name: column.combine_chunks().dictionary_encode() if pa.types.is_string(column.type)
-                     else column.combine_chunks()  # encoded text keeps its dictionaries, unified
-                     for name, column in zip(records.column_names, records.columns)})
-
-
-def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column

@@ -4,8 +4,9 @@ The kernel still decides on the driver, once per distinct match key; Spark only 
 (broadcast) decisions onto the line items and splits them, exactly as the DuckDB plane does.
 Neither the line items nor the ledger pass through the driver's JVM: the loaded Arrow table
 is written to Parquet and read by the executors, and :meth:`SparkPlane.finish` has them
-write the ledger as Parquet, which the run's :class:`~chargeback_engine.engine.store.RunStore`
-reads with DuckDB.
+write the narrow ledger as Parquet, which the run's
+:class:`~chargeback_engine.engine.store.SortedLedgerStore` sorts and widens with DuckDB,
+exactly as it does for the DuckDB plane.
 
 Amounts become integer units of 1e-10 as ``DECIMAL(38, 0)`` for the split. Spark types the
 result of every decimal operation, and with its default ``allowPrecisionLoss`` a product
@@ -29,8 +30,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from chargeback_engine.engine import store
-from chargeback_engine.engine.dataplane import RunInfo
-from chargeback_engine.engine.store import LINE, RunStore
+from chargeback_engine.engine.dataplane import (
+    DECISION_SCHEMA,
+    RunInfo,
+    number_decisions,
+)
+from chargeback_engine.engine.store import (
+    LINE,
+    RunStore,
+    SortedLedgerStore,
+    encoded_lines,
+)
 from chargeback_engine.errors import InputError
 from chargeback_engine.ledger import LEDGER_SCHEMA
 
@@ -57,9 +67,8 @@ STORE_MEMORY_LIMIT = "25%"
 ROW_GROUP_ROWS = 65_536
 
 _INT = "DECIMAL(38,0)"
-#: The columns of the ledger Spark computes (the rest come from the line, in the store).
-_LEDGER_ROWS = (LINE, "period", "cost_center", "amount", "stage", "from_cost_center", "category", "rule_id",
-                "method", "decision_id")
+#: The narrow ledger Spark computes: the store adds the line's and the decision's columns.
+_LEDGER_ROWS = (LINE, "period", "cost_center", "amount", "stage", "decision")
 
 
 def spark_session(master: str | None = None, conf: dict[str, str] | None = None) -> SparkSession:
@@ -175,6 +184,7 @@ class SparkPlane:
         self._dir: Path | None = None  # the run's files, until a store owns them
         self._src: DataFrame | None = None
         self._pieces: list[DataFrame] = []  # checkpointed ledger pieces, in the order written
+        self._decisions: list[pa.Table] = []  # DECISION_SCHEMA, numbered as the DuckDB plane does
 
     @property
     def spark(self) -> SparkSession:
@@ -212,13 +222,17 @@ class SparkPlane:
         return table.cast(pa.schema([pa.field(c, pa.string()) for c in columns]))
 
     # -- stage 0 ---------------------------------------------------------------------
-    def _splits(self, splits: pa.Table) -> DataFrame:
-        """``splits`` with each decision's total weight and share count, ready to broadcast."""
+    def _splits(self, splits: pa.Table, pool: str | None = None) -> DataFrame:
+        """Number the new decisions, and give ``splits`` each decision's number, total
+        weight and share count, ready to broadcast."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
+        first = sum(t.num_rows for t in self._decisions) + 1
+        decisions, numbers = number_decisions(splits, pool, first)
+        self._decisions.append(decisions)
         by_decision = Window.partitionBy("decision_id")
-        return (self._spark.createDataFrame(splits)
+        return (self._spark.createDataFrame(splits.append_column("decision", numbers))
                 .withColumn("weight", _sql(f"CAST(weight AS {_INT})"))
                 .withColumn("total", _sql(f"CAST(sum(weight) OVER (PARTITION BY decision_id) AS {_INT})"))
                 .withColumn("n", F.count(F.lit(1)).over(by_decision)))
@@ -241,7 +255,7 @@ class SparkPlane:
         else:
             hit = lines.crossJoin(keys)
         months = F.broadcast(split_frame.select("decision_id", "months").distinct())
-        hit = hit.select(f"r.{LINE}", "r.ChargePeriodStart", "r.ChargePeriodEnd", "r.ChargeCategory", "r.units",
+        hit = hit.select(f"r.{LINE}", "r.ChargePeriodStart", "r.ChargePeriodEnd", "r.units",
                          "a.decision_id").join(months, "decision_id")
         # One part per line, or one per month of an amortization schedule (even split, earlier months first).
         plain = hit.where("months IS NULL").select("*", F.lit(str(run.period)).alias("period"),
@@ -260,12 +274,8 @@ class SparkPlane:
                      .drop("e", "n_parts"))
         parts = plain.unionByName(amortized).drop("months", "ChargePeriodStart", "ChargePeriodEnd")
         rows = split_units(parts, split_frame, [LINE, "part_index"])
-        self._write(rows.select(
-            LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount"), F.lit(0).alias("stage"),
-            F.lit(None).cast("string").alias("from_cost_center"),
-            _sql("CASE WHEN category = 'direct' AND ChargeCategory = 'Credit' THEN 'credit' ELSE category END").alias("category"),
-            "rule_id", "method", "decision_id",
-        ))
+        self._write(rows.select(LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount"),
+                                F.lit(0).alias("stage"), "decision"))
 
     @staticmethod
     def _part_units() -> str:
@@ -294,23 +304,18 @@ class SparkPlane:
         from pyspark.sql import functions as F
 
         self._require_run()
-        split_frame = self._splits(splits)
+        split_frame = self._splits(splits, pool)
         decision_id = splits["decision_id"][0].as_py()
         balances = (self._ledger().where(F.col("cost_center") == pool)
                     .groupBy(LINE, "period").agg(F.sum("amount").alias("balance")).where("balance <> 0"))
         parts = _checkpoint(balances.select(LINE, "period", F.lit(decision_id).alias("decision_id"),
                                             _sql(to_units("balance")).alias("units")))
-        descriptive = F.broadcast(split_frame.select("decision_id", "rule_id", "method").distinct())
-        out = (parts.join(descriptive, "decision_id")
-               .select(LINE, "period", F.lit(pool).alias("cost_center"), _sql(to_money("-units")).alias("amount"),
-                       "rule_id", "method", "decision_id"))
+        decision = self._decisions[-1]["decision"][0].as_py()
+        out = parts.select(LINE, "period", F.lit(pool).alias("cost_center"), _sql(to_money("-units")).alias("amount"))
         consumers = (split_units(parts, split_frame, [LINE, "period"])
-                     .select(LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount"),
-                             "rule_id", "method", "decision_id"))
+                     .select(LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount")))
         self._write(out.unionByName(consumers).select(
-            LINE, "period", "cost_center", "amount", F.lit(stage).alias("stage"), F.lit(pool).alias("from_cost_center"),
-            F.lit("shared").alias("category"), "rule_id", "method", "decision_id",
-        ))
+            LINE, "period", "cost_center", "amount", F.lit(stage).alias("stage"), F.lit(decision).alias("decision")))
 
     # -- results ---------------------------------------------------------------------
     def balances(self) -> pa.Table:
@@ -337,33 +342,29 @@ class SparkPlane:
                                      pa.field("input", pa.decimal128(38, 10)), pa.field("ledger", pa.decimal128(38, 10))]))
 
     def finish(self) -> RunStore:
-        """Have the executors write the ledger next to the lines; a store reads both.
+        """Have the executors write the narrow ledger next to the lines; a store on the
+        driver sorts it and widens it into outputs, as for the DuckDB plane.
 
-        The ledger never reaches the driver. As in the DuckDB plane, the store's ``ledger``
-        view joins the line's columns on by ``_line`` (so Spark writes only the narrow
-        rows) and adds the run's stamps.
+        The ledger never reaches the driver's JVM, and the line items come back from their
+        Parquet file text-encoded, as the DuckDB plane keeps them.
         """
         run = self._require_run()
         directory = self._require_dir()
-        self._ledger().write.parquet((directory / "ledger").as_uri())
-        lines = store.parquet_source([self._records_path()])
-        ledger = f"""(
-            SELECT {store.sql_text(run.run_id)} AS run_id,
-                   {store.record_id_sql('r.')} AS record_id, {store.from_line_sql('r')},
-                   l.* EXCLUDE ({LINE}), {store.sql_text(run.policy_version)} AS policy_version,
-                   {store.sql_text(run.policy_hash)} AS policy_hash, l.{LINE}
-            FROM {store.parquet_source(sorted((directory / "ledger").glob("*.parquet")))} l
-            JOIN {lines} r ON r.{LINE} = l.{LINE})"""
+        self._ledger().withColumnRenamed(LINE, "line").write.parquet((directory / "ledger").as_uri())
+        lines = encoded_lines(pq.read_table(self._records_path(), read_dictionary=[
+            f.name for f in pq.read_schema(self._records_path()) if pa.types.is_string(f.type)]))
         connection = store.connect()
         connection.execute(f"SET memory_limit = {store.sql_text(STORE_MEMORY_LIMIT)}; "
                            f"SET temp_directory = {store.sql_text(str(directory / 'spill'))}")
-        run_store = RunStore(connection, lines, ledger, partial(shutil.rmtree, directory, ignore_errors=True))
-        self._dir, self._pieces, self._src = None, [], None
+        connection.register("decisions", pa.concat_tables([DECISION_SCHEMA.empty_table(), *self._decisions]))
+        narrow = store.parquet_source(sorted((directory / "ledger").glob("*.parquet")))
+        run_store = SortedLedgerStore(connection, lines, narrow, run, partial(shutil.rmtree, directory, ignore_errors=True))
+        self._dir, self._pieces, self._decisions, self._src = None, [], [], None
         return run_store
 
     def close(self) -> None:
         """Drop the run's data and the files no store owns; the session stays (it may be a cluster's)."""
-        self._pieces, self._src = [], None
+        self._pieces, self._decisions, self._src = [], [], None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -376,7 +377,8 @@ class SparkPlane:
     def _ledger(self) -> DataFrame:
         if not self._pieces:
             return self._spark.createDataFrame(pa.schema(
-                [pa.field(LINE, pa.int64()), *(LEDGER_SCHEMA.field(c) for c in _LEDGER_ROWS[1:])]).empty_table())
+                [pa.field(LINE, pa.int64()), *(LEDGER_SCHEMA.field(c) for c in _LEDGER_ROWS[1:-1]),
+                 DECISION_SCHEMA.field("decision")]).empty_table())
         return reduce(lambda x, y: x.unionByName(y), self._pieces)
 
     def _records_path(self) -> Path:

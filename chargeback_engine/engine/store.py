@@ -7,6 +7,10 @@ DuckDB plane its own connection, the Spark plane the Parquet files its executors
 Exporters stream ordered batches from the store into files; totals are SQL; only a caller
 that asks for ``RunResult.ledger`` gets a whole Arrow table.
 
+Both planes keep their working ledger narrow (a few integers and short strings per row)
+and hand it to a :class:`SortedLedgerStore`, which sorts it once and widens each streamed
+batch by position into the line items and the decisions.
+
 Two views, the same for every plane:
 
 * ``records``: the line items, :data:`~chargeback_engine.focus.COST_TABLE_SCHEMA` plus
@@ -20,15 +24,19 @@ Two views, the same for every plane:
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from chargeback_engine.focus import COST_TABLE_SCHEMA
+from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT
 from chargeback_engine.ledger import LEDGER_SCHEMA
+
+if TYPE_CHECKING:
+    from chargeback_engine.engine.dataplane import RunInfo
 
 #: Position of a line in load order: the link from a ledger row back to its line item.
 LINE = "_line"
@@ -162,3 +170,109 @@ def _duckdb_type(arrow: pa.DataType) -> str:
     if pa.types.is_timestamp(arrow):
         return "TIMESTAMPTZ" if arrow.tz else "TIMESTAMP"
     return {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER"}[arrow]
+
+
+class SortedLedgerStore(RunStore):
+    """A store over a narrow ledger, sorted once and widened batch by batch in Arrow.
+
+    ``narrow`` is a relation on ``connection`` with ``line, period, cost_center, amount,
+    stage, decision``; ``connection`` also holds the plane's ``decisions`` table
+    (:data:`~chargeback_engine.engine.dataplane.DECISION_SCHEMA`). ``lines`` are the line
+    items as :func:`encoded_lines` gives them. Widening gathers by position (``take``)
+    instead of joining and sorting wide rows, which would cost several times the time and
+    memory of the allocation; the ``ledger`` view still joins, for SQL totals.
+    """
+
+    #: Text columns that :meth:`_widen` copies; every other one is dictionary-encoded.
+    _COPIED_TEXT = frozenset({"record_id", "period", "cost_center", "category"})
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, lines: pa.Table, narrow: str, run: RunInfo,
+                 cleanup: Callable[[], None] | None = None):
+        connection.register("lines", lines)
+        connection.execute(f"""
+            CREATE TEMP TABLE ledger_sorted AS
+            SELECT line, period, cost_center, amount, stage, decision FROM {narrow}
+            ORDER BY stage, line, period, cost_center, amount;
+            CREATE TEMP VIEW ledger_wide AS
+            SELECT {sql_text(run.run_id)} AS run_id, {record_id_sql('r.')} AS record_id, {from_line_sql('r')},
+                   l.period, l.cost_center, l.amount, l.stage, d.pool AS from_cost_center,
+                   CASE WHEN d.category = 'direct' AND r.ChargeCategory = 'Credit' THEN 'credit'
+                        ELSE d.category END AS category,
+                   d.rule_id, d.method, d.decision_id,
+                   {sql_text(run.policy_version)} AS policy_version, {sql_text(run.policy_hash)} AS policy_hash,
+                   l.line AS {LINE}
+            FROM ledger_sorted l JOIN lines r ON r.{LINE} = l.line JOIN decisions d USING (decision)
+        """)
+        super().__init__(connection, "lines", "ledger_wide", cleanup)
+        self._run = run
+        self._lines = lines
+        self._record_ids = connection.sql(f"SELECT {record_id_sql()} FROM lines").to_arrow_table().column(0)
+        self._record_ids = self._record_ids.combine_chunks()
+        self._from_line = pa.table({name: lines[column] for name, column in FROM_LINE.items()})
+        self._decisions = connection.sql(
+            "SELECT decision_id, rule_id, method, category, pool FROM decisions ORDER BY decision").to_arrow_table()
+
+    def ledger(self, where: str = "TRUE", record_columns: Sequence[str] = ()) -> pa.RecordBatchReader:
+        fields = [*LEDGER_SCHEMA, *(pa.field(RECORD + c, COST_TABLE_SCHEMA.field(c).type) for c in record_columns)]
+        schema = pa.schema([pa.field(f.name, ENCODED_TEXT) if pa.types.is_string(f.type) and f.name not in self._COPIED_TEXT
+                            else f for f in fields])
+        narrow = self._con.sql(f"SELECT * FROM ledger_sorted WHERE {where}").to_arrow_reader(BATCH_ROWS)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            yield from (self._widen(batch, record_columns, schema) for batch in narrow)
+            # Only now: one connection streams one result at a time.
+            yield from (batch.cast(schema) for batch in super(SortedLedgerStore, self).ledger(
+                f"{LINE} IS NULL AND ({where})", record_columns))
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def _widen(self, narrow: pa.RecordBatch, record_columns: Sequence[str], schema: pa.Schema) -> pa.RecordBatch:
+        """Ledger columns for ``narrow``'s rows: text as dictionaries whose indices are the
+        line's position, the decision's number or zero, so no string is copied per row."""
+        lines = narrow.column("line")
+        line = self._from_line.take(lines)
+        decision = pc.subtract(narrow.column("decision"), 1).cast(pa.int32())
+        by_decision = {c: _indexed(self._decisions[c].combine_chunks(), decision)
+                       for c in ("rule_id", "method", "decision_id", "pool", "category")}
+        constant = pa.array([0] * narrow.num_rows, pa.int32())
+        credit = pc.and_(pc.equal(by_decision["category"], "direct"),
+                         pc.fill_null(pc.equal(line["charge_category"], "Credit"), False))
+        columns = {
+            "run_id": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.run_id])),
+            "record_id": self._record_ids.take(lines),  # nearly unique: a dictionary would not pay
+            **{c: line[c] for c in ("source_id", "source_row")}, "period": narrow.column("period"),
+            **{c: line[c] for c in ("charge_period_start", "billing_account_id", "sub_account_id", "service_name",
+                                     "service_category", "resource_id", "region_id", "charge_category")},
+            "cost_center": narrow.column("cost_center"), "amount": narrow.column("amount"),
+            "currency": line["currency"], "stage": narrow.column("stage"), "from_cost_center": by_decision["pool"],
+            "category": pc.if_else(credit, "credit", by_decision["category"].cast(pa.string())),
+            "rule_id": by_decision["rule_id"], "method": by_decision["method"],
+            "decision_id": by_decision["decision_id"],
+            "policy_version": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.policy_version])),
+            "policy_hash": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.policy_hash])),
+        }
+        columns.update({RECORD + c: self._lines[c].take(lines) for c in record_columns})
+        return pa.RecordBatch.from_arrays([_plain(v) for v in columns.values()], schema=schema)
+
+
+def encoded_lines(records: pa.Table) -> pa.Table:
+    """The line items as a :class:`SortedLedgerStore` wants them: one chunk per column, text
+    dictionary-encoded (a fraction of the memory, and widening a ledger row gathers an index
+    instead of copying text), and :data:`LINE` their position."""
+    columns = {name: column.combine_chunks().dictionary_encode() if pa.types.is_string(column.type)
+               else column.combine_chunks()  # encoded text keeps its dictionaries, unified
+               for name, column in zip(records.column_names, records.columns) if name != LINE}
+    return pa.table({**columns, LINE: pa.array(range(records.num_rows), pa.int64())})
+
+
+def _indexed(values: pa.Array, indices: pa.Array) -> pa.DictionaryArray:
+    """``values[indices]`` without copying text; a null value becomes a null index (Parquet
+    writers refuse nulls inside a dictionary)."""
+    if values.null_count:
+        indices = pc.if_else(pc.take(pc.is_null(values), indices), pa.scalar(None, indices.type), indices)
+        values = pc.fill_null(values, "")
+    return pa.DictionaryArray.from_arrays(indices, values)
+
+
+def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column

@@ -19,7 +19,6 @@ from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.store import LEDGER_ORDER, LINE
 from chargeback_engine.exporters.files import write_parquet
 from chargeback_engine.focus import COST_TABLE_SCHEMA
-from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.periods import Period
 from tests.engine.helpers import line_items
 
@@ -60,14 +59,17 @@ def finished(spark, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def test_files_have_duckdbs_types(finished) -> None:  # type: ignore[no-untyped-def]
-    """As written, before any cast of the store's: exact decimals, UTC timestamps, the plane's ints."""
-    _, store, workdir = finished
+    """As written, before any cast of the store's: the DuckDB plane's narrow ledger types
+    (exact decimals, the same ints), and its line items' types (UTC timestamps)."""
+    records, store, workdir = finished
     (run_dir,) = workdir.iterdir()
     ledger = store_module.parquet_source(sorted((run_dir / "ledger").glob("*.parquet")))
-    records = store_module.parquet_source([run_dir / "records.parquet"])
-    expected = dict(duckdb_types(LEDGER_SCHEMA))
-    assert all(expected[name] == kind for name, kind in types(store, f"SELECT * FROM {ledger}"))
-    assert types(store, f"SELECT {LINE}, * EXCLUDE ({LINE}) FROM {records}") == duckdb_types(COST_TABLE_SCHEMA)
+    lines = store_module.parquet_source([run_dir / "records.parquet"])
+    duck_store = run_plane(DuckDBPlane(), records)
+    narrow = "line, period, cost_center, amount, stage, decision"
+    assert types(store, f"SELECT {narrow} FROM {ledger}") == types(duck_store, f"SELECT {narrow} FROM ledger_sorted")
+    assert types(store, f"SELECT {LINE}, * EXCLUDE ({LINE}) FROM {lines}") == duckdb_types(COST_TABLE_SCHEMA)
+    duck_store.close()
 
 
 def test_the_store_is_the_duckdb_planes(finished, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
