@@ -3,7 +3,8 @@
 Each plane runs in its own process on the same seeded month and the same policy, so peak
 memory is that plane's alone: the process tree's resident set (for Spark, the Python
 driver plus its local-mode JVM), sampled every 100 ms. Both runs write their outputs; the
-benchmark fails unless the two output directories are byte-identical.
+benchmark fails unless every file has the same SHA-256 in both. Each run's outputs are
+hashed and removed before the next run starts, so the disk holds one run's at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chargeback_engine.bench.synthetic import COST_CENTERS, TEAMS, Shape, write_parquet
+from chargeback_engine.engine.runner import file_sha256
 
 CONSUMERS = [cc for cc, name in COST_CENTERS if "shared" not in name]
 
@@ -135,29 +137,30 @@ def run(rows: int, workdir: Path, master: str = "local[2]", driver_memory: str =
     if not month.exists():
         write_parquet(Shape(rows=rows), month)
     context = multiprocessing.get_context("spawn")
-    results = []
+    results, hashes = [], []
     for engine in engines:
-        shutil.rmtree(workdir / f"out-{rows}-{engine}", ignore_errors=True)
+        out = workdir / f"out-{rows}-{engine}"
+        shutil.rmtree(out, ignore_errors=True)
         queue = context.Queue()
-        process = context.Process(target=_run_one, args=(engine, str(month), str(workdir / f"out-{rows}-{engine}"),
-                                                          master, driver_memory, queue))
+        process = context.Process(target=_run_one, args=(engine, str(month), str(out), master, driver_memory, queue))
         process.start()
         process.join()
         if process.exitcode != 0:
             raise RuntimeError(f"the {engine} run of {month} failed (exit code {process.exitcode})")
         results.append(queue.get())
-    if len(engines) > 1:
-        _assert_identical([workdir / f"out-{rows}-{e}" for e in engines])
+        hashes.append((engine, {p.name: file_sha256(p) for p in sorted(out.iterdir())}))
+        shutil.rmtree(out)  # at 10M lines one run's outputs are tens of GB
+    assert_identical(hashes)
     return results
 
 
-def _assert_identical(outs: list[Path]) -> None:
-    """Every engine wrote the same files with the same bytes (parity at benchmark scale)."""
-    first, *rest = outs
-    names = sorted(p.name for p in first.iterdir())
-    for other in rest:
-        if sorted(p.name for p in other.iterdir()) != names:
-            raise AssertionError(f"{other} holds other files than {first}")
-        for name in names:
-            if (first / name).read_bytes() != (other / name).read_bytes():
-                raise AssertionError(f"{name} differs between {first} and {other}")
+def assert_identical(hashes: list[tuple[str, dict[str, str]]]) -> None:
+    """Every engine wrote the same files with the same bytes (parity at benchmark scale):
+    ``hashes`` holds each run's engine and its SHA-256 by file name."""
+    (first, expected), *rest = hashes
+    for engine, files in rest:
+        if sorted(files) != sorted(expected):
+            raise AssertionError(f"{engine} wrote other files than {first}: {sorted(files)} != {sorted(expected)}")
+        differing = [name for name in expected if files[name] != expected[name]]
+        if differing:
+            raise AssertionError(f"{', '.join(differing)} differ between {first} and {engine}")

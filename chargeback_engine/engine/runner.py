@@ -224,7 +224,7 @@ class Engine:
                 collected = self._collect_from(FILE_COLLECTOR, {"paths": [str(item)]}, period)
                 sources.extend(collected)
                 for file in _files(Path(item)):
-                    infos.append(InputInfo(str(file), _file_sha256(file), -1, path=str(file)))
+                    infos.append(InputInfo(str(file), file_sha256(file), -1, path=str(file)))
         for entry in policy.document.get("spec", {}).get("sources", []):
             name = entry.get("collector") or entry.get("type")
             collected = self._collect_from(name, entry, period)
@@ -363,7 +363,7 @@ def _carried(paths: Iterable[str | Path], period: Period) -> tuple[pa.Table, lis
             raise InputError(f"{path}: not an amortization schedule: {exc}") from None
         due = table.filter(pc.equal(table["period"], str(period)))
         tables.append(due)
-        infos.append(InputInfo(f"schedule:{path}", _file_sha256(path), due.num_rows, path=str(path)))
+        infos.append(InputInfo(f"schedule:{path}", file_sha256(path), due.num_rows, path=str(path)))
     return pa.concat_tables(tables), infos
 
 
@@ -423,7 +423,8 @@ def _files(path: Path) -> list[Path]:
     return sorted(Path(p) for p in glob(str(path)))
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """``sha256:`` and the hex digest of a file, read in 1 MiB chunks (outputs can be many GB)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

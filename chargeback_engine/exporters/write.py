@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from chargeback_engine.components import Exporter
-from chargeback_engine.engine.runner import RunResult, _file_sha256, describe
+from chargeback_engine.engine.runner import RunResult, describe, file_sha256
 from chargeback_engine.plugins import Registered, reported
 
 MANIFEST = "manifest.json"
@@ -36,7 +36,7 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[E
             os.replace(file, target)
             written.append(target)
         manifest = dict(describe(result))
-        manifest["outputs"] = [{"file": f.name, "sha256": _file_sha256(f)} for f in written]
+        manifest["outputs"] = [{"file": f.name, "sha256": file_sha256(f)} for f in written]
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
+from chargeback_engine.bench import spark as spark_bench
 from chargeback_engine.bench.runner import run_benchmark, synthetic_month
 from chargeback_engine.cli import main
 
@@ -31,3 +33,21 @@ def test_generate_writes_the_sample_or_a_month(tmp_path):
     assert result.exit_code == 0 and (tmp_path / "m.parquet").exists()
     result = runner.invoke(main, ["bench", "generate", "--sample", "--out", str(tmp_path / "s.csv")])
     assert result.output == f"wrote 600 lines to {tmp_path / 's.csv'}\n"
+
+
+def test_plane_comparison_hashes_each_runs_outputs_and_removes_them(tmp_path):
+    """Two runs of one plane stand in for the two planes: the same bytes, and only the
+    month is left on disk (at 10M lines each run's outputs are tens of GB)."""
+    results = spark_bench.run(2_000, tmp_path, engines=("duckdb", "duckdb"))
+    assert [(m.engine, m.rows) for m in results] == [("duckdb", 2_000)] * 2
+    assert results[0].ledger_rows == results[1].ledger_rows > 2_000
+    assert [p.name for p in tmp_path.iterdir()] == ["focus-2000-seed20261001.parquet"]
+
+
+def test_plane_comparison_names_the_files_that_differ():
+    same = {"manifest.json": "sha256:1", "summary.csv": "sha256:2"}
+    spark_bench.assert_identical([("duckdb", same), ("spark", dict(same))])
+    with pytest.raises(AssertionError, match="summary.csv differ between duckdb and spark"):
+        spark_bench.assert_identical([("duckdb", same), ("spark", {**same, "summary.csv": "sha256:3"})])
+    with pytest.raises(AssertionError, match="spark wrote other files"):
+        spark_bench.assert_identical([("duckdb", same), ("spark", {"manifest.json": "sha256:1"})])
