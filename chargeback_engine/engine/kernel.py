@@ -310,7 +310,9 @@ class Kernel:
         category = "unallocated" if rule is None else "amortized" if months is not None else "direct"
         key_text = _canonical(match_key)
         location = str(rule.location) if rule is not None else None
-        content = "\x1f".join(map(str, (self.policy.content_hash, key_text, rule_id, location, method,
+        # Not the location: where the policy was loaded from must not change the ids (the
+        # content hash and the rule id already name the rule, and its line).
+        content = "\x1f".join(map(str, (self.policy.content_hash, key_text, rule_id, method,
                                           weights, months, resolution.reason)))
         decision_id = "d-" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:24]
         return Decision(decision_id, key_text, rule_id, location, method, weights, months, category, resolution.reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -227,6 +228,24 @@ def test_outputs_are_byte_identical_on_rerun_and_the_manifest_describes_them(reg
     assert manifest["policy"] == {"name": "test", "version": "1", "hash": p.content_hash}
     assert manifest["rows"]["input"] == 2 and manifest["inputs"][0]["sha256"].startswith("sha256:")
     assert {o["file"] for o in manifest["outputs"]} == set(names) - {"manifest.json"}
+
+
+def test_ids_do_not_depend_on_where_the_policy_was_loaded_from(tmp_path: Path) -> None:
+    """Two checkouts of one policy repository give the same run, decision ids and bytes;
+    only the decisions' recorded rule locations name their own directory."""
+    sample = Path(__file__).parents[2] / "policies"
+    outs = []
+    for checkout in ("a", "b"):
+        shutil.copytree(sample, tmp_path / checkout)
+        Engine(tmp_path / checkout / "acme.yaml").run([sample / "data" / "acme-focus-2026-10.csv"], "2026-10",
+                                                      out=tmp_path / f"out-{checkout}")
+        outs.append(tmp_path / f"out-{checkout}")
+    decisions = [pq.read_table(out / "decisions.parquet") for out in outs]
+    assert decisions[0]["decision_id"].equals(decisions[1]["decision_id"])
+    locations = [str(d["rule_location"][0]) for d in decisions]
+    assert locations[0].replace(str(tmp_path / "a"), str(tmp_path / "b")) == locations[1] != locations[0]
+    for name in ("allocations.parquet", "allocations.csv", "focus_allocated.parquet", "summary.csv"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
 
 
 def test_csv_cells_that_look_like_formulas_are_defused_but_amounts_are_not(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
