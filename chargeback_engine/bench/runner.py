@@ -31,12 +31,23 @@ BENCH_PERIOD = str(Shape.period)  # the synthetic month's default period
 
 
 @dataclass(frozen=True)
+class Step:
+    """One step of a run (as ``Engine.run`` reports its progress): where time and memory go."""
+
+    name: str
+    seconds: float
+    cpu_seconds: float
+    peak_rss_bytes: int  # the process's peak so far, at the end of this step
+
+
+@dataclass(frozen=True)
 class Measurement:
     stage: str
     rows: int
     seconds: float  # wall clock, from reading the input to the last output written
     cpu_seconds: float  # user + system, all threads; steadier than wall time on a busy machine
     peak_rss_bytes: int
+    steps: tuple[Step, ...] = ()
 
     @property
     def rows_per_second(self) -> float:
@@ -70,26 +81,43 @@ def run_benchmark(stage: str, sizes: Sequence[int], cache_dir: Path | None = Non
                 [sys.executable, "-m", "chargeback_engine.bench.runner", stage, str(month), out],
                 check=True, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
             )
-        results.append(Measurement(**json.loads(completed.stdout.strip().splitlines()[-1])))
+        measured = json.loads(completed.stdout.strip().splitlines()[-1])
+        results.append(Measurement(**{**measured, "steps": tuple(Step(**s) for s in measured["steps"])}))
     return results
 
 
-def _collect(month: Path, out: Path) -> int:
+class _StepClock:
+    """``Engine.run``'s progress callback that times each step (until the next one starts)."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self._current: tuple[str, float, float] | None = None
+
+    def __call__(self, name: str | None) -> None:
+        now, cpu = time.perf_counter(), _cpu_seconds()
+        if self._current is not None:
+            started_name, started, started_cpu = self._current
+            self.steps.append(Step(started_name, now - started, cpu - started_cpu, _peak_rss_bytes()))
+        self._current = (name, now, cpu) if name is not None else None
+
+
+def _collect(month: Path, out: Path, clock: _StepClock) -> int:
     from chargeback_engine.collectors.focus_files import read_focus_file
 
     return read_focus_file(str(month)).table.num_rows
 
 
-def _engine(month: Path, out: Path) -> int:
+def _engine(month: Path, out: Path, clock: _StepClock) -> int:
     """The full pipeline through the public API: collect, decide, allocate, audit, write."""
     from chargeback_engine import Engine
 
-    result = Engine(BENCH_POLICY).run([str(month)], BENCH_PERIOD, out=out)
+    result = Engine(BENCH_POLICY).run([str(month)], BENCH_PERIOD, out=out, progress=clock)
+    clock(None)
     return result.input_rows
 
 
 #: What each stage does with the month; each returns the number of input rows it handled.
-STAGES: dict[str, Callable[[Path, Path], int]] = {
+STAGES: dict[str, Callable[[Path, Path, _StepClock], int]] = {
     "collect": _collect,
     "engine": _engine,
 }
@@ -101,13 +129,20 @@ _WARM_UP = ("pyarrow.parquet", "duckdb", "chargeback_engine.collectors.focus_fil
 def _measure_here(stage: str, month: Path, out: Path) -> Measurement:
     for module in _WARM_UP:
         importlib.import_module(module)
-    usage_before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before, clock = _cpu_seconds(), _StepClock()
     started = time.perf_counter()
-    rows = STAGES[stage](month, out)
+    rows = STAGES[stage](month, out, clock)
     seconds = time.perf_counter() - started
+    return Measurement(stage, rows, seconds, _cpu_seconds() - cpu_before, _peak_rss_bytes(), tuple(clock.steps))
+
+
+def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
-    return Measurement(stage, rows, seconds, cpu, usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
+    return usage.ru_utime + usage.ru_stime
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
 
 
 if __name__ == "__main__":

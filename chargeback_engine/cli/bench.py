@@ -87,6 +87,12 @@ def _report(measurements: list[Measurement]) -> None:
     for m in measurements:
         click.echo(f"{m.stage:<8} {m.rows:>12,} {m.seconds:>8.2f} {m.cpu_seconds:>8.2f} {m.rows_per_second:>12,.0f} "
                    f"{m.peak_rss_bytes / 2**20:>7,.0f} MB {m.peak_mb_per_million_rows:>10,.0f}")
+    for m in measurements:
+        if m.steps:
+            click.echo(f"\nsteps of {m.stage} at {m.rows:,} rows (peak RSS: the process's peak by the step's end)")
+            click.echo(f"{'step':<28} {'seconds':>8} {'cpu s':>8} {'peak RSS':>10}")
+            for s in m.steps:
+                click.echo(f"{s.name:<28} {s.seconds:>8.2f} {s.cpu_seconds:>8.2f} {s.peak_rss_bytes / 2**20:>7,.0f} MB")
 
 
 @bench.command("spark")

@@ -20,7 +20,8 @@ from chargeback_engine.engine.runner import (
 )
 from chargeback_engine.periods import Period
 
-#: Steps of a run besides its shared stages: collect, decide, allocate, check, write.
+#: Steps of a run besides its shared stages and its exporters: collect, decide, allocate,
+#: check, write manifest.
 _FIXED_STEPS = 5
 
 
@@ -71,7 +72,7 @@ def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, 
     engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
                     exporters=exporters or DEFAULT_EXPORTERS, engine=engine_name, spark_master=spark_master)
     stages = len(engine.policies.for_period(Period.parse(period)).stages)
-    with _progress(_FIXED_STEPS + stages) as progress:
+    with _progress(_FIXED_STEPS + stages + len(engine.exporters)) as progress:
         result = engine.run(list(inputs), period, out=out, progress=progress, carry=carry)
     _print_summary(result)
 

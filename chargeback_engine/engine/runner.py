@@ -280,10 +280,9 @@ class Engine:
         infos = [i if i.rows >= 0 else InputInfo(i.source_id, i.sha256, _rows_of(store, i), i.path) for i in infos]
         result = RunResult(run_id, period, policy, kernel_decisions, tuple(infos), version, store, rows)
         if out is not None:
-            step("write")
             from chargeback_engine.exporters.write import write_outputs
 
-            result = write_outputs(result, Path(out), exporters)
+            result = write_outputs(result, Path(out), exporters, step)
         log.info("run.done", run_id=run_id, decisions=kernel_decisions.num_rows)
         return result
 

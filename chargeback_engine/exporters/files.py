@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from chargeback_engine.engine.runner import RunResult
 from chargeback_engine.engine.store import RECORD, connect, sql_text
-from chargeback_engine.focus import COST_TABLE_SCHEMA
+from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT
 from chargeback_engine.hookspecs import hookimpl
 
 #: Leading characters that make spreadsheets evaluate a cell (CSV/formula injection).
@@ -90,7 +90,8 @@ def write_csv(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema: pa.
 
 def tee(rows: Iterable[pa.RecordBatch], schema: pa.Schema, *writers: Callable[[Iterator[pa.RecordBatch]], Path]) -> list[Path]:
     """Feed one stream of batches to several writers at once, each in its own thread, so a
-    ledger is read once and its files are written side by side."""
+    ledger is read once and its files are written side by side. With one writer, the
+    batches are made while the previous ones are written (pyarrow releases the GIL)."""
     queues: list[queue.Queue[pa.RecordBatch | None]] = [queue.Queue(maxsize=2) for _ in writers]
 
     def drain(q: queue.Queue[pa.RecordBatch | None]) -> Iterator[pa.RecordBatch]:
@@ -145,7 +146,7 @@ class ScheduleExporter(_FileExporter):
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
         rows = result.store.ledger(result.later)
-        return [write_parquet(rows, directory / "schedule.parquet", rows.schema)]
+        return tee(rows, rows.schema, lambda batches: write_parquet(batches, directory / "schedule.parquet", rows.schema))
 
 
 class DecisionsExporter(_FileExporter):
@@ -178,7 +179,7 @@ class FocusAllocatedExporter(_FileExporter):
         cost = result.policy.cost_column
         schema = pa.schema([
             *(pa.field(c, rows.schema.field(RECORD + c).type) for c in COST_TABLE_SCHEMA.names),
-            *(pa.field(c, rows.schema.field(source).type if source else pa.string())
+            *(pa.field(c, rows.schema.field(source).type if source else ENCODED_TEXT)
               for c, source in _ALLOCATION_COLUMNS.items())])
 
         def focus(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -186,7 +187,8 @@ class FocusAllocatedExporter(_FileExporter):
             columns += [batch.column(source) if source else _details(batch) for source in _ALLOCATION_COLUMNS.values()]
             return pa.RecordBatch.from_arrays(columns, schema=schema)
 
-        return [write_parquet((focus(b) for b in rows), directory / "focus_allocated.parquet", schema)]
+        return tee((focus(b) for b in rows), schema,
+                   lambda batches: write_parquet(batches, directory / "focus_allocated.parquet", schema))
 
 
 #: FOCUS 1.3 allocation columns and the ledger column each is (None: built by ``_details``).
@@ -196,22 +198,46 @@ _ALLOCATION_COLUMNS = {
 }
 
 
-def _details(batch: pa.RecordBatch) -> pa.Array:
-    """``AllocatedMethodDetails`` as compact JSON. Every value is an id, a category or a
-    period that the policy schema limits to letters, digits, ``.``, ``_`` and ``-``, so
-    quoting needs no escapes."""
+#: The ledger columns ``AllocatedMethodDetails`` describes.
+_DETAILED = ("decision_id", "stage", "category", "from_cost_center", "period")
+
+
+def _details(batch: pa.RecordBatch) -> pa.DictionaryArray:
+    """``AllocatedMethodDetails`` as compact JSON, built once per distinct combination of
+    :data:`_DETAILED` in the batch (a few per decision, against thousands of rows each).
+    Every value is an id, a category or a period that the policy schema limits to letters,
+    digits, ``.``, ``_`` and ``-``, so quoting needs no escapes."""
+    key = pa.array([0] * batch.num_rows, pa.int64())
+    for name in _DETAILED:
+        codes, size = _codes(batch.column(name))
+        key = pc.add(pc.multiply(key, size), codes)
+    distinct = pc.unique(key)
+    firsts = batch.take(pc.index_in(distinct, value_set=key))
+
     def text(name: str) -> pa.Array:
-        column = batch.column(name)
+        column = firsts.column(name)
         return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
 
     def quoted(column: pa.Array) -> pa.Array:
         return pc.binary_join_element_wise('"', column, '"', "")
 
     pool = pc.fill_null(quoted(text("from_cost_center")), "null")
-    return pc.binary_join_element_wise(
-        '{"decision_id":', quoted(text("decision_id")), ',"stage":', batch.column("stage").cast(pa.string()),
+    json = pc.binary_join_element_wise(
+        '{"decision_id":', quoted(text("decision_id")), ',"stage":', firsts.column("stage").cast(pa.string()),
         ',"category":', quoted(text("category")), ',"from_cost_center":', pool,
         ',"period":', quoted(text("period")), "}", "")
+    return pa.DictionaryArray.from_arrays(pc.index_in(key, value_set=distinct).cast(pa.int32()), json)
+
+
+def _codes(column: pa.Array) -> tuple[pa.Array, int]:
+    """``column`` as non-negative int64 codes, equal values equal codes (null is 0), and
+    one more than the largest code."""
+    if pa.types.is_integer(column.type):
+        codes = pc.subtract(column.cast(pa.int64()), pc.min(column).as_py() or 0)
+    else:
+        codes = (column if pa.types.is_dictionary(column.type) else column.dictionary_encode()).indices.cast(pa.int64())
+    codes = pc.fill_null(pc.add(codes, 1), 0)
+    return codes, (pc.max(codes).as_py() or 0) + 1
 
 
 @hookimpl

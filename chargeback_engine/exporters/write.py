@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,12 +22,16 @@ from chargeback_engine.plugins import Registered, reported
 MANIFEST = "manifest.json"
 
 
-def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[Exporter]]) -> RunResult:
+def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[Exporter]],
+                  progress: Callable[[str], None] = lambda _: None) -> RunResult:
+    """Every exporter's files, then the manifest; ``progress`` hears ``write NAME`` as each
+    exporter starts, and ``write manifest``."""
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".chargeback-", dir=out))
     try:
         files = []
         for registered in exporters:
+            progress(f"write {registered.component.name}")
             with reported("exporter", registered, registered.component.name):
                 files += [Path(f) for f in registered.component.export(result, staging)]
         written = []
@@ -35,6 +39,7 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[E
             target = out / file.name
             os.replace(file, target)
             written.append(target)
+        progress("write manifest")
         manifest = dict(describe(result))
         manifest["outputs"] = [{"file": f.name, "sha256": file_sha256(f)} for f in written]
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
