@@ -280,10 +280,12 @@ class _DuckDBStore(RunStore):
     def __init__(self, connection: duckdb.DuckDBPyConnection, records: pa.Table, run: RunInfo):
         super().__init__(connection, "src_arrow", "ledger_wide")
         self._run = run
-        self._records = records
+        # One batch, not a table: ``take`` on a table gives chunked arrays, which a batch of
+        # the widened ledger could only hold after copying every column once more.
+        self._records = pa.RecordBatch.from_arrays([c.chunk(0) for c in records.columns], schema=records.schema)
         self._record_ids = connection.sql(f"SELECT {record_id_sql()} FROM src_arrow").to_arrow_table().column(0)
         self._record_ids = self._record_ids.combine_chunks()
-        self._lines = pa.table({name: records[column] for name, column in FROM_LINE.items()})
+        self._lines = self._records.select(list(FROM_LINE.values())).rename_columns(list(FROM_LINE))
         self._decisions = connection.sql(
             "SELECT decision_id, rule_id, method, category, pool FROM decisions ORDER BY decision").to_arrow_table()
 
@@ -326,8 +328,8 @@ class _DuckDBStore(RunStore):
             "policy_version": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.policy_version])),
             "policy_hash": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.policy_hash])),
         }
-        columns.update({RECORD + c: self._records[c].take(lines) for c in record_columns})
-        return pa.RecordBatch.from_arrays([_plain(v) for v in columns.values()], schema=schema)
+        columns.update({RECORD + c: self._records.column(c).take(lines) for c in record_columns})
+        return pa.RecordBatch.from_arrays(list(columns.values()), schema=schema)
 
 
 def _indexed(values: pa.Array, indices: pa.Array) -> pa.DictionaryArray:
@@ -349,7 +351,3 @@ def _encoded(records: pa.Table) -> pa.Table:
     return pa.table({name: column.combine_chunks().dictionary_encode() if pa.types.is_string(column.type)
                      else column.combine_chunks()  # encoded text keeps its dictionaries, unified
                      for name, column in zip(records.column_names, records.columns)})
-
-
-def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
