@@ -81,6 +81,9 @@ class DuckDBPlane:
 
     def __init__(self, threads: int | None = None):
         self._con = connect()
+        # DuckDB's allocator keeps what a sort or a join freed until it allocates again; its
+        # background threads return it to the system, so the exports do not start on top of it.
+        self._con.execute("SET allocator_background_threads = true")
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         self._run: RunInfo | None = None

@@ -16,7 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from chargeback_engine.components import Exporter
-from chargeback_engine.engine.runner import RunResult, _file_sha256, describe
+from chargeback_engine.engine.runner import (
+    RunResult,
+    _file_sha256,
+    describe,
+    release_arrow_memory,
+)
 from chargeback_engine.plugins import Registered, reported
 
 MANIFEST = "manifest.json"
@@ -30,6 +35,7 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[E
         for registered in exporters:
             with reported("exporter", registered, registered.component.name):
                 files += [Path(f) for f in registered.component.export(result, staging)]
+            release_arrow_memory()
         written = []
         for file in sorted(files, key=lambda f: f.name):
             target = out / file.name
