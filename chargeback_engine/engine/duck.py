@@ -35,6 +35,9 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
 
+#: Lines per sort when the ledger is finished: one sort's memory, against one more scan of the ledger.
+SORT_LINES = 1 << 18
+
 _TO_MONEY = "CAST({} AS DECIMAL(38,0)) * CAST(0.0000000001 AS DECIMAL(11,10))"
 #: Money to units in two exact parts: ``money * 1e10`` as one DECIMAL(38,10) product would
 #: overflow for amounts of 1e28 and more, which the cost table allows.
@@ -239,13 +242,24 @@ class DuckDBPlane:
         """).to_arrow_table()
 
     def finish(self) -> RunStore:
-        """Sort the narrow ledger once; the store widens it batch by batch as outputs stream."""
+        """Sort the narrow ledger once; the store widens it batch by batch as outputs stream.
+
+        The sort goes by stage and by :data:`SORT_LINES` lines at a time, appending to the
+        sorted table in order: sorting every row at once held a second and a third copy of
+        the ledger (the sort's rows and keys) on top of the table and its sorted copy."""
         run = self._require_run()
         con = self._con
-        con.execute(f"""
-            CREATE TEMP TABLE ledger_sorted AS
+        select = f"""
             SELECT line, period, cost_center, {_TO_MONEY.format('units')} AS amount, stage, decision
-            FROM ledger_rows ORDER BY stage, line, period, cost_center, units;
+            FROM ledger_rows"""
+        con.execute(f"CREATE TEMP TABLE ledger_sorted AS {select} LIMIT 0")
+        for (stage,) in con.sql("SELECT DISTINCT stage FROM ledger_rows ORDER BY stage").fetchall():
+            for first in range(0, self._records.num_rows, SORT_LINES):
+                con.execute(f"""
+                    INSERT INTO ledger_sorted {select} WHERE stage = ? AND line >= ? AND line < ?
+                    ORDER BY line, period, cost_center, units
+                """, [stage, first, first + SORT_LINES])
+        con.execute(f"""
             DROP TABLE ledger_rows;
             CREATE TEMP VIEW ledger_wide AS
             SELECT {sql_text(run.run_id)} AS run_id, {record_id_sql('r.')} AS record_id, {from_line_sql('r')},
