@@ -101,6 +101,9 @@ _WARM_UP = ("pyarrow.parquet", "duckdb", "chargeback_engine.collectors.focus_fil
 def _measure_here(stage: str, month: Path, out: Path) -> Measurement:
     for module in _WARM_UP:
         importlib.import_module(module)
+    from chargeback_engine.engine.runner import use_jemalloc_pool
+
+    use_jemalloc_pool()  # as the CLI does
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     rows = STAGES[stage](month, out)

@@ -7,8 +7,10 @@ checks conservation, and only then hands the result to the exporters.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
@@ -165,6 +167,18 @@ class RunResult:
     def count(self, where: str = "TRUE") -> int:
         """Ledger rows matching ``where``."""
         return int(self.store.scalar(f"SELECT count(*) FROM ledger WHERE {where}"))
+
+
+def use_jemalloc_pool() -> None:
+    """Make jemalloc pyarrow's memory pool for this process, unless ``ARROW_DEFAULT_MEMORY_POOL``
+    names one. jemalloc hands freed memory back within about a second; mimalloc (pyarrow's
+    default on Linux) keeps it for reuse, which DuckDB's allocations cannot use: at 1M lines
+    the run's peak RSS is ~0.13 GB lower. For programs that own their process (the CLI, the
+    benchmark); the library itself leaves its host's pool alone."""
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return
+    with contextlib.suppress(NotImplementedError):  # pyarrow built without jemalloc (Windows)
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
 def release_arrow_memory() -> None:
