@@ -15,6 +15,7 @@ from functools import cached_property
 import click
 import structlog
 
+from chargeback_engine.engine.runner import use_jemalloc_pool
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
 
@@ -80,6 +81,7 @@ class ChargebackGroup(click.Group):
 def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ...], block: tuple[str, ...]) -> None:
     """Allocate cloud spend to cost centers with versioned, tested policies."""
     configure_logging(log_format, verbose)
+    use_jemalloc_pool()
     ctx.obj = CliState(allow=allow or None, block=block)
 
 

@@ -231,9 +231,8 @@ class DuckDBPlane:
 
     def finish(self) -> RunStore:
         """Hand the narrow ledger to a store, which sorts it once and widens it as outputs stream."""
-        narrow = f"(SELECT * EXCLUDE (units), {_TO_MONEY.format('units')} AS amount FROM ledger_rows)"
-        run_store = SortedLedgerStore(self._con, self._records, narrow, self._require_run())
-        self._con.execute("DROP TABLE ledger_rows")
+        run_store = SortedLedgerStore(self._con, self._records, "ledger_rows", self._require_run(),
+                                      amount=_TO_MONEY.format("units"))
         self._finished = True
         return run_store
 

@@ -357,8 +357,11 @@ class SparkPlane:
         connection.execute(f"SET memory_limit = {store.sql_text(STORE_MEMORY_LIMIT)}; "
                            f"SET temp_directory = {store.sql_text(str(directory / 'spill'))}")
         connection.register("decisions", pa.concat_tables([DECISION_SCHEMA.empty_table(), *self._decisions]))
-        narrow = store.parquet_source(sorted((directory / "ledger").glob("*.parquet")))
-        run_store = SortedLedgerStore(connection, lines, narrow, run, partial(shutil.rmtree, directory, ignore_errors=True))
+        # Read once: the store sorts the ledger in slices, each a scan of it.
+        connection.execute(f"CREATE TEMP TABLE ledger_rows AS SELECT * FROM "
+                           f"{store.parquet_source(sorted((directory / 'ledger').glob('*.parquet')))}")
+        run_store = SortedLedgerStore(connection, lines, "ledger_rows", run,
+                                      cleanup=partial(shutil.rmtree, directory, ignore_errors=True))
         self._dir, self._pieces, self._decisions, self._src = None, [], [], None
         return run_store
 

@@ -16,7 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from chargeback_engine.components import Exporter
-from chargeback_engine.engine.runner import RunResult, describe, file_sha256
+from chargeback_engine.engine.runner import (
+    RunResult,
+    describe,
+    file_sha256,
+    release_arrow_memory,
+)
 from chargeback_engine.plugins import Registered, reported
 
 MANIFEST = "manifest.json"
@@ -34,6 +39,7 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[E
             progress(f"write {registered.component.name}")
             with reported("exporter", registered, registered.component.name):
                 files += [Path(f) for f in registered.component.export(result, staging)]
+            release_arrow_memory()
         written = []
         for file in sorted(files, key=lambda f: f.name):
             target = out / file.name
