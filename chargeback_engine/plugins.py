@@ -245,6 +245,14 @@ class Registry:
     def notifier(self, name: str) -> Notifier:
         return self.notifiers[name].component
 
+    def registered(self, kind: str, name: str) -> Registered[Any]:
+        """The component of ``kind`` (a :data:`KINDS` key) named ``name``, and its plugin; a
+        :class:`PluginError` when none is, so a run names what is missing."""
+        entry = getattr(self, kind).get(name)
+        if entry is None:
+            raise PluginError(f"no {KINDS[kind].singular} {name!r} is registered (is its plugin installed and allowed?)")
+        return entry
+
     def names_by_plugin(self, plugin: str) -> dict[str, list[str]]:
         """What one plugin contributed, by kind, names sorted."""
         return {

@@ -78,13 +78,11 @@ class DuckDBPlane:
             self._con.execute(f"SET threads = {int(threads)}")
         self._run: RunInfo | None = None
         self._records = pa.table({})
-        self._next_decision = 1
         self._finished = False
 
     # -- loading ---------------------------------------------------------------------
     def load(self, records: pa.Table, run: RunInfo) -> int:
         self._run = run
-        self._next_decision = 1
         self._records = encoded_lines(records)
         con = self._con
         con.register("src_arrow", self._records)
@@ -117,8 +115,8 @@ class DuckDBPlane:
         """Number the new decisions, and expose ``splits`` by number with each decision's
         total weight and share count."""
         con = self._con
-        decisions, numbers = number_decisions(splits, pool, self._next_decision)
-        self._next_decision += decisions.num_rows
+        first = con.sql("SELECT count(*) + 1 FROM decisions").fetchall()[0][0]
+        decisions, numbers = number_decisions(splits, pool, first)
         con.register("decisions_arrow", decisions)
         con.execute("INSERT INTO decisions SELECT * FROM decisions_arrow")
         con.unregister("decisions_arrow")

@@ -30,11 +30,11 @@ from chargeback_engine.components import (
     Shares,
 )
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA
-from chargeback_engine.errors import Diagnostic, InputError, PluginError, PolicyError
+from chargeback_engine.errors import Diagnostic, InputError, PolicyError
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registered, Registry, reported
+from chargeback_engine.plugins import Registry, reported
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, TagCollision
 from chargeback_engine.policy.model import (
     AllocationSpec,
@@ -122,13 +122,7 @@ class Kernel:
 
     # -- what the match key is made of -------------------------------------------------
     def allocator(self, method: str) -> Allocator:
-        return self._registered(method).component
-
-    def _registered(self, method: str) -> Registered[Allocator]:
-        registered = self.registry.allocators.get(method)
-        if registered is None:
-            raise PluginError(f"no allocator registered for method {method!r}")
-        return registered
+        return self.registry.registered("allocators", method).component
 
     def _spec_fields(self, spec: AllocationSpec) -> set[str]:
         fields = set(self.allocator(spec.method).fields(spec.params))
@@ -184,7 +178,7 @@ class Kernel:
         return next((rule for rule in self.policy.rules if rule.when.matches(key)), None)
 
     def resolve(self, spec: AllocationSpec, context: _Context) -> Resolution:
-        registered = self._registered(spec.method)
+        registered = self.registry.registered("allocators", spec.method)
         with reported("allocator", registered, spec.method):
             return registered.component.resolve(spec.params, context)
 

@@ -36,7 +36,7 @@ from chargeback_engine.engine.dataplane import DataPlane, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_table
 from chargeback_engine.engine.store import LINE, RunStore, sql_text
-from chargeback_engine.errors import ConservationError, InputError, PluginError
+from chargeback_engine.errors import ConservationError, InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA, conform, plain
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_QUANTUM
@@ -254,9 +254,7 @@ class Engine:
         return sources, infos
 
     def _collect_from(self, name: str, config: Mapping[str, Any], period: Period) -> list[CollectedSource]:
-        registered = self.registry.collectors.get(name)
-        if registered is None:
-            raise PluginError(f"no collector {name!r} is registered (is its plugin installed and allowed?)")
+        registered = self.registry.registered("collectors", name)
         with reported("collector", registered, name):
             return list(registered.component.collect(config, period))
 
@@ -309,10 +307,7 @@ class Engine:
         return result
 
     def _exporter(self, name: str) -> Registered[Exporter]:
-        registered = self.registry.exporters.get(name)
-        if registered is None:
-            raise PluginError(f"no exporter {name!r} is registered (is its plugin installed and allowed?)")
-        return registered
+        return self.registry.registered("exporters", name)
 
     def _allocate(self, plane: DataPlane, kernel: Kernel, step: Progress) -> list[Decision]:
         """Direct allocation (deferred direct-cost decisions second), then the shared stages."""

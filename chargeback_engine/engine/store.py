@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -183,8 +184,8 @@ class SortedLedgerStore(RunStore):
     """A store over a narrow ledger, sorted once and widened batch by batch in Arrow.
 
     ``narrow`` is a table on ``connection`` with ``line, period, cost_center, stage,
-    decision`` and the money, which ``amount`` (SQL) gives; ``connection`` also holds the plane's ``decisions`` table
-    (:data:`~chargeback_engine.engine.dataplane.DECISION_SCHEMA`). ``lines`` are the line
+    decision`` and the money, which ``amount`` (SQL) gives; ``connection`` also holds the
+    plane's ``decisions`` table (:data:`~chargeback_engine.engine.dataplane.DECISION_SCHEMA`). ``lines`` are the line
     items as :func:`encoded_lines` gives them. Widening gathers by position (``take``)
     instead of joining and sorting wide rows, which would cost several times the time and
     memory of the allocation; the ``ledger`` view still joins, for SQL totals.
@@ -227,11 +228,14 @@ class SortedLedgerStore(RunStore):
         # One batch, not a table: ``take`` on a table gives chunked arrays, which a batch of
         # the widened ledger could only hold after copying every column once more.
         self._lines = pa.RecordBatch.from_arrays([c.chunk(0) for c in lines.columns], schema=lines.schema)
-        self._record_ids = connection.sql(f"SELECT {record_id_sql()} FROM lines").to_arrow_table().column(0)
-        self._record_ids = self._record_ids.combine_chunks()
+        self._record_ids = connection.sql(
+            f"SELECT {record_id_sql()} FROM lines").to_arrow_table().column(0).combine_chunks()
         self._from_line = self._lines.select(list(FROM_LINE.values())).rename_columns(list(FROM_LINE))
-        self._decisions = connection.sql(
+        decisions = connection.sql(
             "SELECT decision_id, rule_id, method, category, pool FROM decisions ORDER BY decision").to_arrow_table()
+        # Per decision column, its values and where they are null, prepared once: widening a
+        # batch then only gathers indices.
+        self._by_decision = {c: _dictionary_values(decisions[c].combine_chunks()) for c in decisions.column_names}
 
     def ledger(self, where: str = "TRUE", record_columns: Sequence[str] = ()) -> pa.RecordBatchReader:
         fields = [*LEDGER_SCHEMA, *(pa.field(RECORD + c, COST_TABLE_SCHEMA.field(c).type) for c in record_columns)]
@@ -253,9 +257,8 @@ class SortedLedgerStore(RunStore):
         lines = narrow.column("line")
         line = self._from_line.take(lines)
         decision = pc.subtract(narrow.column("decision"), 1).cast(pa.int32())
-        by_decision = {c: _indexed(self._decisions[c].combine_chunks(), decision)
-                       for c in ("rule_id", "method", "decision_id", "pool", "category")}
-        constant = pa.array([0] * narrow.num_rows, pa.int32())
+        by_decision = {c: _indexed(values, missing, decision) for c, (values, missing) in self._by_decision.items()}
+        constant = pa.array(np.zeros(narrow.num_rows, np.int32))
         credit = pc.and_(pc.equal(by_decision["category"], "direct"),
                          pc.fill_null(pc.equal(line["charge_category"], "Credit"), False))
         columns = {
@@ -286,11 +289,17 @@ def encoded_lines(records: pa.Table) -> pa.Table:
     return pa.table({**columns, LINE: pa.array(range(records.num_rows), pa.int64())})
 
 
-def _indexed(values: pa.Array, indices: pa.Array) -> pa.DictionaryArray:
-    """``values[indices]`` without copying text; a null value becomes a null index (Parquet
-    writers refuse nulls inside a dictionary)."""
-    if values.null_count:
-        indices = pc.if_else(pc.take(pc.is_null(values), indices), pa.scalar(None, indices.type), indices)
-        values = pc.fill_null(values, "")
+def _dictionary_values(values: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """``values`` as a dictionary may hold them (Parquet writers refuse nulls inside a
+    dictionary, so null is ""), and where they were null (None: nowhere)."""
+    if not values.null_count:
+        return values, None
+    return pc.fill_null(values, ""), pc.is_null(values)
+
+
+def _indexed(values: pa.Array, missing: pa.Array | None, indices: pa.Array) -> pa.DictionaryArray:
+    """``values[indices]`` without copying text; an index of a ``missing`` value is null."""
+    if missing is not None:
+        indices = pc.if_else(pc.take(missing, indices), pa.scalar(None, indices.type), indices)
     return pa.DictionaryArray.from_arrays(indices, values)
 

@@ -207,8 +207,8 @@ def _details(batch: pa.RecordBatch) -> pa.DictionaryArray:
     :data:`_DETAILED` in the batch (a few per decision, against thousands of rows each).
     Every value is an id, a category or a period that the policy schema limits to letters,
     digits, ``.``, ``_`` and ``-``, so quoting needs no escapes."""
-    key = pa.array([0] * batch.num_rows, pa.int64())
-    for name in _DETAILED:
+    key, _ = _codes(batch.column(_DETAILED[0]))
+    for name in _DETAILED[1:]:
         codes, size = _codes(batch.column(name))
         key = pc.add(pc.multiply(key, size), codes)
     distinct = pc.unique(key)
