@@ -94,6 +94,19 @@ def conform(table: pa.Table) -> pa.Table:
         [f.with_type(c.type) for f, c in zip(COST_TABLE_SCHEMA, columns, strict=True)]))
 
 
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with dictionary-encoded text read as plain ``string``: what a cost table's
+    schema must equal, however its text is held."""
+    return pa.schema([f.with_type(pa.string()) if f.type == ENCODED_TEXT else f for f in schema])
+
+
+def encoded(table: pa.Table) -> pa.Table:
+    """``table`` with every text column dictionary-encoded (:data:`ENCODED_TEXT`), so
+    tables whose text is held differently can be concatenated without decoding any."""
+    schema = pa.schema([f.with_type(ENCODED_TEXT) if pa.types.is_string(f.type) else f for f in table.schema])
+    return table if schema.equals(table.schema) else table.cast(schema)
+
+
 def plain(table: pa.Table) -> pa.Table:
     """``table`` with dictionary-encoded text decoded: exactly :data:`COST_TABLE_SCHEMA`."""
     return table if table.schema.equals(COST_TABLE_SCHEMA) else table.cast(COST_TABLE_SCHEMA)

@@ -31,7 +31,7 @@ from chargeback_engine.components import CollectedSource, Finding
 from chargeback_engine.engine.items import build_line_items
 from chargeback_engine.engine.runner import Engine, RunResult
 from chargeback_engine.errors import InputError
-from chargeback_engine.focus import COST_TABLE_SCHEMA, MONEY_COLUMNS, REQUIRED_COLUMNS
+from chargeback_engine.focus import COST_TABLE_SCHEMA, MONEY_COLUMNS, REQUIRED_COLUMNS, plain_schema
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
     KEBAB_CASE,
@@ -248,7 +248,7 @@ class CollectorContract(_ComponentContract):
 
     def test_tables_conform_to_the_cost_table_schema(self, collected: list[CollectedSource]) -> None:
         for source in collected:
-            assert source.table.schema.equals(COST_TABLE_SCHEMA), _schema_diff(source.table.schema)
+            assert plain_schema(source.table.schema).equals(COST_TABLE_SCHEMA), _schema_diff(source.table.schema)
 
     def test_required_columns_are_filled(self, collected: list[CollectedSource]) -> None:
         for source in collected:
@@ -432,7 +432,7 @@ def _sum(column: pa.ChunkedArray) -> Decimal:
 
 def _schema_diff(schema: pa.Schema) -> str:
     expected = {f.name: f.type for f in COST_TABLE_SCHEMA}
-    actual = {f.name: f.type for f in schema}
+    actual = {f.name: f.type for f in plain_schema(schema)}
     problems = [f"missing {n}" for n in expected if n not in actual]
     problems += [f"unexpected {n}" for n in actual if n not in expected]
     problems += [f"{n} is {actual[n]}, not {t}" for n, t in expected.items() if n in actual and actual[n] != t]

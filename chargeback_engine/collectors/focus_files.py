@@ -87,6 +87,8 @@ _QUANTITY_COLUMNS = tuple(f.name for f in COST_TABLE_SCHEMA
                           if pa.types.is_decimal(f.type) and f.name not in MONEY_COLUMNS)
 _TIMESTAMP_COLUMNS = tuple(f.name for f in COST_TABLE_SCHEMA if pa.types.is_timestamp(f.type))
 _TEXT_COLUMNS = frozenset(f.name for f in COST_TABLE_SCHEMA if pa.types.is_string(f.type))
+#: Text read as it is kept (``BillingCurrency`` is checked as plain text; ``Tags`` is rewritten).
+_PASSED_TEXT = _TEXT_COLUMNS - {"BillingCurrency"}
 _DECIMAL = f"DECIMAL(38, {LEDGER_SCALE})"
 
 CONFIG_SCHEMA: Mapping[str, Any] = {
@@ -215,11 +217,12 @@ def _canonical_names(path: str, names: Iterable[str]) -> dict[str, str]:
 
 
 def _read_csv(path: str) -> pa.Table:
-    """Every cell as text (so money stays exact); only FOCUS columns are kept."""
+    """Every cell as text (so money stays exact), text columns dictionary-encoded as
+    :func:`_read_parquet` reads them; only FOCUS columns are kept."""
     header = _csv_header(path)
     mapping = _canonical_names(path, header)
     convert = pacsv.ConvertOptions(
-        column_types={name: pa.string() for name in mapping},
+        column_types={name: ENCODED_TEXT if target in _PASSED_TEXT else pa.string() for name, target in mapping.items()},
         include_columns=list(mapping),
         null_values=[""],
         strings_can_be_null=True,
@@ -315,7 +318,8 @@ def to_cost_table(raw: pa.Table, source_id: str, rounding: Rounding | None = Non
         columns.update({name: converted[name] for name in converted.column_names if name != "_problem"})
     if problems:
         raise InputError(_summarise([f"{source_id}: row {row}: {text}" for row, text in sorted(problems)]))
-    columns["x_SourceId"] = pa.repeat(pa.scalar(source_id), raw.num_rows)
+    columns["x_SourceId"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(raw.num_rows, np.int32)),
+                                                           pa.array([source_id]))
     return conform(pa.table(columns))
 
 
@@ -363,7 +367,8 @@ def _problem_rows(raw: pa.Table, problem: pa.ChunkedArray | pa.Array) -> list[tu
 
 
 def _convert_tags(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
-    """Apply the tag rule once per distinct tag object, then expand back to every row.
+    """Apply the tag rule once per distinct tag object; each row keeps its index into the
+    rewritten objects (the result stays dictionary-encoded), and its problem, if any.
 
     A month has far fewer distinct tag objects than lines (one per resource at most), so
     this is the one place where Python looks at values, and never once per line.
@@ -381,7 +386,7 @@ def _convert_tags(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedA
             problems.append(f'Tags: "{text[:60]}" {exc}')
     values_array, problems_array = pa.array(values, pa.string()), pa.array(problems, pa.string())
     indices = [chunk.indices for chunk in encoded.chunks]
-    return (pa.chunked_array([values_array.take(i) for i in indices], pa.string()),
+    return (pa.chunked_array([pa.DictionaryArray.from_arrays(i, values_array) for i in indices], ENCODED_TEXT),
             pa.chunked_array([problems_array.take(i) for i in indices], pa.string()))
 
 

@@ -37,7 +37,7 @@ from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_table
 from chargeback_engine.engine.store import LINE, RunStore, sql_text
 from chargeback_engine.errors import ConservationError, InputError
-from chargeback_engine.focus import COST_TABLE_SCHEMA, conform, plain
+from chargeback_engine.focus import COST_TABLE_SCHEMA, conform, encoded
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_QUANTUM
 from chargeback_engine.periods import Period
@@ -393,8 +393,8 @@ def _combine(sources: Sequence[CollectedSource]) -> pa.Table:
     tables = [_with_provenance(conform(s.table), s.source_id) for s in sources]
     if not tables or sum(t.num_rows for t in tables) == 0:
         raise InputError("no line items: the inputs are empty")
-    if any(not t.schema.equals(tables[0].schema) for t in tables):  # text held two ways: decode it
-        tables = [plain(t) for t in tables]
+    if any(not t.schema.equals(tables[0].schema) for t in tables):  # text held two ways: encode it
+        tables = [encoded(t) for t in tables]
     return pa.concat_tables(tables)
 
 
