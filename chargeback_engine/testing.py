@@ -31,7 +31,12 @@ from chargeback_engine.components import CollectedSource, Finding
 from chargeback_engine.engine.items import build_line_items
 from chargeback_engine.engine.runner import Engine, RunResult
 from chargeback_engine.errors import InputError
-from chargeback_engine.focus import COST_TABLE_SCHEMA, MONEY_COLUMNS, REQUIRED_COLUMNS, plain_schema
+from chargeback_engine.focus import (
+    COST_TABLE_SCHEMA,
+    MONEY_COLUMNS,
+    REQUIRED_COLUMNS,
+    plain_schema,
+)
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
     KEBAB_CASE,

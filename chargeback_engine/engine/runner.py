@@ -19,6 +19,7 @@ from glob import glob
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pluggy
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -404,7 +405,7 @@ def _with_provenance(table: pa.Table, source_id: str) -> pa.Table:
         table = table.set_column(table.schema.get_field_index("x_SourceId"), "x_SourceId",
                                  pc.fill_null(table["x_SourceId"], source_id))
     if table["x_SourceRow"].null_count:
-        rows = pa.array(range(1, table.num_rows + 1), pa.int64())
+        rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
         table = table.set_column(table.schema.get_field_index("x_SourceRow"), "x_SourceRow",
                                  pc.coalesce(table["x_SourceRow"], rows))
     return table

@@ -25,6 +25,7 @@ from functools import partial, reduce
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -204,7 +205,7 @@ class SparkPlane:
         self.close()
         self._run = run
         self._dir = Path(tempfile.mkdtemp(prefix="chargeback-spark-", dir=self._workdir))
-        pq.write_table(records.append_column(LINE, pa.array(range(records.num_rows), pa.int64())),
+        pq.write_table(records.append_column(LINE, pa.array(np.arange(records.num_rows, dtype=np.int64))),
                        self._records_path(), row_group_size=ROW_GROUP_ROWS)
         self._src = self._spark.read.parquet(self._records_path().as_uri()).select(
             "*", _sql(to_units(f"`{run.cost_column}`")).alias("units"))
