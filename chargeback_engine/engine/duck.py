@@ -35,6 +35,14 @@ _TO_UNITS = ("(CAST(trunc({0}) AS HUGEINT) * 10000000000"
              " + CAST(({0} - trunc({0})) * 10000000000 AS HUGEINT))")
 
 
+#: Lines per allocation query: the split's window holds every share of its lines at once
+#: (2 GB above the ledger at 10M lines in one query), against one more scan per slice.
+ALLOCATE_LINES = 1 << 20
+#: The working ledger, in a compressed in-memory database (checkpointed after each insert):
+#: several narrow rows per line, a third of their uncompressed size.
+LEDGER_ROWS = "work.ledger_rows"
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -94,8 +102,9 @@ class DuckDBPlane:
         missing = con.sql(f"SELECT x_SourceId, x_SourceRow FROM src_arrow WHERE {cost} IS NULL LIMIT 1").fetchall()
         if missing:
             raise InputError(f"{missing[0][0]}: row {missing[0][1]}: column {run.cost_column} is empty")
-        con.execute("""
-            CREATE TEMP TABLE ledger_rows (
+        con.execute(f"""
+            ATTACH ':memory:' AS work (COMPRESS);
+            CREATE TABLE {LEDGER_ROWS} (
                 line BIGINT, period VARCHAR, cost_center VARCHAR, units HUGEINT, stage INTEGER, decision INTEGER);
             CREATE TEMP TABLE decisions (
                 decision INTEGER, decision_id VARCHAR, rule_id VARCHAR, method VARCHAR, category VARCHAR,
@@ -164,18 +173,22 @@ class DuckDBPlane:
                        i AS part_index,
                        sign(units) * (abs(units) // n_parts + CASE WHEN i < abs(units) % n_parts THEN 1 ELSE 0 END) AS units
                 FROM hit, LATERAL (SELECT unnest(range(n_parts)) AS i) WHERE months IS NOT NULL""" if amortized else ""
-        con.execute(f"""
-            INSERT INTO ledger_rows BY NAME
+        insert = f"""
+            INSERT INTO {LEDGER_ROWS} BY NAME
             WITH hit AS MATERIALIZED (
                 SELECT r.{LINE} AS line, r.ChargePeriodStart, r.units, a.decision, m.months {n_parts}
                 FROM {hit} JOIN (SELECT DISTINCT decision, months FROM splits) m USING (decision)
+                WHERE r.{LINE} >= $first AND r.{LINE} < $first + {ALLOCATE_LINES}
             ), parts AS MATERIALIZED (
                 SELECT line, decision, units, '{run.period}' AS period, 0 AS part_index
                 FROM hit WHERE months IS NULL {schedule}
             )
             SELECT line, period, cost_center, units_out AS units, 0 AS stage, decision
             FROM ({_split_sql('parts', 'line, part_index', splits)})
-        """)
+        """
+        for first in range(0, len(self._records), ALLOCATE_LINES):
+            con.execute(insert, {"first": first})
+            con.execute("CHECKPOINT work")  # compresses the rows just inserted
 
     def direct_cost(self, columns: Sequence[str]) -> pa.Table:
         run = self._require_run()
@@ -183,7 +196,7 @@ class DuckDBPlane:
         group = "".join(f", {i + 3}" for i in range(len(columns)))
         return self._con.sql(f"""
             SELECT l.cost_center, r.BillingCurrency AS currency{extra}, {_TO_MONEY.format('sum(l.units)')} AS amount
-            FROM ledger_rows l JOIN src_arrow r ON r.{LINE} = l.line
+            FROM {LEDGER_ROWS} l JOIN src_arrow r ON r.{LINE} = l.line
             WHERE l.stage = 0 AND l.period = ?
             GROUP BY 1, 2{group} ORDER BY ALL
         """, params=[str(run.period)]).to_arrow_table()
@@ -193,16 +206,17 @@ class DuckDBPlane:
         self._require_run()
         self._register_splits(splits, pool)
         self._con.execute(f"""
-            INSERT INTO ledger_rows BY NAME
+            INSERT INTO {LEDGER_ROWS} BY NAME
             WITH parts AS MATERIALIZED (
                 SELECT line, period, (SELECT max(decision) FROM splits) AS decision, sum(units) AS units
-                FROM ledger_rows WHERE cost_center = ? GROUP BY line, period HAVING sum(units) <> 0
+                FROM {LEDGER_ROWS} WHERE cost_center = ? GROUP BY line, period HAVING sum(units) <> 0
             )
             SELECT line, period, ? AS cost_center, -units AS units, ? AS stage, decision FROM parts
             UNION ALL BY NAME
             SELECT line, period, cost_center, units_out AS units, ? AS stage, decision
             FROM ({_split_sql('parts', 'line, period', splits)})
         """, [pool, pool, stage, stage])
+        self._con.execute("CHECKPOINT work")
 
     # -- results ---------------------------------------------------------------------
     def balances(self) -> pa.Table:
@@ -214,7 +228,7 @@ class DuckDBPlane:
             ), l AS (
                 SELECT r.BillingCurrency AS currency, r.BillingAccountId AS billing_account_id,
                        strftime(r.ChargePeriodStart, '%Y-%m') AS period, sum(l.units) AS ledger
-                FROM ledger_rows l JOIN src_arrow r ON r.{LINE} = l.line GROUP BY ALL
+                FROM {LEDGER_ROWS} l JOIN src_arrow r ON r.{LINE} = l.line GROUP BY ALL
             )
             SELECT coalesce(i.currency, l.currency) AS currency,
                    coalesce(i.billing_account_id, l.billing_account_id) AS billing_account_id,
@@ -229,7 +243,7 @@ class DuckDBPlane:
 
     def finish(self) -> RunStore:
         """Hand the narrow ledger to a store, which sorts it once and widens it as outputs stream."""
-        run_store = SortedLedgerStore(self._con, self._records, "ledger_rows", self._require_run(),
+        run_store = SortedLedgerStore(self._con, self._records, LEDGER_ROWS, self._require_run(),
                                       amount=_TO_MONEY.format("units"))
         self._finished = True
         return run_store

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from chargeback_engine import ConservationError, Engine, InputError, hookimpl
-from chargeback_engine.engine.duck import DuckDBPlane
+from chargeback_engine.engine.duck import LEDGER_ROWS, DuckDBPlane
 from chargeback_engine.plugins import build_registry, get_plugin_manager
 from tests.engine.helpers import line_items, make_policy
 
@@ -202,7 +202,7 @@ class LeakyPlane(DuckDBPlane):
     """A data plane with a bug: it loses the last ledger row. The engine must notice."""
 
     def balances(self) -> pa.Table:
-        self._con.execute("DELETE FROM ledger_rows WHERE rowid = (SELECT max(rowid) FROM ledger_rows)")
+        self._con.execute(f"DELETE FROM {LEDGER_ROWS} WHERE rowid = (SELECT max(rowid) FROM {LEDGER_ROWS})")
         return super().balances()
 
 
