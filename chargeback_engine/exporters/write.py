@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,23 +34,29 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[E
     exporter starts, and ``write manifest``."""
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".chargeback-", dir=out))
+    # Each file is hashed while the next exporter writes, not all at the end: at 10M lines
+    # the outputs are over 20 GB, and a file just written is still in the page cache.
+    hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chargeback-sha256")
     try:
-        files = []
+        files: list[tuple[Path, Future[str]]] = []
         for registered in exporters:
             progress(f"write {registered.component.name}")
             with reported("exporter", registered, registered.component.name):
-                files += [Path(f) for f in registered.component.export(result, staging)]
+                paths = [Path(f) for f in registered.component.export(result, staging)]
+            files += [(path, hashing.submit(file_sha256, path)) for path in paths]
             release_arrow_memory()
-        written = []
-        for file in sorted(files, key=lambda f: f.name):
-            target = out / file.name
-            os.replace(file, target)
-            written.append(target)
         progress("write manifest")
+        files.sort(key=lambda file: file[0].name)
+        outputs = [{"file": path.name, "sha256": digest.result()} for path, digest in files]
+        written = []
+        for path, _ in files:
+            os.replace(path, out / path.name)
+            written.append(out / path.name)
         manifest = dict(describe(result))
-        manifest["outputs"] = [{"file": f.name, "sha256": file_sha256(f)} for f in written]
+        manifest["outputs"] = outputs
         atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     finally:
+        hashing.shutdown(cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
     return replace(result, outputs=(*written, out / MANIFEST))
 
