@@ -130,7 +130,7 @@ class RunResult:
         unallocated = sql_text(self.policy.unallocated)
         return f"""
             WITH totals AS (
-                SELECT cost_center, currency, sum(amount) AS amount FROM ledger WHERE {self.in_period} GROUP BY ALL
+                SELECT cost_center, currency, sum(amount) AS amount FROM ledger_amounts WHERE {self.in_period} GROUP BY ALL
             ), currencies AS (
                 SELECT DISTINCT currency FROM totals
                 UNION SELECT {sql_text(self.policy.currency)} WHERE NOT EXISTS (SELECT 1 FROM totals)
@@ -157,7 +157,7 @@ class RunResult:
                        sum(amount) FILTER ({self.in_period}) AS allocated,
                        sum(amount) FILTER ({self.later}) AS deferred,
                        sum(amount) FILTER (run_id <> {sql_text(self.run_id)}) AS carried
-                FROM ledger GROUP BY ALL
+                FROM ledger_amounts GROUP BY ALL
             )
             SELECT coalesce(i.currency, l.currency), input, allocated, deferred, carried
             FROM i FULL OUTER JOIN l ON i.currency = l.currency ORDER BY 1
@@ -166,8 +166,8 @@ class RunResult:
                 for currency, i, a, d, c in rows}
 
     def count(self, where: str = "TRUE") -> int:
-        """Ledger rows matching ``where``."""
-        return int(self.store.scalar(f"SELECT count(*) FROM ledger WHERE {where}"))
+        """Ledger rows matching ``where`` (SQL over :data:`~chargeback_engine.engine.store.AMOUNT_COLUMNS`)."""
+        return int(self.store.scalar(f"SELECT count(*) FROM ledger_amounts WHERE {where}"))
 
 
 def use_jemalloc_pool() -> None:

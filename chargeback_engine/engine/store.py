@@ -16,7 +16,9 @@ Two views, the same for every plane:
 * ``records``: the line items, :data:`~chargeback_engine.focus.COST_TABLE_SCHEMA` plus
   :data:`LINE`, the position of the line in load order;
 * ``ledger``: :data:`~chargeback_engine.ledger.LEDGER_SCHEMA` plus :data:`LINE`, the
-  position of the row's source line (null for rows carried in from earlier schedules).
+  position of the row's source line (null for rows carried in from earlier schedules);
+* ``ledger_amounts``: the same rows, only :data:`AMOUNT_COLUMNS`, for totals. A store
+  may serve it without joining the line items and decisions that ``ledger`` joins.
 
 :data:`LEDGER_ORDER` is the one deterministic order of ledger rows; every output uses it.
 """
@@ -44,6 +46,8 @@ LINE = "_line"
 #: The deterministic order of ledger rows: this run's by stage and line, then rows carried
 #: in from earlier schedules (``record_id`` settles carried rows that tie).
 LEDGER_ORDER = f"{LINE} IS NULL, stage, {LINE}, period, cost_center, from_cost_center NULLS FIRST, amount, record_id"
+#: The ``ledger_amounts`` view's columns: what summaries, totals and counts need.
+AMOUNT_COLUMNS = ("run_id", "period", "cost_center", "currency", "amount")
 #: Ledger columns that repeat a column of the row's line item, by the line item's column.
 FROM_LINE = {
     "source_id": "x_SourceId", "source_row": "x_SourceRow", "charge_period_start": "ChargePeriodStart",
@@ -105,23 +109,28 @@ class RunStore:
     """
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, records_source: str, ledger_source: str,
-                 cleanup: Callable[[], None] | None = None):
+                 cleanup: Callable[[], None] | None = None, amounts_source: str | None = None):
         self._con = connection
         self._records_source = records_source
         self._ledger_source = ledger_source
+        self._amounts_source = amounts_source or ledger_source
         self._carried = 0
         self._finalizer = weakref.finalize(self, _close, connection, cleanup)
         self._define_views()
 
     def _define_views(self) -> None:
-        """Both views cast every column to one DuckDB type, so outputs are byte-identical
+        """Every view casts each column to one DuckDB type, so outputs are byte-identical
         whichever plane (and file format) the rows came from."""
-        carried = "".join(f" UNION ALL BY NAME SELECT *, CAST(NULL AS BIGINT) AS {LINE} FROM carried_{i}"
-                          for i in range(self._carried))
         self._con.execute(f"CREATE OR REPLACE TEMP VIEW records AS SELECT {_columns(COST_TABLE_SCHEMA)} "
                           f"FROM {self._records_source}")
-        self._con.execute(f"CREATE OR REPLACE TEMP VIEW ledger AS SELECT {_columns(LEDGER_SCHEMA)} "
-                          f"FROM (SELECT * FROM {self._ledger_source}{carried})")
+        amounts = pa.schema([LEDGER_SCHEMA.field(c) for c in AMOUNT_COLUMNS])
+        for view, source, schema in (("ledger", self._ledger_source, LEDGER_SCHEMA),
+                                     ("ledger_amounts", self._amounts_source, amounts)):
+            names = ", ".join(_quoted(c) for c in schema.names)
+            carried = "".join(f" UNION ALL BY NAME SELECT {names}, CAST(NULL AS BIGINT) AS {LINE} FROM carried_{i}"
+                              for i in range(self._carried))
+            self._con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {_columns(schema)} "
+                              f"FROM (SELECT {names}, {LINE} FROM {source}{carried})")
 
     def add_carried(self, rows: pa.Table) -> None:
         """Add ledger rows that earlier runs scheduled for this run's period."""
@@ -202,14 +211,18 @@ class SortedLedgerStore(RunStore):
     def __init__(self, connection: duckdb.DuckDBPyConnection, lines: pa.Table, narrow: str, run: RunInfo,
                  amount: str = "amount", cleanup: Callable[[], None] | None = None):
         connection.register("lines", lines)
-        select = f"SELECT line, period, cost_center, {amount} AS amount, stage, decision FROM {narrow}"
+        # The currency rides along (constant per run, so compression makes it nearly free):
+        # totals then need no join of the whole ledger to the line items.
+        select = (f"SELECT n.line, n.period, n.cost_center, {amount} AS amount, n.stage, n.decision, "
+                  f"r.BillingCurrency AS currency FROM {narrow} n JOIN lines r ON r.{LINE} = n.line")
         connection.execute(f"ATTACH ':memory:' AS sorted (COMPRESS); CREATE TABLE {SORTED} AS {select} LIMIT 0")
         for (stage,) in connection.sql(f"SELECT DISTINCT stage FROM {narrow} ORDER BY stage").fetchall():
             for first in range(0, lines.num_rows, SORT_LINES):
                 connection.execute(f"""
-                    INSERT INTO {SORTED} {select} WHERE stage = ? AND line >= ? AND line < ?
-                    ORDER BY line, period, cost_center, amount
-                """, [stage, first, first + SORT_LINES])
+                    INSERT INTO {SORTED} {select}
+                    WHERE n.stage = $stage AND n.line >= $first AND n.line < $end AND r.{LINE} >= $first AND r.{LINE} < $end
+                    ORDER BY n.line, n.period, n.cost_center, amount
+                """, {"stage": stage, "first": first, "end": first + SORT_LINES})
                 connection.execute("CHECKPOINT sorted")  # compresses the slice just appended
         connection.execute(f"""
             DROP TABLE {narrow};
@@ -221,9 +234,11 @@ class SortedLedgerStore(RunStore):
                    d.rule_id, d.method, d.decision_id,
                    {sql_text(run.policy_version)} AS policy_version, {sql_text(run.policy_hash)} AS policy_hash,
                    l.line AS {LINE}
-            FROM {SORTED} l JOIN lines r ON r.{LINE} = l.line JOIN decisions d USING (decision)
+            FROM {SORTED} l JOIN lines r ON r.{LINE} = l.line JOIN decisions d USING (decision);
+            CREATE TEMP VIEW ledger_sorted_amounts AS
+            SELECT {sql_text(run.run_id)} AS run_id, period, cost_center, currency, amount, line AS {LINE} FROM {SORTED}
         """)
-        super().__init__(connection, "lines", "ledger_wide", cleanup)
+        super().__init__(connection, "lines", "ledger_wide", cleanup, amounts_source="ledger_sorted_amounts")
         self._run = run
         # One batch, not a table: ``take`` on a table gives chunked arrays, which a batch of
         # the widened ledger could only hold after copying every column once more.
@@ -241,7 +256,8 @@ class SortedLedgerStore(RunStore):
         fields = [*LEDGER_SCHEMA, *(pa.field(RECORD + c, COST_TABLE_SCHEMA.field(c).type) for c in record_columns)]
         schema = pa.schema([pa.field(f.name, ENCODED_TEXT) if pa.types.is_string(f.type) and f.name not in self._COPIED_TEXT
                             else f for f in fields])
-        narrow = self._con.sql(f"SELECT * FROM {SORTED} WHERE {where}").to_arrow_reader(BATCH_ROWS)
+        narrow = self._con.sql(f"SELECT line, period, cost_center, amount, stage, decision FROM {SORTED} "
+                               f"WHERE {where}").to_arrow_reader(BATCH_ROWS)
 
         def batches() -> Iterator[pa.RecordBatch]:
             yield from (self._widen(batch, record_columns, schema) for batch in narrow)
