@@ -6,9 +6,10 @@ DECIMALs in floating point. ``floor(a * w / W)`` is computed as ``(a // W) * w +
 
 The line items stay in Arrow (DuckDB scans them in place). The working ledger is narrow,
 because it is several rows per line: the line's position, the period, the cost center,
-integer units, the stage and a small integer naming the decision. Everything else (the
-source line's columns, the decision's ids, the run's stamps) is joined on by the store's
-``ledger`` view, only while an output is written.
+integer units, the stage and a small integer naming the decision, kept compressed. Everything
+else (the source line's columns, the decision's ids, the run's stamps) is added by the
+:class:`~chargeback_engine.engine.store.SortedLedgerStore`, batch by batch, only while an
+output is written.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Both planes keep their working ledger narrow (a few integers and short strings p
 and hand it to a :class:`SortedLedgerStore`, which sorts it once and widens each streamed
 batch by position into the line items and the decisions.
 
-Two views, the same for every plane:
+Three views, the same for every plane:
 
 * ``records``: the line items, :data:`~chargeback_engine.focus.COST_TABLE_SCHEMA` plus
   :data:`LINE`, the position of the line in load order;
