@@ -57,6 +57,17 @@ class Measurement:
     def peak_mb_per_million_rows(self) -> float:
         return self.peak_rss_bytes / 2**20 / (self.rows / 1e6)
 
+    def phases(self) -> tuple[Step, Step]:
+        """The steps summed into two phases: allocating (collect to check, the ledger
+        complete and conserved) and writing the outputs, which can cost more than the first."""
+        def summed(name: str, steps: list[Step]) -> Step:
+            return Step(name, sum(s.seconds for s in steps), sum(s.cpu_seconds for s in steps),
+                        max((s.peak_rss_bytes for s in steps), default=0))
+
+        writing = [s for s in self.steps if s.name.startswith("write ")]
+        return (summed("allocating", [s for s in self.steps if s not in writing]),
+                summed("writing outputs", writing))
+
 
 def default_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / "chargeback-bench"

@@ -93,6 +93,11 @@ def _report(measurements: list[Measurement]) -> None:
             click.echo(f"{'step':<28} {'seconds':>8} {'cpu s':>8} {'peak RSS':>10}")
             for s in m.steps:
                 click.echo(f"{s.name:<28} {s.seconds:>8.2f} {s.cpu_seconds:>8.2f} {s.peak_rss_bytes / 2**20:>7,.0f} MB")
+            click.echo(f"{'phase':<28} {'seconds':>8} {'cpu s':>8} {'peak RSS':>10} {'rows/s':>12}")
+            for p in m.phases():
+                rate = m.rows / p.seconds if p.seconds else float("inf")
+                click.echo(f"{p.name:<28} {p.seconds:>8.2f} {p.cpu_seconds:>8.2f} {p.peak_rss_bytes / 2**20:>7,.0f} MB "
+                           f"{rate:>12,.0f}")
 
 
 @bench.command("spark")

@@ -6,7 +6,12 @@ import pytest
 from click.testing import CliRunner
 
 from chargeback_engine.bench import spark as spark_bench
-from chargeback_engine.bench.runner import run_benchmark, synthetic_month
+from chargeback_engine.bench.runner import (
+    Measurement,
+    Step,
+    run_benchmark,
+    synthetic_month,
+)
 from chargeback_engine.cli import main
 
 
@@ -66,3 +71,12 @@ def test_engine_benchmark_reports_each_step_of_the_run(tmp_path):
     result = CliRunner().invoke(main, ["bench", "engine", "--rows", "2000", "--cache-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "steps of engine at 2,000 rows" in result.output and "write focus-allocated" in result.output
+    assert "allocating" in result.output and "writing outputs" in result.output
+
+
+def test_the_two_phases_add_up_to_the_steps():
+    steps = (Step("collect", 2.0, 3.0, 100), Step("check", 1.0, 1.5, 300), Step("write allocations", 4.0, 7.0, 250),
+             Step("write manifest", 0.5, 0.5, 310))
+    allocating, writing = Measurement("engine", 1_000, 8.0, 12.0, 310, steps).phases()
+    assert (allocating.seconds, allocating.cpu_seconds, allocating.peak_rss_bytes) == (3.0, 4.5, 300)
+    assert (writing.seconds, writing.cpu_seconds, writing.peak_rss_bytes) == (4.5, 7.5, 310)
