@@ -101,11 +101,14 @@ def sql_text(text: str) -> str:
 
 
 class RunStore:
-    """The ``records`` and ``ledger`` views of one run, on one DuckDB connection.
+    """The ``records``, ``ledger`` and ``ledger_amounts`` views of one run, on one DuckDB
+    connection.
 
     ``records_source`` and ``ledger_source`` are relations on ``connection`` (a table name
-    or a ``read_parquet(...)`` call) with the columns the views promise. ``cleanup`` runs
-    once, when the store is closed or garbage-collected (the Spark plane removes its files).
+    or a ``read_parquet(...)`` call) with the columns the views promise; ``amounts_source``,
+    if given, a cheaper relation with the same rows' :data:`AMOUNT_COLUMNS` (and
+    :data:`LINE`). ``cleanup`` runs once, when the store is closed or garbage-collected (the
+    Spark plane removes its files).
     """
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, records_source: str, ledger_source: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from chargeback_engine import ConservationError, Engine, InputError, hookimpl
+from chargeback_engine.engine import duck, store
 from chargeback_engine.engine.duck import LEDGER_ROWS, DuckDBPlane
 from chargeback_engine.plugins import build_registry, get_plugin_manager
 from tests.engine.helpers import line_items, make_policy
@@ -246,6 +248,20 @@ def test_ids_do_not_depend_on_where_the_policy_was_loaded_from(tmp_path: Path) -
     assert locations[0].replace(str(tmp_path / "a"), str(tmp_path / "b")) == locations[1] != locations[0]
     for name in ("allocations.parquet", "allocations.csv", "focus_allocated.parquet", "summary.csv"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
+def test_working_in_slices_changes_no_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Allocation queries, the store's sort and the streamed batches each work on a slice of
+    the month; slices of a few lines (many per run) must give the outputs of one slice."""
+    sample = Path(__file__).parents[2] / "policies"
+    run = partial(Engine(sample / "acme.yaml").run, [sample / "data" / "acme-focus-2026-10.csv"], "2026-10")
+    run(out=tmp_path / "whole")
+    monkeypatch.setattr(duck, "ALLOCATE_LINES", 7)
+    monkeypatch.setattr(store, "SORT_LINES", 5)
+    monkeypatch.setattr(store, "BATCH_ROWS", 11)
+    run(out=tmp_path / "sliced")
+    for name in sorted(p.name for p in (tmp_path / "whole").iterdir()):
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "sliced" / name).read_bytes(), name
 
 
 def test_csv_cells_that_look_like_formulas_are_defused_but_amounts_are_not(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
