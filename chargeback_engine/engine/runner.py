@@ -36,7 +36,7 @@ from chargeback_engine.components import (
 from chargeback_engine.engine.dataplane import DataPlane, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_table
-from chargeback_engine.engine.store import LINE, RunStore, sql_text
+from chargeback_engine.engine.store import LINE, RunStore, one_chunk, sql_text
 from chargeback_engine.errors import ConservationError, InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA, conform, encoded
 from chargeback_engine.ledger import LEDGER_SCHEMA
@@ -275,7 +275,7 @@ class Engine:
         sources, infos = self._collect(inputs, policy, period)
         carried, carried_infos = _carried(carry, period)
         infos += carried_infos
-        records = _combine(sources)
+        records = _combine(sources)  # empties ``sources``
         kernel = Kernel(policy, self.registry, period)
         _check_currencies(records, kernel)
         version = _engine_version()
@@ -286,7 +286,7 @@ class Engine:
         plane = self._data_plane()
         try:
             rows = plane.load(records, info)
-            del records, sources  # the plane holds the line items now
+            del records  # the plane holds the line items now
             release_arrow_memory()
             decisions = self._allocate(plane, kernel, step)
             step("check")
@@ -390,13 +390,21 @@ def _is_deferred(resolution: Any) -> bool:
     return isinstance(resolution, DirectCostBasis)
 
 
-def _combine(sources: Sequence[CollectedSource]) -> pa.Table:
+def _combine(sources: list[CollectedSource]) -> pa.Table:
+    """The sources' line items as one table, each column in one chunk, as the data plane
+    holds them. ``sources`` is emptied, and each column of each source let go as soon as
+    it is combined: a month read from many files is never held twice."""
     tables = [_with_provenance(conform(s.table), s.source_id) for s in sources]
+    sources.clear()
     if not tables or sum(t.num_rows for t in tables) == 0:
         raise InputError("no line items: the inputs are empty")
     if any(not t.schema.equals(tables[0].schema) for t in tables):  # text held two ways: encode it
         tables = [encoded(t) for t in tables]
-    return pa.concat_tables(tables)
+    schema, columns = tables[0].schema, []
+    for name in schema.names:
+        columns.append(one_chunk(pa.chunked_array([c for t in tables for c in t[name].chunks], schema.field(name).type)))
+        tables = [t.drop_columns([name]) for t in tables]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _with_provenance(table: pa.Table, source_id: str) -> pa.Table:

@@ -302,13 +302,13 @@ def encoded_lines(records: pa.Table) -> pa.Table:
     """The line items as a :class:`SortedLedgerStore` wants them: one chunk per column, text
     dictionary-encoded (a fraction of the memory, and widening a ledger row gathers an index
     instead of copying text), and :data:`LINE` their position."""
-    columns = {name: _one_chunk(column).dictionary_encode() if pa.types.is_string(column.type)
-               else _one_chunk(column)  # encoded text keeps its dictionaries, unified
+    columns = {name: one_chunk(column).dictionary_encode() if pa.types.is_string(column.type)
+               else one_chunk(column)  # encoded text keeps its dictionaries, unified
                for name, column in zip(records.column_names, records.columns) if name != LINE}
     return pa.table({**columns, LINE: pa.array(np.arange(records.num_rows, dtype=np.int64))})
 
 
-def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+def one_chunk(column: pa.ChunkedArray) -> pa.Array:
     """``column`` as one array; a column already in one chunk is not copied, as
     ``combine_chunks`` would copy it."""
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()

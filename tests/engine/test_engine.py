@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -297,6 +298,25 @@ def test_paths_go_to_the_focus_files_collector_and_policy_sources_to_theirs(tmp_
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["inputs"] == [{"source_id": str(csv), "path": str(csv), "rows": 2,
                                    "sha256": "sha256:" + __import__("hashlib").sha256(csv.read_bytes()).hexdigest()}]
+
+
+def test_a_month_split_across_csv_and_parquet_files_allocates_as_one(tmp_path: Path) -> None:
+    """Sources holding text differently (CSV, Parquet) are combined into one table, column
+    by column, and allocate exactly as the month in one file."""
+    sample = Path(__file__).parents[2] / "policies"
+    month = sample / "data" / "acme-focus-2026-10.csv"
+    whole = Engine(sample / "acme.yaml").run([month], "2026-10")
+    table = pacsv.read_csv(month, convert_options=pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in pacsv.read_csv(month).column_names},
+        strings_can_be_null=True))
+    pacsv.write_csv(table.slice(0, 250), tmp_path / "a.csv")
+    pq.write_table(table.slice(250), tmp_path / "b.parquet")
+    split = Engine(sample / "acme.yaml").run([tmp_path / "a.csv", tmp_path / "b.parquet"], "2026-10")
+    assert split.summary() == whole.summary()
+    assert split.totals() == whole.totals()
+    assert split.count() == whole.count()
+    sources = split.store.sql("SELECT x_SourceId, count(*) FROM records GROUP BY 1 ORDER BY 1").fetchall()
+    assert sources == [(str(tmp_path / "a.csv"), 250), (str(tmp_path / "b.parquet"), 350)]
 
 
 def test_the_decisions_observer_hook_sees_every_decision(registry) -> None:  # type: ignore[no-untyped-def]
