@@ -9,7 +9,11 @@ Two ``x_`` columns carry provenance so every ledger row can point at its source 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from chargeback_engine.money import LEDGER_SCALE
 
@@ -92,6 +96,18 @@ def conform(table: pa.Table) -> pa.Table:
         columns.append(column.cast(ENCODED_TEXT if encoded else field.type))
     return pa.Table.from_arrays(columns, schema=pa.schema(
         [f.with_type(c.type) for f, c in zip(COST_TABLE_SCHEMA, columns, strict=True)]))
+
+
+def read_parquet_columns(path: str | Path, columns: Mapping[str, str], dictionary: Collection[str]) -> pa.Table:
+    """The file's ``columns`` (its name -> the name wanted), each read on its own into one
+    chunk, those named in ``dictionary`` dictionary-encoded with their row groups'
+    dictionaries unified. The engine holds line items one chunk per column; combining a
+    table read whole would copy it while the chunks it came from are still held."""
+    table = {}
+    for name, wanted in columns.items():
+        read = pq.read_table(path, columns=[name], read_dictionary=[name] if name in dictionary else None)
+        table[wanted] = read.column(0).combine_chunks()
+    return pa.table(table)
 
 
 def plain_schema(schema: pa.Schema) -> pa.Schema:

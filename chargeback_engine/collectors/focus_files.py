@@ -54,6 +54,7 @@ from chargeback_engine.focus import (
     MONEY_COLUMNS,
     REQUIRED_COLUMNS,
     conform,
+    read_parquet_columns,
 )
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.money import LEDGER_SCALE
@@ -265,20 +266,15 @@ def _read_parquet(path: str) -> pa.Table:
     """Text columns are read dictionary-encoded: a month has far fewer distinct services,
     accounts, resources and tag sets than lines, so this halves the memory and the time.
 
-    Column by column, each into one chunk (its row groups' dictionaries unified), as the
-    data plane holds line items: combining them there would copy the whole month while
-    the chunks it came from are still held."""
+    Column by column, each into one chunk, as the data plane holds line items
+    (:func:`~chargeback_engine.focus.read_parquet_columns`)."""
     try:
         schema = pq.read_schema(path)
         mapping = _canonical_names(path, schema.names)
-        columns = {}
-        for name, ours in mapping.items():
-            text = ours in _TEXT_COLUMNS and pa.types.is_string(schema.field(name).type)
-            read = pq.read_table(path, columns=[name], read_dictionary=[name] if text else None)
-            columns[ours] = read.column(0).combine_chunks()
+        text = {n for n, ours in mapping.items() if ours in _TEXT_COLUMNS and pa.types.is_string(schema.field(n).type)}
+        return read_parquet_columns(path, mapping, text)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
-    return pa.table(columns)
 
 
 def to_cost_table(raw: pa.Table, source_id: str, rounding: Rounding | None = None) -> pa.Table:

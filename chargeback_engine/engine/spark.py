@@ -43,6 +43,7 @@ from chargeback_engine.engine.store import (
     encoded_lines,
 )
 from chargeback_engine.errors import InputError
+from chargeback_engine.focus import read_parquet_columns
 from chargeback_engine.ledger import LEDGER_SCHEMA
 
 if TYPE_CHECKING:
@@ -352,8 +353,9 @@ class SparkPlane:
         run = self._require_run()
         directory = self._require_dir()
         self._ledger().withColumnRenamed(LINE, "line").write.parquet((directory / "ledger").as_uri())
-        lines = encoded_lines(pq.read_table(self._records_path(), read_dictionary=[
-            f.name for f in pq.read_schema(self._records_path()) if pa.types.is_string(f.type)]))
+        schema = pq.read_schema(self._records_path())
+        lines = encoded_lines(read_parquet_columns(self._records_path(), {n: n for n in schema.names},
+                                                   {f.name for f in schema if pa.types.is_string(f.type)}))
         connection = store.connect()
         connection.execute(f"SET memory_limit = {store.sql_text(STORE_MEMORY_LIMIT)}; "
                            f"SET temp_directory = {store.sql_text(str(directory / 'spill'))}")
