@@ -88,8 +88,6 @@ _QUANTITY_COLUMNS = tuple(f.name for f in COST_TABLE_SCHEMA
                           if pa.types.is_decimal(f.type) and f.name not in MONEY_COLUMNS)
 _TIMESTAMP_COLUMNS = tuple(f.name for f in COST_TABLE_SCHEMA if pa.types.is_timestamp(f.type))
 _TEXT_COLUMNS = frozenset(f.name for f in COST_TABLE_SCHEMA if pa.types.is_string(f.type))
-#: Text read as it is kept (``BillingCurrency`` is checked as plain text; ``Tags`` is rewritten).
-_PASSED_TEXT = _TEXT_COLUMNS - {"BillingCurrency"}
 _DECIMAL = f"DECIMAL(38, {LEDGER_SCALE})"
 
 CONFIG_SCHEMA: Mapping[str, Any] = {
@@ -223,7 +221,7 @@ def _read_csv(path: str) -> pa.Table:
     header = _csv_header(path)
     mapping = _canonical_names(path, header)
     convert = pacsv.ConvertOptions(
-        column_types={name: ENCODED_TEXT if target in _PASSED_TEXT else pa.string() for name, target in mapping.items()},
+        column_types={name: ENCODED_TEXT if target in _TEXT_COLUMNS else pa.string() for name, target in mapping.items()},
         include_columns=list(mapping),
         null_values=[""],
         strings_can_be_null=True,
@@ -299,7 +297,8 @@ def to_cost_table(raw: pa.Table, source_id: str, rounding: Rounding | None = Non
             columns["Tags"], bad = _convert_tags(column)
             problems += _problem_rows(raw, bad)
         elif field.name == "BillingCurrency":
-            columns[field.name] = column = column.cast(pa.string())
+            if column.type != ENCODED_TEXT:  # encoded text stays encoded, as every text column
+                columns[field.name] = column = column.cast(pa.string())
             problems += _problem_rows(raw, _missing_values(field.name, column))
             problems += _problem_rows(raw, _currency_problems(column))
         elif column.type == field.type or (column.type == ENCODED_TEXT and pa.types.is_string(field.type)):
@@ -341,7 +340,7 @@ def _currency_problems(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     invalid = [c for c in column.unique().drop_null().to_pylist() if not _CURRENCY_CODE.fullmatch(c)]
     if not invalid:
         return pa.nulls(0, pa.string())
-    text = pc.binary_join_element_wise('BillingCurrency: "', pc.utf8_slice_codeunits(column, 0, 60),
+    text = pc.binary_join_element_wise('BillingCurrency: "', pc.utf8_slice_codeunits(column.cast(pa.string()), 0, 60),
                                        '" is not an ISO 4217 currency code', "")
     return pc.if_else(pc.is_in(column, pa.array(invalid)), text, None)
 
