@@ -19,6 +19,7 @@ class AmortizedAllocator:
     are output as the amortization schedule."""
 
     name = "amortized"
+    compiled = True  # resolve reads nothing of the key but fields(params)
     params_schema = method_schema(
         "amortized",
         {

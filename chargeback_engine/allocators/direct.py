@@ -14,6 +14,7 @@ from chargeback_engine.policy.checks import unknown_cost_centers
 
 class DirectAllocator:
     name = "direct"
+    compiled = True  # resolve reads nothing of the key but fields(params)
     params_schema = method_schema("direct", {"cost_center": COST_CENTER_ID}, required=["cost_center"])
 
     def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:

@@ -14,6 +14,7 @@ from chargeback_engine.policy.checks import unknown_cost_centers
 
 class EvenAllocator:
     name = "even"
+    compiled = True  # resolve reads nothing of the key but fields(params)
     params_schema = method_schema("even", {"among": COST_CENTER_LIST})
 
     def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:

@@ -22,6 +22,7 @@ def fraction(value: Any) -> Decimal:
 
 class FixedAllocator:
     name = "fixed"
+    compiled = True  # resolve reads nothing of the key but fields(params)
     params_schema = method_schema(
         "fixed",
         {"splits": {"type": "object", "minProperties": 1, "maxProperties": 1000,

@@ -27,6 +27,7 @@ class ProportionalAllocator:
     """
 
     name = "proportional"
+    compiled = True  # resolve reads nothing of the key but fields(params)
     params_schema = method_schema(
         "proportional",
         {

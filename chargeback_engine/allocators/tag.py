@@ -19,6 +19,7 @@ class TagAllocator:
     like a missing tag; when nothing fits, ``fallback`` (default: the unallocated bucket)."""
 
     name = "tag"
+    compiled = True  # resolve reads nothing of the key but fields(params)
     params_schema = method_schema(
         "tag",
         {

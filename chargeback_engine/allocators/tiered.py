@@ -19,6 +19,7 @@ class TieredAllocator:
     ``allocate:`` block; ``default`` (else the unallocated bucket) takes everything else."""
 
     name = "tiered"
+    compiled = True  # resolve reads nothing of the key but fields(params)
     params_schema = method_schema(
         "tiered",
         {

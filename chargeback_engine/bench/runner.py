@@ -140,7 +140,7 @@ _WARM_UP = ("pyarrow.parquet", "duckdb", "chargeback_engine.collectors.focus_fil
 def _measure_here(stage: str, month: Path, out: Path) -> Measurement:
     for module in _WARM_UP:
         importlib.import_module(module)
-    from chargeback_engine.engine.runner import use_jemalloc_pool
+    from chargeback_engine.engine.memory import use_jemalloc_pool
 
     use_jemalloc_pool()  # as the CLI does
     cpu_before, clock = _cpu_seconds(), _StepClock()

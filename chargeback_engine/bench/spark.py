@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from chargeback_engine.bench.synthetic import COST_CENTERS, TEAMS, Shape, write_parquet
-from chargeback_engine.engine.runner import file_sha256
+from chargeback_engine.engine.inputs import file_sha256
 
 CONSUMERS = [cc for cc, name in COST_CENTERS if "shared" not in name]
+#: Outputs written on request besides the defaults: the planes are compared on every file.
+PARITY_EXPORTS = ("allocations-csv", "focus-allocated")
 
 
 def bench_spec(cost_column: str = "BilledCost") -> dict[str, Any]:
@@ -122,7 +124,7 @@ def _run_one(engine: str, month: str, out: str, master: str, driver_memory: str,
     sampler.start()
     start = time.perf_counter()
     kwargs = {"data_plane": plane} if plane else {}
-    result = Engine(bench_policy(), **kwargs).run([month], "2026-10", out=out)
+    result = Engine(bench_policy(), **kwargs).run([month], "2026-10", out=out, export=PARITY_EXPORTS)
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()

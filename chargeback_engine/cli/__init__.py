@@ -15,7 +15,7 @@ from functools import cached_property
 import click
 import structlog
 
-from chargeback_engine.engine.runner import use_jemalloc_pool
+from chargeback_engine.engine.memory import use_jemalloc_pool
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
 

@@ -12,12 +12,8 @@ import click
 
 from chargeback_engine.engine.explain import explain_cost_center, explain_record
 from chargeback_engine.engine.policytest import run_policy_tests
-from chargeback_engine.engine.runner import (
-    DEFAULT_EXPORTERS,
-    Engine,
-    Progress,
-    RunResult,
-)
+from chargeback_engine.engine.result import RunResult
+from chargeback_engine.engine.runner import DEFAULT_EXPORTERS, Engine, Progress
 from chargeback_engine.periods import Period
 
 #: Steps of a run besides its shared stages and its exporters: collect, decide, allocate,
@@ -62,18 +58,19 @@ def _print_summary(result: RunResult) -> None:
 @click.option("--engine", "engine_name", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="Data plane that applies the decisions: in-process DuckDB, or Apache Spark.")
 @click.option("--spark-master", help="Spark master URL for --engine spark (default: the active session, else local[2]).")
-@click.option("--exporter", "exporters", multiple=True, metavar="NAME",
-              help=f"Write only these outputs (repeatable): {', '.join(DEFAULT_EXPORTERS)} or a plugin's exporter. "
-                   "Default: all five built-ins. manifest.json is always written.")
+@click.option("--export", "exports", multiple=True, metavar="NAME",
+              help="Also write this exporter's output (repeatable): allocations-csv, focus-allocated or a plugin's "
+                   f"exporter. Always written: {', '.join(DEFAULT_EXPORTERS)} (schedule when there is one), the "
+                   "policy's spec.exports, and manifest.json.")
 @click.pass_obj
 def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str,  # type: ignore[no-untyped-def]
-        carry: tuple[str, ...], engine_name: str, spark_master: str | None, exporters: tuple[str, ...]) -> None:
-    """Allocate a period's cost data and write ledger, summary, FOCUS and manifest into OUT."""
+        carry: tuple[str, ...], engine_name: str, spark_master: str | None, exports: tuple[str, ...]) -> None:
+    """Allocate a period's cost data and write ledger, decisions, summary and manifest into OUT."""
     engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
-                    exporters=exporters or DEFAULT_EXPORTERS, engine=engine_name, spark_master=spark_master)
-    stages = len(engine.policies.for_period(Period.parse(period)).stages)
-    with _progress(_FIXED_STEPS + stages + len(engine.exporters)) as progress:
-        result = engine.run(list(inputs), period, out=out, progress=progress, carry=carry)
+                    engine=engine_name, spark_master=spark_master)
+    policy = engine.policies.for_period(Period.parse(period))
+    with _progress(_FIXED_STEPS + len(policy.stages) + len(engine.exports(policy, exports))) as progress:
+        result = engine.run(list(inputs), period, out=out, progress=progress, carry=carry, export=exports)
     _print_summary(result)
 
 

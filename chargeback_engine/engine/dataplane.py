@@ -1,7 +1,9 @@
 """The one engine-specific interface: where line items meet decisions.
 
-The kernel (``chargeback_engine.engine.run``) decides in Python, once per distinct match
-key; a :class:`DataPlane` applies those decisions to every line item in bulk. DuckDB
+The kernel (:mod:`chargeback_engine.engine.kernel`) compiles the policy's rules to one SQL
+expression and decides in Python once per distinct outcome; a :class:`DataPlane` picks the
+first matching rule of every match key at once and applies the decisions to every line
+item in bulk. DuckDB
 implements it here (:mod:`chargeback_engine.engine.duck`); a Spark implementation only
 has to honour this contract to run the same policy at scale.
 
@@ -36,6 +38,7 @@ import pyarrow.compute as pc
 
 from chargeback_engine.engine.store import RunStore
 from chargeback_engine.periods import Period
+from chargeback_engine.policy.sql import Dialect
 
 #: How one decision splits: one row per (decision, cost center). ``weight`` is an integer
 #: (the kernel scales and reduces Decimal weights exactly); ``position`` orders the
@@ -106,8 +109,17 @@ class DataPlane(Protocol):
         """
         ...
 
-    def distinct(self, columns: Sequence[str]) -> pa.Table:
-        """The distinct combinations of ``columns`` over the loaded lines: the match keys."""
+    #: The SQL dialect of :meth:`choose`'s expression (see :mod:`chargeback_engine.policy.sql`).
+    dialect: Dialect
+
+    def quote(self, column: str) -> str:
+        """``column`` as an identifier in the plane's SQL."""
+        ...
+
+    def choose(self, columns: Sequence[str], first_rule: str) -> pa.Table:
+        """The distinct combinations of ``columns`` over the loaded lines (the match keys,
+        as text, nulls kept), each with ``rule``: the value of ``first_rule``, a SQL
+        expression over those columns (the index of the first matching rule, or null)."""
         ...
 
     def allocate(self, assignments: pa.Table, splits: pa.Table) -> None:

@@ -28,6 +28,7 @@ from chargeback_engine.engine.store import (
     encoded_lines,
 )
 from chargeback_engine.errors import InputError
+from chargeback_engine.money import tie_order
 
 _TO_MONEY = "CAST({} AS DECIMAL(38,0)) * CAST(0.0000000001 AS DECIMAL(11,10))"
 #: Money to units in two exact parts: ``money * 1e10`` as one DECIMAL(38,10) product would
@@ -48,33 +49,56 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _split_sql(parts: str, partition: str, splits: pa.Table) -> str:
-    """Largest-remainder split of ``parts.units`` by ``splits`` weights, as in ``money.split``.
+#: Total weights up to this fit the remainder arithmetic in BIGINT (``r * w < total²``);
+#: above it, HUGEINT, whose division is many times slower.
+BIGINT_TOTAL = 3037000499
 
-    ``parts`` must have ``decision`` and ``units``; the result adds ``cost_center`` and
-    the split ``units_out``. Single-share decisions skip the window, and only the branches
-    ``splits`` needs are generated (DuckDB's planning time grows with the query, and small
-    runs are all planning).
+
+def _split_sql(parts: str, partition: str, splits: pa.Table) -> str:
+    """Largest-remainder split of ``parts.units`` by ``splits`` weights, as in ``money.split``,
+    ties rotated by the line (:func:`~chargeback_engine.money.tie_order`).
+
+    ``parts`` must have ``line``, ``decision`` and ``units``; the result adds ``cost_center`` and
+    the split ``units_out``. Each part is divided once by its decision's total weight ``W``
+    (``a = q·W + r``); a share of weight ``w`` is then ``q·w + ⌊r·w / W⌋``, plus one leftover
+    unit when its remainder ranks among the ``r - Σ⌊r·w / W⌋`` largest. Parts that divide
+    evenly (``r = 0``) need no ranking, and small totals keep the per-share arithmetic in
+    BIGINT. Only the branches ``splits`` needs are generated (DuckDB's planning time grows
+    with the query, and small runs are all planning).
     """
-    shares = pc.value_counts(splits["decision_id"]).field("counts") if splits.num_rows else pa.array([], pa.int64())
+    shares: dict[str, list[int]] = {}  # a few rows per decision
+    for decision_id, weight in zip(splits["decision_id"].to_pylist(), splits["weight"].to_pylist(), strict=True):
+        shares.setdefault(decision_id, []).append(int(weight))
+    multi_totals = [sum(weights) for weights in shares.values() if len(weights) > 1]
     single = f"""
     SELECT p.* EXCLUDE (units), s.cost_center, p.units AS units_out
     FROM {parts} p JOIN splits s USING (decision) WHERE s.n = 1"""
-    multi = f"""
-    SELECT * EXCLUDE (units, position, fl, rem, a, lo, rnk),
-           sign(units) * (fl + CASE WHEN rnk <= lo THEN 1 ELSE 0 END) AS units_out
+    divided = f"""
+        SELECT p.*, abs(p.units) // t.total AS q, abs(p.units) % t.total AS r, t.total
+        FROM {parts} p JOIN (SELECT DISTINCT decision, total, n FROM splits WHERE n > 1) t USING (decision)"""
+    even = f"""
+    SELECT d.* EXCLUDE (units, q, r, total), s.cost_center, sign(d.units) * d.q * s.weight AS units_out
+    FROM ({divided}) d JOIN splits s USING (decision) WHERE d.r = 0"""
+
+    def remainder(integer: str, where: str) -> str:
+        r, w, total = (f"CAST({x} AS {integer})" for x in ("d.r", "s.weight", "d.total"))
+        return f"""
+    SELECT * EXCLUDE (units, q, r, total, weight, position, n, fl, rem, lo, rnk),
+           sign(units) * (q * weight + fl + CASE WHEN rnk <= lo THEN 1 ELSE 0 END) AS units_out
     FROM (
-        SELECT *, a - sum(fl) OVER w AS lo, row_number() OVER (w ORDER BY rem DESC, position) AS rnk
+        SELECT *, r - sum(fl) OVER w AS lo,
+               row_number() OVER (w ORDER BY rem DESC, {tie_order('position', 'line', 'n')}) AS rnk
         FROM (
-            SELECT p.*, s.cost_center, s.position, abs(p.units) AS a,
-                   (abs(p.units) // s.total) * s.weight + (abs(p.units) % s.total) * s.weight // s.total AS fl,
-                   ((abs(p.units) % s.total) * s.weight) % s.total AS rem
-            FROM {parts} p JOIN splits s USING (decision) WHERE s.n > 1
+            SELECT d.*, s.cost_center, s.position, s.n, s.weight, {r} * {w} // {total} AS fl, {r} * {w} % {total} AS rem
+            FROM ({divided}) d JOIN splits s USING (decision) WHERE d.r > 0 AND {where}
         )
         WINDOW w AS (PARTITION BY {partition})
     )"""
-    branches = [sql for sql, wanted in ((single, pc.any(pc.equal(shares, 1)).as_py()),
-                                         (multi, pc.any(pc.greater(shares, 1)).as_py())) if wanted]
+
+    branches = [sql for sql, wanted in (
+        (single, any(len(weights) == 1 for weights in shares.values())), (even, bool(multi_totals)),
+        (remainder("BIGINT", f"d.total <= {BIGINT_TOTAL}"), any(t <= BIGINT_TOTAL for t in multi_totals)),
+        (remainder("HUGEINT", f"d.total > {BIGINT_TOTAL}"), any(t > BIGINT_TOTAL for t in multi_totals))) if wanted]
     return "\n    UNION ALL BY NAME".join(branches or [single])
 
 
@@ -113,12 +137,17 @@ class DuckDBPlane:
         """)
         return records.num_rows
 
-    def distinct(self, columns: Sequence[str]) -> pa.Table:
-        if not columns:
-            return pa.table({})
+    dialect = "duckdb"
+
+    @staticmethod
+    def quote(column: str) -> str:
+        return _ident(column)
+
+    def choose(self, columns: Sequence[str], first_rule: str) -> pa.Table:
         cols = ", ".join(f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in columns)
-        order = ", ".join(_ident(c) for c in columns)
-        return self._con.sql(f"SELECT DISTINCT {cols} FROM src_arrow ORDER BY {order}").to_arrow_table()
+        distinct = f"(SELECT DISTINCT {cols} FROM src_arrow)" if columns else "(SELECT 1 AS one)"
+        keys = self._con.sql(f"SELECT *, CAST({first_rule} AS INTEGER) AS rule FROM {distinct}").to_arrow_table()
+        return keys if columns else keys.drop_columns(["one"])
 
     # -- decisions -------------------------------------------------------------------
     def _register_splits(self, splits: pa.Table, pool: str | None = None) -> None:

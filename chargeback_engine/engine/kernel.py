@@ -1,16 +1,20 @@
-"""The kernel's side of a run: decide once per distinct match key, in Python, via plugins.
+"""The kernel's side of a run: the policy compiled to the data plane, decided once per outcome.
 
-Nothing here touches a line item. The data plane hands over the distinct keys; the kernel
-matches rules (first match by priority), lets the rule's allocator resolve shares, turns
-them into exact integer weights and content-derived decision ids, and hands back small
-Arrow tables for the data plane to apply.
+Nothing here touches a line item. The rules' ``when:`` conditions become one SQL
+expression, which the data plane evaluates over the distinct match keys to pick the
+first matching rule of every key at once. Each rule's allocator then runs once per
+distinct *outcome*: per rule for constant shares, drivers, the direct-cost basis and
+amortization; per distinct value of the fields it reads for a tag target or a tier. An
+allocator without a compiled form (a third party's, unless it declares ``compiled``) is
+asked once per match key, as it always was. The kernel turns each result into exact
+integer weights and a content-derived decision, and hands the plane small Arrow tables.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache, cached_property, reduce
@@ -19,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chargeback_engine.allocators._common import fallback_shares
 from chargeback_engine.components import (
@@ -29,13 +35,15 @@ from chargeback_engine.components import (
     Resolution,
     Shares,
 )
-from chargeback_engine.engine.dataplane import SPLIT_SCHEMA
+from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, DataPlane
+from chargeback_engine.engine.tags import ALL_TAGS, TagColumns
 from chargeback_engine.errors import Diagnostic, InputError, PolicyError
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_SCHEMA
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
-from chargeback_engine.policy.match import TAG_PREFIX, Condition, TagCollision
+from chargeback_engine.policy.match import TAG_PREFIX, Condition, compile_condition
+from chargeback_engine.policy.sql import ColumnOf, Dialect, first_match_sql
 from chargeback_engine.policy.model import (
     AllocationSpec,
     Policy,
@@ -47,7 +55,6 @@ from chargeback_engine.policy.model import (
 #: Integer weights are reduced to at most this total, which keeps the data plane's
 #: HUGEINT intermediates (< total²) far from overflow. Below it, weights are exact.
 MAX_TOTAL_WEIGHT = 10**18
-TAGS = "Tags"
 
 
 @dataclass(frozen=True)
@@ -116,22 +123,34 @@ class Kernel:
         self.period = period
         self.consumers = tuple(sorted(cc.id for cc in policy.cost_centers if not cc.shared and cc.id != policy.unallocated))
         self._driver_rows = cache(self._load_driver)
-        self._tag_keys: frozenset[str] | None = None  # set by key_columns()
-        self._direct_memo: dict[tuple[DirectCostBasis, int], Shares] = {}
-        self._direct_rows: tuple[int, list[dict[str, Any]]] | None = None
+        # The direct-cost table the memo was computed from (held, so its identity cannot be
+        # reused by a later table), its rows, and the shares of each basis.
+        self._direct: tuple[pa.Table, list[dict[str, Any]], dict[DirectCostBasis, Shares]] | None = None
 
     # -- what the match key is made of -------------------------------------------------
     def allocator(self, method: str) -> Allocator:
         return self.registry.registered("allocators", method).component
 
     def _spec_fields(self, spec: AllocationSpec) -> set[str]:
-        fields = set(self.allocator(spec.method).fields(spec.params))
+        """The fields a rule's allocation reads, nested blocks included, tag keys normalised."""
+        fields = {self._field(f) for f in self.allocator(spec.method).fields(spec.params)}
         for nested in _nested_specs(spec.params):
             fields |= self._spec_fields(nested)
         return fields
 
-    def key_columns(self) -> list[str]:
-        """FOCUS columns every rule and method reads, plus ``Tags`` when any tag is read."""
+    def _field(self, name: str) -> str:
+        if name.startswith(TAG_PREFIX) and name != ALL_TAGS:
+            return TAG_PREFIX + self.policy.tags.normalize_key(name[len(TAG_PREFIX):])
+        return name
+
+    def _compiled(self, spec: AllocationSpec) -> bool:
+        """Does the allocation depend on nothing but its fields, nested blocks included?"""
+        return bool(getattr(self.allocator(spec.method), "compiled", False)) and all(
+            self._compiled(nested) for nested in _nested_specs(spec.params))
+
+    @cached_property
+    def key_fields(self) -> tuple[str, ...]:
+        """The match key: FOCUS columns and ``tags.<key>`` that any rule or method reads."""
         fields: set[str] = set()
         for rule in self.policy.rules:
             rule_fields = set(rule.when.fields) | self._spec_fields(rule.allocate)
@@ -139,60 +158,112 @@ class Kernel:
             if unknown:
                 raise _policy_error(rule.location, f"rule {rule.id!r} reads unknown FOCUS column(s) {', '.join(unknown)}")
             fields |= rule_fields
-        columns = sorted(f for f in fields if not f.startswith(TAG_PREFIX))
-        tag_fields = {f[len(TAG_PREFIX):] for f in fields if f.startswith(TAG_PREFIX)}
-        self._tag_keys = None if "*" in tag_fields else frozenset(self.policy.tags.normalize_key(k) for k in tag_fields)
-        if tag_fields:
-            columns.append(TAGS)
-        return columns
+        return tuple(sorted(fields))
+
+    @cached_property
+    def tag_fields(self) -> frozenset[str]:
+        """Every tag the run reads: the match key's, and those of ``filter:`` conditions
+        (the direct-cost basis filters the period's lines by them)."""
+        fields = {f for f in self.key_fields if f.startswith(TAG_PREFIX)}
+        for spec in [*(r.allocate for r in self.policy.rules), *(s.allocate for s in self.policy.stages)]:
+            for condition in _filters(spec.params, self.policy):
+                fields |= {f for f in condition.fields if f.startswith(TAG_PREFIX)}
+        return frozenset(fields)
+
+    def first_rule_sql(self, column: ColumnOf, dialect: Dialect) -> str:
+        """SQL for the index of the first rule (by priority) whose ``when:`` holds, else NULL."""
+        return first_match_sql((rule.when for rule in self.policy.rules), column, dialect)
 
     # -- deciding ----------------------------------------------------------------------
-    def key_of(self, row: Mapping[str, str | None], *, project: bool = True) -> dict[str, str | None]:
-        """The match key of a distinct row: its columns and normalised tags.
+    def outcomes(self, keys: pa.Table) -> tuple[list[Outcome], np.ndarray]:
+        """The distinct outcomes of ``keys`` (the match key's fields plus ``rule``, the index
+        of each key's first matching rule), and for every key the index of its outcome.
 
-        Projected (the default), only the tags some rule or method reads are kept, so rows
-        that differ only in other tags share one decision.
+        A compiled rule is resolved once per distinct value of the fields its allocation
+        reads (once in all when it reads none); any other once per key. Keys that no rule
+        matches share one outcome: the unallocated bucket.
         """
-        key = {c: v for c, v in row.items() if c != TAGS}
-        if TAGS in row:
-            keep = self._tag_keys if project else None
-            key.update({TAG_PREFIX + k: v for k, v in self._normalized_tags(row[TAGS]).items()
-                        if keep is None or k in keep})
-        return key
+        rules = pc.fill_null(keys["rule"], -1).to_numpy(zero_copy_only=False)
+        outcome_of_key = np.zeros(keys.num_rows, np.int64)
+        outcomes: list[Outcome] = []
+        for index in np.unique(rules):
+            rows = np.flatnonzero(rules == index)
+            rule = self.policy.rules[index] if index >= 0 else None
+            if rule is None:
+                fields: list[str] = []
+            elif self._compiled(rule.allocate):
+                fields = sorted(self._spec_fields(rule.allocate))
+            else:
+                fields = list(self.key_fields)
+            firsts, inverse = _distinct_rows(keys.select(fields).take(pa.array(rows)) if fields else None, len(rows))
+            outcome_of_key[rows] = len(outcomes) + inverse
+            for values in (keys.select(fields).take(pa.array(rows[firsts])).to_pylist() if fields else [{}]):
+                outcomes.append(Outcome(values, rule, self._decide(rule, values)))
+        return outcomes, outcome_of_key
 
-    def _normalized_tags(self, text: str | None) -> dict[str, str]:
-        if not text:
-            return {}
-        try:
-            tags = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"Tags value {text[:80]!r} is not JSON: {exc}") from None
-        if not isinstance(tags, dict):
-            raise InputError(f"Tags value {text[:80]!r} is not a JSON object")
-        try:
-            return self.policy.tags.normalize(tags)
-        except TagCollision as exc:
-            raise InputError(f"Tags value {text[:80]!r}: {exc}") from None
-
-    def match(self, key: Mapping[str, str | None]) -> Rule | None:
-        return next((rule for rule in self.policy.rules if rule.when.matches(key)), None)
+    def _decide(self, rule: Rule | None, key: Mapping[str, str | None]) -> Resolution:
+        if rule is None:
+            return Shares({self.policy.unallocated: Decimal(1)}, "no rule matched")
+        return self.resolve(rule.allocate, _Context(self, _expanded(key)))
 
     def resolve(self, spec: AllocationSpec, context: _Context) -> Resolution:
         registered = self.registry.registered("allocators", spec.method)
         with reported("allocator", registered, spec.method):
             return registered.component.resolve(spec.params, context)
 
-    def decide(self, key: Mapping[str, str | None]) -> tuple[Rule | None, Resolution]:
-        rule = self.match(key)
-        if rule is None:
-            return None, Shares({self.policy.unallocated: Decimal(1)}, "no rule matched")
-        return rule, self.resolve(rule.allocate, _Context(self, key))
-
     def decide_stage(self, stage: Stage) -> Resolution:
         resolution = self.resolve(stage.allocate, _Context(self, {}))
         if isinstance(resolution, Amortize):
             raise _policy_error(stage.location, f"stage for pool {stage.pool!r} cannot use method {stage.allocate.method!r}")
         return resolution
+
+    # -- the phases of a run -------------------------------------------------------------
+    def allocate(self, plane: DataPlane, layout: TagColumns, step: Callable[[str], None]) -> list[Decision]:
+        """Every phase of the allocation, in order: *direct* (outcomes with final shares),
+        *deferred* (outcomes split by the period's direct cost, once that is known), then
+        each shared *stage*. Returns every decision made."""
+        step("decide")
+        column_of = {f: layout.columns.get(f, f) for f in self.key_fields}
+        keys = plane.choose([column_of[f] for f in self.key_fields],
+                            self.first_rule_sql(lambda f: plane.quote(column_of[f]), plane.dialect))
+        keys = keys.rename_columns([*self.key_fields, "rule"])
+        outcomes, outcome_of_key = self.outcomes(keys)
+        deferred = np.array([_is_deferred(o.resolution) for o in outcomes], bool)
+        assignments = keys.drop_columns(["rule"]).rename_columns([column_of[f] for f in self.key_fields])
+
+        def apply(phase: np.ndarray, direct_cost: pa.Table | None) -> list[Decision]:
+            made = {i: self.decision(o.key, o.rule, o.rule.id if o.rule else None,
+                                     o.rule.allocate.method if o.rule else "unallocated",
+                                     self.finalize(o.resolution, direct_cost))
+                    for i, o in enumerate(outcomes) if phase[i]}
+            if made:
+                ids = np.array([made[i].decision_id if i in made else "" for i in range(len(outcomes))], object)
+                mine = phase[outcome_of_key]
+                plane.allocate(assignments.filter(pa.array(mine)).append_column(
+                    "decision_id", pa.array(ids[outcome_of_key[mine]], pa.string())), split_table(made.values()))
+            return list(made.values())
+
+        step("allocate")
+        decisions = apply(~deferred, None)
+        if deferred.any():
+            basis = [o.resolution for o, d in zip(outcomes, deferred, strict=True) if d]
+            decisions += apply(deferred, self.direct_cost(plane, layout, basis))
+        for index, stage in enumerate(self.policy.stages, start=1):
+            step(f"stage {index}")
+            resolution = self.decide_stage(stage)
+            direct = self.direct_cost(plane, layout, [resolution]) if _is_deferred(resolution) else None
+            decision = self.decision({"stage": index, "pool": stage.pool}, stage, f"stage-{index}-{stage.pool}".lower(),
+                                     stage.allocate.method, self.finalize(resolution, direct))
+            plane.redistribute(index, stage.pool, split_table([decision], stage_rule=True))
+            decisions.append(decision)
+        return decisions
+
+    def direct_cost(self, plane: DataPlane, layout: TagColumns, resolutions: Iterable[Resolution]) -> pa.Table:
+        """The period's direct cost per cost center and currency, with the columns the
+        bases' filters read, named by their fields."""
+        fields = self.filter_fields(resolutions)
+        table = plane.direct_cost([layout.columns.get(f, f) for f in fields])
+        return table.rename_columns(["cost_center", "currency", *fields, "amount"])
 
     # -- drivers and the direct-cost basis --------------------------------------------
     def _load_driver(self, driver_id: str) -> tuple[dict[str, str], ...]:
@@ -232,19 +303,18 @@ class Kernel:
         if not isinstance(resolution, DirectCostBasis):
             return resolution
         assert direct_cost is not None
-        return self._direct_cost_shares(resolution, id(direct_cost), direct_cost)
+        return self._direct_cost_shares(resolution, direct_cost)
 
-    def _direct_cost_shares(self, basis: DirectCostBasis, table_id: int, direct_cost: pa.Table) -> Shares:
-        """Many keys share one basis; compute each (basis, direct-cost table) once."""
-        memo_key = (basis, table_id)
-        if memo_key in self._direct_memo:
-            return self._direct_memo[memo_key]
-        if self._direct_rows is None or self._direct_rows[0] != table_id:
-            self._direct_rows = (table_id, direct_cost.to_pylist())
+    def _direct_cost_shares(self, basis: DirectCostBasis, direct_cost: pa.Table) -> Shares:
+        """Many outcomes share one basis; compute each (basis, direct-cost table) once."""
+        if self._direct is None or self._direct[0] is not direct_cost:
+            self._direct = (direct_cost, direct_cost.to_pylist(), {})
+        _, rows, memo = self._direct
+        if basis in memo:
+            return memo[basis]
         weights: dict[str, Decimal] = {}
-        for row in self._direct_rows[1]:
-            if basis.filter is not None and not basis.filter.matches(self.key_of(
-                    {k: v for k, v in row.items() if k not in ("cost_center", "currency", "amount")}, project=False)):
+        for row in rows:
+            if basis.filter is not None and not basis.filter.matches(row):
                 continue
             amount = row["amount"] * self.exchange_rate(row["currency"])
             weights[row["cost_center"]] = weights.get(row["cost_center"], Decimal(0)) + amount
@@ -255,7 +325,7 @@ class Kernel:
                                      f"{basis.reason}: no direct cost in {self.period}")
         else:
             shares = Shares({cc: w for cc, w in positive.items() if w}, basis.reason)
-        self._direct_memo[memo_key] = shares
+        memo[basis] = shares
         return shares
 
     def exchange_rate(self, currency: str) -> Decimal:
@@ -281,15 +351,15 @@ class Kernel:
         return {currency: rate for currency, _, rate in dated}  # later dates overwrite earlier ones
 
     @staticmethod
-    def filter_columns(resolutions: Iterable[Resolution]) -> list[str]:
+    def filter_fields(resolutions: Iterable[Resolution]) -> list[str]:
+        """The fields the direct-cost bases' filters read, sorted."""
         fields: set[str] = set()
         for r in resolutions:
             while isinstance(r, Amortize):
                 r = r.then
             if isinstance(r, DirectCostBasis) and r.filter is not None:
                 fields |= set(r.filter.fields)
-        columns = sorted(f for f in fields if not f.startswith(TAG_PREFIX))
-        return columns + ([TAGS] if any(f.startswith(TAG_PREFIX) for f in fields) else [])
+        return sorted(fields)
 
     # -- decisions as data -------------------------------------------------------------
     def decision(self, match_key: Mapping[str, Any], rule: Rule | Stage | None, rule_id: str | None,
@@ -300,7 +370,7 @@ class Kernel:
             months = resolution.months or 0
             shares = resolution.then
         assert isinstance(shares, Shares), "finalize() before decision()"
-        weights = integer_weights(shares.weights)
+        weights = integer_weights(self._checked(shares, rule_id, method))
         category = "unallocated" if rule is None else "amortized" if months is not None else "direct"
         key_text = _canonical(match_key)
         location = str(rule.location) if rule is not None else None
@@ -310,6 +380,23 @@ class Kernel:
                                           weights, months, resolution.reason)))
         decision_id = "d-" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:24]
         return Decision(decision_id, key_text, rule_id, location, method, weights, months, category, resolution.reason)
+
+    def _checked(self, shares: Shares, rule_id: str | None, method: str) -> Mapping[str, Decimal]:
+        """Shares come from plugins and driver files: only declared cost centers, and finite,
+        non-negative weights that are not all zero."""
+        what = f"rule {rule_id!r} (method {method!r})" if rule_id else f"method {method!r}"
+        declared = {cc.id for cc in self.policy.cost_centers} | {self.policy.unallocated}
+        undeclared = sorted(str(cc) for cc in shares.weights if cc not in declared)
+        if undeclared:
+            raise InputError(f"{what} allocates to undeclared cost center(s) {', '.join(map(repr, undeclared[:5]))}: "
+                             f"declare them under spec.cost_centers, or correct the driver or plugin")
+        bad = sorted(cc for cc, w in shares.weights.items()
+                     if not isinstance(w, Decimal | int) or not Decimal(w).is_finite() or Decimal(w) < 0)
+        if bad or not any(Decimal(w) for w in shares.weights.values()):
+            detail = f"weight of {bad[0]!r} is {shares.weights[bad[0]]!r}" if bad else "every weight is zero"
+            raise InputError(f"{what} returned unusable shares: {detail}; weights must be finite, "
+                             "non-negative numbers, not all zero")
+        return shares.weights
 
     def decision_table(self, decisions: Sequence[Decision]) -> pa.Table:
         rows = [
@@ -353,3 +440,53 @@ def _nested_specs(params: Any) -> Iterable[AllocationSpec]:
             yield AllocationSpec.from_document(value)
         elif isinstance(value, Mapping | list):
             yield from _nested_specs(value)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One distinct way of allocating: the rule (None: no rule matched), the values of the
+    fields its allocation read, and what the allocator resolved for them."""
+
+    key: Mapping[str, str | None]
+    rule: Rule | None
+    resolution: Resolution
+
+
+def _distinct_rows(table: pa.Table | None, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """For the distinct rows of ``table`` (nulls equal to nulls): the position of each one's
+    first row, and every row's index among them. No Python object per row."""
+    if table is None:
+        return np.zeros(1, np.int64), np.zeros(rows, np.int64)
+    codes = np.column_stack([
+        pc.fill_null((c if pa.types.is_dictionary(c.type) else c.dictionary_encode()).combine_chunks().indices, -1)
+        .to_numpy(zero_copy_only=False).astype(np.int64) for c in (table[name] for name in table.column_names)])
+    _, firsts, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    return firsts, inverse.reshape(-1)
+
+
+def _expanded(key: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The key an allocator sees: ``tags.*`` (every tag as JSON) spread into ``tags.<key>``."""
+    expanded = {k: v for k, v in key.items() if k != ALL_TAGS}
+    if key.get(ALL_TAGS):
+        expanded.update({TAG_PREFIX + k: v for k, v in json.loads(key[ALL_TAGS] or "{}").items()})
+    return expanded
+
+
+def _filters(params: Any, policy: Policy) -> Iterable[Condition]:
+    """Every ``filter:`` condition inside an allocation's parameters, nested blocks included."""
+    if isinstance(params, Mapping):
+        for name, value in params.items():
+            if name == "filter" and isinstance(value, Mapping):
+                yield compile_condition(value, policy.tags)
+            else:
+                yield from _filters(value, policy)
+    elif isinstance(params, list):
+        for value in params:
+            yield from _filters(value, policy)
+
+
+def _is_deferred(resolution: Any) -> bool:
+    """Does the resolution wait for the period's direct cost (also inside an amortization)?"""
+    while isinstance(resolution, Amortize):
+        resolution = resolution.then
+    return isinstance(resolution, DirectCostBasis)

@@ -45,6 +45,7 @@ from chargeback_engine.engine.store import (
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import read_parquet_columns
 from chargeback_engine.ledger import LEDGER_SCHEMA
+from chargeback_engine.money import tie_order
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -124,7 +125,8 @@ def split_units(parts: DataFrame, splits: DataFrame, partition: Sequence[str]) -
     ``cost_center``, ``weight``, ``position``, ``total`` (Σ weight) and ``n`` (shares) plus
     descriptive columns. The result drops ``units`` and adds the split's columns and
     ``units_out``. Floors truncate toward zero on |units|; the leftover units go to the
-    largest remainders, ties to the lower position; negative amounts are mirrored.
+    largest remainders, ties rotated by the line (:func:`~chargeback_engine.money.tie_order`);
+    negative amounts are mirrored.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -139,7 +141,8 @@ def split_units(parts: DataFrame, splits: DataFrame, partition: Sequence[str]) -
             .withColumn("rem", _sql(f"CAST(r * {w} AS {_INT}) % {total}")))
     window = Window.partitionBy(*partition)
     many = (many.withColumn("lo", F.col("a") - F.sum("fl").over(window))
-            .withColumn("rnk", F.row_number().over(window.orderBy(F.col("rem").desc(), F.col("position"))))
+            .withColumn("rnk", F.row_number().over(window.orderBy(
+                F.col("rem").desc(), _sql(tie_order("position", f"`{LINE}`", "n")))))
             .withColumn("units_out", _sql(f"CAST(CASE WHEN units < 0 THEN -1 ELSE 1 END * "
                                           f"(fl + CASE WHEN rnk <= lo THEN 1 ELSE 0 END) AS {_INT})"))
             .drop("a", "r", "fl", "rem", "lo", "rnk"))
@@ -212,16 +215,19 @@ class SparkPlane:
             "*", _sql(to_units(f"`{run.cost_column}`")).alias("units"))
         return records.num_rows
 
-    def distinct(self, columns: Sequence[str]) -> pa.Table:
-        from pyspark.sql import functions as F
+    dialect = "spark"
 
-        if not columns:
-            return pa.table({})
+    @staticmethod
+    def quote(column: str) -> str:
+        return "`" + column.replace("`", "``") + "`"
+
+    def choose(self, columns: Sequence[str], first_rule: str) -> pa.Table:
         src = self._require_src()
         types = {f.name: f.dataType for f in src.schema.fields}
-        keys = src.select(*(_as_text(c, types[c]) for c in columns)).distinct()
-        table = keys.orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in columns)).toArrow()
-        return table.cast(pa.schema([pa.field(c, pa.string()) for c in columns]))
+        keys = src.select(*(_as_text(c, types[c]) for c in columns)).distinct() if columns else \
+            self._spark.range(1).select()
+        table = keys.select("*", _sql(f"CAST({first_rule} AS INT)").alias("rule")).toArrow()
+        return table.cast(pa.schema([*(pa.field(c, pa.string()) for c in columns), pa.field("rule", pa.int32())]))
 
     # -- stage 0 ---------------------------------------------------------------------
     def _splits(self, splits: pa.Table, pool: str | None = None) -> DataFrame:

@@ -11,24 +11,23 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from chargeback_engine.components import Exporter
-from chargeback_engine.engine.runner import (
-    RunResult,
-    describe,
-    file_sha256,
-    release_arrow_memory,
-)
+from chargeback_engine.engine.inputs import file_sha256
+from chargeback_engine.engine.memory import release_arrow_memory
+from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.plugins import Registered, reported
 
 MANIFEST = "manifest.json"
 
 
-def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[Exporter]],
+def write_outputs(result: RunResult, out: Path, exporters: Sequence[tuple[Registered[Exporter], Mapping[str, Any]]],
                   progress: Callable[[str], None] = lambda _: None) -> RunResult:
     """Every exporter's files, then the manifest; ``progress`` hears ``write NAME`` as each
     exporter starts, and ``write manifest``."""
@@ -39,10 +38,10 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[E
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chargeback-sha256")
     try:
         files: list[tuple[Path, Future[str]]] = []
-        for registered in exporters:
+        for registered, options in exporters:
             progress(f"write {registered.component.name}")
             with reported("exporter", registered, registered.component.name):
-                paths = [Path(f) for f in registered.component.export(result, staging)]
+                paths = [Path(f) for f in _export(registered.component, result, staging, options)]
             files += [(path, hashing.submit(file_sha256, path)) for path in paths]
             release_arrow_memory()
         progress("write manifest")
@@ -59,6 +58,14 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[E
         hashing.shutdown(cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
     return replace(result, outputs=(*written, out / MANIFEST))
+
+
+def _export(exporter: Exporter, result: RunResult, directory: Path, options: Mapping[str, Any]) -> Sequence[Path]:
+    """An exporter that takes options declares a third parameter, ``options`` (the policy's
+    ``spec.exports`` entry without ``exporter``); one that does not is called as before."""
+    if "options" in inspect.signature(exporter.export).parameters:
+        return exporter.export(result, directory, options=options)  # type: ignore[call-arg]
+    return exporter.export(result, directory)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -62,15 +62,15 @@ def test_engine_benchmark_reports_each_step_of_the_run(tmp_path):
     (m,) = run_benchmark("engine", [2_000], cache_dir=tmp_path)
     names = [s.name for s in m.steps]
     assert names[:3] == ["collect", "decide", "allocate"] and "check" in names
-    assert names[-6:] == ["write allocations", "write summary", "write focus-allocated", "write decisions",
-                          "write schedule", "write manifest"]
+    assert names[-5:] == ["write allocations", "write decisions", "write summary", "write schedule",
+                          "write manifest"]  # the default outputs
     assert sum(s.seconds for s in m.steps) <= m.seconds
     assert all(s.cpu_seconds >= 0 for s in m.steps)
     peaks = [s.peak_rss_bytes for s in m.steps]
     assert peaks == sorted(peaks) and peaks[-1] <= m.peak_rss_bytes
     result = CliRunner().invoke(main, ["bench", "engine", "--rows", "2000", "--cache-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "steps of engine at 2,000 rows" in result.output and "write focus-allocated" in result.output
+    assert "steps of engine at 2,000 rows" in result.output and "write decisions" in result.output
     assert "allocating" in result.output and "writing outputs" in result.output
 
 

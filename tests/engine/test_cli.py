@@ -120,16 +120,37 @@ def test_run_without_inputs_or_sources_says_so_and_writes_nothing(tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
-def test_run_writes_only_the_exporters_named(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE), "--period", "2026-10",
-                    "--out", str(out), "--exporter", "summary", "--exporter", "decisions")
+def test_run_writes_the_default_outputs_and_those_asked_for(tmp_path: Path) -> None:
+    args = ["run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE), "--period", "2026-10", "--out"]
+    result = invoke(*args, str(tmp_path / "default"))
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["decisions.parquet", "manifest.json", "summary.csv"]
+    assert sorted(p.name for p in (tmp_path / "default").iterdir()) == [
+        "allocations.parquet", "decisions.parquet", "manifest.json", "schedule.parquet", "summary.csv"]
+    result = invoke(*args, str(tmp_path / "more"), "--export", "allocations-csv", "--export", "focus-allocated")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "more").iterdir()) == [
+        "allocations.csv", "allocations.parquet", "decisions.parquet", "focus_allocated.parquet", "manifest.json",
+        "schedule.parquet", "summary.csv"]
+    for name in ("allocations.parquet", "decisions.parquet", "summary.csv"):  # asking for more changes nothing else
+        assert (tmp_path / "more" / name).read_bytes() == (tmp_path / "default" / name).read_bytes()
+
+
+def test_the_policy_names_exports_in_spec_exports(tmp_path: Path) -> None:
+    text = (POLICIES / "acme.yaml").read_text(encoding="utf-8")
+    policy = tmp_path / "acme.yaml"
+    policy.write_text(text.replace("\nspec:\n", "\nspec:\n  exports:\n    - {exporter: allocations-csv}\n", 1),
+                      encoding="utf-8")
+    for driver in (POLICIES / "drivers").iterdir():
+        (tmp_path / "drivers").mkdir(exist_ok=True)
+        (tmp_path / "drivers" / driver.name).write_bytes(driver.read_bytes())
+    result = invoke("run", "--policy", str(policy), "--input", str(SAMPLE), "--period", "2026-10",
+                    "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "allocations.csv").exists()
 
 
 def test_an_unknown_exporter_fails_before_anything_runs(tmp_path: Path) -> None:
     result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE), "--period", "2026-10",
-                    "--out", str(tmp_path / "out"), "--exporter", "xlsx")
+                    "--out", str(tmp_path / "out"), "--export", "xlsx")
     assert result.exit_code != 0 and "no exporter 'xlsx' is registered" in result.output
     assert not (tmp_path / "out").exists()

@@ -219,12 +219,13 @@ def test_a_conservation_failure_writes_nothing(registry, tmp_path: Path) -> None
 def test_outputs_are_byte_identical_on_rerun_and_the_manifest_describes_them(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
     items = line_items([{"EffectiveCost": "10", "ServiceName": "=HYPERLINK(\"x\")"}, {"EffectiveCost": "-3", "ServiceName": "@sum"}])
-    first = Engine(p, registry).run([items], "2026-10", out=tmp_path / "a")
-    second = Engine(p, registry).run([items], "2026-10", out=tmp_path / "b")
+    extra = ["allocations-csv", "focus-allocated"]
+    first = Engine(p, registry).run([items], "2026-10", out=tmp_path / "a", export=extra)
+    second = Engine(p, registry).run([items], "2026-10", out=tmp_path / "b", export=extra)
     assert first.run_id == second.run_id
     names = sorted(f.name for f in (tmp_path / "a").iterdir())
     assert names == ["allocations.csv", "allocations.parquet", "decisions.parquet", "focus_allocated.parquet",
-                     "manifest.json", "schedule.parquet", "summary.csv"]
+                     "manifest.json", "summary.csv"]  # nothing deferred: no schedule
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
@@ -241,7 +242,8 @@ def test_ids_do_not_depend_on_where_the_policy_was_loaded_from(tmp_path: Path) -
     for checkout in ("a", "b"):
         shutil.copytree(sample, tmp_path / checkout)
         Engine(tmp_path / checkout / "acme.yaml").run([sample / "data" / "acme-focus-2026-10.csv"], "2026-10",
-                                                      out=tmp_path / f"out-{checkout}")
+                                                      out=tmp_path / f"out-{checkout}",
+                                                      export=["allocations-csv", "focus-allocated"])
         outs.append(tmp_path / f"out-{checkout}")
     decisions = [pq.read_table(out / "decisions.parquet") for out in outs]
     assert decisions[0]["decision_id"].equals(decisions[1]["decision_id"])
@@ -255,7 +257,8 @@ def test_working_in_slices_changes_no_byte(tmp_path: Path, monkeypatch: pytest.M
     """Allocation queries, the store's sort and the streamed batches each work on a slice of
     the month; slices of a few lines (many per run) must give the outputs of one slice."""
     sample = Path(__file__).parents[2] / "policies"
-    run = partial(Engine(sample / "acme.yaml").run, [sample / "data" / "acme-focus-2026-10.csv"], "2026-10")
+    run = partial(Engine(sample / "acme.yaml").run, [sample / "data" / "acme-focus-2026-10.csv"], "2026-10",
+                  export=["allocations-csv", "focus-allocated"])
     run(out=tmp_path / "whole")
     monkeypatch.setattr(duck, "ALLOCATE_LINES", 7)
     monkeypatch.setattr(store, "SORT_LINES", 5)
@@ -268,7 +271,7 @@ def test_working_in_slices_changes_no_byte(tmp_path: Path, monkeypatch: pytest.M
 def test_csv_cells_that_look_like_formulas_are_defused_but_amounts_are_not(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}])
     items = line_items([{"EffectiveCost": "-3", "ServiceName": "=cmd|' /C calc'!A0", "ResourceId": "+1", "RegionId": "\tx"}])
-    Engine(p, registry).run([items], "2026-10", out=tmp_path)
+    Engine(p, registry).run([items], "2026-10", out=tmp_path, export=["allocations-csv"])
     text = (tmp_path / "allocations.csv").read_text()
     assert "'=cmd|" in text and ",'+1," in text and "'\tx" in text
     assert ",-3.0000000000," in text
@@ -277,7 +280,8 @@ def test_csv_cells_that_look_like_formulas_are_defused_but_amounts_are_not(regis
 
 def test_focus_allocated_adds_the_allocation_columns(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "fixed", "splits": {"CC-1": 0.75, "CC-2": 0.25}}}])
-    Engine(p, registry).run([line_items([{"EffectiveCost": "4", "ServiceName": "EC2"}])], "2026-10", out=tmp_path)
+    Engine(p, registry).run([line_items([{"EffectiveCost": "4", "ServiceName": "EC2"}])], "2026-10", out=tmp_path,
+                            export=["focus-allocated"])
     table = pq.read_table(tmp_path / "focus_allocated.parquet")
     for column in ("AllocatedMethodId", "AllocatedMethodDetails", "x_CostCenterId", "x_AllocationRuleId",
                    "x_PolicyVersion", "x_DecisionId", "ServiceName", "Tags"):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA
 from chargeback_engine.engine.duck import _split_sql
 from chargeback_engine.engine.runner import Engine
-from chargeback_engine.money import LEDGER_QUANTUM, split
+from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, split, tie_rotation
 from tests.engine.helpers import line_items, make_policy
 
 UNIT = LEDGER_QUANTUM
@@ -78,13 +78,14 @@ def scenarios(draw):  # type: ignore[no-untyped-def]
     return spec, items
 
 
-def _expected_stage0(amount: Decimal, shares: dict[str, int], months: int | None, n_months: int) -> dict:
-    """What money.split says one source line's stage-0 rows must be."""
+def _expected_stage0(amount: Decimal, shares: dict[str, int], months: int | None, n_months: int, line: int) -> dict:
+    """What money.split says one source line's stage-0 rows must be (ties rotated by the line's position)."""
     parts = [amount] if months is None else split(amount, [Decimal(1)] * n_months)
     centers = sorted(shares)
     out: dict = defaultdict(Decimal)
     for index, part in enumerate(parts):
-        for cc, value in zip(centers, split(part, [Decimal(shares[c]) for c in centers]), strict=True):
+        weights = [Decimal(shares[c]) for c in centers]
+        for cc, value in zip(centers, split(part, weights, rotation=tie_rotation(line, len(centers))), strict=True):
             out[(index, cc)] += value
     return dict(out)
 
@@ -117,7 +118,8 @@ def test_every_method_conserves_and_matches_money_split(plane_factory, registry,
         months = decision["months"]
         n_months = len(periods) if months is None else _months_of(rows, items[number - 1], months)
         expected = _expected_stage0(Decimal(items[number - 1]["EffectiveCost"]),
-                                    {k: int(v) for k, v in json.loads(decision["shares"]).items()}, months, n_months)
+                                    {k: int(v) for k, v in json.loads(decision["shares"]).items()}, months, n_months,
+                                    line=number - 1)
         start = periods[0]
         actual = {(_month_index(start, r["period"]), r["cost_center"]): r["amount"] for r in rows}
         assert actual == expected
@@ -143,6 +145,9 @@ def _months_of(rows: list[dict], item: dict, months: int) -> int:
     (Decimal("-7.0000000003"), [5, 0, 2, 9, 2]),
     (Decimal("99999999999999.9999999999"), [10**6 - 1, 10**6, 1]),
     (Decimal(0), [4, 1]),
+    (Decimal("12.5"), [4, 1]),  # divides evenly: no leftover to rank
+    (Decimal("123456.0000000007"), [3 * 10**17, 10**17 + 7, 5]),  # a total past BIGINT's remainder arithmetic
+    (Decimal("-0.0000000013"), [10**18 - 1, 1]),
 ])
 def test_sql_split_equals_money_split(amount: Decimal, weights: list[int]) -> None:
     """Edge cases of the split SQL itself; the property above covers it through every method."""
@@ -155,11 +160,11 @@ def test_sql_split_equals_money_split(amount: Decimal, weights: list[int]) -> No
     connection.register("splits_arrow", splits)
     connection.execute("""CREATE TEMP TABLE splits AS SELECT 1 AS decision, * REPLACE (CAST(weight AS HUGEINT) AS weight),
         sum(CAST(weight AS HUGEINT)) OVER () AS total, count(*) OVER () AS n FROM splits_arrow""")
-    units = int(amount.scaleb(10))
+    units = int(amount.scaleb(LEDGER_SCALE))
     rows = connection.sql(f"""
         WITH p AS (SELECT 1 AS decision, 1 AS line, CAST({units} AS HUGEINT) AS units)
         SELECT cost_center, units_out FROM ({_split_sql('p', 'line', splits)}) ORDER BY cost_center
     """).fetchall()
     connection.close()
-    expected = split(amount, [Decimal(w) for _, w in kept])
-    assert [Decimal(u).scaleb(-10) for _, u in rows] == expected
+    expected = split(amount, [Decimal(w) for _, w in kept], rotation=tie_rotation(1, len(kept)))
+    assert [Decimal(u).scaleb(-LEDGER_SCALE) for _, u in rows] == expected

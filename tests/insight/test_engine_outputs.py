@@ -20,6 +20,7 @@ def test_reports_on_a_real_engine_run(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, [
         "run", "--policy", str(REPO / "policies" / "acme.yaml"),
         "--input", str(REPO / "policies" / "data" / "acme-focus-2026-10.csv"), "--period", "2026-10", "--out", str(out),
+        "--export", "focus-allocated",  # the source lines, for tagging compliance
     ])
     assert result.exit_code == 0, result.output
     with (out / "summary.csv").open() as handle:

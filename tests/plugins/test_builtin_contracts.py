@@ -15,7 +15,16 @@ from chargeback_engine.allocators import amortized, direct, even, fixed, proport
 from chargeback_engine.collectors import focus_files
 from chargeback_engine.exporters import files
 from chargeback_engine.periods import Period
-from chargeback_engine.testing import AllocatorContract, CollectorContract, ExporterContract, line_items
+from chargeback_engine.engine.result import RunResult
+from chargeback_engine.testing import (
+    CONTRACT_LINE_ITEMS,
+    AllocatorContract,
+    CollectorContract,
+    ExporterContract,
+    line_items,
+    make_engine,
+    make_policy,
+)
 
 CPU_HOURS = {"cpu-hours": {"inline": [
     {"period": "2026-10", "cost_center": "CC-1", "quantity": 3},
@@ -119,6 +128,14 @@ class TestDecisionsExporter(ExporterContract):
 class TestScheduleExporter(ExporterContract):
     plugin = files
     name = "schedule"
+
+    @pytest.fixture
+    def result(self) -> RunResult:
+        """A run with parts deferred to later periods: without them there is no schedule to write."""
+        rule = {"id": "spread", "priority": 1,
+                "allocate": {"method": "amortized", "months": 3, "then": {"method": "even", "among": ["CC-1", "CC-2"]}}}
+        policy = make_policy(builtins=True, rules=[rule])
+        return make_engine(policy, builtins=True).run([line_items(*CONTRACT_LINE_ITEMS)], "2026-10")
 
 
 class TestFocusFilesCollector(CollectorContract):

@@ -121,8 +121,8 @@ cases:
     period: 2026-10
     line_items:  # each line splits on its own; leftover units go to the largest remainder
       - {EffectiveCost: "100.0000000001", Tags: {team: platform}}  # 75.0000000001 + 25.0000000000
-      - {EffectiveCost: "-0.0000000002", Tags: {team: platform}}   # -0.0000000002 + 0 (tie: first wins)
-    expect: {CC-1: "74.9999999999", CC-2: "25.0000000000"}
+      - {EffectiveCost: "-0.0000000002", Tags: {team: platform}}   # -0.0000000001 each (a tie: this line's rotation)
+    expect: {CC-1: "75.0000000000", CC-2: "24.9999999999"}
 """
 
 

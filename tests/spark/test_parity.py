@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from chargeback_engine.bench.spark import bench_spec
 from chargeback_engine.bench.synthetic import Shape, write_parquet
 from chargeback_engine.cli import main
-from chargeback_engine.engine.runner import Engine, RunResult
+from chargeback_engine.engine.result import RunResult
+from chargeback_engine.engine.runner import Engine
 from chargeback_engine.errors import ConservationError
 from tests.engine.helpers import line_items, make_policy
 
