@@ -198,8 +198,8 @@ class DuckDBPlane:
         schedule = f"""
                 UNION ALL BY NAME
                 SELECT line, decision,
-                       strftime(date_trunc('month', coalesce(ChargePeriodStart, TIMESTAMPTZ '{run.period.start}'))
-                                + to_months(CAST(i AS INTEGER)), '%Y-%m') AS period,
+                       greatest(strftime(date_trunc('month', coalesce(ChargePeriodStart, TIMESTAMPTZ '{run.period.start}'))
+                                         + to_months(CAST(i AS INTEGER)), '%Y-%m'), '{run.period}') AS period,
                        i AS part_index,
                        sign(units) * (abs(units) // n_parts + CASE WHEN i < abs(units) % n_parts THEN 1 ELSE 0 END) AS units
                 FROM hit, LATERAL (SELECT unnest(range(n_parts)) AS i) WHERE months IS NOT NULL""" if amortized else ""
@@ -250,25 +250,21 @@ class DuckDBPlane:
 
     # -- results ---------------------------------------------------------------------
     def balances(self) -> pa.Table:
+        """Each line's ledger rows summed first (a group by an integer), so the line items are
+        joined once per line, not once per ledger row; a ledger row whose line is not loaded
+        lands in a group of its own, with no input."""
         return self._con.sql(f"""
-            WITH i AS (
-                SELECT BillingCurrency AS currency, BillingAccountId AS billing_account_id,
-                       strftime(ChargePeriodStart, '%Y-%m') AS period, sum(units) AS input
-                FROM src GROUP BY ALL
-            ), l AS (
+            WITH per_line AS (SELECT line, sum(units) AS ledger FROM {LEDGER_ROWS} GROUP BY line),
+            groups AS (
                 SELECT r.BillingCurrency AS currency, r.BillingAccountId AS billing_account_id,
-                       strftime(r.ChargePeriodStart, '%Y-%m') AS period, sum(l.units) AS ledger
-                FROM {LEDGER_ROWS} l JOIN src_arrow r ON r.{LINE} = l.line GROUP BY ALL
+                       date_trunc('month', r.ChargePeriodStart) AS month,
+                       coalesce(sum(r.units), 0) AS input, coalesce(sum(l.ledger), 0) AS ledger
+                FROM src r FULL OUTER JOIN per_line l ON l.line = r.{LINE}
+                GROUP BY ALL
             )
-            SELECT coalesce(i.currency, l.currency) AS currency,
-                   coalesce(i.billing_account_id, l.billing_account_id) AS billing_account_id,
-                   coalesce(i.period, l.period) AS period,
-                   {_TO_MONEY.format('coalesce(input, 0)')} AS input, {_TO_MONEY.format('coalesce(ledger, 0)')} AS ledger
-            FROM i FULL OUTER JOIN l  -- a source without billing accounts still balances: nulls match nulls
-              ON i.currency IS NOT DISTINCT FROM l.currency
-             AND i.billing_account_id IS NOT DISTINCT FROM l.billing_account_id
-             AND i.period IS NOT DISTINCT FROM l.period
-            ORDER BY ALL
+            SELECT currency, billing_account_id, strftime(month, '%Y-%m') AS period,
+                   {_TO_MONEY.format('input')} AS input, {_TO_MONEY.format('ledger')} AS ledger
+            FROM groups ORDER BY ALL
         """).to_arrow_table()
 
     def finish(self) -> RunStore:

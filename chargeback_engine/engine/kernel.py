@@ -286,13 +286,17 @@ class Kernel:
 
     def driver_quantities(self, driver_id: str, filter: Condition | None) -> dict[str, Decimal]:
         quantities: dict[str, Decimal] = {}
-        for row in self._driver_rows(driver_id):
+        for number, row in enumerate(self._driver_rows(driver_id), start=1):
             if row["period"] != str(self.period) or (filter is not None and not filter.matches(row)):
                 continue
             try:
                 quantity = Decimal(row["quantity"] or "0")
             except ArithmeticError:
                 raise InputError(f"driver {driver_id!r}: quantity {row['quantity']!r} is not a number") from None
+            problem = "not a finite number" if not quantity.is_finite() else "negative" if quantity < 0 else None
+            if problem:
+                raise InputError(f"driver {driver_id!r}: data row {number} ({row['cost_center']}, {row['period']}): "
+                                 f"quantity {quantity} is {problem}; a usage quantity is zero or more")
             quantities[row["cost_center"]] = quantities.get(row["cost_center"], Decimal(0)) + quantity
         return quantities
 

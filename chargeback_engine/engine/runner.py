@@ -10,6 +10,7 @@ the kernel compile the policy onto the data plane and decide once per outcome
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from chargeback_engine.engine.memory import release_arrow_memory
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.tags import TagColumns, with_tag_columns
 from chargeback_engine.errors import ConservationError, InputError
+from chargeback_engine.focus import TIMESTAMP
 from chargeback_engine.exporters.write import write_outputs
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
@@ -125,6 +127,7 @@ class Engine:
         records = combine(sources)  # empties ``sources``
         kernel = Kernel(policy, self.registry, period)
         _check_currencies(records, kernel)
+        _check_period(records, period, policy.document.get("spec", {}).get("out_of_period", "error"))
         layout = TagColumns.for_fields(kernel.tag_fields)
         records = with_tag_columns(records, policy.tags, layout)
         version = _engine_version()
@@ -145,9 +148,10 @@ class Engine:
             plane.close()
         store.add_carried(carried)
         kernel_decisions = kernel.decision_table(decisions)
+        result = RunResult(run_id, period, policy, kernel_decisions, tuple(infos), version, store, rows)
+        _check_identity(result)
         if self.plugin_manager is not None:
             call_each(self.plugin_manager, "chargeback_decisions_recorded", run_id=run_id, decisions=kernel_decisions)
-        result = RunResult(run_id, period, policy, kernel_decisions, tuple(infos), version, store, rows)
         if out is not None:
             result = write_outputs(result, Path(out), exporters, step)
         log.info("run.done", run_id=run_id, decisions=kernel_decisions.num_rows)
@@ -177,6 +181,38 @@ def _check_currencies(records: pa.Table, kernel: Kernel) -> None:
     if len(currencies) > 1:
         for currency in currencies:
             kernel.exchange_rate(currency)
+
+
+def _check_period(records: pa.Table, period: Period, out_of_period: str) -> None:
+    """Every line belongs to the run period, unless the policy charges the others to it
+    (``spec.out_of_period: charge-to-run-period``; amortized parts dated before the run
+    period are then charged to it too). A run with no line of its own period is refused
+    either way: it would report another month's bill as this one's."""
+    start = records["ChargePeriodStart"]
+    first = pa.scalar(datetime.combine(period.start, time(), UTC), TIMESTAMP)
+    inside = pc.greater_equal(start, first)
+    if (period.year, period.month) < (9999, 12):  # the last representable month has no end
+        inside = pc.and_(inside, pc.less(start, pa.scalar(datetime.combine(period.end, time(), UTC), TIMESTAMP)))
+    outside = records.filter(pc.invert(pc.fill_null(inside, False)))
+    if outside.num_rows == records.num_rows:
+        months = sorted({t.strftime("%Y-%m") for t in pc.unique(outside["ChargePeriodStart"]).to_pylist() if t})
+        raise InputError(f"no line item is charged in {period}: the inputs hold {', '.join(months[:6]) or 'no dates'}"
+                         f"{' …' if len(months) > 6 else ''}; run the period they belong to")
+    if outside.num_rows and out_of_period == "error":
+        first = outside.slice(0, 1).to_pylist()[0]
+        month = first["ChargePeriodStart"].strftime("%Y-%m") if first["ChargePeriodStart"] else "no date"
+        raise InputError(f"{first['x_SourceId']}: row {first['x_SourceRow']}: ChargePeriodStart is in {month}, not in "
+                         f"the run period {period} ({outside.num_rows} such line(s)); run their own period, or set "
+                         "spec.out_of_period: charge-to-run-period to charge them to this one")
+
+
+def _check_identity(result: RunResult) -> None:
+    """The manifest's promise, checked on every run: allocated + deferred = input + carried."""
+    for currency, t in result.totals().items():
+        if t["allocated"] + t["deferred"] != t["input"] + t["carried"]:
+            raise ConservationError(
+                f"money is not conserved in {currency}: allocated {t['allocated']} + deferred {t['deferred']} "
+                f"!= input {t['input']} + carried {t['carried']}")
 
 
 def _check_conservation(balances: pa.Table) -> None:

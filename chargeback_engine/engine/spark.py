@@ -277,7 +277,8 @@ class SparkPlane:
                      .withColumn("e", _sql("ChargePeriodEnd - INTERVAL 1 MICROSECOND"))
                      .withColumn("n_parts", _sql(f"CAST({n_parts} AS INT)"))
                      .withColumn("part_index", F.explode(F.sequence(F.lit(0), F.col("n_parts") - 1)))
-                     .withColumn("period", _sql(f"date_format(add_months(date_trunc('MONTH', {start}), part_index), 'yyyy-MM')"))
+                     .withColumn("period", _sql(f"greatest(date_format(add_months(date_trunc('MONTH', {start}), "
+                                                f"part_index), 'yyyy-MM'), '{run.period}')"))
                      .withColumn("units", _sql(self._part_units()))
                      .drop("e", "n_parts"))
         parts = plain.unionByName(amortized).drop("months", "ChargePeriodStart", "ChargePeriodEnd")

@@ -230,6 +230,7 @@ _DEFS: dict[str, Any] = {
             "currency": {"$ref": "#/$defs/currency"},
             "cost_column": {"enum": ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"], "default": "EffectiveCost"},
             "unallocated": {"$ref": "#/$defs/cost-center-id", "default": "UNALLOCATED"},
+            "out_of_period": {"enum": ["error", "charge-to-run-period"], "default": "error"},
             "tags": {"$ref": "#/$defs/tags"},
             "cost_centers": _list({"$ref": "#/$defs/cost-center"}, 10000, minItems=1),
             "drivers": {

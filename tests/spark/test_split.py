@@ -13,7 +13,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chargeback_engine.engine.spark import split_units, to_money, to_units
-from chargeback_engine.money import LEDGER_QUANTUM, split
+from chargeback_engine.engine.store import LINE
+from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, split, tie_rotation
 
 UNIT = LEDGER_QUANTUM
 #: The largest amount the plane promises to handle (docs/spark.md: below 10^22).
@@ -31,10 +32,11 @@ cases = st.lists(st.tuples(amounts, st.lists(st.integers(min_value=0, max_value=
 
 
 def spark_split(spark, batch: list[tuple[Decimal, list[int]]]) -> list[list[Decimal]]:  # type: ignore[no-untyped-def]
-    parts = pa.table({"decision_id": [f"d{i}" for i in range(len(batch))],
-                      "units": pa.array([a.scaleb(10, _WIDE) for a, _ in batch], pa.decimal128(38, 0))})
-    rows = [{"decision_id": f"d{i}", "cost_center": f"C{j:02d}", "weight": Decimal(w), "position": j}
-            for i, (_, weights) in enumerate(batch) for j, w in enumerate(weights) if w]
+    parts = pa.table({"decision_id": [f"d{i}" for i in range(len(batch))], LINE: list(range(len(batch))),
+                      "units": pa.array([a.scaleb(LEDGER_SCALE, _WIDE) for a, _ in batch], pa.decimal128(38, 0))})
+    rows = [{"decision_id": f"d{i}", "cost_center": f"C{j:02d}", "weight": Decimal(w), "position": position}
+            for i, (_, weights) in enumerate(batch)
+            for position, (j, w) in enumerate((j, w) for j, w in enumerate(weights) if w)]  # positions as the kernel numbers them
     shares = spark.createDataFrame(pa.Table.from_pylist(rows, pa.schema([
         ("decision_id", pa.string()), ("cost_center", pa.string()), ("weight", pa.decimal128(38, 0)),
         ("position", pa.int32())])))
@@ -52,8 +54,9 @@ def spark_split(spark, batch: list[tuple[Decimal, list[int]]]) -> list[list[Deci
                 (-REFERENCE_LIMIT, [7, 10**9]), (Decimal("0.0000000005"), [1, 1, 1, 1, 1, 1, 1, 1, 1, 1])])
 def test_spark_split_equals_money_split(spark, batch) -> None:  # type: ignore[no-untyped-def]
     results = spark_split(spark, batch)
-    for (amount, weights), parts in zip(batch, results, strict=True):
-        assert parts == split(amount, [Decimal(w) for w in weights if w]), (amount, weights)
+    for line, ((amount, weights), parts) in enumerate(zip(batch, results, strict=True)):
+        kept = [Decimal(w) for w in weights if w]
+        assert parts == split(amount, kept, rotation=tie_rotation(line, len(kept))), (amount, weights)
         assert sum(parts, Decimal(0)) == amount
 
 
