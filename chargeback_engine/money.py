@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import ROUND_FLOOR, Decimal, localcontext
 
-#: Digits after the point kept by the ledger. DuckDB and Spark use DECIMAL(38, 10).
-LEDGER_SCALE = 10
+#: Digits after the point kept by the ledger: every digit FOCUS files and provider exports
+#: carry (up to 18). DuckDB and Spark hold amounts as DECIMAL(38, LEDGER_SCALE), so an amount
+#: is below 1e20 and its integer units (amount * 10**LEDGER_SCALE) below 1e38.
+LEDGER_SCALE = 18
 LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_SCALE)
 
 #: ISO 4217 minor units that differ from 2; invoices round to these.

@@ -8,12 +8,12 @@ write the narrow ledger as Parquet, which the run's
 :class:`~chargeback_engine.engine.store.SortedLedgerStore` sorts and widens with DuckDB,
 exactly as it does for the DuckDB plane.
 
-Amounts become integer units of 1e-10 as ``DECIMAL(38, 0)`` for the split. Spark types the
+Amounts become integer units of 10**-LEDGER_SCALE as ``DECIMAL(38, 0)`` for the split. Spark types the
 result of every decimal operation, and with its default ``allowPrecisionLoss`` a product
 or quotient that could need more than 38 digits keeps only 6 after the point. So every
 operation below is chosen to be exact: remainders are exact, products of integers stay
 integers, ``(x - x % y) / y`` is an exact integer quotient (below 1e32), and money is
-converted to and from units through its integer and fractional parts, never ``x * 1e10``.
+converted to and from units through its integer and fractional parts, never ``x * 10**S``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ from chargeback_engine.engine.store import (
     encoded_lines,
 )
 from chargeback_engine.errors import InputError
-from chargeback_engine.focus import read_parquet_columns
+from chargeback_engine.focus import MONEY, read_parquet_columns
 from chargeback_engine.ledger import LEDGER_SCHEMA
+from chargeback_engine.money import LEDGER_SCALE
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -69,6 +70,8 @@ STORE_MEMORY_LIMIT = "25%"
 ROW_GROUP_ROWS = 65_536
 
 _INT = "DECIMAL(38,0)"
+_MONEY = f"DECIMAL(38,{LEDGER_SCALE})"
+_UNIT = 10**LEDGER_SCALE
 #: The narrow ledger Spark computes: the store adds the line's and the decision's columns.
 _LEDGER_ROWS = (LINE, "period", "cost_center", "amount", "stage", "decision")
 
@@ -97,19 +100,27 @@ def _sql(text: str) -> Column:
 
 
 def to_units(money: str) -> str:
-    """SQL: a ``DECIMAL(38, 10)`` amount as exact integer units of 1e-10 (``DECIMAL(38, 0)``).
+    """SQL: a ``DECIMAL(38, S)`` amount as exact integer units of 10**-S (``DECIMAL(38, 0)``).
 
-    ``money % 1`` is exact (type ``DECIMAL(11, 10)``); the integer part is too.
+    ``money % 1`` is exact (type ``DECIMAL(S+1, S)``), and so is the integer part; each
+    product below is an integer, which Spark's precision adjustment keeps exact.
     """
-    return (f"(CAST(CAST(({money}) - ({money}) % 1 AS DECIMAL(28,0)) AS {_INT}) * CAST(10000000000 AS {_INT})"
-            f" + CAST((({money}) % 1) * 10000000000 AS {_INT}))")
+    return (f"(CAST(CAST(({money}) - ({money}) % 1 AS DECIMAL({38 - LEDGER_SCALE},0)) AS {_INT}) * CAST({_UNIT} AS {_INT})"
+            f" + CAST((({money}) % 1) * CAST({_UNIT} AS DECIMAL({LEDGER_SCALE + 1},0)) AS {_INT}))")
 
 
 def to_money(units: str) -> str:
-    """SQL: integer units of 1e-10 back to a ``DECIMAL(38, 10)`` amount, exactly."""
-    whole = f"CAST(({units}) - ({units}) % 10000000000 AS DECIMAL(38,0)) / CAST(10000000000 AS DECIMAL(11,0))"
-    part = f"CAST(({units}) % 10000000000 AS DECIMAL(10,0)) * CAST(0.0000000001 AS DECIMAL(11,10))"
-    return f"CAST(CAST({whole} AS DECIMAL(27,0)) + {part} AS DECIMAL(38,10))"
+    """SQL: integer units of 10**-S back to a ``DECIMAL(38, S)`` amount, exactly.
+
+    Spark types ``whole + fraction`` as DECIMAL(39, S), which it adjusts to fewer digits
+    after the point; so the amount is spelled as text, sign, whole part and the fraction's
+    S digits, and that text is cast, which is exact.
+    """
+    magnitude = f"abs(CAST({units} AS {_INT}))"
+    whole = _idiv(magnitude, f"CAST({_UNIT} AS {_INT})")
+    fraction = f"CAST({magnitude} % CAST({_UNIT} AS {_INT}) AS DECIMAL({LEDGER_SCALE},0))"
+    return (f"CAST(concat(CASE WHEN ({units}) < 0 THEN '-' ELSE '' END, CAST({whole} AS STRING), '.', "
+            f"lpad(CAST({fraction} AS STRING), {LEDGER_SCALE}, '0')) AS {_MONEY})")
 
 
 def _idiv(x: str, y: str) -> str:
@@ -299,7 +310,7 @@ class SparkPlane:
         group = ["cost_center", "currency", *columns]
         table = (basis.groupBy(*(F.col(f"`{c}`") for c in group)).agg(F.sum("amount").alias("amount"))
                  .orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in group)).toArrow())
-        return table.cast(pa.schema([*(pa.field(c, pa.string()) for c in group), pa.field("amount", pa.decimal128(38, 10))]))
+        return table.cast(pa.schema([*(pa.field(c, pa.string()) for c in group), pa.field("amount", MONEY)]))
 
     # -- shared stages ---------------------------------------------------------------
     def redistribute(self, stage: int, pool: str, splits: pa.Table) -> None:
@@ -335,13 +346,13 @@ class SparkPlane:
         ledger = (self._ledger().groupBy(LINE).agg(F.sum("amount").alias("amount")).join(lines, LINE)
                   .groupBy(*keys).agg(F.sum("amount").alias("ledger")).alias("l"))
         on = reduce(lambda x, y: x & y, [F.col(f"i.{k}").eqNullSafe(F.col(f"l.{k}")) for k in keys])
-        zero = _sql("CAST(0 AS DECIMAL(38,10))")
+        zero = _sql(f"CAST(0 AS {_MONEY})")
         table = (inputs.join(ledger, on, "full_outer")
                  .select(*(F.coalesce(F.col(f"i.{k}"), F.col(f"l.{k}")).alias(k) for k in keys),
                          F.coalesce(F.col("input"), zero).alias("input"), F.coalesce(F.col("ledger"), zero).alias("ledger"))
                  .orderBy(*(F.col(k).asc_nulls_last() for k in keys)).toArrow())
         return table.cast(pa.schema([*(pa.field(k, pa.string()) for k in keys),
-                                     pa.field("input", pa.decimal128(38, 10)), pa.field("ledger", pa.decimal128(38, 10))]))
+                                     pa.field("input", MONEY), pa.field("ledger", MONEY)]))
 
     def finish(self) -> RunStore:
         """Have the executors write the narrow ledger next to the lines; a store on the
