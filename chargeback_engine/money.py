@@ -45,8 +45,8 @@ def split(amount: Decimal, weights: Sequence[Decimal], scale: int = LEDGER_SCALE
     if any(w < 0 for w in weights):
         raise ValueError("weights must not be negative")
     unit = quantum(scale)
-    # Every step, negation and sums included, runs at 80 digits: the default 28 would
-    # silently round amounts of 1e18 and more.
+    # Every step, negation, sums and the leftover units included, runs at 80 digits: the
+    # default 28 would silently round an amount of 1e10 and more at 18 digits after the point.
     with localcontext() as ctx:
         ctx.prec = 80
         total_weight = sum(weights, Decimal(0))
@@ -62,4 +62,4 @@ def split(amount: Decimal, weights: Sequence[Decimal], scale: int = LEDGER_SCALE
         by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
         for i in by_remainder[:leftover_units]:
             floors[i] += unit
-        return floors
+    return floors

@@ -128,7 +128,7 @@ def test_cur2_gzip_csv_files_named_by_the_manifest_are_read_exactly(s3):
     s3.put_object(Bucket=BUCKET, Key=f"{ROOT}/data/BILLING_PERIOD=2026-10/stale-00009.csv.gz", Body=gzip_csv(FILE_1))
     source = collect()
     table = source.table
-    assert table.schema == focus.COST_TABLE_SCHEMA
+    assert focus.plain_schema(table.schema) == focus.COST_TABLE_SCHEMA
     assert table.num_rows == 9
     assert sum(table["BilledCost"].to_pylist()) == BILLED
     assert sum(table["EffectiveCost"].to_pylist()) == EFFECTIVE
@@ -164,9 +164,9 @@ def test_parquet_doubles_go_through_their_repr_and_maps_become_json(s3):
     pq.write_table(pa.table(rows), buffer)
     deliver(s3, "exec-1", {"part-1.snappy.parquet": buffer.getvalue()})
     source = collect()
-    assert source.table["BilledCost"].to_pylist() == [Decimal("0.1"), Decimal("0.2"), Decimal("0.0000115741")]
+    assert source.table["BilledCost"].to_pylist() == [Decimal("0.1"), Decimal("0.2"), Decimal("0.000011574074074074")]
     assert source.table["Tags"].to_pylist() == ['{"user_team":"search"}', "{}", "{}"]
-    assert source.details["rounding"]["line_item_unblended_cost"] == {"values": 1, "residue": "-2.5925925927E-11"}
+    assert source.details["rounding"]["line_item_unblended_cost"] == {"values": 1, "residue": "0.000000000000000000073"}
 
 
 def test_a_restated_month_is_a_new_version(s3):
@@ -196,7 +196,7 @@ def test_focus_export(s3):
 
 def test_a_bad_amount_names_the_file_and_row(s3):
     deliver(s3, "exec-1", {"part-1.csv.gz": gzip_csv([*FILE_1, cur_row("Usage", "12,50")])})
-    with pytest.raises(InputError, match=r"part-1.csv.gz.*row 5, column line_item_unblended_cost: '12,50'"):
+    with pytest.raises(InputError, match=r'part-1.csv.gz: row 5: line_item_unblended_cost: "12,50" is not a decimal number' ):
         collect()
 
 
