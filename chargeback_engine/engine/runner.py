@@ -40,7 +40,7 @@ from chargeback_engine.engine.store import LINE, RunStore, one_chunk, sql_text
 from chargeback_engine.errors import ConservationError, InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA, conform, encoded
 from chargeback_engine.ledger import LEDGER_SCHEMA
-from chargeback_engine.money import LEDGER_QUANTUM
+from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
     Registered,
@@ -137,7 +137,7 @@ class RunResult:
             )
             SELECT * FROM totals
             UNION ALL
-            SELECT {unallocated}, currency, CAST(0 AS DECIMAL(38,10)) FROM currencies c
+            SELECT {unallocated}, currency, CAST(0 AS DECIMAL(38,{LEDGER_SCALE})) FROM currencies c
             WHERE NOT EXISTS (SELECT 1 FROM totals t WHERE t.cost_center = {unallocated} AND t.currency = c.currency)
             ORDER BY cost_center, currency
         """
