@@ -35,9 +35,10 @@ from chargeback_engine.normalise import (
     Rounding,
     blank_as_null,
     csv_header,
+    exact_money,
     normalise,
+    summarise,
     tags_as_text,
-    to_money,
     unique_columns,
 )
 
@@ -321,7 +322,7 @@ class BatchMapper:
     """Maps raw export batches to the FOCUS cost table with one SQL ``SELECT`` over the batch.
 
     Before the SQL runs, ``money`` columns are made exact (the normaliser's
-    :func:`~chargeback_engine.normalise.to_money`, so the SQL computes with exact decimals),
+    :func:`~chargeback_engine.normalise.exact_money`, so the SQL computes with exact decimals),
     ``''`` in ``text`` columns becomes null, ``tags`` columns that arrive as maps become
     JSON text, and any declared column the file lacks is added as nulls, so one ``select``
     (reading the relation ``batch``) serves every column selection a provider lets users
@@ -356,6 +357,7 @@ class BatchMapper:
     def map(self, raw: pa.RecordBatch | pa.Table, *, where: str, first_row: int = 1) -> pa.Table:
         """Map one batch whose first row is data row ``first_row`` of the file ``where``."""
         batch = pa.Table.from_batches([raw]) if isinstance(raw, pa.RecordBatch) else raw
+        problems: list[tuple[int, str]] = []
         for column in self.columns:
             if column not in batch.column_names:
                 kind = focus.MONEY if column in self.money else pa.string()
@@ -363,12 +365,15 @@ class BatchMapper:
                 continue
             values = batch[column]
             if column in self.money:
-                values = to_money(values, column=column, where=where, rounding=self.rounding, first_row=first_row)
+                values, bad = exact_money(values, column=column, rounding=self.rounding)
+                problems += bad
             elif column in self.tags:
                 values = blank_as_null(tags_as_text(values))
             elif pa.types.is_string(values.type):
                 values = blank_as_null(values)
             batch = batch.set_column(batch.schema.get_field_index(column), column, values)
+        if problems:
+            raise InputError(summarise([f"{where}: row {first_row + row}: {text}" for row, text in sorted(problems)]))
         self._connection.register("batch", batch)
         try:
             mapped = self._connection.sql(self.select).to_arrow_table()

@@ -12,7 +12,7 @@ Amounts become integer units of 10**-LEDGER_SCALE as ``DECIMAL(38, 0)`` for the 
 result of every decimal operation, and with its default ``allowPrecisionLoss`` a product
 or quotient that could need more than 38 digits keeps only 6 after the point. So every
 operation below is chosen to be exact: remainders are exact, products of integers stay
-integers, ``(x - x % y) / y`` is an exact integer quotient (below 1e32), and money is
+integers, ``(x - x % y) / y`` is an exact integer quotient (found in two parts, :func:`_idiv`), and money is
 converted to and from units through its integer and fractional parts, never ``x * 10**S``.
 """
 
@@ -124,8 +124,16 @@ def to_money(units: str) -> str:
 
 
 def _idiv(x: str, y: str) -> str:
-    """SQL: ``x // y`` for non-negative integer decimals, exact (quotients below 1e32)."""
-    return f"CAST((({x}) - ({x}) % ({y})) / ({y}) AS {_INT})"
+    """SQL: ``x // y`` for non-negative integer decimals below 1e38 (``y`` below 1e32), exact.
+
+    Spark types every decimal quotient with 6 digits after the point, so 32 at most before
+    it; units of 10**-18 reach 1e38. So the quotient is found in two parts, each below 1e32:
+    ``x // (y * 1e6)`` and what is left of ``x`` divided by ``y`` (below 1e6)."""
+    exact = f"(({x}) - ({x}) % ({y}))"
+    block = f"CAST(({y}) * 1000000 AS {_INT})"
+    high = f"CAST(({exact} - {exact} % {block}) / {block} AS {_INT})"
+    low = f"CAST(({exact} % {block}) / ({y}) AS {_INT})"
+    return f"CAST({high} * 1000000 + {low} AS {_INT})"
 
 
 def split_units(parts: DataFrame, splits: DataFrame, partition: Sequence[str]) -> DataFrame:
