@@ -16,9 +16,10 @@ from chargeback_engine.engine.spark import split_units, to_money, to_units
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, split
 
 UNIT = LEDGER_QUANTUM
-#: The largest amount DECIMAL(38, LEDGER_SCALE) holds (docs/spark.md).
-LARGEST = Decimal("9" * (38 - LEDGER_SCALE) + "." + "9" * LEDGER_SCALE)
-#: ``money.split`` (the reference) is exact up to the same limit.
+#: The largest amount the Spark plane splits exactly: Spark negates (``abs``, unary minus) a
+#: decimal through 34-digit arithmetic, so units of 10**-18 stay below 1e34 (amounts below 1e16).
+LARGEST = Decimal("9" * (34 - LEDGER_SCALE) + "." + "9" * LEDGER_SCALE)
+#: ``money.split`` (the reference) is exact up to DECIMAL(38, 18)'s limit, beyond this one.
 REFERENCE_LIMIT = LARGEST
 SPECIAL = [Decimal(0), UNIT, -UNIT, Decimal("0.01"), Decimal("-0.01"), Decimal("12345678.999999999999999999"),
            REFERENCE_LIMIT.copy_negate()]

@@ -203,3 +203,44 @@ def test_a_bad_amount_names_the_file_and_row(s3):
 def test_a_missing_manifest_is_an_error(s3):
     with pytest.raises(InputError, match="no Manifest.json for period 2026-10"):
         collect()
+
+
+def test_a_cur2_parquet_export_with_empty_strings_in_its_string_columns_runs(s3):
+    """CUR 2.0 Parquet holds costs as doubles and rates, commitments and ids as strings, where
+    '' means "none": '' is null, exactly as an empty cell in the CSV export."""
+    kinds = ["Usage", "SavingsPlanRecurringFee", "DiscountedUsage", "Tax"]
+    rows = {
+        "line_item_line_item_type": kinds,
+        "line_item_unblended_cost": pa.array([0.123456789012345, 720.0, 0.0, 18.07], pa.float64()),
+        "pricing_public_on_demand_cost": pa.array([0.123456789012345, 0.0, 0.0301, 0.0], pa.float64()),
+        "pricing_public_on_demand_rate": ["0.0416000000", "", "", ""],
+        "line_item_usage_amount": ["2.967711277", "", "1", ""],
+        "savings_plan_savings_plan_a_r_n": ["", SP, "", ""],
+        "savings_plan_total_commitment_to_date": ["", "720.000000000000001", "", ""],
+        "savings_plan_used_commitment": ["", "700.25", "", ""],
+        "reservation_reservation_a_r_n": ["", "", RI, ""],
+        "reservation_effective_cost": ["", "", "0.0301", ""],
+        "line_item_currency_code": ["USD"] * 4,
+        "line_item_resource_id": ["i-0abc", "", "", ""],
+        "product_region_code": ["us-east-1", "", "us-east-1", ""],
+        "bill_billing_period_start_date": pa.array([1790812800000000] * 4, pa.timestamp("us")),
+        "bill_billing_period_end_date": pa.array([1793491200000000] * 4, pa.timestamp("us")),
+        "line_item_usage_start_date": pa.array([1791158400000000] * 4, pa.timestamp("us")),
+        "line_item_usage_end_date": pa.array([1791162000000000] * 4, pa.timestamp("us")),
+        "resource_tags": pa.array([[("user_team", "payments")], [], None, []], pa.map_(pa.string(), pa.string())),
+    }
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(rows), buffer)
+    deliver(s3, "exec-1", {"part-1.snappy.parquet": buffer.getvalue()})
+    source = collect()
+    table = source.table
+    assert table["BilledCost"].to_pylist() == [Decimal("0.123456789012345"), 720, 0, Decimal("18.07")]
+    assert table["EffectiveCost"].to_pylist() == [Decimal("0.123456789012345"), Decimal("19.750000000000001"),
+                                                  Decimal("0.0301"), Decimal("18.07")]
+    assert table["ConsumedQuantity"].to_pylist() == [Decimal("2.967711277"), None, 1, None]
+    assert table["CommitmentDiscountId"].to_pylist() == [None, SP, RI, None]
+    assert table["ResourceId"].to_pylist() == ["i-0abc", None, None, None]
+    assert table["RegionId"].to_pylist() == ["us-east-1", None, "us-east-1", None]
+    assert table["Tags"].to_pylist() == ['{"user_team":"payments"}', "{}", "{}", "{}"]
+    assert table["ChargePeriodStart"][0].as_py().isoformat() == "2026-10-05T00:00:00+00:00"
+    assert source.details["rounding"] == {}
