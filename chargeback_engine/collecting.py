@@ -9,7 +9,6 @@ third-party collector the same guarantees for free.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -24,7 +23,6 @@ from typing import IO, Any, Protocol, TypeVar
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import structlog

@@ -30,7 +30,15 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    InvalidOperation,
+)
 from typing import Any
 
 import duckdb
@@ -43,7 +51,6 @@ from chargeback_engine.focus import (
     COST_TABLE_SCHEMA,
     ENCODED_TEXT,
     MONEY,
-    MONEY_COLUMNS,
     REQUIRED_COLUMNS,
     conform,
 )
@@ -181,7 +188,7 @@ def _one_amount(value: Any) -> Decimal | None:
     elif isinstance(value, str):
         text = value.strip()
     else:
-        raise ValueError("is not a decimal number")
+        raise ValueError("is not a decimal number")  # noqa: TRY004 - a bad value, reported on its row
     if _NOT_FINITE.fullmatch(text):
         raise ValueError("is not a finite number")
     if not _NUMBER.fullmatch(text):

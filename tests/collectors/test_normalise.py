@@ -18,7 +18,13 @@ from chargeback_engine.collectors.focus_files import read_focus_file
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import plain
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
-from chargeback_engine.normalise import MAX_TAG_DEPTH, Rounding, canonical_tags, exact_money, normalise
+from chargeback_engine.normalise import (
+    MAX_TAG_DEPTH,
+    Rounding,
+    canonical_tags,
+    exact_money,
+    normalise,
+)
 
 WIDE = Context(prec=120)
 HOSTILE = Path(__file__).parents[1] / "hostile" / "inputs"
