@@ -233,8 +233,11 @@ def table_details(table: pa.Table) -> dict[str, Any]:
     """Row count and exact totals per currency of each money column, for the run manifest."""
     totals: dict[str, dict[str, str]] = {}
     if table.num_rows:
+        # Summed as decimal256: a decimal128 sum past 1e20 would wrap around without a word.
+        wide = pa.table({"BillingCurrency": table["BillingCurrency"],
+                         **{c: table[c].cast(pa.decimal256(76, focus.MONEY.scale)) for c in focus.MONEY_COLUMNS}})
         for column in focus.MONEY_COLUMNS:
-            grouped = table.group_by("BillingCurrency").aggregate([(column, "sum")])
+            grouped = wide.group_by("BillingCurrency").aggregate([(column, "sum")])
             for currency, total in zip(grouped["BillingCurrency"].to_pylist(), grouped[f"{column}_sum"].to_pylist()):
                 if total is not None:
                     totals.setdefault(column, {})[currency or ""] = str(total)

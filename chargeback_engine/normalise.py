@@ -98,11 +98,11 @@ class Rounding:
 
     def as_details(self) -> dict[str, dict[str, str | int]]:
         """``{column: {"values": n, "residue": "exact decimal text"}}``, for the run manifest."""
-        return {column: {"values": count, "residue": plain(total)}
+        return {column: {"values": count, "residue": _decimal_text(total)}
                 for column, (count, total) in sorted(self.by_column.items())}
 
 
-def plain(value: Decimal) -> str:
+def _decimal_text(value: Decimal) -> str:
     """A decimal as plain digits, without exponent or trailing zeros (``-5E-19`` -> ``-0.0000000000000000005``)."""
     text = format(value, "f")
     if "." in text:

@@ -115,3 +115,14 @@ def test_a_bad_amount_in_a_later_batch_names_its_row_in_the_file():
         for batch in batches:
             mapper.map(batch, where="big.csv", first_row=read + 1)
             read += batch.num_rows
+
+
+def test_totals_past_what_one_amount_may_hold_are_exact():
+    from chargeback_engine.collecting import table_details
+    from chargeback_engine.focus import MONEY
+
+    big = Decimal("99999999999999999999.999999999999999999")
+    table = pa.table({"BillingCurrency": ["USD"] * 3, **{c: pa.array([big, big, big], MONEY) for c in (
+        "BilledCost", "EffectiveCost", "ListCost", "ContractedCost")}})
+    with localcontext(WIDE):
+        assert Decimal(table_details(table)["totals"]["BilledCost"]["USD"]) == 3 * big
