@@ -30,6 +30,7 @@ import structlog
 from chargeback_engine import focus
 from chargeback_engine.errors import InputError
 from chargeback_engine.normalise import (
+    COLUMN_ALIASES,
     Rounding,
     blank_as_null,
     csv_header,
@@ -339,12 +340,14 @@ class BatchMapper:
         money: Sequence[str] = (),
         text: Sequence[str] = (),
         tags: Sequence[str] = (),
+        aliases: Mapping[str, str] | None = None,
     ):
         self.select = select
         self.source_id = source_id
         self.money = tuple(money)
         self.text = tuple(text)
         self.tags = tuple(tags)
+        self.aliases = dict(aliases or {})
         self.rounding = Rounding()
         self._connection = duckdb.connect()
         self._connection.execute("SET TimeZone = 'UTC'")
@@ -353,13 +356,16 @@ class BatchMapper:
     @property
     def columns(self) -> tuple[str, ...]:
         """Every raw column the mapping reads; pass it to :func:`iter_file_batches`."""
-        return self.money + self.text + self.tags
+        return self.money + self.text + self.tags + tuple(self.aliases)
 
     def map(self, raw: pa.RecordBatch | pa.Table, *, where: str, first_row: int = 1) -> pa.Table:
         """Map one batch whose first row is data row ``first_row`` of the file ``where``."""
         batch = pa.Table.from_batches([raw]) if isinstance(raw, pa.RecordBatch) else raw
+        present = set(batch.column_names)
+        batch = batch.rename_columns([self.aliases[c] if c in self.aliases and self.aliases[c] not in present else c
+                                      for c in batch.column_names])
         problems: list[tuple[int, str]] = []
-        for column in self.columns:
+        for column in self.money + self.text + self.tags:
             if column not in batch.column_names:
                 kind = focus.MONEY if column in self.money else pa.string()
                 batch = batch.append_column(column, pa.nulls(batch.num_rows, kind))
@@ -390,11 +396,12 @@ class BatchMapper:
 
 def focus_mapper(source_id: str) -> BatchMapper:
     """The mapping for exports that already speak FOCUS (AWS, Azure and GCP FOCUS exports):
-    the columns as they are, for the normaliser."""
+    the columns as they are, other releases' names read as ``focus-files`` reads them."""
     money = [f.name for f in focus.COST_TABLE_SCHEMA if pa.types.is_decimal(f.type)]
     text = [c for c in focus.FOCUS_COLUMNS if c not in money and c != "Tags"]
     select = ", ".join(f'"{c}"' for c in focus.FOCUS_COLUMNS)
-    return BatchMapper(f"SELECT {select} FROM batch", source_id=source_id, money=money, text=text, tags=["Tags"])
+    return BatchMapper(f"SELECT {select} FROM batch", source_id=source_id, money=money, text=text, tags=["Tags"],
+                       aliases=COLUMN_ALIASES)
 
 
 def tags_json(tags: Mapping[str, str | None]) -> str:

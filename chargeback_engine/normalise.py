@@ -56,6 +56,16 @@ from chargeback_engine.focus import (
 )
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 
+#: Columns renamed between FOCUS releases: older (or newer) name -> the name we use. When a
+#: file has both, the current name wins.
+COLUMN_ALIASES = {
+    "AmortizedCost": "EffectiveCost",  # renamed in 1.0-preview
+    "ChargeType": "ChargeCategory",  # renamed in 1.0-preview
+    "UsageQuantity": "ConsumedQuantity",  # renamed in 1.0
+    "UsageUnit": "ConsumedUnit",  # renamed in 1.0
+    "Region": "RegionId",  # renamed in 1.0
+    "ServiceProviderName": "ProviderName",  # FOCUS 1.3 deprecates ProviderName for it
+}
 #: Money columns every FOCUS file has, never null (FOCUS 1.0 and later).
 NOT_NULL_MONEY = ("BilledCost", "EffectiveCost")
 #: How many problems one error message lists before it says "and N more".

@@ -6,9 +6,9 @@ the normaliser every collector shares, converts and checks the columns in one pa
 bad file is reported in full (file, row, column and what is wrong), never yields a partial
 table, and reads exactly as the same file does from S3 or Blob storage.
 
-What this module adds: finding the files, the FOCUS release's column names
-(:data:`COLUMN_ALIASES`), and refusing what cannot be read as a cost file at all (UTF-16,
-a column named twice, corrupt compressed data), each with its file named.
+What this module adds: finding the files, and refusing what cannot be read as a cost file
+at all (UTF-16, a column named twice, corrupt compressed data, a FOCUS column missing),
+each with its file named.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from chargeback_engine.focus import (
 )
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.normalise import (
+    COLUMN_ALIASES,
     NOT_NULL_MONEY,
     Rounding,
     csv_header,
@@ -47,16 +48,6 @@ log = structlog.get_logger()
 
 NAME = "focus-files"
 FORMATS = ("csv", "parquet")
-
-#: Columns renamed between FOCUS releases: older (or newer) name -> the name we use.
-COLUMN_ALIASES = {
-    "AmortizedCost": "EffectiveCost",  # renamed in 1.0-preview
-    "ChargeType": "ChargeCategory",  # renamed in 1.0-preview
-    "UsageQuantity": "ConsumedQuantity",  # renamed in 1.0
-    "UsageUnit": "ConsumedUnit",  # renamed in 1.0
-    "Region": "RegionId",  # renamed in 1.0
-    "ServiceProviderName": "ProviderName",  # FOCUS 1.3 deprecates ProviderName for it
-}
 
 _SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _COMPRESSIONS = (".gz", ".bz2", ".zst", ".lz4")

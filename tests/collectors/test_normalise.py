@@ -202,3 +202,13 @@ def test_a_parquet_string_money_column_holding_empty_strings_reads_alike_from_di
     from_disk = plain(read_focus_file(str(path)).table)
     assert from_disk["ListCost"].to_pylist() == [None, Decimal(3)]
     assert plain(read_as_export(path)).equals(from_disk)
+
+
+def test_older_focus_names_read_alike_from_disk_and_export(tmp_path):
+    path = tmp_path / "preview.csv"
+    path.write_text("BilledCost,AmortizedCost,ChargeType,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,Region\n"
+                    "1.5,1.25,Usage,USD,2026-10-01,2026-10-02,eu-west-1\n", encoding="utf-8")
+    from_disk = plain(read_focus_file(str(path)).table)
+    assert from_disk["EffectiveCost"].to_pylist() == [Decimal("1.25")]
+    assert from_disk["RegionId"].to_pylist() == ["eu-west-1"]
+    assert plain(read_as_export(path)).equals(from_disk)
