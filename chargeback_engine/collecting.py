@@ -1,14 +1,14 @@
 """Building blocks for collector plugins: the traps every cloud API shares, solved once.
 
-Every cloud collector pages through results, retries throttled calls, turns provider
-numbers into exact decimals and streams export files far larger than memory. Doing each of
+Every cloud collector pages through results, retries throttled calls and streams export
+files far larger than memory; what it reads then goes through the one normaliser
+(:mod:`chargeback_engine.normalise`) that ``focus-files`` uses too. Doing each of
 these one way, here, keeps the provider plugins short and equally careful, and gives a
 third-party collector the same guarantees for free.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -23,14 +23,23 @@ from typing import IO, Any, Protocol, TypeVar
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import structlog
 
 from chargeback_engine import focus
 from chargeback_engine.errors import InputError
-from chargeback_engine.money import LEDGER_SCALE
+from chargeback_engine.normalise import (
+    COLUMN_ALIASES,
+    Rounding,
+    blank_as_null,
+    csv_header,
+    exact_money,
+    normalise,
+    summarise,
+    tags_as_text,
+    unique_columns,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -38,78 +47,10 @@ T = TypeVar("T")
 
 # --------------------------------------------------------------------------- exact numbers
 
-#: Wide enough for any double's shortest repr and any provider's decimal text.
-_WIDE = pa.decimal256(70, 40)
-
 
 def decimal_from_double(value: float) -> Decimal:
     """A double as the decimal its shortest repr spells (``0.1`` is 0.1, not 0.1000000000000000055...)."""
     return Decimal(repr(value))
-
-
-@dataclass
-class Rounding:
-    """Per column: values that carried more digits than the ledger keeps, and what rounding moved."""
-
-    by_column: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
-
-    def add(self, column: str, values: int, residue: Decimal) -> None:
-        count, total = self.by_column.get(column, (0, Decimal(0)))
-        self.by_column[column] = (count + values, total + residue)
-
-    def as_details(self) -> dict[str, dict[str, str | int]]:
-        return {
-            column: {"values": count, "residue": str(total.normalize())}
-            for column, (count, total) in sorted(self.by_column.items())
-        }
-
-
-def to_money(values: pa.Array | pa.ChunkedArray, *, column: str, where: str, rounding: Rounding,
-             first_row: int = 1) -> pa.ChunkedArray:
-    """Exact money from decimal text, decimals, integers or doubles (through their shortest repr).
-
-    Digits beyond the ledger scale (1e-10) are rounded half-to-even; how many values that
-    touched and the exact amount it moved are added to ``rounding`` for the run manifest,
-    so rounding is never silent. Text that is not a number raises, naming the row (the
-    first value being data row ``first_row`` of ``where``).
-    """
-    values = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
-    if pa.types.is_floating(values.type):
-        values = _flush_tiny(values, column, rounding).cast(pa.string())  # Arrow prints the shortest repr
-    try:
-        wide = values.cast(_WIDE)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise InputError(f"{where}: {_first_bad_number(values, column, first_row)}") from exc
-    rounded = pc.round(wide, ndigits=LEDGER_SCALE, round_mode="half_to_even")
-    changed = pc.sum(pc.not_equal(wide, rounded).cast(pa.int64())).as_py() or 0
-    if changed:
-        residue = pc.sum(pc.subtract(wide, rounded)).as_py() or Decimal(0)
-        rounding.add(column, changed, residue)
-    try:
-        return rounded.cast(focus.MONEY)
-    except pa.ArrowInvalid as exc:
-        raise InputError(f"{where}: column {column}: an amount does not fit DECIMAL(38,10)") from exc
-
-
-def _flush_tiny(values: pa.ChunkedArray, column: str, rounding: Rounding) -> pa.ChunkedArray:
-    """Doubles below 1e-20 (denormal noise) become 0 up front, their exact reprs counted as residue."""
-    tiny = pc.and_(pc.less(pc.abs(values), 1e-20), pc.not_equal(values, 0.0))
-    if not pc.any(tiny).as_py():
-        return values
-    moved = [decimal_from_double(v) for v in pc.filter(values, tiny).to_pylist()]
-    rounding.add(column, len(moved), sum(moved, Decimal(0)))
-    return pc.if_else(tiny, 0.0, values)
-
-
-def _first_bad_number(values: pa.ChunkedArray, column: str, first_row: int) -> str:
-    for row, text in enumerate(values.to_pylist(), start=first_row):
-        if text is None:
-            continue
-        try:
-            pa.array([text]).cast(_WIDE)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return f"row {row}, column {column}: {str(text)[:40]!r} is not a decimal number"
-    return f"column {column}: not a decimal number"
 
 
 # --------------------------------------------------------------------------- retries
@@ -293,8 +234,11 @@ def table_details(table: pa.Table) -> dict[str, Any]:
     """Row count and exact totals per currency of each money column, for the run manifest."""
     totals: dict[str, dict[str, str]] = {}
     if table.num_rows:
+        # Summed as decimal256: a decimal128 sum past 1e20 would wrap around without a word.
+        wide = pa.table({"BillingCurrency": table["BillingCurrency"],
+                         **{c: table[c].cast(pa.decimal256(76, focus.MONEY.scale)) for c in focus.MONEY_COLUMNS}})
         for column in focus.MONEY_COLUMNS:
-            grouped = table.group_by("BillingCurrency").aggregate([(column, "sum")])
+            grouped = wide.group_by("BillingCurrency").aggregate([(column, "sum")])
             for currency, total in zip(grouped["BillingCurrency"].to_pylist(), grouped[f"{column}_sum"].to_pylist()):
                 if total is not None:
                     totals.setdefault(column, {})[currency or ""] = str(total)
@@ -312,11 +256,25 @@ def iter_file_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Stream an export file (``.csv``, ``.csv.gz``, ``.parquet``) batch by batch.
 
-    CSV cells stay text (a column of digits is not a number until its mapping says so);
-    only ``columns`` that the file has are read, so wide exports cost what they are used for.
+    CSV cells stay text (a column of digits is not a number until its mapping says so), an
+    empty cell is null and nothing else is; only ``columns`` that the file has are read, so
+    wide exports cost what they are used for. The file is checked as ``focus-files`` checks
+    one on disk (:func:`~chargeback_engine.normalise.csv_header`), and a file that cannot be
+    read or decompressed is an :class:`InputError` naming it.
     """
+    try:
+        yield from _batches(stream, name, columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if name.endswith(".gz") and not isinstance(exc, pa.ArrowInvalid):
+            raise InputError(f"{name}: the compressed data is corrupt or truncated ({exc}); "
+                             "fetch or compress the file again") from exc
+        raise InputError(f"{name}: cannot be read ({exc})") from exc
+
+
+def _batches(stream: IO[bytes], name: str, columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
     if name.endswith(".parquet"):
         parquet = pq.ParquetFile(stream)
+        unique_columns(parquet.schema_arrow.names, name)
         wanted = [c for c in columns if c in parquet.schema_arrow.names] if columns is not None else None
         yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
         return
@@ -326,30 +284,19 @@ def iter_file_batches(
         text = stream
     else:
         raise InputError(f"{name}: unsupported export file type (expected .csv, .csv.gz or .parquet)")
-    header, rest = _read_header(text, name)
+    head = text.read(1 << 16)
+    header = csv_header(head, name)
     wanted = [c for c in columns if c in header] if columns is not None else header
     reader = pacsv.open_csv(
-        _Prepended(rest, text),
-        read_options=pacsv.ReadOptions(column_names=header, block_size=1 << 24),
+        _Prepended(head, text),
+        read_options=pacsv.ReadOptions(block_size=1 << 24),
         convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in header}, include_columns=wanted, strings_can_be_null=True
+            column_types={c: pa.string() for c in header}, include_columns=wanted, null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=True,
         ),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
     )
     yield from reader
-
-
-def _read_header(stream: IO[bytes], name: str) -> tuple[list[str], bytes]:
-    buffered = b""
-    while b"\n" not in buffered:
-        chunk = stream.read(1 << 16)
-        if not chunk:
-            break
-        buffered += chunk
-    line, _, rest = buffered.partition(b"\n")
-    header = next(csv.reader([line.decode("utf-8-sig").rstrip("\r")]), [])
-    if not header or header == [""]:
-        raise InputError(f"{name}: the file is empty (no header row)")
-    return header, rest
 
 
 class _Prepended(io.RawIOBase):
@@ -376,10 +323,13 @@ class _Prepended(io.RawIOBase):
 class BatchMapper:
     """Maps raw export batches to the FOCUS cost table with one SQL ``SELECT`` over the batch.
 
-    Before the SQL runs, ``money`` columns are made exact (:func:`to_money`), ``tags``
-    columns that arrive as maps become JSON text, and any declared column the file lacks is
-    added as nulls, so one ``select`` (reading the relation ``batch``, timestamps parsed in
-    UTC) serves every column selection a provider lets users choose.
+    Before the SQL runs, ``money`` columns are made exact (the normaliser's
+    :func:`~chargeback_engine.normalise.exact_money`, so the SQL computes with exact decimals),
+    ``''`` in ``text`` columns becomes null, ``tags`` columns that arrive as maps become
+    JSON text, and any declared column the file lacks is added as nulls, so one ``select``
+    (reading the relation ``batch``) serves every column selection a provider lets users
+    choose. What it selects, FOCUS columns as the provider wrote them, goes through
+    :func:`~chargeback_engine.normalise.normalise` like every other input.
     """
 
     def __init__(
@@ -390,12 +340,14 @@ class BatchMapper:
         money: Sequence[str] = (),
         text: Sequence[str] = (),
         tags: Sequence[str] = (),
+        aliases: Mapping[str, str] | None = None,
     ):
         self.select = select
         self.source_id = source_id
         self.money = tuple(money)
         self.text = tuple(text)
         self.tags = tuple(tags)
+        self.aliases = dict(aliases or {})
         self.rounding = Rounding()
         self._connection = duckdb.connect()
         self._connection.execute("SET TimeZone = 'UTC'")
@@ -404,23 +356,31 @@ class BatchMapper:
     @property
     def columns(self) -> tuple[str, ...]:
         """Every raw column the mapping reads; pass it to :func:`iter_file_batches`."""
-        return self.money + self.text + self.tags
+        return self.money + self.text + self.tags + tuple(self.aliases)
 
     def map(self, raw: pa.RecordBatch | pa.Table, *, where: str, first_row: int = 1) -> pa.Table:
         """Map one batch whose first row is data row ``first_row`` of the file ``where``."""
         batch = pa.Table.from_batches([raw]) if isinstance(raw, pa.RecordBatch) else raw
-        for column in self.money:
-            if column in batch.column_names:
-                exact = to_money(batch[column], column=column, where=where, rounding=self.rounding,
-                                 first_row=first_row)
-                batch = batch.set_column(batch.schema.get_field_index(column), column, exact)
-        for column in self.tags:
-            if column in batch.column_names and not pa.types.is_string(batch[column].type):
-                batch = batch.set_column(batch.schema.get_field_index(column), column, self._json(batch[column]))
-        for column in self.columns:
+        present = set(batch.column_names)
+        batch = batch.rename_columns([self.aliases[c] if c in self.aliases and self.aliases[c] not in present else c
+                                      for c in batch.column_names])
+        problems: list[tuple[int, str]] = []
+        for column in self.money + self.text + self.tags:
             if column not in batch.column_names:
                 kind = focus.MONEY if column in self.money else pa.string()
                 batch = batch.append_column(column, pa.nulls(batch.num_rows, kind))
+                continue
+            values = batch[column]
+            if column in self.money:
+                values, bad = exact_money(values, column=column, rounding=self.rounding)
+                problems += bad
+            elif column in self.tags:
+                values = blank_as_null(tags_as_text(values))
+            elif pa.types.is_string(values.type):
+                values = blank_as_null(values)
+            batch = batch.set_column(batch.schema.get_field_index(column), column, values)
+        if problems:
+            raise InputError(summarise([f"{where}: row {first_row + row}: {text}" for row, text in sorted(problems)]))
         self._connection.register("batch", batch)
         try:
             mapped = self._connection.sql(self.select).to_arrow_table()
@@ -428,31 +388,20 @@ class BatchMapper:
             raise InputError(f"{where}: {exc}") from exc
         finally:
             self._connection.unregister("batch")
-        rows = pa.array(range(self._next_row, self._next_row + mapped.num_rows), pa.int64())
-        self._next_row += mapped.num_rows
-        mapped = mapped.append_column("x_SourceId", pa.array([self.source_id] * mapped.num_rows, pa.string()))
-        mapped = mapped.append_column("x_SourceRow", rows)
-        return focus.conform(mapped)
-
-    def _json(self, values: pa.ChunkedArray) -> pa.ChunkedArray:
-        relation = pa.table({"v": values})
-        self._connection.register("tag_values", relation)
-        try:
-            return self._connection.sql("SELECT to_json(v)::VARCHAR AS j FROM tag_values").to_arrow_table()["j"]
-        finally:
-            self._connection.unregister("tag_values")
+        table = normalise(mapped, source_id=self.source_id, rounding=self.rounding, where=where,
+                          first_row=first_row, source_row=self._next_row)
+        self._next_row += table.num_rows
+        return table
 
 
 def focus_mapper(source_id: str) -> BatchMapper:
-    """The mapping for exports that already speak FOCUS (AWS, Azure and GCP FOCUS exports)."""
-    timestamps = {"BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"}
-    quantities = {"ConsumedQuantity", "PricingQuantity"}
-    money = [*focus.MONEY_COLUMNS, *sorted(quantities)]
+    """The mapping for exports that already speak FOCUS (AWS, Azure and GCP FOCUS exports):
+    the columns as they are, other releases' names read as ``focus-files`` reads them."""
+    money = [f.name for f in focus.COST_TABLE_SCHEMA if pa.types.is_decimal(f.type)]
     text = [c for c in focus.FOCUS_COLUMNS if c not in money and c != "Tags"]
-    select = ",\n".join(
-        f'CAST("{c}" AS TIMESTAMPTZ) AS "{c}"' if c in timestamps else f'"{c}"' for c in focus.FOCUS_COLUMNS
-    )
-    return BatchMapper(f"SELECT {select} FROM batch", source_id=source_id, money=money, text=text, tags=["Tags"])
+    select = ", ".join(f'"{c}"' for c in focus.FOCUS_COLUMNS)
+    return BatchMapper(f"SELECT {select} FROM batch", source_id=source_id, money=money, text=text, tags=["Tags"],
+                       aliases=COLUMN_ALIASES)
 
 
 def tags_json(tags: Mapping[str, str | None]) -> str:

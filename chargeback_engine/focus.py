@@ -1,9 +1,10 @@
 """The FOCUS cost table: the one shape every collector produces and the engine consumes.
 
 Column names follow the FinOps Open Cost and Usage Specification (FOCUS 1.0-1.2).
-Money columns are exact ``decimal128(38, 10)``; text columns are ``string``, or the same
-values dictionary-encoded (:data:`ENCODED_TEXT`); ``Tags`` holds the JSON object text as
-the provider wrote it (normalisation is the policy's job, not the collector's).
+Money columns are exact ``decimal128(38, LEDGER_SCALE)`` (18 digits after the point);
+text columns are ``string``, or the same values dictionary-encoded (:data:`ENCODED_TEXT`);
+``Tags`` holds a JSON object whose values are strings, keys as the provider wrote them
+(:func:`chargeback_engine.normalise.canonical_tags`; normalising keys is the policy's job).
 Two ``x_`` columns carry provenance so every ledger row can point at its source line.
 """
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import ROUND_FLOOR, Decimal, localcontext
 
-#: Digits after the point kept by the ledger. DuckDB and Spark use DECIMAL(38, 10).
-LEDGER_SCALE = 10
+#: Digits after the point kept by the ledger: every digit FOCUS files and provider exports
+#: carry (up to 18). DuckDB and Spark hold amounts as DECIMAL(38, LEDGER_SCALE), so an amount
+#: is below 1e20 and its integer units (amount * 10**LEDGER_SCALE) below 1e38.
+LEDGER_SCALE = 18
 LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_SCALE)
 
 #: ISO 4217 minor units that differ from 2; invoices round to these.
@@ -65,8 +67,8 @@ def split(amount: Decimal, weights: Sequence[Decimal], scale: int = LEDGER_SCALE
     if any(w < 0 for w in weights):
         raise ValueError("weights must not be negative")
     unit = quantum(scale)
-    # Every step, negation and sums included, runs at 80 digits: the default 28 would
-    # silently round amounts of 1e18 and more.
+    # Every step, negation, sums and the leftover units included, runs at 80 digits: the
+    # default 28 would silently round an amount of 1e10 and more at 18 digits after the point.
     with localcontext() as ctx:
         ctx.prec = 80
         total_weight = sum(weights, Decimal(0))
@@ -83,4 +85,4 @@ def split(amount: Decimal, weights: Sequence[Decimal], scale: int = LEDGER_SCALE
         by_remainder = sorted(range(n), key=lambda i: (-(exact[i] - floors[i]), (i - rotation) % n))
         for i in by_remainder[:leftover_units]:
             floors[i] += unit
-        return floors
+    return floors

@@ -36,9 +36,6 @@ DEFAULT_PERIOD = Period(2026, 10)
 #: Lines generated (and written as one Parquet row group) at a time.
 CHUNK_ROWS = 1_000_000
 
-#: Money is generated as integer micro-dollars, then widened to the ledger scale.
-_MICROS_TO_LEDGER_UNITS = 10_000
-
 # (ServiceName, ServiceCategory, ResourceType, ConsumedUnit, resource id prefix)
 SERVICES: tuple[tuple[str, str, str, str, str], ...] = (
     ("Amazon EC2", "Compute", "Instance", "Hours", "ec2:instance/i-"),
@@ -322,12 +319,13 @@ def generate(shape: Shape) -> Iterator[pa.Table]:
 
 
 def _money(micros: np.ndarray) -> pa.Array:
-    """Integer micro-dollars as exact ``decimal128(38, 10)``, built from the 128-bit words."""
-    units = micros.astype(np.int64) * _MICROS_TO_LEDGER_UNITS
+    """Integer micro-dollars as exact :data:`~chargeback_engine.focus.MONEY`: built from the
+    128-bit words as ``decimal128(38, 6)``, then rescaled (exactly) to the ledger's scale."""
+    units = micros.astype(np.int64)
     words = np.empty((len(units), 2), dtype=np.int64)
     words[:, 0] = units
     words[:, 1] = np.where(units < 0, -1, 0)  # sign extension into the high word
-    return pa.Array.from_buffers(MONEY, len(units), [None, pa.py_buffer(words)])
+    return pa.Array.from_buffers(pa.decimal128(38, 6), len(units), [None, pa.py_buffer(words)]).cast(MONEY)
 
 
 def _usage_lines(shape: Shape, catalog: _Catalog, size: int, rng: np.random.Generator) -> pa.Table:
@@ -493,7 +491,7 @@ def _as_text(table: pa.Table) -> pa.Table:
     columns = []
     for field, column in zip(table.schema, table.columns):
         if pa.types.is_decimal(field.type):
-            text = pc.replace_substring_regex(pc.cast(column, pa.string()), r"^0E-10$", "0")
+            text = pc.replace_substring_regex(pc.cast(column, pa.string()), rf"^0E-{field.type.scale}$", "0")
             text = pc.replace_substring_regex(text, r"(\.\d*?)0+$", r"\1")
             column = pc.replace_substring_regex(text, r"\.$", "")
         elif pa.types.is_timestamp(field.type):

@@ -1,6 +1,6 @@
 """The DuckDB data plane: decisions joined onto line items and split in exact integer SQL.
 
-Amounts become integer units of 1e-10 (HUGEINT) for the split, because DuckDB divides
+Amounts become integer units of 10**-LEDGER_SCALE (HUGEINT, below 1e38) for the split, because DuckDB divides
 DECIMALs in floating point. ``floor(a * w / W)`` is computed as ``(a // W) * w +
 (a % W) * w // W`` so intermediates stay below ``W * w`` (the kernel keeps ``W`` ≤ 1e18).
 
@@ -28,13 +28,16 @@ from chargeback_engine.engine.store import (
     encoded_lines,
 )
 from chargeback_engine.errors import InputError
-from chargeback_engine.money import tie_order
+from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, tie_order
 
-_TO_MONEY = "CAST({} AS DECIMAL(38,0)) * CAST(0.0000000001 AS DECIMAL(11,10))"
-#: Money to units in two exact parts: ``money * 1e10`` as one DECIMAL(38,10) product would
-#: overflow for amounts of 1e28 and more, which the cost table allows.
-_TO_UNITS = ("(CAST(trunc({0}) AS HUGEINT) * 10000000000"
-             " + CAST(({0} - trunc({0})) * 10000000000 AS HUGEINT))")
+_UNIT = 10**LEDGER_SCALE
+#: Integer units back to money: one exact product, DECIMAL(38,0) * DECIMAL(S+1,S).
+_TO_MONEY = (f"CAST({{}} AS DECIMAL(38,0)) * CAST({format(LEDGER_QUANTUM, 'f')} AS DECIMAL({LEDGER_SCALE + 1},{LEDGER_SCALE}))"
+             f"::DECIMAL(38,{LEDGER_SCALE})")
+#: Money to units in two exact parts: ``money * 10**S`` as one DECIMAL(38,S) product would
+#: overflow for amounts of 1e(38-2S) and more, which the cost table allows.
+_TO_UNITS = (f"(CAST(trunc({{0}}) AS HUGEINT) * {_UNIT}"
+             f" + CAST(({{0}} - trunc({{0}})) * {_UNIT} AS HUGEINT))")
 
 
 #: Lines per allocation query: the split's window holds every share of its lines at once

@@ -8,12 +8,12 @@ write the narrow ledger as Parquet, which the run's
 :class:`~chargeback_engine.engine.store.SortedLedgerStore` sorts and widens with DuckDB,
 exactly as it does for the DuckDB plane.
 
-Amounts become integer units of 1e-10 as ``DECIMAL(38, 0)`` for the split. Spark types the
+Amounts become integer units of 10**-LEDGER_SCALE as ``DECIMAL(38, 0)`` for the split. Spark types the
 result of every decimal operation, and with its default ``allowPrecisionLoss`` a product
 or quotient that could need more than 38 digits keeps only 6 after the point. So every
 operation below is chosen to be exact: remainders are exact, products of integers stay
-integers, ``(x - x % y) / y`` is an exact integer quotient (below 1e32), and money is
-converted to and from units through its integer and fractional parts, never ``x * 1e10``.
+integers, ``(x - x % y) / y`` is an exact integer quotient (found in two parts, :func:`_idiv`), and money is
+converted to and from units through its integer and fractional parts, never ``x * 10**S``.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ from chargeback_engine.engine.store import (
     encoded_lines,
 )
 from chargeback_engine.errors import InputError
-from chargeback_engine.focus import read_parquet_columns
+from chargeback_engine.focus import MONEY, read_parquet_columns
 from chargeback_engine.ledger import LEDGER_SCHEMA
-from chargeback_engine.money import tie_order
+from chargeback_engine.money import LEDGER_SCALE, tie_order
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -70,6 +70,8 @@ STORE_MEMORY_LIMIT = "25%"
 ROW_GROUP_ROWS = 65_536
 
 _INT = "DECIMAL(38,0)"
+_MONEY = f"DECIMAL(38,{LEDGER_SCALE})"
+_UNIT = 10**LEDGER_SCALE
 #: The narrow ledger Spark computes: the store adds the line's and the decision's columns.
 _LEDGER_ROWS = (LINE, "period", "cost_center", "amount", "stage", "decision")
 
@@ -98,24 +100,40 @@ def _sql(text: str) -> Column:
 
 
 def to_units(money: str) -> str:
-    """SQL: a ``DECIMAL(38, 10)`` amount as exact integer units of 1e-10 (``DECIMAL(38, 0)``).
+    """SQL: a ``DECIMAL(38, S)`` amount as exact integer units of 10**-S (``DECIMAL(38, 0)``).
 
-    ``money % 1`` is exact (type ``DECIMAL(11, 10)``); the integer part is too.
+    ``money % 1`` is exact (type ``DECIMAL(S+1, S)``), and so is the integer part; each
+    product below is an integer, which Spark's precision adjustment keeps exact.
     """
-    return (f"(CAST(CAST(({money}) - ({money}) % 1 AS DECIMAL(28,0)) AS {_INT}) * CAST(10000000000 AS {_INT})"
-            f" + CAST((({money}) % 1) * 10000000000 AS {_INT}))")
+    return (f"(CAST(CAST(({money}) - ({money}) % 1 AS DECIMAL({38 - LEDGER_SCALE},0)) AS {_INT}) * CAST({_UNIT} AS {_INT})"
+            f" + CAST((({money}) % 1) * CAST({_UNIT} AS DECIMAL({LEDGER_SCALE + 1},0)) AS {_INT}))")
 
 
 def to_money(units: str) -> str:
-    """SQL: integer units of 1e-10 back to a ``DECIMAL(38, 10)`` amount, exactly."""
-    whole = f"CAST(({units}) - ({units}) % 10000000000 AS DECIMAL(38,0)) / CAST(10000000000 AS DECIMAL(11,0))"
-    part = f"CAST(({units}) % 10000000000 AS DECIMAL(10,0)) * CAST(0.0000000001 AS DECIMAL(11,10))"
-    return f"CAST(CAST({whole} AS DECIMAL(27,0)) + {part} AS DECIMAL(38,10))"
+    """SQL: integer units of 10**-S back to a ``DECIMAL(38, S)`` amount, exactly.
+
+    Spark types ``whole + fraction`` as DECIMAL(39, S), which it adjusts to fewer digits
+    after the point; so the amount is spelled as text, sign, whole part and the fraction's
+    S digits, and that text is cast, which is exact.
+    """
+    magnitude = f"abs(CAST({units} AS {_INT}))"
+    whole = _idiv(magnitude, f"CAST({_UNIT} AS {_INT})")
+    fraction = f"CAST({magnitude} % CAST({_UNIT} AS {_INT}) AS DECIMAL({LEDGER_SCALE},0))"
+    return (f"CAST(concat(CASE WHEN ({units}) < 0 THEN '-' ELSE '' END, CAST({whole} AS STRING), '.', "
+            f"lpad(CAST({fraction} AS STRING), {LEDGER_SCALE}, '0')) AS {_MONEY})")
 
 
 def _idiv(x: str, y: str) -> str:
-    """SQL: ``x // y`` for non-negative integer decimals, exact (quotients below 1e32)."""
-    return f"CAST((({x}) - ({x}) % ({y})) / ({y}) AS {_INT})"
+    """SQL: ``x // y`` for non-negative integer decimals below 1e38 (``y`` below 1e32), exact.
+
+    Spark types every decimal quotient with 6 digits after the point, so 32 at most before
+    it; units of 10**-18 reach 1e38. So the quotient is found in two parts, each below 1e32:
+    ``x // (y * 1e6)`` and what is left of ``x`` divided by ``y`` (below 1e6)."""
+    exact = f"(({x}) - ({x}) % ({y}))"
+    block = f"CAST(({y}) * 1000000 AS {_INT})"
+    high = f"CAST(({exact} - {exact} % {block}) / {block} AS {_INT})"
+    low = f"CAST(({exact} % {block}) / ({y}) AS {_INT})"
+    return f"CAST({high} * 1000000 + {low} AS {_INT})"
 
 
 def split_units(parts: DataFrame, splits: DataFrame, partition: Sequence[str]) -> DataFrame:
@@ -306,7 +324,7 @@ class SparkPlane:
         group = ["cost_center", "currency", *columns]
         table = (basis.groupBy(*(F.col(f"`{c}`") for c in group)).agg(F.sum("amount").alias("amount"))
                  .orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in group)).toArrow())
-        return table.cast(pa.schema([*(pa.field(c, pa.string()) for c in group), pa.field("amount", pa.decimal128(38, 10))]))
+        return table.cast(pa.schema([*(pa.field(c, pa.string()) for c in group), pa.field("amount", MONEY)]))
 
     # -- shared stages ---------------------------------------------------------------
     def redistribute(self, stage: int, pool: str, splits: pa.Table) -> None:
@@ -342,13 +360,13 @@ class SparkPlane:
         ledger = (self._ledger().groupBy(LINE).agg(F.sum("amount").alias("amount")).join(lines, LINE)
                   .groupBy(*keys).agg(F.sum("amount").alias("ledger")).alias("l"))
         on = reduce(lambda x, y: x & y, [F.col(f"i.{k}").eqNullSafe(F.col(f"l.{k}")) for k in keys])
-        zero = _sql("CAST(0 AS DECIMAL(38,10))")
+        zero = _sql(f"CAST(0 AS {_MONEY})")
         table = (inputs.join(ledger, on, "full_outer")
                  .select(*(F.coalesce(F.col(f"i.{k}"), F.col(f"l.{k}")).alias(k) for k in keys),
                          F.coalesce(F.col("input"), zero).alias("input"), F.coalesce(F.col("ledger"), zero).alias("ledger"))
                  .orderBy(*(F.col(k).asc_nulls_last() for k in keys)).toArrow())
         return table.cast(pa.schema([*(pa.field(k, pa.string()) for k in keys),
-                                     pa.field("input", pa.decimal128(38, 10)), pa.field("ledger", pa.decimal128(38, 10))]))
+                                     pa.field("input", MONEY), pa.field("ledger", MONEY)]))
 
     def finish(self) -> RunStore:
         """Have the executors write the narrow ledger next to the lines; a store on the

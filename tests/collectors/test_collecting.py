@@ -6,7 +6,7 @@ import gzip
 import io
 import logging
 import random
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 import pyarrow as pa
 import pytest
@@ -17,15 +17,15 @@ from chargeback_engine.collecting import (
     FakeClock,
     PageLog,
     RetryPolicy,
-    Rounding,
     decimal_from_double,
     iter_file_batches,
     redact_sdk_logs,
-    to_money,
 )
 from chargeback_engine.errors import InputError
+from chargeback_engine.money import LEDGER_QUANTUM
+from chargeback_engine.normalise import Rounding, to_money
 
-TEN_PLACES = Decimal("1e-10")
+WIDE = Context(prec=80)
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15))
@@ -33,17 +33,19 @@ def test_doubles_become_their_repr_rounded_half_even(value):
     rounding = Rounding()
     [money] = to_money(pa.array([value], pa.float64()), column="c", where="t", rounding=rounding).to_pylist()
     exact = decimal_from_double(value)
-    assert money == exact.quantize(TEN_PLACES, rounding=ROUND_HALF_EVEN)
-    residue = Decimal(rounding.as_details().get("c", {"residue": "0"})["residue"])
-    assert money + residue == exact  # what rounding moved is recorded to the last digit
+    with localcontext(WIDE):
+        assert money == exact.quantize(LEDGER_QUANTUM, rounding=ROUND_HALF_EVEN)
+        residue = Decimal(rounding.as_details().get("c", {"residue": "0"})["residue"])
+        assert money + residue == exact  # what rounding moved is recorded to the last digit
 
 
 def test_text_amounts_are_exact_and_bad_text_names_the_row():
     rounding = Rounding()
-    values = to_money(pa.array(["0.1", "-12.3456789012", None, "1E-10"]), column="c", where="t", rounding=rounding)
-    assert values.to_pylist() == [Decimal("0.1"), Decimal("-12.3456789012"), None, Decimal("1E-10")]
+    values = to_money(pa.array(["0.1", "-12.345678901234567891", None, "1E-18", ""]), column="c", where="t",
+                      rounding=rounding)
+    assert values.to_pylist() == [Decimal("0.1"), Decimal("-12.345678901234567891"), None, Decimal("1E-18"), None]
     assert rounding.as_details() == {}
-    with pytest.raises(InputError, match=r"t: row 2, column Cost: '1,5' is not a decimal number"):
+    with pytest.raises(InputError, match=r't: row 2: Cost: "1,5" is not a decimal number'):
         to_money(pa.array(["1", "1,5"]), column="Cost", where="t", rounding=rounding)
 
 
@@ -102,13 +104,25 @@ def test_secrets_in_sdk_debug_logs_are_blanked(caplog):
 def test_a_bad_amount_in_a_later_batch_names_its_row_in_the_file():
     from chargeback_engine.collecting import BatchMapper
 
-    mapper = BatchMapper('SELECT "cost" AS BilledCost, \'USD\' AS BillingCurrency FROM batch', source_id="s",
-                         money=["cost"])
+    mapper = BatchMapper('SELECT "cost" AS BilledCost, "cost" AS EffectiveCost, \'USD\' AS BillingCurrency, '
+                         "'2026-10-01' AS ChargePeriodStart, '2026-10-02' AS ChargePeriodEnd FROM batch",
+                         source_id="s", money=["cost"])
     rows = "".join(f"{i}.5\n" for i in range(200_000)) + "oops\n"
     batches = list(iter_file_batches(io.BytesIO(f"cost\n{rows}".encode()), name="big.csv", columns=["cost"]))
     assert len(batches) > 1
     read = 0
-    with pytest.raises(InputError, match=r"big.csv: row 200001, column cost: 'oops'"):
+    with pytest.raises(InputError, match=r'big.csv: row 200001: cost: "oops" is not a decimal number' ):
         for batch in batches:
             mapper.map(batch, where="big.csv", first_row=read + 1)
             read += batch.num_rows
+
+
+def test_totals_past_what_one_amount_may_hold_are_exact():
+    from chargeback_engine.collecting import table_details
+    from chargeback_engine.focus import MONEY
+
+    big = Decimal("99999999999999999999.999999999999999999")
+    table = pa.table({"BillingCurrency": ["USD"] * 3, **{c: pa.array([big, big, big], MONEY) for c in (
+        "BilledCost", "EffectiveCost", "ListCost", "ContractedCost")}})
+    with localcontext(WIDE):
+        assert Decimal(table_details(table)["totals"]["BilledCost"]["USD"]) == 3 * big

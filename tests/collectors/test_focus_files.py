@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from chargeback_engine.collectors.focus_files import (
     FocusFilesCollector,
     expand_paths,
-    to_cost_table,
 )
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT, plain, plain_schema
+from chargeback_engine.money import LEDGER_QUANTUM
+from chargeback_engine.normalise import Rounding, normalise
 from chargeback_engine.plugins import build_registry, get_plugin_manager
 
 SAMPLE = Path(__file__).parents[2] / "policies" / "data" / "acme-focus-2026-10.csv"
@@ -193,7 +194,7 @@ def test_empty_tags_are_null(tmp_path):
 # --- exact money -------------------------------------------------------------------------
 
 def test_parquet_doubles_go_through_their_shortest_repr(tmp_path):
-    values = [0.1, 0.1 + 0.2, 1e-7, 123456.789, -2.675, 5e-11, 2.5e-11]
+    values = [0.1, 0.1 + 0.2, 1e-7, 123456.789, -2.675, 5e-19, 2.5e-19]
     table = pa.table({
         "BilledCost": pa.array(values, pa.float64()),
         "EffectiveCost": pa.array(values, pa.float32()).cast(pa.float64()),
@@ -204,30 +205,20 @@ def test_parquet_doubles_go_through_their_shortest_repr(tmp_path):
     pq.write_table(table, tmp_path / "doubles.parquet")
     (source,) = collect(tmp_path / "doubles.parquet")
     assert source.table["BilledCost"].to_pylist() == [
-        Decimal("0.1"), Decimal("0.3"), Decimal("0.0000001"), Decimal("123456.789"), Decimal("-2.675"),
-        Decimal("0.0000000000"), Decimal("0.0000000000"),  # 5e-11 and 2.5e-11 round half to even: 0
+        Decimal("0.1"), Decimal("0.30000000000000004"), Decimal("0.0000001"), Decimal("123456.789"), Decimal("-2.675"),
+        Decimal(0), Decimal(0),  # 5e-19 and 2.5e-19 round half to even: 0
     ]
-    assert source.details["rounding"]["BilledCost"] == {"values": 3, "residue": "7.500004E-11"}  # 0.1+0.2 too
+    assert source.details["rounding"]["BilledCost"] == {"values": 2, "residue": "0.00000000000000000075"}
 
 
-decimal_text = st.decimals(
-    min_value=Decimal("-1e27"), max_value=Decimal("1e27"), places=10, allow_nan=False, allow_infinity=False
-).map(lambda d: format(d.normalize(), "f"))
-
-
-# The properties drive the conversion every reader shares (to_cost_table) without file I/O,
-# so that 2,000 examples stay cheap; the tests above cover the readers around it.
-
-@given(st.lists(decimal_text, min_size=1, max_size=8))
-def test_decimal_strings_round_trip_exactly(texts):
-    table = to_cost_table(pa.table({"BilledCost": pa.array(texts, pa.string())}), "mem")
-    assert table["BilledCost"].to_pylist() == [Decimal(t) for t in texts]
-
+# The properties of the normaliser itself are in test_normalise.py.
 
 @given(st.lists(st.floats(min_value=-1e15, max_value=1e15, allow_nan=False), min_size=1, max_size=8))
 def test_doubles_read_as_their_repr_rounded_to_the_ledger_scale(values):
-    table = to_cost_table(pa.table({"BilledCost": pa.array(values, pa.float64())}), "mem")
-    expected = [Decimal(repr(v)).quantize(Decimal("1e-10"), rounding=ROUND_HALF_EVEN) for v in values]
+    raw = pa.table({"BilledCost": pa.array(values, pa.float64()), **{c: [BASE[c]] * len(values) for c in BASE if c != "BilledCost"}})
+    table = normalise(raw, source_id="mem", rounding=Rounding())
+    wide = Context(prec=80)
+    expected = [Decimal(repr(v)).quantize(LEDGER_QUANTUM, rounding=ROUND_HALF_EVEN, context=wide) for v in values]
     assert table["BilledCost"].to_pylist() == expected
 
 
@@ -235,8 +226,9 @@ def test_doubles_read_as_their_repr_rounded_to_the_ledger_scale(values):
 
 @pytest.mark.parametrize(("column", "value", "message"), [
     ("BilledCost", "12,50", 'row 2: BilledCost: "12,50" is not a decimal number'),
-    ("BilledCost", "0.00000000001", 'row 2: BilledCost: "0.00000000001" has more than 10 digits after the point'),
-    ("EffectiveCost", "1.5e-11", 'row 2: EffectiveCost: "1.5e-11" has more than 10 digits after the point'),
+    ("BilledCost", "NaN", 'row 2: BilledCost: "NaN" is not a finite number'),
+    ("EffectiveCost", "-Infinity", 'row 2: EffectiveCost: "-Infinity" is not a finite number'),
+    ("BilledCost", "1e20", 'row 2: BilledCost: "1e20" does not fit the ledger (amounts are below 1e20)'),
     ("EffectiveCost", "", "row 2: EffectiveCost: is missing"),
     ("ChargePeriodStart", "01/10/2026", 'row 2: ChargePeriodStart: "01/10/2026" is not an ISO 8601 date-time'),
     ("ChargePeriodEnd", "", "row 2: ChargePeriodEnd: is missing"),
@@ -282,17 +274,18 @@ def test_a_missing_required_column_is_named_with_the_columns_found(tmp_path):
     assert message.startswith(f"{path}: missing FOCUS column(s) BillingCurrency; the file has BilledCost,")
 
 
-def test_parquet_decimals_finer_than_the_ledger_are_refused(tmp_path):
+def test_parquet_decimals_finer_than_the_ledger_are_rounded_and_reported(tmp_path):
     table = pa.table({
-        "BilledCost": pa.array([Decimal("1.000000000000000001")], pa.decimal128(38, 18)),
-        "EffectiveCost": pa.array([Decimal(1)], pa.decimal128(38, 18)),
-        "BillingCurrency": ["USD"],
-        "ChargePeriodStart": ["2026-10-01"],
-        "ChargePeriodEnd": ["2026-10-02"],
+        "BilledCost": pa.array([Decimal("1.00000000000000000150"), Decimal("2.5")], pa.decimal128(38, 20)),
+        "EffectiveCost": pa.array([Decimal(1), Decimal(2)], pa.decimal128(38, 18)),
+        "BillingCurrency": ["USD"] * 2,
+        "ChargePeriodStart": ["2026-10-01"] * 2,
+        "ChargePeriodEnd": ["2026-10-02"] * 2,
     })
     pq.write_table(table, tmp_path / "fine.parquet")
-    assert error_of(tmp_path / "fine.parquet") == (
-        f"{tmp_path / 'fine.parquet'}: row 1: BilledCost: 1.000000000000000001 has more than 10 digits after the point")
+    (source,) = collect(tmp_path / "fine.parquet")
+    assert source.table["BilledCost"].to_pylist() == [Decimal("1.000000000000000002"), Decimal("2.5")]
+    assert source.details["rounding"] == {"BilledCost": {"values": 1, "residue": "-0.0000000000000000005"}}
 
 
 def test_not_a_parquet_file(tmp_path):

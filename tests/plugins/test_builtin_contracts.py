@@ -158,5 +158,5 @@ class TestFocusFilesCollector(CollectorContract):
     def bad_config(self, tmp_path: Path) -> dict[str, object]:
         (tmp_path / "bad.csv").write_text(
             "BilledCost,EffectiveCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd\n"
-            "1.00000000001,1,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z\n", encoding="utf-8")
+            "NaN,1,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z\n", encoding="utf-8")
         return {"collector": "focus-files", "paths": [str(tmp_path / "bad.csv")]}

@@ -7,7 +7,7 @@ default 5,000 lines; 50,000 took over 12 minutes on the 2-core machine); ``charg
 from __future__ import annotations
 
 import os
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import pyarrow as pa
@@ -114,8 +114,10 @@ def test_every_method_and_edge_amount(tmp_path, registry, spark_plane) -> None: 
     duck, spark = run_both(policy, [line_items(items)], "2026-10", tmp_path, registry, spark_plane)
     assert_same_outputs(duck, spark)
     per_line: dict[int, Decimal] = {}
-    for row in spark.ledger.to_pylist():
-        per_line[row["source_row"]] = per_line.get(row["source_row"], Decimal(0)) + row["amount"]
+    with localcontext() as wide:
+        wide.prec = 80  # 18 digits after the point: the test's own sums must not round at 28 digits
+        for row in spark.ledger.to_pylist():
+            per_line[row["source_row"]] = per_line.get(row["source_row"], Decimal(0)) + row["amount"]
     assert per_line == {n: Decimal(item["EffectiveCost"]) for n, item in enumerate(items, start=1)}
 
 

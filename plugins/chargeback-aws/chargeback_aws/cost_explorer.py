@@ -21,15 +21,14 @@ from chargeback_engine import focus
 from chargeback_engine.collecting import (
     PageLog,
     RetryPolicy,
-    Rounding,
     content_version,
     redact_sdk_logs,
     table_details,
     tags_json,
-    to_money,
 )
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
+from chargeback_engine.normalise import Rounding, normalise, to_money
 from chargeback_engine.periods import Period
 
 log = structlog.get_logger(__name__)
@@ -199,9 +198,7 @@ def _table(rows: list[dict[str, Any]], account_names: Mapping[str, str], metrics
         "ProviderName": pa.array(["AWS"] * len(rows), pa.string()),
         "SubAccountName": pa.array([account_names.get(r.get("SubAccountId", "")) for r in rows], pa.string()),
         "Tags": pa.array([tags_json(r["tags"]) for r in rows], pa.string()),
-        "x_SourceId": pa.array([source_id] * len(rows), pa.string()),
-        "x_SourceRow": pa.array(range(1, len(rows) + 1), pa.int64()),
     }
     for column in ("ServiceName", "SubAccountId", "RegionId", "ChargeCategory", "ChargeDescription"):
         columns[column] = text(column)
-    return focus.conform(pa.table(columns))
+    return normalise(pa.table(columns), source_id=source_id, rounding=rounding, where=where)

@@ -103,10 +103,10 @@ SELECT
   line_item_currency_code AS BillingCurrency,
   bill_payer_account_id AS BillingAccountId,
   bill_payer_account_name AS BillingAccountName,
-  CAST(bill_billing_period_start_date AS TIMESTAMPTZ) AS BillingPeriodStart,
-  CAST(bill_billing_period_end_date AS TIMESTAMPTZ) AS BillingPeriodEnd,
-  CAST(line_item_usage_start_date AS TIMESTAMPTZ) AS ChargePeriodStart,
-  CAST(line_item_usage_end_date AS TIMESTAMPTZ) AS ChargePeriodEnd,
+  bill_billing_period_start_date AS BillingPeriodStart,
+  bill_billing_period_end_date AS BillingPeriodEnd,
+  line_item_usage_start_date AS ChargePeriodStart,
+  line_item_usage_end_date AS ChargePeriodEnd,
   CASE
     WHEN line_item_line_item_type IN ('Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage') THEN 'Usage'
     WHEN line_item_line_item_type = 'Tax' THEN 'Tax'

@@ -88,4 +88,4 @@ def test_cur2_export_to_ledger(tmp_path, s3):  # noqa: F811
     assert pc.sum(result.allocations["amount"]).as_py() == source_total
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["inputs"][0]["version"] == "cur2:exec-7"
-    assert manifest["inputs"][0]["details"]["totals"]["EffectiveCost"] == {"USD": "48.6917000000"}
+    assert manifest["inputs"][0]["details"]["totals"]["EffectiveCost"] == {"USD": "48.691700000000000000"}

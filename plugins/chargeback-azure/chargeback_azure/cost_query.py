@@ -33,15 +33,14 @@ from chargeback_engine import focus
 from chargeback_engine.collecting import (
     PageLog,
     RetryPolicy,
-    Rounding,
     content_version,
     redact_sdk_logs,
     table_details,
     tags_json,
-    to_money,
 )
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
+from chargeback_engine.normalise import Rounding, normalise, to_money
 from chargeback_engine.periods import Period
 
 log = structlog.get_logger(__name__)
@@ -244,9 +243,7 @@ def _table(records: list[dict[str, Any]], rounding: Rounding, source_id: str, pe
         "ChargePeriodEnd": pa.array([midnight(r.get("end", period.end)) for r in records], focus.TIMESTAMP),
         "ProviderName": pa.array(["Microsoft"] * n, pa.string()),
         "Tags": pa.array([tags_json(r["tags"]) for r in records], pa.string()),
-        "x_SourceId": pa.array([source_id] * n, pa.string()),
-        "x_SourceRow": pa.array(range(1, n + 1), pa.int64()),
     }
     for column in sorted(set(DIMENSIONS.values())):
         columns[column] = pa.array([r.get(column) for r in records], pa.string())
-    return focus.conform(pa.table(columns))
+    return normalise(pa.table(columns), source_id=source_id, rounding=rounding, where=where)

@@ -39,15 +39,14 @@ from chargeback_engine import focus
 from chargeback_engine.collecting import (
     PageLog,
     RetryPolicy,
-    Rounding,
     content_version,
     redact_sdk_logs,
     table_details,
     tags_json,
-    to_money,
 )
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
+from chargeback_engine.normalise import Rounding, normalise, to_money
 from chargeback_engine.periods import Period
 from chargeback_gcp.clients import (
     API_TIMEOUT,
@@ -184,7 +183,7 @@ class BigQueryBillingCollector:
             raw = self._enrich(clients, raw, details)
         if config.get("list_price_services"):
             details["list_price_check"] = self._check_list_prices(clients, raw, config["list_price_services"])
-        table = _to_focus(raw, source_id, period)
+        table = _to_focus(raw, source_id, period, rounding)
         version = f"export_time:{max(marks).isoformat()}" if marks else content_version(table)
         yield CollectedSource(source_id, table, version, {**table_details(table), **details})
 
@@ -292,7 +291,7 @@ def _labels_json(text: str | None) -> str:
     return tags_json(parsed or {})
 
 
-def _to_focus(raw: pa.Table, source_id: str, period: Period) -> pa.Table:
+def _to_focus(raw: pa.Table, source_id: str, period: Period, rounding: Rounding) -> pa.Table:
     n = raw.num_rows
     start = datetime.combine(period.start, datetime.min.time(), UTC)
     end = datetime.combine(period.end, datetime.min.time(), UTC)
@@ -307,11 +306,10 @@ def _to_focus(raw: pa.Table, source_id: str, period: Period) -> pa.Table:
         "ResourceName": raw["resource_name"], "PricingQuantity": raw["pricing_quantity"],
         "PricingUnit": raw["pricing_unit"], "Tags": raw["labels"],
         "ProviderName": pa.array(["Google Cloud"] * n, pa.string()),
-        "x_SourceId": pa.array([source_id] * n, pa.string()), "x_SourceRow": pa.array(range(1, n + 1), pa.int64()),
     }
     if "billing_account_name" in raw.column_names:
         renamed["BillingAccountName"] = raw["billing_account_name"]
-    return focus.conform(pa.table(renamed))
+    return normalise(pa.table(renamed), source_id=source_id, rounding=rounding, where=f"{source_id}: BigQuery")
 
 
 class _State:
