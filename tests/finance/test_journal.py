@@ -38,10 +38,10 @@ def test_every_entry_balances_and_intercompany_pairs_are_written(closed: sa.Engi
     assert sorted(by_entity) == ["ACME-DE", "ACME-US"]
     (consumer,) = by_entity["ACME-DE"]
     assert [(l.account, l.debit, l.credit) for l in consumer.lines] == [
-        ("6430", Decimal("49.59"), 0), ("2410", 0, Decimal("49.59"))]
+        ("6430", Decimal("49.58"), 0), ("2410", 0, Decimal("49.58"))]
     payer = next(e for e in by_entity["ACME-US"] if e.invoice_id == consumer.invoice_id)
     assert [(l.account, l.debit, l.credit) for l in payer.lines] == [
-        ("1410", Decimal("49.59"), 0), ("6990", 0, Decimal("47.23")), ("4910", 0, Decimal("2.36"))]
+        ("1410", Decimal("49.58"), 0), ("6990", 0, Decimal("47.22")), ("4910", 0, Decimal("2.36"))]
     same_entity = next(e for e in by_entity["ACME-US"] if e.invoice_id != consumer.invoice_id)
     assert [(l.account, l.cost_center) for l in same_entity.lines] == [("6420", "CC-100"), ("6990", "CLOUD-POOL")]
 
@@ -50,7 +50,7 @@ def test_unbalanced_entries_are_refused() -> None:
     entry = JournalEntry("je-x", "ACME-US", "USD", "broken",
                          (JournalLine("6420", "CC-1", Decimal("1.00"), Decimal(0), "a"),
                           JournalLine("6990", None, Decimal(0), Decimal("0.99"), "b")))
-    with pytest.raises(JournalError, match="does not balance: debit 1.0000000000 != credit 0.9900000000"):
+    with pytest.raises(JournalError, match="does not balance: debit 1.00 != credit 0.99"):
         check_balanced([entry])
 
 
@@ -113,7 +113,7 @@ def _oracle(closed: sa.Engine, tmp_path: Path) -> None:
     assert {r[0] for r in rows} == {"NEW"} and {r[7] for r in rows} == {"A"} and {r[2] for r in rows} == {"2026/01/31"}
     dr = sum(Decimal(r[38] or 0) for r in rows)
     cr = sum(Decimal(r[39] or 0) for r in rows)
-    assert dr == cr == Decimal("120.12") + 2 * Decimal("49.59")
+    assert dr == cr == Decimal("120.13") + 2 * Decimal("49.58")
     assert {r[8] for r in rows} == {"ACME-US", "ACME-DE"}  # SEGMENT1: entity
 
 
