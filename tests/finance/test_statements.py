@@ -5,23 +5,26 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from decimal import Decimal
+from collections import defaultdict
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from chargeback_engine.finance import close_period, export_invoices, ingest_run, statement
+from chargeback_engine.engine.runner import Engine
+from chargeback_engine.finance import RunInput, close_period, export_invoices, ingest_run, statement
 from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.errors import ClosedPeriodError
-from chargeback_engine.finance.rounding import round_conserving, round_total
+from chargeback_engine.finance.rounding import round_conserving, round_to, round_total
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.money import minor_units, quantum
 from chargeback_engine.policy.model import CostCenter
 from tests.finance.builders import COST_CENTERS, MONTH, run_input
 
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
 SETTINGS = FinanceSettings(payer_entity="ACME-US", markups={("ACME-US", "ACME-DE"): Decimal("0.05")})
 
 # Amounts at the ledger scale, drawn as integers of 1e-10 units (fast to generate, every digit exercised).
@@ -35,6 +38,21 @@ def test_rounding_conserves_the_rounded_total(values: list[Decimal], currency: s
     assert sum(rounded, Decimal(0)) == round_total(sum(values, Decimal(0)), currency)
     assert all(r == r.quantize(unit) for r in rounded)
     assert all(abs(r - v) < unit for r, v in zip(rounded, values))
+
+
+@given(st.lists(amounts, min_size=1, max_size=50), st.sampled_from(["USD", "JPY", "KWD"]))
+def test_credits_round_as_the_mirror_image_of_charges(values: list[Decimal], currency: str) -> None:
+    unit = quantum(minor_units(currency))
+    remainders = [v - v.quantize(unit, rounding=ROUND_FLOOR) for v in values]
+    total = sum(values, Decimal(0))
+    assume(len(set(remainders)) == len(remainders) and (total / unit * 2) % 2 != 1)  # no ties to break
+    assert round_conserving([-v for v in values], currency) == [-r for r in round_conserving(values, currency)]
+
+
+def test_a_pool_that_nets_to_zero_shows_zero() -> None:
+    assert round_conserving([Decimal("50"), Decimal("-49.996"), Decimal("-0.004")], "USD") == \
+        [Decimal("50.00"), Decimal("-50.00"), Decimal("0.00")]
+    assert round_to([Decimal("-0.004"), Decimal("0.004")], Decimal("0.00"), "USD") == [Decimal("0.00")] * 2
 
 
 def test_rounding_regression_one_cent_split_in_halves() -> None:
@@ -62,6 +80,27 @@ def _conserves(books: sa.Engine, period: str, currency: str) -> None:
         assert invoice.subtotal == sum(line.amount for line in invoice.lines)
         assert all(line.amount == line.amount.quantize(places) for line in invoice.lines)
         assert invoice.total == invoice.subtotal + invoice.markup
+
+
+def test_every_cost_center_of_the_sample_month_is_within_half_a_cent(books: sa.Engine) -> None:
+    """The README sample month: cost-center totals are rounded first, then their lines."""
+    result = Engine(POLICIES / "acme.yaml").run([POLICIES / "data" / "acme-focus-2026-10.csv"], "2026-10")
+    ingest_run(books, RunInput.from_result(result))
+    closed = close_period(books, "2026-10", SETTINGS).statement
+    exact: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    rounded: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for line in closed.lines:
+        exact[(line.cost_center, line.treatment)] += line.exact_amount
+        rounded[(line.cost_center, line.treatment)] += line.amount
+    assert all(abs(rounded[key] - exact[key]) <= Decimal("0.005") for key in exact), \
+        {key: (exact[key], rounded[key]) for key in exact}
+    assert rounded[("CC-1004", "invoice")] == Decimal("25397.96")  # ledger 25397.9564900716
+    assert rounded[("CC-9000", "showback")] == 0  # the platform pool is fully redistributed
+    totals = closed.totals()["USD"]
+    assert totals["invoice"] + totals["showback"] + totals["unallocated"] == Decimal("111147.81") == \
+        round_total(totals["exact"], "USD")
+    for invoice in closed.invoices:
+        assert invoice.subtotal == sum(line.amount for line in invoice.lines) == rounded[(invoice.cost_center, "invoice")]
 
 
 def test_modes_and_compliance_threshold(books: sa.Engine) -> None:
