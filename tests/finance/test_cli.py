@@ -70,6 +70,7 @@ def test_month_end_through_the_cli(workspace: Path) -> None:
     summary = json.loads((workspace / "report" / "statement_2026-01.json").read_text())
     showback = {c["cost_center"]: c["amount"] for c in summary["cost_centers"] if c["treatment"] == "showback"}
     assert showback == {"CC-300": "33.33", "CC-400": "20.28"}  # CC-400 is auto, and 38% tagged
+    assert Decimal(summary["totals"]["USD"]["exact"]) == Decimal("221.970456789") and summary["totals"]["USD"]["rounded"] == "221.97"
     lines = list(csv.DictReader((workspace / "report" / "statement_2026-01.csv").open()))
     assert sum(Decimal(l["amount"]) for l in lines) == Decimal("221.97")
 
