@@ -441,3 +441,37 @@ def test_conditions_inside_a_method_are_checked_like_rules(write: Write, registr
         "33:62: $.spec.rules[2].allocate.filter.Servicename: unknown FOCUS column 'Servicename'; "
         "did you mean 'ServiceName'?"
     ]
+
+
+NETWORK_POLICY = """\
+apiVersion: chargeback/v1
+kind: AllocationPolicy
+metadata: {name: net, version: "1", effective: {from: 2026-10-01}}
+spec:
+  currency: USD
+  cost_centers:
+    - {id: CC-1, name: One}
+    - {id: POOL-NET, name: Network, shared: true}
+    - {id: POOL-OPS, name: Operations, shared: true}
+  drivers:
+    traffic: {file: drivers/traffic.csv}
+  rules:
+    - {id: all, priority: 1, when: {}, allocate: {method: direct, cost_center: POOL-NET}}
+  stages:
+    - {pool: POOL-NET, allocate: {method: proportional, driver: traffic, fallback: even}}
+    - {pool: POOL-OPS, allocate: {method: even, among: [CC-1, POOL-NET]}}
+"""
+
+
+def test_a_run_refuses_a_pool_cycle_hidden_in_a_driver_file(write: Write, builtin_registry: Registry) -> None:
+    """The issue's case: POOL-NET's driver file lists POOL-OPS, whose stage sends money back to POOL-NET."""
+    path = write(NETWORK_POLICY)
+    (path.parent / "drivers").mkdir()
+    (path.parent / "drivers" / "traffic.csv").write_text("period,cost_center,quantity\n2026-10,CC-1,3\n"
+                                                         "2026-10,POOL-OPS,1\n")
+    expected = (f"{path}:15:14: $.spec.stages[0].pool: shared-cost stages form a cycle: POOL-NET -> POOL-OPS -> "
+                "POOL-NET (through the rows of driver 'traffic')")
+    assert lines(path, builtin_registry) == [expected]
+    with pytest.raises(PolicyError) as refused:
+        load_policies([path], builtin_registry)
+    assert expected in str(refused.value)
