@@ -26,7 +26,7 @@ from chargeback_engine.finance.canonical import content_id, minor
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.errors import DisputeError
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import credit_notes, dispute_events, disputes, invoices
+from chargeback_engine.finance.tables import credit_notes, dispute_events, disputes, exact, invoices
 from chargeback_engine.money import minor_units, quantum
 from chargeback_engine.periods import Period
 
@@ -234,6 +234,7 @@ def list_disputes(engine: sa.Engine, *, status: str | None = None, overdue_at: d
                 and (overdue_at is None or d.overdue(overdue_at))]
 
 
+@exact
 def report(engine: sa.Engine, now: datetime | None = None) -> dict[str, Any]:
     """Counts, disputed and credited amounts by status and by type, and the overdue count."""
     moment = _now(now)

@@ -32,6 +32,7 @@ from chargeback_engine.finance.files import csv_bytes, write_bundle
 from chargeback_engine.finance.journal import JournalBatch, JournalEntry, check_balanced, load_batches
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.canonical import minor
+from chargeback_engine.finance.tables import exact
 from chargeback_engine.periods import Period
 
 
@@ -161,6 +162,7 @@ ERP_EXPORTERS: dict[str, Exporter] = {
 }
 
 
+@exact
 def export_journal(engine: sa.Engine, period: Period | str, erp: str, out_dir: Path,
                    settings: FinanceSettings) -> Path:
     """Write the period's posted journal in ``erp``'s format, then a manifest with the audit witness."""

@@ -24,7 +24,7 @@ from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.errors import ClosedPeriodError, JournalError
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice
-from chargeback_engine.finance.tables import invoices, journal_batches, journal_entries, journal_lines
+from chargeback_engine.finance.tables import exact, invoices, journal_batches, journal_entries, journal_lines
 from chargeback_engine.money import LEDGER_QUANTUM
 
 ZERO = Decimal(0).quantize(LEDGER_QUANTUM)
@@ -199,6 +199,7 @@ def _bookings(entries: Sequence[JournalEntry]) -> list[str]:
                   for e in entries)
 
 
+@exact
 def correct_journal(engine: sa.Engine, period: str, settings: FinanceSettings) -> JournalBatch | None:
     """Re-derive the period's journal with today's settings; if it differs, reverse and repost.
 

@@ -25,7 +25,7 @@ from chargeback_engine.finance.runs import head_run
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice, Statement, StatementLine, build_statement, resolve_terms
 from chargeback_engine.finance.canonical import canonical_json, minor
-from chargeback_engine.finance.tables import credit_notes, invoices, period_closes, runs, statement_lines
+from chargeback_engine.finance.tables import credit_notes, exact, invoices, period_closes, runs, statement_lines
 from chargeback_engine.periods import Period
 
 log = structlog.get_logger()
@@ -68,6 +68,7 @@ def _stored_statement(connection: sa.Connection, period: str, settings: FinanceS
                      tuple(Invoice.from_document(json.loads(doc)) for doc in documents), closed=True)
 
 
+@exact
 def statement(engine: sa.Engine, period: Period | str, settings: FinanceSettings) -> Statement:
     """The issued statement of a closed period, or a draft of an open one (nothing is written)."""
     period = str(period)
@@ -77,6 +78,7 @@ def statement(engine: sa.Engine, period: Period | str, settings: FinanceSettings
         return build_statement(connection, period, settings, audit.witness(connection))
 
 
+@exact
 def close_period(engine: sa.Engine, period: Period | str, settings: FinanceSettings) -> CloseResult:
     """Issue the period's invoices and journal and close it; idempotent."""
     period = str(period)

@@ -18,7 +18,7 @@ from chargeback_engine.finance.canonical import minor, money_text
 from chargeback_engine.finance.periods import statement
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice
-from chargeback_engine.finance.tables import period_closes
+from chargeback_engine.finance.tables import exact, period_closes
 
 INVOICE_FORMATS = ("json", "csv", "html")
 CSV_HEADER = ("invoice_id", "number", "period", "cost_center", "currency", "service_name", "category", "reference",
@@ -113,6 +113,7 @@ STATEMENT_HEADER = ("period", "cost_center", "treatment", "mode", "compliance", 
                     "reference", "currency", "exact_amount", "amount")
 
 
+@exact
 def export_statement(engine: sa.Engine, period: str, out_dir: Path, settings: FinanceSettings) -> Path:
     """The period's statement as reports: every line (CSV) and the total per cost center (JSON).
 

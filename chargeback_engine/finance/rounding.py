@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
+from chargeback_engine.finance.tables import exact
 from chargeback_engine.money import minor_units, quantum
 
 
@@ -26,6 +27,7 @@ def round_total(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(quantum(minor_units(currency)), rounding=ROUND_HALF_EVEN)
 
 
+@exact
 def round_to(amounts: Sequence[Decimal], target: Decimal, currency: str) -> list[Decimal]:
     """Round signed ``amounts`` to the currency's minor unit so that they sum to ``target``.
 

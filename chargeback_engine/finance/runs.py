@@ -28,7 +28,7 @@ from chargeback_engine.finance import audit
 from chargeback_engine.finance.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.tables import (
-    adjustments, decisions, ledger_lines, period_closes, run_cost_centers, runs,
+    adjustments, exact, decisions, ledger_lines, period_closes, run_cost_centers, runs,
 )
 from chargeback_engine.finance.errors import RunConflictError
 from chargeback_engine.ledger import CATEGORIES
@@ -228,6 +228,7 @@ def _totals(rows: list[tuple]) -> dict[str, Decimal]:
     return dict(sorted(totals.items()))
 
 
+@exact
 def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
     """Record one run; idempotent by run key, and atomic (all of it or nothing)."""
     rows = _ledger_rows(run)

@@ -26,7 +26,7 @@ from chargeback_engine.finance.audit import Witness
 from chargeback_engine.finance.rounding import round_conserving, round_to, round_total
 from chargeback_engine.finance.runs import aggregate_run, head_run
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import adjustments, ledger_lines, run_cost_centers, runs
+from chargeback_engine.finance.tables import adjustments, exact, ledger_lines, run_cost_centers, runs
 from chargeback_engine.periods import Period
 
 TREATMENTS = ("invoice", "showback", "unallocated")
@@ -128,6 +128,7 @@ class Statement:
     invoices: tuple[Invoice, ...]
     closed: bool
 
+    @exact
     def totals(self) -> dict[str, dict[str, Decimal]]:
         """Per currency: the exact period total, its rounding, and the rounded sum per treatment."""
         out: dict[str, dict[str, Decimal]] = {}
@@ -146,6 +147,7 @@ class Statement:
                                            for line in self.lines]))
 
 
+@exact
 def resolve_terms(connection: sa.Connection, run_key: str, settings: FinanceSettings) -> dict[str, CostCenterTerms]:
     """Each cost center's mode for the run; ``auto`` becomes chargeback at the compliance threshold."""
     tagged: dict[str, Decimal] = defaultdict(Decimal)
@@ -191,6 +193,7 @@ def _treatment(cc: str, category: str, terms: Mapping[str, CostCenterTerms], una
     return "invoice" if cc in terms and terms[cc].mode == "chargeback" else "showback"
 
 
+@exact
 def build_statement(connection: sa.Connection, period: Period | str, settings: FinanceSettings,
                     witness: Witness) -> Statement:
     """Compute the statement of an open period from the database (nothing is written)."""

@@ -10,8 +10,10 @@ DELETE. The schema itself is created by the Alembic migrations in ``migrations/`
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from decimal import Decimal, localcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -20,11 +22,28 @@ from sqlalchemy.types import TypeDecorator
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 
 
+#: Decimal digits finance computes with: sums of numeric(38, LEDGER_SCALE) amounts stay exact
+#: (Decimal's default context keeps 28 digits and would silently round them).
+EXACT_DIGITS = 80
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exact(function: F) -> F:
+    """Run ``function`` with :data:`EXACT_DIGITS` Decimal digits, so no sum of amounts rounds."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with localcontext() as ctx:
+            ctx.prec = EXACT_DIGITS
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@exact
 def at_ledger_scale(value: Any) -> Decimal:
     """``value`` as a Decimal with exactly the ledger's digits after the point (may round: callers check)."""
-    with localcontext() as ctx:
-        ctx.prec = 80  # numeric(38, LEDGER_SCALE) needs 38 digits; the default context has 28
-        return Decimal(value).quantize(LEDGER_QUANTUM)
+    return Decimal(value).quantize(LEDGER_QUANTUM)
 
 
 class Money(TypeDecorator[Decimal]):

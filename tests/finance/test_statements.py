@@ -20,7 +20,7 @@ from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.errors import ClosedPeriodError
 from chargeback_engine.finance.rounding import round_conserving, round_to, round_total
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.money import minor_units, quantum
+from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, minor_units, quantum
 from chargeback_engine.policy.model import CostCenter
 from tests.finance.builders import COST_CENTERS, MONTH, run_input
 
@@ -166,3 +166,17 @@ def _evil_file(directory: Path, suffix: str) -> str:
     """The rendered invoice of the cost center whose id is a spreadsheet formula."""
     (match,) = [p for p in directory.iterdir() if p.suffix == suffix and p.name.startswith("2026-01__cmd")]
     return match.read_text()
+
+
+def test_sums_of_the_largest_amounts_stay_exact(books: sa.Engine) -> None:
+    """36-digit amounts at the ledger scale: Decimal's default 28 digits would round their sums."""
+    big = Decimal(f"{'1' * (36 - LEDGER_SCALE)}.{'3' * LEDGER_SCALE}")
+    rows = [("CC-100", "EC2", str(big), "direct", "tag"), ("CC-300", "EC2", str(big), "direct", "tag"),
+            ("CC-300", "S3", str(-LEDGER_QUANTUM), "credit", "tag")]
+    ingest_run(books, run_input("2026-01", rows))
+    closed = close_period(books, "2026-01", SETTINGS).statement
+    expected = Decimal(f"{'2' * (36 - LEDGER_SCALE)}.{'6' * (LEDGER_SCALE - 1)}5")
+    assert closed.totals()["USD"]["exact"] == expected
+    assert statement(books, "2026-01", SETTINGS).totals()["USD"]["rounded"] == Decimal(f"{'2' * (36 - LEDGER_SCALE)}.67")
+    # .3333… and .3333…2 round down to .33 each; the residue cent goes to the larger remainder
+    assert closed.invoices[0].subtotal == Decimal(f"{'1' * (36 - LEDGER_SCALE)}.34")
