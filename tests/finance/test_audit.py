@@ -17,9 +17,15 @@ from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import (
     audit_records, dispute_events, disputes, invoices, journal_lines, period_closes, runs, statement_lines,
 )
+from chargeback_engine.money import LEDGER_QUANTUM
 from tests.finance.builders import MONTH, run_input
 
 SETTINGS = FinanceSettings(payer_entity="ACME-US")
+
+
+def _at_scale(amount: str | int) -> str:
+    """An amount as the chain records it: at the ledger scale."""
+    return format(Decimal(amount).quantize(LEDGER_QUANTUM), "f")
 
 
 @pytest.fixture
@@ -159,12 +165,12 @@ def test_direct_edits_of_the_money_are_reported_with_the_record_and_the_change(c
         connection.execute(sa.update(period_closes).values(statement_hash="sha256:forged"))
         connection.execute(sa.update(journal_lines).where(journal_lines.c.line_no == 0).values(memo="edited"))
     problems = verify(chained).problems
-    assert f"invoices {invoice.invoice_id}: total is {Decimal('9999.99'):.10f} in the database, " \
-           f"{Decimal('120.13'):.10f} when recorded in audit record 3" in problems
+    assert f"invoices {invoice.invoice_id}: total is {_at_scale('9999.99')} in the database, " \
+           f"{_at_scale('120.13')} when recorded in audit record 3" in problems
     assert f"invoices {invoice.invoice_id}: document.total is 9999.99 in the database, 120.13 when recorded " \
            "in audit record 3" in problems
-    assert f"statement_lines (period 2026-01, line_no 0): amount is {Decimal(21):.10f} in the database, " \
-           f"{Decimal('100.12'):.10f} when recorded in audit record 2" in problems
+    assert f"statement_lines (period 2026-01, line_no 0): amount is {_at_scale(21)} in the database, " \
+           f"{_at_scale('100.12')} when recorded in audit record 2" in problems
     assert any(p.startswith("period_closes 2026-01: statement_hash is sha256:forged in the database")
                for p in problems)
     assert any(p.startswith("journal_lines (entry_id je-") and ": memo is edited in the database" in p
@@ -182,8 +188,8 @@ def test_dispute_events_are_covered(chained: sa.Engine) -> None:
         connection.execute(sa.update(dispute_events).where(dispute_events.c.seq == 3).values(credit=Decimal(5)))
         connection.execute(sa.update(disputes).values(amount=Decimal(50)))
     problems = verify(chained).problems
-    assert f"dispute_events (dispute_id {dispute.dispute_id}, seq 3): credit is {Decimal(5):.10f} in the database, " \
-           f"{Decimal(4):.10f} when recorded in audit record 10" in problems
+    assert f"dispute_events (dispute_id {dispute.dispute_id}, seq 3): credit is {_at_scale(5)} in the database, " \
+           f"{_at_scale(4)} when recorded in audit record 10" in problems
     assert any(p.startswith(f"disputes {dispute.dispute_id}: amount is 50") for p in problems)
 
 

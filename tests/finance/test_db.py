@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from importlib.resources import files
 
 import pytest
 import sqlalchemy as sa
@@ -110,3 +111,26 @@ def _insert_one(connection: sa.Connection, table: str) -> None:
         else:
             values[column.name] = "x"
     connection.execute(metadata.tables[table].insert().values(values))
+
+
+def test_migration_0003_brings_money_columns_to_the_ledger_scale(books: sa.Engine) -> None:
+    """A PostgreSQL database whose money columns have another scale (an older LEDGER_SCALE) is widened."""
+    if books.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps money as text at any scale")
+    from alembic import command
+    from alembic.config import Config
+
+    from chargeback_engine.finance.db import writing
+
+    config = Config()
+    config.set_main_option("script_location", str(files("chargeback_engine.finance") / "migrations"))
+    with writing(books) as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+        connection.execute(sa.text(f"ALTER TABLE invoices ALTER COLUMN total TYPE numeric(38, {LEDGER_SCALE - 2})"))
+    open_database(books.url.render_as_string(hide_password=False)).dispose()
+    with books.connect() as connection:
+        scale = connection.execute(sa.text(
+            "SELECT numeric_scale FROM information_schema.columns "
+            "WHERE table_name = 'invoices' AND column_name = 'total'")).scalar()
+    assert scale == LEDGER_SCALE
