@@ -66,11 +66,6 @@ def witness(connection: sa.Connection) -> Witness:
     return Witness(newest.seq, newest.hash) if newest else Witness(0, GENESIS)
 
 
-def head(connection: sa.Connection) -> str:
-    """The newest record's hash (the genesis hash for an empty log)."""
-    return witness(connection).head
-
-
 def stored_row(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
     """A row as the chain records it: money at the ledger scale, witnesses left out.
 
@@ -112,7 +107,7 @@ def witnesses_in(path: Path) -> list[Witness]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise FinanceError(f"{path}: cannot be read as a JSON artefact ({error})") from None
-    found = [Witness(node.get("audit_seq"), node["audit_head"], f"{path}")
+    found = [Witness(seq if isinstance(seq := node.get("audit_seq"), int) else None, node["audit_head"], str(path))
              for node in _objects(document) if isinstance(node.get("audit_head"), str)]
     if not found:
         raise FinanceError(f"{path}: carries no audit_head (use a manifest.json, an invoice JSON or a journal JSON)")
@@ -193,21 +188,19 @@ def _anchors(connection: sa.Connection) -> Iterator[Witness]:
 
 
 def _check_witness(found: Witness, hashes: Sequence[str], position: Mapping[str, int]) -> str | None:
-    """A problem, or None when the chain still holds the record the witness saw."""
+    """What is wrong with the chain as the witness saw it, or None when it still holds that record."""
     if found.seq is None:
         if found.head in position:
             return None
-        return f"witness {found.source}: its audit head {found.head} is not in the chain " \
+        return f"its audit head {found.head} is not in the chain " \
                f"(records after record {len(hashes)} were deleted, or the chain was rewritten)"
     if found.seq > len(hashes):
         missing = found.seq - len(hashes)
         lost = "the last record was" if missing == 1 else f"the last {missing} records were"
-        return f"witness {found.source}: it saw record {found.seq}, but the chain ends at record {len(hashes)} " \
-               f"({lost} deleted)"
+        return f"it saw record {found.seq}, but the chain ends at record {len(hashes)} ({lost} deleted)"
     actual = hashes[found.seq - 1] if found.seq else GENESIS
     if actual != found.head:
-        return f"witness {found.source}: record {found.seq} has hash {actual}, the witness saw {found.head} " \
-               "(the chain was rewritten)"
+        return f"it saw record {found.seq} with hash {found.head}, the chain has {actual} (the chain was rewritten)"
     return None
 
 
@@ -239,11 +232,14 @@ def verify(engine: sa.Engine, witnesses: Iterable[Witness] = ()) -> AuditReport:
     for anchor in anchors:
         problem = _check_witness(anchor, hashes, position)
         if problem:
-            problems.append(problem.replace("witness ", "", 1))
+            problems.append(f"{anchor.source}: {problem}")
     given = list(witnesses)
     if given:
         used = given
-        problems.extend(p for p in (_check_witness(w, hashes, position) for w in given) if p)
+        for found in given:
+            problem = _check_witness(found, hashes, position)
+            if problem:
+                problems.append(f"witness {found.source}: {problem}")
     else:
         kept = [a for a in anchors if a.head in position]
         used = [max(kept, key=lambda a: position[a.head])] if kept else []

@@ -147,6 +147,26 @@ def test_a_witness_sees_a_rewritten_chain(chained: sa.Engine, tmp_path: Path) ->
     assert any(p.startswith(f"witness {manifest}: it saw record 7, but the chain ends at record 6") for p in problems)
 
 
+def test_a_witness_sees_a_chain_rewritten_to_the_same_length(chained: sa.Engine, tmp_path: Path) -> None:
+    manifest = export_invoices(chained, "2026-01", tmp_path / "invoices")
+    (invoice_json,) = [p for p in (tmp_path / "invoices").iterdir() if p.name == "2026-01_CC-100_USD.json"]
+    _tamper(chained, ("audit_records",))
+    with chained.begin() as connection:  # change record 1, then re-hash every record after it
+        rows = connection.execute(sa.select(audit_records).order_by(audit_records.c.seq)).all()
+        connection.execute(sa.delete(audit_records))
+        prev = GENESIS
+        for row in rows:
+            payload = row.payload.replace('"period":"2026-01"', '"period":"2026-11"') if row.seq == 1 else row.payload
+            digest = record_hash(row.seq, row.kind, row.subject, payload, prev)
+            connection.execute(audit_records.insert().values(seq=row.seq, kind=row.kind, subject=row.subject,
+                                                             payload=payload, prev_hash=prev, hash=digest))
+            prev = digest
+    problems = verify(chained, [*witnesses_in(manifest), *witnesses_in(invoice_json)]).problems
+    assert any(p.startswith(f"witness {manifest}: it saw record 7 with hash ") and p.endswith("(the chain was rewritten)")
+               for p in problems)
+    assert any(p.startswith(f"witness {invoice_json}: it saw record 6 with hash ") for p in problems)
+
+
 def _invoice(engine: sa.Engine, cost_center: str = "CC-100") -> sa.Row:
     with engine.connect() as connection:
         return connection.execute(sa.select(invoices).where(invoices.c.cost_center == cost_center)).one()
