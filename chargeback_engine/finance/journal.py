@@ -87,7 +87,8 @@ def check_balanced(entries: Sequence[JournalEntry]) -> None:
     for entry in entries:
         if entry.debit != entry.credit:
             raise JournalError(f"journal entry {entry.entry_id} ({entry.entity}, {entry.currency}) does not balance: "
-                               f"debit {minor(entry.debit, entry.currency)} != credit {minor(entry.credit, entry.currency)}")
+                               f"debit {minor(entry.debit, entry.currency)} != "
+                               f"credit {minor(entry.credit, entry.currency)}")
 
 
 def _entry(parent: str, invoice: Invoice, role: str, entity: str, description: str,

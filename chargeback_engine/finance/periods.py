@@ -20,7 +20,9 @@ import structlog
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.errors import ClosedPeriodError
-from chargeback_engine.finance.journal import JournalBatch, anchor_batch, build_batch, entries_for_invoice, load_batches, record_batch
+from chargeback_engine.finance.journal import (
+    JournalBatch, anchor_batch, build_batch, entries_for_invoice, load_batches, record_batch,
+)
 from chargeback_engine.finance.runs import head_run
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice, Statement, StatementLine, build_statement, resolve_terms

@@ -118,7 +118,8 @@ def _ledger_rows(run: RunInput) -> list[tuple]:
         if values["category"] not in CATEGORIES:
             raise InputError(f"ledger row {i}, column 'category': {values['category']!r} is not one of {', '.join(CATEGORIES)}")
         if not isinstance(values["amount"], Decimal):
-            raise InputError(f"ledger row {i}, column 'amount': must be decimal128(38,{LEDGER_SCALE}), not {type(values['amount']).__name__}")
+            raise InputError(f"ledger row {i}, column 'amount': must be decimal128(38,{LEDGER_SCALE}), "
+                             f"not {type(values['amount']).__name__}")
     return rows
 
 

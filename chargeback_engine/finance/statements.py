@@ -20,9 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.errors import PeriodError
+from chargeback_engine.finance.audit import Witness
 from chargeback_engine.finance.canonical import canonical_json, content_id, minor, money_text, sha256_text
 from chargeback_engine.finance.disputes import pending_credits
-from chargeback_engine.finance.audit import Witness
 from chargeback_engine.finance.rounding import round_conserving, round_to, round_total
 from chargeback_engine.finance.runs import aggregate_run, head_run
 from chargeback_engine.finance.settings import FinanceSettings
