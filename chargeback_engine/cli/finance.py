@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from chargeback_engine import finance
+from chargeback_engine.cli.policy import _count
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.finance.disputes import STATUSES, TRANSITIONS
 from chargeback_engine.finance.canonical import minor
@@ -137,7 +138,7 @@ def _echo_totals(stmt: finance.Statement) -> None:
         click.echo(f"  {currency}: period total {minor(t['rounded'], currency)}"
                    f" = invoice subtotals {minor(t['invoice'], currency)}"
                    f" + showback {minor(t['showback'], currency)} + unallocated {minor(t['unallocated'], currency)}")
-        click.echo(f"  {currency}: {len(invoiced)} invoice{'' if len(invoiced) == 1 else 's'} total"
+        click.echo(f"  {currency}: {_count(len(invoiced), 'invoice')} total"
                    f" {minor(t['invoice'] + markup, currency)} = subtotals {minor(t['invoice'], currency)}"
                    f" + markup {minor(markup, currency)}")
 
@@ -183,6 +184,12 @@ def invoice_list(engine: Any, settings: Any, period: Period) -> None:
         click.echo(f"{inv.invoice_id}  {inv.number}  {minor(inv.total, inv.currency)} {inv.currency}"
                    f"{'' if stmt.closed else '  (draft)'}")
     _echo_totals(stmt)
+    problems = stmt.inconsistencies()
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"the invoices of {period} do not add up ({_count(len(problems), 'problem')}); "
+                                   "run chargeback audit verify")
 
 
 @invoice.command("render")
@@ -333,8 +340,7 @@ def audit_verify(engine: Any, settings: Any, witness_files: tuple[Path, ...]) ->
     used = ("checked against " + ", ".join(result.witnesses) if result.witnesses
             else "no witness to check against yet")
     if not result.ok:
-        count = len(result.problems)
-        raise click.ClickException(f"audit chain broken: {count} problem{'' if count == 1 else 's'} in "
+        raise click.ClickException(f"audit chain broken: {_count(len(result.problems), 'problem')} in "
                                    f"{result.records} records; {used}")
     click.echo(f"audit chain intact: {result.records} records, head {result.head}; {used}")
 

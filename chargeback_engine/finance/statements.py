@@ -140,6 +140,29 @@ class Statement:
             bucket["rounded"] = round_total(bucket["exact"], currency)
         return out
 
+    @exact
+    def inconsistencies(self) -> list[str]:
+        """Where the invoices do not add up: lines to subtotal, subtotal and markup to total, to the statement.
+
+        Issued documents are only read back, so this finds rows edited behind the product's back.
+        """
+        found = []
+        for inv in self.invoices:
+            c = inv.currency
+            lines = sum((line.amount for line in inv.lines), Decimal(0))
+            if lines != inv.subtotal:
+                found.append(f"invoice {inv.invoice_id}: its lines add up to {minor(lines, c)} {c}, "
+                             f"its subtotal says {minor(inv.subtotal, c)}")
+            if inv.subtotal + inv.markup != inv.total:
+                found.append(f"invoice {inv.invoice_id}: subtotal {minor(inv.subtotal, c)} + markup "
+                             f"{minor(inv.markup, c)} is not its total {minor(inv.total, c)} {c}")
+        for currency, t in sorted(self.totals().items()):
+            subtotals = sum((inv.subtotal for inv in self.invoices if inv.currency == currency), Decimal(0))
+            if subtotals != t["invoice"]:
+                found.append(f"{currency}: the invoices' subtotals add up to {minor(subtotals, currency)}, "
+                             f"the statement's invoice lines to {minor(t['invoice'], currency)}")
+        return found
+
     @property
     def content_hash(self) -> str:
         return sha256_text(canonical_json([[line.cost_center, line.treatment, line.service_name, line.category,

@@ -264,3 +264,16 @@ def test_witness_files_must_carry_a_head(tmp_path: Path) -> None:
 def test_an_empty_log_verifies(books: sa.Engine) -> None:
     report = verify(books)
     assert report.ok and report.records == 0 and report.head == GENESIS and report.witnesses == ()
+
+
+def test_invoice_list_refuses_invoices_that_do_not_add_up(chained: sa.Engine, db_url: str) -> None:
+    invoice = _invoice(chained)
+    forged = invoice.document.replace('"total":"120.13"', '"total":"9999.99"')
+    with chained.begin() as connection:  # the forgery: same id, another total
+        _open(connection, "invoices")
+        connection.execute(sa.update(invoices).where(invoices.c.invoice_id == invoice.invoice_id)
+                           .values(total=Decimal("9999.99"), document=forged))
+    result = CliRunner().invoke(main, ["invoice", "list", "--period", "2026-01", "--db", db_url])
+    assert result.exit_code == 1
+    assert f"invoice {invoice.invoice_id}: subtotal 120.13 + markup 0.00 is not its total 9999.99 USD" in result.output
+    assert "the invoices of 2026-01 do not add up (1 problem); run chargeback audit verify" in result.output
