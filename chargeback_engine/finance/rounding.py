@@ -46,6 +46,16 @@ def round_to(amounts: Sequence[Decimal], target: Decimal, currency: str) -> list
     return floors
 
 
+def round_groups(groups: Sequence[Sequence[Decimal]], currency: str) -> list[list[Decimal]]:
+    """Round each group's total so the totals add up to the rounded grand total, then each group's amounts.
+
+    A group is one cost center's lines: its rounded amounts add up to its rounded total.
+    """
+    exact_totals = [sum(group, Decimal(0)) for group in groups]
+    totals = round_conserving(exact_totals, currency) if groups else []
+    return [round_to(group, total, currency) for group, total in zip(groups, totals)]
+
+
 def round_conserving(amounts: Sequence[Decimal], currency: str) -> list[Decimal]:
     """Round ``amounts`` so they sum to their own total rounded half-even."""
     return round_to(amounts, round_total(sum(amounts, Decimal(0)), currency), currency)

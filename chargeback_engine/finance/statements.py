@@ -23,7 +23,7 @@ from chargeback_engine.errors import PeriodError
 from chargeback_engine.finance.audit import Witness
 from chargeback_engine.finance.canonical import canonical_json, content_id, minor, money_text, sha256_text
 from chargeback_engine.finance.disputes import pending_credits
-from chargeback_engine.finance.rounding import round_conserving, round_to, round_total
+from chargeback_engine.finance.rounding import round_groups, round_total
 from chargeback_engine.finance.runs import aggregate_run, head_run
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import adjustments, exact, ledger_lines, run_cost_centers, runs
@@ -232,9 +232,9 @@ def build_statement(connection: sa.Connection, period: Period | str, settings: F
         groups: dict[tuple[str, str], list[LineKey]] = defaultdict(list)  # (cost center, treatment) -> lines
         for key in sorted(key for key in exact if key[1] == currency):
             groups[(key[0], _treatment(key[0], key[3], terms, unallocated))].append(key)
-        totals = round_conserving([sum((exact[k] for k in keys), Decimal(0)) for keys in groups.values()], currency)
-        for ((cc, treatment), keys), total in zip(groups.items(), totals):
-            for key, amount in zip(keys, round_to([exact[k] for k in keys], total, currency)):
+        rounded = round_groups([[exact[k] for k in keys] for keys in groups.values()], currency)
+        for ((cc, treatment), keys), amounts in zip(groups.items(), rounded):
+            for key, amount in zip(keys, amounts):
                 _, _, service, category, reference = key
                 lines.append(StatementLine(cc, treatment, service, category, reference, currency, exact[key], amount))
     invoices = _invoices(period, run_key, lines, terms, settings, witness)

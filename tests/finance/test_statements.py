@@ -18,7 +18,7 @@ from chargeback_engine.engine.runner import Engine
 from chargeback_engine.finance import RunInput, close_period, export_invoices, ingest_run, statement
 from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.errors import ClosedPeriodError
-from chargeback_engine.finance.rounding import round_conserving, round_to, round_total
+from chargeback_engine.finance.rounding import round_conserving, round_groups, round_to, round_total
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, minor_units, quantum
 from chargeback_engine.policy.model import CostCenter
@@ -47,6 +47,23 @@ def test_credits_round_as_the_mirror_image_of_charges(values: list[Decimal], cur
     total = sum(values, Decimal(0))
     assume(len(set(remainders)) == len(remainders) and (total / unit * 2) % 2 != 1)  # no ties to break
     assert round_conserving([-v for v in values], currency) == [-r for r in round_conserving(values, currency)]
+
+
+@given(st.lists(st.lists(amounts, min_size=1, max_size=8), min_size=1, max_size=12),
+       st.sampled_from(["USD", "JPY", "KWD"]))
+def test_cost_centers_are_rounded_first_then_their_lines(groups: list[list[Decimal]], currency: str) -> None:
+    unit = quantum(minor_units(currency))
+    rounded = round_groups(groups, currency)
+    everything = [v for group in groups for v in group]
+    assert sum((r for group in rounded for r in group), Decimal(0)) == round_total(sum(everything, Decimal(0)), currency)
+    totals = [sum(group, Decimal(0)) for group in rounded]
+    exact_totals = [sum(group, Decimal(0)) for group in groups]
+    assert all(abs(t - e) < unit for t, e in zip(totals, exact_totals))  # each cost center within one unit
+    assert all(t == 0 for t, e in zip(totals, exact_totals) if e == 0)  # a pool that nets to zero shows zero
+    # the residue is the only reason a cost center is more than half a unit away: at most that many are
+    nearest = sum((round_total(e, currency) for e in exact_totals), Decimal(0))
+    residue = abs(round_total(sum(everything, Decimal(0)), currency) - nearest) / unit
+    assert sum(1 for t, e in zip(totals, exact_totals) if abs(t - e) > unit / 2) <= residue
 
 
 def test_a_pool_that_nets_to_zero_shows_zero() -> None:
