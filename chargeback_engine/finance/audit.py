@@ -80,9 +80,18 @@ def stored_row(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None and isinstance(column.type, Money):
             value = money_text(at_ledger_scale(value))
         elif column is invoices.c.document:
-            value = {k: v for k, v in json.loads(value).items() if k not in WITNESS_KEYS}
+            value = _without_witness(value)
         row[column.name] = value
     return row
+
+
+def _without_witness(document: str) -> Any:
+    """An invoice document without its witness keys; text that is no JSON object stays as it is."""
+    try:
+        parsed = json.loads(document)
+    except json.JSONDecodeError:
+        return document
+    return {k: v for k, v in parsed.items() if k not in WITNESS_KEYS} if isinstance(parsed, dict) else document
 
 
 def append(connection: sa.Connection, kind: str, subject: str, payload: Mapping[str, Any],

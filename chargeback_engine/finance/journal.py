@@ -10,7 +10,6 @@ never edited: a correction is a new batch that reverses every effective entry an
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -190,7 +189,7 @@ def load_batches(connection: sa.Connection, period: str) -> list[JournalBatch]:
 def issued_invoices(connection: sa.Connection, period: str) -> list[Invoice]:
     query = sa.select(invoices.c.document).where(invoices.c.period == period).order_by(invoices.c.cost_center,
                                                                                          invoices.c.currency)
-    return [Invoice.from_document(json.loads(doc)) for doc in connection.execute(query).scalars()]
+    return [Invoice.from_stored(doc) for doc in connection.execute(query).scalars()]
 
 
 def _bookings(entries: Sequence[JournalEntry]) -> list[str]:

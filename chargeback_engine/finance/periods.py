@@ -10,7 +10,6 @@ nothing; a second close of a closed period changes nothing.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,7 +66,7 @@ def _stored_statement(connection: sa.Connection, period: str, settings: FinanceS
                                    .order_by(invoices.c.cost_center, invoices.c.currency)).scalars()
     terms = resolve_terms(connection, closing.run_key, settings)
     return Statement(period, closing.run_key, terms, lines,
-                     tuple(Invoice.from_document(json.loads(doc)) for doc in documents), closed=True)
+                     tuple(Invoice.from_stored(doc) for doc in documents), closed=True)
 
 
 @exact

@@ -11,6 +11,7 @@ minor unit, then its lines, so that they add up to its total.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from chargeback_engine.errors import PeriodError
 from chargeback_engine.finance.audit import Witness
 from chargeback_engine.finance.canonical import canonical_json, content_id, minor, money_text, sha256_text
 from chargeback_engine.finance.disputes import pending_credits
+from chargeback_engine.finance.errors import FinanceError
 from chargeback_engine.finance.rounding import round_groups, round_total
 from chargeback_engine.finance.runs import aggregate_run, head_run
 from chargeback_engine.finance.settings import FinanceSettings
@@ -102,6 +104,15 @@ class Invoice:
                    doc["payer_entity"], doc["gl_account"], c, lines, Decimal(doc["subtotal"]), Decimal(doc["markup_rate"]),
                    Decimal(doc["markup"]), Decimal(doc["total"]), doc["run_key"], doc["audit_head"],
                    doc.get("audit_seq"))
+
+    @classmethod
+    def from_stored(cls, text: str) -> Invoice:
+        """An issued invoice from its stored canonical JSON; a mangled document is a clear error."""
+        try:
+            return cls.from_document(json.loads(text))
+        except (ValueError, KeyError, TypeError, ArithmeticError) as error:
+            raise FinanceError(f"a stored invoice document cannot be read ({type(error).__name__}: {error}); "
+                               "run chargeback audit verify") from None
 
     def document(self) -> dict[str, Any]:
         c = self.currency

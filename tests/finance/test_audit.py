@@ -197,6 +197,19 @@ def test_direct_edits_of_the_money_are_reported_with_the_record_and_the_change(c
                for p in problems)
 
 
+def test_a_document_that_is_no_longer_json_is_reported_not_raised(chained: sa.Engine, db_url: str) -> None:
+    invoice = _invoice(chained)
+    with chained.begin() as connection:
+        _open(connection, "invoices")
+        connection.execute(sa.update(invoices).where(invoices.c.invoice_id == invoice.invoice_id)
+                           .values(document="{broken"))
+    assert any(p.startswith(f"invoices {invoice.invoice_id}: document is {{broken in the database")
+               for p in verify(chained).problems)
+    listed = CliRunner().invoke(main, ["invoice", "list", "--period", "2026-01", "--db", db_url])
+    assert listed.exit_code == 1 and "a stored invoice document cannot be read" in listed.output
+    assert listed.exception is None or isinstance(listed.exception, SystemExit)
+
+
 def test_dispute_events_are_covered(chained: sa.Engine) -> None:
     dispute = submit(chained, period="2026-01", cost_center="CC-100", dispute_type="usage", amount=Decimal("5"),
                      description="double counted", submitted_by="alice", settings=SETTINGS)
