@@ -116,7 +116,8 @@ def witnesses_in(path: Path) -> list[Witness]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise FinanceError(f"{path}: cannot be read as a JSON artefact ({error})") from None
-    found = [Witness(seq if isinstance(seq := node.get("audit_seq"), int) else None, node["audit_head"], str(path))
+    found = [Witness(seq if isinstance(seq := node.get("audit_seq"), int) and seq >= 0 else None, node["audit_head"],
+                     str(path))
              for node in _objects(document) if isinstance(node.get("audit_head"), str)]
     if not found:
         raise FinanceError(f"{path}: carries no audit_head (use a manifest.json, an invoice JSON or a journal JSON)")
