@@ -30,8 +30,13 @@ def method_schema(method: str, properties: Mapping[str, Any], required: Iterable
 
 
 def fallback_shares(fallback: str, among: Iterable[str], context: AllocationContext, why: str) -> Shares:
-    """All weights were zero: split evenly among the candidates, or park in the unallocated bucket."""
+    """All weights were zero: split evenly among the candidates, or park in the unallocated bucket.
+
+    The reason says what happened (``why``), which fallback was declared, and what it did.
+    """
     candidates = sorted(set(among))
     if fallback == "even" and candidates:
-        return Shares({cc: Decimal(1) for cc in candidates}, f"{why}, fell back to even split")
-    return Shares({context.policy.unallocated: Decimal(1)}, f"{why}, fell back to unallocated")
+        return Shares({cc: Decimal(1) for cc in candidates},
+                      f"{why} (fallback: even, among {len(candidates)} cost centers), fell back to even split")
+    declared = "fallback: unallocated" if fallback != "even" else "fallback: even, but no cost center to split among"
+    return Shares({context.policy.unallocated: Decimal(1)}, f"{why} ({declared}), fell back to unallocated")

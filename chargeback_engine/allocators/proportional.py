@@ -23,7 +23,9 @@ class ProportionalAllocator:
     """Weights recomputed every period: a driver's quantities, or ``basis: direct-cost``.
 
     ``among`` restricts the targets; ``filter`` (a ``when:`` condition) restricts the driver
-    rows or the direct-cost lines that count. All-zero weights take ``fallback``.
+    rows or the direct-cost lines that count. All-zero weights take ``fallback``; a driver
+    with no rows for the period has no cost centers of its own, so ``even`` then splits among
+    ``among`` or, without it, among the consumers (as ``basis: direct-cost`` does).
     """
 
     name = "proportional"
@@ -56,12 +58,20 @@ class ProportionalAllocator:
         if "basis" in params:
             targets = tuple(sorted(among)) if among else None
             return DirectCostBasis(targets, condition, fallback, "proportional to direct cost")
-        quantities = context.driver(params["driver"], condition)
+        driver = params["driver"]
+        quantities = context.driver(driver, condition)
         candidates = among or sorted(quantities)
         weights = {cc: max(quantities.get(cc, Decimal(0)), Decimal(0)) for cc in candidates}
-        if not any(weights.values()):
-            return fallback_shares(fallback, candidates, context, f"driver {params['driver']} is zero for {context.period}")
-        return Shares({cc: w for cc, w in weights.items() if w}, f"proportional to driver {params['driver']}")
+        if any(weights.values()):
+            return Shares({cc: w for cc, w in weights.items() if w}, f"proportional to driver {driver}")
+        rows = "rows that match the filter" if condition is not None else "rows"
+        if not quantities:
+            why = f"driver {driver} has no {rows} for {context.period}"
+        elif among:
+            why = f"driver {driver} has no positive quantity for {context.period} among {', '.join(among)}"
+        else:
+            why = f"driver {driver} has no positive quantity for {context.period}"
+        return fallback_shares(fallback, candidates or context.consumers(), context, why)
 
 
 @hookimpl

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from chargeback_engine import finance
+from chargeback_engine.cli.policy import _count
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.finance.disputes import STATUSES, TRANSITIONS
 from chargeback_engine.finance.canonical import minor
@@ -130,9 +131,16 @@ def period_close(engine: Any, settings: Any, period: Period) -> None:
 
 
 def _echo_totals(stmt: finance.Statement) -> None:
+    """The period total as the sum of what each treatment holds; invoice totals add markup on top."""
     for currency, t in sorted(stmt.totals().items()):
-        click.echo(f"  {currency}: total {minor(t['rounded'], currency)} = invoices {minor(t['invoice'], currency)}"
+        invoiced = [inv for inv in stmt.invoices if inv.currency == currency]
+        markup = sum((inv.markup for inv in invoiced), Decimal(0))
+        click.echo(f"  {currency}: period total {minor(t['rounded'], currency)}"
+                   f" = invoice subtotals {minor(t['invoice'], currency)}"
                    f" + showback {minor(t['showback'], currency)} + unallocated {minor(t['unallocated'], currency)}")
+        click.echo(f"  {currency}: {_count(len(invoiced), 'invoice')} total"
+                   f" {minor(t['invoice'] + markup, currency)} = subtotals {minor(t['invoice'], currency)}"
+                   f" + markup {minor(markup, currency)}")
 
 
 @period.command("report")
@@ -147,9 +155,16 @@ def period_report(engine: Any, settings: Any, period: Period, out: Path) -> None
 @period.command("status")
 @_books
 def period_status(engine: Any, settings: Any) -> None:
-    """Every period with a run: its current run and whether it is closed."""
+    """Every period with a run: open with its current run, or closed with the run it was issued from.
+
+    A run that restated a closed period is shown apart: its changes went to a later period.
+    """
     for status in finance.period_statuses(engine):
-        click.echo(f"{status.period}  {'closed' if status.closed else 'open  '}  {status.run_key}")
+        if not status.closed:
+            click.echo(f"{status.period}  open    run {status.run_key}")
+            continue
+        restated = f"  restated by run {status.restated_by}" if status.restated_by else ""
+        click.echo(f"{status.period}  closed  run {status.closed_run}{restated}")
 
 
 # --- invoice ----------------------------------------------------------------------------------
@@ -169,6 +184,12 @@ def invoice_list(engine: Any, settings: Any, period: Period) -> None:
         click.echo(f"{inv.invoice_id}  {inv.number}  {minor(inv.total, inv.currency)} {inv.currency}"
                    f"{'' if stmt.closed else '  (draft)'}")
     _echo_totals(stmt)
+    problems = stmt.inconsistencies()
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"the invoices of {period} do not add up ({_count(len(problems), 'problem')}); "
+                                   "run chargeback audit verify")
 
 
 @invoice.command("render")
@@ -306,15 +327,22 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option("--witness", "witness_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A handed-out JSON artefact (manifest.json, invoice, journal) to check the chain against; "
+                   "repeatable. Default: the latest witness the database keeps.")
 @_books
-def audit_verify(engine: Any, settings: Any) -> None:
-    """Re-derive the hash chain; exit 1 on any altered, missing or reordered record."""
-    result = finance.verify(engine)
+def audit_verify(engine: Any, settings: Any, witness_files: tuple[Path, ...]) -> None:
+    """Re-derive the hash chain and the rows it covers; exit 1 on any altered, missing or added record or row."""
+    witnesses = [w for path in witness_files for w in finance.witnesses_in(path)]
+    result = finance.verify(engine, witnesses)
     for problem in result.problems:
         click.echo(problem, err=True)
+    used = ("checked against " + ", ".join(result.witnesses) if result.witnesses
+            else "no witness to check against yet")
     if not result.ok:
-        raise click.ClickException(f"audit chain broken: {len(result.problems)} problems in {result.records} records")
-    click.echo(f"audit chain intact: {result.records} records, head {result.head}")
+        raise click.ClickException(f"audit chain broken: {_count(len(result.problems), 'problem')} in "
+                                   f"{result.records} records; {used}")
+    click.echo(f"audit chain intact: {result.records} records, head {result.head}; {used}")
 
 
 COMMANDS = (ledger, period, invoice, journal, dispute, audit)

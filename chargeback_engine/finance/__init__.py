@@ -5,7 +5,7 @@ commands ``ledger``, ``period``, ``invoice``, ``journal``, ``dispute`` and ``aud
 call each into these functions.
 """
 
-from chargeback_engine.finance.audit import AuditReport, verify
+from chargeback_engine.finance.audit import AuditReport, Witness, verify, witnesses_in
 from chargeback_engine.finance.db import database_url, open_database
 from chargeback_engine.finance.disputes import Dispute, comment, list_disputes, report, submit, transition
 from chargeback_engine.finance.erp import ERP_EXPORTERS, export_journal
@@ -25,5 +25,5 @@ __all__ = [
     "JournalLine", "RunConflictError", "RunInput", "SettingsError", "Statement", "StatementLine", "close_period",
     "comment", "correct_journal", "database_url", "export_invoices", "export_statement", "export_journal", "ingest_run", "list_disputes",
     "load_journal", "load_settings", "open_database", "period_statuses", "report", "run_from_files", "statement",
-    "submit", "transition", "verify",
+    "submit", "transition", "verify", "Witness", "witnesses_in",
 ]

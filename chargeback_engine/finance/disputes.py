@@ -26,7 +26,7 @@ from chargeback_engine.finance.canonical import content_id, minor
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.errors import DisputeError
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import credit_notes, dispute_events, disputes, invoices
+from chargeback_engine.finance.tables import credit_notes, dispute_events, disputes, exact, invoices
 from chargeback_engine.money import minor_units, quantum
 from chargeback_engine.periods import Period
 
@@ -130,14 +130,14 @@ def _load(connection: sa.Connection, dispute_id: str) -> Dispute:
 
 
 def _append_event(connection: sa.Connection, dispute: Dispute, action: str, status: str, actor: str, at: str,
-                  note: str, assignee: str, credit: Decimal | None = None) -> None:
-    seq = len(dispute.events) + 1
-    connection.execute(dispute_events.insert().values(
-        dispute_id=dispute.dispute_id, seq=seq, action=action, status=status, actor=actor, at=at, note=note,
-        assignee=assignee, credit=credit))
-    audit.append(connection, f"dispute.{action}", dispute.dispute_id, {
-        "seq": seq, "status": status, "actor": actor, "at": at, "note": note, "assignee": assignee,
-        "credit": credit})
+                  note: str, assignee: str, credit: Decimal | None = None,
+                  submission: dict[str, Any] | None = None) -> None:
+    """Append an event; its audit record covers the event row (and the submission, for the first)."""
+    event = {"dispute_id": dispute.dispute_id, "seq": len(dispute.events) + 1, "action": action, "status": status,
+             "actor": actor, "at": at, "note": note, "assignee": assignee, "credit": credit}
+    connection.execute(dispute_events.insert().values(event))
+    audit.append(connection, f"dispute.{action}", dispute.dispute_id, {"seq": event["seq"], "status": status},
+                 rows={disputes: [submission] if submission else [], dispute_events: [event]})
 
 
 def submit(engine: sa.Engine, *, period: Period | str, cost_center: str, dispute_type: str, amount: Decimal,
@@ -164,14 +164,15 @@ def submit(engine: sa.Engine, *, period: Period | str, cost_center: str, dispute
         dispute_id = content_id("dsp", identity)
         if connection.execute(sa.select(disputes.c.dispute_id).where(disputes.c.dispute_id == dispute_id)).first():
             return _load(connection, dispute_id)
-        connection.execute(disputes.insert().values(
-            dispute_id=dispute_id, period=period, cost_center=cost_center, invoice_id=invoice_id,
-            dispute_type=dispute_type, amount=amount, currency=invoice_currency, description=description,
-            submitted_by=submitted_by, submitted_at=submitted_at, due_at=due_at))
+        submission = {"dispute_id": dispute_id, "period": period, "cost_center": cost_center, "invoice_id": invoice_id,
+                      "dispute_type": dispute_type, "amount": amount, "currency": invoice_currency,
+                      "description": description, "submitted_by": submitted_by, "submitted_at": submitted_at,
+                      "due_at": due_at}
+        connection.execute(disputes.insert().values(submission))
         empty = Dispute(dispute_id, period, cost_center, invoice_id, dispute_type, amount, invoice_currency,
                         description, submitted_by, submitted_at, due_at, ())
         _append_event(connection, empty, "submit", "submitted", submitted_by, submitted_at, description,
-                      settings.assignee_for(dispute_type))
+                      settings.assignee_for(dispute_type), submission=submission)
         return _load(connection, dispute_id)
 
 
@@ -191,7 +192,8 @@ def transition(engine: sa.Engine, dispute_id: str, action: str, *, actor: str, s
             granted = _minor_amount(Decimal(credit) if credit is not None else dispute.amount, dispute.currency,
                                     "the credit")
             if granted > dispute.amount:
-                raise DisputeError(f"the credit {granted} exceeds the disputed amount {dispute.amount}")
+                raise DisputeError(f"the credit {minor(granted, dispute.currency)} exceeds the disputed amount "
+                                   f"{minor(dispute.amount, dispute.currency)} {dispute.currency}")
         elif credit is not None:
             raise DisputeError("only an approval carries a credit")
         assignee = settings.escalation_assignee if action == "escalate" else dispute.assignee
@@ -232,6 +234,7 @@ def list_disputes(engine: sa.Engine, *, status: str | None = None, overdue_at: d
                 and (overdue_at is None or d.overdue(overdue_at))]
 
 
+@exact
 def report(engine: sa.Engine, now: datetime | None = None) -> dict[str, Any]:
     """Counts, disputed and credited amounts by status and by type, and the overdue count."""
     moment = _now(now)

@@ -32,6 +32,7 @@ from chargeback_engine.finance.files import csv_bytes, write_bundle
 from chargeback_engine.finance.journal import JournalBatch, JournalEntry, check_balanced, load_batches
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.canonical import minor
+from chargeback_engine.finance.tables import exact
 from chargeback_engine.periods import Period
 
 
@@ -161,15 +162,16 @@ ERP_EXPORTERS: dict[str, Exporter] = {
 }
 
 
+@exact
 def export_journal(engine: sa.Engine, period: Period | str, erp: str, out_dir: Path,
                    settings: FinanceSettings) -> Path:
-    """Write the period's posted journal in ``erp``'s format, then a manifest with the audit head."""
+    """Write the period's posted journal in ``erp``'s format, then a manifest with the audit witness."""
     if erp not in ERP_EXPORTERS:
         raise ValueError(f"unknown ERP format {erp!r} (known: {', '.join(ERP_EXPORTERS)})")
     period = Period.parse(str(period))
     with engine.connect() as connection:
         batches = load_batches(connection, str(period))
-        head = audit.head(connection)
+        witness = audit.witness(connection)
     if not batches:
         raise ClosedPeriodError(f"period {period} has no posted journal; close it first")
     for batch in batches:
@@ -180,7 +182,7 @@ def export_journal(engine: sa.Engine, period: Period | str, erp: str, out_dir: P
         bucket = totals.setdefault(e.currency, {"debit": Decimal(0), "credit": Decimal(0)})
         bucket["debit"] += e.debit
         bucket["credit"] += e.credit
-    manifest = {"kind": "journal", "erp": erp, "period": str(period), "audit_head": head,
+    manifest = {"kind": "journal", "erp": erp, "period": str(period), **witness.document(),
                 "batches": [{"batch_id": b.batch_id, "kind": b.kind, "entries": len(b.entries)} for b in batches],
                 "totals": {c: {k: minor(v, c) for k, v in t.items()} for c, t in sorted(totals.items())}}
     return write_bundle(Path(out_dir), files, manifest)

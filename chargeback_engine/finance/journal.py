@@ -10,7 +10,6 @@ never edited: a correction is a new batch that reverses every effective entry an
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -19,12 +18,12 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.canonical import canonical_json, content_id
+from chargeback_engine.finance.canonical import canonical_json, content_id, minor
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.errors import ClosedPeriodError, JournalError
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice
-from chargeback_engine.finance.tables import invoices, journal_batches, journal_entries, journal_lines
+from chargeback_engine.finance.tables import exact, invoices, journal_batches, journal_entries, journal_lines
 from chargeback_engine.money import LEDGER_QUANTUM
 
 ZERO = Decimal(0).quantize(LEDGER_QUANTUM)
@@ -73,8 +72,8 @@ class JournalBatch:
     period: str
     kind: str  # close or correction
     supersedes: str  # the batch a correction replaces; "" for the close batch
-    audit_head: str
     entries: tuple[JournalEntry, ...]
+    audit_head: str = ""  # the witness, set when the batch is anchored after its records
 
     @property
     def effective(self) -> tuple[JournalEntry, ...]:
@@ -87,7 +86,8 @@ def check_balanced(entries: Sequence[JournalEntry]) -> None:
     for entry in entries:
         if entry.debit != entry.credit:
             raise JournalError(f"journal entry {entry.entry_id} ({entry.entity}, {entry.currency}) does not balance: "
-                               f"debit {entry.debit} != credit {entry.credit}")
+                               f"debit {minor(entry.debit, entry.currency)} != "
+                               f"credit {minor(entry.credit, entry.currency)}")
 
 
 def _entry(parent: str, invoice: Invoice, role: str, entity: str, description: str,
@@ -127,29 +127,38 @@ def entries_for_invoice(invoice: Invoice, settings: FinanceSettings, parent: str
     return [entry for entry in entries if entry]
 
 
-def build_batch(period: str, kind: str, supersedes: str, audit_head: str, entries: Sequence[JournalEntry]) -> JournalBatch:
+def build_batch(period: str, kind: str, supersedes: str, entries: Sequence[JournalEntry]) -> JournalBatch:
     check_balanced(entries)
     batch_id = content_id("jb", {"period": period, "kind": kind, "supersedes": supersedes,
                                  "entries": [e.entry_id for e in entries]})
-    return JournalBatch(batch_id, period, kind, supersedes, audit_head, tuple(entries))
+    return JournalBatch(batch_id, period, kind, supersedes, tuple(entries))
 
 
-def store_batch(connection: sa.Connection, batch: JournalBatch) -> None:
-    connection.execute(journal_batches.insert().values(
-        batch_id=batch.batch_id, period=batch.period, kind=batch.kind, supersedes=batch.supersedes,
-        audit_head=batch.audit_head))
-    if batch.entries:
-        connection.execute(journal_entries.insert(), [
-            {"entry_id": e.entry_id, "batch_id": batch.batch_id, "entry_no": i, "entity": e.entity,
-             "currency": e.currency, "description": e.description, "invoice_id": e.invoice_id, "reverses": e.reverses}
-            for i, e in enumerate(batch.entries)])
-        connection.execute(journal_lines.insert(), [
-            {"entry_id": e.entry_id, "line_no": j, "account": l.account, "cost_center": l.cost_center,
-             "debit": l.debit, "credit": l.credit, "memo": l.memo}
-            for e in batch.entries for j, l in enumerate(e.lines)])
-    audit.append(connection, f"journal.{batch.kind}", batch.batch_id, {
-        "period": batch.period, "supersedes": batch.supersedes,
-        "entries": [[e.entry_id, e.entity, e.currency, e.debit, e.credit] for e in batch.entries]})
+def _batch_row(batch: JournalBatch) -> dict[str, str]:
+    return {"batch_id": batch.batch_id, "period": batch.period, "kind": batch.kind, "supersedes": batch.supersedes,
+            "audit_head": batch.audit_head}
+
+
+def record_batch(connection: sa.Connection, batch: JournalBatch) -> None:
+    """Write the batch's entries and lines and the audit record that covers them and the batch row."""
+    entries = [{"entry_id": e.entry_id, "batch_id": batch.batch_id, "entry_no": i, "entity": e.entity,
+                "currency": e.currency, "description": e.description, "invoice_id": e.invoice_id,
+                "reverses": e.reverses} for i, e in enumerate(batch.entries)]
+    lines = [{"entry_id": e.entry_id, "line_no": j, "account": l.account, "cost_center": l.cost_center,
+              "debit": l.debit, "credit": l.credit, "memo": l.memo}
+             for e in batch.entries for j, l in enumerate(e.lines)]
+    if entries:
+        connection.execute(journal_entries.insert(), entries)
+        connection.execute(journal_lines.insert(), lines)
+    audit.append(connection, f"journal.{batch.kind}", batch.batch_id, {"period": batch.period},
+                 rows={journal_batches: [_batch_row(batch)], journal_entries: entries, journal_lines: lines})
+
+
+def anchor_batch(connection: sa.Connection, batch: JournalBatch, witness: audit.Witness) -> JournalBatch:
+    """Insert the batch row, stamped with the witness of its records; the batch is posted from here on."""
+    anchored = replace(batch, audit_head=witness.head)
+    connection.execute(journal_batches.insert().values(_batch_row(anchored)))
+    return anchored
 
 
 def load_batches(connection: sa.Connection, period: str) -> list[JournalBatch]:
@@ -172,7 +181,7 @@ def load_batches(connection: sa.Connection, period: str) -> list[JournalBatch]:
         row = rows[parent]
         entries = tuple(JournalEntry(e.entry_id, e.entity, e.currency, e.description, tuple(lines[e.entry_id]),
                                      e.invoice_id, e.reverses) for e in entries_by_batch[row.batch_id])
-        batches.append(JournalBatch(row.batch_id, row.period, row.kind, row.supersedes, row.audit_head, entries))
+        batches.append(JournalBatch(row.batch_id, row.period, row.kind, row.supersedes, entries, row.audit_head))
         parent = row.batch_id
     return batches
 
@@ -180,7 +189,7 @@ def load_batches(connection: sa.Connection, period: str) -> list[JournalBatch]:
 def issued_invoices(connection: sa.Connection, period: str) -> list[Invoice]:
     query = sa.select(invoices.c.document).where(invoices.c.period == period).order_by(invoices.c.cost_center,
                                                                                          invoices.c.currency)
-    return [Invoice.from_document(json.loads(doc)) for doc in connection.execute(query).scalars()]
+    return [Invoice.from_stored(doc) for doc in connection.execute(query).scalars()]
 
 
 def _bookings(entries: Sequence[JournalEntry]) -> list[str]:
@@ -190,6 +199,7 @@ def _bookings(entries: Sequence[JournalEntry]) -> list[str]:
                   for e in entries)
 
 
+@exact
 def correct_journal(engine: sa.Engine, period: str, settings: FinanceSettings) -> JournalBatch | None:
     """Re-derive the period's journal with today's settings; if it differs, reverse and repost.
 
@@ -207,9 +217,9 @@ def correct_journal(engine: sa.Engine, period: str, settings: FinanceSettings) -
         reversals = [JournalEntry(content_id("je", {"reverses": e.entry_id}), e.entity, e.currency,
                                   f"Reversal of {e.description}", tuple(l.reversed() for l in e.lines),
                                   e.invoice_id, reverses=e.entry_id) for e in current.effective]
-        batch = build_batch(period, "correction", current.batch_id, audit.head(connection), [*reversals, *wanted])
-        store_batch(connection, batch)
-        return batch
+        batch = build_batch(period, "correction", current.batch_id, [*reversals, *wanted])
+        record_batch(connection, batch)
+        return anchor_batch(connection, batch, audit.witness(connection))
 
 
 def load_journal(engine: sa.Engine, period: str) -> list[JournalBatch]:

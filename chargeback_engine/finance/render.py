@@ -18,7 +18,7 @@ from chargeback_engine.finance.canonical import minor, money_text
 from chargeback_engine.finance.periods import statement
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice
-from chargeback_engine.finance.tables import period_closes
+from chargeback_engine.finance.tables import exact, period_closes
 
 INVOICE_FORMATS = ("json", "csv", "html")
 CSV_HEADER = ("invoice_id", "number", "period", "cost_center", "currency", "service_name", "category", "reference",
@@ -74,7 +74,7 @@ entity {e(invoice.entity or "-")}; billed by {e(invoice.payer_entity or "-")}; p
 <tr><td colspan="3">Total</td><td class="amount">{minor(invoice.total, c)}</td></tr>
 </tfoot>
 </table>
-<p class="meta">Invoice id {e(invoice.invoice_id)} · run {e(invoice.run_key)} · audit chain head {e(invoice.audit_head)}</p>
+<p class="meta">Invoice id {e(invoice.invoice_id)} · run {e(invoice.run_key)} · audit chain head {e(invoice.audit_head)} (record {invoice.audit_seq})</p>
 </body></html>
 """
     return page.encode("utf-8")
@@ -97,14 +97,15 @@ def export_invoices(engine: sa.Engine, period: str, out_dir: Path, formats: tupl
         raise ValueError(f"unknown invoice format {unknown[0]!r} (known: {', '.join(INVOICE_FORMATS)})")
     with engine.connect() as connection:
         issued = issued_invoices(connection, period)
-        head = audit.head(connection)
+        witness = audit.witness(connection)
         closed = connection.execute(sa.select(period_closes.c.period).where(period_closes.c.period == period)).first()
     if not closed:
         raise ClosedPeriodError(f"period {period} is not closed: invoices are issued when it closes")
     files = {f"{_file_stem(inv)}.{fmt}": _RENDERERS[fmt](inv) for inv in issued for fmt in formats}
-    manifest = {"kind": "invoices", "period": period, "audit_head": head,
+    manifest = {"kind": "invoices", "period": period, **witness.document(),
                 "invoices": [{"invoice_id": inv.invoice_id, "number": inv.number, "total": minor(inv.total, inv.currency),
-                              "currency": inv.currency, "audit_head": inv.audit_head} for inv in issued]}
+                              "currency": inv.currency, "audit_head": inv.audit_head, "audit_seq": inv.audit_seq}
+                             for inv in issued]}
     return write_bundle(Path(out_dir), files, manifest)
 
 
@@ -112,6 +113,7 @@ STATEMENT_HEADER = ("period", "cost_center", "treatment", "mode", "compliance", 
                     "reference", "currency", "exact_amount", "amount")
 
 
+@exact
 def export_statement(engine: sa.Engine, period: str, out_dir: Path, settings: FinanceSettings) -> Path:
     """The period's statement as reports: every line (CSV) and the total per cost center (JSON).
 
@@ -119,7 +121,7 @@ def export_statement(engine: sa.Engine, period: str, out_dir: Path, settings: Fi
     """
     stmt = statement(engine, period, settings)
     with engine.connect() as connection:
-        head = audit.head(connection)
+        witness = audit.witness(connection)
     rows = [(period, l.cost_center, l.treatment, stmt.terms[l.cost_center].mode if l.cost_center in stmt.terms else "",
              money_text(stmt.terms[l.cost_center].compliance) if l.cost_center in stmt.terms else "",
              l.service_name, l.category, l.reference, l.currency, money_text(l.exact_amount), minor(l.amount, l.currency))
@@ -132,8 +134,9 @@ def export_statement(engine: sa.Engine, period: str, out_dir: Path, settings: Fi
                "cost_centers": [{"cost_center": cc, "treatment": treatment, "currency": currency,
                                  "amount": minor(amount, currency)}
                                 for (cc, treatment, currency), amount in sorted(per_center.items())],
-               "totals": {c: {k: minor(v, c) for k, v in t.items()} for c, t in sorted(stmt.totals().items())}}
+               "totals": {c: {k: money_text(v) if k == "exact" else minor(v, c) for k, v in t.items()}
+                          for c, t in sorted(stmt.totals().items())}}
     files = {f"statement_{period}.csv": csv_bytes(STATEMENT_HEADER, rows, amount_columns=[9, 10]),
              f"statement_{period}.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")}
     return write_bundle(Path(out_dir), files, {"kind": "statement", "period": period, "closed": stmt.closed,
-                                               "audit_head": head})
+                                               **witness.document()})

@@ -28,10 +28,11 @@ from chargeback_engine.finance import audit
 from chargeback_engine.finance.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.tables import (
-    adjustments, decisions, ledger_lines, period_closes, run_cost_centers, runs,
+    adjustments, exact, decisions, ledger_lines, period_closes, run_cost_centers, runs,
 )
 from chargeback_engine.finance.errors import RunConflictError
 from chargeback_engine.ledger import CATEGORIES
+from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.model import CostCenter, Policy
 
@@ -117,7 +118,8 @@ def _ledger_rows(run: RunInput) -> list[tuple]:
         if values["category"] not in CATEGORIES:
             raise InputError(f"ledger row {i}, column 'category': {values['category']!r} is not one of {', '.join(CATEGORIES)}")
         if not isinstance(values["amount"], Decimal):
-            raise InputError(f"ledger row {i}, column 'amount': must be decimal128(38,10), not {type(values['amount']).__name__}")
+            raise InputError(f"ledger row {i}, column 'amount': must be decimal128(38,{LEDGER_SCALE}), "
+                             f"not {type(values['amount']).__name__}")
     return rows
 
 
@@ -161,12 +163,15 @@ def aggregate_run(connection: sa.Connection, run_key: str) -> dict[AggregateKey,
     return dict(totals)
 
 
-def _insert_run(connection: sa.Connection, run: RunInput, rows: list[tuple], content: str, supersedes: str) -> None:
+def _insert_run(connection: sa.Connection, run: RunInput, rows: list[tuple], content: str,
+                supersedes: str) -> dict[str, Any]:
+    """Write the run and its lines; returns the ``runs`` row (its audit record covers it)."""
     key = run.run_key
-    connection.execute(runs.insert().values(
-        run_key=key, period=str(run.period), policy_version=run.policy_version, policy_hash=run.policy_hash,
-        source_versions=canonical_json(dict(run.source_versions)), content_hash=content, supersedes=supersedes,
-        unallocated_cost_center=run.unallocated, line_count=len(rows)))
+    run_row = {"run_key": key, "period": str(run.period), "policy_version": run.policy_version,
+               "policy_hash": run.policy_hash, "source_versions": canonical_json(dict(run.source_versions)),
+               "content_hash": content, "supersedes": supersedes, "unallocated_cost_center": run.unallocated,
+               "line_count": len(rows)}
+    connection.execute(runs.insert().values(run_row))
     known = {cc.id: cc for cc in run.cost_centers}
     present = sorted({row[LEDGER_COLUMNS.index("cost_center")] for row in rows} | set(known))
     connection.execute(run_cost_centers.insert(), [
@@ -193,9 +198,10 @@ def _insert_run(connection: sa.Connection, run: RunInput, rows: list[tuple], con
             decision["reason"] = decision["reason"] or ""
             batch.append({"run_key": key, **decision})
         connection.execute(decisions.insert(), batch)
+    return run_row
 
 
-def _restate(connection: sa.Connection, run: RunInput, previous: str) -> tuple[Period, int]:
+def _restate(connection: sa.Connection, run: RunInput, previous: str) -> tuple[Period, list[dict[str, Any]]]:
     """Book the difference between the new run and the one it replaces into the next open period."""
     target = next_open_period(connection, run.period)
     before, after = aggregate_run(connection, previous), aggregate_run(connection, run.run_key)
@@ -212,7 +218,7 @@ def _restate(connection: sa.Connection, run: RunInput, previous: str) -> tuple[P
             "currency": currency, "amount": delta})
     if rows:
         connection.execute(adjustments.insert(), rows)
-    return target, len(rows)
+    return target, rows
 
 
 def _totals(rows: list[tuple]) -> dict[str, Decimal]:
@@ -223,6 +229,7 @@ def _totals(rows: list[tuple]) -> dict[str, Decimal]:
     return dict(sorted(totals.items()))
 
 
+@exact
 def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
     """Record one run; idempotent by run key, and atomic (all of it or nothing)."""
     rows = _ledger_rows(run)
@@ -239,14 +246,14 @@ def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
                 f"{canonical_json(dict(run.source_versions))}) was already recorded with different content; "
                 "a changed input needs a new source version")
         previous = head_run(connection, period)
-        _insert_run(connection, run, rows, content, previous or "")
+        run_row = _insert_run(connection, run, rows, content, previous or "")
         restated = previous is not None and period in closed_periods(connection)
-        target, count = _restate(connection, run, previous) if previous and restated else (None, 0)
+        target, booked = _restate(connection, run, previous) if previous and restated else (None, [])
+        count = len(booked)
         audit.append(connection, "run.recorded", key, {
-            "period": period, "policy_version": run.policy_version, "policy_hash": run.policy_hash,
-            "source_versions": dict(run.source_versions), "content_hash": content, "supersedes": previous or "",
-            "lines": len(rows), "totals": _totals(rows),
-            "restatement": {"adjustment_period": str(target), "adjustments": count} if restated else None})
+            "period": period, "totals": _totals(rows),
+            "restatement": {"adjustment_period": str(target), "adjustments": count} if restated else None},
+            rows={runs: [run_row], adjustments: booked})
     log.info("finance.run.recorded", run_key=key, period=period, lines=len(rows), restated=restated)
     return IngestResult(run_key=key, committed=True, period=period, restated=restated,
                         adjustment_period=str(target) if target else None, adjustments=count, totals=_totals(rows))

@@ -4,12 +4,14 @@ The statement gathers the period's current run (aggregated by cost center, servi
 category), the adjustments restatements pushed into the period, and the credit notes of
 approved disputes. Each cost center is treated by its mode: chargeback cost centers get an
 invoice, showback ones a report, and the unallocated bucket stays visible on its own.
-All lines of a currency are rounded together by largest remainder, so invoices + showback +
-unallocated equal the period total, rounded, to the minor unit.
+Rounding goes top down (see :mod:`~chargeback_engine.finance.rounding`): each cost center's
+total first, so that invoices + showback + unallocated equal the period total rounded to the
+minor unit, then its lines, so that they add up to its total.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,12 +21,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.errors import PeriodError
+from chargeback_engine.finance.audit import Witness
 from chargeback_engine.finance.canonical import canonical_json, content_id, minor, money_text, sha256_text
 from chargeback_engine.finance.disputes import pending_credits
-from chargeback_engine.finance.rounding import round_conserving, round_total
+from chargeback_engine.finance.errors import FinanceError
+from chargeback_engine.finance.rounding import round_groups, round_total
 from chargeback_engine.finance.runs import aggregate_run, head_run
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import adjustments, ledger_lines, run_cost_centers, runs
+from chargeback_engine.finance.tables import adjustments, exact, ledger_lines, run_cost_centers, runs
 from chargeback_engine.periods import Period
 
 TREATMENTS = ("invoice", "showback", "unallocated")
@@ -78,7 +82,8 @@ class Invoice:
     markup: Decimal
     total: Decimal
     run_key: str
-    audit_head: str
+    audit_head: str  # the witness: the audit chain after the invoice's own records
+    audit_seq: int | None
 
     @property
     def number(self) -> str:
@@ -97,7 +102,17 @@ class Invoice:
                       for line in doc["lines"])
         return cls(doc["invoice_id"], doc["period"], doc["cost_center"], doc["cost_center_name"], doc["entity"],
                    doc["payer_entity"], doc["gl_account"], c, lines, Decimal(doc["subtotal"]), Decimal(doc["markup_rate"]),
-                   Decimal(doc["markup"]), Decimal(doc["total"]), doc["run_key"], doc["audit_head"])
+                   Decimal(doc["markup"]), Decimal(doc["total"]), doc["run_key"], doc["audit_head"],
+                   doc.get("audit_seq"))
+
+    @classmethod
+    def from_stored(cls, text: str) -> Invoice:
+        """An issued invoice from its stored canonical JSON; a mangled document is a clear error."""
+        try:
+            return cls.from_document(json.loads(text))
+        except (ValueError, KeyError, TypeError, ArithmeticError) as error:
+            raise FinanceError(f"a stored invoice document cannot be read ({type(error).__name__}: {error}); "
+                               "run chargeback audit verify") from None
 
     def document(self) -> dict[str, Any]:
         c = self.currency
@@ -111,6 +126,7 @@ class Invoice:
             "subtotal": minor(self.subtotal, c), "markup_rate": money_text(self.markup_rate),
             "markup": minor(self.markup, c), "total": minor(self.total, c),
             "credit_notes": list(self.credit_notes), "run_key": self.run_key, "audit_head": self.audit_head,
+            "audit_seq": self.audit_seq,
         }
 
 
@@ -123,6 +139,7 @@ class Statement:
     invoices: tuple[Invoice, ...]
     closed: bool
 
+    @exact
     def totals(self) -> dict[str, dict[str, Decimal]]:
         """Per currency: the exact period total, its rounding, and the rounded sum per treatment."""
         out: dict[str, dict[str, Decimal]] = {}
@@ -134,6 +151,29 @@ class Statement:
             bucket["rounded"] = round_total(bucket["exact"], currency)
         return out
 
+    @exact
+    def inconsistencies(self) -> list[str]:
+        """Where the invoices do not add up: lines to subtotal, subtotal and markup to total, to the statement.
+
+        Issued documents are only read back, so this finds rows edited behind the product's back.
+        """
+        found = []
+        for inv in self.invoices:
+            c = inv.currency
+            lines = sum((line.amount for line in inv.lines), Decimal(0))
+            if lines != inv.subtotal:
+                found.append(f"invoice {inv.invoice_id}: its lines add up to {minor(lines, c)} {c}, "
+                             f"its subtotal says {minor(inv.subtotal, c)}")
+            if inv.subtotal + inv.markup != inv.total:
+                found.append(f"invoice {inv.invoice_id}: subtotal {minor(inv.subtotal, c)} + markup "
+                             f"{minor(inv.markup, c)} is not its total {minor(inv.total, c)} {c}")
+        for currency, t in sorted(self.totals().items()):
+            subtotals = sum((inv.subtotal for inv in self.invoices if inv.currency == currency), Decimal(0))
+            if subtotals != t["invoice"]:
+                found.append(f"{currency}: the invoices' subtotals add up to {minor(subtotals, currency)}, "
+                             f"the statement's invoice lines to {minor(t['invoice'], currency)}")
+        return found
+
     @property
     def content_hash(self) -> str:
         return sha256_text(canonical_json([[line.cost_center, line.treatment, line.service_name, line.category,
@@ -141,6 +181,7 @@ class Statement:
                                            for line in self.lines]))
 
 
+@exact
 def resolve_terms(connection: sa.Connection, run_key: str, settings: FinanceSettings) -> dict[str, CostCenterTerms]:
     """Each cost center's mode for the run; ``auto`` becomes chargeback at the compliance threshold."""
     tagged: dict[str, Decimal] = defaultdict(Decimal)
@@ -186,8 +227,9 @@ def _treatment(cc: str, category: str, terms: Mapping[str, CostCenterTerms], una
     return "invoice" if cc in terms and terms[cc].mode == "chargeback" else "showback"
 
 
+@exact
 def build_statement(connection: sa.Connection, period: Period | str, settings: FinanceSettings,
-                    audit_head: str) -> Statement:
+                    witness: Witness) -> Statement:
     """Compute the statement of an open period from the database (nothing is written)."""
     period = str(period)
     run_key = head_run(connection, period)
@@ -198,18 +240,20 @@ def build_statement(connection: sa.Connection, period: Period | str, settings: F
     exact = {k: v for k, v in _exact_lines(connection, period, run_key, terms, unallocated).items() if v != 0}
     lines: list[StatementLine] = []
     for currency in sorted({key[1] for key in exact}):
-        keys = sorted(key for key in exact if key[1] == currency)
-        rounded = round_conserving([exact[k] for k in keys], currency)
-        for key, amount in zip(keys, rounded):
-            cc, _, service, category, reference = key
-            lines.append(StatementLine(cc, _treatment(cc, category, terms, unallocated), service, category,
-                                       reference, currency, exact[key], amount))
-    invoices = _invoices(period, run_key, lines, terms, settings, audit_head)
+        groups: dict[tuple[str, str], list[LineKey]] = defaultdict(list)  # (cost center, treatment) -> lines
+        for key in sorted(key for key in exact if key[1] == currency):
+            groups[(key[0], _treatment(key[0], key[3], terms, unallocated))].append(key)
+        rounded = round_groups([[exact[k] for k in keys] for keys in groups.values()], currency)
+        for ((cc, treatment), keys), amounts in zip(groups.items(), rounded):
+            for key, amount in zip(keys, amounts):
+                _, _, service, category, reference = key
+                lines.append(StatementLine(cc, treatment, service, category, reference, currency, exact[key], amount))
+    invoices = _invoices(period, run_key, lines, terms, settings, witness)
     return Statement(period, run_key, terms, tuple(lines), invoices, closed=False)
 
 
 def _invoices(period: str, run_key: str, lines: list[StatementLine], terms: Mapping[str, CostCenterTerms],
-              settings: FinanceSettings, audit_head: str) -> tuple[Invoice, ...]:
+              settings: FinanceSettings, witness: Witness) -> tuple[Invoice, ...]:
     grouped: dict[tuple[str, str], list[StatementLine]] = defaultdict(list)
     for line in lines:
         if line.treatment == "invoice":
@@ -228,5 +272,5 @@ def _invoices(period: str, run_key: str, lines: list[StatementLine], terms: Mapp
             entity=cc_terms.entity, payer_entity=settings.payer_entity, gl_account=cc_terms.gl_account,
             currency=currency, lines=tuple(cc_lines),
             subtotal=subtotal, markup_rate=rate, markup=markup, total=subtotal + markup, run_key=run_key,
-            audit_head=audit_head))
+            audit_head=witness.head, audit_seq=witness.seq))
     return tuple(invoices)

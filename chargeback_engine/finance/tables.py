@@ -1,7 +1,7 @@
 """The cost database's tables (SQLAlchemy Core). Every table is append-only.
 
-Money columns use :class:`Money`: ``numeric(38,10)`` in PostgreSQL, canonical decimal
-text in SQLite (whose NUMERIC affinity would silently turn fractions into floats).
+Money columns use :class:`Money`: ``numeric(38, LEDGER_SCALE)`` in PostgreSQL, canonical
+decimal text in SQLite (whose NUMERIC affinity would silently turn fractions into floats).
 State that changes over time (a dispute's status, a period's current run) is derived
 from appended events, never updated in place, so triggers can refuse every UPDATE and
 DELETE. The schema itself is created by the Alembic migrations in ``migrations/``;
@@ -10,44 +10,64 @@ DELETE. The schema itself is created by the Alembic migrations in ``migrations/`
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from decimal import Decimal, localcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from chargeback_engine.money import LEDGER_QUANTUM
+from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
+
+
+#: Decimal digits finance computes with: sums of numeric(38, LEDGER_SCALE) amounts stay exact
+#: (Decimal's default context keeps 28 digits and would silently round them).
+EXACT_DIGITS = 80
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exact(function: F) -> F:
+    """Run ``function`` with :data:`EXACT_DIGITS` Decimal digits, so no sum of amounts rounds."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with localcontext() as ctx:
+            ctx.prec = EXACT_DIGITS
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@exact
+def at_ledger_scale(value: Any) -> Decimal:
+    """``value`` as a Decimal with exactly the ledger's digits after the point (may round: callers check)."""
+    return Decimal(value).quantize(LEDGER_QUANTUM)
 
 
 class Money(TypeDecorator[Decimal]):
-    """An exact amount at the ledger scale (10 digits after the point)."""
+    """An exact amount at the ledger scale (``LEDGER_SCALE`` digits after the point)."""
 
     impl = sa.String(64)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(sa.Numeric(38, 10, asdecimal=True))
+            return dialect.type_descriptor(sa.Numeric(38, LEDGER_SCALE, asdecimal=True))
         return dialect.type_descriptor(sa.String(64))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
         amount = Decimal(value)
-        with localcontext() as ctx:
-            ctx.prec = 60  # numeric(38,10) needs 38 digits; the default context has 28
-            exact = amount.quantize(LEDGER_QUANTUM)
+        exact = at_ledger_scale(amount)
         if exact != amount:
-            raise ValueError(f"{amount} has more than 10 digits after the point")
+            raise ValueError(f"{amount} has more than {LEDGER_SCALE} digits after the point")
         return exact if dialect.name == "postgresql" else format(exact, "f")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        with localcontext() as ctx:
-            ctx.prec = 60
-            return Decimal(value).quantize(LEDGER_QUANTUM)
+        return None if value is None else at_ledger_scale(value)
 
 
 metadata = sa.MetaData()

@@ -2,17 +2,22 @@
 
 An allocator's ``check(params, policy)`` returns :class:`~chargeback_engine.components.Finding`
 objects whose paths are relative to its ``allocate:`` block; the kernel locates them in the
-policy file. These helpers build such findings with the kernel's wording.
+policy file. These helpers build such findings with the kernel's wording, and read the
+driver rows that validation looks into.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from chargeback_engine.components import Finding, JsonPath
-from chargeback_engine.policy.model import Policy
+from chargeback_engine.errors import InputError
+from chargeback_engine.policy.model import Driver, Policy
 
 
 def known_cost_centers(policy: Policy) -> frozenset[str]:
@@ -52,3 +57,27 @@ def unknown_cost_centers(
         for path, value in named
         if value not in known
     ]
+
+
+def driver_rows(driver: Driver, policy_file: str | None) -> list[dict[str, str | None]]:
+    """A driver's rows as text (``period``, ``cost_center``, ``quantity``): inline, or its file.
+
+    A relative file is read next to the policy; CSV is read as text, Parquet as stored.
+    Raises :class:`~chargeback_engine.errors.InputError` naming the file when it cannot be read.
+    """
+    if driver.file is None:
+        return [{"period": p, "cost_center": cc, "quantity": str(q)} for p, cc, q in driver.inline]
+    path = Path(driver.file)
+    if not path.is_absolute() and policy_file:
+        path = Path(policy_file).parent / path
+    if not path.is_file():
+        raise InputError(f"{path}: driver {driver.id!r} file not found")
+    reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, all_varchar = true, header = true)"
+    try:
+        table = duckdb.connect().sql(f"SELECT * FROM {reader}", params=[str(path)]).to_arrow_table()
+    except duckdb.Error as error:
+        raise InputError(f"{path}: driver {driver.id!r} cannot be read: {error}") from None
+    missing = {"period", "cost_center", "quantity"} - set(table.column_names)
+    if missing:
+        raise InputError(f"{path}: driver {driver.id!r} lacks column(s) {', '.join(sorted(missing))}")
+    return [{k: None if v is None else str(v) for k, v in row.items()} for row in table.to_pylist()]

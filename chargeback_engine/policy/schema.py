@@ -241,6 +241,12 @@ _DEFS: dict[str, Any] = {
             },
             "rules": _list({"$ref": "#/$defs/rule"}, 1000),
             "stages": _list({"$ref": "#/$defs/stage"}, 100),
+            "pool_leftovers": {
+                "enum": ["error", "unallocated"], "default": "error",
+                "description": "Money still in a shared pool after the last stage: 'error' fails the run naming "
+                               "each pool and amount, writing nothing; 'unallocated' moves it to the unallocated "
+                               "cost center.",
+            },
             "sources": _list({"$ref": "#/$defs/source"}, 50),
             "exports": _list({"$ref": "#/$defs/export"}, 50),
             "exchange_rates": _list({"$ref": "#/$defs/exchange-rate"}, 5000),

@@ -14,10 +14,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from chargeback_engine.errors import Diagnostic
+from chargeback_engine.errors import Diagnostic, InputError
 from chargeback_engine.focus import FOCUS_COLUMNS, MONEY_COLUMNS
 from chargeback_engine.plugins import Registry
-from chargeback_engine.policy.checks import suggestion, unknown_cost_centers
+from chargeback_engine.periods import Period
+from chargeback_engine.policy.checks import driver_rows, suggestion, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
 from chargeback_engine.policy.model import Policy
 from chargeback_engine.policy.schema import ALLOCATE_REF, WHEN_REF
@@ -180,6 +181,7 @@ class Semantics:
         self.doc, self.policy, self.registry = doc, policy, registry
         self.spec: Mapping[str, Any] = doc.data["spec"]
         self.found: list[Diagnostic] = []
+        self._driver_rows: dict[str, list[Mapping[str, str | None]] | None] = {}
 
     def report(self, path: JsonPath, message: str, *, severity: str = "error", key: bool = False) -> None:
         self.found.append(self.doc.diagnostic(path, message, severity=severity, key=key))
@@ -249,10 +251,43 @@ class Semantics:
             if "file" in driver and not (folder / driver["file"]).is_file():
                 self.report(("spec", "drivers", driver_id, "file"),
                             f"driver file {driver['file']!r} not found next to the policy")
+                continue
             for index, row in enumerate(driver.get("inline", [])):
                 at = ("spec", "drivers", driver_id, "inline", index, "cost_center")
                 for finding in unknown_cost_centers(self.policy, row["cost_center"]):
                     self.report(at, finding.message)
+            self.driver_periods(driver_id)
+
+    def driver_rows(self, driver_id: str) -> list[Mapping[str, str | None]] | None:
+        """The driver's rows, read once; None (and an error) when its file cannot be read."""
+        if driver_id not in self._driver_rows:
+            driver = next((d for d in self.policy.drivers if d.id == driver_id), None)
+            rows = None
+            if driver is not None and (driver.file is None or (Path(self.doc.file).parent / driver.file).is_file()):
+                try:
+                    rows = driver_rows(driver, self.doc.file)
+                except InputError as error:
+                    self.report(("spec", "drivers", driver_id, "file"), str(error))
+            self._driver_rows[driver_id] = rows
+        return self._driver_rows[driver_id]
+
+    def driver_periods(self, driver_id: str) -> None:
+        """Warn when the driver has no rows for any period of the policy's effective window.
+
+        Validation knows no run period: a driver that covers some months of the window may
+        be fed month by month. The run itself records, per decision, a driver with no rows.
+        """
+        rows = self.driver_rows(driver_id)
+        until = self.policy.effective_until
+        if rows is None or (until is not None and until <= self.policy.effective_from):
+            return  # an unreadable file or a broken window is reported on its own
+        first = str(Period.of(self.policy.effective_from))
+        end = str(Period.of(until)) if until else None
+        if not any(p and p >= first and (end is None or p < end) for p in (row["period"] for row in rows)):
+            window = f"from {first}" + (f" until {end}" if end else "")
+            self.report(("spec", "drivers", driver_id),
+                        f"driver {driver_id!r} has no rows for any period of the policy's window ({window}): "
+                        "every allocation by it takes its fallback", severity="warning")
 
     def when_fields(self) -> None:
         for index, rule in enumerate(self.spec["rules"]):
@@ -318,11 +353,36 @@ class Semantics:
         for index, stage in enumerate(stages):
             for finding in unknown_cost_centers(self.policy, stage["pool"]):
                 self.report(("spec", "stages", index, "pool"), finding.message)
-        edges = {pool: sorted(self._targets(("spec", "stages", i, "allocate"), stages[i]["allocate"]) & set(pools))
+        edges = {pool: self._feeds(("spec", "stages", i, "allocate"), stages[i]["allocate"], set(pools))
                  for pool, i in pools.items()}
-        for cycle in _cycles(edges):
+        cycles = _cycles({pool: sorted(fed) for pool, fed in edges.items()})
+        looped = set()
+        for cycle in cycles:
+            steps = list(zip(cycle, [*cycle[1:], cycle[0]]))
+            looped.update(steps)
+            drivers = sorted({edges[a][b] for a, b in steps if edges[a][b]})
+            through = f" (through the rows of driver {', '.join(map(repr, drivers))})" if drivers else ""
             self.report(("spec", "stages", pools[cycle[0]], "pool"),
-                        "shared-cost stages form a cycle: " + " -> ".join([*cycle, cycle[0]]))
+                        "shared-cost stages form a cycle: " + " -> ".join([*cycle, cycle[0]]) + through)
+        for pool, index in pools.items():
+            for target, driver in sorted(edges[pool].items()):
+                if pools[target] < index and (pool, target) not in looped:
+                    listed = f"driver {driver!r} lists {target}, so " if driver else ""
+                    self.report(("spec", "stages", index, "pool"),
+                                f"stage {index + 1} (pool {pool}) feeds pool {target}, whose stage "
+                                f"{pools[target] + 1} runs earlier: {listed}money sent there would stay in "
+                                f"{target}; put {target}'s stage after this one")
+
+    def _feeds(self, at: JsonPath, block: Mapping[str, Any], pools: set[str]) -> dict[str, str | None]:
+        """The pools a stage can send money to, each with the driver whose rows name it (None: named outright)."""
+        fed: dict[str, str | None] = dict.fromkeys(sorted(self._targets(at, block) & pools))
+        for _, sub in self._with_nested(at, block):
+            driver = sub.get("driver")
+            if isinstance(driver, str) and not sub.get("among"):
+                for row in self.driver_rows(driver) or []:
+                    if row["cost_center"] in pools:
+                        fed.setdefault(row["cost_center"], driver)
+        return fed
 
     def _targets(self, at: JsonPath, block: Mapping[str, Any]) -> set[str]:
         targets: set[str] = set()

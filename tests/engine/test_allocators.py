@@ -16,7 +16,8 @@ POLICY = make_policy({
     "cost_centers": [{"id": "CC-1"}, {"id": "CC-2"}, {"id": "CC-3"}, {"id": "POOL", "shared": True}],
     "drivers": {"cpu": {"inline": [{"period": "2026-10", "cost_center": "CC-1", "quantity": 3},
                                    {"period": "2026-10", "cost_center": "CC-2", "quantity": 1}]},
-                "idle": {"inline": [{"period": "2026-10", "cost_center": "CC-1", "quantity": 0}]}},
+                "idle": {"inline": [{"period": "2026-10", "cost_center": "CC-1", "quantity": 0}]},
+                "last-month": {"inline": [{"period": "2026-09", "cost_center": "CC-1", "quantity": 5}]}},
     "rules": [],
 })
 
@@ -71,6 +72,21 @@ def test_proportional_by_driver_and_its_zero_weight_fallbacks(registry) -> None:
     assert even.weights == {"CC-1": 1, "CC-2": 1} and even.reason.endswith("fell back to even split")
     parked = resolve(registry, {"method": "proportional", "driver": "idle"})
     assert parked.weights == {"UNALLOCATED": 1} and parked.reason.endswith("fell back to unallocated")
+    assert parked.reason == "driver idle has no positive quantity for 2026-10 (fallback: unallocated), " \
+                            "fell back to unallocated"
+
+
+def test_a_driver_without_rows_for_the_period_takes_the_declared_fallback(registry) -> None:  # type: ignore[no-untyped-def]
+    even = resolve(registry, {"method": "proportional", "driver": "last-month", "fallback": "even"})
+    assert even.weights == {"CC-1": 1, "CC-2": 1, "CC-3": 1}  # the consumers: no pool, no unallocated bucket
+    assert even.reason == "driver last-month has no rows for 2026-10 (fallback: even, among 3 cost centers), " \
+                          "fell back to even split"
+    among = resolve(registry, {"method": "proportional", "driver": "last-month", "among": ["CC-2", "CC-3"],
+                               "fallback": "even"})
+    assert among.weights == {"CC-2": 1, "CC-3": 1}
+    parked = resolve(registry, {"method": "proportional", "driver": "last-month"})
+    assert parked.weights == {"UNALLOCATED": 1}
+    assert parked.reason == "driver last-month has no rows for 2026-10 (fallback: unallocated), fell back to unallocated"
 
 
 def test_proportional_by_direct_cost_is_deferred_until_direct_allocation(registry) -> None:  # type: ignore[no-untyped-def]

@@ -62,18 +62,20 @@ def test_month_end_through_the_cli(workspace: Path) -> None:
     closed = run("period", "close", "--period", "2026-01")
     assert closed.exit_code == 0, closed.output
     assert "2026-01 closed: 2 invoices" in closed.output
-    assert "USD: total 221.97 = invoices 167.35 + showback 53.61 + unallocated 1.01" in closed.output
+    assert "USD: period total 221.97 = invoice subtotals 167.35 + showback 53.61 + unallocated 1.01" in closed.output
+    assert "USD: 2 invoices total 169.71 = subtotals 167.35 + markup 2.36" in closed.output
     assert "was already closed" in run("period", "close", "--period", "2026-01").output
 
     assert run("period", "report", "--period", "2026-01", "--out", workspace / "report").exit_code == 0
     summary = json.loads((workspace / "report" / "statement_2026-01.json").read_text())
     showback = {c["cost_center"]: c["amount"] for c in summary["cost_centers"] if c["treatment"] == "showback"}
     assert showback == {"CC-300": "33.33", "CC-400": "20.28"}  # CC-400 is auto, and 38% tagged
+    assert Decimal(summary["totals"]["USD"]["exact"]) == Decimal("221.970456789") and summary["totals"]["USD"]["rounded"] == "221.97"
     lines = list(csv.DictReader((workspace / "report" / "statement_2026-01.csv").open()))
     assert sum(Decimal(l["amount"]) for l in lines) == Decimal("221.97")
 
     listed = run("invoice", "list", "--period", "2026-01")
-    assert "2026-01/CC-200/USD  49.59 USD" in listed.output
+    assert "2026-01/CC-200/USD  49.58 USD" in listed.output
     out = workspace / "invoices"
     assert run("invoice", "render", "--period", "2026-01", "--out", out, "--format", "html").exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == ["2026-01_CC-100_USD.html", "2026-01_CC-200_USD.html",
@@ -102,10 +104,11 @@ def test_month_end_through_the_cli(workspace: Path) -> None:
     run("ledger", "ingest", "--ledger", workspace / "2026-02.parquet", "--policy", workspace / "acme.yaml",
         "--period", "2026-02", "--source-version", "focus.csv=v1")
     feb = run("period", "close", "--period", "2026-02")
-    assert "invoices 163.35" in feb.output and "unallocated 5.01" in feb.output
-    assert "2026-01  closed" in run("period", "status").output
-    verified = run("audit", "verify")
+    assert "invoice subtotals 163.35" in feb.output and "unallocated 5.01" in feb.output
+    assert "2026-02  closed  run run-" in run("period", "status").output
+    verified = run("audit", "verify", "--witness", out / "manifest.json")
     assert verified.exit_code == 0 and "audit chain intact" in verified.output
+    assert f"checked against {out / 'manifest.json'} (record 6)" in verified.output
 
 
 def test_cli_errors_exit_non_zero_with_the_reason(workspace: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from importlib.resources import files
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from chargeback_engine.finance.db import database_url, open_database
 from chargeback_engine.finance.tables import APPEND_ONLY_TABLES, Money, metadata
+from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 
 
 def test_migrations_match_the_tables_and_reopening_is_harmless(db_url: str) -> None:
@@ -19,7 +21,7 @@ def test_migrations_match_the_tables_and_reopening_is_harmless(db_url: str) -> N
         engine = open_database(db_url)
         with engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), metadata) == []
-            assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
         engine.dispose()
 
 
@@ -31,8 +33,9 @@ def test_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     assert database_url("sqlite:///other.db") == "sqlite:///other.db"
 
 
-AMOUNTS = [Decimal("0.0000000001"), Decimal("-0.0000000001"), Decimal("1234567890123456789012345678.0123456789"),
-           Decimal("0.1") + Decimal("0.2"), Decimal("-42.5")]
+# The smallest and the largest amounts numeric(38, LEDGER_SCALE) holds, whatever the scale.
+LARGEST = Decimal(f"{'9' * (38 - LEDGER_SCALE)}.{'9' * LEDGER_SCALE}")
+AMOUNTS = [LEDGER_QUANTUM, -LEDGER_QUANTUM, LARGEST, LARGEST.copy_negate(), Decimal("0.1") + Decimal("0.2"), Decimal("-42.5")]
 
 
 def test_money_is_exact_on_both_backends(books: sa.Engine) -> None:
@@ -48,14 +51,14 @@ def test_money_is_exact_on_both_backends(books: sa.Engine) -> None:
             column_type = connection.execute(sa.text(
                 "SELECT numeric_precision, numeric_scale FROM information_schema.columns "
                 "WHERE table_name = 'ledger_lines' AND column_name = 'amount'")).one()
-            assert tuple(column_type) == (38, 10)
+            assert tuple(column_type) == (38, LEDGER_SCALE)
     assert back == AMOUNTS
 
 
 @pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()], ids=["sqlite", "postgresql"])
 def test_money_refuses_to_round(dialect: sa.Dialect) -> None:
-    with pytest.raises(ValueError, match="more than 10 digits"):
-        Money().process_bind_param(Decimal("0.00000000001"), dialect)
+    with pytest.raises(ValueError, match=f"more than {LEDGER_SCALE} digits"):
+        Money().process_bind_param(LEDGER_QUANTUM / 10, dialect)
 
 
 def test_update_delete_and_truncate_are_refused_on_every_table(books: sa.Engine) -> None:
@@ -79,6 +82,24 @@ def test_update_delete_and_truncate_are_refused_on_every_table(books: sa.Engine)
         assert public == 0
 
 
+def test_replace_and_upsert_cannot_rewrite_a_row_of_any_table(books: sa.Engine) -> None:
+    """SQLite's REPLACE deletes the row in its way without firing DELETE triggers; an UPSERT updates it."""
+    with books.begin() as connection:
+        for table in APPEND_ONLY_TABLES:
+            _insert_one(connection, table)
+    for table in APPEND_ONLY_TABLES:
+        key = ", ".join(column.name for column in metadata.tables[table].primary_key.columns)
+        first = key.split(", ")[0]
+        rewrites = [f"INSERT INTO {table} SELECT * FROM {table} WHERE true "
+                    f"ON CONFLICT ({key}) DO UPDATE SET {first} = excluded.{first}"]
+        if books.dialect.name == "sqlite":
+            rewrites += [f"INSERT OR REPLACE INTO {table} SELECT * FROM {table}", f"REPLACE INTO {table} SELECT * FROM {table}"]
+        for statement in rewrites:
+            with pytest.raises(sa.exc.DBAPIError, match=f"{table} is append-only"):
+                with books.begin() as connection:
+                    connection.execute(sa.text(statement))
+
+
 def _insert_one(connection: sa.Connection, table: str) -> None:
     """A minimal row, so that row triggers have something to fire on."""
     values = {}
@@ -90,3 +111,26 @@ def _insert_one(connection: sa.Connection, table: str) -> None:
         else:
             values[column.name] = "x"
     connection.execute(metadata.tables[table].insert().values(values))
+
+
+def test_migration_0003_brings_money_columns_to_the_ledger_scale(books: sa.Engine) -> None:
+    """A PostgreSQL database whose money columns have another scale (an older LEDGER_SCALE) is widened."""
+    if books.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps money as text at any scale")
+    from alembic import command
+    from alembic.config import Config
+
+    from chargeback_engine.finance.db import writing
+
+    config = Config()
+    config.set_main_option("script_location", str(files("chargeback_engine.finance") / "migrations"))
+    with writing(books) as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+        connection.execute(sa.text(f"ALTER TABLE invoices ALTER COLUMN total TYPE numeric(38, {LEDGER_SCALE - 2})"))
+    open_database(books.url.render_as_string(hide_password=False)).dispose()
+    with books.connect() as connection:
+        scale = connection.execute(sa.text(
+            "SELECT numeric_scale FROM information_schema.columns "
+            "WHERE table_name = 'invoices' AND column_name = 'total'")).scalar()
+    assert scale == LEDGER_SCALE

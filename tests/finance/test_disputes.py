@@ -53,7 +53,7 @@ def test_invalid_transitions_are_clear_errors(invoiced: sa.Engine) -> None:
     with pytest.raises(DisputeError, match=r"is submitted: cannot approve it \(allowed: review, escalate\)"):
         transition(invoiced, d.dispute_id, "approve", actor="bob", settings=SETTINGS)
     transition(invoiced, d.dispute_id, "review", actor="bob", settings=SETTINGS)
-    with pytest.raises(DisputeError, match="exceeds the disputed amount"):
+    with pytest.raises(DisputeError, match=r"the credit 10.01 exceeds the disputed amount 10.00 USD$"):
         transition(invoiced, d.dispute_id, "approve", actor="bob", settings=SETTINGS, credit=Decimal("10.01"))
     with pytest.raises(DisputeError, match="at most 2 decimals"):
         transition(invoiced, d.dispute_id, "approve", actor="bob", settings=SETTINGS, credit=Decimal("1.001"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from chargeback_engine.finance import close_period, correct_journal, export_journal, ingest_run, load_journal
+from chargeback_engine.finance import close_period, correct_journal, export_journal, ingest_run, load_journal, verify
 from chargeback_engine.finance.errors import ClosedPeriodError, JournalError
 from chargeback_engine.finance.journal import JournalEntry, JournalLine, check_balanced
 from chargeback_engine.finance.settings import FinanceSettings
@@ -38,10 +38,10 @@ def test_every_entry_balances_and_intercompany_pairs_are_written(closed: sa.Engi
     assert sorted(by_entity) == ["ACME-DE", "ACME-US"]
     (consumer,) = by_entity["ACME-DE"]
     assert [(l.account, l.debit, l.credit) for l in consumer.lines] == [
-        ("6430", Decimal("49.59"), 0), ("2410", 0, Decimal("49.59"))]
+        ("6430", Decimal("49.58"), 0), ("2410", 0, Decimal("49.58"))]
     payer = next(e for e in by_entity["ACME-US"] if e.invoice_id == consumer.invoice_id)
     assert [(l.account, l.debit, l.credit) for l in payer.lines] == [
-        ("1410", Decimal("49.59"), 0), ("6990", 0, Decimal("47.23")), ("4910", 0, Decimal("2.36"))]
+        ("1410", Decimal("49.58"), 0), ("6990", 0, Decimal("47.22")), ("4910", 0, Decimal("2.36"))]
     same_entity = next(e for e in by_entity["ACME-US"] if e.invoice_id != consumer.invoice_id)
     assert [(l.account, l.cost_center) for l in same_entity.lines] == [("6420", "CC-100"), ("6990", "CLOUD-POOL")]
 
@@ -50,7 +50,7 @@ def test_unbalanced_entries_are_refused() -> None:
     entry = JournalEntry("je-x", "ACME-US", "USD", "broken",
                          (JournalLine("6420", "CC-1", Decimal("1.00"), Decimal(0), "a"),
                           JournalLine("6990", None, Decimal(0), Decimal("0.99"), "b")))
-    with pytest.raises(JournalError, match="does not balance: debit 1.0000000000 != credit 0.9900000000"):
+    with pytest.raises(JournalError, match="does not balance: debit 1.00 != credit 0.99"):
         check_balanced([entry])
 
 
@@ -70,7 +70,10 @@ def test_correction_is_a_reversal_plus_a_repost(closed: sa.Engine) -> None:
     assert "6990" not in {l.account for e in stored.effective for l in e.lines}
     check_balanced(stored.entries)
     assert correct_journal(closed, "2026-01", moved) is None
-    assert correct_journal(closed, "2026-01", SETTINGS) is not None  # moving back is another correction
+    back = correct_journal(closed, "2026-01", SETTINGS)  # moving back is another correction
+    assert back is not None
+    report = verify(closed)  # each correction is covered by the chain and anchored after its record
+    assert report.ok and report.witnesses == (f"journal batch {back.batch_id} (record {report.records})",)
 
 
 def _manifest(out: Path) -> dict:
@@ -113,7 +116,7 @@ def _oracle(closed: sa.Engine, tmp_path: Path) -> None:
     assert {r[0] for r in rows} == {"NEW"} and {r[7] for r in rows} == {"A"} and {r[2] for r in rows} == {"2026/01/31"}
     dr = sum(Decimal(r[38] or 0) for r in rows)
     cr = sum(Decimal(r[39] or 0) for r in rows)
-    assert dr == cr == Decimal("120.12") + 2 * Decimal("49.59")
+    assert dr == cr == Decimal("120.13") + 2 * Decimal("49.58")
     assert {r[8] for r in rows} == {"ACME-US", "ACME-DE"}  # SEGMENT1: entity
 
 

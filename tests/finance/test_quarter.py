@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.finance import (
-    RunInput, close_period, export_journal, ingest_run, load_journal, statement, submit, transition,
+    RunInput, close_period, export_journal, ingest_run, load_journal, statement, submit, transition, verify,
 )
 from chargeback_engine.finance.journal import check_balanced
 from chargeback_engine.finance.rounding import round_total
@@ -140,3 +140,4 @@ def test_a_quarter_with_a_restatement_and_a_dispute(books: sa.Engine, tmp_path: 
         manifest = json.loads(export_journal(books, period, "oracle", tmp_path / period, SETTINGS).read_text())
         assert all(t["debit"] == t["credit"] for t in manifest["totals"].values())
     assert statement(books, "2026-01", SETTINGS) == january
+    assert verify(books).ok

@@ -194,6 +194,10 @@ def test_driver_files_must_exist_beside_the_policy(write: Write, registry: Regis
     ]
     (path.parent / "drivers").mkdir()
     (path.parent / "drivers" / "cpu.csv").write_text("period,cost_center,quantity\n")
+    assert messages(path, registry) == [
+        "19:7: warning: $.spec.drivers.cpu-hours: driver 'cpu-hours' has no rows for any period of the policy's "
+        "window (from 2026-11): every allocation by it takes its fallback"]
+    (path.parent / "drivers" / "cpu.csv").write_text("period,cost_center,quantity\n2026-11,CC-2001,10\n")
     assert messages(path, registry) == []
 
 
@@ -264,6 +268,48 @@ def test_a_pool_that_feeds_itself_is_a_cycle(write: Write, registry: Registry) -
     assert messages(path, registry) == ["39:14: $.spec.stages[0].pool: shared-cost stages form a cycle: CC-9000 -> CC-9000"]
 
 
+TWO_POOLS = ("    - {id: CC-9000, name: Shared platform, shared: true}\n",
+             "    - {id: CC-9000, name: Shared platform, shared: true}\n    - {id: CC-9001, name: Network, shared: true}\n")
+
+
+def test_a_cycle_through_driver_rows_is_named_with_the_driver(write: Write, registry: Registry) -> None:
+    """CC-9000 is split by a driver whose rows list CC-9001, which sends its money back to CC-9000."""
+    stages = ("    - {pool: CC-9000, allocate: {method: driven, driver: cpu-hours}}\n"
+              "    - {pool: CC-9001, allocate: {method: weights, splits: {CC-2001: 0.5, CC-9000: 0.5}}}\n")
+    path = write(mutate(TWO_POOLS,
+                        ("        - {period: 2026-11, cost_center: CC-2001, quantity: 10}\n",
+                         "        - {period: 2026-11, cost_center: CC-2001, quantity: 30}\n"
+                         "        - {period: 2026-11, cost_center: CC-9001, quantity: 10}\n"),
+                        ("    - {pool: CC-9000, allocate: {method: weights, splits: {CC-2001: 0.5, CC-2002: 0.5}}}\n",
+                         stages)))
+    assert messages(path, registry) == [
+        "41:14: $.spec.stages[0].pool: shared-cost stages form a cycle: CC-9000 -> CC-9001 -> CC-9000 "
+        "(through the rows of driver 'cpu-hours')"]
+
+
+def test_a_stage_whose_driver_lists_its_own_pool_is_a_cycle(write: Write, registry: Registry) -> None:
+    path = write(mutate(("cost_center: CC-2001, quantity: 10}", "cost_center: CC-9000, quantity: 10}"),
+                        ("{pool: CC-9000, allocate: {method: weights, splits: {CC-2001: 0.5, CC-2002: 0.5}}}",
+                         "{pool: CC-9000, allocate: {method: driven, driver: cpu-hours}}")))
+    assert messages(path, registry) == [
+        "39:14: $.spec.stages[0].pool: shared-cost stages form a cycle: CC-9000 -> CC-9000 "
+        "(through the rows of driver 'cpu-hours')"]
+
+
+def test_a_stage_that_feeds_an_earlier_pool_is_named(write: Write, registry: Registry) -> None:
+    later = "    - {pool: CC-9001, allocate: {method: weights, splits: {CC-2001: 0.5, CC-9000: 0.5}}}\n"
+    path = write(mutate(TWO_POOLS) + later)
+    assert messages(path, registry) == [
+        "41:14: $.spec.stages[1].pool: stage 2 (pool CC-9001) feeds pool CC-9000, whose stage 1 runs earlier: "
+        "money sent there would stay in CC-9000; put CC-9000's stage after this one"]
+    by_driver = write(mutate(TWO_POOLS, ("cost_center: CC-2001, quantity: 10}", "cost_center: CC-9000, quantity: 10}"))
+                      + "    - {pool: CC-9001, allocate: {method: driven, driver: cpu-hours}}\n")
+    assert messages(by_driver, registry) == [
+        "41:14: $.spec.stages[1].pool: stage 2 (pool CC-9001) feeds pool CC-9000, whose stage 1 runs earlier: "
+        "driver 'cpu-hours' lists CC-9000, so money sent there would stay in CC-9000; put CC-9000's stage after "
+        "this one"]
+
+
 def test_stage_pools_are_known_and_unique(write: Write, registry: Registry) -> None:
     extra = "    - {pool: CC-9000, allocate: {method: to-one, cost_center: CC-2001}}\n    - {pool: CC-7, allocate: {method: to-one, cost_center: CC-2001}}\n"
     path = write(VALID_POLICY + extra)
@@ -303,7 +349,8 @@ def test_overlapping_effective_windows_across_files(write: Write, registry: Regi
         f"{second}:6:14: $.metadata.effective: effective window [2026-11-01, ...) overlaps policy 'acme' "
         f"[2026-01-01, 2026-12-01) ({first}:6:14); each billing period needs exactly one policy"
     ]
-    adjacent = write(mutate(("name: acme", "name: acme-next"), ("{from: 2026-11-01}", "{from: 2026-12-01}")), "b.yaml")
+    adjacent = write(mutate(("name: acme", "name: acme-next"), ("{from: 2026-11-01}", "{from: 2026-12-01}"),
+                            ("period: 2026-11", "period: 2026-12")), "b.yaml")
     assert lines([first, adjacent], registry) == []
 
 
@@ -394,3 +441,37 @@ def test_conditions_inside_a_method_are_checked_like_rules(write: Write, registr
         "33:62: $.spec.rules[2].allocate.filter.Servicename: unknown FOCUS column 'Servicename'; "
         "did you mean 'ServiceName'?"
     ]
+
+
+NETWORK_POLICY = """\
+apiVersion: chargeback/v1
+kind: AllocationPolicy
+metadata: {name: net, version: "1", effective: {from: 2026-10-01}}
+spec:
+  currency: USD
+  cost_centers:
+    - {id: CC-1, name: One}
+    - {id: POOL-NET, name: Network, shared: true}
+    - {id: POOL-OPS, name: Operations, shared: true}
+  drivers:
+    traffic: {file: drivers/traffic.csv}
+  rules:
+    - {id: all, priority: 1, when: {}, allocate: {method: direct, cost_center: POOL-NET}}
+  stages:
+    - {pool: POOL-NET, allocate: {method: proportional, driver: traffic, fallback: even}}
+    - {pool: POOL-OPS, allocate: {method: even, among: [CC-1, POOL-NET]}}
+"""
+
+
+def test_a_run_refuses_a_pool_cycle_hidden_in_a_driver_file(write: Write, builtin_registry: Registry) -> None:
+    """The issue's case: POOL-NET's driver file lists POOL-OPS, whose stage sends money back to POOL-NET."""
+    path = write(NETWORK_POLICY)
+    (path.parent / "drivers").mkdir()
+    (path.parent / "drivers" / "traffic.csv").write_text("period,cost_center,quantity\n2026-10,CC-1,3\n"
+                                                         "2026-10,POOL-OPS,1\n")
+    expected = (f"{path}:15:14: $.spec.stages[0].pool: shared-cost stages form a cycle: POOL-NET -> POOL-OPS -> "
+                "POOL-NET (through the rows of driver 'traffic')")
+    assert lines(path, builtin_registry) == [expected]
+    with pytest.raises(PolicyError) as refused:
+        load_policies([path], builtin_registry)
+    assert expected in str(refused.value)
