@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import structlog
 from chargeback_engine import focus
 from chargeback_engine.errors import InputError
 from chargeback_engine.money import LEDGER_SCALE
+from chargeback_engine.redact import redact
 
 log = structlog.get_logger(__name__)
 
@@ -184,17 +184,6 @@ class RetryPolicy:
 
 # --------------------------------------------------------------------------- secrets
 
-_SECRET_PATTERNS = [
-    # header or canonical-request line: X-Amz-Security-Token: ..., 'Authorization': b'...'
-    re.compile(r"((?:x-amz-security-token|authorization|x-goog-api-key|ocp-apim-subscription-key)"
-               r"['\"]?\s*[:=]\s*b?['\"]?)([^'\"\n]+)", re.IGNORECASE),
-    # credentials in XML or JSON response bodies (STS, token endpoints)
-    re.compile(r"(<(?:SecretAccessKey|SessionToken|AccessKeyId)>)([^<]+)"),
-    re.compile(r"(\\?[\"'](?:SecretAccessKey|SessionToken|secretAccessKey|sessionToken|access_token|refresh_token|"
-               r"id_token|client_secret|accessToken|private_key)\\?[\"']\s*:\s*\\?[\"'])([^\"'\\]+)"),
-]
-
-
 class SecretRedactor(logging.Filter):
     """Blanks credentials that SDKs print in their own DEBUG logs (signed headers, STS replies).
 
@@ -209,11 +198,7 @@ class SecretRedactor(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = message
-        for pattern in _SECRET_PATTERNS:
-            redacted = pattern.sub(r"\1***", redacted)
-        for secret in self.secrets:
-            redacted = redacted.replace(secret, "***")
+        redacted = redact(message, self.secrets)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

@@ -18,6 +18,7 @@ import structlog
 from chargeback_engine.engine.runner import use_jemalloc_pool
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
+from chargeback_engine.redact import redact, redact_event_dict
 
 
 @dataclass
@@ -43,6 +44,8 @@ def configure_logging(log_format: str, verbosity: int) -> None:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_event_dict,  # last before rendering: no credential reaches a log line
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -64,7 +67,7 @@ class ChargebackGroup(click.Group):
         except ChargebackError as exc:
             structlog.get_logger(__name__).debug("command.failed", exc_info=exc)
             message = str(exc)
-            click.echo(message if getattr(exc, "diagnostics", None) else f"Error: {message}", err=True)
+            click.echo(redact(message if getattr(exc, "diagnostics", None) else f"Error: {message}"), err=True)
             ctx.exit(1)
 
 
