@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache, cached_property, reduce
 from math import gcd
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -30,12 +29,13 @@ from chargeback_engine.components import (
     Shares,
 )
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA
-from chargeback_engine.errors import Diagnostic, InputError, PolicyError
+from chargeback_engine.errors import Diagnostic, InputError, PolicyError, excerpt
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_SCHEMA
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, TagCollision
+from chargeback_engine.policy.paths import contained_path
 from chargeback_engine.policy.model import (
     AllocationSpec,
     Policy,
@@ -201,9 +201,7 @@ class Kernel:
             raise PolicyError([Diagnostic(self.policy.path, 1, 1, "$.spec.drivers", f"unknown driver {driver_id!r}")])
         if driver.file is None:
             return tuple({"period": p, "cost_center": cc, "quantity": str(q)} for p, cc, q in driver.inline)
-        path = Path(driver.file)
-        if not path.is_absolute() and self.policy.path:
-            path = Path(self.policy.path).parent / path
+        path = contained_path(self.policy.path, driver.file)
         if not path.exists():
             raise InputError(f"{path}: driver {driver_id!r} file not found")
         reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, all_varchar = true, header = true)"
@@ -221,7 +219,7 @@ class Kernel:
             try:
                 quantity = Decimal(row["quantity"] or "0")
             except ArithmeticError:
-                raise InputError(f"driver {driver_id!r}: quantity {row['quantity']!r} is not a number") from None
+                raise InputError(f"driver {driver_id!r}: quantity {excerpt(row['quantity'])} is not a number") from None
             quantities[row["cost_center"]] = quantities.get(row["cost_center"], Decimal(0)) + quantity
         return quantities
 
