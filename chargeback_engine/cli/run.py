@@ -18,6 +18,7 @@ from chargeback_engine.engine.runner import (
     Progress,
     RunResult,
 )
+from chargeback_engine.exporters.write import check_writable
 from chargeback_engine.periods import Period
 
 #: Steps of a run besides its shared stages and its exporters: collect, decide, allocate,
@@ -69,6 +70,7 @@ def _print_summary(result: RunResult) -> None:
 def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str,  # type: ignore[no-untyped-def]
         carry: tuple[str, ...], engine_name: str, spark_master: str | None, exporters: tuple[str, ...]) -> None:
     """Allocate a period's cost data and write ledger, summary, FOCUS and manifest into OUT."""
+    check_writable(out)
     engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
                     exporters=exporters or DEFAULT_EXPORTERS, engine=engine_name, spark_master=spark_master)
     stages = len(engine.policies.for_period(Period.parse(period)).stages)

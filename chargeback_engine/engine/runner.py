@@ -269,6 +269,9 @@ class Engine:
         """
         step = progress or (lambda _: None)
         exporters = [self._exporter(n) for n in self.exporters] if out is not None else []  # unknown: fail first
+        if out is not None:  # an unwritable --out fails before anything is allocated
+            from chargeback_engine.exporters.write import check_writable
+            check_writable(out)
         period = Period.parse(period) if isinstance(period, str) else period
         policy = self.policies.for_period(period)
         step("collect")

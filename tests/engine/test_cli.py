@@ -125,7 +125,8 @@ def test_run_writes_only_the_exporters_named(tmp_path: Path) -> None:
     result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE), "--period", "2026-10",
                     "--out", str(out), "--exporter", "summary", "--exporter", "decisions")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["decisions.parquet", "manifest.json", "summary.csv"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "decisions.parquet", "manifest.json", "summary.csv"]
 
 
 def test_an_unknown_exporter_fails_before_anything_runs(tmp_path: Path) -> None:

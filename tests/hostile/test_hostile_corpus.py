@@ -93,6 +93,12 @@ def _notifiers(text: str) -> Callable[[Path], list[str]]:
     return setup
 
 
+def _out_below_a_file(folder: Path) -> list[str]:
+    (folder / "blocker").write_text("a file\n")
+    return ["run", "--policy", str(REPO / "policies" / "acme.yaml"), "--input", str(folder / "missing.csv"),
+            "--period", "2026-10", "--out", str(folder / "blocker" / "out")]
+
+
 def _corrupt_outputs(folder: Path) -> list[str]:
     (folder / "out").mkdir()
     for name in ("allocations.parquet", "decisions.parquet"):
@@ -139,6 +145,8 @@ CASES = [
          ("settings.yaml:1:15", "not allowed")),
     Case("--notifiers with duplicate keys", _notifiers("notifiers: []\nnotifiers: [{type: json}]\n"), 1,
          ("notifiers.yaml:2:1", "duplicate key 'notifiers'")),
+    Case("--out below a file, found before the input is read", _out_below_a_file, 1,
+         ("blocker/out cannot be created:", "blocker is not a directory; give a directory for the outputs")),
     Case("explain on a corrupt Parquet",
          _corrupt_outputs, 1,
          ("allocations.parquet",)),
