@@ -228,7 +228,7 @@ def test_outputs_are_byte_identical_on_rerun_and_the_manifest_describes_them(reg
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    assert manifest["policy"] == {"name": "test", "version": "1", "hash": p.content_hash}
+    assert manifest["policy"] == {"name": "test", "version": "1", "hash": p.content_hash, "unallocated": p.unallocated}
     assert manifest["rows"]["input"] == 2 and manifest["inputs"][0]["sha256"].startswith("sha256:")
     assert {o["file"] for o in manifest["outputs"]} == set(names) - {"manifest.json"}
 
