@@ -86,7 +86,7 @@ def failure_message(exc: Exception) -> tuple[str, int]:
     if isinstance(exc, ChargebackError):
         return (str(exc) if getattr(exc, "diagnostics", None) else f"Error: {exc}"), 1
     if isinstance(exc, DBAPIError):
-        reason = str(exc.orig).strip() or type(exc.orig).__name__
+        reason = (str(exc.orig).strip() or type(exc.orig).__name__).splitlines()[0]
         if "full" in reason or "disk I/O" in reason:
             hint = "free disk space (or check the disk) and run the command again; nothing of it was committed"
         elif "not a database" in reason or "file is encrypted" in reason:
