@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from chargeback_engine.hookspecs import hookimpl
+
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "policies" / "acme.yaml"
 SAMPLE = REPO / "policies" / "data" / "acme-focus-2026-10.csv"
@@ -136,3 +138,33 @@ def test_an_unwritable_out_is_found_before_anything_is_read(tmp_path: Path) -> N
         Engine(POLICY).run([tmp_path / "no-such-input.csv"], "2026-10", out=tmp_path / "blocker" / "out")
     with pytest.raises(OutputError, match=r"--out .*blocker is a file; give a directory for the outputs"):
         Engine(POLICY).run([tmp_path / "no-such-input.csv"], "2026-10", out=tmp_path / "blocker")
+
+
+class _NestedExporter:
+    """Writes its file in a subfolder of the directory it is given."""
+
+    name = "nested"
+    options_schema: dict = {"type": "object"}
+
+    def export(self, result, directory: Path) -> list[Path]:  # type: ignore[no-untyped-def]
+        (directory / "deep").mkdir()
+        (directory / "deep" / "nested.txt").write_text(result.run_id)
+        return [directory / "deep" / "nested.txt"]
+
+
+class _NestedPlugin:
+    @hookimpl
+    def chargeback_register_exporters(self, register) -> None:  # type: ignore[no-untyped-def]
+        register(_NestedExporter())
+
+
+def test_a_file_an_exporter_writes_in_a_subfolder_is_an_output_at_the_top(tmp_path: Path) -> None:
+    from chargeback_engine.testing import line_items, make_engine, make_policy
+
+    plugin = _NestedPlugin()
+    rules = [{"id": "all", "priority": 1, "allocate": {"method": "direct", "cost_center": "CC-1"}}]
+    engine = make_engine(make_policy(plugin, builtins=True, rules=rules), plugin, builtins=True,
+                         exporters=["summary", "nested"])
+    result = engine.run([line_items({"EffectiveCost": "1"})], "2026-10", out=tmp_path / "out")
+    assert (tmp_path / "out" / "nested.txt").read_text() == result.run_id
+    assert visible_set(tmp_path / "out") == result.run_id

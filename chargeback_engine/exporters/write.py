@@ -82,7 +82,7 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[E
             for registered in exporters:
                 progress(f"write {registered.component.name}")
                 with reported("exporter", registered, registered.component.name):
-                    paths = [Path(f) for f in registered.component.export(result, generation)]
+                    paths = [_at_top(Path(f), generation) for f in registered.component.export(result, generation)]
                 files += [(path, hashing.submit(_synced_sha256, path)) for path in paths]
                 release_arrow_memory()
             progress("write manifest")
@@ -102,6 +102,14 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[Registered[E
                 shutil.rmtree(generation, ignore_errors=True)
         _remove_stale(out)  # the generation just replaced
     return replace(result, outputs=(*(out / name for name in names), out / MANIFEST))
+
+
+def _at_top(path: Path, generation: Path) -> Path:
+    """Outputs are one flat set of names: a file an exporter wrote in a subfolder moves up."""
+    if path.parent == generation:
+        return path
+    os.replace(path, generation / path.name)
+    return generation / path.name
 
 
 def _commit(out: Path, generation: Path, names: list[str]) -> None:
