@@ -115,3 +115,19 @@ def test_amortized_in_a_stage_is_refused_by_validate(tmp_path: Path) -> None:
 def test_an_excerpt_is_short_and_escaped() -> None:
     assert excerpt("SECRET\n" * 40) == repr(("SECRET\n" * 40)[:32] + "…")
     assert excerpt("12x") == "'12x'"
+
+
+def test_a_run_against_a_crafted_tag_value_finishes(tmp_path: Path) -> None:
+    """The reported hang: ``(a+)+$`` against ``'a' * 40 + '!'``, through the whole engine."""
+    from decimal import Decimal
+
+    from chargeback_engine import Engine
+    from chargeback_engine.testing import line_items
+
+    messages(tmp_path)  # writes the policy and its driver file
+    items = line_items({"EffectiveCost": "10", "Tags": {"team": "a" * 40 + "!"}},
+                       {"EffectiveCost": "4", "Tags": {"team": "aaaa"}})
+    result = Engine(tmp_path / "policy.yaml").run([items], "2026-10")
+    totals = {cc: amount for cc, _, amount in result.summary()}
+    assert totals["UNALLOCATED"] == Decimal(10)  # no rule matched the crafted value
+    assert totals["CC-1"] + totals["CC-2"] == Decimal(4)  # the fixed split took the matching one
