@@ -14,10 +14,9 @@ import io
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import IO, Any, Protocol, TypeVar
 
@@ -40,6 +39,8 @@ from chargeback_engine.normalise import (
     tags_as_text,
     unique_columns,
 )
+from chargeback_engine.money import LEDGER_SCALE
+from chargeback_engine.redact import redact
 
 log = structlog.get_logger(__name__)
 
@@ -87,10 +88,19 @@ class FakeClock:
         self.now += seconds
 
 
+#: A collector's ``deadline_seconds`` option: the whole collection's time budget for retries.
+DEADLINE_SCHEMA = {"type": "number", "exclusiveMinimum": 0, "maximum": 86400, "default": 900,
+                   "description": "Seconds the whole collection may spend, retries included; then it fails."}
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Full-jitter exponential backoff that gives up at a deadline, not after a count.
+    """Full-jitter exponential backoff that gives up at a deadline (and, if set, after
+    ``max_attempts`` attempts of one call).
 
+    A collector calls :meth:`begin` once per collection, so the deadline covers every call
+    of it together: a collection that keeps failing ends within ``deadline`` seconds
+    however many calls it makes. Without :meth:`begin` each call has its own deadline.
     A server's ``Retry-After`` is a floor on the wait, never shortened by the jitter.
     """
 
@@ -99,10 +109,19 @@ class RetryPolicy:
     max_delay: float = 60.0
     clock: Clock = field(default_factory=SystemClock)
     rng: random.Random = field(default_factory=random.Random)
+    max_attempts: int | None = None
+    started_at: float | None = None
+
+    def begin(self, deadline: float | None = None, *, max_attempts: int | None = None) -> RetryPolicy:
+        """This policy for one collection, starting now: ``deadline`` seconds shared by every call."""
+        return replace(self, deadline=self.deadline if deadline is None else deadline,
+                       max_attempts=max_attempts or self.max_attempts, started_at=self.clock.monotonic())
 
     def call(self, operation: Callable[[], T], *, retry_after: Callable[[Exception], float | None], what: str) -> T:
         """Run ``operation``; ``retry_after(exc)`` says how long at least to wait, or None to give up."""
-        started = self.clock.monotonic()
+        started = self.clock.monotonic() if self.started_at is None else self.started_at
+        if self.clock.monotonic() - started > self.deadline:
+            raise InputError(f"{what}: not attempted, the collection's {self.deadline:g}s deadline has passed")
         attempt = 0
         while True:
             try:
@@ -113,6 +132,9 @@ class RetryPolicy:
                     raise
                 delay = max(floor, self.rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
                 attempt += 1
+                if self.max_attempts is not None and attempt >= self.max_attempts:
+                    raise InputError(f"{what}: still failing after {attempt} attempts (at most {self.max_attempts}): "
+                                     f"{type(exc).__name__}") from exc
                 if self.clock.monotonic() + delay - started > self.deadline:
                     raise InputError(
                         f"{what}: still failing after {attempt} attempts and the {self.deadline:g}s deadline: "
@@ -124,17 +146,6 @@ class RetryPolicy:
 
 
 # --------------------------------------------------------------------------- secrets
-
-_SECRET_PATTERNS = [
-    # header or canonical-request line: X-Amz-Security-Token: ..., 'Authorization': b'...'
-    re.compile(r"((?:x-amz-security-token|authorization|x-goog-api-key|ocp-apim-subscription-key)"
-               r"['\"]?\s*[:=]\s*b?['\"]?)([^'\"\n]+)", re.IGNORECASE),
-    # credentials in XML or JSON response bodies (STS, token endpoints)
-    re.compile(r"(<(?:SecretAccessKey|SessionToken|AccessKeyId)>)([^<]+)"),
-    re.compile(r"(\\?[\"'](?:SecretAccessKey|SessionToken|secretAccessKey|sessionToken|access_token|refresh_token|"
-               r"id_token|client_secret|accessToken|private_key)\\?[\"']\s*:\s*\\?[\"'])([^\"'\\]+)"),
-]
-
 
 class SecretRedactor(logging.Filter):
     """Blanks credentials that SDKs print in their own DEBUG logs (signed headers, STS replies).
@@ -150,11 +161,7 @@ class SecretRedactor(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = message
-        for pattern in _SECRET_PATTERNS:
-            redacted = pattern.sub(r"\1***", redacted)
-        for secret in self.secrets:
-            redacted = redacted.replace(secret, "***")
+        redacted = redact(message, self.secrets)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

@@ -24,6 +24,13 @@ class Diagnostic:
         return f"{self.file}:{self.line}:{self.column}: {prefix}{self.path}: {self.message}"
 
 
+def excerpt(text: object, limit: int = 32) -> str:
+    """A short, escaped quote of input text for an error message: enough to find the value,
+    never a file's content (a policy may point at a file its author cannot read)."""
+    text = str(text)
+    return repr(text[:limit] + "…") if len(text) > limit else repr(text)
+
+
 class ChargebackError(Exception):
     """Base of every error the library raises on purpose."""
 

@@ -418,7 +418,8 @@ class ExporterContract(_ComponentContract):
         manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
         listed = sorted(entry["file"] for entry in manifest["outputs"])
         assert listed == sorted(p.name for p in written.outputs if p.name != "manifest.json")
-        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*listed, "manifest.json"])
+        shown = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))  # not .current
+        assert shown == sorted([*listed, "manifest.json"])
 
 
 def _assembled_validator(plugin: object, block: str, name: str) -> Draft202012Validator:

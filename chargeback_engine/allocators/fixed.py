@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any
 
 from chargeback_engine.allocators._common import COST_CENTER_ID, method_schema
@@ -20,6 +20,21 @@ def fraction(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
+def exact_sum(values: list[Decimal]) -> Decimal:
+    """The sum with every digit: Decimal's default 28-digit context would round
+    0.5000000000000000000000000001 + 0.5 to exactly 1."""
+    if not values:
+        return Decimal(0)
+    exponents = [v.as_tuple().exponent for v in values]
+    if not all(isinstance(e, int) for e in exponents):
+        raise InvalidOperation("not a finite number")
+    top = max(v.adjusted() for v in values if v) if any(values) else 0
+    with localcontext() as context:
+        context.prec = max(top - min(exponents), 0) + len(str(len(values))) + 2  # type: ignore[type-var]
+        context.traps[Inexact] = True  # never round silently, even if the estimate were short
+        return sum(values, Decimal(0))
+
+
 class FixedAllocator:
     name = "fixed"
     compiled = True  # resolve reads nothing of the key but fields(params)
@@ -34,7 +49,7 @@ class FixedAllocator:
         splits = params["splits"]
         findings = unknown_cost_centers(policy, splits, ("splits",))
         try:
-            total = sum((fraction(v) for v in splits.values()), Decimal(0))
+            total = exact_sum([fraction(v) for v in splits.values()])
         except InvalidOperation:
             return [*findings, Finding(("splits",), "every fraction must be a decimal number")]
         if total != 1:

@@ -7,17 +7,21 @@ which is the application's job and never the library's.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import click
+import duckdb
+import pyarrow as pa
 import structlog
 
 from chargeback_engine.engine.memory import use_jemalloc_pool
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
+from chargeback_engine.redact import redact, redact_event_dict
 
 
 @dataclass
@@ -43,6 +47,8 @@ def configure_logging(log_format: str, verbosity: int) -> None:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_event_dict,  # last before rendering: no credential reaches a log line
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -52,20 +58,52 @@ def configure_logging(log_format: str, verbosity: int) -> None:
 
 
 class ChargebackGroup(click.Group):
-    """Turns every ``ChargebackError`` into its message on stderr and exit status 1.
+    """No traceback ever reaches a user: every failure becomes one sentence on stderr.
 
-    Library errors already say what is wrong and where (``file:line:col: $.path: ...``), so
-    a traceback would only bury that; ``-vv`` logs the traceback for whoever needs it.
+    Library errors already say what is wrong and where (``file:line:col: $.path: ...``) and
+    exit 1. Failures of the environment (a full disk, a ``--db`` that is not a database, a
+    damaged output file) are named with what to do, also exit 1. Anything else is a bug:
+    exit 2 with the error's type and a request to report it. Every message is redacted;
+    ``-vv`` logs the traceback for whoever needs it.
     """
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
-        except ChargebackError as exc:
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001  the one place where every failure is turned into a sentence
             structlog.get_logger(__name__).debug("command.failed", exc_info=exc)
-            message = str(exc)
-            click.echo(message if getattr(exc, "diagnostics", None) else f"Error: {message}", err=True)
-            ctx.exit(1)
+            message, code = failure_message(exc)
+            click.echo(redact(message), err=True)
+            ctx.exit(code)
+
+
+def failure_message(exc: Exception) -> tuple[str, int]:
+    """The line a user sees for ``exc``, and the exit status."""
+    from sqlalchemy.exc import DBAPIError  # only on failure: most commands never load SQLAlchemy
+
+    if isinstance(exc, ChargebackError):
+        return (str(exc) if getattr(exc, "diagnostics", None) else f"Error: {exc}"), 1
+    if isinstance(exc, DBAPIError):
+        reason = (str(exc.orig).strip() or type(exc.orig).__name__).splitlines()[0]
+        if "full" in reason or "disk I/O" in reason:
+            hint = "free disk space (or check the disk) and run the command again; nothing of it was committed"
+        elif "not a database" in reason or "file is encrypted" in reason:
+            hint = "--db (or CHARGEBACK_DB) must name a chargeback SQLite file or a PostgreSQL URL"
+        else:
+            hint = "check --db (or CHARGEBACK_DB) and that the database is reachable"
+        return f"Error: the cost database failed: {reason}; {hint}", 1
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        hint = {errno.ENOSPC: "; free disk space and run the command again",
+                errno.EACCES: "; check the permissions", errno.EROFS: "; the file system is read-only"}
+        return f"Error: {where}{exc.strerror or exc}{hint.get(exc.errno or 0, '')}", 1
+    if isinstance(exc, duckdb.Error | pa.ArrowException):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"Error: {first}", 1
+    return (f"Error: unexpected {type(exc).__name__}: {str(exc)[:300]}; this is a bug, please report it "
+            "(run with -vv for the traceback)"), 2
 
 
 @click.group(cls=ChargebackGroup, context_settings={"help_option_names": ["-h", "--help"]})

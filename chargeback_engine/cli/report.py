@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from ruamel.yaml import YAML
 
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.insight import Insight, channels, read_budgets, render, write_dashboard, write_sample
@@ -20,6 +19,7 @@ from chargeback_engine.insight.render import FORMATS
 from chargeback_engine.insight.store import InsightStore
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.loader import load_policies
+from chargeback_engine.policy.yaml import load_yaml_data
 
 
 def _errors_exit_nonzero(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -225,7 +225,7 @@ def alerts_check(ctx: click.Context, insight: Insight, as_of: Any, config: Path 
         )
     entries = [{"type": "json", "stream": "stdout"}]
     if config is not None:
-        document = YAML(typ="safe").load(config.read_text(encoding="utf-8")) or {}
+        document = load_yaml_data(config) or {}
         entries = document.get("notifiers", []) if isinstance(document, dict) else []
     registry = ctx.find_root().obj.registry
     targets = channels(entries, {name: r.component for name, r in registry.notifiers.items()})

@@ -14,6 +14,7 @@ from chargeback_engine.engine.explain import explain_cost_center, explain_record
 from chargeback_engine.engine.policytest import run_policy_tests
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.runner import DEFAULT_EXPORTERS, Engine, Progress
+from chargeback_engine.exporters.write import check_writable
 from chargeback_engine.periods import Period
 
 #: Steps of a run besides its shared stages and its exporters: collect, decide, allocate,
@@ -66,6 +67,7 @@ def _print_summary(result: RunResult) -> None:
 def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str,  # type: ignore[no-untyped-def]
         carry: tuple[str, ...], engine_name: str, spark_master: str | None, exports: tuple[str, ...]) -> None:
     """Allocate a period's cost data and write ledger, decisions, summary and manifest into OUT."""
+    check_writable(out)
     engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
                     engine=engine_name, spark_master=spark_master)
     policy = engine.policies.for_period(Period.parse(period))

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache, cached_property, reduce
 from math import gcd
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -37,12 +36,13 @@ from chargeback_engine.components import (
 )
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, DataPlane
 from chargeback_engine.engine.tags import ALL_TAGS, TagColumns
-from chargeback_engine.errors import Diagnostic, InputError, PolicyError
+from chargeback_engine.errors import Diagnostic, InputError, PolicyError, excerpt
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_SCHEMA
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, compile_condition
+from chargeback_engine.policy.paths import contained_path
 from chargeback_engine.policy.sql import ColumnOf, Dialect, first_match_sql
 from chargeback_engine.policy.model import (
     AllocationSpec,
@@ -272,9 +272,7 @@ class Kernel:
             raise PolicyError([Diagnostic(self.policy.path, 1, 1, "$.spec.drivers", f"unknown driver {driver_id!r}")])
         if driver.file is None:
             return tuple({"period": p, "cost_center": cc, "quantity": str(q)} for p, cc, q in driver.inline)
-        path = Path(driver.file)
-        if not path.is_absolute() and self.policy.path:
-            path = Path(self.policy.path).parent / path
+        path = contained_path(self.policy.path, driver.file)
         if not path.exists():
             raise InputError(f"{path}: driver {driver_id!r} file not found")
         reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, all_varchar = true, header = true)"
@@ -292,7 +290,7 @@ class Kernel:
             try:
                 quantity = Decimal(row["quantity"] or "0")
             except ArithmeticError:
-                raise InputError(f"driver {driver_id!r}: quantity {row['quantity']!r} is not a number") from None
+                raise InputError(f"driver {driver_id!r}: quantity {excerpt(row['quantity'])} is not a number") from None
             problem = "not a finite number" if not quantity.is_finite() else "negative" if quantity < 0 else None
             if problem:
                 raise InputError(f"driver {driver_id!r}: data row {number} ({row['cost_center']}, {row['period']}): "

@@ -14,8 +14,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from chargeback_engine.engine.items import build_line_items
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.errors import ChargebackError, InputError
@@ -26,6 +24,7 @@ from chargeback_engine.policy.loader import (
     load_policies,
     policy_files,
 )
+from chargeback_engine.policy.yaml import load_yaml_data
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,11 @@ def run_policy_tests(paths: Iterable[str | Path], registry: Registry | None = No
     for policy_path, test_path in test_files(paths):
         engine = Engine(load_policies([policy_path], registry), registry)
         policy = engine.policies.policies[0]
-        document = YAML(typ="safe").load(test_path.read_text(encoding="utf-8")) or {}
-        for index, case in enumerate(document.get("cases", []), start=1):
+        document = load_yaml_data(test_path) or {}
+        cases = document.get("cases", []) if isinstance(document, dict) else None
+        if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+            raise InputError(f"{test_path}: expected a mapping with 'cases', a list of mappings")
+        for index, case in enumerate(cases, start=1):
             name = str(case.get("name", f"case {index}"))
             try:
                 messages = _run_case(engine, policy.currency, str(test_path), case,

@@ -138,7 +138,8 @@ def describe(result: RunResult) -> Mapping[str, Any]:
         "engine": {"name": "chargeback-engine", "version": result.engine_version},
         "run_id": result.run_id,
         "period": str(result.period),
-        "policy": {"name": result.policy.name, "version": result.policy.version, "hash": result.policy.content_hash},
+        "policy": {"name": result.policy.name, "version": result.policy.version, "hash": result.policy.content_hash,
+                   "unallocated": result.policy.unallocated},
         "inputs": [{"source_id": i.source_id, "path": i.path, "sha256": i.sha256, "rows": i.rows,
                     **({"version": i.version, "details": dict(i.details)} if i.version else {})}
                    for i in result.inputs],

@@ -29,7 +29,7 @@ from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.tags import TagColumns, with_tag_columns
 from chargeback_engine.errors import ConservationError, InputError
 from chargeback_engine.focus import TIMESTAMP
-from chargeback_engine.exporters.write import write_outputs
+from chargeback_engine.exporters.write import check_writable, write_outputs
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
     Registered,
@@ -114,6 +114,8 @@ class Engine:
         ``export`` names exporters to write besides the chosen ones (see :meth:`exports`).
         """
         step = progress or (lambda _: None)
+        if out is not None:  # an unwritable --out fails before anything is allocated
+            check_writable(out)
         period = Period.parse(period) if isinstance(period, str) else period
         policy = self.policies.for_period(period)
         exporters = [(self._exporter(name), options) for name, options in self.exports(policy, export)] \

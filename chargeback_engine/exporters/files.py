@@ -1,7 +1,7 @@
 """The built-in file exporters: ledger, summary, FOCUS with allocation columns, audit trail.
 
 All are deterministic (sorted rows, fixed writer settings), so a rerun is byte-identical.
-CSV text cells that a spreadsheet would run as a formula get a leading ``'``.
+CSV text cells that a spreadsheet would run as a formula get a leading ``'`` (:mod:`chargeback_engine.csvwriter`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from chargeback_engine.csvwriter import defused
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.store import RECORD, connect, sql_text
 from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT
 from chargeback_engine.hookspecs import hookimpl
-
-#: Leading characters that make spreadsheets evaluate a cell (CSV/formula injection).
-_FORMULA_START = "^[=+\\-@\t\r]"
 
 #: Rows per Parquet row group: fixed, so the files do not depend on how rows were batched.
 ROW_GROUP_ROWS = 1 << 18
@@ -62,19 +60,6 @@ def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterato
             pending, size = rest.to_batches(), rest.num_rows
     if size or not pending:
         yield pa.Table.from_batches(pending, schema)
-
-
-def defused(column: pa.Array) -> pa.Array:
-    """Text cells that start like a formula, prefixed with ``'``. Dictionary-encoded text is
-    defused in its dictionary, once per distinct value."""
-    if pa.types.is_dictionary(column.type):
-        return pa.DictionaryArray.from_arrays(column.indices, defused(column.dictionary))
-    if not pa.types.is_string(column.type):
-        return column
-    risky = pc.fill_null(pc.match_substring_regex(column, _FORMULA_START), False)
-    if not pc.any(risky).as_py():
-        return column
-    return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
 
 
 def write_csv(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema: pa.Schema | None = None) -> Path:

@@ -28,7 +28,8 @@ import sqlalchemy as sa
 
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.errors import ClosedPeriodError
-from chargeback_engine.finance.files import csv_bytes, write_bundle
+from chargeback_engine.csvwriter import csv_bytes
+from chargeback_engine.finance.files import write_bundle
 from chargeback_engine.finance.journal import JournalBatch, JournalEntry, check_balanced, load_batches
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.canonical import minor
@@ -81,7 +82,7 @@ def sap(batches: Sequence[JournalBatch], ctx: ExportContext) -> dict[str, bytes]
             signed = l.debit - l.credit
             rows.append((e.entry_id, e.entity, day, day, "SA", e.description[:25], i, l.account, l.cost_center or "",
                          "S" if signed >= 0 else "H", minor(signed, e.currency), e.currency, l.memo[:50]))
-    return {f"sap_journal_{ctx.period}.csv": csv_bytes(SAP_HEADER, rows, amount_columns=[10])}
+    return {f"sap_journal_{ctx.period}.csv": csv_bytes(SAP_HEADER, rows)}
 
 
 #: GL_INTERFACE columns in FBDI template order, up to the line description (REFERENCE10).
@@ -103,8 +104,7 @@ def oracle(batches: Sequence[JournalBatch], ctx: ExportContext) -> dict[str, byt
                          *segments, _amount(l.debit, e.currency), _amount(l.credit, e.currency), "", "",
                          batch.batch_id, f"{batch.kind} {ctx.period}", "", e.entry_id, e.description,
                          e.reverses or "", "", "", "", l.memo))
-    amount_columns = range(ORACLE_COLUMNS.index("ENTERED_DR"), ORACLE_COLUMNS.index("ACCOUNTED_CR") + 1)
-    return {"GlInterface.csv": csv_bytes(None, rows, amount_columns=amount_columns)}
+    return {"GlInterface.csv": csv_bytes(None, rows)}
 
 
 NETSUITE_HEADER = ("External ID", "Date", "Subsidiary", "Currency", "Memo", "Account", "Debit", "Credit",
@@ -116,7 +116,7 @@ def netsuite(batches: Sequence[JournalBatch], ctx: ExportContext) -> dict[str, b
     rows = [(e.entry_id, day, e.entity, e.currency, e.description, l.account, _amount(l.debit, e.currency),
              _amount(l.credit, e.currency), l.memo, l.cost_center or "")
             for _, e in _entries(batches) for l in e.lines]
-    return {f"netsuite_journal_{ctx.period}.csv": csv_bytes(NETSUITE_HEADER, rows, amount_columns=[6, 7])}
+    return {f"netsuite_journal_{ctx.period}.csv": csv_bytes(NETSUITE_HEADER, rows)}
 
 
 def _wd_ref(element: str, id_type: str, value: str) -> str:

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.errors import ClosedPeriodError
-from chargeback_engine.finance.files import csv_bytes, write_bundle
+from chargeback_engine.csvwriter import csv_bytes
+from chargeback_engine.finance.files import write_bundle
 from chargeback_engine.finance.journal import issued_invoices
 from chargeback_engine.finance.canonical import minor, money_text
 from chargeback_engine.finance.periods import statement
@@ -36,7 +37,7 @@ def invoice_csv(invoice: Invoice) -> bytes:
     rows += [(*head, "", "subtotal", "", minor(invoice.subtotal, c)),
              (*head, "", "markup", f"rate {invoice.markup_rate}", minor(invoice.markup, c)),
              (*head, "", "total", "", minor(invoice.total, c))]
-    return csv_bytes(CSV_HEADER, rows, amount_columns=[8])
+    return csv_bytes(CSV_HEADER, rows)
 
 
 _STYLE = """
@@ -136,7 +137,7 @@ def export_statement(engine: sa.Engine, period: str, out_dir: Path, settings: Fi
                                 for (cc, treatment, currency), amount in sorted(per_center.items())],
                "totals": {c: {k: money_text(v) if k == "exact" else minor(v, c) for k, v in t.items()}
                           for c, t in sorted(stmt.totals().items())}}
-    files = {f"statement_{period}.csv": csv_bytes(STATEMENT_HEADER, rows, amount_columns=[9, 10]),
+    files = {f"statement_{period}.csv": csv_bytes(STATEMENT_HEADER, rows),
              f"statement_{period}.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")}
     return write_bundle(Path(out_dir), files, {"kind": "statement", "period": period, "closed": stmt.closed,
                                                **witness.document()})

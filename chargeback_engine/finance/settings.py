@@ -13,9 +13,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from chargeback_engine.finance.errors import SettingsError
+from chargeback_engine.policy.yaml import load_yaml_data
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def settings_from_document(doc: Mapping[str, Any], file: str = "<settings>") -> 
 def load_settings(path: str | Path | None) -> FinanceSettings:
     if path is None:
         return FinanceSettings()
-    doc = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8")) or {}
+    doc = load_yaml_data(path) or {}
     if not isinstance(doc, Mapping):
         raise SettingsError(f"{path}: the settings file must be a mapping")
     return settings_from_document(doc, str(path))

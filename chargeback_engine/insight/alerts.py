@@ -21,6 +21,7 @@ import structlog
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.periods import Period
+from chargeback_engine.redact import redact
 
 if TYPE_CHECKING:
     from chargeback_engine.components import Notifier
@@ -160,8 +161,9 @@ def deliver(alerts: Sequence[Alert], targets: Sequence[Channel], store: InsightS
                 channel.notifier.send(alert, channel.options)
             except Exception as exc:  # noqa: BLE001  any notifier failure leaves the alert unsent, never half-recorded
                 store.release_alert(alert.alert_id, channel.id)
-                log.warning("alert not delivered", alert_id=alert.alert_id, channel=channel.id, error=str(exc))
-                failed.append((alert.alert_id, channel.id, f"{type(exc).__name__}: {exc}"))
+                error = redact(f"{type(exc).__name__}: {exc}")  # a plugin notifier's error may hold its URL
+                log.warning("alert not delivered", alert_id=alert.alert_id, channel=channel.id, error=error)
+                failed.append((alert.alert_id, channel.id, error))
             else:
                 sent.append((alert.alert_id, channel.id))
     return Delivery(tuple(sent), tuple(skipped), tuple(failed))

@@ -5,7 +5,9 @@ facts, never the ledger, so a ledger of tens of millions of rows becomes a few t
 Decimal values once, and each analysis is a pure function over them.
 
 Each fact also says how the money reached its owner (:data:`COVERAGE`), derived from the
-ledger's stage rows: money still held by an unallocated bucket is ``unallocated``, money
+ledger's stage rows: money still held by an unallocated bucket is ``unallocated`` (the
+policy's bucket, as the run recorded it, whatever put the money there: no rule matching, or
+a rule's fallback), money
 held by a shared pool that was not redistributed is ``pooled``, money that arrived through
 a shared-cost stage is ``shared``, and everything else is ``direct``.
 """
@@ -94,9 +96,13 @@ def _sum_by(rows: Iterable[Fact], key) -> dict[str, Decimal]:  # type: ignore[no
     return dict(sorted(totals.items()))
 
 
-def ledger_facts(ledgers: Iterable[pa.Table]) -> Facts:
-    """Fold ledgers (``LEDGER_SCHEMA``) into facts; all ledgers must share one currency."""
-    folded = [_fold(t) for t in ledgers if t.num_rows]
+def ledger_facts(ledgers: Iterable[pa.Table], buckets: Iterable[str] = ()) -> Facts:
+    """Fold ledgers (``LEDGER_SCHEMA``) into facts; all ledgers must share one currency.
+
+    ``buckets`` are the policies' unallocated cost centers. A bucket that only a rule's
+    fallback filled has no ``unallocated`` row, so without them it would count as a team."""
+    buckets = frozenset(buckets)
+    folded = [_fold(t, buckets) for t in ledgers if t.num_rows]
     currencies = sorted({c for _, cs in folded for c in cs})
     if len(currencies) > 1:
         raise InputError(f"stored periods mix currencies {', '.join(currencies)}; report one currency at a time")
@@ -104,9 +110,10 @@ def ledger_facts(ledgers: Iterable[pa.Table]) -> Facts:
     return Facts(currencies[0] if currencies else "USD", rows)
 
 
-def _fold(ledger: pa.Table) -> tuple[list[Fact], set[str]]:
+def _fold(ledger: pa.Table, known_buckets: frozenset[str]) -> tuple[list[Fact], set[str]]:
     pools = set(pc.unique(ledger["from_cost_center"].drop_null()).to_pylist())
-    buckets = set(pc.unique(pc.filter(ledger["cost_center"], pc.equal(ledger["category"], "unallocated"))).to_pylist())
+    unmatched = pc.filter(ledger["cost_center"], pc.equal(ledger["category"], "unallocated"))
+    buckets = known_buckets | set(pc.unique(unmatched).to_pylist())
     days = pc.cast(ledger["charge_period_start"], pa.date32())
     table = pa.table(
         {

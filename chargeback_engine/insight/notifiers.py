@@ -2,7 +2,9 @@
 
 Registered through the ``chargeback_engine`` entry points like any third-party plugin.
 Secrets never sit in a notifier's options: the email password is read from the
-environment variable the options name.
+environment variable the options name. A webhook URL is itself a secret (Slack, Teams and
+most chat webhooks carry their token in it), so errors name it only redacted, and drop
+the underlying exception (``from None``): its traceback would repeat the URL.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import structlog
 
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.insight.alerts import Alert, NotifyError
+from chargeback_engine.redact import redact, redact_url
 
 log = structlog.get_logger()
 
@@ -67,9 +70,9 @@ class WebhookNotifier:
             with urllib.request.urlopen(request, timeout=options.get("timeout", 10)) as response:
                 status = response.status
         except OSError as exc:  # URLError and HTTPError are OSErrors
-            raise NotifyError(f"webhook {options['url']}: {exc}") from exc
+            raise NotifyError(redact(f"webhook {redact_url(options['url'])}: {exc}")) from None
         if not 200 <= status < 300:
-            raise NotifyError(f"webhook {options['url']} answered {status}")
+            raise NotifyError(f"webhook {redact_url(options['url'])} answered {status}")
 
 
 class EmailNotifier:
@@ -107,7 +110,7 @@ class EmailNotifier:
                     smtp.login(options["username"], os.environ.get(options.get("password_env", ""), ""))
                 smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
-            raise NotifyError(f"email via {options['host']}:{options.get('port', 25)}: {exc}") from exc
+            raise NotifyError(redact(f"email via {options['host']}:{options.get('port', 25)}: {exc}")) from None
 
 
 @hookimpl

@@ -7,9 +7,7 @@ table formats can never disagree about what a report contains.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from chargeback_engine.csvwriter import csv_text
 from chargeback_engine.insight.alerts import Alert
 from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.insight.forecast import Forecast
@@ -147,23 +146,10 @@ def _kpi_tables(k: KPIs, money) -> list[Table]:  # type: ignore[no-untyped-def]
 
 
 def _csv(tables: Sequence[Table]) -> str:
-    """One CSV per report: a ``section`` column names the table each row belongs to."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    """One rectangular CSV per report: a ``section`` column names the table each row belongs to."""
     width = max(len(t.header) for t in tables)
-    writer.writerow(("section", *[f"c{i + 1}" for i in range(width)]))
-    for t in tables:
-        writer.writerow((t.title, *t.header))
-        writer.writerows((t.title, *(_safe_cell(c) for c in row)) for row in t.rows)
-    return out.getvalue()
-
-
-def _safe_cell(cell: str) -> str:
-    """Spreadsheet formula injection guard; amounts and percents (even negative) stay as they are."""
-    number = cell.replace(",", "").replace(".", "").removesuffix("%")[1:]
-    if cell[:1] in ("=", "+", "@", "\t", "\r") or (cell[:1] == "-" and not number.isdigit()):
-        return "'" + cell
-    return cell
+    rows = [(t.title, *row, *[""] * (width - len(row))) for t in tables for row in (t.header, *t.rows)]
+    return csv_text(("section", *[f"c{i + 1}" for i in range(width)]), rows)
 
 
 def _markdown(t: Table) -> str:

@@ -10,6 +10,7 @@ columns ``period,cost_center,metric,value``; an empty cost center means the whol
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -52,7 +53,7 @@ def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") 
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory of stored periods")
-    ledgers, resources = [], {}
+    ledgers, resources, buckets = [], {}, set()
     for child in sorted(root.iterdir()):
         try:
             period = Period.parse(child.name)
@@ -62,11 +63,25 @@ def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") 
         if not ledger_path.is_file():
             continue
         ledgers.append(_read_ledger(ledger_path))
+        buckets |= _unallocated_bucket(child)
         if (child / FOCUS_FILE).is_file():
             resources[str(period)] = _read_resources(child / FOCUS_FILE, cost_column)
     if not ledgers:
         raise InputError(f"{root}: no stored periods (expected YYYY-MM/{LEDGER_FILE})")
-    return StoredPeriods(ledger_facts(ledgers), resources)
+    return StoredPeriods(ledger_facts(ledgers, buckets), resources)
+
+
+def _unallocated_bucket(run: Path) -> set[str]:
+    """The policy's unallocated cost center, as the run's manifest records it (none in
+    manifests written before it was recorded: then only unmatched lines mark the bucket)."""
+    try:
+        manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return set()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{run / 'manifest.json'}: not a readable run manifest: {exc}") from None
+    bucket = manifest.get("policy", {}).get("unallocated") if isinstance(manifest, dict) else None
+    return {bucket} if isinstance(bucket, str) else set()
 
 
 def _read_ledger(path: Path) -> pa.Table:
@@ -118,10 +133,12 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     from chargeback_engine.finance.runs import head_run
 
     engine = open_database(url)
-    ledgers, journaled, chargeback = [], {}, set()
+    ledgers, journaled, chargeback, buckets = [], {}, set(), set()
     with engine.connect() as conn:
         for period in sorted(set(conn.execute(sa.select(t.runs.c.period)).scalars())):
             run_key = head_run(conn, period)
+            buckets.update(conn.execute(sa.select(t.runs.c.unallocated_cost_center).where(
+                t.runs.c.run_key == run_key)).scalars())
             lines = conn.execute(
                 sa.select(t.ledger_lines.c.period, t.ledger_lines.c.service_name, t.ledger_lines.c.cost_center,
                           t.ledger_lines.c.from_cost_center, t.ledger_lines.c.stage, t.ledger_lines.c.category,
@@ -156,7 +173,7 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     engine.dispose()
     if not ledgers:
         raise InputError(f"{url or 'the cost database'}: no stored periods (no runs recorded)")
-    return StoredPeriods(ledger_facts(ledgers), {}, journaled, frozenset(chargeback), daily=False)
+    return StoredPeriods(ledger_facts(ledgers, buckets), {}, journaled, frozenset(chargeback), daily=False)
 
 
 def read_metrics(path: str | Path) -> tuple[Metric, ...]:

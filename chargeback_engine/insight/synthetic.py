@@ -6,7 +6,6 @@ same series, the same injected anomalies and therefore the same evaluation figur
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -20,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chargeback_engine.csvwriter import csv_bytes
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import split
@@ -195,7 +195,4 @@ def _sample_budgets(series: Mapping[tuple[str, str], list[float]], first: date) 
 
 
 def _write_csv(path: Path, header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+    path.write_bytes(csv_bytes(header, rows))

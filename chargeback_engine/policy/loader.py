@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 
 from chargeback_engine.errors import Diagnostic, PolicyError
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 from chargeback_engine.policy.build import build_policy
+from chargeback_engine.policy.match import compile_regex
 from chargeback_engine.policy.model import Policy, PolicySet, SourceLocation
 from chargeback_engine.policy.schema import assemble_schema
 from chargeback_engine.policy.validate import Semantics, overlapping_windows, schema_diagnostics
@@ -67,7 +68,9 @@ class _Result:
 
 def _check(paths: Iterable[str | Path], registry: Registry | None) -> _Result:
     registry = registry if registry is not None else build_registry(get_plugin_manager())
-    validator = Draft202012Validator(assemble_schema(registry), format_checker=Draft202012Validator.FORMAT_CHECKER)
+    formats = FormatChecker()
+    formats.checks("regex", raises=ValueError)(compile_regex)  # the engine that will run it judges it
+    validator = Draft202012Validator(assemble_schema(registry), format_checker=formats)
     diagnostics: list[Diagnostic] = []
     policies: list[tuple[YamlDocument, Policy]] = []
     paths = list(paths)

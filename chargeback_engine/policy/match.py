@@ -5,6 +5,11 @@ FOCUS column name (``ServiceName``) or ``tags.<key>`` after normalisation. ``all
 and ``not`` combine sub-conditions. Matchers: a plain value (equals), ``{in: [...]}``,
 ``{not_in: [...]}``, ``{exists: bool}``, ``{regex: "..."}`` (full match).
 
+Regular expressions run under RE2 (the ``google-re2`` binding), whose matching time is
+linear in the text: policies arrive through pull requests, and a backtracking engine lets
+``(a+)+$`` hang a run on one crafted tag value. Patterns that only backtracking can run
+(backreferences, lookaround) are refused when the policy is validated.
+
 Missing values: a tag that is absent, or whose value is empty after normalisation, is
 *missing*. A missing value equals nothing, is in no list, matches no regex; it satisfies
 ``not_in`` and ``exists: false``. Null FOCUS columns behave the same way.
@@ -20,6 +25,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import re2
 
 from chargeback_engine.errors import InputError
 
@@ -140,8 +147,26 @@ def _compile_matcher(name: str, spec: Any, tags: TagNormalizer) -> Condition:
     if op == "exists":
         return _Field(name, "exists", bool(operand))
     if op == "regex":
-        return _Field(name, "regex", re.compile(operand))
+        return _Field(name, "regex", compile_regex(operand))
     raise ValueError(f"unknown matcher {op!r}")
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # RE2 would print every refused pattern on stderr
+
+
+def compile_regex(pattern: str) -> Any:
+    """``pattern`` compiled by RE2; ``ValueError`` saying why if RE2 cannot run it."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if isinstance(exc.args[0], bytes) else str(exc)
+    try:
+        re.compile(pattern)
+    except re.error:
+        raise ValueError(f"is not a valid regular expression ({reason})") from None
+    raise ValueError(f"needs a backtracking regex engine ({reason}); regular expressions run under RE2 "
+                     "so that matching time stays linear: rewrite it without backreferences or lookaround") from None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -21,6 +20,7 @@ from chargeback_engine.periods import Period
 from chargeback_engine.policy.checks import driver_rows, suggestion, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
 from chargeback_engine.policy.model import Policy
+from chargeback_engine.policy.paths import contained_path
 from chargeback_engine.policy.schema import ALLOCATE_REF, WHEN_REF
 from chargeback_engine.policy.yaml import JsonPath, YamlDocument
 
@@ -65,7 +65,9 @@ def _explain(error: ValidationError, doc: YamlDocument) -> list[Diagnostic]:
         hint = error.schema.get("patternErrorMessage") or f"must match {expected}"
         return [doc.diagnostic(path, f"{instance!r}: {hint}")]
     if kind == "format":
-        what = {"date": "date (YYYY-MM-DD)", "regex": "regular expression"}.get(expected, expected)
+        if isinstance(error.cause, ValueError) and expected == "regex":
+            return [doc.diagnostic(path, f"{instance!r} {error.cause}")]
+        what = {"date": "date (YYYY-MM-DD)"}.get(expected, expected)
         return [doc.diagnostic(path, f"{instance!r} is not a valid {what}")]
     message = _LIMITS.get(kind)
     return [doc.diagnostic(path, message.format(expected, "" if expected == 1 else "s") if message else error.message)]
@@ -197,6 +199,7 @@ class Semantics:
         self.when_fields()
         self.allocate_blocks()
         self.stage_cycles()
+        self.amortized_stages()
         self.shadowed_rules()
         self.components("sources", "collector", "collectors")
         self.components("exports", "exporter", "exporters")
@@ -246,12 +249,16 @@ class Semantics:
                             "aliases are not chained")
 
     def drivers(self) -> None:
-        folder = Path(self.doc.file).parent
         for driver_id, driver in self.spec.get("drivers", {}).items():
-            if "file" in driver and not (folder / driver["file"]).is_file():
-                self.report(("spec", "drivers", driver_id, "file"),
-                            f"driver file {driver['file']!r} not found next to the policy")
-                continue
+            if "file" in driver:
+                try:
+                    found = contained_path(self.doc.file, driver["file"]).is_file()
+                except InputError as exc:
+                    self.report(("spec", "drivers", driver_id, "file"), f"driver {exc}")
+                    continue
+                if not found:
+                    self.report(("spec", "drivers", driver_id, "file"),
+                                f"driver file {driver['file']!r} not found next to the policy")
             for index, row in enumerate(driver.get("inline", [])):
                 at = ("spec", "drivers", driver_id, "inline", index, "cost_center")
                 for finding in unknown_cost_centers(self.policy, row["cost_center"]):
@@ -383,6 +390,15 @@ class Semantics:
                     if row["cost_center"] in pools:
                         fed.setdefault(row["cost_center"], driver)
         return fed
+
+    def amortized_stages(self) -> None:
+        """A stage moves a pool within its period, so it cannot spread cost over months; the run
+        would refuse it, so validation does first."""
+        for index, stage in enumerate(self.spec.get("stages", [])):
+            if stage["allocate"]["method"] == "amortized":
+                self.report(("spec", "stages", index, "allocate", "method"),
+                            f"stage for pool {stage['pool']!r} cannot use method 'amortized': a stage moves a "
+                            "pool's cost within its period; amortize the line items in a rule instead")
 
     def _targets(self, at: JsonPath, block: Mapping[str, Any]) -> set[str]:
         targets: set[str] = set()

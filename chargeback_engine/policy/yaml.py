@@ -1,4 +1,4 @@
-"""The hardened YAML reader for policy files.
+"""The hardened YAML reader for policy files, and for every other YAML file the product reads.
 
 Policy files come from pull requests, so the reader treats them as untrusted input. It
 walks ruamel.yaml's round-trip *event stream* and builds plain data itself, which keeps
@@ -46,7 +46,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.nodes import ScalarNode
 
-from chargeback_engine.errors import Diagnostic
+from chargeback_engine.errors import Diagnostic, InputError
 
 #: Largest policy file accepted, in bytes.
 MAX_BYTES = 256 * 1024
@@ -289,6 +289,24 @@ def read_yaml_text(text: str, file: str) -> tuple[YamlDocument | None, list[Diag
     if reader.fatal:
         return None, reader.diagnostics
     return reader.doc, reader.diagnostics
+
+
+class YamlFileError(InputError):
+    """A YAML file (other than a policy) that the hardened reader refused; carries its diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = sorted(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+def load_yaml_data(path: str | Path) -> Any:
+    """The plain data of any YAML file the product reads (policy tests, finance settings,
+    notifier configs), through the same hardened reader as policies: they are as untrusted."""
+    document, found = read_yaml_file(Path(path))
+    errors = [d for d in found if d.severity == "error"]
+    if document is None or errors:
+        raise YamlFileError(errors or found)
+    return document.data
 
 
 def read_yaml_file(path: Path) -> tuple[YamlDocument | None, list[Diagnostic]]:

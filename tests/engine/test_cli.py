@@ -124,11 +124,11 @@ def test_run_writes_the_default_outputs_and_those_asked_for(tmp_path: Path) -> N
     args = ["run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE), "--period", "2026-10", "--out"]
     result = invoke(*args, str(tmp_path / "default"))
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "default").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "default").iterdir() if not p.name.startswith(".")) == [
         "allocations.parquet", "decisions.parquet", "manifest.json", "schedule.parquet", "summary.csv"]
     result = invoke(*args, str(tmp_path / "more"), "--export", "allocations-csv", "--export", "focus-allocated")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "more").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "more").iterdir() if not p.name.startswith(".")) == [
         "allocations.csv", "allocations.parquet", "decisions.parquet", "focus_allocated.parquet", "manifest.json",
         "schedule.parquet", "summary.csv"]
     for name in ("allocations.parquet", "decisions.parquet", "summary.csv"):  # asking for more changes nothing else

@@ -223,13 +223,13 @@ def test_outputs_are_byte_identical_on_rerun_and_the_manifest_describes_them(reg
     first = Engine(p, registry).run([items], "2026-10", out=tmp_path / "a", export=extra)
     second = Engine(p, registry).run([items], "2026-10", out=tmp_path / "b", export=extra)
     assert first.run_id == second.run_id
-    names = sorted(f.name for f in (tmp_path / "a").iterdir())
+    names = sorted(f.name for f in (tmp_path / "a").iterdir() if not f.name.startswith("."))
     assert names == ["allocations.csv", "allocations.parquet", "decisions.parquet", "focus_allocated.parquet",
                      "manifest.json", "summary.csv"]  # nothing deferred: no schedule
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    assert manifest["policy"] == {"name": "test", "version": "1", "hash": p.content_hash}
+    assert manifest["policy"] == {"name": "test", "version": "1", "hash": p.content_hash, "unallocated": p.unallocated}
     assert manifest["rows"]["input"] == 2 and manifest["inputs"][0]["sha256"].startswith("sha256:")
     assert {o["file"] for o in manifest["outputs"]} == set(names) - {"manifest.json"}
 
@@ -264,7 +264,7 @@ def test_working_in_slices_changes_no_byte(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(store, "SORT_LINES", 5)
     monkeypatch.setattr(store, "BATCH_ROWS", 11)
     run(out=tmp_path / "sliced")
-    for name in sorted(p.name for p in (tmp_path / "whole").iterdir()):
+    for name in sorted(p.name for p in (tmp_path / "whole").iterdir() if not p.name.startswith(".")):
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "sliced" / name).read_bytes(), name
 
 

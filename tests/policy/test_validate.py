@@ -123,7 +123,7 @@ def test_when_field_names_and_matchers(write: Write, registry: Registry) -> None
         ("when: {tags.team: platform}", "when: {tags.team: {regex: '('}, service name: x, tags.x: {in: []}}"),
     ))
     assert messages(path, registry) == [
-        "28:33: $.spec.rules[1].when['tags.team'].regex: '(' is not a valid regular expression",
+        "28:33: $.spec.rules[1].when['tags.team'].regex: '(' is not a valid regular expression (missing ): ()",
         "28:39: $.spec.rules[1].when['service name']: field name 'service name': a field is a FOCUS column (ServiceName) or tags.<key>",
         "28:69: $.spec.rules[1].when['tags.x'].in: needs at least 1 item",
     ]

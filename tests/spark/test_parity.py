@@ -144,7 +144,7 @@ def test_example_policies_through_the_cli(policy_file, tmp_path, spark) -> None:
                 "--out", str(out), "--engine", engine] + (["--spark-master", "local[2]"] if engine == "spark" else [])
         result = CliRunner().invoke(main, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
-        outputs[engine] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+        outputs[engine] = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")}
     assert "manifest.json" in outputs["spark"]
     assert outputs["spark"] == outputs["duckdb"]
 

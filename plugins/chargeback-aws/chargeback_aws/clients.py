@@ -1,8 +1,12 @@
 """boto3 clients the collectors share: standard credential chain, explicit timeouts, our retries.
 
-botocore's own retries are switched off so that one policy (jittered backoff up to a
-deadline, :class:`chargeback_engine.collecting.RetryPolicy`) governs every call and can be
-tested with a fake clock.
+botocore's own retries are switched off so that one policy (jittered backoff up to the
+collection's deadline, :class:`chargeback_engine.collecting.RetryPolicy`) governs every call
+and can be tested with a fake clock. The standard AWS settings still apply, read the way
+botocore reads them (environment first, then the shared config profile):
+``AWS_MAX_ATTEMPTS`` / ``max_attempts`` caps the attempts of each call, and
+``AWS_RETRY_MODE`` / ``retry_mode`` is passed to botocore, so ``adaptive`` keeps its
+client-side rate limiter.
 
 boto3 and botocore are imported inside the functions that use them, not here: the engine
 imports this module to register the collectors on every command, and most commands never
@@ -11,6 +15,7 @@ call AWS.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -46,8 +51,38 @@ def default_client(service: str, region: str | None) -> Any:
     credentials = session.get_credentials()
     frozen = credentials.get_frozen_credentials() if credentials else None
     redact_sdk_logs(SDK_LOGGERS, [frozen.secret_key, frozen.token] if frozen else [])
-    config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, retries={"total_max_attempts": 1})
+    mode = _aws_setting("retry_mode", "AWS_RETRY_MODE")
+    if mode is not None and mode not in ("legacy", "standard", "adaptive"):
+        raise InputError(f"AWS_RETRY_MODE (or retry_mode in the AWS profile) is {mode!r}; "
+                         "expected legacy, standard or adaptive")
+    retries: dict[str, Any] = {"total_max_attempts": 1, **({"mode": mode} if mode else {})}
+    config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, retries=retries)
     return session.client(service, region_name=region, config=config)
+
+
+def max_attempts() -> int | None:
+    """``AWS_MAX_ATTEMPTS`` (or ``max_attempts`` in the AWS profile): attempts per call, if set."""
+    value = _aws_setting("max_attempts", "AWS_MAX_ATTEMPTS")
+    if value is None:
+        return None
+    try:
+        attempts = int(value)
+    except (TypeError, ValueError):
+        attempts = 0
+    if attempts < 1:
+        raise InputError(f"AWS_MAX_ATTEMPTS (or max_attempts in the AWS profile) is {value!r}; expected a whole "
+                         "number of at least 1")
+    return attempts
+
+
+def _aws_setting(name: str, variable: str) -> Any:
+    """A botocore config variable, from the environment or the shared config profile."""
+    import botocore.session
+
+    try:
+        return botocore.session.Session().get_config_variable(name)
+    except ValueError:  # botocore's own int() of a malformed max_attempts: report the text as written
+        return os.environ.get(variable)
 
 
 def retry_after(exc: Exception) -> float | None:

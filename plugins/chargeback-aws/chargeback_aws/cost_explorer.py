@@ -16,9 +16,10 @@ from typing import Any
 import pyarrow as pa
 import structlog
 
-from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client
+from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client, max_attempts
 from chargeback_engine import focus
 from chargeback_engine.collecting import (
+    DEADLINE_SCHEMA,
     PageLog,
     RetryPolicy,
     content_version,
@@ -60,6 +61,7 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
     "properties": {
         "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
         "collector": {"const": NAME},
+        "deadline_seconds": DEADLINE_SCHEMA,
         "granularity": {"enum": ["DAILY", "MONTHLY"], "default": "DAILY"},
         "group_by": {
             "type": "array",
@@ -94,11 +96,12 @@ class CostExplorerCollector:
         if period is None:
             raise InputError(f"{NAME}: a period is required (Cost Explorer is queried by date range)")
         source_id = config.get("id", NAME)
+        retry = self._retry.begin(config.get("deadline_seconds"), max_attempts=max_attempts())
         redact_sdk_logs(SDK_LOGGERS)
         region = config.get("region", "us-east-1")
         client = self._client_factory("ce", region)
         sts = self._client_factory("sts", region)
-        account = call(self._retry, lambda: sts.get_caller_identity()["Account"], f"{NAME}: GetCallerIdentity")
+        account = call(retry, lambda: sts.get_caller_identity()["Account"], f"{NAME}: GetCallerIdentity")
         groups = [_group_definition(g) for g in config.get("group_by", [])]
         request: dict[str, Any] = {
             "TimePeriod": {"Start": period.start.isoformat(), "End": period.end.isoformat()},
@@ -114,7 +117,7 @@ class CostExplorerCollector:
         rows: list[dict[str, Any]] = []
         estimated: set[str] = set()
         account_names: dict[str, str] = {}
-        for response in self._pages(client, request, pages):
+        for response in self._pages(client, request, pages, retry):
             for attribute in response.get("DimensionValueAttributes", []):
                 if "description" in attribute.get("Attributes", {}):
                     account_names[attribute["Value"]] = attribute["Attributes"]["description"]
@@ -130,12 +133,13 @@ class CostExplorerCollector:
                    "rounding": rounding.as_details()}
         yield CollectedSource(source_id, table, content_version(table), details)
 
-    def _pages(self, client: Any, request: dict[str, Any], pages: PageLog) -> Iterator[Mapping[str, Any]]:
+    def _pages(self, client: Any, request: dict[str, Any], pages: PageLog, retry: RetryPolicy
+               ) -> Iterator[Mapping[str, Any]]:
         """Follow NextPageToken until it is absent; botocore offers no paginator for this call."""
         token: str | None = None
         while True:
             request_page = dict(request, NextPageToken=token) if token else request
-            response = call(self._retry, partial(client.get_cost_and_usage, **request_page), f"{NAME}: GetCostAndUsage")
+            response = call(retry, partial(client.get_cost_and_usage, **request_page), f"{NAME}: GetCostAndUsage")
             token = response.get("NextPageToken") or None
             if pages.accept(response.get("ResultsByTime", []), token):
                 yield response

@@ -35,9 +35,10 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import structlog
 
-from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client
+from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client, max_attempts
 from chargeback_engine import focus
 from chargeback_engine.collecting import (
+    DEADLINE_SCHEMA,
     BatchMapper,
     RetryPolicy,
     focus_mapper,
@@ -61,6 +62,7 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
     "properties": {
         "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
         "collector": {"const": NAME},
+        "deadline_seconds": DEADLINE_SCHEMA,
         "bucket": {"type": "string", "minLength": 3},
         "prefix": {"type": "string", "default": "", "description": "The S3 path prefix set on the export."},
         "export_name": {"type": "string", "minLength": 1},
@@ -154,10 +156,11 @@ class DataExportsCollector:
         if period is None:
             raise InputError(f"{NAME}: a period is required (exports are delivered per billing period)")
         source_id = config.get("id", NAME)
+        retry = self._retry.begin(config.get("deadline_seconds"), max_attempts=max_attempts())
         redact_sdk_logs(SDK_LOGGERS)
         s3 = self._client_factory("s3", config.get("region"))
         bucket = config["bucket"]
-        manifest_key, manifest = self._manifest(s3, bucket, config, period)
+        manifest_key, manifest = self._manifest(s3, bucket, config, period, retry)
         version = manifest.get("executionId") or manifest.get("assemblyId")
         if not version:
             raise InputError(f"s3://{bucket}/{manifest_key}: the manifest has neither executionId nor assemblyId")
@@ -167,7 +170,7 @@ class DataExportsCollector:
         for file_bucket, key in files:
             where = f"s3://{file_bucket}/{key}"
             read = 0
-            with self._open(s3, file_bucket, key) as stream:
+            with self._open(s3, file_bucket, key, retry) as stream:
                 for batch in iter_file_batches(stream, name=key, columns=mapper.columns):
                     parts.append(mapper.map(batch, where=where, first_row=read + 1))
                     read += batch.num_rows
@@ -177,14 +180,14 @@ class DataExportsCollector:
                    "rounding": mapper.rounding.as_details()}
         yield CollectedSource(source_id, table, f"{config['table']}:{version}", details)
 
-    def _manifest(self, s3: Any, bucket: str, config: Mapping[str, Any], period: Period
+    def _manifest(self, s3: Any, bucket: str, config: Mapping[str, Any], period: Period, retry: RetryPolicy
                   ) -> tuple[str, Mapping[str, Any]]:
         """The newest ``*-Manifest.json`` of the period's partition (overwrite or create-new delivery)."""
         root = "/".join(p for p in (config.get("prefix", "").strip("/"), config["export_name"]) if p)
         partition = f"{root}/metadata/BILLING_PERIOD={period}/"
         candidates: list[tuple[Any, str]] = []
         paginator = s3.get_paginator("list_objects_v2")
-        listing = call(self._retry, lambda: list(paginator.paginate(Bucket=bucket, Prefix=partition)),
+        listing = call(retry, lambda: list(paginator.paginate(Bucket=bucket, Prefix=partition)),
                        f"{NAME}: ListObjectsV2")
         for page in listing:
             for item in page.get("Contents", []):
@@ -193,13 +196,13 @@ class DataExportsCollector:
         if not candidates:
             raise InputError(f"s3://{bucket}/{partition}: no Manifest.json for period {period}")
         key = max(candidates)[1]
-        body = call(self._retry, lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].read(), f"{NAME}: GetObject")
+        body = call(retry, lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].read(), f"{NAME}: GetObject")
         try:
             return key, json.loads(body)
         except json.JSONDecodeError as exc:
             raise InputError(f"s3://{bucket}/{key}:{exc.lineno}:{exc.colno}: {exc.msg}") from exc
 
-    def _open(self, s3: Any, bucket: str, key: str) -> IO[bytes]:
+    def _open(self, s3: Any, bucket: str, key: str, retry: RetryPolicy) -> IO[bytes]:
         """A spooled local copy: Parquet needs to seek, and a retried download must start clean."""
         def download() -> IO[bytes]:
             spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 (the caller closes it)
@@ -207,7 +210,7 @@ class DataExportsCollector:
             spool.seek(0)
             return spool
 
-        return call(self._retry, download, f"{NAME}: GetObject s3://{bucket}/{key}")
+        return call(retry, download, f"{NAME}: GetObject s3://{bucket}/{key}")
 
 
 def _data_files(manifest: Mapping[str, Any], bucket: str) -> list[tuple[str, str]]:

@@ -31,6 +31,7 @@ from chargeback_azure.http import (
 )
 from chargeback_engine import focus
 from chargeback_engine.collecting import (
+    DEADLINE_SCHEMA,
     PageLog,
     RetryPolicy,
     content_version,
@@ -76,6 +77,7 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
     "properties": {
         "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
         "collector": {"const": NAME},
+        "deadline_seconds": DEADLINE_SCHEMA,
         "scope": {"type": "string", "pattern": "^/([Ss]ubscriptions|providers)/",
                   "description": "e.g. /subscriptions/<id> or /providers/Microsoft.Billing/billingAccounts/<id>"},
         "cost_type": {"enum": ["ActualCost", "AmortizedCost"]},
@@ -119,6 +121,7 @@ class CostQueryCollector:
         if period is None:
             raise InputError(f"{NAME}: a period is required (the query is run for a date range)")
         source_id = config.get("id", NAME)
+        retry = self._retry.begin(config.get("deadline_seconds"))
         redact_sdk_logs(SDK_LOGGERS)
         scope, cost_type = config["scope"].rstrip("/"), config["cost_type"]
         self._claim(scope, str(period), cost_type, source_id)
@@ -127,7 +130,7 @@ class CostQueryCollector:
         pages = PageLog(f"{source_id}: Query - Usage", page_limit=PAGE_ROWS)
         rows: list[dict[str, Any]] = []
         url = f"{scope}/providers/Microsoft.CostManagement/query?api-version={API_VERSION}"
-        for columns, page_rows in self._pages(client, url, body, pages, source_id):
+        for columns, page_rows in self._pages(client, url, body, pages, source_id, retry):
             rows.extend(_records(columns, page_rows, source_id))
         rounding = Rounding()
         table = _table(rows, rounding, source_id, period, scope)
@@ -145,12 +148,12 @@ class CostQueryCollector:
                 "would double-count reservation and savings-plan costs. Choose one cost type per scope."
             )
 
-    def _pages(self, client: Any, url: str, body: Mapping[str, Any], pages: PageLog, source_id: str
+    def _pages(self, client: Any, url: str, body: Mapping[str, Any], pages: PageLog, source_id: str, retry: RetryPolicy
                ) -> Iterator[tuple[list[str], list[list[Any]]]]:
         """POST the query, then POST the same body to each ``nextLink`` until there is none."""
         next_url: str | None = url
         while next_url is not None:
-            document = call(self._retry, partial(_post, client, next_url, body, source_id), f"{NAME}: Query - Usage")
+            document = call(retry, partial(_post, client, next_url, body, source_id), f"{NAME}: Query - Usage")
             properties = document.get("properties", {})
             next_url = properties.get("nextLink") or None
             page_rows = properties.get("rows", [])

@@ -26,6 +26,7 @@ from chargeback_azure.http import (
 )
 from chargeback_engine import focus
 from chargeback_engine.collecting import (
+    DEADLINE_SCHEMA,
     RetryPolicy,
     focus_mapper,
     iter_file_batches,
@@ -48,6 +49,7 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
     "properties": {
         "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
         "collector": {"const": NAME},
+        "deadline_seconds": DEADLINE_SCHEMA,
         "account_url": {"type": "string", "pattern": "^https://[^?]+$",
                         "description": "https://<account>.blob.core.windows.net (no SAS: credentials come from Entra ID)"},
         "container": {"type": "string", "minLength": 3},
@@ -76,16 +78,17 @@ class FocusExportCollector:
         if period is None:
             raise InputError(f"{NAME}: a period is required (export runs cover one month)")
         source_id = config.get("id", NAME)
+        retry = self._retry.begin(config.get("deadline_seconds"))
         redact_sdk_logs(SDK_LOGGERS)
         container = self._container_factory(config["account_url"], config["container"])
         where = f"{config['account_url'].rstrip('/')}/{config['container']}"
-        manifest_name, manifest = self._manifest(container, config["path"].strip("/"), period, where)
+        manifest_name, manifest = self._manifest(container, config["path"].strip("/"), period, where, retry)
         mapper = focus_mapper(source_id)
         parts: list[pa.Table] = []
         for blob in manifest.get("blobs", []):
             name = blob["blobName"]
             read = 0
-            with self._download(container, name) as stream:
+            with self._download(container, name, retry) as stream:
                 for batch in iter_file_batches(stream, name=name, columns=mapper.columns):
                     parts.append(mapper.map(batch, where=f"{where}/{name}", first_row=read + 1))
                     read += batch.num_rows
@@ -97,13 +100,14 @@ class FocusExportCollector:
                    "run_id": run.get("runId"), "rounding": mapper.rounding.as_details()}
         yield CollectedSource(source_id, table, f"run:{run.get('runId')}", details)
 
-    def _manifest(self, container: Any, path: str, period: Period, where: str) -> tuple[str, Mapping[str, Any]]:
+    def _manifest(self, container: Any, path: str, period: Period, where: str, retry: RetryPolicy
+                  ) -> tuple[str, Mapping[str, Any]]:
         """The newest run (by submittedTime) whose date range starts in ``period``."""
-        names = call(self._retry, lambda: [b.name for b in container.list_blobs(name_starts_with=f"{path}/")
+        names = call(retry, lambda: [b.name for b in container.list_blobs(name_starts_with=f"{path}/")
                                            if b.name.endswith("manifest.json")], f"{NAME}: list blobs")
         runs: list[tuple[str, str, Mapping[str, Any]]] = []
         for name in names:
-            with self._download(container, name) as stream:
+            with self._download(container, name, retry) as stream:
                 try:
                     manifest = json.load(stream)
                 except ValueError as exc:
@@ -118,7 +122,7 @@ class FocusExportCollector:
             raise InputError(f"{where}/{name}: the manifest has no runInfo.runId")
         return name, manifest
 
-    def _download(self, container: Any, name: str) -> IO[bytes]:
+    def _download(self, container: Any, name: str, retry: RetryPolicy) -> IO[bytes]:
         """A spooled local copy: Parquet needs to seek, and a retried download must start clean."""
         def download() -> IO[bytes]:
             spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 (the caller closes it)
@@ -126,4 +130,4 @@ class FocusExportCollector:
             spool.seek(0)
             return spool
 
-        return call(self._retry, download, f"{NAME}: download {name}")
+        return call(retry, download, f"{NAME}: download {name}")

@@ -165,3 +165,11 @@ def test_restated_costs_get_a_new_version():
     again, _ = run({None: [PAGE_3]})
     restated, _ = run({None: [PAGE_3.replace("[100,", "[100.5,")]})
     assert first.version == again.version != restated.version
+
+
+def test_deadline_seconds_in_the_source_config_bounds_the_whole_collection():
+    throttled = json_response({"error": {"code": "429"}}, 429, {"Retry-After": "20"})
+    clock = FakeClock()
+    with pytest.raises(InputError, match="and the 45s deadline"):
+        run({None: [throttled]}, config={**CONFIG, "deadline_seconds": 45}, clock=clock)
+    assert 0 < clock.now <= 45 and all(wait >= 20 for wait in clock.sleeps)

@@ -37,6 +37,7 @@ import structlog
 
 from chargeback_engine import focus
 from chargeback_engine.collecting import (
+    DEADLINE_SCHEMA,
     PageLog,
     RetryPolicy,
     content_version,
@@ -73,6 +74,7 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
     "properties": {
         "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
         "collector": {"const": NAME},
+        "deadline_seconds": DEADLINE_SCHEMA,
         "table": {"type": "string", "pattern": r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$",
                   "description": "project.dataset.table of the export table or FOCUS table/view."},
         "kind": {"enum": ["standard", "detailed", "focus"]},
@@ -164,12 +166,13 @@ class BigQueryBillingCollector:
         if period is None:
             raise InputError(f"{NAME}: a period is required (the export is read per invoice month)")
         source_id = config.get("id", NAME)
+        retry = self._retry.begin(config.get("deadline_seconds"))
         redact_sdk_logs(SDK_LOGGERS)
         clients = self._clients_factory(config.get("project"), config.get("location"))
         state = _State(config, period) if config.get("state_dir") and config["kind"] != "focus" else None
         kept = state.load() if state else None
         since = state.mark if state and kept is not None else _EPOCH
-        records, pages = call(self._retry, lambda: self._query(clients, config, period, since, source_id),
+        records, pages = call(retry, lambda: self._query(clients, config, period, since, source_id),
                               f"{NAME}: query {config['table']}")
         rounding = Rounding()
         fresh = _to_arrow(records, rounding, source_id)
@@ -180,9 +183,9 @@ class BigQueryBillingCollector:
         details: dict[str, Any] = {"rows_fetched": len(records), "incremental_since": since.isoformat(),
                                    **pages.as_details(), "rounding": rounding.as_details()}
         if config.get("enrich_names"):
-            raw = self._enrich(clients, raw, details)
+            raw = self._enrich(clients, raw, details, retry)
         if config.get("list_price_services"):
-            details["list_price_check"] = self._check_list_prices(clients, raw, config["list_price_services"])
+            details["list_price_check"] = self._check_list_prices(clients, raw, config["list_price_services"], retry)
         table = _to_focus(raw, source_id, period, rounding)
         version = f"export_time:{max(marks).isoformat()}" if marks else content_version(table)
         yield CollectedSource(source_id, table, version, {**table_details(table), **details})
@@ -211,15 +214,15 @@ class BigQueryBillingCollector:
                 records.extend(page_rows)
         return records, pages
 
-    def _enrich(self, clients: GoogleClients, raw: pa.Table, details: dict[str, Any]) -> pa.Table:
+    def _enrich(self, clients: GoogleClients, raw: pa.Table, details: dict[str, Any], retry: RetryPolicy) -> pa.Table:
         """BillingAccountName from the Cloud Billing API; projects no longer on the account are reported."""
-        accounts = call(self._retry, lambda: {
+        accounts = call(retry, lambda: {
             a.name.removeprefix("billingAccounts/"): a.display_name
             for a in clients.billing.list_billing_accounts(timeout=API_TIMEOUT, retry=no_retry())
         }, f"{NAME}: list billing accounts")
         moved: set[str] = set()
         for account in sorted({a for a in raw["billing_account_id"].to_pylist() if a}):
-            linked = call(self._retry, partial(_linked_projects, clients, account),
+            linked = call(retry, partial(_linked_projects, clients, account),
                           f"{NAME}: list projects of billing account {account}")
             in_data = {p for p, a in zip(raw["project_id"].to_pylist(), raw["billing_account_id"].to_pylist())
                        if a == account and p}
@@ -230,11 +233,12 @@ class BigQueryBillingCollector:
         names = pa.array([accounts.get(a) for a in raw["billing_account_id"].to_pylist()], pa.string())
         return raw.append_column("billing_account_name", names)
 
-    def _check_list_prices(self, clients: GoogleClients, raw: pa.Table, services: list[str]) -> dict[str, int]:
+    def _check_list_prices(self, clients: GoogleClients, raw: pa.Table, services: list[str], retry: RetryPolicy
+                           ) -> dict[str, int]:
         """Compare ListCost with Catalog list price × quantity for single-tier SKUs (units + nanos, exact)."""
         prices: dict[tuple[str, str], tuple[Decimal, str]] = {}
         for service in services:
-            skus = call(self._retry, partial(_skus, clients, service), f"{NAME}: list SKUs of {service}")
+            skus = call(retry, partial(_skus, clients, service), f"{NAME}: list SKUs of {service}")
             for sku in skus:
                 for info in sku.pricing_info[:1]:
                     rates = info.pricing_expression.tiered_rates

@@ -238,3 +238,14 @@ def test_the_focus_table_is_versioned_by_content_and_keeps_its_tags():
     assert source.table["Tags"].to_pylist() == ['{"team":"payments"}', "{}"]
     assert sum(source.table["BilledCost"].to_pylist()) == Decimal("4.75")
     assert source.version.startswith("sha256:")
+
+
+def test_deadline_seconds_in_the_source_config_bounds_the_whole_collection():
+    limited = (429, {}, {"error": {"code": 429, "message": "Exceeded rate limits", "status": "RESOURCE_EXHAUSTED",
+                                   "errors": [{"reason": "rateLimitExceeded", "message": "Exceeded rate limits"}]}})
+    clock = FakeClock()
+    with FakeGoogle() as server:
+        server.serve_query_pages({None: [limited] * 50})
+        with pytest.raises(InputError, match="and the 20s deadline"):
+            collect(server, config={**CONFIG, "deadline_seconds": 20}, clock=clock)
+    assert 0 < clock.now <= 20
