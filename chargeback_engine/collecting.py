@@ -39,7 +39,6 @@ from chargeback_engine.normalise import (
     tags_as_text,
     unique_columns,
 )
-from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.redact import redact
 
 log = structlog.get_logger(__name__)
