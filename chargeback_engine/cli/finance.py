@@ -7,7 +7,6 @@ default) and makes one call into :mod:`chargeback_engine.finance`.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -16,10 +15,10 @@ from typing import Any, TypeVar
 
 import click
 
-from chargeback_engine import finance
+from chargeback_engine import display, finance
+from chargeback_engine.cli.output import Column, echo_json, echo_status, echo_table, format_option
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.finance.disputes import STATUSES, TRANSITIONS
-from chargeback_engine.finance.canonical import minor
 from chargeback_engine.periods import Period
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,10 +72,6 @@ at_option = click.option("--at", "now", callback=_moment, metavar="ISO-8601",
                          help="When it happened (default: now, UTC).")
 
 
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
-
-
 # --- ledger -----------------------------------------------------------------------------------
 
 @click.group()
@@ -95,9 +90,10 @@ def ledger() -> None:
               help="The engine run's manifest.json.")
 @click.option("--decisions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The run's decisions Parquet (DECISION_SCHEMA).")
+@format_option
 @_books
 def ledger_ingest(engine: Any, settings: Any, ledger_path: Path, policies: tuple[Path, ...], period: Period,
-                  versions: tuple[str, ...], manifest: Path | None, decisions: Path | None) -> None:
+                  versions: tuple[str, ...], manifest: Path | None, decisions: Path | None, output_format: str) -> None:
     """Record a run (its rows of PERIOD); repeating it changes nothing, restating a closed period adds adjustments."""
     pairs = dict(v.split("=", 1) for v in versions if "=" in v)
     if len(pairs) != len(versions):
@@ -105,10 +101,15 @@ def ledger_ingest(engine: Any, settings: Any, ledger_path: Path, policies: tuple
     registry = click.get_current_context().find_root().obj.registry
     run = finance.run_from_files(ledger_path, policies, period, pairs, manifest, decisions, registry)
     result = finance.ingest_run(engine, run)
+    if output_format == "json":
+        echo_json({"run_key": result.run_key, "period": result.period, "committed": result.committed,
+                   "restated": result.restated, "adjustment_period": result.adjustment_period,
+                   "adjustments": result.adjustments, "totals": dict(result.totals)})
+        return
     state = "recorded" if result.committed else "already recorded (nothing written)"
-    click.echo(f"run {result.run_key} for {result.period}: {state}")
+    echo_status(f"run {result.run_key} for {result.period}: {state}", style="green" if result.committed else "yellow")
     if result.restated:
-        click.echo(f"{result.period} is closed: {result.adjustments} adjustment lines booked into {result.adjustment_period}")
+        click.echo(f"{result.period} is closed: {result.adjustments:,} adjustment lines booked into {result.adjustment_period}")
 
 
 # --- period -----------------------------------------------------------------------------------
@@ -120,36 +121,63 @@ def period() -> None:
 
 @period.command("close")
 @period_option
+@format_option
 @_books
-def period_close(engine: Any, settings: Any, period: Period) -> None:
+def period_close(engine: Any, settings: Any, period: Period, output_format: str) -> None:
     """Issue the period's invoices and journal, and close it for good."""
     result = finance.close_period(engine, period, settings)
-    click.echo(f"{result.period} {'closed' if result.committed else 'was already closed'}: "
-               f"{len(result.statement.invoices)} invoices, journal batch {result.batch_id}")
+    if output_format == "json":
+        echo_json({"period": result.period, "committed": result.committed, "batch_id": result.batch_id,
+                   "invoices": [_invoice_json(i) for i in result.statement.invoices],
+                   "totals": result.statement.totals()})
+        return
+    echo_status(f"{result.period} {'closed' if result.committed else 'was already closed'}: "
+                f"{len(result.statement.invoices)} invoices, journal batch {result.batch_id}",
+                style="green" if result.committed else "yellow")
     _echo_totals(result.statement)
 
 
 def _echo_totals(stmt: finance.Statement) -> None:
     for currency, t in sorted(stmt.totals().items()):
-        click.echo(f"  {currency}: total {minor(t['rounded'], currency)} = invoices {minor(t['invoice'], currency)}"
-                   f" + showback {minor(t['showback'], currency)} + unallocated {minor(t['unallocated'], currency)}")
+        click.echo(f"  total {display.money(t['rounded'], currency)} = invoices {display.money(t['invoice'], currency)}"
+                   f" + showback {display.money(t['showback'], currency)}"
+                   f" + unallocated {display.money(t['unallocated'], currency)}")
+
+
+def _invoice_json(inv: finance.Invoice) -> dict[str, Any]:
+    return {"invoice_id": inv.invoice_id, "number": inv.number, "period": inv.period, "cost_center": inv.cost_center,
+            "cost_center_name": inv.cost_center_name, "currency": inv.currency, "subtotal": inv.subtotal,
+            "markup": inv.markup, "total": inv.total}
 
 
 @period.command("report")
 @period_option
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@format_option
 @_books
-def period_report(engine: Any, settings: Any, period: Period, out: Path) -> None:
+def period_report(engine: Any, settings: Any, period: Period, out: Path, output_format: str) -> None:
     """Write the period's statement (the showback report): every line as CSV, totals as JSON."""
-    click.echo(f"wrote {finance.export_statement(engine, str(period), out, settings)}")
+    _echo_wrote(finance.export_statement(engine, str(period), out, settings), output_format)
+
+
+def _echo_wrote(path: Path, output_format: str) -> None:
+    if output_format == "json":
+        echo_json({"wrote": str(path)})
+    else:
+        click.echo(f"wrote {path}")
 
 
 @period.command("status")
+@format_option
 @_books
-def period_status(engine: Any, settings: Any) -> None:
+def period_status(engine: Any, settings: Any, output_format: str) -> None:
     """Every period with a run: its current run and whether it is closed."""
-    for status in finance.period_statuses(engine):
-        click.echo(f"{status.period}  {'closed' if status.closed else 'open  '}  {status.run_key}")
+    statuses = finance.period_statuses(engine)
+    if output_format == "json":
+        echo_json([{"period": s.period, "closed": s.closed, "run_key": s.run_key} for s in statuses])
+        return
+    echo_table([Column("period"), Column("status"), Column("run")],
+               [(s.period, "closed" if s.closed else "open", s.run_key) for s in statuses])
 
 
 # --- invoice ----------------------------------------------------------------------------------
@@ -161,13 +189,19 @@ def invoice() -> None:
 
 @invoice.command("list")
 @period_option
+@format_option
 @_books
-def invoice_list(engine: Any, settings: Any, period: Period) -> None:
+def invoice_list(engine: Any, settings: Any, period: Period, output_format: str) -> None:
     """Invoices of a closed period, or the draft of an open one, with the period's totals."""
     stmt = finance.statement(engine, period, settings)
-    for inv in stmt.invoices:
-        click.echo(f"{inv.invoice_id}  {inv.number}  {minor(inv.total, inv.currency)} {inv.currency}"
-                   f"{'' if stmt.closed else '  (draft)'}")
+    if output_format == "json":
+        echo_json({"period": str(period), "closed": stmt.closed, "invoices": [_invoice_json(i) for i in stmt.invoices],
+                   "totals": stmt.totals()})
+        return
+    echo_table([Column("invoice"), Column("number"), Column("cost center"), Column("total", numeric=True)],
+               [(inv.invoice_id, inv.number, display.cost_center(inv.cost_center, {inv.cost_center: inv.cost_center_name}),
+                 display.money(inv.total, inv.currency)) for inv in stmt.invoices],
+               title=None if stmt.closed else f"{period} is open: draft invoices")
     _echo_totals(stmt)
 
 
@@ -178,9 +212,8 @@ def invoice_list(engine: Any, settings: Any, period: Period) -> None:
               help="Repeatable; default: all of json, csv and html.")
 @_books
 def invoice_render(engine: Any, settings: Any, period: Period, out: Path, formats: tuple[str, ...]) -> None:
-    """Write the issued invoices of a closed period, then manifest.json."""
-    manifest = finance.export_invoices(engine, str(period), out, formats or finance.INVOICE_FORMATS)
-    click.echo(f"wrote {manifest}")
+    """Write the issued invoices of a closed period, then manifest.json (its --format names the files)."""
+    click.echo(f"wrote {finance.export_invoices(engine, str(period), out, formats or finance.INVOICE_FORMATS)}")
 
 
 # --- journal ----------------------------------------------------------------------------------
@@ -194,18 +227,24 @@ def journal() -> None:
 @period_option
 @click.option("--erp", required=True, type=click.Choice(sorted(finance.ERP_EXPORTERS)))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@format_option
 @_books
-def journal_export(engine: Any, settings: Any, period: Period, erp: str, out: Path) -> None:
+def journal_export(engine: Any, settings: Any, period: Period, erp: str, out: Path, output_format: str) -> None:
     """Write the period's posted journal for an ERP, then manifest.json."""
-    click.echo(f"wrote {finance.export_journal(engine, period, erp, out, settings)}")
+    _echo_wrote(finance.export_journal(engine, period, erp, out, settings), output_format)
 
 
 @journal.command("correct")
 @period_option
+@format_option
 @_books
-def journal_correct(engine: Any, settings: Any, period: Period) -> None:
+def journal_correct(engine: Any, settings: Any, period: Period, output_format: str) -> None:
     """Re-derive a closed period's journal with the current settings: reversal plus repost."""
     batch = finance.correct_journal(engine, str(period), settings)
+    if output_format == "json":
+        echo_json({"period": str(period), "batch_id": batch and batch.batch_id,
+                   "entries": len(batch.entries) if batch else 0})
+        return
     click.echo("journal unchanged" if batch is None else
                f"correction batch {batch.batch_id}: {len(batch.entries)} entries (reversals and reposts)")
 
@@ -226,13 +265,21 @@ def dispute() -> None:
 @click.option("--by", "actor", required=True)
 @click.option("--currency")
 @at_option
+@format_option
 @_books
 def dispute_submit(engine: Any, settings: Any, period: Period, cost_center: str, dispute_type: str, amount: Decimal,
-                   description: str, actor: str, currency: str | None, now: datetime | None) -> None:
+                   description: str, actor: str, currency: str | None, now: datetime | None, output_format: str) -> None:
     """Open a dispute against a cost center's invoice."""
     d = finance.submit(engine, period=period, cost_center=cost_center, dispute_type=dispute_type, amount=amount,
                        description=description, submitted_by=actor, settings=settings, currency=currency, now=now)
-    click.echo(f"{d.dispute_id}  {d.status}  assigned to {d.assignee}  due {d.due_at}")
+    _echo_dispute(d, output_format, f"{d.dispute_id}  {d.status}  assigned to {d.assignee}  due {d.due_at}")
+
+
+def _echo_dispute(d: finance.Dispute, output_format: str, line: str) -> None:
+    if output_format == "json":
+        echo_json(d.document())
+    else:
+        click.echo(line)
 
 
 @dispute.command("comment")
@@ -240,11 +287,13 @@ def dispute_submit(engine: Any, settings: Any, period: Period, cost_center: str,
 @click.option("--by", "actor", required=True)
 @click.option("--text", required=True)
 @at_option
+@format_option
 @_books
-def dispute_comment(engine: Any, settings: Any, dispute_id: str, actor: str, text: str, now: datetime | None) -> None:
+def dispute_comment(engine: Any, settings: Any, dispute_id: str, actor: str, text: str, now: datetime | None,
+                    output_format: str) -> None:
     """Add a comment to a dispute."""
     d = finance.comment(engine, dispute_id, actor=actor, text=text, now=now)
-    click.echo(f"{d.dispute_id}  {d.status}  {len(d.comments)} comments")
+    _echo_dispute(d, output_format, f"{d.dispute_id}  {d.status}  {len(d.comments)} comments")
 
 
 def _transition_command(action: str) -> click.Command:
@@ -252,13 +301,14 @@ def _transition_command(action: str) -> click.Command:
     @click.option("--by", "actor", required=True)
     @click.option("--note", default="")
     @at_option
+    @format_option
     @_books
     def command(engine: Any, settings: Any, dispute_id: str, actor: str, note: str, now: datetime | None,
-                credit: Decimal | None = None) -> None:
+                output_format: str, credit: Decimal | None = None) -> None:
         d = finance.transition(engine, dispute_id, action, actor=actor, settings=settings, note=note, credit=credit,
                                now=now)
-        click.echo(f"{d.dispute_id}  {d.status}  assigned to {d.assignee}"
-                   + (f"  credit {minor(d.credit, d.currency)} {d.currency}" if action == "approve" else ""))
+        _echo_dispute(d, output_format, f"{d.dispute_id}  {d.status}  assigned to {d.assignee}"
+                      + (f"  credit {display.money(d.credit, d.currency)}" if action == "approve" else ""))
 
     if action == "approve":
         command = click.option("--credit", callback=_decimal, help="Credit to grant (default: the disputed amount).")(command)
@@ -274,20 +324,21 @@ for _action in TRANSITIONS:
 @click.option("--cost-center")
 @click.option("--overdue", is_flag=True, help="Only disputes past their resolution SLA.")
 @at_option
-@click.option("--json", "as_json", is_flag=True)
+@format_option
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as --format json (kept for scripts).")
 @_books
 def dispute_list(engine: Any, settings: Any, status: str | None, cost_center: str | None, overdue: bool,
-                 now: datetime | None, as_json: bool) -> None:
+                 now: datetime | None, output_format: str, as_json: bool) -> None:
     """List disputes, oldest first."""
     moment = now or datetime.now(UTC)
     found = finance.list_disputes(engine, status=status, cost_center=cost_center, overdue_at=moment if overdue else None)
-    if as_json:
-        _echo_json([d.document() for d in found])
+    if as_json or output_format == "json":
+        echo_json([d.document() for d in found])
         return
-    for d in found:
-        late = "  OVERDUE" if d.overdue(moment) else ""
-        click.echo(f"{d.dispute_id}  {d.period}  {d.cost_center}  {d.dispute_type}  {d.status}  "
-                   f"{minor(d.amount, d.currency)} {d.currency}  {d.assignee}  due {d.due_at}{late}")
+    echo_table([Column("dispute"), Column("period"), Column("cost center"), Column("type"), Column("status"),
+                Column("amount", numeric=True), Column("assignee"), Column("due"), Column("", style="bold red")],
+               [(d.dispute_id, d.period, d.cost_center, d.dispute_type, d.status, display.money(d.amount, d.currency),
+                 d.assignee, str(d.due_at), "OVERDUE" if d.overdue(moment) else "") for d in found])
 
 
 @dispute.command("report")
@@ -295,7 +346,7 @@ def dispute_list(engine: Any, settings: Any, status: str | None, cost_center: st
 @_books
 def dispute_report(engine: Any, settings: Any, now: datetime | None) -> None:
     """Disputes by status and by type: counts, disputed and credited amounts, overdue count (JSON)."""
-    _echo_json(finance.report(engine, now=now))
+    echo_json(finance.report(engine, now=now))
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -306,15 +357,19 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@format_option
 @_books
-def audit_verify(engine: Any, settings: Any) -> None:
+def audit_verify(engine: Any, settings: Any, output_format: str) -> None:
     """Re-derive the hash chain; exit 1 on any altered, missing or reordered record."""
     result = finance.verify(engine)
+    if output_format == "json":
+        echo_json({"ok": result.ok, "records": result.records, "head": result.head, "problems": list(result.problems)})
     for problem in result.problems:
         click.echo(problem, err=True)
     if not result.ok:
         raise click.ClickException(f"audit chain broken: {len(result.problems)} problems in {result.records} records")
-    click.echo(f"audit chain intact: {result.records} records, head {result.head}")
+    if output_format != "json":
+        echo_status(f"audit chain intact: {result.records:,} records, head {result.head}", style="green")
 
 
 COMMANDS = (ledger, period, invoice, journal, dispute, audit)

@@ -62,7 +62,7 @@ def test_month_end_through_the_cli(workspace: Path) -> None:
     closed = run("period", "close", "--period", "2026-01")
     assert closed.exit_code == 0, closed.output
     assert "2026-01 closed: 2 invoices" in closed.output
-    assert "USD: total 221.97 = invoices 167.35 + showback 53.61 + unallocated 1.01" in closed.output
+    assert "total 221.97 USD = invoices 167.35 USD + showback 53.61 USD + unallocated 1.01 USD" in closed.output
     assert "was already closed" in run("period", "close", "--period", "2026-01").output
 
     assert run("period", "report", "--period", "2026-01", "--out", workspace / "report").exit_code == 0
@@ -73,7 +73,7 @@ def test_month_end_through_the_cli(workspace: Path) -> None:
     assert sum(Decimal(l["amount"]) for l in lines) == Decimal("221.97")
 
     listed = run("invoice", "list", "--period", "2026-01")
-    assert "2026-01/CC-200/USD  49.59 USD" in listed.output
+    assert any("2026-01/CC-200/USD" in line and line.endswith(" 49.59 USD") for line in listed.output.splitlines())
     out = workspace / "invoices"
     assert run("invoice", "render", "--period", "2026-01", "--out", out, "--format", "html").exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == ["2026-01_CC-100_USD.html", "2026-01_CC-200_USD.html",
@@ -104,6 +104,8 @@ def test_month_end_through_the_cli(workspace: Path) -> None:
     feb = run("period", "close", "--period", "2026-02")
     assert "invoices 163.35" in feb.output and "unallocated 5.01" in feb.output
     assert "2026-01  closed" in run("period", "status").output
+    assert [(s["period"], s["closed"]) for s in json.loads(run("period", "status", "--format", "json").output)] == [
+        ("2026-01", True), ("2026-02", True)]
     verified = run("audit", "verify")
     assert verified.exit_code == 0 and "audit chain intact" in verified.output
 
