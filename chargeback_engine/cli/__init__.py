@@ -11,10 +11,13 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import click
 import structlog
 
+from chargeback_engine.cli.defaults import load_defaults
 from chargeback_engine.engine.runner import use_jemalloc_pool
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
@@ -56,7 +59,17 @@ class ChargebackGroup(click.Group):
 
     Library errors already say what is wrong and where (``file:line:col: $.path: ...``), so
     a traceback would only bury that; ``-vv`` logs the traceback for whoever needs it.
+    The top-level context takes its defaults from ``chargeback.toml`` (:mod:`.defaults`).
     """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        if parent is None and "default_map" not in extra:
+            try:
+                extra["default_map"] = load_defaults(self, Path.cwd())
+            except ChargebackError as exc:
+                raise click.ClickException(str(exc)) from exc
+        return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:

@@ -18,14 +18,18 @@ import click
 from chargeback_engine import display, finance
 from chargeback_engine.cli.output import Column, echo_json, echo_status, echo_table, format_option
 from chargeback_engine.errors import ChargebackError
+from chargeback_engine.finance.db import missing_sqlite_file
 from chargeback_engine.finance.disputes import STATUSES, TRANSITIONS
 from chargeback_engine.periods import Period
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _books(function: F) -> F:
-    """Add ``--db`` and ``--settings``; pass an open engine and the settings; turn errors into exit 1."""
+def _books(function: F, *, read_only: bool = False) -> F:
+    """Add ``--db`` and ``--settings``; pass an open engine and the settings; turn errors into exit 1.
+
+    A ``read_only`` command never creates the database: a SQLite file that is not there is an error.
+    """
 
     @click.option("--db", "db", envvar="CHARGEBACK_DB", metavar="URL",
                   help="Cost database URL (default: sqlite:///chargeback.db). Also CHARGEBACK_DB.")
@@ -34,6 +38,9 @@ def _books(function: F) -> F:
                   help="Finance settings YAML (accounts, payer entity, markups, dispute routing).")
     @functools.wraps(function)
     def wrapper(db: str | None, settings_path: Path | None, **kwargs: Any) -> Any:
+        if read_only and (missing := missing_sqlite_file(db)):
+            raise click.ClickException(f"{missing}: no cost database (nothing recorded yet); "
+                                       "give --db URL or set CHARGEBACK_DB")
         try:
             engine = finance.open_database(db)
             try:
@@ -44,6 +51,9 @@ def _books(function: F) -> F:
             raise click.ClickException(str(error)) from error
 
     return wrapper  # type: ignore[return-value]
+
+
+_reading = functools.partial(_books, read_only=True)
 
 
 def _period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Period | None:
@@ -154,7 +164,7 @@ def _invoice_json(inv: finance.Invoice) -> dict[str, Any]:
 @period_option
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @format_option
-@_books
+@_reading
 def period_report(engine: Any, settings: Any, period: Period, out: Path, output_format: str) -> None:
     """Write the period's statement (the showback report): every line as CSV, totals as JSON."""
     _echo_wrote(finance.export_statement(engine, str(period), out, settings), output_format)
@@ -169,7 +179,7 @@ def _echo_wrote(path: Path, output_format: str) -> None:
 
 @period.command("status")
 @format_option
-@_books
+@_reading
 def period_status(engine: Any, settings: Any, output_format: str) -> None:
     """Every period with a run: its current run and whether it is closed."""
     statuses = finance.period_statuses(engine)
@@ -190,7 +200,7 @@ def invoice() -> None:
 @invoice.command("list")
 @period_option
 @format_option
-@_books
+@_reading
 def invoice_list(engine: Any, settings: Any, period: Period, output_format: str) -> None:
     """Invoices of a closed period, or the draft of an open one, with the period's totals."""
     stmt = finance.statement(engine, period, settings)
@@ -210,7 +220,7 @@ def invoice_list(engine: Any, settings: Any, period: Period, output_format: str)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "formats", multiple=True, type=click.Choice(finance.INVOICE_FORMATS),
               help="Repeatable; default: all of json, csv and html.")
-@_books
+@_reading
 def invoice_render(engine: Any, settings: Any, period: Period, out: Path, formats: tuple[str, ...]) -> None:
     """Write the issued invoices of a closed period, then manifest.json (its --format names the files)."""
     click.echo(f"wrote {finance.export_invoices(engine, str(period), out, formats or finance.INVOICE_FORMATS)}")
@@ -228,7 +238,7 @@ def journal() -> None:
 @click.option("--erp", required=True, type=click.Choice(sorted(finance.ERP_EXPORTERS)))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @format_option
-@_books
+@_reading
 def journal_export(engine: Any, settings: Any, period: Period, erp: str, out: Path, output_format: str) -> None:
     """Write the period's posted journal for an ERP, then manifest.json."""
     _echo_wrote(finance.export_journal(engine, period, erp, out, settings), output_format)
@@ -326,7 +336,7 @@ for _action in TRANSITIONS:
 @at_option
 @format_option
 @click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as --format json (kept for scripts).")
-@_books
+@_reading
 def dispute_list(engine: Any, settings: Any, status: str | None, cost_center: str | None, overdue: bool,
                  now: datetime | None, output_format: str, as_json: bool) -> None:
     """List disputes, oldest first."""
@@ -343,7 +353,7 @@ def dispute_list(engine: Any, settings: Any, status: str | None, cost_center: st
 
 @dispute.command("report")
 @at_option
-@_books
+@_reading
 def dispute_report(engine: Any, settings: Any, now: datetime | None) -> None:
     """Disputes by status and by type: counts, disputed and credited amounts, overdue count (JSON)."""
     echo_json(finance.report(engine, now=now))
@@ -358,7 +368,7 @@ def audit() -> None:
 
 @audit.command("verify")
 @format_option
-@_books
+@_reading
 def audit_verify(engine: Any, settings: Any, output_format: str) -> None:
     """Re-derive the hash chain; exit 1 on any altered, missing or reordered record."""
     result = finance.verify(engine)

@@ -50,15 +50,21 @@ class Insight:
     chargeback_cost_centers: frozenset[str] | None = None
     alert_gate: AlertGate = field(default_factory=AlertGate)
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS
+    #: Cost-center names by id (from the policies, else the cost database), shown beside the ids.
+    names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(cls, runs: str | Path | None, *, db: str | None = None, metrics: str | Path | None = None,
-             **options: Any) -> Insight:
-        """Stored periods from the run directory ``runs``, or from the cost database ``db`` when ``runs`` is None."""
+             writable: bool = True, **options: Any) -> Insight:
+        """Stored periods from the run directory ``runs``, or from the cost database ``db`` when ``runs`` is None.
+
+        ``writable=False`` never creates the database: a missing SQLite file has no budgets.
+        """
         stored = read_run_directory(runs) if runs is not None else read_cost_database(db)
         if options.get("chargeback_cost_centers") is None and stored.chargeback_cost_centers is not None:
             options["chargeback_cost_centers"] = stored.chargeback_cost_centers
-        return cls(stored, InsightStore(db), read_metrics(metrics) if metrics else (), **options)
+        options["names"] = {**stored.names, **options.get("names", {})}
+        return cls(stored, InsightStore(db, create=writable), read_metrics(metrics) if metrics else (), **options)
 
     @property
     def facts(self) -> Facts:

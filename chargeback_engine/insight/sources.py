@@ -45,6 +45,8 @@ class StoredPeriods:
     chargeback_cost_centers: frozenset[str] | None = None
     #: False when the source keeps only period totals (no daily series for anomalies and forecasts).
     daily: bool = True
+    #: Cost-center names by id, when the source records them (the cost database does).
+    names: dict[str, str] = field(default_factory=dict)
 
 
 def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") -> StoredPeriods:
@@ -114,11 +116,14 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     invoices that the period's current journal batches post.
     """
     from chargeback_engine.finance import open_database
+    from chargeback_engine.finance.db import missing_sqlite_file
     from chargeback_engine.finance import tables as t
     from chargeback_engine.finance.runs import head_run
 
+    if missing := missing_sqlite_file(url):
+        raise InputError(f"{missing}: no cost database (nothing recorded yet); give --db URL or set CHARGEBACK_DB")
     engine = open_database(url)
-    ledgers, journaled, chargeback = [], {}, set()
+    ledgers, journaled, chargeback, names = [], {}, set(), {}
     with engine.connect() as conn:
         for period in sorted(set(conn.execute(sa.select(t.runs.c.period)).scalars())):
             run_key = head_run(conn, period)
@@ -138,6 +143,9 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
                 [{**r, "charge_period_start": None} for r in rows],
                 schema=pa.schema([LEDGER_SCHEMA.field(c) for c in LEDGER_COLUMNS]),
             ))
+            names.update(conn.execute(
+                sa.select(t.run_cost_centers.c.cost_center, t.run_cost_centers.c.name).where(
+                    t.run_cost_centers.c.run_key == run_key)).tuples().all())
             chargeback.update(conn.execute(
                 sa.select(t.run_cost_centers.c.cost_center).where(
                     t.run_cost_centers.c.run_key == run_key, t.run_cost_centers.c.mode == "chargeback")
@@ -156,7 +164,7 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     engine.dispose()
     if not ledgers:
         raise InputError(f"{url or 'the cost database'}: no stored periods (no runs recorded)")
-    return StoredPeriods(ledger_facts(ledgers), {}, journaled, frozenset(chargeback), daily=False)
+    return StoredPeriods(ledger_facts(ledgers), {}, journaled, frozenset(chargeback), daily=False, names=names)
 
 
 def read_metrics(path: str | Path) -> tuple[Metric, ...]:

@@ -15,7 +15,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from chargeback_engine.finance.db import database_url
+from chargeback_engine.finance.db import database_url, missing_sqlite_file
 from chargeback_engine.finance.tables import Money
 from chargeback_engine.insight.forecast import Forecast
 
@@ -56,7 +56,10 @@ sent_alerts = sa.Table(
 class InsightStore:
     """Budgets, forecasts and sent alerts in one database."""
 
-    def __init__(self, url: str | None = None, *, engine: sa.Engine | None = None):
+    def __init__(self, url: str | None = None, *, engine: sa.Engine | None = None, create: bool = True):
+        """``create=False`` (read-only commands): a SQLite file that does not exist reads as empty and is not made."""
+        if engine is None and not create and missing_sqlite_file(url):
+            engine = sa.create_engine("sqlite://")
         self.engine = engine or sa.create_engine(database_url(url))
         metadata.create_all(self.engine)
 
