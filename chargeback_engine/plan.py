@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from chargeback_engine import display
 from chargeback_engine.engine.runner import Engine, RunResult
-from chargeback_engine.money import minor_units, quantum
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 
@@ -199,10 +199,7 @@ def _rule_changes(before: RunResult, after: RunResult) -> tuple[RuleChange, ...]
 
 
 def _money(amount: Decimal, currency: str, *, signed: bool = False) -> str:
-    rounded = amount.quantize(quantum(minor_units(currency)), rounding=ROUND_HALF_EVEN)
-    rounded = rounded if rounded else abs(rounded)  # never print -0.00
-    text = f"{rounded:,}"
-    return f"+{text}" if signed and rounded > 0 else text
+    return display.money(amount, currency, signed=signed, code=False)
 
 
 __all__ = ["NO_RULE", "CostCenterChange", "Plan", "RuleChange", "Side", "plan"]

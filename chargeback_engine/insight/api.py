@@ -149,11 +149,11 @@ class Insight:
             for (cc,), daily in self.facts.daily().items()
         }
         forecasts = self._month_end(period, as_of) if budgets else {}
-        found = budget_alerts(period, budgets, actuals, forecasts, self.thresholds)
+        found = budget_alerts(period, budgets, actuals, forecasts, self.thresholds, self.facts.currency, self.names)
         if not self.stored.daily:
             return found
         anomalies = [a for a in self.anomalies(since=period.start) if a.day <= as_of]
-        return found + anomaly_alerts(gate(anomalies, self.alert_gate))
+        return found + anomaly_alerts(gate(anomalies, self.alert_gate), self.facts.currency, self.names)
 
     def send_alerts(self, channels: Sequence[Channel], as_of: date | None = None) -> tuple[list[Alert], Delivery]:
         found = self.alerts(as_of)
