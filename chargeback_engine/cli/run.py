@@ -13,6 +13,7 @@ import click
 
 from chargeback_engine import display
 from chargeback_engine.cli.output import Column, echo_json, echo_table, format_option
+from chargeback_engine.collecting import listening
 from chargeback_engine.engine.explain import explain_cost_center, explain_record
 from chargeback_engine.engine.policytest import run_policy_tests
 from chargeback_engine.engine.runner import (
@@ -32,12 +33,18 @@ _FIXED_STEPS = 5
 
 @contextmanager
 def _progress(steps: int) -> Iterator[Progress | None]:
-    """A progress bar on a terminal (stderr); nothing when piped or in CI."""
+    """A progress bar on a terminal (stderr), moved by each step and by every page or file a
+    collector reports (:func:`chargeback_engine.collecting.report_progress`); nothing when piped or in CI."""
     if not sys.stderr.isatty():
         yield None
         return
     with click.progressbar(length=steps, label="allocating", file=sys.stderr) as bar:
-        yield lambda step: (bar.update(1), setattr(bar, "label", step))  # type: ignore[func-returns-value]
+        def collecting(what: str, done: int, total: int | None) -> None:
+            bar.label = f"collect: {what} {done:,}" + (f"/{total:,}" if total else " page(s)")
+            bar.render_progress()
+
+        with listening(collecting):
+            yield lambda step: (bar.update(1), setattr(bar, "label", step))  # type: ignore[func-returns-value]
 
 
 def _print_summary(result: RunResult) -> None:
