@@ -168,11 +168,15 @@ class Insight:
         daily_data = self.stored.daily
         anomalies = gate([a for a in self.anomalies() if a.day < period.end], self.alert_gate) if daily_data else []
         latest = period == self.facts.periods[-1]
-        forecasts = self.forecasts(min(self.last_day, _last_day(period)), months=3) if daily_data and latest else []
+        as_of = min(self.last_day, _last_day(period))
+        forecasts = [f for f in self.forecasts(as_of, months=3) if _last_day(Period.parse(f.period)) > as_of] \
+            if daily_data and latest else []  # a month already complete has nothing left to forecast
         return jsonable(
             {
                 "period": str(period),
                 "currency": self.facts.currency,
+                "as_of": as_of,
+                "names": {cc: self.names.get(cc, cc) for cc in self.facts.cost_centers},
                 "periods": [str(p) for p in periods],
                 "cost_by_team": [
                     {"name": cc, "values": [self.facts.total(p, cc) for p in periods]} for cc in teams
@@ -198,8 +202,28 @@ class Insight:
                 "forecasts": forecasts,
                 "executive": self.executive(period),
                 "kpis": self.kpis(period),
+                "cost_centers": [self._cost_center_page(cc, period, periods, anomalies) for cc in teams],
             }
         )
+
+    def _cost_center_page(self, cost_center: str, period: Period, periods: list[Period],
+                          anomalies: list[Anomaly]) -> dict[str, Any]:
+        """What a team lead's showback page shows: trend, top services and resources, invoice, anomalies."""
+        report = team_report(self.facts, cost_center, period, budget=self.budgets(period).get(cost_center))
+        return {
+            "id": cost_center,
+            "name": self.names.get(cost_center, cost_center),
+            "trend": [{"period": str(p), "amount": self.facts.total(p, cost_center)} for p in periods],
+            "total": report.total,
+            "direct": report.direct,
+            "shared": report.shared,
+            "budget": report.budget,
+            "top_services": report.top_services,
+            "top_resources": [{"resource": r, "amount": a}
+                              for r, a in self.stored.top_resources.get(str(period), {}).get(cost_center, [])],
+            "invoices": self.store.invoices(str(period), cost_center),
+            "anomalies": [a for a in anomalies if a.cost_center == cost_center],
+        }
 
 
 def _buckets(facts: Facts) -> set[str]:

@@ -47,6 +47,8 @@ class StoredPeriods:
     daily: bool = True
     #: Cost-center names by id, when the source records them (the cost database does).
     names: dict[str, str] = field(default_factory=dict)
+    #: Per period and cost center: the largest resources, (resource, amount), largest first.
+    top_resources: dict[str, dict[str, list[tuple[str, Decimal]]]] = field(default_factory=dict)
 
 
 def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") -> StoredPeriods:
@@ -54,7 +56,7 @@ def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") 
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory of stored periods")
-    ledgers, resources = [], {}
+    ledgers, resources, top = [], {}, {}
     for child in sorted(root.iterdir()):
         try:
             period = Period.parse(child.name)
@@ -64,11 +66,36 @@ def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") 
         if not ledger_path.is_file():
             continue
         ledgers.append(_read_ledger(ledger_path))
+        top[str(period)] = _top_resources(ledger_path)
         if (child / FOCUS_FILE).is_file():
             resources[str(period)] = _read_resources(child / FOCUS_FILE, cost_column)
     if not ledgers:
         raise InputError(f"{root}: no stored periods (expected YYYY-MM/{LEDGER_FILE})")
-    return StoredPeriods(ledger_facts(ledgers), resources)
+    return StoredPeriods(ledger_facts(ledgers), resources, top_resources=top)
+
+
+#: Resources listed per cost center on its dashboard page.
+TOP_RESOURCES = 10
+
+
+def _top_resources(path: Path) -> dict[str, list[tuple[str, Decimal]]]:
+    """Each cost center's largest resources in a stored ledger (lines without one count as ``(no resource)``)."""
+    if "resource_id" not in pq.read_schema(path).names:
+        return {}
+    with duckdb.connect() as con:
+        rows = con.sql(f"""
+            WITH totals AS (
+                SELECT cost_center, coalesce(resource_id, '(no resource)') AS resource, sum(amount) AS amount
+                FROM read_parquet('{str(path).replace("'", "''")}') GROUP BY 1, 2
+            ), ranked AS (
+                SELECT *, row_number() OVER (PARTITION BY cost_center ORDER BY abs(amount) DESC, resource) AS n FROM totals
+            )
+            SELECT cost_center, resource, amount FROM ranked WHERE n <= {TOP_RESOURCES} ORDER BY cost_center, n
+        """).fetchall()
+    top: dict[str, list[tuple[str, Decimal]]] = {}
+    for cost_center, resource, amount in rows:
+        top.setdefault(cost_center, []).append((resource, amount))
+    return top
 
 
 def _read_ledger(path: Path) -> pa.Table:

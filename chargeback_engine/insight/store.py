@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -114,6 +115,19 @@ class InsightStore:
         """Forget a claim whose sending failed, so the next check tries again."""
         with self.engine.begin() as conn:
             conn.execute(sa.delete(sent_alerts).where(sent_alerts.c.alert_id == alert_id, sent_alerts.c.channel == channel))
+
+    def invoices(self, period: str, cost_center: str) -> list[dict[str, Any]]:
+        """The issued invoices of a cost center for a period, when this database holds the finance books."""
+        from chargeback_engine.finance.tables import invoices
+
+        if not sa.inspect(self.engine).has_table(invoices.name):
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(invoices.c.invoice_id, invoices.c.currency, invoices.c.subtotal,
+                                          invoices.c.markup, invoices.c.total)
+                                .where(invoices.c.period == period, invoices.c.cost_center == cost_center)
+                                .order_by(invoices.c.currency))
+            return [dict(r._mapping) for r in rows]
 
     def sent(self) -> list[dict[str, str]]:
         with self.engine.connect() as conn:
