@@ -103,11 +103,11 @@ from chargeback_engine.cli.bench import bench  # noqa: E402
 from chargeback_engine.cli.finance import COMMANDS as FINANCE_COMMANDS  # noqa: E402
 from chargeback_engine.cli.plan import plan_command  # noqa: E402
 from chargeback_engine.cli.plugins import plugins_command  # noqa: E402
-from chargeback_engine.cli.policy import schema_command, validate_command  # noqa: E402
+from chargeback_engine.cli.policy import explain_policy_command, schema_command, validate_command  # noqa: E402
 from chargeback_engine.cli.report import alerts, bench_anomalies, bench_forecast, budget, report  # noqa: E402
 from chargeback_engine.cli.run import explain, run, test  # noqa: E402
 
-for _command in (alerts, bench, budget, explain, plan_command, plugins_command, report, run, schema_command, test,
+for _command in (alerts, bench, budget, explain, explain_policy_command, plan_command, plugins_command, report, run, schema_command, test,
                  validate_command, *FINANCE_COMMANDS):
     main.add_command(_command)
 bench.add_command(bench_anomalies)
