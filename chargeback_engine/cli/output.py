@@ -81,7 +81,7 @@ def _rich_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], title:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(title=title, title_justify="left", header_style="bold cyan", border_style="dim")
     for c in columns:
         table.add_column(c.header, justify="right" if c.numeric else "left", style=c.style)
     for row in rows:

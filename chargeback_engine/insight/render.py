@@ -26,7 +26,7 @@ from chargeback_engine.insight.forecast import Forecast
 from chargeback_engine.insight.kpis import KPIs
 from chargeback_engine.insight.reports import ExecutiveSummary, Line, TeamReport
 
-FORMATS = ("text", "json", "csv", "markdown")
+FORMATS = ("text", "table", "json", "csv", "markdown")  # table: text, the name every other command uses
 
 
 def jsonable(value: Any) -> Any:

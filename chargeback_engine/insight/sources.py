@@ -172,7 +172,7 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
             ))
             names.update(conn.execute(
                 sa.select(t.run_cost_centers.c.cost_center, t.run_cost_centers.c.name).where(
-                    t.run_cost_centers.c.run_key == run_key)).tuples().all())
+                    t.run_cost_centers.c.run_key == run_key)).all())
             chargeback.update(conn.execute(
                 sa.select(t.run_cost_centers.c.cost_center).where(
                     t.run_cost_centers.c.run_key == run_key, t.run_cost_centers.c.mode == "chargeback")
