@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from chargeback_engine.cli import main
+from chargeback_engine.insight.dashboard import page_name
 
 CHROMIUM = shutil.which("chromium")
 POLICY = Path(__file__).resolve().parents[2] / "policies" / "acme.yaml"
@@ -165,3 +166,11 @@ def test_dashboard_renders_every_chart_in_chromium(sample_dir: Path, insight, tm
     screenshot = tmp_path / "dashboard.png"
     chromium(["--virtual-time-budget=5000", f"--screenshot={screenshot}", page.as_uri()], tmp_path)
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
+
+
+def test_page_names_are_safe_and_unique() -> None:
+    overview = Path("site/dashboard.html")
+    assert page_name(overview, "CC-1001") == "dashboard-CC-1001.html"
+    odd = page_name(overview, "../etc/passwd")
+    assert "/" not in odd and odd.startswith("dashboard-.._etc_passwd-")
+    assert page_name(overview, "a/b") != page_name(overview, "a_b")
