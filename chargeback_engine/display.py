@@ -4,7 +4,8 @@ Human output (terminal tables, reports, alerts, messages, Markdown) shows an amo
 currency's minor unit, grouped the reader's way (``25,397.96 USD``, ``25.397,96 USD``), a
 cost center's name beside its id, and shares as percents. Machine output (JSON, CSV,
 Parquet) never comes through here: it keeps the exact amount at whatever scale the ledger
-has. Minor units and separators come from CLDR through Babel, not from a table kept by hand.
+has. Separators and grouping come from CLDR through Babel; the digits are the currency's
+minor unit that invoices round to (:func:`chargeback_engine.money.minor_units`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError, default_locale
-from babel.numbers import format_decimal, get_currency_precision
+from babel.numbers import format_decimal
+
+from chargeback_engine.money import minor_units
 
 #: Environment variable naming the locale of human output (``de_CH``); else LC_ALL, LC_NUMERIC, LANG.
 LOCALE_ENV = "CHARGEBACK_LOCALE"
@@ -37,8 +40,12 @@ def reader_locale() -> Locale:
 
 
 def minor_digits(currency: str) -> int:
-    """Digits of the currency's minor unit from CLDR (USD 2, JPY 0, KWD 3)."""
-    return get_currency_precision(currency.upper())
+    """Digits of the currency's minor unit (USD 2, JPY 0, KWD 3): the unit invoices round to.
+
+    The books' ISO 4217 unit, not CLDR's display digits (which drop the cents of HUF, COP,
+    IDR and others), so an amount reads as it stands on its invoice.
+    """
+    return minor_units(currency)
 
 
 def number(value: Decimal, digits: int, *, signed: bool = False, locale: Locale | None = None) -> str:

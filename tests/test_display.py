@@ -21,6 +21,7 @@ EN = Locale.parse("en_US")
     ("en_US", "12.3456", "KWD", "12.346 KWD"),  # three digits
     ("en_US", "-0.0001", "USD", "0.00 USD"),  # never -0.00
     ("en_US", "-1234567.891", "EUR", "-1,234,567.89 EUR"),
+    ("hu_HU", "12345.675", "HUF", "12\xa0345,68 HUF"),  # the fillér that invoices keep, grouped the Hungarian way
 ])
 def test_money_in_the_readers_format(locale: str, amount: str, currency: str, expected: str) -> None:
     assert display.money(Decimal(amount), currency, locale=Locale.parse(locale)) == expected

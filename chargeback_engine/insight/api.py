@@ -33,6 +33,7 @@ from chargeback_engine.insight.render import jsonable
 from chargeback_engine.insight.reports import ExecutiveSummary, TeamReport, executive_summary, percent, team_report
 from chargeback_engine.insight.sources import StoredPeriods, read_cost_database, read_metrics, read_run_directory
 from chargeback_engine.insight.store import InsightStore
+from chargeback_engine.money import minor_units
 from chargeback_engine.periods import Period
 
 log = structlog.get_logger()
@@ -175,6 +176,7 @@ class Insight:
             {
                 "period": str(period),
                 "currency": self.facts.currency,
+                "currency_digits": minor_units(self.facts.currency),  # the unit invoices round to
                 "as_of": as_of,
                 "names": {cc: self.names.get(cc, cc) for cc in self.facts.cost_centers},
                 "periods": [str(p) for p in periods],

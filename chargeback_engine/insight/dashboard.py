@@ -45,7 +45,7 @@ def write_dashboard(data: dict[str, Any], path: str | Path) -> Path:
     teams = [{**c, "page": page_name(path, c["id"])} for c in data.get("cost_centers", [])]
     overview = {**data, "cost_centers": teams}
     for team in teams:
-        page = {key: data[key] for key in ("period", "currency", "as_of", "names", "periods")}
+        page = {key: data[key] for key in ("period", "currency", "currency_digits", "as_of", "names", "periods")}
         html = dashboard_html({**page, "page": team["id"], "overview": path.name, "cost_centers": [team]})
         write_atomic(path.parent / team["page"], html.encode("utf-8"))
     write_atomic(path, dashboard_html(overview).encode("utf-8"))  # last: its links then all resolve
