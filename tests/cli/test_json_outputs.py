@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from chargeback_engine.cli import main
+from chargeback_engine.insight import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas" / "cli"
@@ -122,6 +123,22 @@ def test_budget_list_and_alerts_sent(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert [(b["cost_center"], b["period"], Decimal(b["amount"])) for b in budgets] == [
         ("CC-1001", "2026-10", Decimal("2500.1234567891"))]
     validate(invoke("alerts", "sent", "--format", "json"), "alerts-sent")
+
+
+def test_insight_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = write_sample(tmp_path / "runs")
+    monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
+    common = ["--runs", runs, "--format", "json"]
+    team = invoke("report", "team", "--cost-center", "CC-1002", *common)
+    validate(team, "report-team")
+    assert sum(Decimal(l["current"]) for l in team["top_services"]) == Decimal(team["total"]["current"])
+    validate(invoke("report", "exec", *common), "report-exec")
+    anomalies = invoke("report", "anomalies", "--since", "2026-10-01", *common)
+    validate(anomalies, "report-anomalies")
+    assert ("CC-1002", "Amazon EC2", "2026-10-08") in {(a["cost_center"], a["service"], a["day"]) for a in anomalies}
+    forecasts = invoke("report", "forecast", "--as-of", "2026-10-15", "--months", "1", "--no-save", *common)
+    validate(forecasts, "report-forecast")
+    assert all(Decimal(f["lower"]) <= Decimal(f["amount"]) <= Decimal(f["upper"]) for f in forecasts)
 
 
 def test_every_schema_is_valid_and_used() -> None:
