@@ -80,7 +80,7 @@ def test_explain_cost_center_and_record(month: tuple[Path, dict]) -> None:
     assert explained["record_id"] == record
 
 
-def test_finance_commands(books: Path) -> None:
+def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
     validate(invoke("period", "status", "--format", "json"), "period-status")
     draft = invoke("invoice", "list", "--period", "2026-10", "--format", "json")
     validate(draft, "invoice-list")
@@ -111,6 +111,15 @@ def test_finance_commands(books: Path) -> None:
     verified = invoke("audit", "verify", "--format", "json")
     validate(verified, "audit-verify")
     assert verified["ok"] is True and verified["problems"] == []
+
+    # The showback page of a chargeback cost center shows its issued invoice from the same database.
+    runs = books / "runs"
+    runs.mkdir()
+    (runs / "2026-10").symlink_to(month[0], target_is_directory=True)
+    dashboard = invoke("report", "json", "--runs", runs, "--policy", POLICY)
+    page = next(c for c in dashboard["cost_centers"] if c["id"] == invoice["cost_center"])
+    assert page["name"] and [i["invoice_id"] for i in page["invoices"]] == [invoice["invoice_id"]]
+    assert Decimal(page["invoices"][0]["total"]) == Decimal(invoice["total"])
 
 
 def test_budget_list_and_alerts_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
