@@ -16,6 +16,8 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import IO, Any, Protocol, TypeVar
@@ -181,6 +183,37 @@ def redact_sdk_logs(logger_names: Sequence[str], secrets: Sequence[str | None] =
 # --------------------------------------------------------------------------- paging
 
 
+#: Called with (what, done, total or None) as a collector reads; set by whoever shows progress.
+ProgressListener = Callable[[str, int, int | None], None]
+_listener: ContextVar[ProgressListener | None] = ContextVar("chargeback_progress_listener", default=None)
+
+
+def report_progress(what: str, done: int, total: int | None = None) -> None:
+    """Tell whoever is watching that ``done`` pages or files of ``what`` (of ``total``, when known) are read.
+
+    Collectors call it after each page or file, so a terminal can show movement while a
+    cloud API pages or a large file is read. :class:`PageLog` calls it for every page. It
+    costs nothing when nobody listens, and a listener's failure never stops a collection.
+    """
+    listener = _listener.get()
+    if listener is None:
+        return
+    try:
+        listener(what, done, total)
+    except Exception:  # noqa: BLE001 (progress display is never worth a failed run)
+        log.debug("progress.listener_failed", what=what, exc_info=True)
+
+
+@contextmanager
+def listening(listener: ProgressListener) -> Iterator[None]:
+    """Send :func:`report_progress` calls made in this context (and this thread) to ``listener``."""
+    token = _listener.set(listener)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
 @dataclass
 class PageLog:
     """Watches a paged result for the ways providers lose or repeat money.
@@ -218,6 +251,7 @@ class PageLog:
                 return False
             self._seen_pages.add(digest)
         self.rows += len(rows)
+        report_progress(self.what, self.pages)
         return True
 
     def as_details(self) -> dict[str, int | bool]:

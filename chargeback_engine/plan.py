@@ -9,12 +9,13 @@ Amounts are exact; only the Markdown rendering rounds, to the currency's minor u
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from chargeback_engine import display
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.money import minor_units, quantum
@@ -71,6 +72,8 @@ class Plan:
     input_rows: int
     cost_centers: tuple[CostCenterChange, ...]  # every cost center either run charged, by id
     rules: tuple[RuleChange, ...]  # only rules whose lines or matched amount changed
+    #: Cost-center names from both policies (head wins), shown beside the ids in Markdown.
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -110,7 +113,7 @@ class Plan:
         lines += ["| Cost center | Currency | Before | After | Delta |", "|---|---|---:|---:|---:|"]
         for c in self.cost_centers:
             mark = "**" if c.delta else ""
-            lines.append(f"| {mark}{c.cost_center}{mark} | {c.currency} | {_money(c.before, c.currency)} | "
+            lines.append(f"| {mark}{display.cost_center(c.cost_center, self.names)}{mark} | {c.currency} | {_money(c.before, c.currency)} | "
                          f"{_money(c.after, c.currency)} | {_money(c.delta, c.currency, signed=True)} |")
         for currency in sorted({c.currency for c in self.cost_centers}):
             mine = [c for c in self.cost_centers if c.currency == currency]
@@ -152,6 +155,7 @@ def plan(
         input_rows=after.input_rows,
         cost_centers=_cost_center_changes(before, after),
         rules=_rule_changes(before, after),
+        names={cc.id: cc.name for result in (before, after) for cc in result.policy.cost_centers},
     )
 
 
@@ -200,10 +204,7 @@ def _rule_changes(before: RunResult, after: RunResult) -> tuple[RuleChange, ...]
 
 
 def _money(amount: Decimal, currency: str, *, signed: bool = False) -> str:
-    rounded = amount.quantize(quantum(minor_units(currency)), rounding=ROUND_HALF_EVEN)
-    rounded = rounded if rounded else abs(rounded)  # never print -0.00
-    text = f"{rounded:,}"
-    return f"+{text}" if signed and rounded > 0 else text
+    return display.money(amount, currency, signed=signed, code=False)
 
 
 __all__ = ["NO_RULE", "CostCenterChange", "Plan", "RuleChange", "Side", "plan"]

@@ -12,12 +12,15 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import click
 import duckdb
 import pyarrow as pa
 import structlog
 
+from chargeback_engine.cli.defaults import load_defaults
 from chargeback_engine.engine.memory import use_jemalloc_pool
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
@@ -65,7 +68,17 @@ class ChargebackGroup(click.Group):
     damaged output file) are named with what to do, also exit 1. Anything else is a bug:
     exit 2 with the error's type and a request to report it. Every message is redacted;
     ``-vv`` logs the traceback for whoever needs it.
+    The top-level context takes its defaults from ``chargeback.toml`` (:mod:`.defaults`).
     """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        if parent is None and "default_map" not in extra:
+            try:
+                extra["default_map"] = load_defaults(self, Path.cwd())
+            except ChargebackError as exc:
+                raise click.ClickException(str(exc)) from exc
+        return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
@@ -128,11 +141,11 @@ from chargeback_engine.cli.bench import bench  # noqa: E402
 from chargeback_engine.cli.finance import COMMANDS as FINANCE_COMMANDS  # noqa: E402
 from chargeback_engine.cli.plan import plan_command  # noqa: E402
 from chargeback_engine.cli.plugins import plugins_command  # noqa: E402
-from chargeback_engine.cli.policy import schema_command, validate_command  # noqa: E402
+from chargeback_engine.cli.policy import explain_policy_command, schema_command, validate_command  # noqa: E402
 from chargeback_engine.cli.report import alerts, bench_anomalies, bench_forecast, budget, report  # noqa: E402
 from chargeback_engine.cli.run import explain, run, test  # noqa: E402
 
-for _command in (alerts, bench, budget, explain, plan_command, plugins_command, report, run, schema_command, test,
+for _command in (alerts, bench, budget, explain, explain_policy_command, plan_command, plugins_command, report, run, schema_command, test,
                  validate_command, *FINANCE_COMMANDS):
     main.add_command(_command)
 bench.add_command(bench_anomalies)

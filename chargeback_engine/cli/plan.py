@@ -6,7 +6,9 @@ import json
 
 import click
 
+from chargeback_engine.methodology import methodology_diff
 from chargeback_engine.plan import plan
+from chargeback_engine.policy.loader import load_policies
 
 
 @click.command("plan")
@@ -19,12 +21,22 @@ from chargeback_engine.plan import plan
 @click.option("--period", required=True, help="Billing period, YYYY-MM.")
 @click.option("--format", "output_format", type=click.Choice(["markdown", "json"]), default="markdown",
               show_default=True, help="markdown is ready to paste as a pull-request comment.")
+@click.option("--methodology", "with_methodology", is_flag=True,
+              help="Also show how the written methodology (chargeback explain-policy) changes, as a diff.")
 @click.pass_obj
 def plan_command(state, base: tuple[str, ...], head: tuple[str, ...], inputs: tuple[str, ...],  # type: ignore[no-untyped-def]
-                 period: str, output_format: str) -> None:
+                 period: str, output_format: str, with_methodology: bool) -> None:
     """Allocate the inputs under BASE and HEAD; show before, after and delta per cost center and the rules that changed."""
     result = plan(list(base), list(head), list(inputs), period, registry=state.registry)
+    diff = methodology_diff(load_policies(base, state.registry), load_policies(head, state.registry)) \
+        if with_methodology else None
     if output_format == "json":
-        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
-    else:
-        click.echo(result.to_markdown(), nl=False)
+        document = result.to_json()
+        if diff is not None:
+            document["methodology_diff"] = diff
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    click.echo(result.to_markdown(), nl=False)
+    if diff is not None:
+        click.echo("\n#### Methodology changes\n")
+        click.echo(f"```diff\n{diff}```" if diff else "The written methodology is unchanged.")

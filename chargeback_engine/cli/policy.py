@@ -7,7 +7,8 @@ import json
 import click
 
 from chargeback_engine.errors import Diagnostic
-from chargeback_engine.policy.loader import validate
+from chargeback_engine.methodology import FORMATS, methodology, render
+from chargeback_engine.policy.loader import load_policies, validate
 from chargeback_engine.policy.schema import assemble_schema, render_schema
 
 
@@ -31,6 +32,17 @@ def validate_command(state, paths: tuple[str, ...], output_format: str) -> None:
     warnings = len(diagnostics) - errors
     click.echo(f"{_count(errors, 'error')}, {_count(warnings, 'warning')}", err=True)
     raise SystemExit(1 if errors else 0)
+
+
+@click.command("explain-policy")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="markdown", show_default=True,
+              help="markdown for a pull request or wiki; html to print and sign off.")
+@click.pass_obj
+def explain_policy_command(state, paths: tuple[str, ...], output_format: str) -> None:  # type: ignore[no-untyped-def]
+    """Write the allocation methodology in plain language from POLICY: rules in order, splits with worked
+    examples, shared-cost stages, the rounding rule, version and hash."""
+    click.echo(render(methodology(load_policies(paths, state.registry)), output_format), nl=False)
 
 
 @click.command("schema")

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from chargeback_engine import display
+from chargeback_engine.cli.output import Column, echo_json, echo_table
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.insight import Insight, channels, read_budgets, render, write_dashboard, write_sample
 from chargeback_engine.insight.render import FORMATS
@@ -33,28 +35,34 @@ def _errors_exit_nonzero(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _insight_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every insight command shares; they become one :class:`Insight`."""
+def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> Callable[..., Any]:
+    """The options every insight command shares; they become one :class:`Insight`.
+
+    Only a ``writable`` command (one that stores forecasts or sent alerts) may create the database.
+    """
 
     @click.option("--runs", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="CHARGEBACK_RUNS",
                   help="Directory of stored periods: YYYY-MM/allocations.parquet per period (daily detail). "
                        "Also CHARGEBACK_RUNS. Without it, periods are read from the cost database (--db).")
-    @click.option("--db", "db", default=None, metavar="URL", help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.")
+    @click.option("--db", "db", default=None, metavar="URL", envvar="CHARGEBACK_DB",
+                  help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.")
     @click.option("--metrics", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
                   help="Business metrics CSV: period,cost_center,metric,value (drivers and 'headcount').")
     @click.option("--policy", "policies", multiple=True, type=click.Path(exists=True, path_type=Path),
-                  help="Policy files: chargeback-mode cost centers give the GL recharge rate.")
+                  help="Policy files: cost-center names, and chargeback-mode cost centers give the GL recharge rate.")
     @click.option("--required-tag", "required_tags", multiple=True, default=("cost-center",), show_default=True,
                   help="Tag keys a resource needs to count as tagged (repeatable).")
     @functools.wraps(command)
     def wrapper(runs: Path, db: str | None, metrics: Path | None, policies: tuple[Path, ...],
                 required_tags: tuple[str, ...], **kwargs: Any) -> Any:
-        chargeback = None
+        can_write = writable or kwargs.get("save", False)  # report forecast --save stores its forecasts
+        chargeback, names = None, {}
         if policies:
-            chargeback = frozenset(
-                cc.id for p in load_policies(policies).policies for cc in p.cost_centers if cc.mode == "chargeback"
-            )
-        insight = Insight.open(runs, db=db, metrics=metrics, required_tags=required_tags, chargeback_cost_centers=chargeback)
+            cost_centers = [cc for p in load_policies(policies).policies for cc in p.cost_centers]
+            chargeback = frozenset(cc.id for cc in cost_centers if cc.mode == "chargeback")
+            names = {cc.id: cc.name for cc in cost_centers}
+        insight = Insight.open(runs, db=db, metrics=metrics, required_tags=required_tags, chargeback_cost_centers=chargeback,
+                               names=names, writable=can_write)
         return command(insight, **kwargs)
 
     return _errors_exit_nonzero(wrapper)
@@ -82,7 +90,7 @@ def report() -> None:
 @_format
 def report_team(insight: Insight, cost_center: str, period: str | None, fmt: str) -> None:
     """One team: this period against the last, top services, budget use, six-month trend."""
-    click.echo(render(insight.team(cost_center, insight.period(period)), fmt, insight.facts.currency), nl=False)
+    click.echo(render(insight.team(cost_center, insight.period(period)), fmt, insight.facts.currency, insight.names), nl=False)
 
 
 @report.command("exec")
@@ -91,7 +99,7 @@ def report_team(insight: Insight, cost_center: str, period: str | None, fmt: str
 @_format
 def report_exec(insight: Insight, period: str | None, fmt: str) -> None:
     """Total cost, cost by team, top teams by cost and by growth, unallocated cost."""
-    click.echo(render(insight.executive(insight.period(period)), fmt, insight.facts.currency), nl=False)
+    click.echo(render(insight.executive(insight.period(period)), fmt, insight.facts.currency, insight.names), nl=False)
 
 
 @report.command("kpis")
@@ -100,7 +108,7 @@ def report_exec(insight: Insight, period: str | None, fmt: str) -> None:
 @_format
 def report_kpis(insight: Insight, period: str | None, fmt: str) -> None:
     """Tagging compliance, allocation coverage, budget variance, forecast accuracy, unit costs, GL recharge rate."""
-    click.echo(render(insight.kpis(insight.period(period)), fmt, insight.facts.currency), nl=False)
+    click.echo(render(insight.kpis(insight.period(period)), fmt, insight.facts.currency, insight.names), nl=False)
 
 
 @report.command("anomalies")
@@ -109,7 +117,7 @@ def report_kpis(insight: Insight, period: str | None, fmt: str) -> None:
 @_format
 def report_anomalies(insight: Insight, since: Any, fmt: str) -> None:
     """Unusual days of cost per cost center and service (detection only; alerts apply the gates)."""
-    click.echo(render(insight.anomalies(since=_day(since)), fmt, insight.facts.currency), nl=False)
+    click.echo(render(insight.anomalies(since=_day(since)), fmt, insight.facts.currency, insight.names), nl=False)
 
 
 @report.command("forecast")
@@ -120,7 +128,7 @@ def report_anomalies(insight: Insight, since: Any, fmt: str) -> None:
 @_format
 def report_forecast(insight: Insight, as_of: Any, months: int, save: bool, fmt: str) -> None:
     """Month-end and next-months forecasts per cost center, with 90% intervals."""
-    click.echo(render(insight.forecasts(_day(as_of), months=months, save=save), fmt, insight.facts.currency), nl=False)
+    click.echo(render(insight.forecasts(_day(as_of), months=months, save=save), fmt, insight.facts.currency, insight.names), nl=False)
 
 
 @report.command("json")
@@ -153,7 +161,8 @@ def budget() -> None:
     """Budgets per cost center per period."""
 
 
-_db = click.option("--db", "db", default=None, metavar="URL", help="Cost database URL. Also CHARGEBACK_DB.")
+_db = click.option("--db", "db", default=None, metavar="URL", envvar="CHARGEBACK_DB",
+                   help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.")
 
 
 def _amount(_ctx: click.Context, _param: click.Parameter, value: str) -> Decimal:
@@ -188,12 +197,21 @@ def budget_import(db: str | None, csv_file: Path) -> None:
 
 @budget.command("list")
 @_db
+@click.option("--format", "output_format", type=click.Choice(("table", "json", "csv")), default="table",
+              show_default=True, help="csv is what budget import reads.")
 @_errors_exit_nonzero
-def budget_list(db: str | None) -> None:
-    """Every budget, as CSV."""
-    click.echo("cost_center,period,amount")
-    for (cc, period), amount in sorted(InsightStore(db).budgets().items()):
-        click.echo(f"{cc},{period},{amount}")
+def budget_list(db: str | None, output_format: str) -> None:
+    """Every budget (a database that does not exist has none, and is not created)."""
+    found = sorted(InsightStore(db, create=False).budgets().items())
+    if output_format == "json":
+        echo_json([{"cost_center": cc, "period": period, "amount": amount} for (cc, period), amount in found])
+    elif output_format == "csv":
+        click.echo("cost_center,period,amount")
+        for (cc, period), amount in found:
+            click.echo(f"{cc},{period},{amount}")
+    else:
+        echo_table([Column("cost center"), Column("period"), Column("amount", numeric=True)],
+                   [(cc, period, display.number(amount, 2)) for (cc, period), amount in found])
 
 
 @click.group("alerts")
@@ -202,7 +220,7 @@ def alerts() -> None:
 
 
 @alerts.command("check")
-@_insight_options
+@functools.partial(_insight_options, writable=True)
 @_as_of
 @click.option("--notifiers", "config", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="YAML or JSON: {notifiers: [{type: webhook, url: ...}, ...]}. Default: JSON lines on stdout.")
@@ -240,11 +258,20 @@ def alerts_check(ctx: click.Context, insight: Insight, as_of: Any, config: Path 
 
 @alerts.command("sent")
 @_db
+@click.option("--format", "output_format", type=click.Choice(("table", "json", "jsonl")), default="jsonl",
+              show_default=True, help="jsonl: one JSON object a line, as the json notifier writes them.")
 @_errors_exit_nonzero
-def alerts_sent(db: str | None) -> None:
-    """Every alert sent so far, one JSON object a line."""
-    for row in InsightStore(db).sent():
-        click.echo(json.dumps(row, sort_keys=True))
+def alerts_sent(db: str | None, output_format: str) -> None:
+    """Every alert sent so far (a database that does not exist has none, and is not created)."""
+    rows = InsightStore(db, create=False).sent()
+    if output_format == "json":
+        echo_json(rows)
+    elif output_format == "jsonl":
+        for row in rows:
+            click.echo(json.dumps(row, sort_keys=True))
+    else:
+        echo_table([Column("period"), Column("kind"), Column("alert"), Column("channel")],
+                   [(r["period"], r["kind"], r["alert_id"], r["channel"]) for r in rows])
 
 
 @click.command("anomalies")

@@ -7,15 +7,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any
 
 import click
 
+from chargeback_engine import display
+from chargeback_engine.cli.output import Column, echo_json, echo_table, format_option
+from chargeback_engine.collecting import listening
 from chargeback_engine.engine.explain import explain_cost_center, explain_record
 from chargeback_engine.engine.policytest import run_policy_tests
-from chargeback_engine.engine.result import RunResult
+from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.engine.runner import DEFAULT_EXPORTERS, Engine, Progress
 from chargeback_engine.exporters.write import check_writable
 from chargeback_engine.periods import Period
+from chargeback_engine.policy.loader import load_policies
 
 #: Steps of a run besides its shared stages and its exporters: collect, decide, allocate,
 #: check, write manifest.
@@ -24,27 +29,41 @@ _FIXED_STEPS = 5
 
 @contextmanager
 def _progress(steps: int) -> Iterator[Progress | None]:
-    """A progress bar on a terminal (stderr); nothing when piped or in CI."""
+    """A progress bar on a terminal (stderr), moved by each step and by every page or file a
+    collector reports (:func:`chargeback_engine.collecting.report_progress`); nothing when piped or in CI."""
     if not sys.stderr.isatty():
         yield None
         return
     with click.progressbar(length=steps, label="allocating", file=sys.stderr) as bar:
-        yield lambda step: (bar.update(1), setattr(bar, "label", step))  # type: ignore[func-returns-value]
+        def collecting(what: str, done: int, total: int | None) -> None:
+            bar.label = f"collect: {what} {done:,}" + (f"/{total:,}" if total else " page(s)")
+            bar.render_progress()
+
+        with listening(collecting):
+            yield lambda step: (bar.update(1), setattr(bar, "label", step))  # type: ignore[func-returns-value]
 
 
 def _print_summary(result: RunResult) -> None:
-    rows = result.summary()
-    width = max([len("cost center"), *(len(cc) for cc, _, _ in rows)])
-    click.echo(f"{'cost center':<{width}}  currency  {'amount':>20}")
-    for cost_center, currency, amount in rows:
-        click.echo(f"{cost_center:<{width}}  {currency:<8}  {amount:>20f}")
+    names = {cc.id: cc.name for cc in result.policy.cost_centers}
+    rows = [(display.cost_center(cc, names), display.money(amount, currency))
+            for cc, currency, amount in result.summary()]
+    footer = []
     for currency, totals in result.totals().items():
-        click.echo(f"{'total':<{width}}  {currency:<8}  {totals['allocated']:>20f}")
+        footer.append(("total", display.money(totals["allocated"], currency)))
         if totals["carried"] != Decimal(0):
-            click.echo(f"{'carried':<{width}}  {currency:<8}  {totals['carried']:>20f}  (from earlier schedules)")
+            footer.append(("carried (from earlier schedules)", display.money(totals["carried"], currency)))
         if totals["deferred"] != Decimal(0):
-            click.echo(f"{'deferred':<{width}}  {currency:<8}  {totals['deferred']:>20f}  (amortized into later periods)")
-    click.echo(f"run {result.run_id}: {result.input_rows} line(s), policy {result.policy.name}@{result.policy.version}")
+            footer.append(("deferred (amortized into later periods)", display.money(totals["deferred"], currency)))
+    echo_table([Column("cost center"), Column("amount", numeric=True)], rows, footer=footer)
+    click.echo(f"run {result.run_id}: {result.input_rows:,} line(s), policy {result.policy.name}@{result.policy.version}")
+
+
+def _summary_json(result: RunResult) -> dict[str, object]:
+    """The manifest's content plus the amount of every cost center, exact."""
+    names = {cc.id: cc.name for cc in result.policy.cost_centers}
+    return {**describe(result), "cost_centers": [
+        {"cost_center": cc, "name": names.get(cc), "currency": currency, "amount": amount}
+        for cc, currency, amount in result.summary()]}
 
 
 @click.command("run")
@@ -63,9 +82,11 @@ def _print_summary(result: RunResult) -> None:
               help="Also write this exporter's output (repeatable): allocations-csv, focus-allocated or a plugin's "
                    f"exporter. Always written: {', '.join(DEFAULT_EXPORTERS)} (schedule when there is one), the "
                    "policy's spec.exports, and manifest.json.")
+@format_option
 @click.pass_obj
 def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str,  # type: ignore[no-untyped-def]
-        carry: tuple[str, ...], engine_name: str, spark_master: str | None, exports: tuple[str, ...]) -> None:
+        carry: tuple[str, ...], engine_name: str, spark_master: str | None, exports: tuple[str, ...],
+        output_format: str) -> None:
     """Allocate a period's cost data and write ledger, decisions, summary and manifest into OUT."""
     check_writable(out)
     engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
@@ -73,18 +94,60 @@ def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, 
     policy = engine.policies.for_period(Period.parse(period))
     with _progress(_FIXED_STEPS + len(policy.stages) + len(engine.exports(policy, exports))) as progress:
         result = engine.run(list(inputs), period, out=out, progress=progress, carry=carry, export=exports)
-    _print_summary(result)
+    if output_format == "json":
+        echo_json(_summary_json(result))
+    else:
+        _print_summary(result)
 
 
 @click.command("explain")
 @click.argument("out", type=click.Path(exists=True, file_okay=False))
 @click.option("--record", "record_id", help="A ledger record_id: every row of that source line.")
 @click.option("--cost-center", "cost_center", help="A cost center: its total by rule, down to source lines.")
-def explain(out: str, record_id: str | None, cost_center: str | None) -> None:
+@click.option("--policy", "policies", multiple=True, type=click.Path(exists=True),
+              help="The run's policy (repeatable): cost-center names beside their ids.")
+@format_option
+def explain(out: str, record_id: str | None, cost_center: str | None, policies: tuple[str, ...],
+            output_format: str) -> None:
     """Explain a run's outputs, from cost-center totals down to rules and source lines."""
     if (record_id is None) == (cost_center is None):
         raise click.UsageError("give exactly one of --record or --cost-center")
-    click.echo(explain_record(out, record_id) if record_id else explain_cost_center(out, cost_center or ""))
+    found = explain_record(out, record_id) if record_id else explain_cost_center(out, cost_center or "")
+    if output_format == "json":
+        echo_json(found)
+        return
+    names = {cc.id: cc.name for p in load_policies(policies).policies for cc in p.cost_centers} if policies else {}
+    click.echo(_record_text(found, names) if record_id else _cost_center_text(found, names))
+
+
+def _record_text(found: dict[str, Any], names: dict[str, str]) -> str:
+    lines = [f"record {found['record_id']}: {found['source_id']} row {found['source_row']} "
+             f"(service {found['service'] or '-'}, resource {found['resource'] or '-'})"]
+    for row in found["rows"]:
+        moved = f" from {row['from_cost_center']}" if row["from_cost_center"] not in (None, row["cost_center"]) else ""
+        shares = row["shares"] or {}
+        total = sum((Decimal(w) for w in shares.values()), Decimal(0))
+        split = ", ".join(f"{cc} {display.share(Decimal(w) / total)}" for cc, w in shares.items()) if total else "-"
+        lines.append(f"  stage {row['stage']}  {display.cost_center(row['cost_center'], names)}  "
+                     f"{display.money(row['amount'], row['currency'])}  {row['period']}  {row['category']}{moved}")
+        lines.append(f"    decision {row['decision_id']}: rule {row['rule']} at {row['rule_location'] or '-'}, "
+                     f"method {row['method']}, shares {split}")
+        lines.append(f"    reason: {row['reason']}")
+    return "\n".join(lines)
+
+
+def _cost_center_text(found: dict[str, Any], names: dict[str, str]) -> str:
+    totals = ", ".join(display.money(t["amount"], t["currency"]) for t in found["totals"])
+    lines = [f"cost center {display.cost_center(found['cost_center'], names)}: {totals}"]
+    for rule in found["rules"]:
+        lines.append(f"  rule {rule['rule']} ({rule['rule_location'] or '-'}), stage {rule['stage']}: "
+                     f"{display.money(rule['amount'], rule['currency'])} from {rule['lines']:,} line(s)")
+        lines.extend(f"    reason: {reason}" for reason in rule["reasons"])
+        for line in rule["top_lines"]:
+            lines.append(f"    {line['source_id']} row {line['source_row']}: "
+                         f"{display.money(line['amount'], rule['currency'])} "
+                         f"(record {line['record_id']}, decision {line['decision_id']})")
+    return "\n".join(lines)
 
 
 @click.command("test")

@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import structlog
 
+from chargeback_engine.collecting import report_progress
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import (
@@ -89,7 +90,11 @@ class FocusFilesCollector:
     def collect(self, config: Mapping[str, Any], period: Period | None = None) -> Iterator[CollectedSource]:
         """Yield each file's cost table. ``period`` is not used to filter: a file holds what it holds."""
         given = [config["path"]] if "path" in config else list(config["paths"])
-        sources = [read_focus_file(path, config.get("format", "auto")) for path in expand_paths(given)]
+        paths = expand_paths(given)
+        sources = []
+        for done, path in enumerate(paths, start=1):
+            sources.append(read_focus_file(path, config.get("format", "auto")))
+            report_progress(f"reading {Path(path).name}", done, len(paths))
         if not any(s.table.num_rows for s in sources):
             raise InputError(f"no line items in {', '.join(given)}: every file is empty")
         yield from sources

@@ -29,6 +29,18 @@ def database_url(explicit: str | None = None) -> str:
     return explicit or os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
+def missing_sqlite_file(url: str | None = None) -> str | None:
+    """The path of a SQLite database file that does not exist yet, else None.
+
+    Opening a SQLite URL creates the file, so commands that only read check this first
+    and never leave an empty ``chargeback.db`` behind.
+    """
+    parsed = sa.engine.make_url(database_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return None if os.path.exists(parsed.database) else parsed.database
+
+
 def _sqlite_serialised(engine: sa.Engine) -> None:
     """Make pysqlite emit ``BEGIN IMMEDIATE`` so that a write transaction holds the lock from its start."""
 

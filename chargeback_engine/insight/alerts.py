@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import structlog
 
+from chargeback_engine import display
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.periods import Period
@@ -48,6 +49,7 @@ class Alert:
     threshold_pct: Decimal | None = None
     budget: Decimal | None = None
     details: Mapping[str, str] = field(default_factory=dict)
+    currency: str = "USD"
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -65,8 +67,9 @@ class Alert:
             "kind": self.kind,
             "period": self.period,
             "cost_center": self.cost_center,
-            "amount": str(self.amount),
-            "budget": None if self.budget is None else str(self.budget),
+            "currency": self.currency,
+            "amount": format(self.amount, "f"),
+            "budget": None if self.budget is None else format(self.budget, "f"),
             "threshold_pct": None if self.threshold_pct is None else str(self.threshold_pct),
             "message": self.message,
             "details": dict(self.details),
@@ -79,8 +82,13 @@ def budget_alerts(
     actuals: Mapping[str, Decimal],
     forecasts: Mapping[str, Decimal],
     thresholds: Sequence[Decimal] = DEFAULT_THRESHOLDS,
+    currency: str = "USD",
+    names: Mapping[str, str] | None = None,
 ) -> list[Alert]:
-    """An alert for every threshold that actual or forecast spend has reached."""
+    """An alert for every threshold that actual or forecast spend has reached.
+
+    Amounts stay exact in the alert; only its message shows them as people read them.
+    """
     alerts = []
     for cc, budget in sorted(budgets.items()):
         for kind, spend in (("budget-actual", actuals.get(cc)), ("budget-forecast", forecasts.get(cc))):
@@ -89,27 +97,29 @@ def budget_alerts(
             for threshold in sorted(thresholds):
                 if spend * 100 >= budget * threshold:
                     what = "spend" if kind == "budget-actual" else "forecast month-end spend"
-                    message = f"{cc}: {what} {_money(spend)} reached {threshold}% of the {period} budget {_money(budget)}"
-                    alerts.append(Alert(kind, str(period), cc, spend, message, threshold, budget))
+                    message = (f"{display.cost_center(cc, names or {})}: {what} {display.money(spend, currency)} "
+                               f"reached {display.percent(threshold, digits=0)} of the {period} budget "
+                               f"{display.money(budget, currency)}")
+                    alerts.append(Alert(kind, str(period), cc, spend, message, threshold, budget, currency=currency))
     return alerts
 
 
-def anomaly_alerts(anomalies: Sequence[Anomaly]) -> list[Alert]:
+def anomaly_alerts(anomalies: Sequence[Anomaly], currency: str = "USD",
+                   names: Mapping[str, str] | None = None) -> list[Alert]:
     return [
         Alert(
             "anomaly",
             str(Period.of(a.day)),
             a.cost_center,
             a.actual,
-            f"{a.cost_center} / {a.service}: {_money(a.actual)} on {a.day} against {_money(a.expected)} expected ({a.impact_pct}%)",
-            details={"service": a.service, "day": a.day.isoformat(), "expected": str(a.expected), "impact": str(a.impact)},
+            f"{display.cost_center(a.cost_center, names or {})} / {a.service}: {display.money(a.actual, currency)} "
+            f"on {a.day} against {display.money(a.expected, currency)} expected ({display.percent(a.impact_pct)})",
+            details={"service": a.service, "day": a.day.isoformat(), "expected": format(a.expected, "f"),
+                     "impact": format(a.impact, "f")},
+            currency=currency,
         )
         for a in anomalies
     ]
-
-
-def _money(amount: Decimal) -> str:
-    return f"{amount.quantize(Decimal('0.01')):,}"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 
+from chargeback_engine.insight.extra import statsmodels
 from chargeback_engine.money import quantum
 
 WINDOW = 60
@@ -66,9 +67,7 @@ def score_series(values: Sequence[float], *, start: int = WINDOW, window: int = 
 
 def _fit(logs: np.ndarray) -> tuple[np.ndarray, float]:
     """The weekly pattern of a window and the robust scale of its one-step-ahead errors."""
-    from statsmodels.tsa.seasonal import STL  # loaded on first use: it costs seconds, and most commands never need it
-
-    seasonal = STL(logs, period=PERIOD, seasonal=31, robust=True).fit().seasonal
+    seasonal = statsmodels("statsmodels.tsa.seasonal").STL(logs, period=PERIOD, seasonal=31, robust=True).fit().seasonal
     deseasonalised = logs - seasonal
     levels = np.median(sliding_window_view(deseasonalised[:-1], LEVEL_DAYS), axis=1)  # levels[i]: median of days i..i+6
     errors = deseasonalised[2 * LEVEL_DAYS :] - levels[LEVEL_DAYS:]

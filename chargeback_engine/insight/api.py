@@ -33,6 +33,7 @@ from chargeback_engine.insight.render import jsonable
 from chargeback_engine.insight.reports import ExecutiveSummary, TeamReport, executive_summary, percent, team_report
 from chargeback_engine.insight.sources import StoredPeriods, read_cost_database, read_metrics, read_run_directory
 from chargeback_engine.insight.store import InsightStore
+from chargeback_engine.money import minor_units
 from chargeback_engine.periods import Period
 
 log = structlog.get_logger()
@@ -50,15 +51,21 @@ class Insight:
     chargeback_cost_centers: frozenset[str] | None = None
     alert_gate: AlertGate = field(default_factory=AlertGate)
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS
+    #: Cost-center names by id (from the policies, else the cost database), shown beside the ids.
+    names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(cls, runs: str | Path | None, *, db: str | None = None, metrics: str | Path | None = None,
-             **options: Any) -> Insight:
-        """Stored periods from the run directory ``runs``, or from the cost database ``db`` when ``runs`` is None."""
+             writable: bool = True, **options: Any) -> Insight:
+        """Stored periods from the run directory ``runs``, or from the cost database ``db`` when ``runs`` is None.
+
+        ``writable=False`` never creates the database: a missing SQLite file has no budgets.
+        """
         stored = read_run_directory(runs) if runs is not None else read_cost_database(db)
         if options.get("chargeback_cost_centers") is None and stored.chargeback_cost_centers is not None:
             options["chargeback_cost_centers"] = stored.chargeback_cost_centers
-        return cls(stored, InsightStore(db), read_metrics(metrics) if metrics else (), **options)
+        options["names"] = {**stored.names, **options.get("names", {})}
+        return cls(stored, InsightStore(db, create=writable), read_metrics(metrics) if metrics else (), **options)
 
     @property
     def facts(self) -> Facts:
@@ -143,11 +150,11 @@ class Insight:
             for (cc,), daily in self.facts.daily().items()
         }
         forecasts = self._month_end(period, as_of) if budgets else {}
-        found = budget_alerts(period, budgets, actuals, forecasts, self.thresholds)
+        found = budget_alerts(period, budgets, actuals, forecasts, self.thresholds, self.facts.currency, self.names)
         if not self.stored.daily:
             return found
         anomalies = [a for a in self.anomalies(since=period.start) if a.day <= as_of]
-        return found + anomaly_alerts(gate(anomalies, self.alert_gate))
+        return found + anomaly_alerts(gate(anomalies, self.alert_gate), self.facts.currency, self.names)
 
     def send_alerts(self, channels: Sequence[Channel], as_of: date | None = None) -> tuple[list[Alert], Delivery]:
         found = self.alerts(as_of)
@@ -162,11 +169,16 @@ class Insight:
         daily_data = self.stored.daily
         anomalies = gate([a for a in self.anomalies() if a.day < period.end], self.alert_gate) if daily_data else []
         latest = period == self.facts.periods[-1]
-        forecasts = self.forecasts(min(self.last_day, _last_day(period)), months=3) if daily_data and latest else []
+        as_of = min(self.last_day, _last_day(period))
+        forecasts = [f for f in self.forecasts(as_of, months=3) if _last_day(Period.parse(f.period)) > as_of] \
+            if daily_data and latest else []  # a month already complete has nothing left to forecast
         return jsonable(
             {
                 "period": str(period),
                 "currency": self.facts.currency,
+                "currency_digits": minor_units(self.facts.currency),  # the unit invoices round to
+                "as_of": as_of,
+                "names": {cc: self.names.get(cc, cc) for cc in self.facts.cost_centers},
                 "periods": [str(p) for p in periods],
                 "cost_by_team": [
                     {"name": cc, "values": [self.facts.total(p, cc) for p in periods]} for cc in teams
@@ -192,8 +204,28 @@ class Insight:
                 "forecasts": forecasts,
                 "executive": self.executive(period),
                 "kpis": self.kpis(period),
+                "cost_centers": [self._cost_center_page(cc, period, periods, anomalies) for cc in teams],
             }
         )
+
+    def _cost_center_page(self, cost_center: str, period: Period, periods: list[Period],
+                          anomalies: list[Anomaly]) -> dict[str, Any]:
+        """What a team lead's showback page shows: trend, top services and resources, invoice, anomalies."""
+        report = team_report(self.facts, cost_center, period, budget=self.budgets(period).get(cost_center))
+        return {
+            "id": cost_center,
+            "name": self.names.get(cost_center, cost_center),
+            "trend": [{"period": str(p), "amount": self.facts.total(p, cost_center)} for p in periods],
+            "total": report.total,
+            "direct": report.direct,
+            "shared": report.shared,
+            "budget": report.budget,
+            "top_services": report.top_services,
+            "top_resources": [{"resource": r, "amount": a}
+                              for r, a in self.stored.top_resources.get(str(period), {}).get(cost_center, [])],
+            "invoices": self.store.invoices(str(period), cost_center),
+            "anomalies": [a for a in anomalies if a.cost_center == cost_center],
+        }
 
 
 def _buckets(facts: Facts) -> set[str]:

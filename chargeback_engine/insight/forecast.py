@@ -20,6 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from chargeback_engine.errors import ChargebackError
+from chargeback_engine.insight.extra import statsmodels
 from chargeback_engine.money import quantum
 from chargeback_engine.periods import Period
 
@@ -110,7 +111,7 @@ def forecast_cost_center(
 
 def _simulate(history: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """The mean path and ``PATHS`` simulated paths (shape horizon × PATHS) of the next days."""
-    from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # loaded on first use, like STL
+    ETSModel = statsmodels("statsmodels.tsa.exponential_smoothing.ets").ETSModel  # noqa: N806 (a class)
 
     # One BLAS thread: these matrices are tiny, and a thread per core only fights the other processes.
     with warnings.catch_warnings(), threadpool_limits(1):

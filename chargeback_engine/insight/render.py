@@ -1,29 +1,31 @@
 """Render insight results as JSON, CSV, Markdown (for chat) and aligned text (for a terminal).
 
-JSON keeps every amount exact, as a string. The table formats show money at the
-currency's minor unit. Each report becomes a list of titled tables first, so the three
-table formats can never disagree about what a report contains.
+JSON keeps every amount exact, as a string. Text and Markdown are for people: money and
+percents through :mod:`chargeback_engine.display` (minor unit, grouped, with the currency
+code), cost-center names beside ids. CSV is for spreadsheets: amounts at the minor unit,
+ungrouped, no code. Each report becomes a list of titled tables first, so the table
+formats can never disagree about what a report contains.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from chargeback_engine import display
 from chargeback_engine.csvwriter import csv_text
 from chargeback_engine.insight.alerts import Alert
 from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.insight.forecast import Forecast
 from chargeback_engine.insight.kpis import KPIs
 from chargeback_engine.insight.reports import ExecutiveSummary, Line, TeamReport
-from chargeback_engine.money import minor_units, quantum
 
-FORMATS = ("text", "json", "csv", "markdown")
+FORMATS = ("text", "table", "json", "csv", "markdown")  # table: text, the name every other command uses
 
 
 def jsonable(value: Any) -> Any:
@@ -48,10 +50,11 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
 
 
-def render(result: Any, fmt: str, currency: str = "USD") -> str:
+def render(result: Any, fmt: str, currency: str = "USD", names: Mapping[str, str] | None = None) -> str:
+    """``result`` as ``fmt``; ``names`` (cost-center id to name) label the table formats except CSV."""
     if fmt == "json":
         return json.dumps(jsonable(result), indent=2, sort_keys=True) + "\n"
-    tables = to_tables(result, currency)
+    tables = to_tables(result, currency, names, for_people=fmt != "csv")
     if fmt == "csv":
         return _csv(tables)
     if fmt == "markdown":
@@ -59,89 +62,108 @@ def render(result: Any, fmt: str, currency: str = "USD") -> str:
     return "\n".join(_text(t) for t in tables)
 
 
-def to_tables(result: Any, currency: str = "USD") -> list[Table]:
-    money = _money_formatter(currency)
+@dataclass(frozen=True)
+class _Cells:
+    """How one rendering writes its cells: for people (display) or for spreadsheets (CSV)."""
+
+    currency: str
+    names: Mapping[str, str]
+    for_people: bool
+
+    def money(self, amount: Decimal | None) -> str:
+        if amount is None:
+            return ""
+        if self.for_people:
+            return display.money(amount, self.currency)
+        return display.number(amount, display.minor_digits(self.currency), locale=_SPREADSHEET).replace(",", "")
+
+    def pct(self, value: Decimal | None) -> str:
+        return display.percent(value, locale=None if self.for_people else _SPREADSHEET)
+
+    def cc(self, cost_center: str) -> str:
+        return display.cost_center(cost_center, self.names) if self.for_people else cost_center
+
+
+#: CSV cells are read by spreadsheets, whatever the reader's locale: a point, no grouping.
+_SPREADSHEET = display.Locale.parse("en_US")
+
+
+def to_tables(result: Any, currency: str = "USD", names: Mapping[str, str] | None = None, *,
+              for_people: bool = True) -> list[Table]:
+    f = _Cells(currency, names or {}, for_people)
     if isinstance(result, TeamReport):
-        return _team_tables(result, money)
+        return _team_tables(result, f)
     if isinstance(result, ExecutiveSummary):
-        return _executive_tables(result, money)
+        return _executive_tables(result, f)
     if isinstance(result, KPIs):
-        return _kpi_tables(result, money)
+        return _kpi_tables(result, f)
     if isinstance(result, list) and all(isinstance(r, Anomaly) for r in result):
         return [Table("Anomalies", ("day", "cost_center", "service", "actual", "expected", "impact", "impact_pct", "score"),
-                      tuple((a.day.isoformat(), a.cost_center, a.service, money(a.actual), money(a.expected), money(a.impact),
-                             _pct(a.impact_pct), f"{a.score:.1f}") for a in result))]
+                      tuple((a.day.isoformat(), f.cc(a.cost_center), a.service, f.money(a.actual), f.money(a.expected),
+                             f.money(a.impact), f.pct(a.impact_pct), f"{a.score:.1f}") for a in result))]
     if isinstance(result, list) and all(isinstance(r, Forecast) for r in result):
         return [Table("Forecasts", ("cost_center", "period", "as_of", "actual_to_date", "forecast", "lower", "upper", "level"),
-                      tuple((f.cost_center, f.period, f.as_of.isoformat(), money(f.actual_to_date), money(f.amount),
-                             money(f.lower), money(f.upper), f"{f.level}%") for f in result))]
+                      tuple((f.cc(fc.cost_center), fc.period, fc.as_of.isoformat(), f.money(fc.actual_to_date),
+                             f.money(fc.amount), f.money(fc.lower), f.money(fc.upper), f"{fc.level}%") for fc in result))]
     if isinstance(result, list) and all(isinstance(r, Alert) for r in result):
         return [Table("Alerts", ("alert_id", "kind", "period", "cost_center", "message"),
-                      tuple((a.alert_id, a.kind, a.period, a.cost_center, a.message) for a in result))]
+                      tuple((a.alert_id, a.kind, a.period, f.cc(a.cost_center), a.message) for a in result))]
     raise TypeError(f"cannot render {type(result).__name__} as a table")
 
 
-def _money_formatter(currency: str):  # type: ignore[no-untyped-def]
-    unit = quantum(minor_units(currency))
-    return lambda amount: "" if amount is None else f"{amount.quantize(unit):,}"
-
-
-def _pct(value: Decimal | None) -> str:
-    return "n/a" if value is None else f"{value}%"
-
-
-def _lines(title: str, lines: Sequence[Line], money) -> Table:  # type: ignore[no-untyped-def]
+def _lines(title: str, lines: Sequence[Line], f: _Cells, label: Callable[[str], str] = str) -> Table:
     return Table(title, ("name", "current", "previous", "change_pct"),
-                 tuple((l.name, money(l.current), money(l.previous), _pct(l.change_pct)) for l in lines))
+                 tuple((label(l.name), f.money(l.current), f.money(l.previous), f.pct(l.change_pct)) for l in lines))
 
 
-def _team_tables(r: TeamReport, money) -> list[Table]:  # type: ignore[no-untyped-def]
-    summary = [("period", r.period), ("total", money(r.total.current)), ("previous", money(r.total.previous)),
-               ("change", _pct(r.total.change_pct)), ("direct", money(r.direct)), ("shared", money(r.shared))]
+def _team_tables(r: TeamReport, f: _Cells) -> list[Table]:
+    summary = [("period", r.period), ("total", f.money(r.total.current)), ("previous", f.money(r.total.previous)),
+               ("change", f.pct(r.total.change_pct)), ("direct", f.money(r.direct)), ("shared", f.money(r.shared))]
     if r.budget is not None:
-        summary += [("budget", money(r.budget.budget)), ("budget used", _pct(r.budget.utilisation_pct))]
+        summary += [("budget", f.money(r.budget.budget)), ("budget used", f.pct(r.budget.utilisation_pct))]
         if r.budget.forecast is not None:
-            summary += [("forecast month end", money(r.budget.forecast)), ("forecast budget use", _pct(r.budget.forecast_utilisation_pct))]
+            summary += [("forecast month end", f.money(r.budget.forecast)), ("forecast budget use", f.pct(r.budget.forecast_utilisation_pct))]
     return [
-        Table(f"Team report {r.cost_center} {r.period} ({r.currency})", ("item", "value"), tuple(summary)),
-        _lines("Top services", r.top_services, money),
-        Table("Six-month trend", ("period", "amount"), tuple((t.period, money(t.amount)) for t in r.trend)),
+        Table(f"Team report {f.cc(r.cost_center)} {r.period} ({r.currency})", ("item", "value"), tuple(summary)),
+        _lines("Top services", r.top_services, f),
+        Table("Six-month trend", ("period", "amount"), tuple((t.period, f.money(t.amount)) for t in r.trend)),
     ]
 
 
-def _executive_tables(r: ExecutiveSummary, money) -> list[Table]:  # type: ignore[no-untyped-def]
-    summary = (("period", r.period), ("total", money(r.total.current)), ("previous", money(r.total.previous)),
-               ("change", _pct(r.total.change_pct)), ("unallocated", money(r.unallocated)), ("unallocated share", _pct(r.unallocated_pct)))
+def _executive_tables(r: ExecutiveSummary, f: _Cells) -> list[Table]:
+    summary = (("period", r.period), ("total", f.money(r.total.current)), ("previous", f.money(r.total.previous)),
+               ("change", f.pct(r.total.change_pct)), ("unallocated", f.money(r.unallocated)), ("unallocated share", f.pct(r.unallocated_pct)))
     return [
         Table(f"Executive summary {r.period} ({r.currency})", ("item", "value"), summary),
-        _lines("Cost by team", r.by_team, money),
-        _lines("Top teams by cost", r.top_by_cost, money),
-        _lines("Top teams by growth", r.top_by_growth, money),
+        _lines("Cost by team", r.by_team, f, f.cc),
+        _lines("Top teams by cost", r.top_by_cost, f, f.cc),
+        _lines("Top teams by growth", r.top_by_growth, f, f.cc),
     ]
 
 
-def _kpi_tables(k: KPIs, money) -> list[Table]:  # type: ignore[no-untyped-def]
+def _kpi_tables(k: KPIs, f: _Cells) -> list[Table]:
     c = k.coverage
     rows = [
-        ("tagging compliance (resources)", "n/a" if k.tagging is None else f"{_pct(k.tagging.by_count_pct)} of {k.tagging.resources}"),
-        ("tagging compliance (spend)", "n/a" if k.tagging is None else _pct(k.tagging.by_spend_pct)),
-        ("allocated directly", f"{money(c.direct)} ({_pct(c.direct_pct)})"),
-        ("allocated through shared stages", f"{money(c.shared)} ({_pct(c.shared_pct)})"),
-        ("unallocated", f"{money(c.unallocated)} ({_pct(c.unallocated_pct)})"),
-        ("budget variance (all budgets)", _pct(k.total_budget_variance_pct)),
-        ("forecast accuracy (MAPE)", _pct(k.forecast_mape_pct)),
-        ("GL recharge rate", _pct(k.gl_recharge_rate_pct)),
+        ("tagging compliance (resources)", "n/a" if k.tagging is None else f"{f.pct(k.tagging.by_count_pct)} of {k.tagging.resources}"),
+        ("tagging compliance (spend)", "n/a" if k.tagging is None else f.pct(k.tagging.by_spend_pct)),
+        ("allocated directly", f"{f.money(c.direct)} ({f.pct(c.direct_pct)})"),
+        ("allocated through shared stages", f"{f.money(c.shared)} ({f.pct(c.shared_pct)})"),
+        ("unallocated", f"{f.money(c.unallocated)} ({f.pct(c.unallocated_pct)})"),
+        ("budget variance (all budgets)", f.pct(k.total_budget_variance_pct)),
+        ("forecast accuracy (MAPE)", f.pct(k.forecast_mape_pct)),
+        ("GL recharge rate", f.pct(k.gl_recharge_rate_pct)),
     ]
     return [
         Table(f"KPIs {k.period} ({k.currency})", ("kpi", "value"), tuple(rows)),
         Table("Budget variance", ("cost_center", "budget", "actual", "variance", "variance_pct"),
-              tuple((v.cost_center, money(v.budget), money(v.actual), money(v.variance), _pct(v.variance_pct)) for v in k.budget_variance)),
+              tuple((f.cc(v.cost_center), f.money(v.budget), f.money(v.actual), f.money(v.variance), f.pct(v.variance_pct))
+                    for v in k.budget_variance)),
         Table("Forecast accuracy", ("cost_center", "forecast", "actual", "error_pct"),
-              tuple((a.cost_center, money(a.forecast), money(a.actual), _pct(a.error_pct)) for a in k.forecast_accuracy)),
+              tuple((f.cc(a.cost_center), f.money(a.forecast), f.money(a.actual), f.pct(a.error_pct)) for a in k.forecast_accuracy)),
         Table("Unit cost", ("driver", "cost_center", "cost", "quantity", "unit_cost"),
-              tuple((u.driver, u.cost_center or "(all)", money(u.cost), str(u.quantity), str(u.unit_cost)) for u in k.unit_costs)),
+              tuple((u.driver, f.cc(u.cost_center) if u.cost_center else "(all)", f.money(u.cost), str(u.quantity), str(u.unit_cost)) for u in k.unit_costs)),
         Table("Cost per engineer", ("cost_center", "cost", "headcount", "cost_per_engineer"),
-              tuple((u.cost_center or "(all)", money(u.cost), str(u.quantity), money(u.unit_cost)) for u in k.cost_per_engineer)),
+              tuple((f.cc(u.cost_center) if u.cost_center else "(all)", f.money(u.cost), str(u.quantity), f.money(u.unit_cost)) for u in k.cost_per_engineer)),
     ]
 
 

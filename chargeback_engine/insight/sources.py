@@ -46,6 +46,10 @@ class StoredPeriods:
     chargeback_cost_centers: frozenset[str] | None = None
     #: False when the source keeps only period totals (no daily series for anomalies and forecasts).
     daily: bool = True
+    #: Cost-center names by id, when the source records them (the cost database does).
+    names: dict[str, str] = field(default_factory=dict)
+    #: Per period and cost center: the largest resources, (resource, amount), largest first.
+    top_resources: dict[str, dict[str, list[tuple[str, Decimal]]]] = field(default_factory=dict)
 
 
 def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") -> StoredPeriods:
@@ -53,7 +57,7 @@ def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") 
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory of stored periods")
-    ledgers, resources, buckets = [], {}, set()
+    ledgers, resources, buckets, top = [], {}, set(), {}
     for child in sorted(root.iterdir()):
         try:
             period = Period.parse(child.name)
@@ -64,11 +68,36 @@ def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") 
             continue
         ledgers.append(_read_ledger(ledger_path))
         buckets |= _unallocated_bucket(child)
+        top[str(period)] = _top_resources(ledger_path)
         if (child / FOCUS_FILE).is_file():
             resources[str(period)] = _read_resources(child / FOCUS_FILE, cost_column)
     if not ledgers:
         raise InputError(f"{root}: no stored periods (expected YYYY-MM/{LEDGER_FILE})")
-    return StoredPeriods(ledger_facts(ledgers, buckets), resources)
+    return StoredPeriods(ledger_facts(ledgers, buckets), resources, top_resources=top)
+
+
+#: Resources listed per cost center on its dashboard page.
+TOP_RESOURCES = 10
+
+
+def _top_resources(path: Path) -> dict[str, list[tuple[str, Decimal]]]:
+    """Each cost center's largest resources in a stored ledger (lines without one count as ``(no resource)``)."""
+    if "resource_id" not in pq.read_schema(path).names:
+        return {}
+    with duckdb.connect() as con:
+        rows = con.sql(f"""
+            WITH totals AS (
+                SELECT cost_center, coalesce(resource_id, '(no resource)') AS resource, sum(amount) AS amount
+                FROM read_parquet('{str(path).replace("'", "''")}') GROUP BY 1, 2
+            ), ranked AS (
+                SELECT *, row_number() OVER (PARTITION BY cost_center ORDER BY abs(amount) DESC, resource) AS n FROM totals
+            )
+            SELECT cost_center, resource, amount FROM ranked WHERE n <= {TOP_RESOURCES} ORDER BY cost_center, n
+        """).fetchall()
+    top: dict[str, list[tuple[str, Decimal]]] = {}
+    for cost_center, resource, amount in rows:
+        top.setdefault(cost_center, []).append((resource, amount))
+    return top
 
 
 def _unallocated_bucket(run: Path) -> set[str]:
@@ -129,11 +158,14 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     invoices that the period's current journal batches post.
     """
     from chargeback_engine.finance import open_database
+    from chargeback_engine.finance.db import missing_sqlite_file
     from chargeback_engine.finance import tables as t
     from chargeback_engine.finance.runs import head_run
 
+    if missing := missing_sqlite_file(url):
+        raise InputError(f"{missing}: no cost database (nothing recorded yet); give --db URL or set CHARGEBACK_DB")
     engine = open_database(url)
-    ledgers, journaled, chargeback, buckets = [], {}, set(), set()
+    ledgers, journaled, chargeback, buckets, names = [], {}, set(), set(), {}
     with engine.connect() as conn:
         for period in sorted(set(conn.execute(sa.select(t.runs.c.period)).scalars())):
             run_key = head_run(conn, period)
@@ -155,6 +187,9 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
                 [{**r, "charge_period_start": None} for r in rows],
                 schema=pa.schema([LEDGER_SCHEMA.field(c) for c in LEDGER_COLUMNS]),
             ))
+            names.update(conn.execute(
+                sa.select(t.run_cost_centers.c.cost_center, t.run_cost_centers.c.name).where(
+                    t.run_cost_centers.c.run_key == run_key)).all())
             chargeback.update(conn.execute(
                 sa.select(t.run_cost_centers.c.cost_center).where(
                     t.run_cost_centers.c.run_key == run_key, t.run_cost_centers.c.mode == "chargeback")
@@ -173,7 +208,7 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     engine.dispose()
     if not ledgers:
         raise InputError(f"{url or 'the cost database'}: no stored periods (no runs recorded)")
-    return StoredPeriods(ledger_facts(ledgers, buckets), {}, journaled, frozenset(chargeback), daily=False)
+    return StoredPeriods(ledger_facts(ledgers, buckets), {}, journaled, frozenset(chargeback), daily=False, names=names)
 
 
 def read_metrics(path: str | Path) -> tuple[Metric, ...]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from chargeback_engine.finance.db import database_url
+from chargeback_engine.finance.db import database_url, missing_sqlite_file
 from chargeback_engine.finance.tables import Money
 from chargeback_engine.insight.forecast import Forecast
 
@@ -56,7 +57,10 @@ sent_alerts = sa.Table(
 class InsightStore:
     """Budgets, forecasts and sent alerts in one database."""
 
-    def __init__(self, url: str | None = None, *, engine: sa.Engine | None = None):
+    def __init__(self, url: str | None = None, *, engine: sa.Engine | None = None, create: bool = True):
+        """``create=False`` (read-only commands): a SQLite file that does not exist reads as empty and is not made."""
+        if engine is None and not create and missing_sqlite_file(url):
+            engine = sa.create_engine("sqlite://")
         self.engine = engine or sa.create_engine(database_url(url))
         metadata.create_all(self.engine)
 
@@ -111,6 +115,19 @@ class InsightStore:
         """Forget a claim whose sending failed, so the next check tries again."""
         with self.engine.begin() as conn:
             conn.execute(sa.delete(sent_alerts).where(sent_alerts.c.alert_id == alert_id, sent_alerts.c.channel == channel))
+
+    def invoices(self, period: str, cost_center: str) -> list[dict[str, Any]]:
+        """The issued invoices of a cost center for a period, when this database holds the finance books."""
+        from chargeback_engine.finance.tables import invoices
+
+        if not sa.inspect(self.engine).has_table(invoices.name):
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(invoices.c.invoice_id, invoices.c.currency, invoices.c.subtotal,
+                                          invoices.c.markup, invoices.c.total)
+                                .where(invoices.c.period == period, invoices.c.cost_center == cost_center)
+                                .order_by(invoices.c.currency))
+            return [dict(r._mapping) for r in rows]
 
     def sent(self) -> list[dict[str, str]]:
         with self.engine.connect() as conn:

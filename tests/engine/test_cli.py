@@ -108,8 +108,9 @@ def test_the_readme_main_job_prints_a_cost_center_summary(tmp_path: Path) -> Non
                     "--out", str(tmp_path / "demo"))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["cost", "center", "currency", "amount"]
-    assert any(line.startswith("CC-1001 ") for line in lines) and any(line.startswith("UNALLOCATED ") for line in lines)
+    assert lines[0].split() == ["cost", "center", "amount"]
+    assert any(line.startswith("CC-1001 Payments ") and line.endswith(" USD") for line in lines)
+    assert any(line.startswith("UNALLOCATED ") for line in lines)
     assert any(line.startswith("deferred ") for line in lines) and lines[-1].startswith("run r-")
     assert (tmp_path / "demo" / "manifest.json").exists()
 

@@ -50,5 +50,9 @@ def test_periods_from_the_cost_database(sample_dir: Path, tmp_path: Path) -> Non
 
 
 def test_an_empty_cost_database_says_so(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no cost database"):
+        read_cost_database(f"sqlite:///{tmp_path / 'missing.db'}")
+    assert not (tmp_path / "missing.db").exists()  # reading never creates it
+    open_database(f"sqlite:///{tmp_path / 'empty.db'}").dispose()
     with pytest.raises(InputError, match="no stored periods"):
         read_cost_database(f"sqlite:///{tmp_path / 'empty.db'}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import subprocess
 from collections import Counter
 from html.parser import HTMLParser
@@ -13,8 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from chargeback_engine.cli import main
+from chargeback_engine.insight.dashboard import page_name
 
 CHROMIUM = shutil.which("chromium")
+POLICY = Path(__file__).resolve().parents[2] / "policies" / "acme.yaml"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--no-first-run", "--window-size=1400,2200"]
 
@@ -43,6 +47,60 @@ class ChartElements(HTMLParser):
             self.chart = None
 
 
+class Texts(HTMLParser):
+    """Tick labels and axis titles per chart, legend entries, links and the page heading in a DOM dump."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chart: str | None = None
+        self.current: tuple[str, ...] | None = None
+        self.by_chart: dict[tuple[str, str], list[str]] = {}
+        self.legend: list[str] = []
+        self.links: dict[str, str] = {}
+        self.headline = ""
+        self._href: str | None = None
+        self._in_legend = self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        classes = (a.get("class") or "").split()
+        if tag == "svg" and a.get("data-chart"):
+            self.chart = a["data-chart"].removeprefix("chart-")
+        if tag == "text" and self.chart:
+            self.current = ("tick",) if "tick" in classes else ("axis-title",) if "axis-title" in classes else None
+        if tag == "div" and "legend" in classes:
+            self._in_legend = True
+        if tag == "a":
+            self._href = a.get("href")
+        if tag == "h1" and a.get("id") == "title":
+            self._in_title = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self.chart = None
+        if tag == "text":
+            self.current = None
+        if tag == "div":
+            self._in_legend = False
+        if tag == "a":
+            self._href = None
+        if tag == "h1":
+            self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self.chart and self.current:
+            self.by_chart.setdefault((self.chart, self.current[0]), []).append(data)
+        if self._in_legend:
+            self.legend.append(data)
+        if self._href is not None and data.strip():
+            self.links[data.strip()] = self._href
+        if self._in_title:
+            self.headline += data
+
+    def of(self, chart: str, kind: str) -> list[str]:
+        return self.by_chart.get((chart, kind), [])
+
+
 def chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     profile = tmp_path / "chromium-profile"
     return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
@@ -53,9 +111,14 @@ def chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str
 def test_dashboard_renders_every_chart_in_chromium(sample_dir: Path, insight, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CHARGEBACK_DB", str(insight.store.engine.url))
     page = tmp_path / "dashboard.html"
-    common = ["--runs", str(sample_dir), "--metrics", str(sample_dir / "metrics.csv")]
-    result = CliRunner().invoke(main, ["report", "html", *common, "--out", str(page)], catch_exceptions=False)
+    common = ["--runs", str(sample_dir), "--metrics", str(sample_dir / "metrics.csv"), "--policy", str(POLICY)]
+    previous_umask = os.umask(0o022)
+    try:
+        result = CliRunner().invoke(main, ["report", "html", *common, "--out", str(page)], catch_exceptions=False)
+    finally:
+        os.umask(previous_umask)
     assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(page.stat().st_mode) == 0o644  # a web server can serve it
     data = json.loads(CliRunner().invoke(main, ["report", "json", *common], catch_exceptions=False).output)
 
     html = page.read_text()
@@ -75,6 +138,39 @@ def test_dashboard_renders_every_chart_in_chromium(sample_dir: Path, insight, tm
     assert charts.counts[("chart-anomalies", "anomaly")] == len(data["anomalies"]) >= 2
     assert charts.counts[("chart-unallocated", "point")] == periods
 
+    texts = Texts()
+    texts.feed(dom)
+    ticks = texts.of("cost-by-team", "tick")
+    assert ticks and all(t.endswith(" USD") for t in ticks)  # the currency on the axis
+    assert ticks[:3] == ["0 USD", "50K USD", "100K USD"]  # round ticks
+    assert texts.of("cost-by-team", "axis-title") == ["Cost (USD)", "Period"]
+    percents = [int(t.removesuffix("%")) for t in texts.of("budget-burn", "tick")]
+    assert percents[0] == 0 and 100 in percents and all(p % 25 == 0 for p in percents)  # round, 100% a tick
+    assert "Payments (CC-1001)" in texts.legend and "CC-1001" not in texts.legend  # names, not bare ids
+    assert {"Payments (CC-1001)": "dashboard-CC-1001.html"}.items() <= texts.links.items()
+    assert data["as_of"] == "2026-10-31" and f"Forecasts, as of {data['as_of']}" in dom
+    assert data["forecasts"] and all(f["period"] > "2026-10" for f in data["forecasts"])  # future months only
+
+    team_page = tmp_path / texts.links["Payments (CC-1001)"]
+    assert stat.S_IMODE(team_page.stat().st_mode) == 0o644
+    team_dom = chromium(["--virtual-time-budget=5000", "--dump-dom", team_page.as_uri()], tmp_path).stdout
+    team = Texts()
+    team.feed(team_dom)
+    charts = ChartElements()
+    charts.feed(team_dom)
+    assert charts.rendered and charts.counts[("chart-team-trend", "point")] == periods
+    assert team.headline == "Payments (CC-1001)"
+    assert all(t.endswith(" USD") for t in team.of("team-trend", "tick"))
+    assert "Top services" in team_dom and "Amazon" in team_dom and "dashboard.html" in team.links.values()
+
     screenshot = tmp_path / "dashboard.png"
     chromium(["--virtual-time-budget=5000", f"--screenshot={screenshot}", page.as_uri()], tmp_path)
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
+
+
+def test_page_names_are_safe_and_unique() -> None:
+    overview = Path("site/dashboard.html")
+    assert page_name(overview, "CC-1001") == "dashboard-CC-1001.html"
+    odd = page_name(overview, "../etc/passwd")
+    assert "/" not in odd and odd.startswith("dashboard-.._etc_passwd-")
+    assert page_name(overview, "a/b") != page_name(overview, "a_b")

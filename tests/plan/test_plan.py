@@ -79,7 +79,7 @@ def test_markdown_is_a_pull_request_comment(change):
     assert text.startswith("### Allocation impact for 2026-10\n\n`acme@2026.10.1` → `acme@2026.10.2`, 600 line items.")
     cc_1009 = next(c for c in change.cost_centers if c.cost_center == "CC-1009")
     assert cc_1009.delta < 0
-    assert any(line.startswith("| **CC-1009** | USD |") for line in text.splitlines())
+    assert any(line.startswith("| **CC-1009 Finance IT** | USD |") for line in text.splitlines())  # names beside ids
     assert "| `sandbox` | USD | 0 |" in text
     total = next(line for line in text.splitlines() if line.startswith("| **Total** | USD |"))
     assert total.endswith("| 0.00 |")

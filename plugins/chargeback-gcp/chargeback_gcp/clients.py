@@ -38,15 +38,29 @@ class GoogleClients:
     catalog: Any
 
 
+class _BillingNotInstalled:
+    """Stands in for the Cloud Billing clients when the ``billing`` extra is not installed.
+
+    Only ``enrich_names`` and ``list_price_services`` call them, so the error waits for that use.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        raise InputError("gcp-bigquery-billing: enrich_names and list_price_services need the Cloud Billing client: "
+                         "pip install 'chargeback-gcp[billing]'")
+
+
 def default_clients(project: str | None, location: str | None) -> GoogleClients:
     """Clients whose credentials come from google-auth's standard chain (ADC)."""
-    from google.cloud import bigquery, billing_v1
+    from google.cloud import bigquery
 
-    return GoogleClients(
-        bigquery=bigquery.Client(project=project, location=location),
-        billing=billing_v1.CloudBillingClient(),
-        catalog=billing_v1.CloudCatalogClient(),
-    )
+    try:
+        from google.cloud import billing_v1
+    except ImportError:
+        billing = catalog = _BillingNotInstalled()
+    else:
+        billing, catalog = billing_v1.CloudBillingClient(), billing_v1.CloudCatalogClient()
+    return GoogleClients(bigquery=bigquery.Client(project=project, location=location), billing=billing,
+                         catalog=catalog)
 
 
 def no_retry() -> Retry:

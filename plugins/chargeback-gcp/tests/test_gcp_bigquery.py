@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -176,6 +177,23 @@ def test_billing_accounts_and_project_mapping_enrich_names():
         source = collect(server, dict(CONFIG, enrich_names=True))
     assert set(source.table["BillingAccountName"].to_pylist()) == {"Acme Corp"}
     assert source.details["projects_not_on_billing_account"] == ["search-prod"]
+
+
+def test_enrich_names_without_the_billing_extra_says_how_to_install_it(monkeypatch):
+    import chargeback_gcp.clients as clients_module
+    import google.cloud
+
+    monkeypatch.setitem(sys.modules, "google.cloud.billing_v1", None)  # what Python does for a missing module
+    monkeypatch.delattr(google.cloud, "billing_v1")
+    with FakeGoogle() as server:
+        three_pages(server)
+        real = clients_for(server)
+        monkeypatch.setattr(bigquery, "Client", lambda project, location: real.bigquery)  # no ADC in tests
+        collector = BigQueryBillingCollector(clients_factory=clients_module.default_clients,
+                                             retry=RetryPolicy(clock=FakeClock(), rng=random.Random(11)))
+        assert list(collector.collect(CONFIG, PERIOD))  # names not asked for: the extra is not needed
+        with pytest.raises(InputError, match=r"pip install 'chargeback-gcp\[billing\]'"):
+            list(collector.collect(dict(CONFIG, enrich_names=True), PERIOD))
 
 
 def test_catalog_list_prices_in_units_and_nanos():

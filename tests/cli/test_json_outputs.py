@@ -1,0 +1,159 @@
+"""Every command that prints results prints JSON with ``--format json``, in its documented shape.
+
+The shapes are the JSON Schemas in ``schemas/cli/``; docs/cli-output.md describes them.
+One real month goes through the whole path: run, explain, ledger ingest, close, invoices,
+disputes, journal, audit, budgets and alerts.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from chargeback_engine.cli import main
+from chargeback_engine.insight import write_sample
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = ROOT / "schemas" / "cli"
+POLICY = ROOT / "policies" / "acme.yaml"
+SAMPLE = ROOT / "policies" / "data" / "acme-focus-2026-10.csv"
+REGISTRY = Registry().with_resources(
+    (path.name, Resource.from_contents(json.loads(path.read_text(encoding="utf-8"))))
+    for path in SCHEMAS.glob("*.schema.json"))
+
+
+def validate(document: object, shape: str) -> None:
+    schema = json.loads((SCHEMAS / f"{shape}.schema.json").read_text(encoding="utf-8"))
+    Draft202012Validator(schema, registry=REGISTRY).validate(document)
+
+
+def invoke(*args: str | Path) -> object:
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("run") / "out"
+    summary = invoke("run", "--policy", POLICY, "--input", SAMPLE, "--period", "2026-10", "--out", out,
+                     "--format", "json")
+    return out, summary
+
+
+@pytest.fixture
+def books(month: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cost database with the month recorded."""
+    out, _ = month
+    monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
+    ingested = invoke("ledger", "ingest", "--ledger", out / "allocations.parquet", "--policy", POLICY,
+                      "--period", "2026-10", "--manifest", out / "manifest.json",
+                      "--decisions", out / "decisions.parquet", "--format", "json")
+    validate(ingested, "ledger-ingest")
+    assert ingested["committed"] is True and ingested["period"] == "2026-10"
+    return tmp_path
+
+
+def test_run_prints_exact_amounts_that_add_up(month: tuple[Path, dict]) -> None:
+    _, summary = month
+    validate(summary, "run")
+    allocated = sum(Decimal(c["amount"]) for c in summary["cost_centers"])
+    assert allocated == Decimal(summary["totals"]["USD"]["allocated"])
+    assert {"cost_center": "CC-1001", "name": "Payments"}.items() <= summary["cost_centers"][0].items()
+
+
+def test_explain_cost_center_and_record(month: tuple[Path, dict]) -> None:
+    out, summary = month
+    found = invoke("explain", out, "--cost-center", "CC-1004", "--format", "json")
+    validate(found, "explain-cost-center")
+    expected = next(c["amount"] for c in summary["cost_centers"] if c["cost_center"] == "CC-1004")
+    assert Decimal(found["totals"][0]["amount"]) == Decimal(expected)
+    record = found["rules"][0]["top_lines"][0]["record_id"]
+    explained = invoke("explain", out, "--record", record, "--format", "json")
+    validate(explained, "explain-record")
+    assert explained["record_id"] == record
+
+
+def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
+    validate(invoke("period", "status", "--format", "json"), "period-status")
+    draft = invoke("invoice", "list", "--period", "2026-10", "--format", "json")
+    validate(draft, "invoice-list")
+    assert draft["closed"] is False
+    closed = invoke("period", "close", "--period", "2026-10", "--format", "json")
+    validate(closed, "period-close")
+    listed = invoke("invoice", "list", "--period", "2026-10", "--format", "json")
+    validate(listed, "invoice-list")
+    assert listed["closed"] is True and listed["invoices"] == closed["invoices"]
+    [status] = invoke("period", "status", "--format", "json")
+    assert status == {"period": "2026-10", "closed": True, "run_key": status["run_key"]}
+
+    invoice = listed["invoices"][0]
+    submitted = invoke("dispute", "submit", "--period", "2026-10", "--cost-center", invoice["cost_center"],
+                       "--type", "usage", "--amount", "1.50", "--description", "double counted", "--by", "alice",
+                       "--at", "2026-11-02T10:00:00Z", "--format", "json")
+    validate(submitted, "dispute")
+    validate(invoke("dispute", "review", submitted["dispute_id"], "--by", "bob", "--format", "json"), "dispute")
+    approved = invoke("dispute", "approve", submitted["dispute_id"], "--by", "carol", "--format", "json")
+    validate(approved, "dispute")
+    assert approved["status"] == "approved"
+    disputes = invoke("dispute", "list", "--format", "json")
+    validate(disputes, "dispute-list")
+    assert [d["dispute_id"] for d in disputes] == [submitted["dispute_id"]]
+
+    validate(invoke("journal", "correct", "--period", "2026-10", "--format", "json"), "journal-correct")
+    validate(invoke("period", "report", "--period", "2026-10", "--out", books / "report", "--format", "json"), "wrote")
+    verified = invoke("audit", "verify", "--format", "json")
+    validate(verified, "audit-verify")
+    assert verified["ok"] is True and verified["problems"] == []
+
+    # The showback page of a chargeback cost center shows its issued invoice from the same database.
+    runs = books / "runs"
+    runs.mkdir()
+    (runs / "2026-10").symlink_to(month[0], target_is_directory=True)
+    dashboard = invoke("report", "json", "--runs", runs, "--policy", POLICY)
+    page = next(c for c in dashboard["cost_centers"] if c["id"] == invoice["cost_center"])
+    assert page["name"] and [i["invoice_id"] for i in page["invoices"]] == [invoice["invoice_id"]]
+    assert Decimal(page["invoices"][0]["total"]) == Decimal(invoice["total"])
+
+
+def test_budget_list_and_alerts_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
+    assert invoke("budget", "list", "--format", "json") == []
+    CliRunner().invoke(main, ["budget", "set", "--cost-center", "CC-1001", "--period", "2026-10",
+                              "--amount", "2500.1234567891"], catch_exceptions=False)
+    budgets = invoke("budget", "list", "--format", "json")
+    validate(budgets, "budget-list")
+    assert [(b["cost_center"], b["period"], Decimal(b["amount"])) for b in budgets] == [
+        ("CC-1001", "2026-10", Decimal("2500.1234567891"))]
+    validate(invoke("alerts", "sent", "--format", "json"), "alerts-sent")
+
+
+def test_insight_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = write_sample(tmp_path / "runs")
+    monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
+    common = ["--runs", runs, "--format", "json"]
+    team = invoke("report", "team", "--cost-center", "CC-1002", *common)
+    validate(team, "report-team")
+    assert sum(Decimal(l["current"]) for l in team["top_services"]) == Decimal(team["total"]["current"])
+    validate(invoke("report", "exec", *common), "report-exec")
+    anomalies = invoke("report", "anomalies", "--since", "2026-10-01", *common)
+    validate(anomalies, "report-anomalies")
+    assert ("CC-1002", "Amazon EC2", "2026-10-08") in {(a["cost_center"], a["service"], a["day"]) for a in anomalies}
+    forecasts = invoke("report", "forecast", "--as-of", "2026-10-15", "--months", "1", "--no-save", *common)
+    validate(forecasts, "report-forecast")
+    assert all(Decimal(f["lower"]) <= Decimal(f["amount"]) <= Decimal(f["upper"]) for f in forecasts)
+
+
+def test_every_schema_is_valid_and_used() -> None:
+    """A schema file nobody validates against would go stale unnoticed."""
+    source = Path(__file__).read_text(encoding="utf-8")
+    for path in SCHEMAS.glob("*.schema.json"):
+        Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
+        shape = path.name.removesuffix(".schema.json")
+        assert shape == "defs" or f'"{shape}")' in source, f"{path.name} is not checked by a test"

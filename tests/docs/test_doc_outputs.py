@@ -1,0 +1,36 @@
+"""Every sample output in the marked docs sessions is what the commands really print.
+
+When one drifts, rewrite them all: ``python -m tests.docs.regenerate_outputs``, and review the diff.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.docs.sessions import PAGES, ROOT, drifted, sessions, workspace
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_documented_sessions_print_what_they_show(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    found = sessions(page)
+    assert found, f"{page} has no <!-- docs-output --> session"
+    with workspace(tmp_path, monkeypatch) as tmp:
+        problems = drifted(found, tmp)
+    assert not problems, "\n".join(problems)
+
+
+def test_a_drifted_sample_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One digit changed in a documented output is caught and located."""
+    text = (ROOT / "docs/index.md").read_text(encoding="utf-8")
+    first = sessions("docs/index.md", text)[0]
+    output = first.body.split("\n", 1)[1]
+    digit = re.search(r"\d", output)
+    assert digit, "the first session of docs/index.md shows no number"
+    at = first.span[0] + len(first.body.split("\n", 1)[0]) + 1 + digit.start()
+    mutated = text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1 :]
+    with workspace(tmp_path, monkeypatch) as tmp:
+        problems = drifted(sessions("docs/index.md", mutated), tmp)
+    assert problems and problems[0].startswith(f"docs/index.md:{first.line}: the session has drifted")
