@@ -18,6 +18,7 @@ from chargeback_engine.engine.runner import (
     Progress,
     RunResult,
 )
+from chargeback_engine.enrich.explain import explain_enrichment
 from chargeback_engine.periods import Period
 
 #: Steps of a run besides its shared stages and its exporters: collect, decide, allocate,
@@ -86,6 +87,8 @@ def explain(out: str, record_id: str | None, cost_center: str | None) -> None:
     if (record_id is None) == (cost_center is None):
         raise click.UsageError("give exactly one of --record or --cost-center")
     click.echo(explain_record(out, record_id) if record_id else explain_cost_center(out, cost_center or ""))
+    if record_id and (enriched := explain_enrichment(out, record_id)):
+        click.echo(enriched)
 
 
 @click.command("test")

@@ -37,6 +37,7 @@ from chargeback_engine.engine.dataplane import DataPlane, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.kernel import Decision, Kernel, _digest, split_table
 from chargeback_engine.engine.store import LINE, RunStore, one_chunk, sql_text
+from chargeback_engine.enrich.apply import enrich_records
 from chargeback_engine.errors import ConservationError, InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA, conform, encoded
 from chargeback_engine.ledger import LEDGER_SCHEMA
@@ -58,7 +59,7 @@ log = structlog.get_logger(__name__)
 #: The collector that reads FOCUS CSV/Parquet files, directories and globs.
 FILE_COLLECTOR = "focus-files"
 #: Exporters a run writes when none are named.
-DEFAULT_EXPORTERS = ("allocations", "summary", "focus-allocated", "decisions", "schedule")
+DEFAULT_EXPORTERS = ("allocations", "summary", "focus-allocated", "decisions", "schedule", "enrichment")
 
 Input = str | Path | pa.Table | CollectedSource
 Progress = Callable[[str], None]
@@ -276,6 +277,7 @@ class Engine:
         carried, carried_infos = _carried(carry, period)
         infos += carried_infos
         records = _combine(sources)  # empties ``sources``
+        records = enrich_records(records, policy, self.registry, period, infos)  # appends its snapshots to infos
         kernel = Kernel(policy, self.registry, period)
         _check_currencies(records, kernel)
         version = _engine_version()
