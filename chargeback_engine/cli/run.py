@@ -18,6 +18,7 @@ from chargeback_engine.engine.runner import (
     Progress,
     RunResult,
 )
+from chargeback_engine.enrich.exporter import EnrichmentExporter
 from chargeback_engine.enrich.explain import explain_enrichment
 from chargeback_engine.periods import Period
 
@@ -65,13 +66,14 @@ def _print_summary(result: RunResult) -> None:
 @click.option("--spark-master", help="Spark master URL for --engine spark (default: the active session, else local[2]).")
 @click.option("--exporter", "exporters", multiple=True, metavar="NAME",
               help=f"Write only these outputs (repeatable): {', '.join(DEFAULT_EXPORTERS)} or a plugin's exporter. "
-                   "Default: all five built-ins. manifest.json is always written.")
+                   "Default: all five built-ins, and enrichment.parquet when the policy enriches tags. "
+                   "manifest.json is always written.")
 @click.pass_obj
 def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str,  # type: ignore[no-untyped-def]
         carry: tuple[str, ...], engine_name: str, spark_master: str | None, exporters: tuple[str, ...]) -> None:
     """Allocate a period's cost data and write ledger, summary, FOCUS and manifest into OUT."""
     engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
-                    exporters=exporters or DEFAULT_EXPORTERS, engine=engine_name, spark_master=spark_master)
+                    exporters=exporters or (*DEFAULT_EXPORTERS, EnrichmentExporter.name), engine=engine_name, spark_master=spark_master)
     stages = len(engine.policies.for_period(Period.parse(period)).stages)
     with _progress(_FIXED_STEPS + stages + len(engine.exporters)) as progress:
         result = engine.run(list(inputs), period, out=out, progress=progress, carry=carry)

@@ -59,7 +59,7 @@ log = structlog.get_logger(__name__)
 #: The collector that reads FOCUS CSV/Parquet files, directories and globs.
 FILE_COLLECTOR = "focus-files"
 #: Exporters a run writes when none are named.
-DEFAULT_EXPORTERS = ("allocations", "summary", "focus-allocated", "decisions", "schedule", "enrichment")
+DEFAULT_EXPORTERS = ("allocations", "summary", "focus-allocated", "decisions", "schedule")
 
 Input = str | Path | pa.Table | CollectedSource
 Progress = Callable[[str], None]

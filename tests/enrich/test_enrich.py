@@ -10,10 +10,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from chargeback_engine.engine.runner import DEFAULT_EXPORTERS
 from chargeback_engine.enrich.explain import explain_enrichment
 from chargeback_engine.errors import InputError
 from chargeback_engine.testing import line_items, make_engine, make_policy
 
+#: What ``chargeback run`` writes: the built-ins and the enrichment table.
+EXPORTERS = (*DEFAULT_EXPORTERS, "enrichment")
 RULES = [{"id": "by-cost-center", "priority": 10, "allocate": {"method": "tag", "keys": ["cost-center"]}}]
 
 
@@ -57,7 +60,7 @@ def unallocated(result) -> Decimal:  # type: ignore[no-untyped-def]
 def test_the_unallocated_share_falls_by_the_enriched_lines(tmp_path: Path, month) -> None:  # type: ignore[no-untyped-def]
     lines, untagged, known = month
     plain = make_engine(make_policy(builtins=True, rules=RULES), builtins=True).run([line_items(*lines)], "2026-10")
-    enriched = make_engine(policy_for(tmp_path), builtins=True).run([line_items(*lines)], "2026-10",
+    enriched = make_engine(policy_for(tmp_path), builtins=True, exporters=EXPORTERS).run([line_items(*lines)], "2026-10",
                                                                      out=tmp_path / "out")
     cost = {i: lines[i]["BilledCost"] for i in range(60)}
     assert unallocated(plain) == sum(cost[i] for i in untagged)
@@ -75,6 +78,7 @@ def test_the_unallocated_share_falls_by_the_enriched_lines(tmp_path: Path, month
 
 
 def test_explain_names_the_enricher_and_snapshot(tmp_path: Path, month) -> None:  # type: ignore[no-untyped-def]
+    """Without the enrichment exporter, explain reads the table the manifest names in the cache."""
     lines, _, known = month
     make_engine(policy_for(tmp_path), builtins=True).run([line_items(*lines)], "2026-10", out=tmp_path / "out")
     ledger = pq.read_table(tmp_path / "out" / "allocations.parquet").to_pylist()
@@ -91,9 +95,11 @@ def test_a_rerun_reads_the_same_snapshot_until_a_fresh_one_is_taken(tmp_path: Pa
 
     lines, _, known = month
     policy = policy_for(tmp_path)
-    first = make_engine(policy, builtins=True).run([line_items(*lines)], "2026-10", out=tmp_path / "a")
+    first = make_engine(policy, builtins=True, exporters=EXPORTERS).run([line_items(*lines)], "2026-10",
+                                                                        out=tmp_path / "a")
     write_cmdb(tmp_path / "cmdb.csv", {f"i-{i:04d}": "CC-3" for i in known})  # the CMDB changes
-    again = make_engine(policy, builtins=True).run([line_items(*lines)], "2026-10", out=tmp_path / "b")
+    again = make_engine(policy, builtins=True, exporters=EXPORTERS).run([line_items(*lines)], "2026-10",
+                                                                        out=tmp_path / "b")
     assert again.run_id == first.run_id
     for name in ("allocations.parquet", "decisions.parquet", "enrichment.parquet", "manifest.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
