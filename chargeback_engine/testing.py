@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pytest
 from jsonschema import Draft202012Validator
 
+from chargeback_engine import hookimpl
 from chargeback_engine.components import CollectedSource, Finding
 from chargeback_engine.engine.items import build_line_items
 from chargeback_engine.engine.runner import Engine, RunResult
@@ -466,20 +467,32 @@ class EnricherContract(_ComponentContract):
         with pytest.raises(InputError):
             list(component.inventory(bad_options))
 
-    def test_the_engine_fills_an_untagged_line_from_it(self, options: Mapping[str, Any], records: list[TagRecord],
-                                                       tmp_path: Path) -> None:
+    def test_the_engine_fills_an_untagged_line_from_it(self, component: Any, options: Mapping[str, Any],
+                                                       records: list[TagRecord], tmp_path: Path) -> None:
+        plugin = _ContributesEnricher(component)  # this fixture's component, with its test doubles
         record = next(r for r in records if r.tags)
         line: dict[str, Any] = {"BilledCost": "1.2345678901", "Tags": {}}
         if record.scope == "account":
             line["SubAccountId"] = record.key
         else:
             line["ResourceId"] = record.key if record.scope == "resource" else f"{record.key}/providers/x/y/z"
-        policy = make_policy(self.plugin, builtins=True, directory=tmp_path,
+        policy = make_policy(plugin, builtins=True, directory=tmp_path,
                              enrich={"cache": "cache", "sources": [dict(options)]})
-        result = make_engine(policy, self.plugin, builtins=True).run([line_items(line)], "2026-10")
+        result = make_engine(policy, plugin, builtins=True).run([line_items(line)], "2026-10")
         [tags] = result.records["Tags"].to_pylist()
         normalized = {policy.tags.normalize_key(k): policy.tags.normalize_value(v) for k, v in record.tags.items()}
         assert {k: v for k, v in json.loads(tags).items() if k in normalized} == normalized
+
+
+class _ContributesEnricher:
+    """A plugin registering one given enricher object (a contract's ``component`` fixture)."""
+
+    def __init__(self, enricher: Any):
+        self.enricher = enricher
+
+    @hookimpl
+    def chargeback_register_enrichers(self, register: Any) -> None:
+        register(self.enricher)
 
 
 def _assembled_validator(plugin: object, block: str, name: str) -> Draft202012Validator:
