@@ -476,9 +476,8 @@ class EnricherContract(_ComponentContract):
             line["SubAccountId"] = record.key
         else:
             line["ResourceId"] = record.key if record.scope == "resource" else f"{record.key}/providers/x/y/z"
-        policy = make_policy(plugin, builtins=True, directory=tmp_path,
-                             enrich={"cache": "cache", "sources": [dict(options)]})
-        result = make_engine(policy, plugin, builtins=True).run([line_items(line)], "2026-10")
+        policy = make_policy(plugin, directory=tmp_path, enrich={"cache": "cache", "sources": [dict(options)]})
+        result = make_engine(policy, plugin).run([line_items(line)], "2026-10")
         [tags] = result.records["Tags"].to_pylist()
         normalized = {policy.tags.normalize_key(k): policy.tags.normalize_value(v) for k, v in record.tags.items()}
         assert {k: v for k, v in json.loads(tags).items() if k in normalized} == normalized
