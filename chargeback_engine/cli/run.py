@@ -20,7 +20,7 @@ from chargeback_engine.engine.runner import (
 )
 from chargeback_engine.enrich.exporter import EnrichmentExporter
 from chargeback_engine.enrich.explain import explain_enrichment
-from chargeback_engine.periods import Period
+from chargeback_engine.pipeline import month_to_date, parse_period
 
 #: Steps of a run besides its shared stages and its exporters: collect, decide, allocate,
 #: check, write manifest.
@@ -57,7 +57,8 @@ def _print_summary(result: RunResult) -> None:
               help="Policy file or directory (repeatable).")
 @click.option("--input", "inputs", multiple=True,
               help="FOCUS CSV/Parquet file, directory or glob (repeatable); the policy's sources: are collected too.")
-@click.option("--period", required=True, help="Billing period, YYYY-MM.")
+@click.option("--period", required=True,
+              help="Billing period, YYYY-MM; 'current' runs this month to date from what chargeback collect stored.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the outputs.")
 @click.option("--carry", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="schedule.parquet of an earlier run: its parts for this period join the ledger (repeatable).")
@@ -74,9 +75,13 @@ def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, 
     """Allocate a period's cost data and write ledger, summary, FOCUS and manifest into OUT."""
     engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
                     exporters=exporters or (*DEFAULT_EXPORTERS, EnrichmentExporter.name), engine=engine_name, spark_master=spark_master)
-    stages = len(engine.policies.for_period(Period.parse(period)).stages)
+    month = parse_period(period)
+    stages = len(engine.policies.for_period(month).stages)
     with _progress(_FIXED_STEPS + stages + len(engine.exporters)) as progress:
-        result = engine.run(list(inputs), period, out=out, progress=progress, carry=carry)
+        if period == "current":
+            result = month_to_date(engine, month, list(inputs), out=out, progress=progress, carry=carry)
+        else:
+            result = engine.run(list(inputs), month, out=out, progress=progress, carry=carry)
     _print_summary(result)
 
 
