@@ -135,13 +135,22 @@ class _Precedence:
 
 
 def _lookups(snapshots: Sequence[Snapshot], normalizer: TagNormalizer) -> dict[str, dict[str, dict[str, dict[str, Fill]]]]:
-    """source id -> scope -> folded key -> canonical tag -> fill; once per inventory row."""
+    """source id -> scope -> folded key -> canonical tag -> fill; once per inventory row.
+
+    Two tags of one record that normalise to one key are resolved as the bill's are
+    (``prefer-exact``): the tag already canonical, else the smallest in code-point order."""
     lookups: dict[str, dict[str, dict[str, dict[str, Fill]]]] = {}
     for snapshot in snapshots:
         by_scope: dict[str, dict[str, dict[str, Fill]]] = {}
+        ranks: dict[tuple[str, str, str], tuple[int, str]] = {}
         columns = snapshot.table.to_pydict()
         for scope, key, tag, value in zip(columns["scope"], columns["key"], columns["tag"], columns["value"], strict=True):
-            by_scope.setdefault(scope, {}).setdefault(key.casefold(), {})[normalizer.normalize_key(tag)] = \
+            canonical, folded = normalizer.normalize_key(tag), key.casefold()
+            rank = (0 if tag == canonical else 1, tag)
+            if ranks.setdefault((scope, folded, canonical), rank) < rank:
+                continue
+            ranks[(scope, folded, canonical)] = rank
+            by_scope.setdefault(scope, {}).setdefault(folded, {})[canonical] = \
                 Fill(normalizer.normalize_value(value), snapshot, scope, key)
         lookups[snapshot.source_id] = by_scope
     return lookups
@@ -182,7 +191,7 @@ def _enrich(records: pa.Table, snapshots: Sequence[Snapshot], precedence: _Prece
     texts, resource_ids, account_ids = tag_texts.to_pylist(), resources.to_pylist(), accounts.to_pylist()
 
     new_texts: dict[str, int] = {}
-    group_code = np.empty(len(distinct), dtype=np.int64)  # the enriched Tags code of each group
+    group_code = np.empty(len(distinct), dtype=np.int64)  # the enriched Tags code of each group; -1: null
     fills: list[list[tuple[str, Fill, str | None]]] = []
     for group, (t, r, a) in enumerate(distinct.tolist()):
         text = texts[t] if t < len(texts) else None
@@ -191,13 +200,13 @@ def _enrich(records: pa.Table, snapshots: Sequence[Snapshot], precedence: _Prece
         merged, filled = _merge(text, _candidates(lookups, resource, account), precedence, normalizer)
         fills.append(filled)
         if not filled:
-            group_code[group] = t
+            group_code[group] = t if text is not None else -1
         else:
             group_code[group] = len(texts) + new_texts.setdefault(merged, len(new_texts))
 
     dictionary = pa.array([*texts, *new_texts], pa.string())
     line_codes = group_code[line_group]
-    tags = pa.DictionaryArray.from_arrays(pa.array(line_codes.astype(np.int32), mask=line_codes >= len(dictionary)),
+    tags = pa.DictionaryArray.from_arrays(pa.array(line_codes.astype(np.int32), mask=line_codes < 0),
                                           dictionary).cast(ENCODED_TEXT)
     return tags, _provenance(records, fills, line_group)
 
