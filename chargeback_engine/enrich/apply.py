@@ -190,14 +190,18 @@ def _enrich(records: pa.Table, snapshots: Sequence[Snapshot], precedence: _Prece
     lookups = _lookups(snapshots, normalizer)
     texts, resource_ids, account_ids = tag_texts.to_pylist(), resources.to_pylist(), accounts.to_pylist()
 
+    bills: dict[int, _Bill | None] = {}  # parsed once per distinct Tags text, not per group
     new_texts: dict[str, int] = {}
     group_code = np.empty(len(distinct), dtype=np.int64)  # the enriched Tags code of each group; -1: null
     fills: list[list[tuple[str, Fill, str | None]]] = []
     for group, (t, r, a) in enumerate(distinct.tolist()):
         text = texts[t] if t < len(texts) else None
-        resource = resource_ids[r] if r < len(resource_ids) else None
-        account = account_ids[a] if a < len(account_ids) else None
-        merged, filled = _merge(text, _candidates(lookups, resource, account), precedence, normalizer)
+        candidates = _candidates(lookups, resource_ids[r] if r < len(resource_ids) else None,
+                                 account_ids[a] if a < len(account_ids) else None)
+        if t not in bills and candidates:
+            bills[t] = _Bill.parse(text, normalizer)
+        bill = bills.get(t)
+        merged, filled = _merge(bill, candidates, precedence) if bill is not None else ("", [])
         fills.append(filled)
         if not filled:
             group_code[group] = t if text is not None else -1
@@ -227,35 +231,48 @@ def _candidates(lookups: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Fil
     return candidates
 
 
-def _merge(text: str | None, candidates: Mapping[str, Mapping[str, Fill]], precedence: _Precedence,
-           normalizer: TagNormalizer) -> tuple[str, list[tuple[str, Fill, str | None]]]:
+@dataclass(frozen=True)
+class _Bill:
+    """A line's own tags, and the canonical key of each non-empty one."""
+
+    tags: Mapping[str, Any]
+    present: Mapping[str, tuple[str, ...]]  # canonical key -> the bill's keys for it
+
+    @classmethod
+    def parse(cls, text: str | None, normalizer: TagNormalizer) -> _Bill | None:
+        """None for Tags that are not a JSON object: the kernel reports them; enrichment leaves them alone."""
+        try:
+            tags = json.loads(text) if text else {}
+        except ValueError:
+            return None
+        if not isinstance(tags, dict):
+            return None
+        present: dict[str, tuple[str, ...]] = {}
+        for key, value in tags.items():
+            if value is not None and str(value).strip() != "":
+                canonical = normalizer.normalize_key(key)
+                present[canonical] = (*present.get(canonical, ()), key)
+        return cls(tags, present)
+
+
+def _merge(bill: _Bill, candidates: Mapping[str, Mapping[str, Fill]],
+           precedence: _Precedence) -> tuple[str, list[tuple[str, Fill, str | None]]]:
     """The group's Tags text after enrichment, and (tag, fill, replaced bill value) per tag filled."""
-    if not candidates:
-        return text or "", []
-    try:
-        bill = json.loads(text) if text else {}
-    except ValueError:
-        return text or "", []  # the kernel reports malformed Tags; enrichment leaves them alone
-    if not isinstance(bill, dict):
-        return text or "", []
-    present: dict[str, list[str]] = {}  # canonical key -> the bill's keys for it
-    for key, value in bill.items():
-        if value is not None and str(value).strip() != "":
-            present.setdefault(normalizer.normalize_key(key), []).append(key)
+    merged = dict(bill.tags)
     filled: list[tuple[str, Fill, str | None]] = []
     for tag in sorted(candidates):
         for source in precedence.order(tag):
-            if source == BILL and tag in present:
+            if source == BILL and tag in bill.present:
                 break
             if source != BILL and source in candidates[tag]:
-                replaced = [bill.pop(k) for k in present.get(tag, [])]
+                replaced = [merged.pop(k) for k in bill.present.get(tag, ())]
                 fill = candidates[tag][source]
-                bill[tag] = fill.value
+                merged[tag] = fill.value
                 filled.append((tag, fill, str(replaced[0]) if replaced else None))
                 break
     if not filled:
-        return text or "", []
-    return json.dumps(dict(sorted(bill.items())), ensure_ascii=False, separators=(",", ":")), filled
+        return "", []
+    return json.dumps(dict(sorted(merged.items())), ensure_ascii=False, separators=(",", ":")), filled
 
 
 def _provenance(records: pa.Table, fills: Sequence[Sequence[tuple[str, Fill, str | None]]],
