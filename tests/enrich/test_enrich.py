@@ -161,3 +161,25 @@ def test_the_cli_takes_a_fresh_snapshot_and_explain_prints_the_source(tmp_path: 
     assert explained.exit_code == 0, explained.output
     stamp = taken.output.split(" at ")[1].split(" ")[0]
     assert f"tag cost-center = CC-2 from cmdb (files) snapshot {stamp}, resource i-{known[-1]:04d}" in explained.output
+
+
+def test_a_corrupt_snapshot_is_a_located_error(tmp_path: Path, month) -> None:  # type: ignore[no-untyped-def]
+    lines, _, _ = month
+    policy = policy_for(tmp_path)
+    make_engine(policy, builtins=True).run([line_items(*lines)], "2026-10")
+    [snapshot] = (tmp_path / "cache" / "enrichment" / "2026-10").glob("cmdb-*/*.parquet")
+    snapshot.write_bytes(b"not parquet")
+    with pytest.raises(InputError, match=f"{snapshot}: not a readable enrichment snapshot .*delete it"):
+        make_engine(policy, builtins=True).run([line_items(*lines)], "2026-10")
+
+
+def test_changing_a_source_s_options_takes_a_new_snapshot(tmp_path: Path, month) -> None:  # type: ignore[no-untyped-def]
+    lines, _, known = month
+    first = make_engine(policy_for(tmp_path), builtins=True).run([line_items(*lines)], "2026-10")
+    (tmp_path / "other.csv").write_text("id,CostCenter\n" + "".join(f"i-{i:04d},CC-3\n" for i in known),
+                                        encoding="utf-8")
+    other = make_policy(builtins=True, rules=RULES, directory=tmp_path, tags={"aliases": {"costcenter": "cost-center"}},
+                        enrich={"cache": "cache", "sources": [{"enricher": "files", "id": "cmdb",
+                                                               "path": str(tmp_path / "other.csv")}]})
+    second = make_engine(other, builtins=True).run([line_items(*lines)], "2026-10")
+    assert {cc: a for cc, _, a in second.summary()}["CC-3"] > {cc: a for cc, _, a in first.summary()}["CC-3"]

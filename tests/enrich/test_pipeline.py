@@ -105,3 +105,9 @@ def test_run_current_without_a_collect_says_what_to_do(tmp_path: Path, policy, m
     engine = make_engine(policy, builtins=True)
     with pytest.raises(InputError, match="nothing collected for .* run chargeback collect --period"):
         month_to_date(engine, current_period())
+
+
+def test_a_policy_without_sources_has_nothing_to_collect(tmp_path: Path) -> None:
+    policy = make_policy(builtins=True, rules=RULES)
+    with pytest.raises(InputError, match="has no spec.sources to collect"):
+        collect(policy, make_registry(builtins=True), OCTOBER, tmp_path)
