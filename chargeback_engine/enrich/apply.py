@@ -168,15 +168,15 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
 
 def _groups(columns: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of several code columns (one per row of the result) and, for
-    every line, its group."""
-    stacked = np.stack(columns, axis=1)
-    if np.prod([float(s + 1) for s in sizes]) < 2.0**62:  # one int64 per line sorts fastest
+    every line, its group. The codes are combined into one int64 per line when they fit,
+    which sorts fastest and holds one column, not a copy of all of them."""
+    if np.prod([float(s + 1) for s in sizes]) < 2.0**62:
         combined = np.zeros(len(columns[0]), dtype=np.int64)
         for codes, size in zip(columns, sizes, strict=True):
             combined = combined * (size + 1) + codes
         _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-        return stacked[first], inverse
-    distinct, inverse = np.unique(stacked, axis=0, return_inverse=True)
+        return np.stack([codes[first] for codes in columns], axis=1), inverse.reshape(-1)
+    distinct, inverse = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
     return distinct, inverse.reshape(-1)
 
 

@@ -81,3 +81,19 @@ def test_per_key_enrichment_equals_the_line_by_line_merge(lines, first, second, 
     assert got == expected
     filled_lines = {row - 1 for row in provenance["x_SourceRow"].to_pylist()}
     assert filled_lines == {i for i, (t, _, _) in enumerate(lines) if expected[i] is not t}
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=30),
+       st.booleans())
+def test_groups_give_every_line_its_distinct_row(rows, huge) -> None:  # type: ignore[no-untyped-def]
+    """Both ways of grouping: one combined int64 key, and rows compared whole when the key would overflow."""
+    import numpy as np
+
+    from chargeback_engine.enrich.apply import _groups
+
+    columns = [np.array([r[i] for r in rows], dtype=np.int64) for i in range(3)]
+    sizes = [2**30] * 3 if huge else [4, 4, 4]
+    distinct, inverse = _groups(columns, sizes)
+    assert [tuple(distinct[g]) for g in inverse] == rows
+    assert len({tuple(d) for d in distinct.tolist()}) == len(distinct) == len(set(rows))
