@@ -97,8 +97,8 @@ from chargeback_engine.cli.report import alerts, bench_anomalies, bench_forecast
 from chargeback_engine.cli.run import explain, run, test  # noqa: E402
 from chargeback_engine.cli.tags import report_tags  # noqa: E402
 
-for _command in (alerts, bench, budget, collect_command, enrich_command, explain, plan_command, plugins_command, report, run, schema_command, test,
-                 validate_command, *FINANCE_COMMANDS):
+for _command in (alerts, bench, budget, collect_command, enrich_command, explain, plan_command, plugins_command,
+                 report, run, schema_command, test, validate_command, *FINANCE_COMMANDS):
     main.add_command(_command)
 report.add_command(report_tags)
 bench.add_command(bench_anomalies)

@@ -74,7 +74,8 @@ def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, 
         carry: tuple[str, ...], engine_name: str, spark_master: str | None, exporters: tuple[str, ...]) -> None:
     """Allocate a period's cost data and write ledger, summary, FOCUS and manifest into OUT."""
     engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
-                    exporters=exporters or (*DEFAULT_EXPORTERS, EnrichmentExporter.name), engine=engine_name, spark_master=spark_master)
+                    exporters=exporters or (*DEFAULT_EXPORTERS, EnrichmentExporter.name), engine=engine_name,
+                    spark_master=spark_master)
     month = parse_period(period)
     stages = len(engine.policies.for_period(month).stages)
     with _progress(_FIXED_STEPS + stages + len(engine.exporters)) as progress:
