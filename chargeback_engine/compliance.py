@@ -119,7 +119,8 @@ def tag_report(runs: Sequence[str | Path], policies: Policy | PolicySet, *, top:
     directories = [Path(r) for r in runs]
     if not directories:
         raise InputError("give at least one run directory")
-    policy = policies if isinstance(policies, Policy) else policies.for_period(Period.parse(_period_of(directories[-1])))
+    policy = policies if isinstance(policies, Policy) \
+        else policies.for_period(Period.parse(_period_of(directories[-1])))
     spec_tags = policy.document.get("spec", {}).get("tags", {})
     required = tuple(policy.tags.normalize_key(t) for t in spec_tags.get("required", []))
     if not required:
@@ -131,7 +132,8 @@ def tag_report(runs: Sequence[str | Path], policies: Policy | PolicySet, *, top:
         trend += [_with_key(c, _period_of(directory)) for c in _grouped(con, "'all'")]
     [(run_id, period)] = con.execute("SELECT any_value(run_id), any_value(period) FROM manifest").fetchall()
     untagged = con.sql(f"""
-        SELECT coalesce(resource_id, '(no resource id)'), coalesce(account, '-'), currency, sum(amount), count(DISTINCT line),
+        SELECT coalesce(resource_id, '(no resource id)'), coalesce(account, '-'), currency, sum(amount),
+               count(DISTINCT line),
                list_distinct(flatten(list(missing))), max(owner)
         FROM lines WHERE NOT compliant GROUP BY ALL ORDER BY sum(amount) DESC, 1 LIMIT {int(top)}
     """).fetchall()

@@ -123,7 +123,8 @@ def cached_sources(period: Period, root: Path) -> list[CollectedSource]:
             raise InputError(f"{folder / pointer['file']}: cannot read the stored version: {exc}") from None
         sources.append(CollectedSource(pointer["source_id"], table, pointer["version"], pointer.get("details", {})))
     if not sources:
-        raise InputError(f"nothing collected for {period} in {directory}; run chargeback collect --period {period} first")
+        raise InputError(f"nothing collected for {period} in {directory}; "
+                         f"run chargeback collect --period {period} first")
     return sorted(sources, key=lambda s: s.source_id)
 
 

@@ -134,17 +134,22 @@ class _Precedence:
         return order if BILL in order else (*order, BILL)
 
 
-def _lookups(snapshots: Sequence[Snapshot], normalizer: TagNormalizer) -> dict[str, dict[str, dict[str, dict[str, Fill]]]]:
+#: source id -> scope -> folded key -> canonical tag -> fill
+_Lookups = dict[str, dict[str, dict[str, dict[str, Fill]]]]
+
+
+def _lookups(snapshots: Sequence[Snapshot], normalizer: TagNormalizer) -> _Lookups:
     """source id -> scope -> folded key -> canonical tag -> fill; once per inventory row.
 
     Two tags of one record that normalise to one key are resolved as the bill's are
     (``prefer-exact``): the tag already canonical, else the smallest in code-point order."""
-    lookups: dict[str, dict[str, dict[str, dict[str, Fill]]]] = {}
+    lookups: _Lookups = {}
     for snapshot in snapshots:
         by_scope: dict[str, dict[str, dict[str, Fill]]] = {}
         ranks: dict[tuple[str, str, str], tuple[int, str]] = {}
         columns = snapshot.table.to_pydict()
-        for scope, key, tag, value in zip(columns["scope"], columns["key"], columns["tag"], columns["value"], strict=True):
+        rows = zip(columns["scope"], columns["key"], columns["tag"], columns["value"], strict=True)
+        for scope, key, tag, value in rows:
             canonical, folded = normalizer.normalize_key(tag), key.casefold()
             rank = (0 if tag == canonical else 1, tag)
             if ranks.setdefault((scope, folded, canonical), rank) < rank:
@@ -215,8 +220,7 @@ def _enrich(records: pa.Table, snapshots: Sequence[Snapshot], precedence: _Prece
     return tags, _provenance(records, fills, line_group)
 
 
-def _candidates(lookups: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Fill]]]],
-                resource: str | None, account: str | None) -> dict[str, dict[str, Fill]]:
+def _candidates(lookups: _Lookups, resource: str | None, account: str | None) -> dict[str, dict[str, Fill]]:
     """canonical tag -> source id -> the value that source holds for these lines."""
     keys = {"resource": resource.casefold() if resource else None,
             "account": account.casefold() if account else None}

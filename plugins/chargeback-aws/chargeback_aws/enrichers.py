@@ -61,7 +61,8 @@ class ResourceTagsEnricher:
             request: dict[str, Any] = {"ResourcesPerPage": RESOURCES_PER_PAGE}
             if options.get("resource_types"):
                 request["ResourceTypeFilters"] = list(options["resource_types"])
-            pages = PageLog(f"{RESOURCE_TAGS}: GetResources {region or 'default region'}", page_limit=RESOURCES_PER_PAGE)
+            where = f"{RESOURCE_TAGS}: GetResources {region or 'default region'}"
+            pages = PageLog(where, page_limit=RESOURCES_PER_PAGE)
             token: str | None = None
             while True:
                 page = call(self._retry, partial(client.get_resources, **request, **({"PaginationToken": token}
