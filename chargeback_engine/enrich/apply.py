@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chargeback_engine.enrich.model import BILL
 from chargeback_engine.enrich.snapshots import Snapshot, cache_root, latest_snapshot, take_snapshot, write_atomically
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import ENCODED_TEXT
@@ -35,8 +36,6 @@ from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.match import TagNormalizer
 from chargeback_engine.policy.model import Policy
 
-#: The bill's own tags in ``spec.enrich.precedence``.
-BILL = "bill"
 #: The source id of the enrichment table among a run's inputs.
 ENRICHMENT_INPUT = "enrichment"
 
@@ -94,7 +93,6 @@ def enrich_records(records: pa.Table, policy: Policy, registry: Registry, period
     if not spec or not spec.get("sources"):
         return records
     snapshots = snapshots_for(policy, registry, period)
-    _check_precedence(spec, snapshots)
     tags, provenance = _enrich(records, snapshots, _Precedence(spec, snapshots), policy.tags)
     for snapshot in snapshots:
         inputs.append(InputInfo(f"enrich:{snapshot.source_id}", file_sha256(snapshot.path), snapshot.table.num_rows,
@@ -105,19 +103,6 @@ def enrich_records(records: pa.Table, policy: Policy, registry: Registry, period
     inputs.append(InputInfo(ENRICHMENT_INPUT, file_sha256(path), provenance.num_rows, path=str(path),
                             details={"filled": {f["values"]: f["counts"] for f in filled}}))
     return records.set_column(records.schema.get_field_index("Tags"), "Tags", tags)
-
-
-def _check_precedence(spec: Mapping[str, Any], snapshots: Sequence[Snapshot]) -> None:
-    known = {BILL, *(s.source_id for s in snapshots)}
-    if len(known) != len(snapshots) + 1:
-        raise InputError("spec.enrich.sources: two entries share an id; give each an `id`")
-    precedence = spec.get("precedence", {})
-    lists = {"default": precedence.get("default", [])} | {f"keys.{k}": v for k, v in precedence.get("keys", {}).items()}
-    for where, ids in lists.items():
-        unknown = sorted(set(ids) - known)
-        if unknown:
-            raise InputError(f"spec.enrich.precedence.{where}: {', '.join(unknown)} is not bill or a source id "
-                             f"({', '.join(sorted(known))})")
 
 
 class _Precedence:

@@ -18,6 +18,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 Scope = Literal["resource", "resource-group", "account"]
 SCOPES: tuple[Scope, ...] = ("resource", "resource-group", "account")
 
+#: The bill's own tags in ``spec.enrich.precedence``.
+BILL = "bill"
+
 
 @dataclass(frozen=True)
 class TagRecord:

@@ -127,11 +127,18 @@ def test_precedence_per_key_puts_the_inventory_before_the_bill(tmp_path: Path) -
     assert {cc: a for cc, _, a in result.summary() if a} == {"CC-3": Decimal(10), "CC-1": Decimal(5)}
 
 
-def test_an_unknown_precedence_id_is_an_error(tmp_path: Path, month) -> None:  # type: ignore[no-untyped-def]
-    lines, _, _ = month
-    policy = policy_for(tmp_path, precedence={"default": ["bill", "inventory"]})
-    with pytest.raises(InputError, match="inventory is not bill or a source id"):
-        make_engine(policy, builtins=True).run([line_items(*lines)], "2026-10")
+def test_precedence_ids_are_checked_where_they_are_written(tmp_path: Path, month) -> None:  # type: ignore[no-untyped-def]
+    from chargeback_engine.errors import PolicyError
+
+    with pytest.raises(PolicyError) as raised:
+        policy_for(tmp_path, precedence={"default": ["bill", "inventry"], "keys": {"team": ["cmdb", "bil"]}})
+    messages = [f"{d.path}: {d.message}" for d in raised.value.diagnostics]
+    assert messages == [
+        "$.spec.enrich.precedence.default[1]: 'inventry' is not bill or a source id (bill, cmdb)",
+        "$.spec.enrich.precedence.keys.team[1]: 'bil' is not bill or a source id (bill, cmdb); did you mean 'bill'?"]
+    with pytest.raises(PolicyError, match=r"\$.spec.enrich.sources\[1\]: source id 'files' is used twice"):
+        make_policy(builtins=True, directory=tmp_path, enrich={"sources": [
+            {"enricher": "files", "path": "a.csv"}, {"enricher": "files", "path": "b.csv"}]})
 
 
 def test_a_policy_without_enrich_leaves_the_tags_alone(month) -> None:  # type: ignore[no-untyped-def]
