@@ -29,7 +29,6 @@ import pyarrow.compute as pc
 
 from chargeback_engine.enrich.model import BILL
 from chargeback_engine.enrich.snapshots import Snapshot, cache_root, latest_snapshot, take_snapshot, write_atomically
-from chargeback_engine.errors import InputError
 from chargeback_engine.focus import ENCODED_TEXT
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry
