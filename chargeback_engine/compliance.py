@@ -4,7 +4,8 @@ Reads a run's outputs: ``focus_allocated.parquet`` (each line's enriched ``Tags`
 resource and the amount directly allocated to each cost center, stage 0) and, when the run
 enriched tags, ``enrichment.parquet`` (which source filled which tag). The tags are
 normalised as the policy normalises them, once per distinct ``Tags`` text; DuckDB does the
-sums, so amounts stay exact ``DECIMAL``. Several runs (one per period, or the daily
+sums, so amounts stay exact ``DECIMAL``. Spend is gross: each amount counts by its absolute
+value, so a credit on an untagged line does not make the tagged share exceed 100%. Several runs (one per period, or the daily
 month-to-date runs) give the trend.
 """
 
@@ -179,7 +180,7 @@ def _lines(directory: Path, policy: Policy, required: tuple[str, ...], owner_tag
         CREATE TABLE lines AS
         SELECT f.x_SourceId || '#' || f.x_SourceRow AS line, f.x_SourceId AS source_id, f.x_SourceRow AS source_row,
                f.SubAccountId AS account, f.ResourceId AS resource_id, f.x_CostCenterId AS cost_center,
-               f.BillingCurrency AS currency, f."{cost}" AS amount, t.compliant, t.missing, t.owner
+               f.BillingCurrency AS currency, abs(f."{cost}") AS amount, t.compliant, t.missing, t.owner
         FROM focus f JOIN tag_facts t ON f.Tags IS NOT DISTINCT FROM t.tags
         WHERE json_extract(f.AllocatedMethodDetails, '$.stage')::INTEGER = 0
     """)

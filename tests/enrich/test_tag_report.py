@@ -23,7 +23,8 @@ def month() -> list[dict]:
     lines = []
     for i in range(60):
         tags = {"team": "web"} if i % 10 < 3 else {"cost-center": f"CC-{i % 3 + 1}", "team": "web"}
-        lines.append({"BilledCost": Decimal(f"{i + 1}.{i:02d}"), "ResourceId": f"i-{i:04d}",
+        amount = Decimal(f"{i + 1}.{i:02d}") * (-1 if i == 52 else 1)  # an untagged credit
+        lines.append({"BilledCost": amount, "ResourceId": f"i-{i:04d}",
                       "SubAccountId": ACCOUNTS[i % 2], "Tags": tags})
     return lines
 
@@ -48,7 +49,7 @@ def run_months(tmp_path: Path) -> tuple[list[dict], list[int], object]:
 def test_the_figures_match_an_independent_count(tmp_path: Path) -> None:
     lines, known, policy = run_months(tmp_path)
     report = tag_report([tmp_path / "sep", tmp_path / "oct"], policy, top=3)
-    cost = [line["BilledCost"] for line in lines]
+    cost = [abs(line["BilledCost"]) for line in lines]  # gross spend
     compliant = [("cost-center" in line["Tags"]) or i in known for i, line in enumerate(lines)]
 
     [total] = report.total
