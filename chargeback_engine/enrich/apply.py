@@ -38,17 +38,19 @@ from chargeback_engine.policy.model import Policy
 #: The source id of the enrichment table among a run's inputs.
 ENRICHMENT_INPUT = "enrichment"
 
+#: The enrichment table. Text is dictionary-encoded: a month has millions of filled tags
+#: but few distinct sources, tags and values, so each row holds indices, not copies.
 ENRICHMENT_SCHEMA = pa.schema([
-    pa.field("x_SourceId", pa.string()),
+    pa.field("x_SourceId", ENCODED_TEXT),
     pa.field("x_SourceRow", pa.int64()),
-    pa.field("tag", pa.string()),
-    pa.field("value", pa.string()),
-    pa.field("source", pa.string()),  # the spec.enrich.sources id
-    pa.field("enricher", pa.string()),
-    pa.field("snapshot", pa.string()),  # when the snapshot was taken, 2026-10-31T23:00Z
-    pa.field("scope", pa.string()),  # resource, resource-group or account
-    pa.field("key", pa.string()),  # the resource id, group or account the value was found under
-    pa.field("replaced", pa.string()),  # the bill's value, when the precedence put the inventory first
+    pa.field("tag", ENCODED_TEXT),
+    pa.field("value", ENCODED_TEXT),
+    pa.field("source", ENCODED_TEXT),  # the spec.enrich.sources id
+    pa.field("enricher", ENCODED_TEXT),
+    pa.field("snapshot", ENCODED_TEXT),  # when the snapshot was taken, 2026-10-31T23:00Z
+    pa.field("scope", ENCODED_TEXT),  # resource, resource-group or account
+    pa.field("key", ENCODED_TEXT),  # the resource id, group or account the value was found under
+    pa.field("replaced", ENCODED_TEXT),  # the bill's value, when the precedence put the inventory first
 ])
 
 #: Narrower scopes win within one source: a resource's own tag over its group's and account's.
@@ -274,17 +276,22 @@ def _provenance(records: pa.Table, fills: Sequence[Sequence[tuple[str, Fill, str
     within = np.arange(len(repeated)) - np.repeat(np.cumsum(per_line) - per_line, per_line)
     entries = starts[line_group[repeated]] + within
     flat = [entry for group in fills for entry in group]
-    table = pa.table({
+    per_fill = {
         "tag": [t for t, _, _ in flat], "value": [f.value for _, f, _ in flat],
         "source": [f.source.source_id for _, f, _ in flat], "enricher": [f.source.enricher for _, f, _ in flat],
         "snapshot": [f.source.stamp for _, f, _ in flat], "scope": [f.scope for _, f, _ in flat],
-        "key": [f.key for _, f, _ in flat], "replaced": pa.array([r for _, _, r in flat], pa.string()),
-    }, schema=pa.schema(list(ENRICHMENT_SCHEMA)[2:]))
-    at = pa.array(repeated, pa.int64())
-    line_ids = pa.table({"x_SourceId": records["x_SourceId"].take(at).cast(pa.string()),
-                         "x_SourceRow": records["x_SourceRow"].take(at)})
-    rows = table.take(pa.array(entries, pa.int64()))
-    return pa.Table.from_arrays([*line_ids.columns, *rows.columns], schema=ENRICHMENT_SCHEMA)
+        "key": [f.key for _, f, _ in flat], "replaced": [r for _, _, r in flat],
+    }
+    at, entry = pa.array(repeated, pa.int64()), pa.array(entries, pa.int64())
+    columns = [_encoded(records["x_SourceId"]).take(at), records["x_SourceRow"].take(at)]
+    columns += [_encoded(pa.array(values, pa.string())).take(entry) for values in per_fill.values()]
+    return pa.Table.from_arrays(columns, schema=ENRICHMENT_SCHEMA)
+
+
+def _encoded(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``column`` as one dictionary-encoded array (:data:`ENCODED_TEXT`)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return (array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)).cast(ENCODED_TEXT)
 
 
 def _store_provenance(provenance: pa.Table, root: Path, period: Period) -> Path:
