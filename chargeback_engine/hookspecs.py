@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from chargeback_engine.components import Allocator, Collector, Exporter, Notifier
+    from chargeback_engine.enrich.model import Enricher
 
 PROJECT_NAME = "chargeback_engine"
 ENTRY_POINT_GROUP = "chargeback_engine"
@@ -64,6 +65,16 @@ def chargeback_register_notifiers(register: Callable[[Notifier], None]) -> None:
     """Contribute notifiers, which deliver budget and anomaly alerts (chat, webhook, email).
 
     :param register: call once per :class:`~chargeback_engine.components.Notifier`.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def chargeback_register_enrichers(register: Callable[[Enricher], None]) -> None:
+    """Contribute enrichers, which read a resource inventory's tags (usable in ``spec.enrich``).
+
+    :param register: call once per :class:`~chargeback_engine.enrich.model.Enricher`.
 
     .. versionadded:: 0.1.0
     """

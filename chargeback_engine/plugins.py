@@ -27,6 +27,7 @@ from jsonschema.exceptions import SchemaError
 
 from chargeback_engine import hookspecs
 from chargeback_engine.components import Allocator, Collector, Exporter, Notifier
+from chargeback_engine.enrich.model import Enricher
 from chargeback_engine.errors import ChargebackError, PluginError
 
 #: Comma-separated plugin names. ``--allow-plugin`` replaces the allow-list from the
@@ -232,6 +233,7 @@ class Registry:
     allocators: dict[str, Registered[Allocator]] = field(default_factory=dict)
     exporters: dict[str, Registered[Exporter]] = field(default_factory=dict)
     notifiers: dict[str, Registered[Notifier]] = field(default_factory=dict)
+    enrichers: dict[str, Registered[Enricher]] = field(default_factory=dict)
 
     def allocator(self, name: str) -> Allocator:
         return self.allocators[name].component
@@ -286,6 +288,7 @@ KINDS: Mapping[str, Kind] = {
                        ("check", "targets", "fields", "resolve")),
     "exporters": Kind("chargeback_register_exporters", Exporter, "options_schema", ("export",)),
     "notifiers": Kind("chargeback_register_notifiers", Notifier, "options_schema", ("send",)),
+    "enrichers": Kind("chargeback_register_enrichers", Enricher, "options_schema", ("inventory",)),
 }
 
 

@@ -5,8 +5,8 @@
   never what happens to be installed.
 - :func:`make_policy`: a small policy, validated like a policy file, for those plugins.
 - :func:`line_items`: a FOCUS cost table from a few dicts, with exact decimals.
-- :class:`CollectorContract`, :class:`AllocatorContract` and :class:`ExporterContract`:
-  subclass one in your test module and pytest runs every check a component must pass to
+- :class:`CollectorContract`, :class:`AllocatorContract`, :class:`ExporterContract` and
+  :class:`EnricherContract`: subclass one in your test module and pytest runs every check a component must pass to
   work inside the engine.
 
 See ``docs/testing-plugins.md`` for worked examples.
@@ -27,10 +27,13 @@ import pyarrow.compute as pc
 import pytest
 from jsonschema import Draft202012Validator
 
+from chargeback_engine import hookimpl
 from chargeback_engine.components import CollectedSource, Finding
 from chargeback_engine.engine.items import build_line_items
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.runner import Engine
+from chargeback_engine.enrich.model import SCOPES, TagRecord
+from chargeback_engine.enrich.snapshots import snapshot_table
 from chargeback_engine.errors import ChargebackError, InputError
 from chargeback_engine.focus import (
     COST_TABLE_SCHEMA,
@@ -56,6 +59,7 @@ from chargeback_engine.policy.schema import assemble_schema
 __all__ = [
     "AllocatorContract",
     "CollectorContract",
+    "EnricherContract",
     "ExporterContract",
     "line_items",
     "make_engine",
@@ -420,6 +424,76 @@ class ExporterContract(_ComponentContract):
         assert listed == sorted(p.name for p in written.outputs if p.name != "manifest.json")
         shown = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))  # not .current
         assert shown == sorted([*listed, "manifest.json"])
+
+
+class EnricherContract(_ComponentContract):
+    """Subclass as ``class TestMyEnricher(EnricherContract)``; set ``plugin`` and ``name``.
+
+    Override the ``options`` fixture to return one ``spec.enrich.sources`` entry that works
+    in the test (a file in ``tmp_path``, a moto account, a recorded transport) and
+    ``bad_options`` to one whose inventory is malformed or refused.
+    """
+
+    kind = "enrichers"
+    schema_attribute = "options_schema"
+
+    @pytest.fixture
+    def options(self) -> Mapping[str, Any]:
+        pytest.fail("override the `options` fixture with a spec.enrich.sources entry that works in this test")
+
+    @pytest.fixture
+    def bad_options(self) -> Mapping[str, Any]:
+        pytest.skip("override the `bad_options` fixture with an entry whose inventory is malformed")
+
+    @pytest.fixture
+    def records(self, component: Any, options: Mapping[str, Any]) -> list[TagRecord]:
+        return list(component.inventory(options))
+
+    def test_options_match_the_schema(self, options: Mapping[str, Any]) -> None:
+        errors = [e.message for e in _assembled_validator(self.plugin, "enricher", self.name).iter_errors(options)]
+        assert not errors, errors
+
+    def test_yields_tag_records(self, records: list[TagRecord]) -> None:
+        assert records, "inventory() yielded nothing"
+        for record in records:
+            assert isinstance(record, TagRecord), record
+            assert record.scope in SCOPES, record
+            assert isinstance(record.key, str) and record.key, record
+            assert all(isinstance(k, str) and isinstance(v, str) for k, v in record.tags.items()), record
+
+    def test_reading_twice_gives_the_same_snapshot(self, component: Any, options: Mapping[str, Any],
+                                                   records: list[TagRecord]) -> None:
+        assert snapshot_table(component.inventory(options)).equals(snapshot_table(records))
+
+    def test_bad_input_is_an_input_error(self, component: Any, bad_options: Mapping[str, Any]) -> None:
+        with pytest.raises(InputError):
+            list(component.inventory(bad_options))
+
+    def test_the_engine_fills_an_untagged_line_from_it(self, component: Any, options: Mapping[str, Any],
+                                                       records: list[TagRecord], tmp_path: Path) -> None:
+        plugin = _ContributesEnricher(component)  # this fixture's component, with its test doubles
+        record = next(r for r in records if r.tags)
+        line: dict[str, Any] = {"BilledCost": "1.2345678901", "Tags": {}}
+        if record.scope == "account":
+            line["SubAccountId"] = record.key
+        else:
+            line["ResourceId"] = record.key if record.scope == "resource" else f"{record.key}/providers/x/y/z"
+        policy = make_policy(plugin, directory=tmp_path, enrich={"cache": "cache", "sources": [dict(options)]})
+        result = make_engine(policy, plugin).run([line_items(line)], "2026-10")
+        [tags] = result.records["Tags"].to_pylist()
+        normalized = {policy.tags.normalize_key(k): policy.tags.normalize_value(v) for k, v in record.tags.items()}
+        assert {k: v for k, v in json.loads(tags).items() if k in normalized} == normalized
+
+
+class _ContributesEnricher:
+    """A plugin registering one given enricher object (a contract's ``component`` fixture)."""
+
+    def __init__(self, enricher: Any):
+        self.enricher = enricher
+
+    @hookimpl
+    def chargeback_register_enrichers(self, register: Any) -> None:
+        register(self.enricher)
 
 
 def _assembled_validator(plugin: object, block: str, name: str) -> Draft202012Validator:

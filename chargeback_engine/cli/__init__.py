@@ -138,15 +138,19 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
 
 # Commands, one module per area; each command is one call into the library.
 from chargeback_engine.cli.bench import bench  # noqa: E402
+from chargeback_engine.cli.collect import collect_command  # noqa: E402
+from chargeback_engine.cli.enrich import enrich_command  # noqa: E402
 from chargeback_engine.cli.finance import COMMANDS as FINANCE_COMMANDS  # noqa: E402
 from chargeback_engine.cli.plan import plan_command  # noqa: E402
 from chargeback_engine.cli.plugins import plugins_command  # noqa: E402
 from chargeback_engine.cli.policy import explain_policy_command, schema_command, validate_command  # noqa: E402
 from chargeback_engine.cli.report import alerts, bench_anomalies, bench_forecast, budget, report  # noqa: E402
 from chargeback_engine.cli.run import explain, run, test  # noqa: E402
+from chargeback_engine.cli.tags import report_tags  # noqa: E402
 
-for _command in (alerts, bench, budget, explain, explain_policy_command, plan_command, plugins_command, report, run, schema_command, test,
-                 validate_command, *FINANCE_COMMANDS):
+for _command in (alerts, bench, budget, collect_command, enrich_command, explain, explain_policy_command, plan_command,
+                 plugins_command, report, run, schema_command, test, validate_command, *FINANCE_COMMANDS):
     main.add_command(_command)
+report.add_command(report_tags)
 bench.add_command(bench_anomalies)
 bench.add_command(bench_forecast)

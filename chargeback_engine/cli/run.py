@@ -18,8 +18,10 @@ from chargeback_engine.engine.explain import explain_cost_center, explain_record
 from chargeback_engine.engine.policytest import run_policy_tests
 from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.engine.runner import DEFAULT_EXPORTERS, Engine, Progress
+from chargeback_engine.enrich.explain import explain_enrichment
 from chargeback_engine.exporters.write import check_writable
 from chargeback_engine.periods import Period
+from chargeback_engine.pipeline import month_to_date, parse_period
 from chargeback_engine.policy.loader import load_policies
 
 #: Steps of a run besides its shared stages and its exporters: collect, decide, allocate,
@@ -71,7 +73,8 @@ def _summary_json(result: RunResult) -> dict[str, object]:
               help="Policy file or directory (repeatable).")
 @click.option("--input", "inputs", multiple=True,
               help="FOCUS CSV/Parquet file, directory or glob (repeatable); the policy's sources: are collected too.")
-@click.option("--period", required=True, help="Billing period, YYYY-MM.")
+@click.option("--period", required=True,
+              help="Billing period, YYYY-MM; 'current' runs this month to date from what chargeback collect stored.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the outputs.")
 @click.option("--carry", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="schedule.parquet of an earlier run: its parts for this period join the ledger (repeatable).")
@@ -80,8 +83,8 @@ def _summary_json(result: RunResult) -> dict[str, object]:
 @click.option("--spark-master", help="Spark master URL for --engine spark (default: the active session, else local[2]).")
 @click.option("--export", "exports", multiple=True, metavar="NAME",
               help="Also write this exporter's output (repeatable): allocations-csv, focus-allocated or a plugin's "
-                   f"exporter. Always written: {', '.join(DEFAULT_EXPORTERS)} (schedule when there is one), the "
-                   "policy's spec.exports, and manifest.json.")
+                   f"exporter. Always written: {', '.join(DEFAULT_EXPORTERS)} (schedule when there is one), "
+                   "enrichment when the policy enriches tags, the policy's spec.exports, and manifest.json.")
 @format_option
 @click.pass_obj
 def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str,  # type: ignore[no-untyped-def]
@@ -91,9 +94,13 @@ def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, 
     check_writable(out)
     engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
                     engine=engine_name, spark_master=spark_master)
-    policy = engine.policies.for_period(Period.parse(period))
+    month = parse_period(period)
+    policy = engine.policies.for_period(month)
     with _progress(_FIXED_STEPS + len(policy.stages) + len(engine.exports(policy, exports))) as progress:
-        result = engine.run(list(inputs), period, out=out, progress=progress, carry=carry, export=exports)
+        if period == "current":
+            result = month_to_date(engine, month, list(inputs), out=out, progress=progress, carry=carry, export=exports)
+        else:
+            result = engine.run(list(inputs), month, out=out, progress=progress, carry=carry, export=exports)
     if output_format == "json":
         echo_json(_summary_json(result))
     else:
@@ -118,6 +125,8 @@ def explain(out: str, record_id: str | None, cost_center: str | None, policies: 
         return
     names = {cc.id: cc.name for p in load_policies(policies).policies for cc in p.cost_centers} if policies else {}
     click.echo(_record_text(found, names) if record_id else _cost_center_text(found, names))
+    if record_id and (enriched := explain_enrichment(out, record_id)):
+        click.echo(enriched)
 
 
 def _record_text(found: dict[str, Any], names: dict[str, str]) -> str:

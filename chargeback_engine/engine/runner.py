@@ -27,6 +27,7 @@ from chargeback_engine.engine.kernel import Kernel, _digest
 from chargeback_engine.engine.memory import release_arrow_memory
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.tags import TagColumns, with_tag_columns
+from chargeback_engine.enrich.apply import enrich_records
 from chargeback_engine.errors import ConservationError, InputError
 from chargeback_engine.focus import TIMESTAMP
 from chargeback_engine.exporters.write import check_writable, write_outputs
@@ -94,6 +95,8 @@ class Engine:
             chosen.update((name, {}) for name in DEFAULT_EXPORTERS)
             for entry in policy.document.get("spec", {}).get("exports", []):
                 chosen[entry["exporter"]] = {k: v for k, v in entry.items() if k != "exporter"}
+        if policy.document.get("spec", {}).get("enrich"):
+            chosen.setdefault("enrichment", {})  # what the inventory filled, for explain
         for name in extra:
             chosen.setdefault(name, {})
         return list(chosen.items())
@@ -127,6 +130,7 @@ class Engine:
         carried, carried_infos = read_carried(carry, period)
         infos += carried_infos
         records = combine(sources)  # empties ``sources``
+        records = enrich_records(records, policy, self.registry, period, infos)  # appends its snapshots to infos
         kernel = Kernel(policy, self.registry, period)
         _check_currencies(records, kernel)
         _check_period(records, period, policy.document.get("spec", {}).get("out_of_period", "error"))

@@ -119,7 +119,33 @@ _DEFS: dict[str, Any] = {
                 "additionalProperties": {"$ref": "#/$defs/tag-key"},
                 "maxProperties": 500,
             },
+            "required": _list({"$ref": "#/$defs/tag-key"}, 100, uniqueItems=True,
+                              description="Canonical tag keys every resource must carry (chargeback report tags)."),
+            "owner": {"$ref": "#/$defs/tag-key",
+                      "description": "The tag naming whom to ask about an untagged resource (default owner)."},
         }
+    ),
+    "enrich": _object(
+        {
+            "cache": _text(1024, description="Snapshot cache directory, relative to the policy file "
+                                             "(default $CHARGEBACK_CACHE_DIR, else ~/.cache/chargeback)."),
+            "sources": _list({"$ref": "#/$defs/enricher"}, 20, minItems=1),
+            "precedence": _object(
+                {
+                    "default": _list({"$ref": "#/$defs/id"}, 21, minItems=1, uniqueItems=True,
+                                     description="bill and source ids, first asked first (default: bill, then the "
+                                                 "sources in order)."),
+                    "keys": {
+                        "type": "object",
+                        "description": "Canonical tag key -> its own order of bill and source ids.",
+                        "propertyNames": {"$ref": "#/$defs/tag-key"},
+                        "additionalProperties": _list({"$ref": "#/$defs/id"}, 21, minItems=1, uniqueItems=True),
+                        "maxProperties": 100,
+                    },
+                }
+            ),
+        },
+        required=("sources",),
     ),
     "cost-center": _object(
         {
@@ -232,6 +258,7 @@ _DEFS: dict[str, Any] = {
             "unallocated": {"$ref": "#/$defs/cost-center-id", "default": "UNALLOCATED"},
             "out_of_period": {"enum": ["error", "charge-to-run-period"], "default": "error"},
             "tags": {"$ref": "#/$defs/tags"},
+            "enrich": {"$ref": "#/$defs/enrich"},
             "cost_centers": _list({"$ref": "#/$defs/cost-center"}, 10000, minItems=1),
             "drivers": {
                 "type": "object",
@@ -276,6 +303,7 @@ _SLOTS = (
     ("allocate", "method", "allocators", "params_schema"),
     ("source", "collector", "collectors", "config_schema"),
     ("export", "exporter", "exporters", "options_schema"),
+    ("enricher", "enricher", "enrichers", "options_schema"),
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from chargeback_engine.enrich.checks import check_enrich
 from chargeback_engine.errors import Diagnostic, InputError
 from chargeback_engine.focus import FOCUS_COLUMNS, MONEY_COLUMNS
 from chargeback_engine.plugins import Registry
@@ -203,6 +204,7 @@ class Semantics:
         self.shadowed_rules()
         self.components("sources", "collector", "collectors")
         self.components("exports", "exporter", "exporters")
+        check_enrich(self.spec, self.report)
         return self.found
 
     def effective_dates(self) -> None:

@@ -53,6 +53,7 @@ def test_plugins_json(install_distribution):
             "allocators": ["even-split"],
             "exporters": [],
             "notifiers": [],
+            "enrichers": [],
         }
     ]
 

@@ -68,7 +68,7 @@ def test_registry_holds_what_the_given_plugins_register():
     assert sorted(registry.allocators) == ["by-weight", "even-split"]
     assert registry.allocators["even-split"].plugin == "mine"
     assert registry.names_by_plugin("mine") == {
-        "collectors": [], "allocators": ["by-weight", "even-split"], "exporters": [], "notifiers": []}
+        "collectors": [], "allocators": ["by-weight", "even-split"], "exporters": [], "notifiers": [], "enrichers": []}
 
 
 @pytest.mark.parametrize(
@@ -204,6 +204,7 @@ def test_entry_point_plugins_load_with_their_distribution(install_distribution):
         "allocators": ["even-split"],
         "exporters": [],
         "notifiers": [],
+        "enrichers": [],
     }
 
 

@@ -69,6 +69,7 @@ def test_the_distribution_shows_in_chargeback_plugins(acme):
             "allocators": ["acme-weighted"],
             "exporters": ["acme-journal"],
             "notifiers": [],
+            "enrichers": [],
         }
     ]
     assert acme.marker.exists()

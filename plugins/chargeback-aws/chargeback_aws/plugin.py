@@ -7,10 +7,18 @@ from collections.abc import Callable
 import chargeback_engine
 from chargeback_aws.cost_explorer import CostExplorerCollector
 from chargeback_aws.data_exports import DataExportsCollector
+from chargeback_aws.enrichers import AccountTagsEnricher, ResourceTagsEnricher
 from chargeback_engine.components import Collector
+from chargeback_engine.enrich.model import Enricher
 
 
 @chargeback_engine.hookimpl
 def chargeback_register_collectors(register: Callable[[Collector], None]) -> None:
     register(CostExplorerCollector())
     register(DataExportsCollector())
+
+
+@chargeback_engine.hookimpl
+def chargeback_register_enrichers(register: Callable[[Enricher], None]) -> None:
+    register(ResourceTagsEnricher())
+    register(AccountTagsEnricher())

@@ -7,10 +7,17 @@ from collections.abc import Callable
 import chargeback_engine
 from chargeback_azure.cost_query import CostQueryCollector
 from chargeback_azure.focus_export import FocusExportCollector
+from chargeback_azure.resource_graph import ResourceGraphEnricher
 from chargeback_engine.components import Collector
+from chargeback_engine.enrich.model import Enricher
 
 
 @chargeback_engine.hookimpl
 def chargeback_register_collectors(register: Callable[[Collector], None]) -> None:
     register(CostQueryCollector())
     register(FocusExportCollector())
+
+
+@chargeback_engine.hookimpl
+def chargeback_register_enrichers(register: Callable[[Enricher], None]) -> None:
+    register(ResourceGraphEnricher())

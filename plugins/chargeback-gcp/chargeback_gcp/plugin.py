@@ -6,9 +6,17 @@ from collections.abc import Callable
 
 import chargeback_engine
 from chargeback_engine.components import Collector
+from chargeback_engine.enrich.model import Enricher
 from chargeback_gcp.bigquery_export import BigQueryBillingCollector
+from chargeback_gcp.labels import AssetLabelsEnricher, ProjectLabelsEnricher
 
 
 @chargeback_engine.hookimpl
 def chargeback_register_collectors(register: Callable[[Collector], None]) -> None:
     register(BigQueryBillingCollector())
+
+
+@chargeback_engine.hookimpl
+def chargeback_register_enrichers(register: Callable[[Enricher], None]) -> None:
+    register(ProjectLabelsEnricher())
+    register(AssetLabelsEnricher())
