@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.enrich.snapshots import cache_root, write_atomically
 from chargeback_engine.errors import InputError
-from chargeback_engine.exporters.write import atomic_write_text
+from chargeback_engine.finance.files import write_atomic
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
 from chargeback_engine.policy.model import Policy, PolicySet
@@ -89,7 +89,7 @@ def _store(source: CollectedSource, directory: Path) -> Collected:
     pointer = {"source_id": source.source_id, "version": source.version, "file": file.name,
                "rows": source.table.num_rows, "collected_at": datetime.now(UTC).isoformat(timespec="seconds"),
                "details": dict(source.details)}
-    atomic_write_text(folder / LATEST, json.dumps(pointer, indent=2, sort_keys=True, default=str) + "\n")
+    write_atomic(folder / LATEST, (json.dumps(pointer, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"))
     return Collected(source.source_id, source.version, source.table.num_rows, file, stored=True)
 
 

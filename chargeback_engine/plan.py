@@ -18,7 +18,6 @@ from typing import Any
 from chargeback_engine import display
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.runner import Engine
-from chargeback_engine.money import minor_units, quantum
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from chargeback_engine.engine.dataplane import RunInfo, number_decisions
 from chargeback_engine.engine.store import (

@@ -21,7 +21,6 @@ from functools import cache, cached_property, reduce
 from math import gcd
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,9 +40,8 @@ from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_SCHEMA
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
+from chargeback_engine.policy.checks import driver_rows
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, compile_condition
-from chargeback_engine.policy.paths import contained_path
-from chargeback_engine.policy.sql import ColumnOf, Dialect, first_match_sql
 from chargeback_engine.policy.model import (
     AllocationSpec,
     Policy,
@@ -51,6 +49,7 @@ from chargeback_engine.policy.model import (
     SourceLocation,
     Stage,
 )
+from chargeback_engine.policy.sql import ColumnOf, Dialect, first_match_sql
 
 #: Integer weights are reduced to at most this total, which keeps the data plane's
 #: HUGEINT intermediates (< total²) far from overflow. Below it, weights are exact.
@@ -266,21 +265,11 @@ class Kernel:
         return table.rename_columns(["cost_center", "currency", *fields, "amount"])
 
     # -- drivers and the direct-cost basis --------------------------------------------
-    def _load_driver(self, driver_id: str) -> tuple[dict[str, str], ...]:
+    def _load_driver(self, driver_id: str) -> tuple[dict[str, str | None], ...]:
         driver = next((d for d in self.policy.drivers if d.id == driver_id), None)
         if driver is None:
             raise PolicyError([Diagnostic(self.policy.path, 1, 1, "$.spec.drivers", f"unknown driver {driver_id!r}")])
-        if driver.file is None:
-            return tuple({"period": p, "cost_center": cc, "quantity": str(q)} for p, cc, q in driver.inline)
-        path = contained_path(self.policy.path, driver.file)
-        if not path.exists():
-            raise InputError(f"{path}: driver {driver_id!r} file not found")
-        reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, all_varchar = true, header = true)"
-        table = duckdb.connect().sql(f"SELECT * FROM {reader}", params=[str(path)]).to_arrow_table()
-        missing = {"period", "cost_center", "quantity"} - set(table.column_names)
-        if missing:
-            raise InputError(f"{path}: driver {driver_id!r} lacks column(s) {', '.join(sorted(missing))}")
-        return tuple({k: None if v is None else str(v) for k, v in row.items()} for row in table.to_pylist())
+        return tuple(driver_rows(driver, self.policy.path))
 
     def driver_quantities(self, driver_id: str, filter: Condition | None) -> dict[str, Decimal]:
         quantities: dict[str, Decimal] = {}

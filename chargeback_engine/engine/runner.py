@@ -20,17 +20,23 @@ import pyarrow.compute as pc
 import structlog
 
 from chargeback_engine.components import CollectedSource, Exporter
-from chargeback_engine.engine.inputs import Input, collect, combine, manifest_entry, read_carried
 from chargeback_engine.engine.dataplane import DataPlane, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
+from chargeback_engine.engine.inputs import (
+    Input,
+    collect,
+    combine,
+    manifest_entry,
+    read_carried,
+)
 from chargeback_engine.engine.kernel import Kernel, _digest
 from chargeback_engine.engine.memory import release_arrow_memory
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.tags import TagColumns, with_tag_columns
 from chargeback_engine.enrich.apply import enrich_records
 from chargeback_engine.errors import ConservationError, InputError
-from chargeback_engine.focus import TIMESTAMP
 from chargeback_engine.exporters.write import check_writable, write_outputs
+from chargeback_engine.focus import TIMESTAMP
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
     Registered,

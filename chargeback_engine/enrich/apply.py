@@ -85,10 +85,11 @@ def enrich_records(records: pa.Table, policy: Policy, registry: Registry, period
     """``records`` with their tag gaps filled as the policy's ``spec.enrich`` says.
 
     Each snapshot used, and the enrichment table, are appended to ``inputs`` (the run's
-    :class:`~chargeback_engine.engine.runner.InputInfo` list), so they count in the run id
+    :class:`~chargeback_engine.engine.result.InputInfo` list), so they count in the run id
     and the manifest names them. Without ``spec.enrich`` the records pass unchanged.
     """
-    from chargeback_engine.engine.runner import InputInfo, file_sha256
+    from chargeback_engine.engine.inputs import file_sha256
+    from chargeback_engine.engine.result import InputInfo
 
     spec = policy.document.get("spec", {}).get("enrich")
     if not spec or not spec.get("sources"):

@@ -49,7 +49,7 @@ def enrichment_table_path(out: Path) -> Path | None:
     named = next((i for i in inputs if i.get("source_id") == ENRICHMENT_INPUT and i.get("path")), None)
     if named is None:
         return None
-    from chargeback_engine.engine.runner import file_sha256
+    from chargeback_engine.engine.inputs import file_sha256
 
     path = Path(named["path"])
     if not path.exists() or file_sha256(path) != named.get("sha256"):

@@ -20,10 +20,10 @@ commit happen between two of its opens resolves ``.current`` once and reads from
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
-import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -18,6 +17,7 @@ import duckdb
 from chargeback_engine.components import Finding, JsonPath
 from chargeback_engine.errors import InputError
 from chargeback_engine.policy.model import Driver, Policy
+from chargeback_engine.policy.paths import contained_path
 
 
 def known_cost_centers(policy: Policy) -> frozenset[str]:
@@ -67,9 +67,7 @@ def driver_rows(driver: Driver, policy_file: str | None) -> list[dict[str, str |
     """
     if driver.file is None:
         return [{"period": p, "cost_center": cc, "quantity": str(q)} for p, cc, q in driver.inline]
-    path = Path(driver.file)
-    if not path.is_absolute() and policy_file:
-        path = Path(policy_file).parent / path
+    path = contained_path(policy_file, driver.file)  # a policy may not reach outside its folder
     if not path.is_file():
         raise InputError(f"{path}: driver {driver.id!r} file not found")
     reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, all_varchar = true, header = true)"

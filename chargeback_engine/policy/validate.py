@@ -272,7 +272,7 @@ class Semantics:
         if driver_id not in self._driver_rows:
             driver = next((d for d in self.policy.drivers if d.id == driver_id), None)
             rows = None
-            if driver is not None and (driver.file is None or (Path(self.doc.file).parent / driver.file).is_file()):
+            if driver is not None and (driver.file is None or _readable(self.doc.file, driver.file)):
                 try:
                     rows = driver_rows(driver, self.doc.file)
                 except InputError as error:
@@ -492,3 +492,11 @@ def overlapping_windows(policies: list[tuple[YamlDocument, Policy]]) -> list[Dia
 def _window(policy: Policy) -> str:
     return f"[{policy.effective_from}, {policy.effective_until or '...'})"
 
+
+
+def _readable(policy_file: str, written: str) -> bool:
+    """Is the driver file there, inside the policy's folder? (:meth:`drivers` reports why not.)"""
+    try:
+        return contained_path(policy_file, written).is_file()
+    except InputError:
+        return False

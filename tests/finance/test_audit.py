@@ -252,7 +252,7 @@ def test_rows_added_or_removed_behind_the_products_back(chained: sa.Engine) -> N
     with chained.connect() as connection:
         run = connection.execute(sa.select(runs).where(runs.c.period == "2026-02")).one()
     _tamper(chained, ("runs", "invoices"),
-            f"DELETE FROM invoices WHERE cost_center = 'CC-200'",
+            "DELETE FROM invoices WHERE cost_center = 'CC-200'",
             f"INSERT INTO runs VALUES ('run-forged', '2026-03', 'x', 'x', '{{}}', 'x', '{run.run_key}', 'U', 0)")
     problems = verify(chained).problems
     assert "runs run-forged: no audit record holds this row (added outside the product, or its record was deleted)" \
