@@ -141,6 +141,11 @@ class DataPlane(Protocol):
         (one decision): a negative row for the pool and positive rows for the consumers."""
         ...
 
+    def pool_balances(self, pools: Sequence[str]) -> pa.Table:
+        """What each of ``pools`` still holds: ``cost_center``, ``currency``, ``amount``, for
+        the non-zero balances only."""
+        ...
+
     def balances(self) -> pa.Table:
         """Conservation check input: per ``currency``, ``billing_account_id`` and ``period``
         (of the source line's charge), ``input`` Σ and ``ledger`` Σ."""

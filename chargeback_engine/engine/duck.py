@@ -250,6 +250,13 @@ class DuckDBPlane:
         """, [pool, pool, stage, stage])
         self._con.execute("CHECKPOINT work")
 
+    def pool_balances(self, pools: Sequence[str]) -> pa.Table:
+        return self._con.sql(f"""
+            SELECT l.cost_center, r.BillingCurrency AS currency, {_TO_MONEY.format('sum(l.units)')} AS amount
+            FROM {LEDGER_ROWS} l JOIN src_arrow r ON r.{LINE} = l.line
+            WHERE list_contains(?, l.cost_center) GROUP BY ALL HAVING sum(l.units) <> 0 ORDER BY ALL
+        """, params=[list(pools)]).to_arrow_table()
+
     # -- results ---------------------------------------------------------------------
     def balances(self) -> pa.Table:
         """Each line's ledger rows summed first (a group by an integer), so the line items are

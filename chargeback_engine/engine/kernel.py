@@ -255,7 +255,30 @@ class Kernel:
                                      stage.allocate.method, self.finalize(resolution, direct))
             plane.redistribute(index, stage.pool, split_table([decision], stage_rule=True))
             decisions.append(decision)
+        decisions += self._empty_pools(plane, len(self.policy.stages) + 1)
         return decisions
+
+    def _empty_pools(self, plane: DataPlane, stage: int) -> list[Decision]:
+        """No money stays in a shared pool after the last stage (it reached the pool after
+        its stage ran, or the pool has none): an error naming each pool and amount, or, with
+        ``spec.pool_leftovers: unallocated``, one more stage to the unallocated bucket."""
+        pools = sorted({cc.id for cc in self.policy.cost_centers if cc.shared} | {s.pool for s in self.policy.stages})
+        left = plane.pool_balances(pools).to_pylist() if pools else []
+        if not left:
+            return []
+        if self.policy.document.get("spec", {}).get("pool_leftovers", "error") != "unallocated":
+            held = "; ".join(f"shared pool {r['cost_center']} still holds {r['amount'].normalize():f} {r['currency']}"
+                             for r in left[:5])
+            raise InputError(f"{self.policy.path or self.policy.name}: {held} after the last stage; give it a stage that "
+                             "runs after the money arrives, or set spec.pool_leftovers: unallocated")
+        made = []
+        for offset, pool in enumerate(sorted({r["cost_center"] for r in left})):
+            reason = f"left in shared pool {pool} after the last stage (pool_leftovers: unallocated)"
+            decision = self.decision({"pool": pool, "stage": stage + offset}, None, f"pool-leftovers-{pool}".lower(),
+                                     "unallocated", Shares({self.policy.unallocated: Decimal(1)}, reason))
+            plane.redistribute(stage + offset, pool, split_table([decision], stage_rule=True))
+            made.append(decision)
+        return made
 
     def direct_cost(self, plane: DataPlane, layout: TagColumns, resolutions: Iterable[Resolution]) -> pa.Table:
         """The period's direct cost per cost center and currency, with the columns the

@@ -101,8 +101,11 @@ class Engine:
             chosen.update((name, {}) for name in DEFAULT_EXPORTERS)
             for entry in policy.document.get("spec", {}).get("exports", []):
                 chosen[entry["exporter"]] = {k: v for k, v in entry.items() if k != "exporter"}
-        if policy.document.get("spec", {}).get("enrich"):
+        spec = policy.document.get("spec", {})
+        if spec.get("enrich"):
             chosen.setdefault("enrichment", {})  # what the inventory filled, for explain
+        if spec.get("tags", {}).get("required"):
+            chosen.setdefault("focus-allocated", {})  # the source lines' tags, for the tag-compliance report
         for name in extra:
             chosen.setdefault(name, {})
         return list(chosen.items())

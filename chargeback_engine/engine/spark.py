@@ -344,6 +344,17 @@ class SparkPlane:
         self._write(out.unionByName(consumers).select(
             LINE, "period", "cost_center", "amount", F.lit(stage).alias("stage"), F.lit(decision).alias("decision")))
 
+    def pool_balances(self, pools: Sequence[str]) -> pa.Table:
+        from pyspark.sql import functions as F
+
+        src = self._require_src()
+        left = (self._ledger().where(F.col("cost_center").isin(list(pools))).select(LINE, "cost_center", "amount")
+                .join(src.select(LINE, F.col("BillingCurrency").alias("currency")), LINE)
+                .groupBy("cost_center", "currency").agg(F.sum("amount").alias("amount")).where("amount <> 0")
+                .orderBy("cost_center", "currency").toArrow())
+        return left.cast(pa.schema([pa.field("cost_center", pa.string()), pa.field("currency", pa.string()),
+                                    pa.field("amount", MONEY)]))
+
     # -- results ---------------------------------------------------------------------
     def balances(self) -> pa.Table:
         from pyspark.sql import functions as F

@@ -91,7 +91,8 @@ def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
     validate(listed, "invoice-list")
     assert listed["closed"] is True and listed["invoices"] == closed["invoices"]
     [status] = invoke("period", "status", "--format", "json")
-    assert status == {"period": "2026-10", "closed": True, "run_key": status["run_key"]}
+    assert status == {"period": "2026-10", "closed": True, "run_key": status["run_key"], "closed_run": status["run_key"],
+                      "restated_by": None}
 
     invoice = listed["invoices"][0]
     submitted = invoke("dispute", "submit", "--period", "2026-10", "--cost-center", invoice["cost_center"],

@@ -156,3 +156,28 @@ def test_a_driver_cannot_send_money_where_the_policy_did_not_say(tmp_path: Path,
     with pytest.raises(InputError) as raised:
         Engine(_driver_policy(tmp_path, rows)).run([line_items([{"EffectiveCost": "10"}])], "2026-10")
     assert message in str(raised.value)
+
+
+def _pool_policy(leftovers: str | None):  # type: ignore[no-untyped-def]
+    """A rule feeds pool POOL-NET, which has no stage: money no stage will ever move."""
+    spec = {
+        "currency": "USD",
+        "cost_centers": [{"id": "CC-1"}, {"id": "CC-2"}, {"id": "POOL-NET", "shared": True}],
+        "rules": [{"id": "network", "priority": 1, "when": {},
+                   "allocate": {"method": "fixed", "splits": {"CC-1": "0.75", "POOL-NET": "0.25"}}}],
+    }
+    return make_policy(spec | ({"pool_leftovers": leftovers} if leftovers else {}))
+
+
+def test_money_left_in_a_shared_pool_stops_the_run(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"shared pool POOL-NET still holds 12\.5 USD after the last stage"):
+        Engine(_pool_policy(None)).run([line_items([{"EffectiveCost": "50"}])], "2026-10", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_policy_may_send_pool_leftovers_to_the_unallocated_bucket() -> None:
+    result = Engine(_pool_policy("unallocated")).run([line_items([{"EffectiveCost": "50"}])], "2026-10")
+    summary = {cc: amount for cc, _, amount in result.summary()}
+    assert summary["POOL-NET"] == 0 and summary["UNALLOCATED"] == Decimal("12.5") and summary["CC-1"] == Decimal("37.5")
+    reasons = result.decisions["reason"].to_pylist()
+    assert "left in shared pool POOL-NET after the last stage (pool_leftovers: unallocated)" in reasons

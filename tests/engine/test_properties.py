@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import duckdb
 import pyarrow as pa
@@ -167,4 +167,4 @@ def test_sql_split_equals_money_split(amount: Decimal, weights: list[int]) -> No
     """).fetchall()
     connection.close()
     expected = split(amount, [Decimal(w) for _, w in kept], rotation=tie_rotation(1, len(kept)))
-    assert [Decimal(u).scaleb(-LEDGER_SCALE) for _, u in rows] == expected
+    assert [Decimal(u).scaleb(-LEDGER_SCALE, Context(prec=80)) for _, u in rows] == expected

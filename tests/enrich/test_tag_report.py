@@ -41,7 +41,8 @@ def run_months(tmp_path: Path) -> tuple[list[dict], list[int], object]:
                                                                 "path": str(tmp_path / "cmdb.csv")}]})
     plain = make_policy(builtins=True, rules=RULES)
     exporters = (*DEFAULT_EXPORTERS, "enrichment")
-    make_engine(plain, builtins=True).run([line_items(*lines, period="2026-09")], "2026-09", out=tmp_path / "sep")
+    make_engine(plain, builtins=True).run([line_items(*lines, period="2026-09")], "2026-09", out=tmp_path / "sep",
+                                          export=["focus-allocated"])  # the source lines' tags
     make_engine(policy, builtins=True, exporters=exporters).run([line_items(*lines)], "2026-10", out=tmp_path / "oct")
     return lines, known, policy
 

@@ -68,7 +68,7 @@ def test_line_items_fill_required_columns_and_keep_money_exact():
     ("row", "error", "message"),
     [
         ({"BilledCost": 0.1}, TypeError, "line item 1: BilledCost is a float"),
-        ({"BilledCost": "1.00000000001"}, pa.ArrowInvalid, "would cause data loss"),
+        ({"BilledCost": "1.0000000000000000001"}, pa.ArrowInvalid, "would cause data loss"),  # 19 digits
         ({"BilledCost": "1", "BilledCosts": "1"}, InputError, "item 1: unknown FOCUS column\\(s\\) BilledCosts"),
         ({"ServiceName": "x"}, ValueError, "line item 1: give BilledCost or EffectiveCost"),
     ],
@@ -108,9 +108,9 @@ def test_make_registry_ignores_installed_plugins():
 def test_make_engine_runs_a_policy_with_the_plugins_allocator():
     rule = {"id": "weighted", "priority": 1, "allocate": {"method": "acme-weighted", "weights": {"CC-1": 3, "CC-2": 1}}}
     policy = make_policy(acme, rules=[rule])
-    result = make_engine(policy, acme).run([line_items({"EffectiveCost": "1.0000000001"})], "2026-10")
+    result = make_engine(policy, acme).run([line_items({"EffectiveCost": "1.000000000000000001"})], "2026-10")
     assert {cc: amount for cc, _, amount in result.summary() if amount} == {
-        "CC-1": Decimal("0.7500000001"), "CC-2": Decimal("0.2500000000")}
+        "CC-1": Decimal("0.750000000000000001"), "CC-2": Decimal("0.250000000000000000")}
 
 
 # --- The contracts, on the third-party fixture's real components -----------------------
@@ -153,7 +153,8 @@ class TestAcmeCsvCollector(CollectorContract):
 
     @pytest.fixture
     def bad_config(self, tmp_path: Path) -> dict[str, str]:
-        (tmp_path / "bad.csv").write_text("BilledCost,BillingCurrency\n1.00000000001,USD\n", encoding="utf-8")
+        (tmp_path / "bad.csv").write_text("BilledCost,BillingCurrency,ChargePeriodStart\n1.0000000000000000001,USD,"
+                                          "2026-10-01T00:00:00Z\n", encoding="utf-8")  # 19 digits after the point
         return {"collector": "acme-csv", "path": str(tmp_path / "bad.csv")}
 
 
@@ -222,7 +223,7 @@ def test_the_collector_contract_catches_rounded_money(tmp_path):
     contract = TestAcmeCsvCollector()
     pacsv.write_csv(line_items(*OCTOBER).drop_columns(["x_SourceId", "x_SourceRow"]), tmp_path / "bill.csv")
     collected = list(Rounding().collect({"collector": "acme-csv", "path": str(tmp_path / "bill.csv")}, contract.period))
-    with pytest.raises(AssertionError, match=r"^BilledCost: 12.2500000000 != 12.2500000002$"):
+    with pytest.raises(AssertionError, match=r"^BilledCost: 12.250000000000000000 != 12.2500000002$"):
         contract.test_amounts_are_exact(collected)
 
 

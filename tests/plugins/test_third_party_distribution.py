@@ -121,9 +121,9 @@ cases:
   - name: platform cost is split 3:1 to the last digit
     period: 2026-10
     line_items:  # each line splits on its own; leftover units go to the largest remainder
-      - {EffectiveCost: "100.0000000001", Tags: {team: platform}}  # 75.0000000001 + 25.0000000000
-      - {EffectiveCost: "-0.0000000002", Tags: {team: platform}}   # -0.0000000001 each (a tie: this line's rotation)
-    expect: {CC-1: "75.0000000000", CC-2: "24.9999999999"}
+      - {EffectiveCost: "100.000000000000000001", Tags: {team: platform}}  # 75.000000000000000001 + 25 (the larger remainder)
+      - {EffectiveCost: "-0.000000000000000002", Tags: {team: platform}}   # -0.000000000000000001 each (a tie: this line's rotation)
+    expect: {CC-1: "75.000000000000000000", CC-2: "24.999999999999999999"}
 """
 
 
