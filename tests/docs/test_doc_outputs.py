@@ -26,10 +26,11 @@ def test_a_drifted_sample_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     """One digit changed in a documented output is caught and located."""
     text = (ROOT / "docs/index.md").read_text(encoding="utf-8")
     first = sessions("docs/index.md", text)[0]
-    output = first.body.split("\n", 1)[1]
-    digit = re.search(r"\d", output)
+    command = re.match(r"(?:[^\n]*\\\n)*[^\n]*\n", first.body)  # the command, continuation lines included
+    assert command
+    digit = re.search(r"\d", first.body[command.end():])
     assert digit, "the first session of docs/index.md shows no number"
-    at = first.span[0] + len(first.body.split("\n", 1)[0]) + 1 + digit.start()
+    at = first.span[0] + command.end() + digit.start()
     mutated = text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1 :]
     with workspace(tmp_path, monkeypatch) as tmp:
         problems = drifted(sessions("docs/index.md", mutated), tmp)
