@@ -105,8 +105,8 @@ def read_parquet_columns(path: str | Path, columns: Mapping[str, str], dictionar
     dictionaries unified. The engine holds line items one chunk per column; combining a
     table read whole would copy it while the chunks it came from are still held."""
     table = {}
-    for name, wanted in columns.items():
-        read = pq.read_table(path, columns=[name], read_dictionary=[name] if name in dictionary else None)
+    for name, wanted in columns.items():  # the file is opened per column: its reader keeps what it read
+        read = pq.ParquetFile(path, read_dictionary=[name] if name in dictionary else None).read(columns=[name])
         table[wanted] = read.column(0).combine_chunks()
     return pa.table(table)
 

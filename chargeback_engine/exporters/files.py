@@ -6,6 +6,8 @@ CSV text cells that a spreadsheet would run as a formula get a leading ``'`` (:m
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,10 +43,47 @@ def write_parquet(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema:
     statistics = [f.name for f in schema if f.name not in text or f.name in _FILTERED_TEXT]
     with pq.ParquetWriter(path, nullable, compression="zstd", use_dictionary=False, store_schema=False,
                           write_statistics=statistics or False) as writer:
-        for group in _row_groups(rows, schema):
+        for group in _row_groups(_read_ahead(rows), schema):
             # One chunk per row group: pyarrow cuts data pages at chunk boundaries, which differ by plane.
             writer.write_table(group.cast(nullable).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
     return path
+
+
+def _read_ahead(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """``batches``, the next ones produced in a thread while the caller encodes this one.
+    Streaming a ledger (DuckDB, then Arrow gathers) and encoding Parquet both release the
+    GIL, so the two run on two cores instead of taking turns."""
+    handoff: queue.Queue[Any] = queue.Queue(depth)
+    finished, stop = object(), threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(finished)
+        except BaseException as exc:  # handed to the caller, who raises it
+            put(exc)
+
+    producer = threading.Thread(target=produce, name="chargeback-read-ahead", daemon=True)
+    producer.start()
+    try:
+        while (item := handoff.get()) is not finished:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        producer.join()
 
 
 def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:

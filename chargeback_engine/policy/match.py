@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import re2
@@ -184,12 +184,19 @@ class TagNormalizer:
     strip: bool = True
     aliases: Mapping[str, str] = None  # type: ignore[assignment]
     on_collision: Literal["prefer-exact", "error"] = "prefer-exact"
+    _keys: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)  # normalised keys
 
     def __post_init__(self) -> None:
         if self.aliases is None:
             object.__setattr__(self, "aliases", {})
 
     def normalize_key(self, key: str) -> str:
+        known = self._keys.get(key)  # a month holds a handful of distinct keys, in every record
+        if known is None:
+            known = self._keys[key] = self._normalized_key(key)
+        return known
+
+    def _normalized_key(self, key: str) -> str:
         key = unicodedata.normalize("NFC", key)
         if self.strip:
             key = key.strip()
@@ -198,7 +205,8 @@ class TagNormalizer:
         return self.aliases.get(key, key)
 
     def normalize_value(self, value: str) -> str:
-        value = unicodedata.normalize("NFC", value)
+        if not value.isascii():  # ASCII text is already in NFC
+            value = unicodedata.normalize("NFC", value)
         return value.strip() if self.strip else value
 
     def normalize(self, tags: Mapping[str, Any]) -> dict[str, str]:
