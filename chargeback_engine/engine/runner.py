@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from chargeback_engine.enrich.apply import enrich_records
 from chargeback_engine.errors import ConservationError, InputError
 from chargeback_engine.exporters.write import check_writable, write_outputs
 from chargeback_engine.focus import TIMESTAMP
+from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
     Registered,
@@ -143,6 +145,7 @@ class Engine:
         kernel = Kernel(policy, self.registry, period)
         _check_currencies(records, kernel)
         _check_period(records, period, policy.document.get("spec", {}).get("out_of_period", "error"))
+        _check_magnitude(records, policy.cost_column)
         layout = TagColumns.for_fields(kernel.tag_fields)
         records = with_tag_columns(records, policy.tags, layout)
         version = _engine_version()
@@ -219,6 +222,17 @@ def _check_period(records: pa.Table, period: Period, out_of_period: str) -> None
         raise InputError(f"{first['x_SourceId']}: row {first['x_SourceRow']}: ChargePeriodStart is in {month}, not in "
                          f"the run period {period} ({outside.num_rows} such line(s)); run their own period, or set "
                          "spec.out_of_period: charge-to-run-period to charge them to this one")
+
+
+def _check_magnitude(records: pa.Table, cost_column: str) -> None:
+    """Every sum a plane forms, in any order, fits its 128-bit integers when the absolute
+    amounts add up to less than 10^20 (units of 10^-18 below 1.7 x 10^38)."""
+    limit = Decimal(10) ** (38 - LEDGER_SCALE)
+    total = pc.sum(pc.abs(records[cost_column].cast(pa.decimal256(76, LEDGER_SCALE)))).as_py() or Decimal(0)
+    if total >= limit:
+        raise InputError(f"the inputs' {cost_column} amounts add up to {total:.6E} in absolute value; the ledger adds "
+                         f"amounts below 1E+{38 - LEDGER_SCALE} (DECIMAL(38, {LEDGER_SCALE})): split the run, "
+                         "or check the file for a misplaced decimal point")
 
 
 def _check_identity(result: RunResult) -> None:

@@ -181,3 +181,13 @@ def test_a_policy_may_send_pool_leftovers_to_the_unallocated_bucket() -> None:
     assert summary["POOL-NET"] == 0 and summary["UNALLOCATED"] == Decimal("12.5") and summary["CC-1"] == Decimal("37.5")
     reasons = result.decisions["reason"].to_pylist()
     assert "left in shared pool POOL-NET after the last stage (pool_leftovers: unallocated)" in reasons
+
+
+def test_amounts_whose_sum_the_ledger_cannot_hold_are_refused_before_allocating() -> None:
+    policy = make_policy({"currency": "USD", "cost_centers": [{"id": "CC-1"}],
+                          "rules": [{"id": "all", "priority": 1, "when": {},
+                                     "allocate": {"method": "direct", "cost_center": "CC-1"}}]})
+    lines = line_items([{"EffectiveCost": "90000000000000000000"}, {"EffectiveCost": "-90000000000000000000"}] * 2)
+    with pytest.raises(InputError, match=r"amounts add up to 3\.600000E\+20 in absolute value; the ledger adds "
+                                         r"amounts below 1E\+20"):
+        Engine(policy).run([lines], "2026-10")
