@@ -12,7 +12,7 @@ from decimal import Context, Decimal
 import duckdb
 import pyarrow as pa
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA
@@ -168,3 +168,25 @@ def test_sql_split_equals_money_split(amount: Decimal, weights: list[int]) -> No
     connection.close()
     expected = split(amount, [Decimal(w) for _, w in kept], rotation=tie_rotation(1, len(kept)))
     assert [Decimal(u).scaleb(-LEDGER_SCALE, Context(prec=80)) for _, u in rows] == expected
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1), shares=st.integers(min_value=2, max_value=9))
+def test_leftover_units_do_not_drift_towards_one_cost_center(seed: int, shares: int) -> None:
+    """Every line of an even split leaves a few units to hand out; over 2,000 lines each cost
+    center's total stays within a random walk's reach of its fair share (a few times √lines),
+    where a fixed tie order would hand the lowest id a share that grows with every line."""
+    import numpy as np
+
+    lines = 2_000
+    units = np.random.default_rng(seed).integers(1, shares, size=lines)  # below one unit per share: all leftover
+    centers = [f"C{i}" for i in range(shares)]
+    policy = make_policy({"currency": "USD", "cost_centers": [{"id": c} for c in centers],
+                          "rules": [{"id": "even", "priority": 1, "when": {}, "allocate": {"method": "even"}}]})
+    items = line_items([{"EffectiveCost": str(Decimal(int(u)).scaleb(-LEDGER_SCALE))} for u in units])
+    totals = {cc: amount for cc, _, amount in Engine(policy).run([items], "2026-10").summary() if cc in centers}
+    fair = Decimal(int(units.sum())) / shares
+    drift = max(abs(amount.scaleb(LEDGER_SCALE) - fair) for amount in totals.values())
+    assert drift <= 4 * Decimal(lines).sqrt(), (drift, fair)
+    # "Ties to the lowest id" would give C0 one unit on every line, a drift this bound rejects.
+    assert lines - fair > 4 * Decimal(lines).sqrt()
