@@ -7,7 +7,7 @@ goes through :func:`split`, so conservation is proven once and holds everywhere.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import Decimal, localcontext
 
 #: Digits after the point kept by the ledger: every digit FOCUS files and provider exports
 #: carry (up to 18). DuckDB and Spark hold amounts as DECIMAL(38, LEDGER_SCALE), so an amount
@@ -66,23 +66,24 @@ def split(amount: Decimal, weights: Sequence[Decimal], scale: int = LEDGER_SCALE
         raise ValueError("split needs at least one weight")
     if any(w < 0 for w in weights):
         raise ValueError("weights must not be negative")
-    unit = quantum(scale)
-    # Every step, negation, sums and the leftover units included, runs at 80 digits: the
-    # default 28 would silently round an amount of 1e10 and more at 18 digits after the point.
     with localcontext() as ctx:
-        ctx.prec = 80
-        total_weight = sum(weights, Decimal(0))
-        if total_weight == 0:
-            raise ValueError("weights must not all be zero")
-        if amount != amount.quantize(unit):
+        ctx.prec = 80  # the default 28 digits would round an amount of 1e10 and more at 18 digits
+        if amount != amount.quantize(quantum(scale)):
             raise ValueError(f"{amount} has more than {scale} digits after the point")
         if amount < 0:
             return [-part for part in split(-amount, weights, scale, rotation)]
-        exact = [amount * w / total_weight for w in weights]
-        floors = [x.quantize(unit, rounding=ROUND_FLOOR) for x in exact]
-        leftover_units = int((amount - sum(floors, Decimal(0))) / unit)
-        n = len(weights)
-        by_remainder = sorted(range(n), key=lambda i: (-(exact[i] - floors[i]), (i - rotation) % n))
-        for i in by_remainder[:leftover_units]:
-            floors[i] += unit
-    return floors
+        # Integers throughout, as the data planes compute: a finite-precision remainder would
+        # see a tie as two slightly different numbers.
+        digits = max(0, *(-Decimal(w).as_tuple().exponent for w in weights))  # type: ignore[operator]
+        ints = [int(Decimal(w).scaleb(digits)) for w in weights]
+        total = sum(ints)
+        if total == 0:
+            raise ValueError("weights must not all be zero")
+        quotient, remainder = divmod(int(amount.scaleb(scale)), total)
+        units = [quotient * w + remainder * w // total for w in ints]
+        leftover = remainder - sum(remainder * w // total for w in ints)
+        n = len(ints)
+        by_remainder = sorted(range(n), key=lambda i: (-(remainder * ints[i] % total), (i - rotation) % n))
+        for i in by_remainder[:leftover]:
+            units[i] += 1
+        return [Decimal(u).scaleb(-scale) for u in units]
