@@ -9,10 +9,12 @@ has to honour this contract to run the same policy at scale.
 
 Contract
 --------
-* Money is exact: amounts are ``DECIMAL(38, 10)``; splitting uses integer arithmetic on
-  units of 1e-10 and the largest-remainder rule of :func:`chargeback_engine.money.split`
-  (truncate toward minus infinity, leftover units to the largest remainders, ties to the
-  lower ``position``; negative amounts split mirrored). Every source line is conserved.
+* Money is exact: amounts are ``DECIMAL(38, 18)`` (``money.LEDGER_SCALE``); splitting uses
+  integer arithmetic on units of 1e-18 and the largest-remainder rule of
+  :func:`chargeback_engine.money.split` (truncate toward minus infinity, leftover units to
+  the largest remainders, ties in ``position`` order rotated by the line,
+  :func:`~chargeback_engine.money.tie_order`; negative amounts split mirrored). Every
+  source line is conserved.
 * Amortized lines (``months`` not null in the splits) are first split evenly into that
   many monthly parts from the month of ``ChargePeriodStart`` (``months = 0``: the whole
   months from ChargePeriodStart to ChargePeriodEnd, at least one); parts earlier in the
