@@ -6,12 +6,10 @@ how to ask for a fresh one (the next run of the period uses it).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 
 from chargeback_engine.enrich.apply import snapshots_for
-from chargeback_engine.periods import Period
+from chargeback_engine.pipeline import parse_period
 from chargeback_engine.policy.loader import load_policies
 
 
@@ -22,7 +20,7 @@ from chargeback_engine.policy.loader import load_policies
 @click.pass_obj
 def enrich_command(state, policies: tuple[str, ...], period: str) -> None:  # type: ignore[no-untyped-def]
     """Read every spec.enrich source now and store the snapshots for PERIOD."""
-    month = Period.of(datetime.now(UTC).date()) if period == "current" else Period.parse(period)
+    month = parse_period(period)
     policy = load_policies(list(policies), state.registry).for_period(month)
     snapshots = snapshots_for(policy, state.registry, month, refresh=True)
     if not snapshots:
