@@ -6,6 +6,8 @@ internal and may change without notice.
 
 from __future__ import annotations
 
+from chargeback_engine.engine.result import RunResult
+from chargeback_engine.engine.runner import Engine
 from chargeback_engine.errors import (
     ChargebackError,
     ConservationError,
@@ -15,8 +17,6 @@ from chargeback_engine.errors import (
     PluginError,
     PolicyError,
 )
-from chargeback_engine.engine.result import RunResult
-from chargeback_engine.engine.runner import Engine
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager

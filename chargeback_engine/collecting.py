@@ -90,8 +90,13 @@ class FakeClock:
 
 
 #: A collector's ``deadline_seconds`` option: the whole collection's time budget for retries.
-DEADLINE_SCHEMA = {"type": "number", "exclusiveMinimum": 0, "maximum": 86400, "default": 900,
-                   "description": "Seconds the whole collection may spend, retries included; then it fails."}
+DEADLINE_SCHEMA = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "maximum": 86400,
+    "default": 900,
+    "description": "Seconds the whole collection may spend, retries included; then it fails.",
+}
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,12 @@ class RetryPolicy:
 
     def begin(self, deadline: float | None = None, *, max_attempts: int | None = None) -> RetryPolicy:
         """This policy for one collection, starting now: ``deadline`` seconds shared by every call."""
-        return replace(self, deadline=self.deadline if deadline is None else deadline,
-                       max_attempts=max_attempts or self.max_attempts, started_at=self.clock.monotonic())
+        return replace(
+            self,
+            deadline=self.deadline if deadline is None else deadline,
+            max_attempts=max_attempts or self.max_attempts,
+            started_at=self.clock.monotonic(),
+        )
 
     def call(self, operation: Callable[[], T], *, retry_after: Callable[[Exception], float | None], what: str) -> T:
         """Run ``operation``; ``retry_after(exc)`` says how long at least to wait, or None to give up."""
@@ -134,19 +143,27 @@ class RetryPolicy:
                 delay = max(floor, self.rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
                 attempt += 1
                 if self.max_attempts is not None and attempt >= self.max_attempts:
-                    raise InputError(f"{what}: still failing after {attempt} attempts (at most {self.max_attempts}): "
-                                     f"{type(exc).__name__}") from exc
+                    raise InputError(
+                        f"{what}: still failing after {attempt} attempts (at most {self.max_attempts}): "
+                        f"{type(exc).__name__}"
+                    ) from exc
                 if self.clock.monotonic() + delay - started > self.deadline:
                     raise InputError(
                         f"{what}: still failing after {attempt} attempts and the {self.deadline:g}s deadline: "
                         f"{type(exc).__name__}"
                     ) from exc
-                log.warning("collector.retry", what=what, attempt=attempt, wait_seconds=round(delay, 3),
-                            error=type(exc).__name__)
+                log.warning(
+                    "collector.retry",
+                    what=what,
+                    attempt=attempt,
+                    wait_seconds=round(delay, 3),
+                    error=type(exc).__name__,
+                )
                 self.clock.sleep(delay)
 
 
 # --------------------------------------------------------------------------- secrets
+
 
 class SecretRedactor(logging.Filter):
     """Blanks credentials that SDKs print in their own DEBUG logs (signed headers, STS replies).
@@ -200,7 +217,7 @@ def report_progress(what: str, done: int, total: int | None = None) -> None:
         return
     try:
         listener(what, done, total)
-    except Exception:  # noqa: BLE001 (progress display is never worth a failed run)
+    except Exception:
         log.debug("progress.listener_failed", what=what, exc_info=True)
 
 
@@ -241,8 +258,13 @@ class PageLog:
             self._seen_tokens.add(next_token)
         elif self.page_limit is not None and len(rows) == self.page_limit:
             self.possibly_truncated = True
-            log.warning("collector.page_limit_without_next", what=self.what, page=self.pages, rows=len(rows),
-                        hint="the last page is exactly the page limit and has no next link; data may be missing")
+            log.warning(
+                "collector.page_limit_without_next",
+                what=self.what,
+                page=self.pages,
+                rows=len(rows),
+                hint="the last page is exactly the page limit and has no next link; data may be missing",
+            )
         if rows:
             digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
             if digest in self._seen_pages:
@@ -255,8 +277,11 @@ class PageLog:
         return True
 
     def as_details(self) -> dict[str, int | bool]:
-        return {"pages": self.pages, "duplicate_pages": self.duplicate_pages,
-                "possibly_truncated": self.possibly_truncated}
+        return {
+            "pages": self.pages,
+            "duplicate_pages": self.duplicate_pages,
+            "possibly_truncated": self.possibly_truncated,
+        }
 
 
 # --------------------------------------------------------------------------- versions and details
@@ -275,8 +300,12 @@ def table_details(table: pa.Table) -> dict[str, Any]:
     totals: dict[str, dict[str, str]] = {}
     if table.num_rows:
         # Summed as decimal256: a decimal128 sum past 1e20 would wrap around without a word.
-        wide = pa.table({"BillingCurrency": table["BillingCurrency"],
-                         **{c: table[c].cast(pa.decimal256(76, focus.MONEY.scale)) for c in focus.MONEY_COLUMNS}})
+        wide = pa.table(
+            {
+                "BillingCurrency": table["BillingCurrency"],
+                **{c: table[c].cast(pa.decimal256(76, focus.MONEY.scale)) for c in focus.MONEY_COLUMNS},
+            }
+        )
         for column in focus.MONEY_COLUMNS:
             grouped = wide.group_by("BillingCurrency").aggregate([(column, "sum")])
             for currency, total in zip(grouped["BillingCurrency"].to_pylist(), grouped[f"{column}_sum"].to_pylist()):
@@ -306,8 +335,9 @@ def iter_file_batches(
         yield from _batches(stream, name, columns)
     except (pa.ArrowInvalid, OSError) as exc:
         if name.endswith(".gz") and not isinstance(exc, pa.ArrowInvalid):
-            raise InputError(f"{name}: the compressed data is corrupt or truncated ({exc}); "
-                             "fetch or compress the file again") from exc
+            raise InputError(
+                f"{name}: the compressed data is corrupt or truncated ({exc}); fetch or compress the file again"
+            ) from exc
         raise InputError(f"{name}: cannot be read ({exc})") from exc
 
 
@@ -331,8 +361,11 @@ def _batches(stream: IO[bytes], name: str, columns: Sequence[str] | None) -> Ite
         _Prepended(head, text),
         read_options=pacsv.ReadOptions(block_size=1 << 24),
         convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in header}, include_columns=wanted, null_values=[""],
-            strings_can_be_null=True, quoted_strings_can_be_null=True,
+            column_types={c: pa.string() for c in header},
+            include_columns=wanted,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
         ),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
     )
@@ -402,8 +435,9 @@ class BatchMapper:
         """Map one batch whose first row is data row ``first_row`` of the file ``where``."""
         batch = pa.Table.from_batches([raw]) if isinstance(raw, pa.RecordBatch) else raw
         present = set(batch.column_names)
-        batch = batch.rename_columns([self.aliases[c] if c in self.aliases and self.aliases[c] not in present else c
-                                      for c in batch.column_names])
+        batch = batch.rename_columns(
+            [self.aliases[c] if c in self.aliases and self.aliases[c] not in present else c for c in batch.column_names]
+        )
         problems: list[tuple[int, str]] = []
         for column in self.money + self.text + self.tags:
             if column not in batch.column_names:
@@ -428,8 +462,14 @@ class BatchMapper:
             raise InputError(f"{where}: {exc}") from exc
         finally:
             self._connection.unregister("batch")
-        table = normalise(mapped, source_id=self.source_id, rounding=self.rounding, where=where,
-                          first_row=first_row, source_row=self._next_row)
+        table = normalise(
+            mapped,
+            source_id=self.source_id,
+            rounding=self.rounding,
+            where=where,
+            first_row=first_row,
+            source_row=self._next_row,
+        )
         self._next_row += table.num_rows
         return table
 
@@ -440,8 +480,14 @@ def focus_mapper(source_id: str) -> BatchMapper:
     money = [f.name for f in focus.COST_TABLE_SCHEMA if pa.types.is_decimal(f.type)]
     text = [c for c in focus.FOCUS_COLUMNS if c not in money and c != "Tags"]
     select = ", ".join(f'"{c}"' for c in focus.FOCUS_COLUMNS)
-    return BatchMapper(f"SELECT {select} FROM batch", source_id=source_id, money=money, text=text, tags=["Tags"],
-                       aliases=COLUMN_ALIASES)
+    return BatchMapper(
+        f"SELECT {select} FROM batch",
+        source_id=source_id,
+        money=money,
+        text=text,
+        tags=["Tags"],
+        aliases=COLUMN_ALIASES,
+    )
 
 
 def tags_json(tags: Mapping[str, str | None]) -> str:

@@ -53,8 +53,11 @@ class Compliance:
         return _pct(self.compliant_spend, self.spend)
 
     def as_json(self) -> dict[str, Any]:
-        return {**{k: str(v) if isinstance(v, Decimal) else v for k, v in asdict(self).items()},
-                "pct_lines": _text(self.pct_lines), "pct_spend": _text(self.pct_spend)}
+        return {
+            **{k: str(v) if isinstance(v, Decimal) else v for k, v in asdict(self).items()},
+            "pct_lines": _text(self.pct_lines),
+            "pct_spend": _text(self.pct_spend),
+        }
 
 
 @dataclass(frozen=True)
@@ -97,13 +100,25 @@ class TagReport:
 
     def as_json(self) -> dict[str, Any]:
         def plain(row: Any) -> dict[str, Any]:
-            return row.as_json() if isinstance(row, Compliance) else {
-                k: str(v) if isinstance(v, Decimal) else list(v) if isinstance(v, tuple) else v
-                for k, v in asdict(row).items()}
+            return (
+                row.as_json()
+                if isinstance(row, Compliance)
+                else {
+                    k: str(v) if isinstance(v, Decimal) else list(v) if isinstance(v, tuple) else v
+                    for k, v in asdict(row).items()
+                }
+            )
 
-        return {"run": self.run, "period": self.period, "required": list(self.required), "owner_tag": self.owner_tag,
-                **{name: [plain(r) for r in getattr(self, name)]
-                   for name in ("total", "by_account", "by_cost_center", "trend", "top_untagged", "filled")}}
+        return {
+            "run": self.run,
+            "period": self.period,
+            "required": list(self.required),
+            "owner_tag": self.owner_tag,
+            **{
+                name: [plain(r) for r in getattr(self, name)]
+                for name in ("total", "by_account", "by_cost_center", "trend", "top_untagged", "filled")
+            },
+        }
 
 
 def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
@@ -120,8 +135,9 @@ def tag_report(runs: Sequence[str | Path], policies: Policy | PolicySet, *, top:
     directories = [Path(r) for r in runs]
     if not directories:
         raise InputError("give at least one run directory")
-    policy = policies if isinstance(policies, Policy) \
-        else policies.for_period(Period.parse(_period_of(directories[-1])))
+    policy = (
+        policies if isinstance(policies, Policy) else policies.for_period(Period.parse(_period_of(directories[-1])))
+    )
     spec_tags = policy.document.get("spec", {}).get("tags", {})
     required = tuple(policy.tags.normalize_key(t) for t in spec_tags.get("required", []))
     if not required:
@@ -140,11 +156,17 @@ def tag_report(runs: Sequence[str | Path], policies: Policy | PolicySet, *, top:
     """).fetchall()
     filled = _filled(con, directories[-1])
     return TagReport(
-        run_id, period, required, owner_tag,
-        total=tuple(_grouped(con, "'all'")), by_account=tuple(_grouped(con, "coalesce(account, '-')")),
-        by_cost_center=tuple(_grouped(con, "cost_center")), trend=tuple(sorted(trend, key=lambda c: c.key)),
+        run_id,
+        period,
+        required,
+        owner_tag,
+        total=tuple(_grouped(con, "'all'")),
+        by_account=tuple(_grouped(con, "coalesce(account, '-')")),
+        by_cost_center=tuple(_grouped(con, "cost_center")),
+        trend=tuple(sorted(trend, key=lambda c: c.key)),
         top_untagged=tuple(Untagged(r, a, c, _exact(s), n, tuple(sorted(m)), o) for r, a, c, s, n, m, o in untagged),
-        filled=filled)
+        filled=filled,
+    )
 
 
 def _period_of(directory: Path) -> str:
@@ -167,8 +189,10 @@ def _lines(directory: Path, policy: Policy, required: tuple[str, ...], owner_tag
     the line's compliance, its missing tags and its owner."""
     focus, manifest = directory / FOCUS_FILE, directory / "manifest.json"
     if not focus.exists() or not manifest.exists():
-        raise InputError(f"{directory}: no {FOCUS_FILE} and manifest.json; is it the --out directory of a run "
-                         "with the focus-allocated exporter?")
+        raise InputError(
+            f"{directory}: no {FOCUS_FILE} and manifest.json; is it the --out directory of a run "
+            "with the focus-allocated exporter?"
+        )
     con = connect()
     described = json.loads(manifest.read_text(encoding="utf-8"))
     con.execute("CREATE TABLE manifest AS SELECT ? AS run_id, ? AS period", [described["run_id"], described["period"]])
@@ -195,14 +219,23 @@ def _tag_facts(texts: Sequence[str | None], policy: Policy, required: tuple[str,
             raw = json.loads(text) if text else {}
         except ValueError:
             raw = {}
-        tags = {policy.tags.normalize_key(k): str(v).strip() for k, v in (raw.items() if isinstance(raw, dict) else ())
-                if v is not None and str(v).strip() != ""}
+        tags = {
+            policy.tags.normalize_key(k): str(v).strip()
+            for k, v in (raw.items() if isinstance(raw, dict) else ())
+            if v is not None and str(v).strip() != ""
+        }
         gaps = [t for t in required if t not in tags]
         compliant.append(not gaps)
         missing.append(gaps)
         owners.append(tags.get(owner_tag))
-    return pa.table({"tags": pa.array(texts, pa.string()), "compliant": compliant,
-                     "missing": pa.array(missing, pa.list_(pa.string())), "owner": pa.array(owners, pa.string())})
+    return pa.table(
+        {
+            "tags": pa.array(texts, pa.string()),
+            "compliant": compliant,
+            "missing": pa.array(missing, pa.list_(pa.string())),
+            "owner": pa.array(owners, pa.string()),
+        }
+    )
 
 
 def _grouped(con: Any, key: str) -> list[Compliance]:
@@ -230,9 +263,14 @@ def _filled(con: Any, directory: Path) -> tuple[Filled, ...]:
 
 # -- rendering ----------------------------------------------------------------------------
 
+
 def _compliance_rows(report: TagReport) -> list[tuple[str, Compliance]]:
-    return [("total", c) for c in report.total] + [("account", c) for c in report.by_account] \
-        + [("cost_center", c) for c in report.by_cost_center] + [("trend", c) for c in report.trend]
+    return (
+        [("total", c) for c in report.total]
+        + [("account", c) for c in report.by_account]
+        + [("cost_center", c) for c in report.by_cost_center]
+        + [("trend", c) for c in report.trend]
+    )
 
 
 def render_json(report: TagReport) -> str:
@@ -243,17 +281,81 @@ def render_csv(report: TagReport) -> str:
     """One table with a ``section`` column, so a spreadsheet can filter each part."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["section", "key", "currency", "lines", "compliant_lines", "pct_lines", "spend", "compliant_spend",
-                     "pct_spend", "missing", "owner", "source", "enricher", "tag"])
+    writer.writerow(
+        [
+            "section",
+            "key",
+            "currency",
+            "lines",
+            "compliant_lines",
+            "pct_lines",
+            "spend",
+            "compliant_spend",
+            "pct_spend",
+            "missing",
+            "owner",
+            "source",
+            "enricher",
+            "tag",
+        ]
+    )
     for section, c in _compliance_rows(report):
-        writer.writerow([section, c.key, c.currency, c.lines, c.compliant_lines, _text(c.pct_lines) or "", c.spend,
-                         c.compliant_spend, _text(c.pct_spend) or "", "", "", "", "", ""])
+        writer.writerow(
+            [
+                section,
+                c.key,
+                c.currency,
+                c.lines,
+                c.compliant_lines,
+                _text(c.pct_lines) or "",
+                c.spend,
+                c.compliant_spend,
+                _text(c.pct_spend) or "",
+                "",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
     for u in report.top_untagged:
-        writer.writerow(["untagged", u.resource_id, u.currency, u.lines, 0, "", u.spend, 0, "", " ".join(u.missing),
-                         u.owner or "", "", "", ""])
+        writer.writerow(
+            [
+                "untagged",
+                u.resource_id,
+                u.currency,
+                u.lines,
+                0,
+                "",
+                u.spend,
+                0,
+                "",
+                " ".join(u.missing),
+                u.owner or "",
+                "",
+                "",
+                "",
+            ]
+        )
     for f in report.filled:
-        writer.writerow(["filled", f"{f.source}/{f.tag}", f.currency, f.lines, "", "", f.spend, "", "", "", "",
-                         f.source, f.enricher, f.tag])
+        writer.writerow(
+            [
+                "filled",
+                f"{f.source}/{f.tag}",
+                f.currency,
+                f.lines,
+                "",
+                "",
+                f.spend,
+                "",
+                "",
+                "",
+                "",
+                f.source,
+                f.enricher,
+                f.tag,
+            ]
+        )
     return out.getvalue()
 
 
@@ -265,24 +367,54 @@ def _sections(report: TagReport) -> list[tuple[str, list[str], list[list[str]]]]
     compliance_header = ["", "currency", "lines", "compliant", "by count", "spend", "compliant spend", "by spend"]
 
     def rows(items: Sequence[Compliance]) -> list[list[str]]:
-        return [[c.key, c.currency, str(c.lines), str(c.compliant_lines), _pct_text(c.pct_lines), f"{c.spend:f}",
-                 f"{c.compliant_spend:f}", _pct_text(c.pct_spend)] for c in items]
+        return [
+            [
+                c.key,
+                c.currency,
+                str(c.lines),
+                str(c.compliant_lines),
+                _pct_text(c.pct_lines),
+                f"{c.spend:f}",
+                f"{c.compliant_spend:f}",
+                _pct_text(c.pct_spend),
+            ]
+            for c in items
+        ]
 
     return [
         ("By account", ["account", *compliance_header[1:]], rows(report.by_account)),
         ("By cost center", ["cost center", *compliance_header[1:]], rows(report.by_cost_center)),
         ("Trend", ["period", *compliance_header[1:]], rows(report.trend)),
-        ("Top untagged resources by spend", ["resource", "account", "currency", "spend", "lines", "missing", "owner"],
-         [[u.resource_id, u.account, u.currency, f"{u.spend:f}", str(u.lines), ", ".join(u.missing), u.owner or "-"]
-          for u in report.top_untagged]),
-        ("Gaps filled by enrichers", ["source", "enricher", "tag", "currency", "lines", "spend"],
-         [[f.source, f.enricher, f.tag, f.currency, str(f.lines), f"{f.spend:f}"] for f in report.filled]),
+        (
+            "Top untagged resources by spend",
+            ["resource", "account", "currency", "spend", "lines", "missing", "owner"],
+            [
+                [
+                    u.resource_id,
+                    u.account,
+                    u.currency,
+                    f"{u.spend:f}",
+                    str(u.lines),
+                    ", ".join(u.missing),
+                    u.owner or "-",
+                ]
+                for u in report.top_untagged
+            ],
+        ),
+        (
+            "Gaps filled by enrichers",
+            ["source", "enricher", "tag", "currency", "lines", "spend"],
+            [[f.source, f.enricher, f.tag, f.currency, str(f.lines), f"{f.spend:f}"] for f in report.filled],
+        ),
     ]
 
 
 def _headline(report: TagReport) -> list[str]:
-    return [f"{c.currency}: {c.compliant_lines}/{c.lines} lines ({_pct_text(c.pct_lines)}), {c.compliant_spend:f} of "
-            f"{c.spend:f} spend ({_pct_text(c.pct_spend)}) carry {', '.join(report.required)}" for c in report.total]
+    return [
+        f"{c.currency}: {c.compliant_lines}/{c.lines} lines ({_pct_text(c.pct_lines)}), {c.compliant_spend:f} of "
+        f"{c.spend:f} spend ({_pct_text(c.pct_spend)}) carry {', '.join(report.required)}"
+        for c in report.total
+    ]
 
 
 def render_table(report: TagReport) -> str:
@@ -302,8 +434,13 @@ def render_markdown(report: TagReport) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 
-    lines = [f"## Tag compliance ({report.period})", "", f"Run `{report.run}`.", "",
-             *(f"- {line}" for line in _headline(report))]
+    lines = [
+        f"## Tag compliance ({report.period})",
+        "",
+        f"Run `{report.run}`.",
+        "",
+        *(f"- {line}" for line in _headline(report)),
+    ]
     for title, header, rows in _sections(report):
         lines += ["", f"### {title}", ""]
         if not rows:
@@ -323,8 +460,9 @@ def as_alert(report: TagReport) -> Any:
     [*totals] = report.total
     spend = sum((c.spend for c in totals), Decimal(0))
     details = {f"pct_spend_{c.currency}": _text(c.pct_spend) or "" for c in totals}
-    return Alert("tag-report", report.period, "*", spend, render_markdown(report),
-                 details={"run_id": report.run, **details})
+    return Alert(
+        "tag-report", report.period, "*", spend, render_markdown(report), details={"run_id": report.run, **details}
+    )
 
 
 RENDERERS = {"table": render_table, "json": render_json, "csv": render_csv, "markdown": render_markdown}

@@ -70,8 +70,9 @@ def defused(column: pa.Array) -> pa.Array:
         return pa.DictionaryArray.from_arrays(column.indices, defused(column.dictionary))
     if not pa.types.is_string(column.type):
         return column
-    risky = pc.and_(pc.match_substring_regex(column, FORMULA_START),
-                    pc.invert(pc.match_substring_regex(column, PLAIN_NUMBER)))
+    risky = pc.and_(
+        pc.match_substring_regex(column, FORMULA_START), pc.invert(pc.match_substring_regex(column, PLAIN_NUMBER))
+    )
     risky = pc.fill_null(risky, False)
     if not pc.any(risky).as_py():
         return column

@@ -57,8 +57,9 @@ def number(value: Decimal, digits: int, *, signed: bool = False, locale: Locale 
     return f"+{text}" if signed and rounded > 0 else text
 
 
-def money(amount: Decimal | None, currency: str, *, signed: bool = False, code: bool = True,
-          locale: Locale | None = None) -> str:
+def money(
+    amount: Decimal | None, currency: str, *, signed: bool = False, code: bool = True, locale: Locale | None = None
+) -> str:
     """``25,397.96 USD``: the currency's minor unit, grouped; ``code=False`` leaves the code to a column header."""
     if amount is None:
         return ""

@@ -95,8 +95,9 @@ def conform(table: pa.Table) -> pa.Table:
         column = table[field.name]
         encoded = pa.types.is_dictionary(column.type) and pa.types.is_string(field.type)
         columns.append(column.cast(ENCODED_TEXT if encoded else field.type))
-    return pa.Table.from_arrays(columns, schema=pa.schema(
-        [f.with_type(c.type) for f, c in zip(COST_TABLE_SCHEMA, columns, strict=True)]))
+    return pa.Table.from_arrays(
+        columns, schema=pa.schema([f.with_type(c.type) for f, c in zip(COST_TABLE_SCHEMA, columns, strict=True)])
+    )
 
 
 def read_parquet_columns(path: str | Path, columns: Mapping[str, str], dictionary: Collection[str]) -> pa.Table:

@@ -57,21 +57,35 @@ def methodology_diff(base: PolicySet, head: PolicySet) -> str:
 
 # --- the document ------------------------------------------------------------------------------
 
+
 def _policy(policy: Policy) -> list[Block]:
     names = {cc.id: cc.name for cc in policy.cost_centers}
     until = f" until {policy.effective_until}" if policy.effective_until else ""
     blocks = [
         Block("h1", f"Allocation methodology: {policy.name} {policy.version}"),
-        Block("p", f"Policy `{policy.name}` version `{policy.version}`, content hash `{policy.content_hash}`, "
-                   f"effective from {policy.effective_from}{until}. Every allocated line carries this version and "
-                   f"hash, so any figure can be traced to the text below."),
-        Block("p", f"Costs are read from the `{policy.cost_column}` column, in {policy.currency}. Each line goes to "
-                   f"the first rule below that matches it, in this order; a line no rule matches goes to "
-                   f"`{policy.unallocated}` ({names.get(policy.unallocated, 'unallocated')})."),
+        Block(
+            "p",
+            f"Policy `{policy.name}` version `{policy.version}`, content hash `{policy.content_hash}`, "
+            f"effective from {policy.effective_from}{until}. Every allocated line carries this version and "
+            f"hash, so any figure can be traced to the text below.",
+        ),
+        Block(
+            "p",
+            f"Costs are read from the `{policy.cost_column}` column, in {policy.currency}. Each line goes to "
+            f"the first rule below that matches it, in this order; a line no rule matches goes to "
+            f"`{policy.unallocated}` ({names.get(policy.unallocated, 'unallocated')}).",
+        ),
         Block("h2", "Cost centers"),
-        Block("table", rows=(("Id", "Name", "Mode", "GL account"),
-                             *((cc.id, cc.name, cc.mode + (", shared pool" if cc.shared else ""), cc.gl_account or "-")
-                               for cc in policy.cost_centers))),
+        Block(
+            "table",
+            rows=(
+                ("Id", "Name", "Mode", "GL account"),
+                *(
+                    (cc.id, cc.name, cc.mode + (", shared pool" if cc.shared else ""), cc.gl_account or "-")
+                    for cc in policy.cost_centers
+                ),
+            ),
+        ),
         Block("h2", "Rules, in the order they are tried"),
     ]
     written = {r.get("id"): r for r in policy.document.get("spec", {}).get("rules", []) if isinstance(r, Mapping)}
@@ -90,20 +104,26 @@ def _policy(policy: Policy) -> list[Block]:
     for number, stage in enumerate(policy.stages, start=1):
         blocks += [
             Block("h3", f"Stage {number}: pool `{stage.pool}` ({names.get(stage.pool, stage.pool)})"),
-            Block("p", f"After the rules (and the stages before this one), everything in `{stage.pool}` is "
-                       f"redistributed: {_method(stage.allocate, policy, names)}."),
+            Block(
+                "p",
+                f"After the rules (and the stages before this one), everything in `{stage.pool}` is "
+                f"redistributed: {_method(stage.allocate, policy, names)}.",
+            ),
             Block("p", f"**Worked example:** {_example(stage.allocate, policy, names)}"),
         ]
     blocks += [
         Block("h2", "Rounding"),
-        Block("ul", items=(
-            "Every line is split exactly, at the precision of the ledger, by the largest-remainder method: each "
-            "part is rounded down, and the units left over go one each to the largest remainders (ties to the cost "
-            "center whose id sorts first). The parts always add up to the line, to the last digit.",
-            "Credits and refunds (negative lines) split the same way, mirrored.",
-            f"Invoices round each cost center's total to the currency's minor unit ({policy.currency}: "
-            f"{display.minor_digits(policy.currency)} digits) by the same method, so the month adds up to the cent.",
-        )),
+        Block(
+            "ul",
+            items=(
+                "Every line is split exactly, at the precision of the ledger, by the largest-remainder method: each "
+                "part is rounded down, and the units left over go one each to the largest remainders (ties to the cost "
+                "center whose id sorts first). The parts always add up to the line, to the last digit.",
+                "Credits and refunds (negative lines) split the same way, mirrored.",
+                f"Invoices round each cost center's total to the currency's minor unit ({policy.currency}: "
+                f"{display.minor_digits(policy.currency)} digits) by the same method, so the month adds up to the cent.",
+            ),
+        ),
     ]
     return blocks
 
@@ -146,26 +166,40 @@ def _method(spec: AllocationSpec, policy: Policy, names: Mapping[str, str]) -> s
     if spec.method == "fixed":
         total = sum((Decimal(str(w)) for w in p["splits"].values()), Decimal(0))
         return "by a fixed agreement: " + ", ".join(
-            f"{label(cc)} {display.share(Decimal(str(w)) / total)}" for cc, w in p["splits"].items())
+            f"{label(cc)} {display.share(Decimal(str(w)) / total)}" for cc, w in p["splits"].items()
+        )
     if spec.method == "even":
         among = p.get("among")
-        return "evenly among " + (", ".join(label(cc) for cc in among) if among else
-                                  "every consumer (each cost center that is neither a shared pool nor unallocated)")
+        return "evenly among " + (
+            ", ".join(label(cc) for cc in among)
+            if among
+            else "every consumer (each cost center that is neither a shared pool nor unallocated)"
+        )
     if spec.method == "tag":
         keys = ", then ".join(f"`{k}`" for k in p["keys"])
-        mapped = f"; tag values that are team names are mapped to cost centers ({len(p['map'])} names)" if p.get("map") else ""
-        return (f"to the cost center named by the line's tag {keys} (the first present){mapped}; when none names a "
-                f"cost center, to {label(p.get('fallback', policy.unallocated))}")
+        mapped = (
+            f"; tag values that are team names are mapped to cost centers ({len(p['map'])} names)"
+            if p.get("map")
+            else ""
+        )
+        return (
+            f"to the cost center named by the line's tag {keys} (the first present){mapped}; when none names a "
+            f"cost center, to {label(p.get('fallback', policy.unallocated))}"
+        )
     if spec.method == "proportional":
-        basis = (f"the `{p['driver']}` driver's quantity per cost center in the same period" if "driver" in p else
-                 "each cost center's own direct cost in the same period (after every other line is allocated)")
+        basis = (
+            f"the `{p['driver']}` driver's quantity per cost center in the same period"
+            if "driver" in p
+            else "each cost center's own direct cost in the same period (after every other line is allocated)"
+        )
         among = f", among {', '.join(label(cc) for cc in p['among'])}" if p.get("among") else ""
         counted = f", counting only lines where {_condition(p['filter'])}" if p.get("filter") else ""
         zero = fallback.get(p.get("fallback", "unallocated"), "")
         return f"in proportion to {basis}{among}{counted}; if every weight is zero, the amounts {zero}"
     if spec.method == "tiered":
-        tiers = "; ".join(f"`{value}`: {_method(AllocationSpec.from_document(t), policy, names)}"
-                          for value, t in p["tiers"].items())
+        tiers = "; ".join(
+            f"`{value}`: {_method(AllocationSpec.from_document(t), policy, names)}" for value, t in p["tiers"].items()
+        )
         default = p.get("default")
         rest = f"; any other value: {_method(AllocationSpec.from_document(default), policy, names)}" if default else ""
         return f"by the line's `{p['by']}`: {tiers}{rest}"
@@ -197,16 +231,20 @@ def _example(spec: AllocationSpec, policy: Policy, names: Mapping[str, str]) -> 
         return f"a {line} line gives {parts(dict.fromkeys(among, Decimal(1)))}."
     if spec.method == "tag":
         value, target = next(iter(p["map"].items())) if p.get("map") else (consumers[0], consumers[0])
-        return (f"a {line} line tagged `{p['keys'][0]}: {value}` gives `{target}` {line}; a line with none of the "
-                f"tags gives `{p.get('fallback', policy.unallocated)}` {line}.")
+        return (
+            f"a {line} line tagged `{p['keys'][0]}: {value}` gives `{target}` {line}; a line with none of the "
+            f"tags gives `{p.get('fallback', policy.unallocated)}` {line}."
+        )
     if spec.method == "proportional":
         first, second = (list(p.get("among") or consumers) * 2)[:2]
         if "driver" in p:
             unit = policy.document.get("spec", {}).get("drivers", {}).get(p["driver"], {}).get("unit", "units")
             had = f"`{first}` had 3 {unit} of `{p['driver']}` and `{second}` had 1"
         else:
-            had = (f"`{first}` had {display.money(3 * EXAMPLE, policy.currency)} of direct cost and `{second}` "
-                   f"{display.money(EXAMPLE, policy.currency)}")
+            had = (
+                f"`{first}` had {display.money(3 * EXAMPLE, policy.currency)} of direct cost and `{second}` "
+                f"{display.money(EXAMPLE, policy.currency)}"
+            )
         return f"if {had}, a {line} line would give {parts({first: Decimal(3), second: Decimal(1)})}."
     if spec.method == "tiered":
         value, tier = next(iter(p["tiers"].items()))
@@ -225,6 +263,7 @@ def _example(spec: AllocationSpec, policy: Policy, names: Mapping[str, str]) -> 
 
 # --- rendering ---------------------------------------------------------------------------------
 
+
 def _markdown(blocks: Sequence[Block]) -> str:
     out: list[str] = []
     for b in blocks:
@@ -237,8 +276,12 @@ def _markdown(blocks: Sequence[Block]) -> str:
         else:
             header, *rows = b.rows
             cell = lambda c: c.replace("|", "\\|")  # noqa: E731
-            out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                    *("| " + " | ".join(cell(c) for c in row) + " |" for row in rows), ""]
+            out += [
+                "| " + " | ".join(header) + " |",
+                "|" + "---|" * len(header),
+                *("| " + " | ".join(cell(c) for c in row) + " |" for row in rows),
+                "",
+            ]
     return "\n".join(out)
 
 
@@ -258,12 +301,20 @@ def _html(blocks: Sequence[Block]) -> str:
             body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>")
         else:
             header, *rows = b.rows
-            body.append("<table><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in header) + "</tr>"
-                        + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in rows)
-                        + "</table>")
-    style = ("body{font:15px/1.5 Georgia,serif;max-width:48em;margin:2em auto;color:#1f2933}"
-             "code{font:13px ui-monospace,monospace;background:#f0f4f8;padding:0 3px}"
-             "table{border-collapse:collapse}td,th{border:1px solid #cbd2d9;padding:3px 8px;text-align:left}"
-             "h3{margin-top:1.6em}")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
-            f"<style>{style}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
+            body.append(
+                "<table><tr>"
+                + "".join(f"<th>{_inline(h)}</th>" for h in header)
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in rows)
+                + "</table>"
+            )
+    style = (
+        "body{font:15px/1.5 Georgia,serif;max-width:48em;margin:2em auto;color:#1f2933}"
+        "code{font:13px ui-monospace,monospace;background:#f0f4f8;padding:0 3px}"
+        "table{border-collapse:collapse}td,th{border:1px solid #cbd2d9;padding:3px 8px;text-align:left}"
+        "h3{margin-top:1.6em}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+        f"<style>{style}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+    )

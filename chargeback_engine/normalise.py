@@ -108,8 +108,10 @@ class Rounding:
 
     def as_details(self) -> dict[str, dict[str, str | int]]:
         """``{column: {"values": n, "residue": "exact decimal text"}}``, for the run manifest."""
-        return {column: {"values": count, "residue": _decimal_text(total)}
-                for column, (count, total) in sorted(self.by_column.items())}
+        return {
+            column: {"values": count, "residue": _decimal_text(total)}
+            for column, (count, total) in sorted(self.by_column.items())
+        }
 
 
 def _decimal_text(value: Decimal) -> str:
@@ -120,8 +122,9 @@ def _decimal_text(value: Decimal) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def exact_money(values: pa.Array | pa.ChunkedArray, *, column: str, rounding: Rounding
-                ) -> tuple[pa.ChunkedArray, Problems]:
+def exact_money(
+    values: pa.Array | pa.ChunkedArray, *, column: str, rounding: Rounding
+) -> tuple[pa.ChunkedArray, Problems]:
     """``values`` as exact :data:`~chargeback_engine.focus.MONEY`, and the rows that are not money.
 
     Vectorised when every value reads into 40 digits after the point; otherwise (a bad value,
@@ -173,7 +176,9 @@ def _money_by_value(values: pa.ChunkedArray, column: str, rounding: Rounding) ->
             continue
         kept = amount.quantize(LEDGER_QUANTUM, rounding=ROUND_HALF_EVEN, context=_EXACT)
         if abs(kept) >= LIMIT:
-            problems.append((row, f'{column}: "{shown(value)}" does not fit the ledger (amounts are below 1e{38 - LEDGER_SCALE})'))
+            problems.append(
+                (row, f'{column}: "{shown(value)}" does not fit the ledger (amounts are below 1e{38 - LEDGER_SCALE})')
+            )
             amounts.append(None)
             continue
         if kept != amount:
@@ -198,7 +203,7 @@ def _one_amount(value: Any) -> Decimal | None:
     elif isinstance(value, str):
         text = value.strip()
     else:
-        raise ValueError("is not a decimal number")  # noqa: TRY004 - a bad value, reported on its row
+        raise ValueError("is not a decimal number")
     if _NOT_FINITE.fullmatch(text):
         raise ValueError("is not a finite number")
     if not _NUMBER.fullmatch(text):
@@ -212,8 +217,9 @@ def _one_amount(value: Any) -> Decimal | None:
         raise ValueError("is not a decimal number") from None
 
 
-def to_money(values: pa.Array | pa.ChunkedArray, *, column: str, where: str, rounding: Rounding,
-             first_row: int = 1) -> pa.ChunkedArray:
+def to_money(
+    values: pa.Array | pa.ChunkedArray, *, column: str, where: str, rounding: Rounding, first_row: int = 1
+) -> pa.ChunkedArray:
     """:func:`exact_money` for a collector's own columns (before its mapping computes with them):
     a problem raises, naming data row ``first_row`` + i of ``where``."""
     money, problems = exact_money(values, column=column, rounding=rounding)
@@ -239,8 +245,11 @@ def _blank_entries_as_null(chunk: pa.DictionaryArray) -> pa.DictionaryArray:
     blank = pc.indices_nonzero(pc.equal(chunk.dictionary, ""))
     if not len(blank):
         return chunk
-    indices = pc.if_else(pc.is_in(chunk.indices, value_set=blank.cast(chunk.indices.type)),
-                         pa.scalar(None, chunk.indices.type), chunk.indices)
+    indices = pc.if_else(
+        pc.is_in(chunk.indices, value_set=blank.cast(chunk.indices.type)),
+        pa.scalar(None, chunk.indices.type),
+        chunk.indices,
+    )
     return pa.DictionaryArray.from_arrays(indices, chunk.dictionary)
 
 
@@ -264,19 +273,25 @@ def canonical_tags(text: str) -> str:
     if text.count("{") + text.count("[") > MAX_TAG_DEPTH and _depth(text) > MAX_TAG_DEPTH:
         raise ValueError(f"nests arrays or objects more than {MAX_TAG_DEPTH} deep")
     try:
-        parsed = json.loads(text, parse_int=_Number, parse_float=_Number, parse_constant=_reject_constant,
-                            object_pairs_hook=lambda pairs: _Object(_unique_pairs(pairs)))
+        parsed = json.loads(
+            text,
+            parse_int=_Number,
+            parse_float=_Number,
+            parse_constant=_reject_constant,
+            object_pairs_hook=lambda pairs: _Object(_unique_pairs(pairs)),
+        )
     except json.JSONDecodeError as exc:
         raise ValueError(f"is not valid JSON ({exc.msg} at character {exc.pos + 1})") from None
     if not isinstance(parsed, _Object):
-        raise ValueError("is not a JSON object")  # noqa: TRY004 - a bad value, reported per row like the others
-    tags = {k: v if isinstance(v, str) and not isinstance(v, _Number) else _json_text(v)
-            for k, v in parsed if v is not None}
+        raise ValueError("is not a JSON object")
+    tags = {
+        k: v if isinstance(v, str) and not isinstance(v, _Number) else _json_text(v) for k, v in parsed if v is not None
+    }
     result = json.dumps(tags, ensure_ascii=False, separators=(",", ":"))
     try:
         result.encode("utf-8")
     except UnicodeEncodeError as exc:
-        bad = result[exc.start:exc.end].encode("utf-8", "backslashreplace").decode()
+        bad = result[exc.start : exc.end].encode("utf-8", "backslashreplace").decode()
         raise ValueError(f"holds a lone surrogate ({bad}), which is not Unicode text") from None
     return result
 
@@ -350,8 +365,10 @@ def _convert_tags(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedA
             problems.append(f'Tags: "{shown(text)}" {exc}')
     values_array, problems_array = pa.array(values, pa.string()), pa.array(problems, pa.string())
     indices = [chunk.indices for chunk in encoded.chunks]
-    return (pa.chunked_array([pa.DictionaryArray.from_arrays(i, values_array) for i in indices], ENCODED_TEXT),
-            pa.chunked_array([problems_array.take(i) for i in indices], pa.string()))
+    return (
+        pa.chunked_array([pa.DictionaryArray.from_arrays(i, values_array) for i in indices], ENCODED_TEXT),
+        pa.chunked_array([problems_array.take(i) for i in indices], pa.string()),
+    )
 
 
 def shown(value: Any) -> str:
@@ -362,8 +379,15 @@ def shown(value: Any) -> str:
 # --------------------------------------------------------------------------- the cost table
 
 
-def normalise(raw: pa.Table, *, source_id: str, rounding: Rounding, where: str | None = None,
-              first_row: int = 1, source_row: int | None = None) -> pa.Table:
+def normalise(
+    raw: pa.Table,
+    *,
+    source_id: str,
+    rounding: Rounding,
+    where: str | None = None,
+    first_row: int = 1,
+    source_row: int | None = None,
+) -> pa.Table:
     """The cost table of ``raw``, FOCUS columns as read (text, doubles, decimals, timestamps,
     maps), by the module's rules.
 
@@ -414,8 +438,9 @@ def normalise(raw: pa.Table, *, source_id: str, rounding: Rounding, where: str |
     if problems:
         raise InputError(summarise([f"{where}: row {row}: {text}" for row, text in sorted(problems)]))
     start = first_row if source_row is None else source_row
-    columns["x_SourceId"] = pa.chunked_array([pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
-                                                                             pa.array([source_id]))])
+    columns["x_SourceId"] = pa.chunked_array(
+        [pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([source_id]))]
+    )
     columns["x_SourceRow"] = pa.chunked_array([pa.array(np.arange(start, start + n, dtype=np.int64))])
     return conform(pa.table(columns))
 
@@ -437,8 +462,12 @@ def _currency_problems(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     invalid = [c for c in column.unique().drop_null().to_pylist() if not _CURRENCY_CODE.fullmatch(c)]
     if not invalid:
         return pa.nulls(0, pa.string())
-    text = pc.binary_join_element_wise('BillingCurrency: "', pc.utf8_slice_codeunits(column.cast(pa.string()), 0, 60),
-                                       '" is not an ISO 4217 currency code', "")
+    text = pc.binary_join_element_wise(
+        'BillingCurrency: "',
+        pc.utf8_slice_codeunits(column.cast(pa.string()), 0, 60),
+        '" is not an ISO 4217 currency code',
+        "",
+    )
     return pc.if_else(pc.is_in(column, pa.array(invalid)), text, None)
 
 
@@ -454,8 +483,10 @@ def _timestamps(columns: dict[str, pa.ChunkedArray]) -> tuple[dict[str, pa.Chunk
         else:
             value = f"TRY_CAST(trim({col}::VARCHAR) AS TIMESTAMPTZ)"
             expressions.append(f"{value} AS {col}")
-            checks.append(f"CASE WHEN {col} IS NOT NULL AND {value} IS NULL THEN '{name}: \"' || "
-                          f"left({col}::VARCHAR, 60) || '\" is not an ISO 8601 date-time' END")
+            checks.append(
+                f"CASE WHEN {col} IS NOT NULL AND {value} IS NULL THEN '{name}: \"' || "
+                f"left({col}::VARCHAR, 60) || '\" is not an ISO 8601 date-time' END"
+            )
         if name in _NOT_NULL:
             checks.append(f"CASE WHEN {col} IS NULL THEN '{name}: is missing' END")
     problem = f"NULLIF(concat_ws('; ', {', '.join(checks)}), '')" if checks else "NULL"
@@ -497,8 +528,10 @@ def csv_header(head: bytes, where: str) -> list[str]:
     column named twice is refused: which of the two holds the money is anyone's guess.
     """
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4096]:
-        raise InputError(f"{where}: the file is UTF-16 encoded (it has a byte-order mark or NUL bytes); "
-                         "cost files must be UTF-8: save it again as UTF-8 CSV")
+        raise InputError(
+            f"{where}: the file is UTF-16 encoded (it has a byte-order mark or NUL bytes); "
+            "cost files must be UTF-8: save it again as UTF-8 CSV"
+        )
     text = head.decode("utf-8-sig", errors="replace")
     line = re.split(r"\r\n?|\n", text, maxsplit=1)[0]
     if not line.strip():
@@ -513,6 +546,8 @@ def unique_columns(names: Sequence[str], where: str) -> None:
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
         if name in seen:
-            raise InputError(f'{where}: column "{shown(name)}" appears twice (columns {seen[name]} and {position}); '
-                             "each column must appear once")
+            raise InputError(
+                f'{where}: column "{shown(name)}" appears twice (columns {seen[name]} and {position}); '
+                "each column must appear once"
+            )
         seen[name] = position

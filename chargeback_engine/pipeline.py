@@ -86,9 +86,14 @@ def _store(source: CollectedSource, directory: Path) -> Collected:
     folder.mkdir(parents=True, exist_ok=True)
     if not file.exists():
         write_atomically(source.table, file)
-    pointer = {"source_id": source.source_id, "version": source.version, "file": file.name,
-               "rows": source.table.num_rows, "collected_at": datetime.now(UTC).isoformat(timespec="seconds"),
-               "details": dict(source.details)}
+    pointer = {
+        "source_id": source.source_id,
+        "version": source.version,
+        "file": file.name,
+        "rows": source.table.num_rows,
+        "collected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "details": dict(source.details),
+    }
     write_atomic(folder / LATEST, (json.dumps(pointer, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"))
     return Collected(source.source_id, source.version, source.table.num_rows, file, stored=True)
 
@@ -123,13 +128,15 @@ def cached_sources(period: Period, root: Path) -> list[CollectedSource]:
             raise InputError(f"{folder / pointer['file']}: cannot read the stored version: {exc}") from None
         sources.append(CollectedSource(pointer["source_id"], table, pointer["version"], pointer.get("details", {})))
     if not sources:
-        raise InputError(f"nothing collected for {period} in {directory}; "
-                         f"run chargeback collect --period {period} first")
+        raise InputError(
+            f"nothing collected for {period} in {directory}; run chargeback collect --period {period} first"
+        )
     return sorted(sources, key=lambda s: s.source_id)
 
 
 def without_sources(policies: PolicySet) -> PolicySet:
     """The policies with their ``spec.sources`` left out: the cache stands in for the collectors."""
+
     def strip(policy: Policy) -> Policy:
         spec = {k: v for k, v in policy.document.get("spec", {}).items() if k != "sources"}
         return replace(policy, document={**policy.document, "spec": spec})

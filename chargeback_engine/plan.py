@@ -87,13 +87,25 @@ class Plan:
             "input_rows": self.input_rows,
             "changed": self.changed,
             "cost_centers": [
-                {"cost_center": c.cost_center, "currency": c.currency,
-                 "before": str(c.before), "after": str(c.after), "delta": str(c.delta)}
+                {
+                    "cost_center": c.cost_center,
+                    "currency": c.currency,
+                    "before": str(c.before),
+                    "after": str(c.after),
+                    "delta": str(c.delta),
+                }
                 for c in self.cost_centers
             ],
             "rules": [
-                {"rule_id": r.rule_id, "currency": r.currency, "lines_before": r.lines_before,
-                 "lines_after": r.lines_after, "before": str(r.before), "after": str(r.after), "delta": str(r.delta)}
+                {
+                    "rule_id": r.rule_id,
+                    "currency": r.currency,
+                    "lines_before": r.lines_before,
+                    "lines_after": r.lines_after,
+                    "before": str(r.before),
+                    "after": str(r.after),
+                    "delta": str(r.delta),
+                }
                 for r in self.rules
             ],
         }
@@ -103,8 +115,10 @@ class Plan:
         lines = [
             f"### Allocation impact for {self.period}",
             "",
-            (f"`{self.base.policy}@{self.base.version}` → `{self.head.policy}@{self.head.version}`, "
-             f"{self.input_rows:,} line items."),
+            (
+                f"`{self.base.policy}@{self.base.version}` → `{self.head.policy}@{self.head.version}`, "
+                f"{self.input_rows:,} line items."
+            ),
             "",
         ]
         if not self.changed:
@@ -112,23 +126,31 @@ class Plan:
         lines += ["| Cost center | Currency | Before | After | Delta |", "|---|---|---:|---:|---:|"]
         for c in self.cost_centers:
             mark = "**" if c.delta else ""
-            lines.append(f"| {mark}{display.cost_center(c.cost_center, self.names)}{mark} | {c.currency} | {_money(c.before, c.currency)} | "
-                         f"{_money(c.after, c.currency)} | {_money(c.delta, c.currency, signed=True)} |")
+            lines.append(
+                f"| {mark}{display.cost_center(c.cost_center, self.names)}{mark} | {c.currency} | {_money(c.before, c.currency)} | "
+                f"{_money(c.after, c.currency)} | {_money(c.delta, c.currency, signed=True)} |"
+            )
         for currency in sorted({c.currency for c in self.cost_centers}):
             mine = [c for c in self.cost_centers if c.currency == currency]
             before, after = sum((c.before for c in mine), Decimal(0)), sum((c.after for c in mine), Decimal(0))
-            lines.append(f"| **Total** | {currency} | {_money(before, currency)} | {_money(after, currency)} | "
-                         f"{_money(after - before, currency, signed=True)} |")
+            lines.append(
+                f"| **Total** | {currency} | {_money(before, currency)} | {_money(after, currency)} | "
+                f"{_money(after - before, currency, signed=True)} |"
+            )
         lines += ["", "#### Rules whose matched amount changed", ""]
         if not self.rules:
             lines.append("None: the same rules match the same lines; only how they split changed.")
         else:
-            lines += ["| Rule | Currency | Lines before | Lines after | Before | After | Delta |",
-                      "|---|---|---:|---:|---:|---:|---:|"]
+            lines += [
+                "| Rule | Currency | Lines before | Lines after | Before | After | Delta |",
+                "|---|---|---:|---:|---:|---:|---:|",
+            ]
             for r in self.rules:
-                lines.append(f"| `{r.rule_id}` | {r.currency} | {r.lines_before:,} | {r.lines_after:,} | "
-                             f"{_money(r.before, r.currency)} | {_money(r.after, r.currency)} | "
-                             f"{_money(r.delta, r.currency, signed=True)} |")
+                lines.append(
+                    f"| `{r.rule_id}` | {r.currency} | {r.lines_before:,} | {r.lines_after:,} | "
+                    f"{_money(r.before, r.currency)} | {_money(r.after, r.currency)} | "
+                    f"{_money(r.delta, r.currency, signed=True)} |"
+                )
         lines += ["", "<sub>Amounts rounded to the currency's minor unit; `--format json` has them exact.</sub>", ""]
         return "\n".join(lines)
 
@@ -196,7 +218,10 @@ def _rule_changes(before: RunResult, after: RunResult) -> tuple[RuleChange, ...]
     none = (0, Decimal(0))
     changes = []
     for rule, currency in sorted(old.keys() | new.keys()):
-        (lines_before, amount_before), (lines_after, amount_after) = old.get((rule, currency), none), new.get((rule, currency), none)
+        (lines_before, amount_before), (lines_after, amount_after) = (
+            old.get((rule, currency), none),
+            new.get((rule, currency), none),
+        )
         if (lines_before, amount_before) != (lines_after, amount_after):
             changes.append(RuleChange(rule, currency, lines_before, lines_after, amount_before, amount_after))
     return tuple(changes)
@@ -207,4 +232,3 @@ def _money(amount: Decimal, currency: str, *, signed: bool = False) -> str:
 
 
 __all__ = ["NO_RULE", "CostCenterChange", "Plan", "RuleChange", "Side", "plan"]
-

@@ -252,7 +252,9 @@ class Registry:
         :class:`PluginError` when none is, so a run names what is missing."""
         entry = getattr(self, kind).get(name)
         if entry is None:
-            raise PluginError(f"no {KINDS[kind].singular} {name!r} is registered (is its plugin installed and allowed?)")
+            raise PluginError(
+                f"no {KINDS[kind].singular} {name!r} is registered (is its plugin installed and allowed?)"
+            )
         return entry
 
     def names_by_plugin(self, plugin: str) -> dict[str, list[str]]:
@@ -284,8 +286,9 @@ class Kind:
 #: Component kinds by their :class:`Registry` attribute.
 KINDS: Mapping[str, Kind] = {
     "collectors": Kind("chargeback_register_collectors", Collector, "config_schema", ("collect",)),
-    "allocators": Kind("chargeback_register_allocators", Allocator, "params_schema",
-                       ("check", "targets", "fields", "resolve")),
+    "allocators": Kind(
+        "chargeback_register_allocators", Allocator, "params_schema", ("check", "targets", "fields", "resolve")
+    ),
     "exporters": Kind("chargeback_register_exporters", Exporter, "options_schema", ("export",)),
     "notifiers": Kind("chargeback_register_notifiers", Notifier, "options_schema", ("send",)),
     "enrichers": Kind("chargeback_register_enrichers", Enricher, "options_schema", ("inventory",)),

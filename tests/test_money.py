@@ -55,7 +55,9 @@ def test_split_refuses_amounts_finer_than_its_scale():
         split(Decimal("0.001"), [Decimal(1)], scale=2)
 
 
-@pytest.mark.parametrize("amount", ["12345678901234567890.000000000000000001", "-99999999999999999999.999999999999999999"])
+@pytest.mark.parametrize(
+    "amount", ["12345678901234567890.000000000000000001", "-99999999999999999999.999999999999999999"]
+)
 def test_amounts_wider_than_28_digits_are_split_exactly(amount):
     parts = split(Decimal(amount), [Decimal(1), Decimal(2), Decimal(7)])
     with localcontext(WIDE):  # the test's own sums and negations must not round either
@@ -67,6 +69,12 @@ def test_equal_remainders_tie_exactly_and_the_rotation_breaks_them() -> None:
     """0.01 by 1:7:7 leaves three remainders of exactly 10/15 of a unit; a finite-precision
     quotient would see them differ in its last digit and ignore the rotation."""
     assert split(Decimal("0.01"), [Decimal(1), Decimal(7), Decimal(7)], rotation=2) == [
-        Decimal("0.000666666666666667"), Decimal("0.004666666666666666"), Decimal("0.004666666666666667")]
+        Decimal("0.000666666666666667"),
+        Decimal("0.004666666666666666"),
+        Decimal("0.004666666666666667"),
+    ]
     assert split(Decimal("0.01"), [Decimal(1), Decimal(7), Decimal(7)], rotation=1) == [
-        Decimal("0.000666666666666666"), Decimal("0.004666666666666667"), Decimal("0.004666666666666667")]
+        Decimal("0.000666666666666666"),
+        Decimal("0.004666666666666667"),
+        Decimal("0.004666666666666667"),
+    ]

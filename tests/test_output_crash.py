@@ -32,8 +32,16 @@ SAMPLE = REPO / "policies" / "data" / "acme-focus-2026-10.csv"
 KILLS = 100
 WORKERS = 2
 FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["chargeback_engine.cli", "chargeback_engine.engine.duck", "chargeback_engine.exporters.files",
-                              "chargeback_aws", "chargeback_azure", "chargeback_gcp"])
+FORKS.set_forkserver_preload(
+    [
+        "chargeback_engine.cli",
+        "chargeback_engine.engine.duck",
+        "chargeback_engine.exporters.files",
+        "chargeback_aws",
+        "chargeback_azure",
+        "chargeback_gcp",
+    ]
+)
 
 
 def command(source: Path, out: Path) -> list[str]:
@@ -43,7 +51,7 @@ def command(source: Path, out: Path) -> list[str]:
 def _chargeback(args: list[str]) -> None:
     from chargeback_engine.cli import main
 
-    sys.stdout = open(os.devnull, "w")  # noqa: SIM115  the child exits, closing it
+    sys.stdout = open(os.devnull, "w")
     main(args)
 
 
@@ -163,8 +171,9 @@ def test_a_file_an_exporter_writes_in_a_subfolder_is_an_output_at_the_top(tmp_pa
 
     plugin = _NestedPlugin()
     rules = [{"id": "all", "priority": 1, "allocate": {"method": "direct", "cost_center": "CC-1"}}]
-    engine = make_engine(make_policy(plugin, builtins=True, rules=rules), plugin, builtins=True,
-                         exporters=["summary", "nested"])
+    engine = make_engine(
+        make_policy(plugin, builtins=True, rules=rules), plugin, builtins=True, exporters=["summary", "nested"]
+    )
     result = engine.run([line_items({"EffectiveCost": "1"})], "2026-10", out=tmp_path / "out")
     assert (tmp_path / "out" / "nested.txt").read_text() == result.run_id
     assert visible_set(tmp_path / "out") == result.run_id

@@ -18,7 +18,9 @@ FALLBACK = {"enum": ["even", "unallocated"]}
 CONDITION = {"$ref": "#/$defs/when"}
 
 
-def method_schema(method: str, properties: Mapping[str, Any], required: Iterable[str] = (), **extra: Any) -> dict[str, Any]:
+def method_schema(
+    method: str, properties: Mapping[str, Any], required: Iterable[str] = (), **extra: Any
+) -> dict[str, Any]:
     """The ``allocate:`` block of one method: ``method`` pinned, nothing unknown allowed."""
     return {
         "type": "object",
@@ -36,7 +38,9 @@ def fallback_shares(fallback: str, among: Iterable[str], context: AllocationCont
     """
     candidates = sorted(set(among))
     if fallback == "even" and candidates:
-        return Shares({cc: Decimal(1) for cc in candidates},
-                      f"{why} (fallback: even, among {len(candidates)} cost centers), fell back to even split")
+        return Shares(
+            {cc: Decimal(1) for cc in candidates},
+            f"{why} (fallback: even, among {len(candidates)} cost centers), fell back to even split",
+        )
     declared = "fallback: unallocated" if fallback != "even" else "fallback: even, but no cost center to split among"
     return Shares({context.policy.unallocated: Decimal(1)}, f"{why} ({declared}), fell back to unallocated")

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chargeback_engine.allocators._common import NESTED_ALLOCATE, method_schema
-from chargeback_engine.components import Amortize, AllocationContext, Finding
+from chargeback_engine.components import AllocationContext, Amortize, Finding
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.policy.model import AllocationSpec
 
@@ -42,7 +42,9 @@ class AmortizedAllocator:
         months = params["months"]
         then = context.resolve(AllocationSpec.from_document(params["then"]))
         over = "the commitment term" if months == COMMITMENT_TERM else f"{months} months"
-        return Amortize(None if months == COMMITMENT_TERM else int(months), then, f"amortized over {over}, then {then.reason}")
+        return Amortize(
+            None if months == COMMITMENT_TERM else int(months), then, f"amortized over {over}, then {then.reason}"
+        )
 
 
 @hookimpl

@@ -11,8 +11,12 @@ from chargeback_engine.components import AllocationContext, Finding, Shares
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.policy.checks import unknown_cost_centers
 
-FRACTION = {"oneOf": [{"type": "number", "minimum": 0, "maximum": 1},
-                      {"type": "string", "pattern": r"^(0(\.[0-9]{1,10})?|1(\.0{1,10})?)$"}]}
+FRACTION = {
+    "oneOf": [
+        {"type": "number", "minimum": 0, "maximum": 1},
+        {"type": "string", "pattern": r"^(0(\.[0-9]{1,10})?|1(\.0{1,10})?)$"},
+    ]
+}
 
 
 def fraction(value: Any) -> Decimal:
@@ -40,8 +44,15 @@ class FixedAllocator:
     compiled = True  # resolve reads nothing of the key but fields(params)
     params_schema = method_schema(
         "fixed",
-        {"splits": {"type": "object", "minProperties": 1, "maxProperties": 1000,
-                    "propertyNames": COST_CENTER_ID, "additionalProperties": FRACTION}},
+        {
+            "splits": {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 1000,
+                "propertyNames": COST_CENTER_ID,
+                "additionalProperties": FRACTION,
+            }
+        },
         required=["splits"],
     )
 

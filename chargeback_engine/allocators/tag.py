@@ -23,8 +23,12 @@ class TagAllocator:
     params_schema = method_schema(
         "tag",
         {
-            "keys": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128},
-                     "minItems": 1, "maxItems": 20},
+            "keys": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": 128},
+                "minItems": 1,
+                "maxItems": 20,
+            },
             "map": {"type": "object", "additionalProperties": COST_CENTER_ID, "maxProperties": 10000},
             "fallback": COST_CENTER_ID,
         },
@@ -35,8 +39,9 @@ class TagAllocator:
         self._cache: dict[int, tuple[Mapping[str, Any], dict[str, str], frozenset[str]]] = {}
 
     def check(self, params: Mapping[str, Any], policy: Any) -> Iterable[Finding]:
-        findings = [f for value, cc in params.get("map", {}).items()
-                    for f in unknown_cost_centers(policy, cc, ("map", value))]
+        findings = [
+            f for value, cc in params.get("map", {}).items() for f in unknown_cost_centers(policy, cc, ("map", value))
+        ]
         if "fallback" in params:
             findings += unknown_cost_centers(policy, params["fallback"], ("fallback",))
         return findings
@@ -69,7 +74,9 @@ class TagAllocator:
                 skipped.append(f"tag {key} value {value!r} is not a cost center")
                 continue
             reason = f"tag {key} = {value!r}"
-            return Shares({cost_center: Decimal(1)}, ", ".join([*skipped, f"fell back to {key}"]) if skipped else reason)
+            return Shares(
+                {cost_center: Decimal(1)}, ", ".join([*skipped, f"fell back to {key}"]) if skipped else reason
+            )
         fallback = params.get("fallback", context.policy.unallocated)
         return Shares({fallback: Decimal(1)}, ", ".join([*skipped, f"fell back to {fallback}"]))
 

@@ -24,8 +24,12 @@ class TieredAllocator:
         "tiered",
         {
             "by": {"type": "string", "minLength": 1, "maxLength": 128},
-            "tiers": {"type": "object", "minProperties": 1, "maxProperties": 100,
-                      "additionalProperties": NESTED_ALLOCATE},
+            "tiers": {
+                "type": "object",
+                "minProperties": 1,
+                "maxProperties": 100,
+                "additionalProperties": NESTED_ALLOCATE,
+            },
             "default": NESTED_ALLOCATE,
         },
         required=["by", "tiers"],
@@ -44,7 +48,7 @@ class TieredAllocator:
         by = params["by"]
         if by.startswith(TAG_PREFIX):
             tags = context.policy.tags
-            value = context.key.get(TAG_PREFIX + tags.normalize_key(by[len(TAG_PREFIX):]))
+            value = context.key.get(TAG_PREFIX + tags.normalize_key(by[len(TAG_PREFIX) :]))
             tiers = {tags.normalize_value(str(k)): v for k, v in params["tiers"].items()}
         else:
             value = context.key.get(by)

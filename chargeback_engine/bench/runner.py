@@ -60,13 +60,17 @@ class Measurement:
     def phases(self) -> tuple[Step, Step]:
         """The steps summed into two phases: allocating (collect to check, the ledger
         complete and conserved) and writing the outputs, which can cost more than the first."""
+
         def summed(name: str, steps: list[Step]) -> Step:
-            return Step(name, sum(s.seconds for s in steps), sum(s.cpu_seconds for s in steps),
-                        max((s.peak_rss_bytes for s in steps), default=0))
+            return Step(
+                name,
+                sum(s.seconds for s in steps),
+                sum(s.cpu_seconds for s in steps),
+                max((s.peak_rss_bytes for s in steps), default=0),
+            )
 
         writing = [s for s in self.steps if s.name.startswith("write ")]
-        return (summed("allocating", [s for s in self.steps if s not in writing]),
-                summed("writing outputs", writing))
+        return (summed("allocating", [s for s in self.steps if s not in writing]), summed("writing outputs", writing))
 
 
 def default_cache_dir() -> Path:
@@ -90,7 +94,10 @@ def run_benchmark(stage: str, sizes: Sequence[int], cache_dir: Path | None = Non
         with tempfile.TemporaryDirectory(prefix="chargeback-bench-out-") as out:
             completed = subprocess.run(
                 [sys.executable, "-m", "chargeback_engine.bench.runner", stage, str(month), out],
-                check=True, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONHASHSEED": "0"},
             )
         measured = json.loads(completed.stdout.strip().splitlines()[-1])
         results.append(Measurement(**{**measured, "steps": tuple(Step(**s) for s in measured["steps"])}))

@@ -9,6 +9,7 @@ hashed and removed before the next run starts, so the disk holds one run's at a 
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import shutil
@@ -33,32 +34,88 @@ def bench_spec(cost_column: str = "BilledCost") -> dict[str, Any]:
         "cost_column": cost_column,
         "tags": {"normalize": {"keys": "lower", "strip": True}, "aliases": {"costcenter": "cost-center"}},
         "cost_centers": [{"id": cc, "shared": "shared" in name} for cc, name in COST_CENTERS],
-        "drivers": {"storage-gb": {"inline": [{"period": "2026-10", "cost_center": cc, "quantity": q}
-                                              for cc, q in zip(CONSUMERS, [5, 0, 13, 700, 1, 0, 3, 2, 9, 11], strict=True)]}},
+        "drivers": {
+            "storage-gb": {
+                "inline": [
+                    {"period": "2026-10", "cost_center": cc, "quantity": q}
+                    for cc, q in zip(CONSUMERS, [5, 0, 13, 700, 1, 0, 3, 2, 9, 11], strict=True)
+                ]
+            }
+        },
         "rules": [
-            {"id": "reserved-instances", "priority": 100,
-             "when": {"CommitmentDiscountType": "Reserved Instance"},
-             "allocate": {"method": "amortized", "months": 12,
-                          "then": {"method": "proportional", "basis": "direct-cost", "fallback": "even"}}},
-            {"id": "support", "priority": 90, "when": {"ServiceName": "AWS Support"},
-             "allocate": {"method": "amortized", "months": "commitment-term", "then": {"method": "even"}}},
-            {"id": "credits", "priority": 80, "when": {"ChargeCategory": "Credit"},
-             "allocate": {"method": "proportional", "basis": "direct-cost", "among": CONSUMERS[:4], "fallback": "even"}},
-            {"id": "platform-shared", "priority": 70, "when": {"tags.shared": "true"},
-             "allocate": {"method": "direct", "cost_center": "CC-9000"}},
-            {"id": "storage", "priority": 60, "when": {"ServiceName": {"in": ["Amazon S3", "Amazon Elastic Block Store"]}},
-             "allocate": {"method": "proportional", "driver": "storage-gb", "fallback": "even"}},
-            {"id": "by-environment", "priority": 50, "when": {"ServiceName": {"in": ["Amazon EC2", "Amazon RDS"]}},
-             "allocate": {"method": "tiered", "by": "tags.environment",
-                          "tiers": {"production": {"method": "tag", "keys": ["cost-center", "team"],
-                                                   "map": dict(TEAMS), "fallback": "CC-9001"},
-                                    "staging": {"method": "fixed", "splits": {"CC-1001": "0.3333", "CC-1002": "0.3333",
-                                                                              "CC-1003": "0.3334"}}},
-                          "default": {"method": "even", "among": CONSUMERS[3:7]}}},
-            {"id": "tagged", "priority": 40, "when": {"ServiceName": {"not_in": ["Amazon CloudWatch"]}},
-             "allocate": {"method": "tag", "keys": ["cost-center", "team"], "map": dict(TEAMS)}},
-            {"id": "observability", "priority": 30, "when": {"ServiceName": "Amazon CloudWatch", "tags.team": {"exists": True}},
-             "allocate": {"method": "direct", "cost_center": "CC-9001"}},
+            {
+                "id": "reserved-instances",
+                "priority": 100,
+                "when": {"CommitmentDiscountType": "Reserved Instance"},
+                "allocate": {
+                    "method": "amortized",
+                    "months": 12,
+                    "then": {"method": "proportional", "basis": "direct-cost", "fallback": "even"},
+                },
+            },
+            {
+                "id": "support",
+                "priority": 90,
+                "when": {"ServiceName": "AWS Support"},
+                "allocate": {"method": "amortized", "months": "commitment-term", "then": {"method": "even"}},
+            },
+            {
+                "id": "credits",
+                "priority": 80,
+                "when": {"ChargeCategory": "Credit"},
+                "allocate": {
+                    "method": "proportional",
+                    "basis": "direct-cost",
+                    "among": CONSUMERS[:4],
+                    "fallback": "even",
+                },
+            },
+            {
+                "id": "platform-shared",
+                "priority": 70,
+                "when": {"tags.shared": "true"},
+                "allocate": {"method": "direct", "cost_center": "CC-9000"},
+            },
+            {
+                "id": "storage",
+                "priority": 60,
+                "when": {"ServiceName": {"in": ["Amazon S3", "Amazon Elastic Block Store"]}},
+                "allocate": {"method": "proportional", "driver": "storage-gb", "fallback": "even"},
+            },
+            {
+                "id": "by-environment",
+                "priority": 50,
+                "when": {"ServiceName": {"in": ["Amazon EC2", "Amazon RDS"]}},
+                "allocate": {
+                    "method": "tiered",
+                    "by": "tags.environment",
+                    "tiers": {
+                        "production": {
+                            "method": "tag",
+                            "keys": ["cost-center", "team"],
+                            "map": dict(TEAMS),
+                            "fallback": "CC-9001",
+                        },
+                        "staging": {
+                            "method": "fixed",
+                            "splits": {"CC-1001": "0.3333", "CC-1002": "0.3333", "CC-1003": "0.3334"},
+                        },
+                    },
+                    "default": {"method": "even", "among": CONSUMERS[3:7]},
+                },
+            },
+            {
+                "id": "tagged",
+                "priority": 40,
+                "when": {"ServiceName": {"not_in": ["Amazon CloudWatch"]}},
+                "allocate": {"method": "tag", "keys": ["cost-center", "team"], "map": dict(TEAMS)},
+            },
+            {
+                "id": "observability",
+                "priority": 30,
+                "when": {"ServiceName": "Amazon CloudWatch", "tags.team": {"exists": True}},
+                "allocate": {"method": "direct", "cost_center": "CC-9001"},
+            },
         ],
         "stages": [
             {"pool": "CC-9000", "allocate": {"method": "proportional", "basis": "direct-cost", "fallback": "even"}},
@@ -71,10 +128,15 @@ def bench_policy(cost_column: str = "BilledCost"):  # type: ignore[no-untyped-de
     from chargeback_engine.policy.build import build_policy
     from chargeback_engine.policy.model import SourceLocation
 
-    document = {"apiVersion": "chargeback/v1", "kind": "AllocationPolicy",
-                "metadata": {"name": "bench-spark", "version": "1", "effective": {"from": "2020-01-01"}},
-                "spec": bench_spec(cost_column)}
-    return build_policy(document, path="bench-spark.yaml", locate=lambda p: SourceLocation("bench-spark.yaml", len(p), 1))
+    document = {
+        "apiVersion": "chargeback/v1",
+        "kind": "AllocationPolicy",
+        "metadata": {"name": "bench-spark", "version": "1", "effective": {"from": "2020-01-01"}},
+        "spec": bench_spec(cost_column),
+    }
+    return build_policy(
+        document, path="bench-spark.yaml", locate=lambda p: SourceLocation("bench-spark.yaml", len(p), 1)
+    )
 
 
 @dataclass(frozen=True)
@@ -119,7 +181,7 @@ def _run_one(engine: str, month: str, out: str, master: str, driver_memory: str,
 
         session = spark_session(master, {"spark.driver.memory": driver_memory, "spark.driver.maxResultSize": "0"})
         session.sparkContext.setLogLevel("ERROR")
-        plane = lambda: SparkPlane(session)
+        plane = functools.partial(SparkPlane, session)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     start = time.perf_counter()
@@ -132,8 +194,13 @@ def _run_one(engine: str, month: str, out: str, master: str, driver_memory: str,
     queue.put(Measurement(engine, rows, result.count(), seconds, rows / seconds, peak[0] / 1024))
 
 
-def run(rows: int, workdir: Path, master: str = "local[2]", driver_memory: str = "8g",
-        engines: tuple[str, ...] = ("duckdb", "spark")) -> list[Measurement]:
+def run(
+    rows: int,
+    workdir: Path,
+    master: str = "local[2]",
+    driver_memory: str = "8g",
+    engines: tuple[str, ...] = ("duckdb", "spark"),
+) -> list[Measurement]:
     """Generate (or reuse) the seeded month of ``rows`` lines and time each engine on it."""
     month = workdir / f"focus-{rows}-seed{Shape(rows=rows).seed}.parquet"
     if not month.exists():

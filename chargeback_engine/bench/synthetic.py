@@ -191,8 +191,9 @@ class Shape:
 
 
 #: The bundled sample month, ``policies/data/acme-focus-2026-10.csv``.
-SAMPLE_SHAPE = Shape(rows=600, seed=2026_10, billing_accounts=2, accounts=3, services=13, resources=60,
-                     resource_day_micros=25_000_000)
+SAMPLE_SHAPE = Shape(
+    rows=600, seed=2026_10, billing_accounts=2, accounts=3, services=13, resources=60, resource_day_micros=25_000_000
+)
 
 
 @dataclass(frozen=True)
@@ -218,13 +219,16 @@ def _catalog(shape: Shape) -> _Catalog:
     rng = np.random.default_rng([shape.seed, 0])
     billing_ids = [f"{rng.integers(10**11, 10**12)}" for _ in range(shape.billing_accounts)]
     account_ids = [f"{rng.integers(10**11, 10**12)}" for _ in range(shape.accounts)]
-    account_names = [f"{_ACCOUNT_NAMES[i % len(_ACCOUNT_NAMES)]}-{i // len(_ACCOUNT_NAMES) + 1:02d}"
-                     for i in range(shape.accounts)]
+    account_names = [
+        f"{_ACCOUNT_NAMES[i % len(_ACCOUNT_NAMES)]}-{i // len(_ACCOUNT_NAMES) + 1:02d}" for i in range(shape.accounts)
+    ]
     # Every billing account gets at least one sub-account; the rest are spread at random.
-    account_billing = np.concatenate([
-        np.arange(shape.billing_accounts),
-        rng.integers(0, shape.billing_accounts, shape.accounts - shape.billing_accounts),
-    ])
+    account_billing = np.concatenate(
+        [
+            np.arange(shape.billing_accounts),
+            rng.integers(0, shape.billing_accounts, shape.accounts - shape.billing_accounts),
+        ]
+    )
     usage_services = min(shape.services - 1, len(SERVICES)) or 1  # the last one is AWS Support
     n = shape.resources
     resource_account = rng.integers(0, shape.accounts, n)
@@ -281,18 +285,29 @@ def _resource_tags(rng: np.random.Generator, shape: Shape) -> pa.Array:
         text = np.char.add(np.char.add(np.char.add('"', np.asarray(key, dtype=str)), '":'), value.astype(str))
         return np.where(present, text.astype(object), None).tolist()
 
-    quoted = lambda values: np.char.add(np.char.add('"', values.astype(str)), '"')
+    def quoted(values: np.ndarray) -> np.ndarray:
+        return np.char.add(np.char.add('"', values.astype(str)), '"')
+
     env_names = texts(list(ENVIRONMENTS), env).astype(str)
     env_names = np.where(draw[:, 5] < 0.05, np.char.capitalize(env_names), env_names)
     members = [
-        member(draw[:, 0] < 0.75, np.where(draw[:, 1] < 0.06, "CostCenter", "cost-center"),
-               quoted(texts([cc for _, cc in TEAMS], team))),
-        member(draw[:, 2] < 0.85, np.where(draw[:, 3] < 0.04, " Team ", "team"), quoted(texts([t for t, _ in TEAMS], team))),
+        member(
+            draw[:, 0] < 0.75,
+            np.where(draw[:, 1] < 0.06, "CostCenter", "cost-center"),
+            quoted(texts([cc for _, cc in TEAMS], team)),
+        ),
+        member(
+            draw[:, 2] < 0.85, np.where(draw[:, 3] < 0.04, " Team ", "team"), quoted(texts([t for t, _ in TEAMS], team))
+        ),
         member(draw[:, 4] < 0.7, "project", quoted(texts([p for p, _ in PROJECTS], project))),
         member(draw[:, 6] < 0.9, "environment", quoted(env_names)),
         # Some tools write the boolean true rather than the string "true".
         member(is_platform | (draw[:, 7] < 0.05), "shared", np.where(draw[:, 8] < 0.3, "true", '"true"')),
-        member(draw[:, 9] < 0.5, "owner", quoted(np.char.add(texts([t for t, _ in TEAMS], team).astype(str), "-lead@acme.example"))),
+        member(
+            draw[:, 9] < 0.5,
+            "owner",
+            quoted(np.char.add(texts([t for t, _ in TEAMS], team).astype(str), "-lead@acme.example")),
+        ),
         # A number, under a key no rule reads.
         member(rng.random(n) < 0.02, "ticket", ticket),
     ]
@@ -343,31 +358,43 @@ def _usage_lines(shape: Shape, catalog: _Catalog, size: int, rng: np.random.Gene
     start = _day_starts(shape.period, day)
     service_names = pa.array([s[0] for s in SERVICES])
     credit_null = pa.array(is_credit)
-    return _table(shape, catalog, {
-        "BilledCost": _money(billed),
-        "EffectiveCost": _money(billed),
-        "ListCost": _money(list_micros),
-        "ContractedCost": _money(billed),
-        "account": account,
-        "ChargePeriodStart": start,
-        "ChargePeriodEnd": pc.add(start, pa.scalar(86_400_000_000, pa.duration("us"))),
-        "ChargeCategory": pa.array(["Usage", "Credit"]).take(pa.array(category)),
-        "ChargeFrequency": pa.array(["Usage-Based", "One-Time"]).take(pa.array(category)),
-        "ChargeDescription": pc.if_else(credit_null, pa.scalar("Promotional credit"), pa.scalar(None, pa.string())),
-        "ConsumedQuantity": _quantity(quantity, is_credit),
-        "ConsumedUnit": pc.if_else(credit_null, pa.scalar(None, pa.string()),
-                                   pa.array([s[3] for s in SERVICES]).take(pa.array(service))),
-        "RegionId": pa.array([r[0] for r in REGIONS]).take(pa.array(catalog.resource_region[resource])),
-        "RegionName": pa.array([r[1] for r in REGIONS]).take(pa.array(catalog.resource_region[resource])),
-        "ResourceId": pc.if_else(credit_null, pa.scalar(None, pa.string()), catalog.resource_ids.take(pa.array(resource))),
-        "ResourceName": pc.if_else(credit_null, pa.scalar(None, pa.string()), catalog.resource_names.take(pa.array(resource))),
-        "ResourceType": pc.if_else(credit_null, pa.scalar(None, pa.string()),
-                                   pa.array([s[2] for s in SERVICES]).take(pa.array(service))),
-        "ServiceCategory": pa.array([s[1] for s in SERVICES]).take(pa.array(service)),
-        "ServiceName": service_names.take(pa.array(service)),
-        "SkuId": pc.binary_join_element_wise(pa.scalar("SKU-"), pc.cast(pa.array(service), pa.string()), ""),
-        "Tags": pc.if_else(credit_null, pa.scalar(None, pa.string()), catalog.resource_tags.take(pa.array(resource))),
-    })
+    return _table(
+        shape,
+        catalog,
+        {
+            "BilledCost": _money(billed),
+            "EffectiveCost": _money(billed),
+            "ListCost": _money(list_micros),
+            "ContractedCost": _money(billed),
+            "account": account,
+            "ChargePeriodStart": start,
+            "ChargePeriodEnd": pc.add(start, pa.scalar(86_400_000_000, pa.duration("us"))),
+            "ChargeCategory": pa.array(["Usage", "Credit"]).take(pa.array(category)),
+            "ChargeFrequency": pa.array(["Usage-Based", "One-Time"]).take(pa.array(category)),
+            "ChargeDescription": pc.if_else(credit_null, pa.scalar("Promotional credit"), pa.scalar(None, pa.string())),
+            "ConsumedQuantity": _quantity(quantity, is_credit),
+            "ConsumedUnit": pc.if_else(
+                credit_null, pa.scalar(None, pa.string()), pa.array([s[3] for s in SERVICES]).take(pa.array(service))
+            ),
+            "RegionId": pa.array([r[0] for r in REGIONS]).take(pa.array(catalog.resource_region[resource])),
+            "RegionName": pa.array([r[1] for r in REGIONS]).take(pa.array(catalog.resource_region[resource])),
+            "ResourceId": pc.if_else(
+                credit_null, pa.scalar(None, pa.string()), catalog.resource_ids.take(pa.array(resource))
+            ),
+            "ResourceName": pc.if_else(
+                credit_null, pa.scalar(None, pa.string()), catalog.resource_names.take(pa.array(resource))
+            ),
+            "ResourceType": pc.if_else(
+                credit_null, pa.scalar(None, pa.string()), pa.array([s[2] for s in SERVICES]).take(pa.array(service))
+            ),
+            "ServiceCategory": pa.array([s[1] for s in SERVICES]).take(pa.array(service)),
+            "ServiceName": service_names.take(pa.array(service)),
+            "SkuId": pc.binary_join_element_wise(pa.scalar("SKU-"), pc.cast(pa.array(service), pa.string()), ""),
+            "Tags": pc.if_else(
+                credit_null, pa.scalar(None, pa.string()), catalog.resource_tags.take(pa.array(resource))
+            ),
+        },
+    )
 
 
 def _fixed_lines(shape: Shape, catalog: _Catalog) -> pa.Table:
@@ -384,36 +411,52 @@ def _fixed_lines(shape: Shape, catalog: _Catalog) -> pa.Table:
     month_start = _day_starts(shape.period, np.zeros(n_support + n_ri, dtype=np.int64))
     month_end = pa.array(np.full(n_support + n_ri, np.datetime64(shape.period.end.isoformat(), "us")), TIMESTAMP)
     kinds = ["support"] * n_support + ["ri"] * n_ri
-    ri_ids = [f"arn:aws:ec2:us-east-1:{catalog.account_ids[a]}:reserved-instances/ri-{b:04d}"
-              for b, a in enumerate(ri_accounts)]
+    ri_ids = [
+        f"arn:aws:ec2:us-east-1:{catalog.account_ids[a]}:reserved-instances/ri-{b:04d}"
+        for b, a in enumerate(ri_accounts)
+    ]
 
     def pick(support_value: object, ri_values: list) -> pa.Array:
         return pa.array([support_value] * n_support + ri_values)
 
-    return _table(shape, catalog, {
-        "BilledCost": _money(billed),
-        "EffectiveCost": _money(effective),
-        "ListCost": _money(billed),
-        "ContractedCost": _money(billed),
-        "account": account,
-        "ChargePeriodStart": month_start,
-        "ChargePeriodEnd": month_end,
-        "ChargeCategory": pick("Purchase", ["Purchase"] * n_ri),
-        "ChargeFrequency": pick("Recurring", ["One-Time"] * n_ri),
-        "ChargeDescription": pa.array(["AWS Support (Business)" if k == "support" else
-                                       "Reserved Instance, 1 year, all upfront, m7g.2xlarge" for k in kinds]),
-        "CommitmentDiscountId": pick(None, ri_ids),
-        "CommitmentDiscountType": pick(None, ["Reserved Instance"] * n_ri),
-        "PricingQuantity": _quantity(np.ones(n_support + n_ri, dtype=np.int64) * 1_000_000, np.zeros(n_support + n_ri, bool)),
-        "PricingUnit": pick("Month", ["Reservation"] * n_ri),
-        "RegionId": pick(None, ["us-east-1"] * n_ri),
-        "RegionName": pick(None, ["US East (N. Virginia)"] * n_ri),
-        "ResourceId": pick(None, ri_ids),
-        "ServiceCategory": pick(SUPPORT_SERVICE[1], ["Compute"] * n_ri),
-        "ServiceName": pick(SUPPORT_SERVICE[0], [SERVICES[0][0]] * n_ri),
-        "SkuId": pick("SKU-SUPPORT", ["SKU-RI-M7G"] * n_ri),
-        "Tags": pick(None, [json.dumps({"shared": "true", "cost-center": "CC-9000"}, separators=(",", ":"))] * n_ri),
-    })
+    return _table(
+        shape,
+        catalog,
+        {
+            "BilledCost": _money(billed),
+            "EffectiveCost": _money(effective),
+            "ListCost": _money(billed),
+            "ContractedCost": _money(billed),
+            "account": account,
+            "ChargePeriodStart": month_start,
+            "ChargePeriodEnd": month_end,
+            "ChargeCategory": pick("Purchase", ["Purchase"] * n_ri),
+            "ChargeFrequency": pick("Recurring", ["One-Time"] * n_ri),
+            "ChargeDescription": pa.array(
+                [
+                    "AWS Support (Business)"
+                    if k == "support"
+                    else "Reserved Instance, 1 year, all upfront, m7g.2xlarge"
+                    for k in kinds
+                ]
+            ),
+            "CommitmentDiscountId": pick(None, ri_ids),
+            "CommitmentDiscountType": pick(None, ["Reserved Instance"] * n_ri),
+            "PricingQuantity": _quantity(
+                np.ones(n_support + n_ri, dtype=np.int64) * 1_000_000, np.zeros(n_support + n_ri, bool)
+            ),
+            "PricingUnit": pick("Month", ["Reservation"] * n_ri),
+            "RegionId": pick(None, ["us-east-1"] * n_ri),
+            "RegionName": pick(None, ["US East (N. Virginia)"] * n_ri),
+            "ResourceId": pick(None, ri_ids),
+            "ServiceCategory": pick(SUPPORT_SERVICE[1], ["Compute"] * n_ri),
+            "ServiceName": pick(SUPPORT_SERVICE[0], [SERVICES[0][0]] * n_ri),
+            "SkuId": pick("SKU-SUPPORT", ["SKU-RI-M7G"] * n_ri),
+            "Tags": pick(
+                None, [json.dumps({"shared": "true", "cost-center": "CC-9000"}, separators=(",", ":"))] * n_ri
+            ),
+        },
+    )
 
 
 def _table(shape: Shape, catalog: _Catalog, columns: dict) -> pa.Table:
@@ -423,19 +466,21 @@ def _table(shape: Shape, catalog: _Catalog, columns: dict) -> pa.Table:
     billing = pa.array(catalog.account_billing).take(account)
     period_start = np.full(n, np.datetime64(shape.period.start.isoformat(), "us"))
     period_end = np.full(n, np.datetime64(shape.period.end.isoformat(), "us"))
-    columns.update({
-        "BillingCurrency": pa.array(np.full(n, "USD")),
-        "BillingAccountId": catalog.billing_ids.take(billing),
-        "BillingAccountName": catalog.billing_names.take(billing),
-        "BillingPeriodStart": pa.array(period_start, TIMESTAMP),
-        "BillingPeriodEnd": pa.array(period_end, TIMESTAMP),
-        "ChargeClass": pa.nulls(n, pa.string()),
-        "ProviderName": pa.array(np.full(n, "AWS")),
-        "PublisherName": pa.array(np.full(n, "AWS")),
-        "InvoiceIssuerName": pa.array(np.full(n, "AWS")),
-        "SubAccountId": catalog.account_ids.take(account),
-        "SubAccountName": catalog.account_names.take(account),
-    })
+    columns.update(
+        {
+            "BillingCurrency": pa.array(np.full(n, "USD")),
+            "BillingAccountId": catalog.billing_ids.take(billing),
+            "BillingAccountName": catalog.billing_names.take(billing),
+            "BillingPeriodStart": pa.array(period_start, TIMESTAMP),
+            "BillingPeriodEnd": pa.array(period_end, TIMESTAMP),
+            "ChargeClass": pa.nulls(n, pa.string()),
+            "ProviderName": pa.array(np.full(n, "AWS")),
+            "PublisherName": pa.array(np.full(n, "AWS")),
+            "InvoiceIssuerName": pa.array(np.full(n, "AWS")),
+            "SubAccountId": catalog.account_ids.take(account),
+            "SubAccountName": catalog.account_names.take(account),
+        }
+    )
     if "PricingQuantity" not in columns:
         columns["PricingQuantity"] = columns["ConsumedQuantity"]
         columns["PricingUnit"] = columns["ConsumedUnit"]

@@ -64,8 +64,10 @@ def measure(level: int, repeat: int = 20) -> BombResult:
 def largest_policy() -> str:
     """A valid-looking policy just under :data:`MAX_BYTES`, made of many small rules."""
     head = "apiVersion: chargeback/v1\nkind: AllocationPolicy\nspec:\n  rules:\n"
-    rule = ("    - id: rule-{0}\n      priority: {0}\n      when: {{tags.team: team-{0}, ServiceName: {{in: [a, b]}}}}\n"
-            "      allocate: {{method: direct, cost_center: CC-{0}}}\n")
+    rule = (
+        "    - id: rule-{0}\n      priority: {0}\n      when: {{tags.team: team-{0}, ServiceName: {{in: [a, b]}}}}\n"
+        "      allocate: {{method: direct, cost_center: CC-{0}}}\n"
+    )
     parts, size, n = [head], len(head), 0
     while size + len(rule.format(n)) < MAX_BYTES:
         parts.append(rule.format(n))

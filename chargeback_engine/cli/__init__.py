@@ -45,7 +45,9 @@ class CliState:
 
 def configure_logging(log_format: str, verbosity: int) -> None:
     level = logging.WARNING - 10 * min(verbosity, 2)
-    renderer = structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = (
+        structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -71,8 +73,9 @@ class ChargebackGroup(click.Group):
     The top-level context takes its defaults from ``chargeback.toml`` (:mod:`.defaults`).
     """
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         if parent is None and "default_map" not in extra:
             try:
                 extra["default_map"] = load_defaults(self, Path.cwd())
@@ -109,25 +112,45 @@ def failure_message(exc: Exception) -> tuple[str, int]:
         return f"Error: the cost database failed: {reason}; {hint}", 1
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
-        hint = {errno.ENOSPC: "; free disk space and run the command again",
-                errno.EACCES: "; check the permissions", errno.EROFS: "; the file system is read-only"}
+        hint = {
+            errno.ENOSPC: "; free disk space and run the command again",
+            errno.EACCES: "; check the permissions",
+            errno.EROFS: "; the file system is read-only",
+        }
         return f"Error: {where}{exc.strerror or exc}{hint.get(exc.errno or 0, '')}", 1
     if isinstance(exc, duckdb.Error | pa.ArrowException):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"Error: {first}", 1
-    return (f"Error: unexpected {type(exc).__name__}: {str(exc)[:300]}; this is a bug, please report it "
-            "(run with -vv for the traceback)"), 2
+    return (
+        f"Error: unexpected {type(exc).__name__}: {str(exc)[:300]}; this is a bug, please report it "
+        "(run with -vv for the traceback)"
+    ), 2
 
 
 @click.group(cls=ChargebackGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="chargeback-engine")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True,
-              help="How log lines on stderr are rendered.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="How log lines on stderr are rendered.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-@click.option("--allow-plugin", "allow", multiple=True, metavar="NAME",
-              help="Load only these plugins (repeatable). Also CHARGEBACK_PLUGINS_ALLOW.")
-@click.option("--block-plugin", "block", multiple=True, metavar="NAME",
-              help="Never load these plugins (repeatable). Also CHARGEBACK_PLUGINS_BLOCK.")
+@click.option(
+    "--allow-plugin",
+    "allow",
+    multiple=True,
+    metavar="NAME",
+    help="Load only these plugins (repeatable). Also CHARGEBACK_PLUGINS_ALLOW.",
+)
+@click.option(
+    "--block-plugin",
+    "block",
+    multiple=True,
+    metavar="NAME",
+    help="Never load these plugins (repeatable). Also CHARGEBACK_PLUGINS_BLOCK.",
+)
 @click.pass_context
 def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ...], block: tuple[str, ...]) -> None:
     """Allocate cloud spend to cost centers with versioned, tested policies."""
@@ -148,8 +171,23 @@ from chargeback_engine.cli.report import alerts, bench_anomalies, bench_forecast
 from chargeback_engine.cli.run import explain, run, test  # noqa: E402
 from chargeback_engine.cli.tags import report_tags  # noqa: E402
 
-for _command in (alerts, bench, budget, collect_command, enrich_command, explain, explain_policy_command, plan_command,
-                 plugins_command, report, run, schema_command, test, validate_command, *FINANCE_COMMANDS):
+for _command in (
+    alerts,
+    bench,
+    budget,
+    collect_command,
+    enrich_command,
+    explain,
+    explain_policy_command,
+    plan_command,
+    plugins_command,
+    report,
+    run,
+    schema_command,
+    test,
+    validate_command,
+    *FINANCE_COMMANDS,
+):
     main.add_command(_command)
 report.add_command(report_tags)
 bench.add_command(bench_anomalies)

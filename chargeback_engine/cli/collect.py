@@ -9,8 +9,14 @@ from chargeback_engine.policy.loader import load_policies
 
 
 @click.command("collect")
-@click.option("--policy", "policies", multiple=True, required=True, type=click.Path(exists=True),
-              help="Policy file or directory (repeatable); its spec.sources are collected.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="Policy file or directory (repeatable); its spec.sources are collected.",
+)
 @click.option("--period", required=True, help="Billing period, YYYY-MM, or 'current' for this month (UTC).")
 @click.pass_obj
 def collect_command(state, policies: tuple[str, ...], period: str) -> None:  # type: ignore[no-untyped-def]

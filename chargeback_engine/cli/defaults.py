@@ -45,15 +45,18 @@ def load_defaults(command: click.Command, start: Path) -> dict[str, Any]:
     return _defaults(command, document, {}, path, "")
 
 
-def _defaults(command: click.Command, table: Mapping[str, Any], inherited: Mapping[str, Any], path: Path,
-              where: str) -> dict[str, Any]:
+def _defaults(
+    command: click.Command, table: Mapping[str, Any], inherited: Mapping[str, Any], path: Path, where: str
+) -> dict[str, Any]:
     own = {k: v for k, v in table.items() if not isinstance(v, dict)}
     by_option = {opt[2:]: param.name for param in command.params for opt in param.opts if opt.startswith("--")}
     if where:  # a command's own table: every key must be one of its options
         unknown = sorted(k for k in own if k not in by_option)
         if unknown:
-            raise InputError(f"{path}: [{where}] has no option --{unknown[0]} "
-                             f"(options: {', '.join('--' + o for o in sorted(by_option))})")
+            raise InputError(
+                f"{path}: [{where}] has no option --{unknown[0]} "
+                f"(options: {', '.join('--' + o for o in sorted(by_option))})"
+            )
     values = {**inherited, **own}
     multiple = {param.name for param in command.params if getattr(param, "multiple", False)}
     result: dict[str, Any] = {}

@@ -14,8 +14,14 @@ from chargeback_engine.policy.loader import load_policies
 
 
 @click.command("enrich")
-@click.option("--policy", "policies", multiple=True, required=True, type=click.Path(exists=True),
-              help="Policy file or directory (repeatable); its spec.enrich names the sources.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="Policy file or directory (repeatable); its spec.enrich names the sources.",
+)
 @click.option("--period", required=True, help="Billing period, YYYY-MM, or 'current' for this month (UTC).")
 @click.pass_obj
 def enrich_command(state, policies: tuple[str, ...], period: str) -> None:  # type: ignore[no-untyped-def]
@@ -26,5 +32,7 @@ def enrich_command(state, policies: tuple[str, ...], period: str) -> None:  # ty
     if not snapshots:
         click.echo(f"policy {policy.name} has no spec.enrich sources")
     for snapshot in snapshots:
-        click.echo(f"{snapshot.source_id} ({snapshot.enricher}): {snapshot.table.num_rows} tag(s) "
-                   f"at {snapshot.stamp} -> {snapshot.path}")
+        click.echo(
+            f"{snapshot.source_id} ({snapshot.enricher}): {snapshot.table.num_rows} tag(s) "
+            f"at {snapshot.stamp} -> {snapshot.path}"
+        )

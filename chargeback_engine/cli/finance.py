@@ -32,16 +32,26 @@ def _books(function: F, *, read_only: bool = False) -> F:
     A ``read_only`` command never creates the database: a SQLite file that is not there is an error.
     """
 
-    @click.option("--db", "db", envvar="CHARGEBACK_DB", metavar="URL",
-                  help="Cost database URL (default: sqlite:///chargeback.db). Also CHARGEBACK_DB.")
-    @click.option("--settings", "settings_path", envvar="CHARGEBACK_FINANCE_SETTINGS",
-                  type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                  help="Finance settings YAML (accounts, payer entity, markups, dispute routing).")
+    @click.option(
+        "--db",
+        "db",
+        envvar="CHARGEBACK_DB",
+        metavar="URL",
+        help="Cost database URL (default: sqlite:///chargeback.db). Also CHARGEBACK_DB.",
+    )
+    @click.option(
+        "--settings",
+        "settings_path",
+        envvar="CHARGEBACK_FINANCE_SETTINGS",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Finance settings YAML (accounts, payer entity, markups, dispute routing).",
+    )
     @functools.wraps(function)
     def wrapper(db: str | None, settings_path: Path | None, **kwargs: Any) -> Any:
         if read_only and (missing := missing_sqlite_file(db)):
-            raise click.ClickException(f"{missing}: no cost database (nothing recorded yet); "
-                                       "give --db URL or set CHARGEBACK_DB")
+            raise click.ClickException(
+                f"{missing}: no cost database (nothing recorded yet); give --db URL or set CHARGEBACK_DB"
+            )
         try:
             engine = finance.open_database(db)
             try:
@@ -79,11 +89,13 @@ def _moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 
 
 period_option = click.option("--period", required=True, callback=_period, metavar="YYYY-MM")
-at_option = click.option("--at", "now", callback=_moment, metavar="ISO-8601",
-                         help="When it happened (default: now, UTC).")
+at_option = click.option(
+    "--at", "now", callback=_moment, metavar="ISO-8601", help="When it happened (default: now, UTC)."
+)
 
 
 # --- ledger -----------------------------------------------------------------------------------
+
 
 @click.group()
 def ledger() -> None:
@@ -91,20 +103,43 @@ def ledger() -> None:
 
 
 @ledger.command("ingest")
-@click.option("--ledger", "ledger_path", required=True, type=click.Path(exists=True, path_type=Path),
-              help="The engine's allocations.parquet (LEDGER_SCHEMA).")
+@click.option(
+    "--ledger",
+    "ledger_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="The engine's allocations.parquet (LEDGER_SCHEMA).",
+)
 @click.option("--policy", "policies", required=True, multiple=True, type=click.Path(exists=True, path_type=Path))
 @period_option
-@click.option("--source-version", "versions", multiple=True, metavar="SOURCE=VERSION",
-              help="Version of each source (repeatable); defaults to the input hashes in --manifest.")
-@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The engine run's manifest.json.")
-@click.option("--decisions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The run's decisions Parquet (DECISION_SCHEMA).")
+@click.option(
+    "--source-version",
+    "versions",
+    multiple=True,
+    metavar="SOURCE=VERSION",
+    help="Version of each source (repeatable); defaults to the input hashes in --manifest.",
+)
+@click.option(
+    "--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The engine run's manifest.json."
+)
+@click.option(
+    "--decisions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The run's decisions Parquet (DECISION_SCHEMA).",
+)
 @format_option
 @_books
-def ledger_ingest(engine: Any, settings: Any, ledger_path: Path, policies: tuple[Path, ...], period: Period,
-                  versions: tuple[str, ...], manifest: Path | None, decisions: Path | None, output_format: str) -> None:
+def ledger_ingest(
+    engine: Any,
+    settings: Any,
+    ledger_path: Path,
+    policies: tuple[Path, ...],
+    period: Period,
+    versions: tuple[str, ...],
+    manifest: Path | None,
+    decisions: Path | None,
+    output_format: str,
+) -> None:
     """Record a run (its rows of PERIOD); repeating it changes nothing, restating a closed period adds adjustments."""
     pairs = dict(v.split("=", 1) for v in versions if "=" in v)
     if len(pairs) != len(versions):
@@ -113,17 +148,28 @@ def ledger_ingest(engine: Any, settings: Any, ledger_path: Path, policies: tuple
     run = finance.run_from_files(ledger_path, policies, period, pairs, manifest, decisions, registry)
     result = finance.ingest_run(engine, run)
     if output_format == "json":
-        echo_json({"run_key": result.run_key, "period": result.period, "committed": result.committed,
-                   "restated": result.restated, "adjustment_period": result.adjustment_period,
-                   "adjustments": result.adjustments, "totals": dict(result.totals)})
+        echo_json(
+            {
+                "run_key": result.run_key,
+                "period": result.period,
+                "committed": result.committed,
+                "restated": result.restated,
+                "adjustment_period": result.adjustment_period,
+                "adjustments": result.adjustments,
+                "totals": dict(result.totals),
+            }
+        )
         return
     state = "recorded" if result.committed else "already recorded (nothing written)"
     echo_status(f"run {result.run_key} for {result.period}: {state}", style="green" if result.committed else "yellow")
     if result.restated:
-        click.echo(f"{result.period} is closed: {result.adjustments:,} adjustment lines booked into {result.adjustment_period}")
+        click.echo(
+            f"{result.period} is closed: {result.adjustments:,} adjustment lines booked into {result.adjustment_period}"
+        )
 
 
 # --- period -----------------------------------------------------------------------------------
+
 
 @click.group()
 def period() -> None:
@@ -138,13 +184,21 @@ def period_close(engine: Any, settings: Any, period: Period, output_format: str)
     """Issue the period's invoices and journal, and close it for good."""
     result = finance.close_period(engine, period, settings)
     if output_format == "json":
-        echo_json({"period": result.period, "committed": result.committed, "batch_id": result.batch_id,
-                   "invoices": [_invoice_json(i) for i in result.statement.invoices],
-                   "totals": result.statement.totals()})
+        echo_json(
+            {
+                "period": result.period,
+                "committed": result.committed,
+                "batch_id": result.batch_id,
+                "invoices": [_invoice_json(i) for i in result.statement.invoices],
+                "totals": result.statement.totals(),
+            }
+        )
         return
-    echo_status(f"{result.period} {'closed' if result.committed else 'was already closed'}: "
-                f"{len(result.statement.invoices)} invoices, journal batch {result.batch_id}",
-                style="green" if result.committed else "yellow")
+    echo_status(
+        f"{result.period} {'closed' if result.committed else 'was already closed'}: "
+        f"{len(result.statement.invoices)} invoices, journal batch {result.batch_id}",
+        style="green" if result.committed else "yellow",
+    )
     _echo_totals(result.statement)
 
 
@@ -153,19 +207,31 @@ def _echo_totals(stmt: finance.Statement) -> None:
     for currency, t in sorted(stmt.totals().items()):
         invoiced = [inv for inv in stmt.invoices if inv.currency == currency]
         markup = sum((inv.markup for inv in invoiced), Decimal(0))
-        click.echo(f"  {currency}: period total {display.money(t['rounded'], currency)}"
-                   f" = invoice subtotals {display.money(t['invoice'], currency)}"
-                   f" + showback {display.money(t['showback'], currency)}"
-                   f" + unallocated {display.money(t['unallocated'], currency)}")
-        click.echo(f"  {currency}: {_count(len(invoiced), 'invoice')} total"
-                   f" {display.money(t['invoice'] + markup, currency)} = subtotals {display.money(t['invoice'], currency)}"
-                   f" + markup {display.money(markup, currency)}")
+        click.echo(
+            f"  {currency}: period total {display.money(t['rounded'], currency)}"
+            f" = invoice subtotals {display.money(t['invoice'], currency)}"
+            f" + showback {display.money(t['showback'], currency)}"
+            f" + unallocated {display.money(t['unallocated'], currency)}"
+        )
+        click.echo(
+            f"  {currency}: {_count(len(invoiced), 'invoice')} total"
+            f" {display.money(t['invoice'] + markup, currency)} = subtotals {display.money(t['invoice'], currency)}"
+            f" + markup {display.money(markup, currency)}"
+        )
 
 
 def _invoice_json(inv: finance.Invoice) -> dict[str, Any]:
-    return {"invoice_id": inv.invoice_id, "number": inv.number, "period": inv.period, "cost_center": inv.cost_center,
-            "cost_center_name": inv.cost_center_name, "currency": inv.currency, "subtotal": inv.subtotal,
-            "markup": inv.markup, "total": inv.total}
+    return {
+        "invoice_id": inv.invoice_id,
+        "number": inv.number,
+        "period": inv.period,
+        "cost_center": inv.cost_center,
+        "cost_center_name": inv.cost_center_name,
+        "currency": inv.currency,
+        "subtotal": inv.subtotal,
+        "markup": inv.markup,
+        "total": inv.total,
+    }
 
 
 @period.command("report")
@@ -195,15 +261,30 @@ def period_status(engine: Any, settings: Any, output_format: str) -> None:
     """
     statuses = finance.period_statuses(engine)
     if output_format == "json":
-        echo_json([{"period": s.period, "closed": s.closed, "run_key": s.run_key, "closed_run": s.closed_run or None,
-                    "restated_by": s.restated_by or None} for s in statuses])
+        echo_json(
+            [
+                {
+                    "period": s.period,
+                    "closed": s.closed,
+                    "run_key": s.run_key,
+                    "closed_run": s.closed_run or None,
+                    "restated_by": s.restated_by or None,
+                }
+                for s in statuses
+            ]
+        )
         return
-    echo_table([Column("period"), Column("status"), Column("run"), Column("restated by")],
-               [(s.period, "closed" if s.closed else "open", s.closed_run if s.closed else s.run_key, s.restated_by)
-                for s in statuses])
+    echo_table(
+        [Column("period"), Column("status"), Column("run"), Column("restated by")],
+        [
+            (s.period, "closed" if s.closed else "open", s.closed_run if s.closed else s.run_key, s.restated_by)
+            for s in statuses
+        ],
+    )
 
 
 # --- invoice ----------------------------------------------------------------------------------
+
 
 @click.group()
 def invoice() -> None:
@@ -218,27 +299,48 @@ def invoice_list(engine: Any, settings: Any, period: Period, output_format: str)
     """Invoices of a closed period, or the draft of an open one, with the period's totals."""
     stmt = finance.statement(engine, period, settings)
     if output_format == "json":
-        echo_json({"period": str(period), "closed": stmt.closed, "invoices": [_invoice_json(i) for i in stmt.invoices],
-                   "totals": stmt.totals()})
+        echo_json(
+            {
+                "period": str(period),
+                "closed": stmt.closed,
+                "invoices": [_invoice_json(i) for i in stmt.invoices],
+                "totals": stmt.totals(),
+            }
+        )
         return
-    echo_table([Column("invoice"), Column("number"), Column("cost center"), Column("total", numeric=True)],
-               [(inv.invoice_id, inv.number, display.cost_center(inv.cost_center, {inv.cost_center: inv.cost_center_name}),
-                 display.money(inv.total, inv.currency)) for inv in stmt.invoices],
-               title=None if stmt.closed else f"{period} is open: draft invoices")
+    echo_table(
+        [Column("invoice"), Column("number"), Column("cost center"), Column("total", numeric=True)],
+        [
+            (
+                inv.invoice_id,
+                inv.number,
+                display.cost_center(inv.cost_center, {inv.cost_center: inv.cost_center_name}),
+                display.money(inv.total, inv.currency),
+            )
+            for inv in stmt.invoices
+        ],
+        title=None if stmt.closed else f"{period} is open: draft invoices",
+    )
     _echo_totals(stmt)
     problems = stmt.inconsistencies()
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
-        raise click.ClickException(f"the invoices of {period} do not add up ({_count(len(problems), 'problem')}); "
-                                   "run chargeback audit verify")
+        raise click.ClickException(
+            f"the invoices of {period} do not add up ({_count(len(problems), 'problem')}); run chargeback audit verify"
+        )
 
 
 @invoice.command("render")
 @period_option
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--format", "formats", multiple=True, type=click.Choice(finance.INVOICE_FORMATS),
-              help="Repeatable; default: all of json, csv and html.")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(finance.INVOICE_FORMATS),
+    help="Repeatable; default: all of json, csv and html.",
+)
 @_reading
 def invoice_render(engine: Any, settings: Any, period: Period, out: Path, formats: tuple[str, ...]) -> None:
     """Write the issued invoices of a closed period, then manifest.json (its --format names the files)."""
@@ -246,6 +348,7 @@ def invoice_render(engine: Any, settings: Any, period: Period, out: Path, format
 
 
 # --- journal ----------------------------------------------------------------------------------
+
 
 @click.group()
 def journal() -> None:
@@ -271,14 +374,19 @@ def journal_correct(engine: Any, settings: Any, period: Period, output_format: s
     """Re-derive a closed period's journal with the current settings: reversal plus repost."""
     batch = finance.correct_journal(engine, str(period), settings)
     if output_format == "json":
-        echo_json({"period": str(period), "batch_id": batch and batch.batch_id,
-                   "entries": len(batch.entries) if batch else 0})
+        echo_json(
+            {"period": str(period), "batch_id": batch and batch.batch_id, "entries": len(batch.entries) if batch else 0}
+        )
         return
-    click.echo("journal unchanged" if batch is None else
-               f"correction batch {batch.batch_id}: {len(batch.entries)} entries (reversals and reposts)")
+    click.echo(
+        "journal unchanged"
+        if batch is None
+        else f"correction batch {batch.batch_id}: {len(batch.entries)} entries (reversals and reposts)"
+    )
 
 
 # --- dispute ----------------------------------------------------------------------------------
+
 
 @click.group()
 def dispute() -> None:
@@ -296,11 +404,32 @@ def dispute() -> None:
 @at_option
 @format_option
 @_books
-def dispute_submit(engine: Any, settings: Any, period: Period, cost_center: str, dispute_type: str, amount: Decimal,
-                   description: str, actor: str, currency: str | None, now: datetime | None, output_format: str) -> None:
+def dispute_submit(
+    engine: Any,
+    settings: Any,
+    period: Period,
+    cost_center: str,
+    dispute_type: str,
+    amount: Decimal,
+    description: str,
+    actor: str,
+    currency: str | None,
+    now: datetime | None,
+    output_format: str,
+) -> None:
     """Open a dispute against a cost center's invoice."""
-    d = finance.submit(engine, period=period, cost_center=cost_center, dispute_type=dispute_type, amount=amount,
-                       description=description, submitted_by=actor, settings=settings, currency=currency, now=now)
+    d = finance.submit(
+        engine,
+        period=period,
+        cost_center=cost_center,
+        dispute_type=dispute_type,
+        amount=amount,
+        description=description,
+        submitted_by=actor,
+        settings=settings,
+        currency=currency,
+        now=now,
+    )
     _echo_dispute(d, output_format, f"{d.dispute_id}  {d.status}  assigned to {d.assignee}  due {d.due_at}")
 
 
@@ -318,8 +447,9 @@ def _echo_dispute(d: finance.Dispute, output_format: str, line: str) -> None:
 @at_option
 @format_option
 @_books
-def dispute_comment(engine: Any, settings: Any, dispute_id: str, actor: str, text: str, now: datetime | None,
-                    output_format: str) -> None:
+def dispute_comment(
+    engine: Any, settings: Any, dispute_id: str, actor: str, text: str, now: datetime | None, output_format: str
+) -> None:
     """Add a comment to a dispute."""
     d = finance.comment(engine, dispute_id, actor=actor, text=text, now=now)
     _echo_dispute(d, output_format, f"{d.dispute_id}  {d.status}  {len(d.comments)} comments")
@@ -332,15 +462,30 @@ def _transition_command(action: str) -> click.Command:
     @at_option
     @format_option
     @_books
-    def command(engine: Any, settings: Any, dispute_id: str, actor: str, note: str, now: datetime | None,
-                output_format: str, credit: Decimal | None = None) -> None:
-        d = finance.transition(engine, dispute_id, action, actor=actor, settings=settings, note=note, credit=credit,
-                               now=now)
-        _echo_dispute(d, output_format, f"{d.dispute_id}  {d.status}  assigned to {d.assignee}"
-                      + (f"  credit {display.money(d.credit, d.currency)}" if action == "approve" else ""))
+    def command(
+        engine: Any,
+        settings: Any,
+        dispute_id: str,
+        actor: str,
+        note: str,
+        now: datetime | None,
+        output_format: str,
+        credit: Decimal | None = None,
+    ) -> None:
+        d = finance.transition(
+            engine, dispute_id, action, actor=actor, settings=settings, note=note, credit=credit, now=now
+        )
+        _echo_dispute(
+            d,
+            output_format,
+            f"{d.dispute_id}  {d.status}  assigned to {d.assignee}"
+            + (f"  credit {display.money(d.credit, d.currency)}" if action == "approve" else ""),
+        )
 
     if action == "approve":
-        command = click.option("--credit", callback=_decimal, help="Credit to grant (default: the disputed amount).")(command)
+        command = click.option("--credit", callback=_decimal, help="Credit to grant (default: the disputed amount).")(
+            command
+        )
     return click.command(action, help=f"{action.capitalize()} a dispute.")(command)
 
 
@@ -356,18 +501,51 @@ for _action in TRANSITIONS:
 @format_option
 @click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as --format json (kept for scripts).")
 @_reading
-def dispute_list(engine: Any, settings: Any, status: str | None, cost_center: str | None, overdue: bool,
-                 now: datetime | None, output_format: str, as_json: bool) -> None:
+def dispute_list(
+    engine: Any,
+    settings: Any,
+    status: str | None,
+    cost_center: str | None,
+    overdue: bool,
+    now: datetime | None,
+    output_format: str,
+    as_json: bool,
+) -> None:
     """List disputes, oldest first."""
     moment = now or datetime.now(UTC)
-    found = finance.list_disputes(engine, status=status, cost_center=cost_center, overdue_at=moment if overdue else None)
+    found = finance.list_disputes(
+        engine, status=status, cost_center=cost_center, overdue_at=moment if overdue else None
+    )
     if as_json or output_format == "json":
         echo_json([d.document() for d in found])
         return
-    echo_table([Column("dispute"), Column("period"), Column("cost center"), Column("type"), Column("status"),
-                Column("amount", numeric=True), Column("assignee"), Column("due"), Column("", style="bold red")],
-               [(d.dispute_id, d.period, d.cost_center, d.dispute_type, d.status, display.money(d.amount, d.currency),
-                 d.assignee, str(d.due_at), "OVERDUE" if d.overdue(moment) else "") for d in found])
+    echo_table(
+        [
+            Column("dispute"),
+            Column("period"),
+            Column("cost center"),
+            Column("type"),
+            Column("status"),
+            Column("amount", numeric=True),
+            Column("assignee"),
+            Column("due"),
+            Column("", style="bold red"),
+        ],
+        [
+            (
+                d.dispute_id,
+                d.period,
+                d.cost_center,
+                d.dispute_type,
+                d.status,
+                display.money(d.amount, d.currency),
+                d.assignee,
+                str(d.due_at),
+                "OVERDUE" if d.overdue(moment) else "",
+            )
+            for d in found
+        ],
+    )
 
 
 @dispute.command("report")
@@ -380,15 +558,21 @@ def dispute_report(engine: Any, settings: Any, now: datetime | None) -> None:
 
 # --- audit ------------------------------------------------------------------------------------
 
+
 @click.group()
 def audit() -> None:
     """The tamper-evident audit chain."""
 
 
 @audit.command("verify")
-@click.option("--witness", "witness_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A handed-out JSON artefact (manifest.json, invoice, journal) to check the chain against; "
-                   "repeatable. Default: the latest witness the database keeps.")
+@click.option(
+    "--witness",
+    "witness_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A handed-out JSON artefact (manifest.json, invoice, journal) to check the chain against; "
+    "repeatable. Default: the latest witness the database keeps.",
+)
 @format_option
 @_reading
 def audit_verify(engine: Any, settings: Any, witness_files: tuple[Path, ...], output_format: str) -> None:
@@ -396,15 +580,22 @@ def audit_verify(engine: Any, settings: Any, witness_files: tuple[Path, ...], ou
     witnesses = [w for path in witness_files for w in finance.witnesses_in(path)]
     result = finance.verify(engine, witnesses)
     if output_format == "json":
-        echo_json({"ok": result.ok, "records": result.records, "head": result.head, "problems": list(result.problems),
-                   "witnesses": list(result.witnesses)})
+        echo_json(
+            {
+                "ok": result.ok,
+                "records": result.records,
+                "head": result.head,
+                "problems": list(result.problems),
+                "witnesses": list(result.witnesses),
+            }
+        )
     for problem in result.problems:
         click.echo(problem, err=True)
-    used = ("checked against " + ", ".join(result.witnesses) if result.witnesses
-            else "no witness to check against yet")
+    used = "checked against " + ", ".join(result.witnesses) if result.witnesses else "no witness to check against yet"
     if not result.ok:
-        raise click.ClickException(f"audit chain broken: {_count(len(result.problems), 'problem')} in "
-                                   f"{result.records:,} records; {used}")
+        raise click.ClickException(
+            f"audit chain broken: {_count(len(result.problems), 'problem')} in {result.records:,} records; {used}"
+        )
     if output_format != "json":
         echo_status(f"audit chain intact: {result.records:,} records, head {result.head}; {used}", style="green")
 

@@ -26,8 +26,14 @@ FORMATS = ("table", "json")
 
 def format_option(function: F) -> F:
     """``--format table|json``; a command reads it as ``output_format``."""
-    return click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True,
-                        help="table for people; json for programs (exact amounts, documented shape).")(function)
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="table for people; json for programs (exact amounts, documented shape).",
+    )(function)
 
 
 def _plain(value: Any) -> Any:
@@ -57,8 +63,13 @@ def rich_terminal() -> bool:
     return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
 
 
-def echo_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, title: str | None = None,
-               footer: Sequence[Sequence[str]] = ()) -> None:
+def echo_table(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    footer: Sequence[Sequence[str]] = (),
+) -> None:
     """Rows, then footer rows (totals) set apart; rich on a terminal, plain aligned text otherwise."""
     if rich_terminal():
         _rich_table(columns, rows, title, footer)
@@ -66,8 +77,9 @@ def echo_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, titl
     widths = [max([len(c.header), *(len(r[i]) for r in (*rows, *footer))]) for i, c in enumerate(columns)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(cell.rjust(w) if c.numeric else cell.ljust(w)
-                         for cell, w, c in zip(cells, widths, columns)).rstrip()
+        return "  ".join(
+            cell.rjust(w) if c.numeric else cell.ljust(w) for cell, w, c in zip(cells, widths, columns)
+        ).rstrip()
 
     if title:
         click.echo(title)
@@ -76,8 +88,9 @@ def echo_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, titl
         click.echo(line(row))
 
 
-def _rich_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], title: str | None,
-                footer: Sequence[Sequence[str]]) -> None:
+def _rich_table(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], title: str | None, footer: Sequence[Sequence[str]]
+) -> None:
     from rich.console import Console
     from rich.table import Table
 

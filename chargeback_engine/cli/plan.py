@@ -12,24 +12,57 @@ from chargeback_engine.policy.loader import load_policies
 
 
 @click.command("plan")
-@click.option("--base", "base", multiple=True, required=True, type=click.Path(exists=True),
-              help="The policy as it is (file or directory; repeatable), e.g. from the target branch.")
-@click.option("--head", "head", multiple=True, required=True, type=click.Path(exists=True),
-              help="The policy as proposed (file or directory; repeatable).")
-@click.option("--input", "inputs", multiple=True, required=True,
-              help="FOCUS CSV/Parquet file, directory or glob (repeatable).")
+@click.option(
+    "--base",
+    "base",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="The policy as it is (file or directory; repeatable), e.g. from the target branch.",
+)
+@click.option(
+    "--head",
+    "head",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="The policy as proposed (file or directory; repeatable).",
+)
+@click.option(
+    "--input", "inputs", multiple=True, required=True, help="FOCUS CSV/Parquet file, directory or glob (repeatable)."
+)
 @click.option("--period", required=True, help="Billing period, YYYY-MM.")
-@click.option("--format", "output_format", type=click.Choice(["markdown", "json"]), default="markdown",
-              show_default=True, help="markdown is ready to paste as a pull-request comment.")
-@click.option("--methodology", "with_methodology", is_flag=True,
-              help="Also show how the written methodology (chargeback explain-policy) changes, as a diff.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+    help="markdown is ready to paste as a pull-request comment.",
+)
+@click.option(
+    "--methodology",
+    "with_methodology",
+    is_flag=True,
+    help="Also show how the written methodology (chargeback explain-policy) changes, as a diff.",
+)
 @click.pass_obj
-def plan_command(state, base: tuple[str, ...], head: tuple[str, ...], inputs: tuple[str, ...],  # type: ignore[no-untyped-def]
-                 period: str, output_format: str, with_methodology: bool) -> None:
+def plan_command(
+    state,
+    base: tuple[str, ...],
+    head: tuple[str, ...],
+    inputs: tuple[str, ...],  # type: ignore[no-untyped-def]
+    period: str,
+    output_format: str,
+    with_methodology: bool,
+) -> None:
     """Allocate the inputs under BASE and HEAD; show before, after and delta per cost center and the rules that changed."""
     result = plan(list(base), list(head), list(inputs), period, registry=state.registry)
-    diff = methodology_diff(load_policies(base, state.registry), load_policies(head, state.registry)) \
-        if with_methodology else None
+    diff = (
+        methodology_diff(load_policies(base, state.registry), load_policies(head, state.registry))
+        if with_methodology
+        else None
+    )
     if output_format == "json":
         document = result.to_json()
         if diff is not None:

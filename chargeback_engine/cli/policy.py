@@ -14,8 +14,14 @@ from chargeback_engine.policy.schema import assemble_schema, render_schema
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "github"]), default="text",
-              show_default=True, help="github prints ::error annotations for pull requests.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="github prints ::error annotations for pull requests.",
+)
 @click.pass_obj
 def validate_command(state, paths: tuple[str, ...], output_format: str) -> None:  # type: ignore[no-untyped-def]
     """Check policy files (or folders of them); exit 0 if valid, 1 if not.
@@ -36,8 +42,14 @@ def validate_command(state, paths: tuple[str, ...], output_format: str) -> None:
 
 @click.command("explain-policy")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--format", "output_format", type=click.Choice(FORMATS), default="markdown", show_default=True,
-              help="markdown for a pull request or wiki; html to print and sign off.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="markdown",
+    show_default=True,
+    help="markdown for a pull request or wiki; html to print and sign off.",
+)
 @click.pass_obj
 def explain_policy_command(state, paths: tuple[str, ...], output_format: str) -> None:  # type: ignore[no-untyped-def]
     """Write the allocation methodology in plain language from POLICY: rules in order, splits with worked
@@ -53,12 +65,19 @@ def schema_command(state) -> None:  # type: ignore[no-untyped-def]
 
 
 def _as_dict(d: Diagnostic) -> dict[str, object]:
-    return {"file": d.file, "line": d.line, "column": d.column, "path": d.path, "message": d.message,
-            "severity": d.severity}
+    return {
+        "file": d.file,
+        "line": d.line,
+        "column": d.column,
+        "path": d.path,
+        "message": d.message,
+        "severity": d.severity,
+    }
 
 
 def _github(d: Diagnostic) -> str:
     """A GitHub Actions workflow command; its data and properties have their own escapes."""
+
     def data(text: str) -> str:
         return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 

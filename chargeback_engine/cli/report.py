@@ -41,28 +41,67 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
     Only a ``writable`` command (one that stores forecasts or sent alerts) may create the database.
     """
 
-    @click.option("--runs", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="CHARGEBACK_RUNS",
-                  help="Directory of stored periods: YYYY-MM/allocations.parquet per period (daily detail). "
-                       "Also CHARGEBACK_RUNS. Without it, periods are read from the cost database (--db).")
-    @click.option("--db", "db", default=None, metavar="URL", envvar="CHARGEBACK_DB",
-                  help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.")
-    @click.option("--metrics", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-                  help="Business metrics CSV: period,cost_center,metric,value (drivers and 'headcount').")
-    @click.option("--policy", "policies", multiple=True, type=click.Path(exists=True, path_type=Path),
-                  help="Policy files: cost-center names, and chargeback-mode cost centers give the GL recharge rate.")
-    @click.option("--required-tag", "required_tags", multiple=True, default=("cost-center",), show_default=True,
-                  help="Tag keys a resource needs to count as tagged (repeatable).")
+    @click.option(
+        "--runs",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        envvar="CHARGEBACK_RUNS",
+        help="Directory of stored periods: YYYY-MM/allocations.parquet per period (daily detail). "
+        "Also CHARGEBACK_RUNS. Without it, periods are read from the cost database (--db).",
+    )
+    @click.option(
+        "--db",
+        "db",
+        default=None,
+        metavar="URL",
+        envvar="CHARGEBACK_DB",
+        help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.",
+    )
+    @click.option(
+        "--metrics",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="Business metrics CSV: period,cost_center,metric,value (drivers and 'headcount').",
+    )
+    @click.option(
+        "--policy",
+        "policies",
+        multiple=True,
+        type=click.Path(exists=True, path_type=Path),
+        help="Policy files: cost-center names, and chargeback-mode cost centers give the GL recharge rate.",
+    )
+    @click.option(
+        "--required-tag",
+        "required_tags",
+        multiple=True,
+        default=("cost-center",),
+        show_default=True,
+        help="Tag keys a resource needs to count as tagged (repeatable).",
+    )
     @functools.wraps(command)
-    def wrapper(runs: Path, db: str | None, metrics: Path | None, policies: tuple[Path, ...],
-                required_tags: tuple[str, ...], **kwargs: Any) -> Any:
+    def wrapper(
+        runs: Path,
+        db: str | None,
+        metrics: Path | None,
+        policies: tuple[Path, ...],
+        required_tags: tuple[str, ...],
+        **kwargs: Any,
+    ) -> Any:
         can_write = writable or kwargs.get("save", False)  # report forecast --save stores its forecasts
         chargeback, names = None, {}
         if policies:
             cost_centers = [cc for p in load_policies(policies).policies for cc in p.cost_centers]
             chargeback = frozenset(cc.id for cc in cost_centers if cc.mode == "chargeback")
             names = {cc.id: cc.name for cc in cost_centers}
-        insight = Insight.open(runs, db=db, metrics=metrics, required_tags=required_tags, chargeback_cost_centers=chargeback,
-                               names=names, writable=can_write)
+        insight = Insight.open(
+            runs,
+            db=db,
+            metrics=metrics,
+            required_tags=required_tags,
+            chargeback_cost_centers=chargeback,
+            names=names,
+            writable=can_write,
+        )
         return command(insight, **kwargs)
 
     return _errors_exit_nonzero(wrapper)
@@ -70,8 +109,12 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
 
 _format = click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 _period = click.option("--period", default=None, metavar="YYYY-MM", help="Default: the latest stored period.")
-_as_of = click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
-                      help="Replay as of this day (YYYY-MM-DD). Default: the last day with data.")
+_as_of = click.option(
+    "--as-of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Replay as of this day (YYYY-MM-DD). Default: the last day with data.",
+)
 
 
 def _day(value: Any) -> date | None:
@@ -90,7 +133,9 @@ def report() -> None:
 @_format
 def report_team(insight: Insight, cost_center: str, period: str | None, fmt: str) -> None:
     """One team: this period against the last, top services, budget use, six-month trend."""
-    click.echo(render(insight.team(cost_center, insight.period(period)), fmt, insight.facts.currency, insight.names), nl=False)
+    click.echo(
+        render(insight.team(cost_center, insight.period(period)), fmt, insight.facts.currency, insight.names), nl=False
+    )
 
 
 @report.command("exec")
@@ -123,12 +168,19 @@ def report_anomalies(insight: Insight, since: Any, fmt: str) -> None:
 @report.command("forecast")
 @_insight_options
 @_as_of
-@click.option("--months", type=click.IntRange(0, 12), default=3, show_default=True, help="Months after the current one.")
-@click.option("--save/--no-save", default=True, show_default=True, help="Store the forecasts (for the forecast-accuracy KPI).")
+@click.option(
+    "--months", type=click.IntRange(0, 12), default=3, show_default=True, help="Months after the current one."
+)
+@click.option(
+    "--save/--no-save", default=True, show_default=True, help="Store the forecasts (for the forecast-accuracy KPI)."
+)
 @_format
 def report_forecast(insight: Insight, as_of: Any, months: int, save: bool, fmt: str) -> None:
     """Month-end and next-months forecasts per cost center, with 90% intervals."""
-    click.echo(render(insight.forecasts(_day(as_of), months=months, save=save), fmt, insight.facts.currency, insight.names), nl=False)
+    click.echo(
+        render(insight.forecasts(_day(as_of), months=months, save=save), fmt, insight.facts.currency, insight.names),
+        nl=False,
+    )
 
 
 @report.command("json")
@@ -161,8 +213,14 @@ def budget() -> None:
     """Budgets per cost center per period."""
 
 
-_db = click.option("--db", "db", default=None, metavar="URL", envvar="CHARGEBACK_DB",
-                   help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.")
+_db = click.option(
+    "--db",
+    "db",
+    default=None,
+    metavar="URL",
+    envvar="CHARGEBACK_DB",
+    help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.",
+)
 
 
 def _amount(_ctx: click.Context, _param: click.Parameter, value: str) -> Decimal:
@@ -197,8 +255,14 @@ def budget_import(db: str | None, csv_file: Path) -> None:
 
 @budget.command("list")
 @_db
-@click.option("--format", "output_format", type=click.Choice(("table", "json", "csv")), default="table",
-              show_default=True, help="csv is what budget import reads.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(("table", "json", "csv")),
+    default="table",
+    show_default=True,
+    help="csv is what budget import reads.",
+)
 @_errors_exit_nonzero
 def budget_list(db: str | None, output_format: str) -> None:
     """Every budget (a database that does not exist has none, and is not created)."""
@@ -210,8 +274,10 @@ def budget_list(db: str | None, output_format: str) -> None:
         for (cc, period), amount in found:
             click.echo(f"{cc},{period},{amount}")
     else:
-        echo_table([Column("cost center"), Column("period"), Column("amount", numeric=True)],
-                   [(cc, period, display.number(amount, 2)) for (cc, period), amount in found])
+        echo_table(
+            [Column("cost center"), Column("period"), Column("amount", numeric=True)],
+            [(cc, period, display.number(amount, 2)) for (cc, period), amount in found],
+        )
 
 
 @click.group("alerts")
@@ -222,17 +288,42 @@ def alerts() -> None:
 @alerts.command("check")
 @functools.partial(_insight_options, writable=True)
 @_as_of
-@click.option("--notifiers", "config", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="YAML or JSON: {notifiers: [{type: webhook, url: ...}, ...]}. Default: JSON lines on stdout.")
-@click.option("--threshold", "thresholds", multiple=True, type=click.IntRange(1, 1000),
-              help="Budget thresholds in percent (repeatable). Default: 80 and 100.")
-@click.option("--min-impact", callback=lambda c, p, v: None if v is None else _amount(c, p, v), default=None,
-              help="Anomaly gate: minimum absolute impact (default 100).")
-@click.option("--min-impact-pct", callback=lambda c, p, v: None if v is None else _amount(c, p, v), default=None,
-              help="Anomaly gate: minimum impact in percent of the expected cost (default 20).")
+@click.option(
+    "--notifiers",
+    "config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="YAML or JSON: {notifiers: [{type: webhook, url: ...}, ...]}. Default: JSON lines on stdout.",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    type=click.IntRange(1, 1000),
+    help="Budget thresholds in percent (repeatable). Default: 80 and 100.",
+)
+@click.option(
+    "--min-impact",
+    callback=lambda c, p, v: None if v is None else _amount(c, p, v),
+    default=None,
+    help="Anomaly gate: minimum absolute impact (default 100).",
+)
+@click.option(
+    "--min-impact-pct",
+    callback=lambda c, p, v: None if v is None else _amount(c, p, v),
+    default=None,
+    help="Anomaly gate: minimum impact in percent of the expected cost (default 20).",
+)
 @click.pass_context
-def alerts_check(ctx: click.Context, insight: Insight, as_of: Any, config: Path | None, thresholds: tuple[int, ...],
-                 min_impact: Decimal | None, min_impact_pct: Decimal | None) -> None:
+def alerts_check(
+    ctx: click.Context,
+    insight: Insight,
+    as_of: Any,
+    config: Path | None,
+    thresholds: tuple[int, ...],
+    min_impact: Decimal | None,
+    min_impact_pct: Decimal | None,
+) -> None:
     """Find the alerts of the period and send those not sent before; exit 1 if any delivery failed."""
     if thresholds:
         insight.thresholds = tuple(Decimal(t) for t in thresholds)
@@ -248,8 +339,11 @@ def alerts_check(ctx: click.Context, insight: Insight, as_of: Any, config: Path 
     registry = ctx.find_root().obj.registry
     targets = channels(entries, {name: r.component for name, r in registry.notifiers.items()})
     found, delivery = insight.send_alerts(targets, _day(as_of))
-    click.echo(f"{len(found)} alerts: {len(delivery.sent)} sent, {len(delivery.skipped)} already sent, "
-               f"{len(delivery.failed)} failed", err=True)
+    click.echo(
+        f"{len(found)} alerts: {len(delivery.sent)} sent, {len(delivery.skipped)} already sent, "
+        f"{len(delivery.failed)} failed",
+        err=True,
+    )
     for alert_id, channel, error in delivery.failed:
         click.echo(f"alert {alert_id} on {channel}: {error}", err=True)
     if delivery.failed:
@@ -258,8 +352,14 @@ def alerts_check(ctx: click.Context, insight: Insight, as_of: Any, config: Path 
 
 @alerts.command("sent")
 @_db
-@click.option("--format", "output_format", type=click.Choice(("table", "json", "jsonl")), default="jsonl",
-              show_default=True, help="jsonl: one JSON object a line, as the json notifier writes them.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(("table", "json", "jsonl")),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: one JSON object a line, as the json notifier writes them.",
+)
 @_errors_exit_nonzero
 def alerts_sent(db: str | None, output_format: str) -> None:
     """Every alert sent so far (a database that does not exist has none, and is not created)."""
@@ -270,8 +370,10 @@ def alerts_sent(db: str | None, output_format: str) -> None:
         for row in rows:
             click.echo(json.dumps(row, sort_keys=True))
     else:
-        echo_table([Column("period"), Column("kind"), Column("alert"), Column("channel")],
-                   [(r["period"], r["kind"], r["alert_id"], r["channel"]) for r in rows])
+        echo_table(
+            [Column("period"), Column("kind"), Column("alert"), Column("channel")],
+            [(r["period"], r["kind"], r["alert_id"], r["channel"]) for r in rows],
+        )
 
 
 @click.command("anomalies")
@@ -283,9 +385,11 @@ def bench_anomalies(seed: int, series: int, threshold: float) -> None:
     from chargeback_engine.insight.evaluate import evaluate_detection
 
     q = evaluate_detection(seed=seed, series=series, threshold=threshold)
-    click.echo(f"series {q.series} x {q.days} days: precision {q.precision:.3f} recall {q.recall:.3f} "
-               f"false-positive rate {q.false_positive_rate:.4f} (tp {q.true_positives} fp {q.false_positives} "
-               f"fn {q.false_negatives} tn {q.true_negatives})")
+    click.echo(
+        f"series {q.series} x {q.days} days: precision {q.precision:.3f} recall {q.recall:.3f} "
+        f"false-positive rate {q.false_positive_rate:.4f} (tp {q.true_positives} fp {q.false_positives} "
+        f"fn {q.false_negatives} tn {q.true_negatives})"
+    )
 
 
 @click.command("forecast")
@@ -297,5 +401,7 @@ def bench_forecast(seed: int, series: int, as_of_day: int) -> None:
     from chargeback_engine.insight.evaluate import backtest_month_end
 
     q = backtest_month_end(seed=seed, series=series, as_of_day=as_of_day)
-    click.echo(f"series {q.series}: month-end MAPE {q.mape_pct:.2f}% from day {as_of_day}, "
-               f"90% interval coverage {q.interval_coverage:.2f}")
+    click.echo(
+        f"series {q.series}: month-end MAPE {q.mape_pct:.2f}% from day {as_of_day}, "
+        f"90% interval coverage {q.interval_coverage:.2f}"
+    )

@@ -36,6 +36,7 @@ def _progress(steps: int) -> Iterator[Progress | None]:
         yield None
         return
     with click.progressbar(length=steps, label="allocating", file=sys.stderr) as bar:
+
         def collecting(what: str, done: int, total: int | None) -> None:
             bar.label = f"collect: {what} {done:,}" + (f"/{total:,}" if total else " page(s)")
             bar.render_progress()
@@ -46,8 +47,9 @@ def _progress(steps: int) -> Iterator[Progress | None]:
 
 def _print_summary(result: RunResult) -> None:
     names = {cc.id: cc.name for cc in result.policy.cost_centers}
-    rows = [(display.cost_center(cc, names), display.money(amount, currency))
-            for cc, currency, amount in result.summary()]
+    rows = [
+        (display.cost_center(cc, names), display.money(amount, currency)) for cc, currency, amount in result.summary()
+    ]
     footer = []
     for currency, totals in result.totals().items():
         footer.append(("total", display.money(totals["allocated"], currency)))
@@ -56,43 +58,93 @@ def _print_summary(result: RunResult) -> None:
         if totals["deferred"] != Decimal(0):
             footer.append(("deferred (amortized into later periods)", display.money(totals["deferred"], currency)))
     echo_table([Column("cost center"), Column("amount", numeric=True)], rows, footer=footer)
-    click.echo(f"run {result.run_id}: {result.input_rows:,} line(s), policy {result.policy.name}@{result.policy.version}")
+    click.echo(
+        f"run {result.run_id}: {result.input_rows:,} line(s), policy {result.policy.name}@{result.policy.version}"
+    )
 
 
 def _summary_json(result: RunResult) -> dict[str, object]:
     """The manifest's content plus the amount of every cost center, exact."""
     names = {cc.id: cc.name for cc in result.policy.cost_centers}
-    return {**describe(result), "cost_centers": [
-        {"cost_center": cc, "name": names.get(cc), "currency": currency, "amount": amount}
-        for cc, currency, amount in result.summary()]}
+    return {
+        **describe(result),
+        "cost_centers": [
+            {"cost_center": cc, "name": names.get(cc), "currency": currency, "amount": amount}
+            for cc, currency, amount in result.summary()
+        ],
+    }
 
 
 @click.command("run")
-@click.option("--policy", "policies", multiple=True, required=True, type=click.Path(exists=True),
-              help="Policy file or directory (repeatable).")
-@click.option("--input", "inputs", multiple=True,
-              help="FOCUS CSV/Parquet file, directory or glob (repeatable); the policy's sources: are collected too.")
-@click.option("--period", required=True,
-              help="Billing period, YYYY-MM; 'current' runs this month to date from what chargeback collect stored.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="Policy file or directory (repeatable).",
+)
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    help="FOCUS CSV/Parquet file, directory or glob (repeatable); the policy's sources: are collected too.",
+)
+@click.option(
+    "--period",
+    required=True,
+    help="Billing period, YYYY-MM; 'current' runs this month to date from what chargeback collect stored.",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the outputs.")
-@click.option("--carry", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="schedule.parquet of an earlier run: its parts for this period join the ledger (repeatable).")
-@click.option("--engine", "engine_name", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
-              help="Data plane that applies the decisions: in-process DuckDB, or Apache Spark.")
-@click.option("--spark-master", help="Spark master URL for --engine spark (default: the active session, else local[2]).")
-@click.option("--export", "exports", multiple=True, metavar="NAME",
-              help="Also write this exporter's output (repeatable): allocations-csv, focus-allocated or a plugin's "
-                   f"exporter. Always written: {', '.join(DEFAULT_EXPORTERS)} (schedule when there is one), "
-                   "enrichment when the policy enriches tags, the policy's spec.exports, and manifest.json.")
+@click.option(
+    "--carry",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="schedule.parquet of an earlier run: its parts for this period join the ledger (repeatable).",
+)
+@click.option(
+    "--engine",
+    "engine_name",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Data plane that applies the decisions: in-process DuckDB, or Apache Spark.",
+)
+@click.option(
+    "--spark-master", help="Spark master URL for --engine spark (default: the active session, else local[2])."
+)
+@click.option(
+    "--export",
+    "exports",
+    multiple=True,
+    metavar="NAME",
+    help="Also write this exporter's output (repeatable): allocations-csv, focus-allocated or a plugin's "
+    f"exporter. Always written: {', '.join(DEFAULT_EXPORTERS)} (schedule when there is one), "
+    "enrichment when the policy enriches tags, the policy's spec.exports, and manifest.json.",
+)
 @format_option
 @click.pass_obj
-def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, out: str,  # type: ignore[no-untyped-def]
-        carry: tuple[str, ...], engine_name: str, spark_master: str | None, exports: tuple[str, ...],
-        output_format: str) -> None:
+def run(
+    state,
+    policies: tuple[str, ...],
+    inputs: tuple[str, ...],
+    period: str,
+    out: str,  # type: ignore[no-untyped-def]
+    carry: tuple[str, ...],
+    engine_name: str,
+    spark_master: str | None,
+    exports: tuple[str, ...],
+    output_format: str,
+) -> None:
     """Allocate a period's cost data and write ledger, decisions, summary and manifest into OUT."""
     check_writable(out)
-    engine = Engine(list(policies), state.registry, plugin_manager=state.plugin_manager,
-                    engine=engine_name, spark_master=spark_master)
+    engine = Engine(
+        list(policies),
+        state.registry,
+        plugin_manager=state.plugin_manager,
+        engine=engine_name,
+        spark_master=spark_master,
+    )
     month = parse_period(period)
     policy = engine.policies.for_period(month)
     with _progress(_FIXED_STEPS + len(policy.stages) + len(engine.exports(policy, exports))) as progress:
@@ -110,11 +162,17 @@ def run(state, policies: tuple[str, ...], inputs: tuple[str, ...], period: str, 
 @click.argument("out", type=click.Path(exists=True, file_okay=False))
 @click.option("--record", "record_id", help="A ledger record_id: every row of that source line.")
 @click.option("--cost-center", "cost_center", help="A cost center: its total by rule, down to source lines.")
-@click.option("--policy", "policies", multiple=True, type=click.Path(exists=True),
-              help="The run's policy (repeatable): cost-center names beside their ids.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="The run's policy (repeatable): cost-center names beside their ids.",
+)
 @format_option
-def explain(out: str, record_id: str | None, cost_center: str | None, policies: tuple[str, ...],
-            output_format: str) -> None:
+def explain(
+    out: str, record_id: str | None, cost_center: str | None, policies: tuple[str, ...], output_format: str
+) -> None:
     """Explain a run's outputs, from cost-center totals down to rules and source lines."""
     if (record_id is None) == (cost_center is None):
         raise click.UsageError("give exactly one of --record or --cost-center")
@@ -129,17 +187,23 @@ def explain(out: str, record_id: str | None, cost_center: str | None, policies: 
 
 
 def _record_text(found: dict[str, Any], names: dict[str, str]) -> str:
-    lines = [f"record {found['record_id']}: {found['source_id']} row {found['source_row']} "
-             f"(service {found['service'] or '-'}, resource {found['resource'] or '-'})"]
+    lines = [
+        f"record {found['record_id']}: {found['source_id']} row {found['source_row']} "
+        f"(service {found['service'] or '-'}, resource {found['resource'] or '-'})"
+    ]
     for row in found["rows"]:
         moved = f" from {row['from_cost_center']}" if row["from_cost_center"] not in (None, row["cost_center"]) else ""
         shares = row["shares"] or {}
         total = sum((Decimal(w) for w in shares.values()), Decimal(0))
         split = ", ".join(f"{cc} {display.share(Decimal(w) / total)}" for cc, w in shares.items()) if total else "-"
-        lines.append(f"  stage {row['stage']}  {display.cost_center(row['cost_center'], names)}  "
-                     f"{display.money(row['amount'], row['currency'])}  {row['period']}  {row['category']}{moved}")
-        lines.append(f"    decision {row['decision_id']}: rule {row['rule']} at {row['rule_location'] or '-'}, "
-                     f"method {row['method']}, shares {split}")
+        lines.append(
+            f"  stage {row['stage']}  {display.cost_center(row['cost_center'], names)}  "
+            f"{display.money(row['amount'], row['currency'])}  {row['period']}  {row['category']}{moved}"
+        )
+        lines.append(
+            f"    decision {row['decision_id']}: rule {row['rule']} at {row['rule_location'] or '-'}, "
+            f"method {row['method']}, shares {split}"
+        )
         lines.append(f"    reason: {row['reason']}")
     return "\n".join(lines)
 
@@ -148,13 +212,17 @@ def _cost_center_text(found: dict[str, Any], names: dict[str, str]) -> str:
     totals = ", ".join(display.money(t["amount"], t["currency"]) for t in found["totals"])
     lines = [f"cost center {display.cost_center(found['cost_center'], names)}: {totals}"]
     for rule in found["rules"]:
-        lines.append(f"  rule {rule['rule']} ({rule['rule_location'] or '-'}), stage {rule['stage']}: "
-                     f"{display.money(rule['amount'], rule['currency'])} from {rule['lines']:,} line(s)")
+        lines.append(
+            f"  rule {rule['rule']} ({rule['rule_location'] or '-'}), stage {rule['stage']}: "
+            f"{display.money(rule['amount'], rule['currency'])} from {rule['lines']:,} line(s)"
+        )
         lines.extend(f"    reason: {reason}" for reason in rule["reasons"])
         for line in rule["top_lines"]:
-            lines.append(f"    {line['source_id']} row {line['source_row']}: "
-                         f"{display.money(line['amount'], rule['currency'])} "
-                         f"(record {line['record_id']}, decision {line['decision_id']})")
+            lines.append(
+                f"    {line['source_id']} row {line['source_row']}: "
+                f"{display.money(line['amount'], rule['currency'])} "
+                f"(record {line['record_id']}, decision {line['decision_id']})"
+            )
     return "\n".join(lines)
 
 
@@ -168,8 +236,12 @@ def test(state, paths: tuple[str, ...], fail_on_empty: bool, output_format: str)
     results = run_policy_tests(paths, state.registry)
     failed = [r for r in results if not r.passed]
     if output_format == "json":
-        click.echo(json.dumps({"cases": [r.as_json() for r in results], "passed": len(results) - len(failed),
-                               "failed": len(failed)}, indent=2))
+        click.echo(
+            json.dumps(
+                {"cases": [r.as_json() for r in results], "passed": len(results) - len(failed), "failed": len(failed)},
+                indent=2,
+            )
+        )
     else:
         for r in results:
             click.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.test_file}: {r.name}")

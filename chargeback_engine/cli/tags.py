@@ -13,18 +13,41 @@ from chargeback_engine.policy.yaml import read_yaml_file
 
 
 @click.command("tags")
-@click.option("--run", "runs", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
-              help="Output directory of a run (repeatable, oldest first: the trend); the last one is detailed.")
-@click.option("--policy", "policies", multiple=True, required=True, type=click.Path(exists=True),
-              help="Policy file or directory (repeatable); its spec.tags.required is what must be there.")
-@click.option("--top", default=10, show_default=True, type=click.IntRange(1, 1000),
-              help="How many untagged resources to list.")
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Output directory of a run (repeatable, oldest first: the trend); the last one is detailed.",
+)
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="Policy file or directory (repeatable); its spec.tags.required is what must be there.",
+)
+@click.option(
+    "--top", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many untagged resources to list."
+)
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="table", show_default=True)
-@click.option("--notify", "notifiers", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML: {notifiers: [{type: webhook, url: ...}]}; also send the report (Markdown) through them.")
+@click.option(
+    "--notify",
+    "notifiers",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML: {notifiers: [{type: webhook, url: ...}]}; also send the report (Markdown) through them.",
+)
 @click.pass_obj
-def report_tags(state, runs: tuple[str, ...], policies: tuple[str, ...], top: int, fmt: str,  # type: ignore[no-untyped-def]
-                notifiers: Path | None) -> None:
+def report_tags(
+    state,
+    runs: tuple[str, ...],
+    policies: tuple[str, ...],
+    top: int,
+    fmt: str,  # type: ignore[no-untyped-def]
+    notifiers: Path | None,
+) -> None:
     """Which lines carry every required tag, per account and cost center, and who to ask about the rest."""
     report = tag_report(list(runs), load_policies(list(policies), state.registry), top=top)
     click.echo(RENDERERS[fmt](report), nl=False)
@@ -32,8 +55,9 @@ def report_tags(state, runs: tuple[str, ...], policies: tuple[str, ...], top: in
         document, problems = read_yaml_file(notifiers)
         if document is None or not isinstance(document.data, dict):
             raise NotifyError(str(problems[0]) if problems else f"{notifiers}: expected {{notifiers: [...]}}")
-        targets = channels(document.data.get("notifiers", []),
-                           {name: r.component for name, r in state.registry.notifiers.items()})
+        targets = channels(
+            document.data.get("notifiers", []), {name: r.component for name, r in state.registry.notifiers.items()}
+        )
         alert = as_alert(report)
         for channel in targets:
             channel.notifier.send(alert, channel.options)

@@ -143,8 +143,14 @@ def read_focus_file(path: str, fmt: str = "auto") -> CollectedSource:
     table = normalise(raw, source_id=path, rounding=rounding)
     found = currencies(table)
     log.info("focus file read", path=path, format=fmt, rows=table.num_rows, currencies=found)
-    details = {"path": path, "format": fmt, "sha256": digest.removeprefix("sha256:"),
-               "rows": table.num_rows, "currencies": found, "rounding": rounding.as_details()}
+    details = {
+        "path": path,
+        "format": fmt,
+        "sha256": digest.removeprefix("sha256:"),
+        "rows": table.num_rows,
+        "currencies": found,
+        "rounding": rounding.as_details(),
+    }
     return CollectedSource(source_id=path, table=table, version=digest, details=details)
 
 
@@ -182,7 +188,9 @@ def _canonical_names(path: str, names: Iterable[str]) -> dict[str, str]:
             mapping[name] = target
     missing = [c for c in (*REQUIRED_COLUMNS, *NOT_NULL_MONEY) if c not in mapping.values()]
     if missing:
-        raise InputError(f"{path}: missing FOCUS column(s) {', '.join(missing)}; the file has {', '.join(present) or 'no columns'}")
+        raise InputError(
+            f"{path}: missing FOCUS column(s) {', '.join(missing)}; the file has {', '.join(present) or 'no columns'}"
+        )
     return mapping
 
 
@@ -192,15 +200,16 @@ def _read_csv(path: str) -> pa.Table:
     header = _csv_header(path)
     mapping = _canonical_names(path, header)
     convert = pacsv.ConvertOptions(
-        column_types={name: ENCODED_TEXT if target in _TEXT_COLUMNS else pa.string() for name, target in mapping.items()},
+        column_types={
+            name: ENCODED_TEXT if target in _TEXT_COLUMNS else pa.string() for name, target in mapping.items()
+        },
         include_columns=list(mapping),
         null_values=[""],
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
     )
     try:
-        table = pacsv.read_csv(path, convert_options=convert,
-                               parse_options=pacsv.ParseOptions(newlines_in_values=True))
+        table = pacsv.read_csv(path, convert_options=convert, parse_options=pacsv.ParseOptions(newlines_in_values=True))
     except pa.ArrowInvalid as exc:
         raise InputError(_locate_csv_problem(path, convert) or f"{path}: {exc}") from exc
     except OSError as exc:
@@ -220,7 +229,9 @@ def _csv_header(path: str) -> list[str]:
 def _unreadable(path: str, exc: OSError) -> InputError:
     """Decompression fails with an OSError too: say which it is."""
     if _format_by_suffix(Path(path)) and Path(path).suffix.lower() in _COMPRESSIONS:
-        return InputError(f"{path}: the compressed data is corrupt or truncated ({exc}); fetch or compress the file again")
+        return InputError(
+            f"{path}: the compressed data is corrupt or truncated ({exc}); fetch or compress the file again"
+        )
     return InputError(f"{path}: cannot be read ({exc})")
 
 
@@ -229,13 +240,18 @@ def _locate_csv_problem(path: str, convert: pacsv.ConvertOptions) -> str | None:
     problems: list[str] = []
 
     def record(row: pacsv.InvalidRow) -> str:
-        problems.append(f"{path}: row {row.number - 1}: expected {row.expected_columns} fields, "
-                        f"found {row.actual_columns}")
+        problems.append(
+            f"{path}: row {row.number - 1}: expected {row.expected_columns} fields, found {row.actual_columns}"
+        )
         return "skip"
 
     try:
-        pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=False), convert_options=convert,
-                       parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=record))
+        pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False),
+            convert_options=convert,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=record),
+        )
     except pa.ArrowInvalid as exc:
         problems.append(f"{path}: {exc}")
     return summarise(problems) if problems else None

@@ -83,10 +83,13 @@ def number_decisions(splits: pa.Table, pool: str | None, first: int) -> tuple[pa
     ids = pc.unique(splits["decision_id"]).sort()
     numbers = pa.array(range(first, first + len(ids)), pa.int32())
     first_rows = splits.take(pc.index_in(ids, value_set=splits["decision_id"]))
-    decisions = pa.table({
-        "decision": numbers, **{c: first_rows[c] for c in ("decision_id", "rule_id", "method", "category")},
-        "pool": pa.array([pool] * len(ids), pa.string()),
-    }).cast(DECISION_SCHEMA)
+    decisions = pa.table(
+        {
+            "decision": numbers,
+            **{c: first_rows[c] for c in ("decision_id", "rule_id", "method", "category")},
+            "pool": pa.array([pool] * len(ids), pa.string()),
+        }
+    ).cast(DECISION_SCHEMA)
     return decisions, pc.add(pc.index_in(splits["decision_id"], value_set=ids), first).cast(pa.int32())
 
 

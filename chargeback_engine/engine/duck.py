@@ -31,12 +31,13 @@ from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, tie_order
 
 _UNIT = 10**LEDGER_SCALE
 #: Integer units back to money: one exact product, DECIMAL(38,0) * DECIMAL(S+1,S).
-_TO_MONEY = (f"CAST({{}} AS DECIMAL(38,0)) * CAST({format(LEDGER_QUANTUM, 'f')} AS DECIMAL({LEDGER_SCALE + 1},{LEDGER_SCALE}))"
-             f"::DECIMAL(38,{LEDGER_SCALE})")
+_TO_MONEY = (
+    f"CAST({{}} AS DECIMAL(38,0)) * CAST({format(LEDGER_QUANTUM, 'f')} AS DECIMAL({LEDGER_SCALE + 1},{LEDGER_SCALE}))"
+    f"::DECIMAL(38,{LEDGER_SCALE})"
+)
 #: Money to units in two exact parts: ``money * 10**S`` as one DECIMAL(38,S) product would
 #: overflow for amounts of 1e(38-2S) and more, which the cost table allows.
-_TO_UNITS = (f"(CAST(trunc({{0}}) AS HUGEINT) * {_UNIT}"
-             f" + CAST(({{0}} - trunc({{0}})) * {_UNIT} AS HUGEINT))")
+_TO_UNITS = f"(CAST(trunc({{0}}) AS HUGEINT) * {_UNIT} + CAST(({{0}} - trunc({{0}})) * {_UNIT} AS HUGEINT))"
 
 
 #: Lines per allocation query: the split's window holds every share of its lines at once
@@ -89,7 +90,7 @@ def _split_sql(parts: str, partition: str, splits: pa.Table) -> str:
            sign(units) * (q * weight + fl + CASE WHEN rnk <= lo THEN 1 ELSE 0 END) AS units_out
     FROM (
         SELECT *, r - sum(fl) OVER w AS lo,
-               row_number() OVER (w ORDER BY rem DESC, {tie_order('position', 'line', 'n')}) AS rnk
+               row_number() OVER (w ORDER BY rem DESC, {tie_order("position", "line", "n")}) AS rnk
         FROM (
             SELECT d.*, s.cost_center, s.position, s.n, s.weight, {r} * {w} // {total} AS fl, {r} * {w} % {total} AS rem
             FROM ({divided}) d JOIN splits s USING (decision) WHERE d.r > 0 AND {where}
@@ -97,10 +98,16 @@ def _split_sql(parts: str, partition: str, splits: pa.Table) -> str:
         WINDOW w AS (PARTITION BY {partition})
     )"""
 
-    branches = [sql for sql, wanted in (
-        (single, any(len(weights) == 1 for weights in shares.values())), (even, bool(multi_totals)),
-        (remainder("BIGINT", f"d.total <= {BIGINT_TOTAL}"), any(t <= BIGINT_TOTAL for t in multi_totals)),
-        (remainder("HUGEINT", f"d.total > {BIGINT_TOTAL}"), any(t > BIGINT_TOTAL for t in multi_totals))) if wanted]
+    branches = [
+        sql
+        for sql, wanted in (
+            (single, any(len(weights) == 1 for weights in shares.values())),
+            (even, bool(multi_totals)),
+            (remainder("BIGINT", f"d.total <= {BIGINT_TOTAL}"), any(t <= BIGINT_TOTAL for t in multi_totals)),
+            (remainder("HUGEINT", f"d.total > {BIGINT_TOTAL}"), any(t > BIGINT_TOTAL for t in multi_totals)),
+        )
+        if wanted
+    ]
     return "\n    UNION ALL BY NAME".join(branches or [single])
 
 
@@ -191,20 +198,28 @@ class DuckDBPlane:
         # One part per line, or one per month of an amortization schedule (even split, earlier
         # months first). The schedule part of the query is only generated when needed.
         amortized = splits["months"].null_count < splits.num_rows
-        n_parts = """
+        n_parts = (
+            """
                    , CASE WHEN m.months > 0 THEN m.months
                           WHEN r.ChargePeriodEnd IS NULL OR r.ChargePeriodStart IS NULL THEN 1
                           ELSE greatest(1, date_diff('month', date_trunc('month', r.ChargePeriodStart),
                                                      date_trunc('month', r.ChargePeriodEnd - INTERVAL 1 MICROSECOND)) + 1)
-                     END AS n_parts""" if amortized else ""
-        schedule = f"""
+                     END AS n_parts"""
+            if amortized
+            else ""
+        )
+        schedule = (
+            f"""
                 UNION ALL BY NAME
                 SELECT line, decision,
                        greatest(strftime(date_trunc('month', coalesce(ChargePeriodStart, TIMESTAMPTZ '{run.period.start}'))
                                          + to_months(CAST(i AS INTEGER)), '%Y-%m'), '{run.period}') AS period,
                        i AS part_index,
                        sign(units) * (abs(units) // n_parts + CASE WHEN i < abs(units) % n_parts THEN 1 ELSE 0 END) AS units
-                FROM hit, LATERAL (SELECT unnest(range(n_parts)) AS i) WHERE months IS NOT NULL""" if amortized else ""
+                FROM hit, LATERAL (SELECT unnest(range(n_parts)) AS i) WHERE months IS NOT NULL"""
+            if amortized
+            else ""
+        )
         insert = f"""
             INSERT INTO {LEDGER_ROWS} BY NAME
             WITH hit AS MATERIALIZED (
@@ -216,7 +231,7 @@ class DuckDBPlane:
                 FROM hit WHERE months IS NULL {schedule}
             )
             SELECT line, period, cost_center, units_out AS units, 0 AS stage, decision
-            FROM ({_split_sql('parts', 'line, part_index', splits)})
+            FROM ({_split_sql("parts", "line, part_index", splits)})
         """
         for first in range(0, len(self._records), ALLOCATE_LINES):
             con.execute(insert, {"first": first})
@@ -226,18 +241,22 @@ class DuckDBPlane:
         run = self._require_run()
         extra = "".join(f", CAST(r.{_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in columns)
         group = "".join(f", {i + 3}" for i in range(len(columns)))
-        return self._con.sql(f"""
-            SELECT l.cost_center, r.BillingCurrency AS currency{extra}, {_TO_MONEY.format('sum(l.units)')} AS amount
+        return self._con.sql(
+            f"""
+            SELECT l.cost_center, r.BillingCurrency AS currency{extra}, {_TO_MONEY.format("sum(l.units)")} AS amount
             FROM {LEDGER_ROWS} l JOIN src_arrow r ON r.{LINE} = l.line
             WHERE l.stage = 0 AND l.period = ?
             GROUP BY 1, 2{group} ORDER BY ALL
-        """, params=[str(run.period)]).to_arrow_table()
+        """,
+            params=[str(run.period)],
+        ).to_arrow_table()
 
     # -- shared stages ---------------------------------------------------------------
     def redistribute(self, stage: int, pool: str, splits: pa.Table) -> None:
         self._require_run()
         self._register_splits(splits, pool)
-        self._con.execute(f"""
+        self._con.execute(
+            f"""
             INSERT INTO {LEDGER_ROWS} BY NAME
             WITH parts AS MATERIALIZED (
                 SELECT line, period, (SELECT max(decision) FROM splits) AS decision, sum(units) AS units
@@ -246,16 +265,21 @@ class DuckDBPlane:
             SELECT line, period, ? AS cost_center, -units AS units, ? AS stage, decision FROM parts
             UNION ALL BY NAME
             SELECT line, period, cost_center, units_out AS units, ? AS stage, decision
-            FROM ({_split_sql('parts', 'line, period', splits)})
-        """, [pool, pool, stage, stage])
+            FROM ({_split_sql("parts", "line, period", splits)})
+        """,
+            [pool, pool, stage, stage],
+        )
         self._con.execute("CHECKPOINT work")
 
     def pool_balances(self, pools: Sequence[str]) -> pa.Table:
-        return self._con.sql(f"""
-            SELECT l.cost_center, r.BillingCurrency AS currency, {_TO_MONEY.format('sum(l.units)')} AS amount
+        return self._con.sql(
+            f"""
+            SELECT l.cost_center, r.BillingCurrency AS currency, {_TO_MONEY.format("sum(l.units)")} AS amount
             FROM {LEDGER_ROWS} l JOIN src_arrow r ON r.{LINE} = l.line
             WHERE list_contains(?, l.cost_center) GROUP BY ALL HAVING sum(l.units) <> 0 ORDER BY ALL
-        """, params=[list(pools)]).to_arrow_table()
+        """,
+            params=[list(pools)],
+        ).to_arrow_table()
 
     # -- results ---------------------------------------------------------------------
     def balances(self) -> pa.Table:
@@ -272,14 +296,15 @@ class DuckDBPlane:
                 GROUP BY ALL
             )
             SELECT currency, billing_account_id, strftime(month, '%Y-%m') AS period,
-                   {_TO_MONEY.format('input')} AS input, {_TO_MONEY.format('ledger')} AS ledger
+                   {_TO_MONEY.format("input")} AS input, {_TO_MONEY.format("ledger")} AS ledger
             FROM groups ORDER BY ALL
         """).to_arrow_table()
 
     def finish(self) -> RunStore:
         """Hand the narrow ledger to a store, which sorts it once and widens it as outputs stream."""
-        run_store = SortedLedgerStore(self._con, self._records, LEDGER_ROWS, self._require_run(),
-                                      amount=_TO_MONEY.format("units"))
+        run_store = SortedLedgerStore(
+            self._con, self._records, LEDGER_ROWS, self._require_run(), amount=_TO_MONEY.format("units")
+        )
         self._finished = True
         return run_store
 

@@ -38,7 +38,9 @@ Input = str | Path | pa.Table | CollectedSource
 Collect = Callable[[str, Mapping[str, Any]], list[CollectedSource]]
 
 
-def collect(inputs: Iterable[Input], sources: Iterable[Mapping[str, Any]], collect_from: Collect) -> list[CollectedSource]:
+def collect(
+    inputs: Iterable[Input], sources: Iterable[Mapping[str, Any]], collect_from: Collect
+) -> list[CollectedSource]:
     """Every source of a run, in order: the given inputs, then the policy's ``sources:``.
 
     A source whose content another one already brought (the same file named twice, through
@@ -51,7 +53,9 @@ def collect(inputs: Iterable[Input], sources: Iterable[Mapping[str, Any]], colle
         if isinstance(item, CollectedSource):
             collected.append(item)
         elif isinstance(item, pa.Table):
-            source_id = item["x_SourceId"][0].as_py() if item.num_rows and "x_SourceId" in item.column_names else "table"
+            source_id = (
+                item["x_SourceId"][0].as_py() if item.num_rows and "x_SourceId" in item.column_names else "table"
+            )
             collected.append(CollectedSource(source_id, item, table_sha256(item)))
         else:
             paths.append(str(item))
@@ -85,8 +89,14 @@ def content_sha256(source: CollectedSource) -> str:
 def manifest_entry(source: CollectedSource) -> InputInfo:
     """A source as the manifest lists it."""
     path = source.details.get("path") if isinstance(source.details, Mapping) else None
-    return InputInfo(source.source_id, content_sha256(source), source.table.num_rows, path=path,
-                     version=None if path else source.version, details={} if path else source.details)
+    return InputInfo(
+        source.source_id,
+        content_sha256(source),
+        source.table.num_rows,
+        path=path,
+        version=None if path else source.version,
+        details={} if path else source.details,
+    )
 
 
 def read_carried(paths: Iterable[str | Path], period: Period) -> tuple[pa.Table, list[InputInfo]]:
@@ -123,7 +133,9 @@ def combine(sources: list[CollectedSource]) -> pa.Table:
         tables = [encoded(t) for t in tables]
     schema, columns = tables[0].schema, []
     for name in schema.names:
-        columns.append(one_chunk(pa.chunked_array([c for t in tables for c in t[name].chunks], schema.field(name).type)))
+        columns.append(
+            one_chunk(pa.chunked_array([c for t in tables for c in t[name].chunks], schema.field(name).type))
+        )
         tables = [t.drop_columns([name]) for t in tables]
     return pa.Table.from_arrays(columns, schema=schema)
 
@@ -131,12 +143,14 @@ def combine(sources: list[CollectedSource]) -> pa.Table:
 def _with_provenance(table: pa.Table, source_id: str) -> pa.Table:
     """Every line must name its source and row; fill what a collector left empty."""
     if table["x_SourceId"].null_count:
-        table = table.set_column(table.schema.get_field_index("x_SourceId"), "x_SourceId",
-                                 pc.fill_null(table["x_SourceId"], source_id))
+        table = table.set_column(
+            table.schema.get_field_index("x_SourceId"), "x_SourceId", pc.fill_null(table["x_SourceId"], source_id)
+        )
     if table["x_SourceRow"].null_count:
         rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
-        table = table.set_column(table.schema.get_field_index("x_SourceRow"), "x_SourceRow",
-                                 pc.coalesce(table["x_SourceRow"], rows))
+        table = table.set_column(
+            table.schema.get_field_index("x_SourceRow"), "x_SourceRow", pc.coalesce(table["x_SourceRow"], rows)
+        )
     return table
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,24 +22,31 @@ from chargeback_engine.periods import Period
 
 def _timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
 
 
-def build_line_items(items: Iterable[Mapping[str, Any]], period: Period, *, source_id: str = "inline",
-                     currency: str = "USD") -> pa.Table:
+def build_line_items(
+    items: Iterable[Mapping[str, Any]], period: Period, *, source_id: str = "inline", currency: str = "USD"
+) -> pa.Table:
     """A cost table with one row per mapping; row numbers start at 1, as in a file."""
-    start = datetime(period.year, period.month, 1, tzinfo=timezone.utc)
-    end = datetime(period.end.year, period.end.month, 1, tzinfo=timezone.utc)
+    start = datetime(period.year, period.month, 1, tzinfo=UTC)
+    end = datetime(period.end.year, period.end.month, 1, tzinfo=UTC)
     rows = []
     for number, item in enumerate(items, start=1):
         unknown = sorted(set(item) - set(COST_TABLE_SCHEMA.names))
         if unknown:
             raise InputError(f"{source_id}: item {number}: unknown FOCUS column(s) {', '.join(unknown)}")
         row: dict[str, Any] = {
-            "BillingCurrency": currency, "BillingAccountId": "account-1", "ChargeCategory": "Usage",
-            "ChargePeriodStart": start, "ChargePeriodEnd": end, "BillingPeriodStart": start, "BillingPeriodEnd": end,
-            "x_SourceId": source_id, "x_SourceRow": number,
+            "BillingCurrency": currency,
+            "BillingAccountId": "account-1",
+            "ChargeCategory": "Usage",
+            "ChargePeriodStart": start,
+            "ChargePeriodEnd": end,
+            "BillingPeriodStart": start,
+            "BillingPeriodEnd": end,
+            "x_SourceId": source_id,
+            "x_SourceRow": number,
         }
         for name, value in item.items():
             field_type = COST_TABLE_SCHEMA.field(name).type
@@ -56,6 +63,8 @@ def build_line_items(items: Iterable[Mapping[str, Any]], period: Period, *, sour
                 value = str(value)
             row[name] = value
         rows.append(row)
-    columns = {name: pa.array([r.get(name) for r in rows], COST_TABLE_SCHEMA.field(name).type)
-               for name in COST_TABLE_SCHEMA.names}
+    columns = {
+        name: pa.array([r.get(name) for r in rows], COST_TABLE_SCHEMA.field(name).type)
+        for name in COST_TABLE_SCHEMA.names
+    }
     return conform(pa.table(columns))

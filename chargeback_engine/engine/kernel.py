@@ -120,7 +120,9 @@ class Kernel:
         self.policy = policy
         self.registry = registry
         self.period = period
-        self.consumers = tuple(sorted(cc.id for cc in policy.cost_centers if not cc.shared and cc.id != policy.unallocated))
+        self.consumers = tuple(
+            sorted(cc.id for cc in policy.cost_centers if not cc.shared and cc.id != policy.unallocated)
+        )
         self._driver_rows = cache(self._load_driver)
         # The direct-cost table the memo was computed from (held, so its identity cannot be
         # reused by a later table), its rows, and the shares of each basis.
@@ -139,13 +141,14 @@ class Kernel:
 
     def _field(self, name: str) -> str:
         if name.startswith(TAG_PREFIX) and name != ALL_TAGS:
-            return TAG_PREFIX + self.policy.tags.normalize_key(name[len(TAG_PREFIX):])
+            return TAG_PREFIX + self.policy.tags.normalize_key(name[len(TAG_PREFIX) :])
         return name
 
     def _compiled(self, spec: AllocationSpec) -> bool:
         """Does the allocation depend on nothing but its fields, nested blocks included?"""
         return bool(getattr(self.allocator(spec.method), "compiled", False)) and all(
-            self._compiled(nested) for nested in _nested_specs(spec.params))
+            self._compiled(nested) for nested in _nested_specs(spec.params)
+        )
 
     @cached_property
     def key_fields(self) -> tuple[str, ...]:
@@ -155,7 +158,9 @@ class Kernel:
             rule_fields = set(rule.when.fields) | self._spec_fields(rule.allocate)
             unknown = sorted(f for f in rule_fields if not f.startswith(TAG_PREFIX) and f not in FOCUS_COLUMNS)
             if unknown:
-                raise _policy_error(rule.location, f"rule {rule.id!r} reads unknown FOCUS column(s) {', '.join(unknown)}")
+                raise _policy_error(
+                    rule.location, f"rule {rule.id!r} reads unknown FOCUS column(s) {', '.join(unknown)}"
+                )
             fields |= rule_fields
         return tuple(sorted(fields))
 
@@ -196,7 +201,7 @@ class Kernel:
                 fields = list(self.key_fields)
             firsts, inverse = _distinct_rows(keys.select(fields).take(pa.array(rows)) if fields else None, len(rows))
             outcome_of_key[rows] = len(outcomes) + inverse
-            for values in (keys.select(fields).take(pa.array(rows[firsts])).to_pylist() if fields else [{}]):
+            for values in keys.select(fields).take(pa.array(rows[firsts])).to_pylist() if fields else [{}]:
                 outcomes.append(Outcome(values, rule, self._decide(rule, values)))
         return outcomes, outcome_of_key
 
@@ -213,7 +218,9 @@ class Kernel:
     def decide_stage(self, stage: Stage) -> Resolution:
         resolution = self.resolve(stage.allocate, _Context(self, {}))
         if isinstance(resolution, Amortize):
-            raise _policy_error(stage.location, f"stage for pool {stage.pool!r} cannot use method {stage.allocate.method!r}")
+            raise _policy_error(
+                stage.location, f"stage for pool {stage.pool!r} cannot use method {stage.allocate.method!r}"
+            )
         return resolution
 
     # -- the phases of a run -------------------------------------------------------------
@@ -223,23 +230,36 @@ class Kernel:
         each shared *stage*. Returns every decision made."""
         step("decide")
         column_of = {f: layout.columns.get(f, f) for f in self.key_fields}
-        keys = plane.choose([column_of[f] for f in self.key_fields],
-                            self.first_rule_sql(lambda f: plane.quote(column_of[f]), plane.dialect))
+        keys = plane.choose(
+            [column_of[f] for f in self.key_fields],
+            self.first_rule_sql(lambda f: plane.quote(column_of[f]), plane.dialect),
+        )
         keys = keys.rename_columns([*self.key_fields, "rule"])
         outcomes, outcome_of_key = self.outcomes(keys)
         deferred = np.array([_is_deferred(o.resolution) for o in outcomes], bool)
         assignments = keys.drop_columns(["rule"]).rename_columns([column_of[f] for f in self.key_fields])
 
         def apply(phase: np.ndarray, direct_cost: pa.Table | None) -> list[Decision]:
-            made = {i: self.decision(o.key, o.rule, o.rule.id if o.rule else None,
-                                     o.rule.allocate.method if o.rule else "unallocated",
-                                     self.finalize(o.resolution, direct_cost))
-                    for i, o in enumerate(outcomes) if phase[i]}
+            made = {
+                i: self.decision(
+                    o.key,
+                    o.rule,
+                    o.rule.id if o.rule else None,
+                    o.rule.allocate.method if o.rule else "unallocated",
+                    self.finalize(o.resolution, direct_cost),
+                )
+                for i, o in enumerate(outcomes)
+                if phase[i]
+            }
             if made:
                 ids = np.array([made[i].decision_id if i in made else "" for i in range(len(outcomes))], object)
                 mine = phase[outcome_of_key]
-                plane.allocate(assignments.filter(pa.array(mine)).append_column(
-                    "decision_id", pa.array(ids[outcome_of_key[mine]], pa.string())), split_table(made.values()))
+                plane.allocate(
+                    assignments.filter(pa.array(mine)).append_column(
+                        "decision_id", pa.array(ids[outcome_of_key[mine]], pa.string())
+                    ),
+                    split_table(made.values()),
+                )
             return list(made.values())
 
         step("allocate")
@@ -251,8 +271,13 @@ class Kernel:
             step(f"stage {index}")
             resolution = self.decide_stage(stage)
             direct = self.direct_cost(plane, layout, [resolution]) if _is_deferred(resolution) else None
-            decision = self.decision({"stage": index, "pool": stage.pool}, stage, f"stage-{index}-{stage.pool}".lower(),
-                                     stage.allocate.method, self.finalize(resolution, direct))
+            decision = self.decision(
+                {"stage": index, "pool": stage.pool},
+                stage,
+                f"stage-{index}-{stage.pool}".lower(),
+                stage.allocate.method,
+                self.finalize(resolution, direct),
+            )
             plane.redistribute(index, stage.pool, split_table([decision], stage_rule=True))
             decisions.append(decision)
         decisions += self._empty_pools(plane, len(self.policy.stages) + 1)
@@ -267,15 +292,24 @@ class Kernel:
         if not left:
             return []
         if self.policy.document.get("spec", {}).get("pool_leftovers", "error") != "unallocated":
-            held = "; ".join(f"shared pool {r['cost_center']} still holds {r['amount'].normalize():f} {r['currency']}"
-                             for r in left[:5])
-            raise InputError(f"{self.policy.path or self.policy.name}: {held} after the last stage; give it a stage that "
-                             "runs after the money arrives, or set spec.pool_leftovers: unallocated")
+            held = "; ".join(
+                f"shared pool {r['cost_center']} still holds {r['amount'].normalize():f} {r['currency']}"
+                for r in left[:5]
+            )
+            raise InputError(
+                f"{self.policy.path or self.policy.name}: {held} after the last stage; give it a stage that "
+                "runs after the money arrives, or set spec.pool_leftovers: unallocated"
+            )
         made = []
         for offset, pool in enumerate(sorted({r["cost_center"] for r in left})):
             reason = f"left in shared pool {pool} after the last stage (pool_leftovers: unallocated)"
-            decision = self.decision({"pool": pool, "stage": stage + offset}, None, f"pool-leftovers-{pool}".lower(),
-                                     "unallocated", Shares({self.policy.unallocated: Decimal(1)}, reason))
+            decision = self.decision(
+                {"pool": pool, "stage": stage + offset},
+                None,
+                f"pool-leftovers-{pool}".lower(),
+                "unallocated",
+                Shares({self.policy.unallocated: Decimal(1)}, reason),
+            )
             plane.redistribute(stage + offset, pool, split_table([decision], stage_rule=True))
             made.append(decision)
         return made
@@ -305,8 +339,10 @@ class Kernel:
                 raise InputError(f"driver {driver_id!r}: quantity {excerpt(row['quantity'])} is not a number") from None
             problem = "not a finite number" if not quantity.is_finite() else "negative" if quantity < 0 else None
             if problem:
-                raise InputError(f"driver {driver_id!r}: data row {number} ({row['cost_center']}, {row['period']}): "
-                                 f"quantity {quantity} is {problem}; a usage quantity is zero or more")
+                raise InputError(
+                    f"driver {driver_id!r}: data row {number} ({row['cost_center']}, {row['period']}): "
+                    f"quantity {quantity} is {problem}; a usage quantity is zero or more"
+                )
             quantities[row["cost_center"]] = quantities.get(row["cost_center"], Decimal(0)) + quantity
         return quantities
 
@@ -335,8 +371,12 @@ class Kernel:
         targets = basis.targets or tuple(cc for cc in self.consumers if cc in weights)
         positive = {cc: max(weights.get(cc, Decimal(0)), Decimal(0)) for cc in targets}
         if not any(positive.values()):
-            shares = fallback_shares(basis.fallback, basis.targets or self.consumers, _Context(self, {}),
-                                     f"{basis.reason}: no direct cost in {self.period}")
+            shares = fallback_shares(
+                basis.fallback,
+                basis.targets or self.consumers,
+                _Context(self, {}),
+                f"{basis.reason}: no direct cost in {self.period}",
+            )
         else:
             shares = Shares({cc: w for cc, w in positive.items() if w}, basis.reason)
         memo[basis] = shares
@@ -350,8 +390,10 @@ class Kernel:
             return Decimal(1)
         rate = self._rates_in_effect.get(currency)
         if rate is None:
-            raise InputError(f"the inputs hold {currency}, but the policy has no exchange rate for {currency} "
-                             f"dated on or before {self.period.start} (spec.exchange_rates)")
+            raise InputError(
+                f"the inputs hold {currency}, but the policy has no exchange rate for {currency} "
+                f"dated on or before {self.period.start} (spec.exchange_rates)"
+            )
         return rate
 
     @cached_property
@@ -359,9 +401,11 @@ class Kernel:
         """Per currency, the latest rate dated on or before the period's first day (read once:
         every direct-cost row asks)."""
         start = str(self.period.start)
-        dated = sorted((r["currency"], str(r["date"]), Decimal(str(r["rate"])))
-                       for r in self.policy.document.get("spec", {}).get("exchange_rates", [])
-                       if str(r["date"]) <= start)
+        dated = sorted(
+            (r["currency"], str(r["date"]), Decimal(str(r["rate"])))
+            for r in self.policy.document.get("spec", {}).get("exchange_rates", [])
+            if str(r["date"]) <= start
+        )
         return {currency: rate for currency, _, rate in dated}  # later dates overwrite earlier ones
 
     @staticmethod
@@ -376,8 +420,14 @@ class Kernel:
         return sorted(fields)
 
     # -- decisions as data -------------------------------------------------------------
-    def decision(self, match_key: Mapping[str, Any], rule: Rule | Stage | None, rule_id: str | None,
-                 method: str, resolution: Resolution) -> Decision:
+    def decision(
+        self,
+        match_key: Mapping[str, Any],
+        rule: Rule | Stage | None,
+        rule_id: str | None,
+        method: str,
+        resolution: Resolution,
+    ) -> Decision:
         months: int | None = None
         shares = resolution
         if isinstance(resolution, Amortize):
@@ -390,8 +440,9 @@ class Kernel:
         location = str(rule.location) if rule is not None else None
         # Not the location: where the policy was loaded from must not change the ids (the
         # content hash and the rule id already name the rule, and its line).
-        content = "\x1f".join(map(str, (self.policy.content_hash, key_text, rule_id, method,
-                                          weights, months, resolution.reason)))
+        content = "\x1f".join(
+            map(str, (self.policy.content_hash, key_text, rule_id, method, weights, months, resolution.reason))
+        )
         decision_id = "d-" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:24]
         return Decision(decision_id, key_text, rule_id, location, method, weights, months, category, resolution.reason)
 
@@ -402,14 +453,20 @@ class Kernel:
         declared = {cc.id for cc in self.policy.cost_centers} | {self.policy.unallocated}
         undeclared = sorted(str(cc) for cc in shares.weights if cc not in declared)
         if undeclared:
-            raise InputError(f"{what} allocates to undeclared cost center(s) {', '.join(map(repr, undeclared[:5]))}: "
-                             f"declare them under spec.cost_centers, or correct the driver or plugin")
-        bad = sorted(cc for cc, w in shares.weights.items()
-                     if not isinstance(w, Decimal | int) or not Decimal(w).is_finite() or Decimal(w) < 0)
+            raise InputError(
+                f"{what} allocates to undeclared cost center(s) {', '.join(map(repr, undeclared[:5]))}: "
+                f"declare them under spec.cost_centers, or correct the driver or plugin"
+            )
+        bad = sorted(
+            cc
+            for cc, w in shares.weights.items()
+            if not isinstance(w, Decimal | int) or not Decimal(w).is_finite() or Decimal(w) < 0
+        )
         if bad or not any(Decimal(w) for w in shares.weights.values()):
             detail = f"weight of {bad[0]!r} is {shares.weights[bad[0]]!r}" if bad else "every weight is zero"
-            raise InputError(f"{what} returned unusable shares: {detail}; weights must be finite, "
-                             "non-negative numbers, not all zero")
+            raise InputError(
+                f"{what} returned unusable shares: {detail}; weights must be finite, non-negative numbers, not all zero"
+            )
         return shares.weights
 
     def decision_table(self, decisions: Sequence[Decision]) -> pa.Table:
@@ -433,9 +490,16 @@ class Kernel:
 
 def split_table(decisions: Iterable[Decision], stage_rule: bool = False) -> pa.Table:
     rows = [
-        {"decision_id": d.decision_id, "cost_center": cc, "weight": Decimal(w), "position": i,
-         "months": d.months, "rule_id": d.rule_id, "method": d.method,
-         "category": "shared" if stage_rule else d.category}
+        {
+            "decision_id": d.decision_id,
+            "cost_center": cc,
+            "weight": Decimal(w),
+            "position": i,
+            "months": d.months,
+            "rule_id": d.rule_id,
+            "method": d.method,
+            "category": "shared" if stage_rule else d.category,
+        }
         for d in decisions
         for i, (cc, w) in enumerate(d.weights)
     ]
@@ -471,9 +535,14 @@ def _distinct_rows(table: pa.Table | None, rows: int) -> tuple[np.ndarray, np.nd
     first row, and every row's index among them. No Python object per row."""
     if table is None:
         return np.zeros(1, np.int64), np.zeros(rows, np.int64)
-    codes = np.column_stack([
-        pc.fill_null((c if pa.types.is_dictionary(c.type) else c.dictionary_encode()).combine_chunks().indices, -1)
-        .to_numpy(zero_copy_only=False).astype(np.int64) for c in (table[name] for name in table.column_names)])
+    codes = np.column_stack(
+        [
+            pc.fill_null((c if pa.types.is_dictionary(c.type) else c.dictionary_encode()).combine_chunks().indices, -1)
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int64)
+            for c in (table[name] for name in table.column_names)
+        ]
+    )
     _, firsts, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
     return firsts, inverse.reshape(-1)
 

@@ -35,8 +35,12 @@ class CaseResult:
     messages: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"file": self.test_file, "case": self.name, "status": "PASS" if self.passed else "FAIL",
-                "messages": list(self.messages)}
+        return {
+            "file": self.test_file,
+            "case": self.name,
+            "status": "PASS" if self.passed else "FAIL",
+            "messages": list(self.messages),
+        }
 
 
 def test_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
@@ -61,8 +65,13 @@ def run_policy_tests(paths: Iterable[str | Path], registry: Registry | None = No
         for index, case in enumerate(cases, start=1):
             name = str(case.get("name", f"case {index}"))
             try:
-                messages = _run_case(engine, policy.currency, str(test_path), case,
-                                     str(case.get("period", Period.of(policy.effective_from))))
+                messages = _run_case(
+                    engine,
+                    policy.currency,
+                    str(test_path),
+                    case,
+                    str(case.get("period", Period.of(policy.effective_from))),
+                )
             except ChargebackError as exc:
                 messages = [f"error: {exc}"]
             results.append(CaseResult(str(test_path), name, not messages, tuple(messages)))

@@ -99,7 +99,9 @@ class RunResult:
 
     def summary(self) -> list[tuple[str, str, Decimal]]:
         """(cost center, currency, amount) for the run period, the unallocated bucket included."""
-        return [(cc, currency, _exact(amount)) for cc, currency, amount in self.store.sql(self.summary_query()).fetchall()]
+        return [
+            (cc, currency, _exact(amount)) for cc, currency, amount in self.store.sql(self.summary_query()).fetchall()
+        ]
 
     def totals(self) -> dict[str, dict[str, Decimal]]:
         """Per currency: input, allocated to the run period, deferred to later periods, and
@@ -117,8 +119,10 @@ class RunResult:
             SELECT coalesce(i.currency, l.currency), input, allocated, deferred, carried
             FROM i FULL OUTER JOIN l ON i.currency = l.currency ORDER BY 1
         """).fetchall()
-        return {currency: {"input": _exact(i), "allocated": _exact(a), "deferred": _exact(d), "carried": _exact(c)}
-                for currency, i, a, d, c in rows}
+        return {
+            currency: {"input": _exact(i), "allocated": _exact(a), "deferred": _exact(d), "carried": _exact(c)}
+            for currency, i, a, d, c in rows
+        }
 
     def count(self, where: str = "TRUE") -> int:
         """Ledger rows matching ``where`` (SQL over :data:`~chargeback_engine.engine.store.AMOUNT_COLUMNS`)."""
@@ -138,12 +142,27 @@ def describe(result: RunResult) -> Mapping[str, Any]:
         "engine": {"name": "chargeback-engine", "version": result.engine_version},
         "run_id": result.run_id,
         "period": str(result.period),
-        "policy": {"name": result.policy.name, "version": result.policy.version, "hash": result.policy.content_hash,
-                   "unallocated": result.policy.unallocated},
-        "inputs": [{"source_id": i.source_id, "path": i.path, "sha256": i.sha256, "rows": i.rows,
-                    **({"version": i.version, "details": dict(i.details)} if i.version else {})}
-                   for i in result.inputs],
-        "rows": {"input": result.input_rows, "ledger": result.count(result.in_period),
-                 "schedule": result.count(result.later), "decisions": result.decisions.num_rows},
+        "policy": {
+            "name": result.policy.name,
+            "version": result.policy.version,
+            "hash": result.policy.content_hash,
+            "unallocated": result.policy.unallocated,
+        },
+        "inputs": [
+            {
+                "source_id": i.source_id,
+                "path": i.path,
+                "sha256": i.sha256,
+                "rows": i.rows,
+                **({"version": i.version, "details": dict(i.details)} if i.version else {}),
+            }
+            for i in result.inputs
+        ],
+        "rows": {
+            "input": result.input_rows,
+            "ledger": result.count(result.in_period),
+            "schedule": result.count(result.later),
+            "decisions": result.decisions.num_rows,
+        },
         "totals": {c: {k: format(v, "f") for k, v in t.items()} for c, t in result.totals().items()},
     }

@@ -118,9 +118,15 @@ class Engine:
             return list(registered.component.collect(config, period))
 
     # -- the run ---------------------------------------------------------------------
-    def run(self, inputs: Iterable[Input], period: Period | str, out: str | Path | None = None,
-            progress: Progress | None = None, carry: Iterable[str | Path] = (),
-            export: Iterable[str] = ()) -> RunResult:
+    def run(
+        self,
+        inputs: Iterable[Input],
+        period: Period | str,
+        out: str | Path | None = None,
+        progress: Progress | None = None,
+        carry: Iterable[str | Path] = (),
+        export: Iterable[str] = (),
+    ) -> RunResult:
         """Allocate ``inputs`` for ``period``; write the outputs to ``out`` when given.
 
         ``carry`` names ``schedule.parquet`` files of earlier runs: their amortization parts
@@ -132,11 +138,17 @@ class Engine:
             check_writable(out)
         period = Period.parse(period) if isinstance(period, str) else period
         policy = self.policies.for_period(period)
-        exporters = [(self._exporter(name), options) for name, options in self.exports(policy, export)] \
-            if out is not None else []  # an unknown one fails first
+        exporters = (
+            [(self._exporter(name), options) for name, options in self.exports(policy, export)]
+            if out is not None
+            else []
+        )  # an unknown one fails first
         step("collect")
-        sources = collect(inputs, policy.document.get("spec", {}).get("sources", []),
-                          lambda name, config: self._collect_from(name, config, period))
+        sources = collect(
+            inputs,
+            policy.document.get("spec", {}).get("sources", []),
+            lambda name, config: self._collect_from(name, config, period),
+        )
         infos = [manifest_entry(s) for s in sources]
         carried, carried_infos = read_carried(carry, period)
         infos += carried_infos
@@ -194,8 +206,10 @@ def _check_currencies(records: pa.Table, kernel: Kernel) -> None:
     if None in currencies:
         raise InputError("some line items have no BillingCurrency")
     if len(currencies) > 1 and not kernel.policy.document.get("spec", {}).get("exchange_rates"):
-        raise InputError(f"the inputs hold {len(currencies)} currencies ({', '.join(sorted(currencies))}); "
-                         "a run needs one currency, or dated exchange_rates in the policy")
+        raise InputError(
+            f"the inputs hold {len(currencies)} currencies ({', '.join(sorted(currencies))}); "
+            "a run needs one currency, or dated exchange_rates in the policy"
+        )
     if len(currencies) > 1:
         for currency in currencies:
             kernel.exchange_rate(currency)
@@ -214,14 +228,18 @@ def _check_period(records: pa.Table, period: Period, out_of_period: str) -> None
     outside = records.filter(pc.invert(pc.fill_null(inside, False)))
     if outside.num_rows == records.num_rows:
         months = sorted({t.strftime("%Y-%m") for t in pc.unique(outside["ChargePeriodStart"]).to_pylist() if t})
-        raise InputError(f"no line item is charged in {period}: the inputs hold {', '.join(months[:6]) or 'no dates'}"
-                         f"{' …' if len(months) > 6 else ''}; run the period they belong to")
+        raise InputError(
+            f"no line item is charged in {period}: the inputs hold {', '.join(months[:6]) or 'no dates'}"
+            f"{' …' if len(months) > 6 else ''}; run the period they belong to"
+        )
     if outside.num_rows and out_of_period == "error":
         first = outside.slice(0, 1).to_pylist()[0]
         month = first["ChargePeriodStart"].strftime("%Y-%m") if first["ChargePeriodStart"] else "no date"
-        raise InputError(f"{first['x_SourceId']}: row {first['x_SourceRow']}: ChargePeriodStart is in {month}, not in "
-                         f"the run period {period} ({outside.num_rows} such line(s)); run their own period, or set "
-                         "spec.out_of_period: charge-to-run-period to charge them to this one")
+        raise InputError(
+            f"{first['x_SourceId']}: row {first['x_SourceRow']}: ChargePeriodStart is in {month}, not in "
+            f"the run period {period} ({outside.num_rows} such line(s)); run their own period, or set "
+            "spec.out_of_period: charge-to-run-period to charge them to this one"
+        )
 
 
 def _check_magnitude(records: pa.Table, cost_column: str) -> None:
@@ -230,9 +248,11 @@ def _check_magnitude(records: pa.Table, cost_column: str) -> None:
     limit = Decimal(10) ** (38 - LEDGER_SCALE)
     total = pc.sum(pc.abs(records[cost_column].cast(pa.decimal256(76, LEDGER_SCALE)))).as_py() or Decimal(0)
     if total >= limit:
-        raise InputError(f"the inputs' {cost_column} amounts add up to {total:.6E} in absolute value; the ledger adds "
-                         f"amounts below 1E+{38 - LEDGER_SCALE} (DECIMAL(38, {LEDGER_SCALE})): split the run, "
-                         "or check the file for a misplaced decimal point")
+        raise InputError(
+            f"the inputs' {cost_column} amounts add up to {total:.6E} in absolute value; the ledger adds "
+            f"amounts below 1E+{38 - LEDGER_SCALE} (DECIMAL(38, {LEDGER_SCALE})): split the run, "
+            "or check the file for a misplaced decimal point"
+        )
 
 
 def _check_identity(result: RunResult) -> None:
@@ -241,14 +261,16 @@ def _check_identity(result: RunResult) -> None:
         if t["allocated"] + t["deferred"] != t["input"] + t["carried"]:
             raise ConservationError(
                 f"money is not conserved in {currency}: allocated {t['allocated']} + deferred {t['deferred']} "
-                f"!= input {t['input']} + carried {t['carried']}")
+                f"!= input {t['input']} + carried {t['carried']}"
+            )
 
 
 def _check_conservation(balances: pa.Table) -> None:
     broken = [row for row in balances.to_pylist() if row["input"] != row["ledger"]]
     if broken:
-        lines = "; ".join(f"{r['currency']} account {r['billing_account_id']} period {r['period']}: "
-                          f"input {r['input']} != ledger {r['ledger']}" for r in broken[:5])
+        lines = "; ".join(
+            f"{r['currency']} account {r['billing_account_id']} period {r['period']}: "
+            f"input {r['input']} != ledger {r['ledger']}"
+            for r in broken[:5]
+        )
         raise ConservationError(f"money is not conserved: {lines}")
-
-

@@ -105,8 +105,10 @@ def to_units(money: str) -> str:
     ``money % 1`` is exact (type ``DECIMAL(S+1, S)``), and so is the integer part; each
     product below is an integer, which Spark's precision adjustment keeps exact.
     """
-    return (f"(CAST(CAST(({money}) - ({money}) % 1 AS DECIMAL({38 - LEDGER_SCALE},0)) AS {_INT}) * CAST({_UNIT} AS {_INT})"
-            f" + CAST((({money}) % 1) * CAST({_UNIT} AS DECIMAL({LEDGER_SCALE + 1},0)) AS {_INT}))")
+    return (
+        f"(CAST(CAST(({money}) - ({money}) % 1 AS DECIMAL({38 - LEDGER_SCALE},0)) AS {_INT}) * CAST({_UNIT} AS {_INT})"
+        f" + CAST((({money}) % 1) * CAST({_UNIT} AS DECIMAL({LEDGER_SCALE + 1},0)) AS {_INT}))"
+    )
 
 
 def to_money(units: str) -> str:
@@ -119,8 +121,10 @@ def to_money(units: str) -> str:
     magnitude = f"abs(CAST({units} AS {_INT}))"
     whole = _idiv(magnitude, f"CAST({_UNIT} AS {_INT})")
     fraction = f"CAST({magnitude} % CAST({_UNIT} AS {_INT}) AS DECIMAL({LEDGER_SCALE},0))"
-    return (f"CAST(concat(CASE WHEN ({units}) < 0 THEN '-' ELSE '' END, CAST({whole} AS STRING), '.', "
-            f"lpad(CAST({fraction} AS STRING), {LEDGER_SCALE}, '0')) AS {_MONEY})")
+    return (
+        f"CAST(concat(CASE WHEN ({units}) < 0 THEN '-' ELSE '' END, CAST({whole} AS STRING), '.', "
+        f"lpad(CAST({fraction} AS STRING), {LEDGER_SCALE}, '0')) AS {_MONEY})"
+    )
 
 
 def _idiv(x: str, y: str) -> str:
@@ -152,18 +156,30 @@ def split_units(parts: DataFrame, splits: DataFrame, partition: Sequence[str]) -
     joined = parts.join(F.broadcast(splits), "decision_id")
     single = joined.where("n = 1").withColumn("units_out", F.col("units"))
     a, w, total = "abs(units)", "weight", "total"
-    many = (joined.where("n > 1")
-            .withColumn("a", _sql(f"CAST({a} AS {_INT})"))
-            .withColumn("r", _sql(f"a % {total}"))
-            .withColumn("fl", _sql(f"CAST({_idiv('a', total)} * {w} AS {_INT}) + {_idiv(f'CAST(r * {w} AS {_INT})', total)}"))
-            .withColumn("rem", _sql(f"CAST(r * {w} AS {_INT}) % {total}")))
+    many = (
+        joined.where("n > 1")
+        .withColumn("a", _sql(f"CAST({a} AS {_INT})"))
+        .withColumn("r", _sql(f"a % {total}"))
+        .withColumn(
+            "fl", _sql(f"CAST({_idiv('a', total)} * {w} AS {_INT}) + {_idiv(f'CAST(r * {w} AS {_INT})', total)}")
+        )
+        .withColumn("rem", _sql(f"CAST(r * {w} AS {_INT}) % {total}"))
+    )
     window = Window.partitionBy(*partition)
-    many = (many.withColumn("lo", F.col("a") - F.sum("fl").over(window))
-            .withColumn("rnk", F.row_number().over(window.orderBy(
-                F.col("rem").desc(), _sql(tie_order("position", f"`{LINE}`", "n")))))
-            .withColumn("units_out", _sql(f"CAST(CASE WHEN units < 0 THEN -1 ELSE 1 END * "
-                                          f"(fl + CASE WHEN rnk <= lo THEN 1 ELSE 0 END) AS {_INT})"))
-            .drop("a", "r", "fl", "rem", "lo", "rnk"))
+    many = (
+        many.withColumn("lo", F.col("a") - F.sum("fl").over(window))
+        .withColumn(
+            "rnk",
+            F.row_number().over(window.orderBy(F.col("rem").desc(), _sql(tie_order("position", f"`{LINE}`", "n")))),
+        )
+        .withColumn(
+            "units_out",
+            _sql(
+                f"CAST(CASE WHEN units < 0 THEN -1 ELSE 1 END * (fl + CASE WHEN rnk <= lo THEN 1 ELSE 0 END) AS {_INT})"
+            ),
+        )
+        .drop("a", "r", "fl", "rem", "lo", "rnk")
+    )
     return single.unionByName(many).drop("units", "weight", "position", "total", "n", "months")
 
 
@@ -197,8 +213,7 @@ class SparkPlane:
     stops the session.
     """
 
-    def __init__(self, spark: SparkSession | None = None, master: str | None = None,
-                 workdir: str | Path | None = None):
+    def __init__(self, spark: SparkSession | None = None, master: str | None = None, workdir: str | Path | None = None):
         self._spark = spark or spark_session(master)
         for key, value in RUN_CONF.items():
             self._spark.conf.set(key, value)
@@ -222,15 +237,20 @@ class SparkPlane:
         """
         missing = records.filter(pc.is_null(records[run.cost_column])).slice(0, 1).to_pylist()
         if missing:
-            raise InputError(f"{missing[0]['x_SourceId']}: row {missing[0]['x_SourceRow']}: "
-                             f"column {run.cost_column} is empty")
+            raise InputError(
+                f"{missing[0]['x_SourceId']}: row {missing[0]['x_SourceRow']}: column {run.cost_column} is empty"
+            )
         self.close()
         self._run = run
         self._dir = Path(tempfile.mkdtemp(prefix="chargeback-spark-", dir=self._workdir))
-        pq.write_table(records.append_column(LINE, pa.array(np.arange(records.num_rows, dtype=np.int64))),
-                       self._records_path(), row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(
+            records.append_column(LINE, pa.array(np.arange(records.num_rows, dtype=np.int64))),
+            self._records_path(),
+            row_group_size=ROW_GROUP_ROWS,
+        )
         self._src = self._spark.read.parquet(self._records_path().as_uri()).select(
-            "*", _sql(to_units(f"`{run.cost_column}`")).alias("units"))
+            "*", _sql(to_units(f"`{run.cost_column}`")).alias("units")
+        )
         return records.num_rows
 
     dialect = "spark"
@@ -242,8 +262,11 @@ class SparkPlane:
     def choose(self, columns: Sequence[str], first_rule: str) -> pa.Table:
         src = self._require_src()
         types = {f.name: f.dataType for f in src.schema.fields}
-        keys = src.select(*(_as_text(c, types[c]) for c in columns)).distinct() if columns else \
-            self._spark.range(1).select()
+        keys = (
+            src.select(*(_as_text(c, types[c]) for c in columns)).distinct()
+            if columns
+            else self._spark.range(1).select()
+        )
         table = keys.select("*", _sql(f"CAST({first_rule} AS INT)").alias("rule")).toArrow()
         return table.cast(pa.schema([*(pa.field(c, pa.string()) for c in columns), pa.field("rule", pa.int32())]))
 
@@ -258,10 +281,12 @@ class SparkPlane:
         decisions, numbers = number_decisions(splits, pool, first)
         self._decisions.append(decisions)
         by_decision = Window.partitionBy("decision_id")
-        return (self._spark.createDataFrame(splits.append_column("decision", numbers))
-                .withColumn("weight", _sql(f"CAST(weight AS {_INT})"))
-                .withColumn("total", _sql(f"CAST(sum(weight) OVER (PARTITION BY decision_id) AS {_INT})"))
-                .withColumn("n", F.count(F.lit(1)).over(by_decision)))
+        return (
+            self._spark.createDataFrame(splits.append_column("decision", numbers))
+            .withColumn("weight", _sql(f"CAST(weight AS {_INT})"))
+            .withColumn("total", _sql(f"CAST(sum(weight) OVER (PARTITION BY decision_id) AS {_INT})"))
+            .withColumn("n", F.count(F.lit(1)).over(by_decision))
+        )
 
     def allocate(self, assignments: pa.Table, splits: pa.Table) -> None:
         from pyspark.sql import functions as F
@@ -270,46 +295,71 @@ class SparkPlane:
         src = self._require_src()
         split_frame = self._splits(splits)
         key_columns = [c for c in assignments.column_names if c != "decision_id"]
-        keys = F.broadcast(self._spark.createDataFrame(assignments.cast(pa.schema(
-            [pa.field(c, pa.string()) for c in assignments.column_names]))).alias("a"))
+        keys = F.broadcast(
+            self._spark.createDataFrame(
+                assignments.cast(pa.schema([pa.field(c, pa.string()) for c in assignments.column_names]))
+            ).alias("a")
+        )
         types = {f.name: f.dataType for f in src.schema.fields}
         lines = src.alias("r")
         if key_columns:
-            on = reduce(lambda x, y: x & y, [
-                _as_text(c, types[c], "r.").eqNullSafe(F.col(f"a.`{c}`")) for c in key_columns])
+            on = reduce(
+                lambda x, y: x & y, [_as_text(c, types[c], "r.").eqNullSafe(F.col(f"a.`{c}`")) for c in key_columns]
+            )
             hit = lines.join(keys, on)
         else:
             hit = lines.crossJoin(keys)
         months = F.broadcast(split_frame.select("decision_id", "months").distinct())
-        hit = hit.select(f"r.{LINE}", "r.ChargePeriodStart", "r.ChargePeriodEnd", "r.units",
-                         "a.decision_id").join(months, "decision_id")
+        hit = hit.select(f"r.{LINE}", "r.ChargePeriodStart", "r.ChargePeriodEnd", "r.units", "a.decision_id").join(
+            months, "decision_id"
+        )
         # One part per line, or one per month of an amortization schedule (even split, earlier months first).
-        plain = hit.where("months IS NULL").select("*", F.lit(str(run.period)).alias("period"),
-                                                   F.lit(0).alias("part_index"))
-        n_parts = ("CASE WHEN months > 0 THEN months "
-                   "WHEN ChargePeriodEnd IS NULL OR ChargePeriodStart IS NULL THEN 1 "
-                   "ELSE greatest(1, (year(e) * 12 + month(e)) - (year(ChargePeriodStart) * 12 "
-                   "+ month(ChargePeriodStart)) + 1) END")
+        plain = hit.where("months IS NULL").select(
+            "*", F.lit(str(run.period)).alias("period"), F.lit(0).alias("part_index")
+        )
+        n_parts = (
+            "CASE WHEN months > 0 THEN months "
+            "WHEN ChargePeriodEnd IS NULL OR ChargePeriodStart IS NULL THEN 1 "
+            "ELSE greatest(1, (year(e) * 12 + month(e)) - (year(ChargePeriodStart) * 12 "
+            "+ month(ChargePeriodStart)) + 1) END"
+        )
         start = f"coalesce(ChargePeriodStart, TIMESTAMP '{run.period.start.isoformat()} 00:00:00')"
-        amortized = (hit.where("months IS NOT NULL")
-                     .withColumn("e", _sql("ChargePeriodEnd - INTERVAL 1 MICROSECOND"))
-                     .withColumn("n_parts", _sql(f"CAST({n_parts} AS INT)"))
-                     .withColumn("part_index", F.explode(F.sequence(F.lit(0), F.col("n_parts") - 1)))
-                     .withColumn("period", _sql(f"greatest(date_format(add_months(date_trunc('MONTH', {start}), "
-                                                f"part_index), 'yyyy-MM'), '{run.period}')"))
-                     .withColumn("units", _sql(self._part_units()))
-                     .drop("e", "n_parts"))
+        amortized = (
+            hit.where("months IS NOT NULL")
+            .withColumn("e", _sql("ChargePeriodEnd - INTERVAL 1 MICROSECOND"))
+            .withColumn("n_parts", _sql(f"CAST({n_parts} AS INT)"))
+            .withColumn("part_index", F.explode(F.sequence(F.lit(0), F.col("n_parts") - 1)))
+            .withColumn(
+                "period",
+                _sql(
+                    f"greatest(date_format(add_months(date_trunc('MONTH', {start}), "
+                    f"part_index), 'yyyy-MM'), '{run.period}')"
+                ),
+            )
+            .withColumn("units", _sql(self._part_units()))
+            .drop("e", "n_parts")
+        )
         parts = plain.unionByName(amortized).drop("months", "ChargePeriodStart", "ChargePeriodEnd")
         rows = split_units(parts, split_frame, [LINE, "part_index"])
-        self._write(rows.select(LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount"),
-                                F.lit(0).alias("stage"), "decision"))
+        self._write(
+            rows.select(
+                LINE,
+                "period",
+                "cost_center",
+                _sql(to_money("units_out")).alias("amount"),
+                F.lit(0).alias("stage"),
+                "decision",
+            )
+        )
 
     @staticmethod
     def _part_units() -> str:
         """SQL: one month's part of an even amortization split (earlier months get the leftover units)."""
         a, n = f"CAST(abs(units) AS {_INT})", f"CAST(n_parts AS {_INT})"
-        return (f"CAST(CASE WHEN units < 0 THEN -1 ELSE 1 END * ({_idiv(a, n)} "
-                f"+ CASE WHEN part_index < {a} % {n} THEN 1 ELSE 0 END) AS {_INT})")
+        return (
+            f"CAST(CASE WHEN units < 0 THEN -1 ELSE 1 END * ({_idiv(a, n)} "
+            f"+ CASE WHEN part_index < {a} % {n} THEN 1 ELSE 0 END) AS {_INT})"
+        )
 
     def direct_cost(self, columns: Sequence[str]) -> pa.Table:
         from pyspark.sql import functions as F
@@ -317,13 +367,23 @@ class SparkPlane:
         run = self._require_run()
         src = self._require_src()
         types = {f.name: f.dataType for f in src.schema.fields}
-        basis = (self._ledger().where(F.col("stage") == 0).where(F.col("period") == str(run.period))
-                 .select(LINE, "cost_center", "amount")
-                 .join(src.select(LINE, F.col("BillingCurrency").alias("currency"),
-                                  *(_as_text(c, types[c]) for c in columns)), LINE))
+        basis = (
+            self._ledger()
+            .where(F.col("stage") == 0)
+            .where(F.col("period") == str(run.period))
+            .select(LINE, "cost_center", "amount")
+            .join(
+                src.select(LINE, F.col("BillingCurrency").alias("currency"), *(_as_text(c, types[c]) for c in columns)),
+                LINE,
+            )
+        )
         group = ["cost_center", "currency", *columns]
-        table = (basis.groupBy(*(F.col(f"`{c}`") for c in group)).agg(F.sum("amount").alias("amount"))
-                 .orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in group)).toArrow())
+        table = (
+            basis.groupBy(*(F.col(f"`{c}`") for c in group))
+            .agg(F.sum("amount").alias("amount"))
+            .orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in group))
+            .toArrow()
+        )
         return table.cast(pa.schema([*(pa.field(c, pa.string()) for c in group), pa.field("amount", MONEY)]))
 
     # -- shared stages ---------------------------------------------------------------
@@ -333,27 +393,49 @@ class SparkPlane:
         self._require_run()
         split_frame = self._splits(splits, pool)
         decision_id = splits["decision_id"][0].as_py()
-        balances = (self._ledger().where(F.col("cost_center") == pool)
-                    .groupBy(LINE, "period").agg(F.sum("amount").alias("balance")).where("balance <> 0"))
-        parts = _checkpoint(balances.select(LINE, "period", F.lit(decision_id).alias("decision_id"),
-                                            _sql(to_units("balance")).alias("units")))
+        balances = (
+            self._ledger()
+            .where(F.col("cost_center") == pool)
+            .groupBy(LINE, "period")
+            .agg(F.sum("amount").alias("balance"))
+            .where("balance <> 0")
+        )
+        parts = _checkpoint(
+            balances.select(
+                LINE, "period", F.lit(decision_id).alias("decision_id"), _sql(to_units("balance")).alias("units")
+            )
+        )
         decision = self._decisions[-1]["decision"][0].as_py()
         out = parts.select(LINE, "period", F.lit(pool).alias("cost_center"), _sql(to_money("-units")).alias("amount"))
-        consumers = (split_units(parts, split_frame, [LINE, "period"])
-                     .select(LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount")))
-        self._write(out.unionByName(consumers).select(
-            LINE, "period", "cost_center", "amount", F.lit(stage).alias("stage"), F.lit(decision).alias("decision")))
+        consumers = split_units(parts, split_frame, [LINE, "period"]).select(
+            LINE, "period", "cost_center", _sql(to_money("units_out")).alias("amount")
+        )
+        self._write(
+            out.unionByName(consumers).select(
+                LINE, "period", "cost_center", "amount", F.lit(stage).alias("stage"), F.lit(decision).alias("decision")
+            )
+        )
 
     def pool_balances(self, pools: Sequence[str]) -> pa.Table:
         from pyspark.sql import functions as F
 
         src = self._require_src()
-        left = (self._ledger().where(F.col("cost_center").isin(list(pools))).select(LINE, "cost_center", "amount")
-                .join(src.select(LINE, F.col("BillingCurrency").alias("currency")), LINE)
-                .groupBy("cost_center", "currency").agg(F.sum("amount").alias("amount")).where("amount <> 0")
-                .orderBy("cost_center", "currency").toArrow())
-        return left.cast(pa.schema([pa.field("cost_center", pa.string()), pa.field("currency", pa.string()),
-                                    pa.field("amount", MONEY)]))
+        left = (
+            self._ledger()
+            .where(F.col("cost_center").isin(list(pools)))
+            .select(LINE, "cost_center", "amount")
+            .join(src.select(LINE, F.col("BillingCurrency").alias("currency")), LINE)
+            .groupBy("cost_center", "currency")
+            .agg(F.sum("amount").alias("amount"))
+            .where("amount <> 0")
+            .orderBy("cost_center", "currency")
+            .toArrow()
+        )
+        return left.cast(
+            pa.schema(
+                [pa.field("cost_center", pa.string()), pa.field("currency", pa.string()), pa.field("amount", MONEY)]
+            )
+        )
 
     # -- results ---------------------------------------------------------------------
     def balances(self) -> pa.Table:
@@ -361,23 +443,48 @@ class SparkPlane:
 
         run = self._require_run()
         keys = ["currency", "billing_account_id", "period"]
-        inputs = (self._require_src()
-                  .select(F.col("BillingCurrency").alias("currency"), F.col("BillingAccountId").alias("billing_account_id"),
-                          _sql("date_format(ChargePeriodStart, 'yyyy-MM')").alias("period"), F.col(f"`{run.cost_column}`"))
-                  .groupBy(*keys).agg(F.sum(f"`{run.cost_column}`").alias("input")).alias("i"))
+        inputs = (
+            self._require_src()
+            .select(
+                F.col("BillingCurrency").alias("currency"),
+                F.col("BillingAccountId").alias("billing_account_id"),
+                _sql("date_format(ChargePeriodStart, 'yyyy-MM')").alias("period"),
+                F.col(f"`{run.cost_column}`"),
+            )
+            .groupBy(*keys)
+            .agg(F.sum(f"`{run.cost_column}`").alias("input"))
+            .alias("i")
+        )
         lines = self._require_src().select(
-            LINE, F.col("BillingCurrency").alias("currency"), F.col("BillingAccountId").alias("billing_account_id"),
-            _sql("date_format(ChargePeriodStart, 'yyyy-MM')").alias("period"))
-        ledger = (self._ledger().groupBy(LINE).agg(F.sum("amount").alias("amount")).join(lines, LINE)
-                  .groupBy(*keys).agg(F.sum("amount").alias("ledger")).alias("l"))
+            LINE,
+            F.col("BillingCurrency").alias("currency"),
+            F.col("BillingAccountId").alias("billing_account_id"),
+            _sql("date_format(ChargePeriodStart, 'yyyy-MM')").alias("period"),
+        )
+        ledger = (
+            self._ledger()
+            .groupBy(LINE)
+            .agg(F.sum("amount").alias("amount"))
+            .join(lines, LINE)
+            .groupBy(*keys)
+            .agg(F.sum("amount").alias("ledger"))
+            .alias("l")
+        )
         on = reduce(lambda x, y: x & y, [F.col(f"i.{k}").eqNullSafe(F.col(f"l.{k}")) for k in keys])
         zero = _sql(f"CAST(0 AS {_MONEY})")
-        table = (inputs.join(ledger, on, "full_outer")
-                 .select(*(F.coalesce(F.col(f"i.{k}"), F.col(f"l.{k}")).alias(k) for k in keys),
-                         F.coalesce(F.col("input"), zero).alias("input"), F.coalesce(F.col("ledger"), zero).alias("ledger"))
-                 .orderBy(*(F.col(k).asc_nulls_last() for k in keys)).toArrow())
-        return table.cast(pa.schema([*(pa.field(k, pa.string()) for k in keys),
-                                     pa.field("input", MONEY), pa.field("ledger", MONEY)]))
+        table = (
+            inputs.join(ledger, on, "full_outer")
+            .select(
+                *(F.coalesce(F.col(f"i.{k}"), F.col(f"l.{k}")).alias(k) for k in keys),
+                F.coalesce(F.col("input"), zero).alias("input"),
+                F.coalesce(F.col("ledger"), zero).alias("ledger"),
+            )
+            .orderBy(*(F.col(k).asc_nulls_last() for k in keys))
+            .toArrow()
+        )
+        return table.cast(
+            pa.schema([*(pa.field(k, pa.string()) for k in keys), pa.field("input", MONEY), pa.field("ledger", MONEY)])
+        )
 
     def finish(self) -> RunStore:
         """Have the executors write the narrow ledger next to the lines; a store on the
@@ -390,17 +497,27 @@ class SparkPlane:
         directory = self._require_dir()
         self._ledger().withColumnRenamed(LINE, "line").write.parquet((directory / "ledger").as_uri())
         schema = pq.read_schema(self._records_path())
-        lines = encoded_lines(read_parquet_columns(self._records_path(), {n: n for n in schema.names},
-                                                   {f.name for f in schema if pa.types.is_string(f.type)}))
+        lines = encoded_lines(
+            read_parquet_columns(
+                self._records_path(),
+                {n: n for n in schema.names},
+                {f.name for f in schema if pa.types.is_string(f.type)},
+            )
+        )
         connection = store.connect()
-        connection.execute(f"SET memory_limit = {store.sql_text(STORE_MEMORY_LIMIT)}; "
-                           f"SET temp_directory = {store.sql_text(str(directory / 'spill'))}")
+        connection.execute(
+            f"SET memory_limit = {store.sql_text(STORE_MEMORY_LIMIT)}; "
+            f"SET temp_directory = {store.sql_text(str(directory / 'spill'))}"
+        )
         connection.register("decisions", pa.concat_tables([DECISION_SCHEMA.empty_table(), *self._decisions]))
         # Read once: the store sorts the ledger in slices, each a scan of it.
-        connection.execute(f"CREATE TEMP TABLE ledger_rows AS SELECT * FROM "
-                           f"{store.parquet_source(sorted((directory / 'ledger').glob('*.parquet')))}")
-        run_store = SortedLedgerStore(connection, lines, "ledger_rows", run,
-                                      cleanup=partial(shutil.rmtree, directory, ignore_errors=True))
+        connection.execute(
+            f"CREATE TEMP TABLE ledger_rows AS SELECT * FROM "
+            f"{store.parquet_source(sorted((directory / 'ledger').glob('*.parquet')))}"
+        )
+        run_store = SortedLedgerStore(
+            connection, lines, "ledger_rows", run, cleanup=partial(shutil.rmtree, directory, ignore_errors=True)
+        )
         self._dir, self._pieces, self._decisions, self._src = None, [], [], None
         return run_store
 
@@ -418,9 +535,15 @@ class SparkPlane:
 
     def _ledger(self) -> DataFrame:
         if not self._pieces:
-            return self._spark.createDataFrame(pa.schema(
-                [pa.field(LINE, pa.int64()), *(LEDGER_SCHEMA.field(c) for c in _LEDGER_ROWS[1:-1]),
-                 DECISION_SCHEMA.field("decision")]).empty_table())
+            return self._spark.createDataFrame(
+                pa.schema(
+                    [
+                        pa.field(LINE, pa.int64()),
+                        *(LEDGER_SCHEMA.field(c) for c in _LEDGER_ROWS[1:-1]),
+                        DECISION_SCHEMA.field("decision"),
+                    ]
+                ).empty_table()
+            )
         return reduce(lambda x, y: x.unionByName(y), self._pieces)
 
     def _records_path(self) -> Path:

@@ -50,10 +50,17 @@ LEDGER_ORDER = f"{LINE} IS NULL, stage, {LINE}, period, cost_center, from_cost_c
 AMOUNT_COLUMNS = ("run_id", "period", "cost_center", "currency", "amount")
 #: Ledger columns that repeat a column of the row's line item, by the line item's column.
 FROM_LINE = {
-    "source_id": "x_SourceId", "source_row": "x_SourceRow", "charge_period_start": "ChargePeriodStart",
-    "billing_account_id": "BillingAccountId", "sub_account_id": "SubAccountId", "service_name": "ServiceName",
-    "service_category": "ServiceCategory", "resource_id": "ResourceId", "region_id": "RegionId",
-    "charge_category": "ChargeCategory", "currency": "BillingCurrency",
+    "source_id": "x_SourceId",
+    "source_row": "x_SourceRow",
+    "charge_period_start": "ChargePeriodStart",
+    "billing_account_id": "BillingAccountId",
+    "sub_account_id": "SubAccountId",
+    "service_name": "ServiceName",
+    "service_category": "ServiceCategory",
+    "resource_id": "ResourceId",
+    "region_id": "RegionId",
+    "charge_category": "ChargeCategory",
+    "currency": "BillingCurrency",
 }
 
 
@@ -111,8 +118,14 @@ class RunStore:
     Spark plane removes its files).
     """
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, records_source: str, ledger_source: str,
-                 cleanup: Callable[[], None] | None = None, amounts_source: str | None = None):
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        records_source: str,
+        ledger_source: str,
+        cleanup: Callable[[], None] | None = None,
+        amounts_source: str | None = None,
+    ):
         self._con = connection
         self._records_source = records_source
         self._ledger_source = ledger_source
@@ -124,16 +137,23 @@ class RunStore:
     def _define_views(self) -> None:
         """Every view casts each column to one DuckDB type, so outputs are byte-identical
         whichever plane (and file format) the rows came from."""
-        self._con.execute(f"CREATE OR REPLACE TEMP VIEW records AS SELECT {_columns(COST_TABLE_SCHEMA)} "
-                          f"FROM {self._records_source}")
+        self._con.execute(
+            f"CREATE OR REPLACE TEMP VIEW records AS SELECT {_columns(COST_TABLE_SCHEMA)} FROM {self._records_source}"
+        )
         amounts = pa.schema([LEDGER_SCHEMA.field(c) for c in AMOUNT_COLUMNS])
-        for view, source, schema in (("ledger", self._ledger_source, LEDGER_SCHEMA),
-                                     ("ledger_amounts", self._amounts_source, amounts)):
+        for view, source, schema in (
+            ("ledger", self._ledger_source, LEDGER_SCHEMA),
+            ("ledger_amounts", self._amounts_source, amounts),
+        ):
             names = ", ".join(_quoted(c) for c in schema.names)
-            carried = "".join(f" UNION ALL BY NAME SELECT {names}, CAST(NULL AS BIGINT) AS {LINE} FROM carried_{i}"
-                              for i in range(self._carried))
-            self._con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {_columns(schema)} "
-                              f"FROM (SELECT {names}, {LINE} FROM {source}{carried})")
+            carried = "".join(
+                f" UNION ALL BY NAME SELECT {names}, CAST(NULL AS BIGINT) AS {LINE} FROM carried_{i}"
+                for i in range(self._carried)
+            )
+            self._con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {_columns(schema)} "
+                f"FROM (SELECT {names}, {LINE} FROM {source}{carried})"
+            )
 
     def add_carried(self, rows: pa.Table) -> None:
         """Add ledger rows that earlier runs scheduled for this run's period."""
@@ -180,8 +200,10 @@ def _quoted(name: str) -> str:
 
 def _columns(schema: pa.Schema) -> str:
     """``schema``'s columns plus :data:`LINE`, each cast to its DuckDB type."""
-    return ", ".join(f"CAST({_quoted(f.name)} AS {_duckdb_type(f.type)}) AS {_quoted(f.name)}"
-                     for f in (*schema, pa.field(LINE, pa.int64())))
+    return ", ".join(
+        f"CAST({_quoted(f.name)} AS {_duckdb_type(f.type)}) AS {_quoted(f.name)}"
+        for f in (*schema, pa.field(LINE, pa.int64()))
+    )
 
 
 def _duckdb_type(arrow: pa.DataType) -> str:
@@ -211,26 +233,38 @@ class SortedLedgerStore(RunStore):
     #: Text columns that :meth:`_widen` copies; every other one is dictionary-encoded.
     _COPIED_TEXT = frozenset({"record_id", "period", "cost_center", "category"})
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, lines: pa.Table, narrow: str, run: RunInfo,
-                 amount: str = "amount", cleanup: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        lines: pa.Table,
+        narrow: str,
+        run: RunInfo,
+        amount: str = "amount",
+        cleanup: Callable[[], None] | None = None,
+    ):
         connection.register("lines", lines)
         # The currency rides along (constant per run, so compression makes it nearly free):
         # totals then need no join of the whole ledger to the line items.
-        select = (f"SELECT n.line, n.period, n.cost_center, {amount} AS amount, n.stage, n.decision, "
-                  f"r.BillingCurrency AS currency FROM {narrow} n JOIN lines r ON r.{LINE} = n.line")
+        select = (
+            f"SELECT n.line, n.period, n.cost_center, {amount} AS amount, n.stage, n.decision, "
+            f"r.BillingCurrency AS currency FROM {narrow} n JOIN lines r ON r.{LINE} = n.line"
+        )
         connection.execute(f"ATTACH ':memory:' AS sorted (COMPRESS); CREATE TABLE {SORTED} AS {select} LIMIT 0")
         for (stage,) in connection.sql(f"SELECT DISTINCT stage FROM {narrow} ORDER BY stage").fetchall():
             for first in range(0, lines.num_rows, SORT_LINES):
-                connection.execute(f"""
+                connection.execute(
+                    f"""
                     INSERT INTO {SORTED} {select}
                     WHERE n.stage = $stage AND n.line >= $first AND n.line < $end AND r.{LINE} >= $first AND r.{LINE} < $end
                     ORDER BY n.line, n.period, n.cost_center, amount
-                """, {"stage": stage, "first": first, "end": first + SORT_LINES})
+                """,
+                    {"stage": stage, "first": first, "end": first + SORT_LINES},
+                )
                 connection.execute("CHECKPOINT sorted")  # compresses the slice just appended
         connection.execute(f"""
             DROP TABLE {narrow};
             CREATE TEMP VIEW ledger_wide AS
-            SELECT {sql_text(run.run_id)} AS run_id, {record_id_sql('r.')} AS record_id, {from_line_sql('r')},
+            SELECT {sql_text(run.run_id)} AS run_id, {record_id_sql("r.")} AS record_id, {from_line_sql("r")},
                    l.period, l.cost_center, l.amount, l.stage, d.pool AS from_cost_center,
                    CASE WHEN d.category = 'direct' AND r.ChargeCategory = 'Credit' THEN 'credit'
                         ELSE d.category END AS category,
@@ -246,27 +280,36 @@ class SortedLedgerStore(RunStore):
         # One batch, not a table: ``take`` on a table gives chunked arrays, which a batch of
         # the widened ledger could only hold after copying every column once more.
         self._lines = pa.RecordBatch.from_arrays([c.chunk(0) for c in lines.columns], schema=lines.schema)
-        self._record_ids = connection.sql(
-            f"SELECT {record_id_sql()} FROM lines").to_arrow_table().column(0).combine_chunks()
+        self._record_ids = (
+            connection.sql(f"SELECT {record_id_sql()} FROM lines").to_arrow_table().column(0).combine_chunks()
+        )
         self._from_line = self._lines.select(list(FROM_LINE.values())).rename_columns(list(FROM_LINE))
         decisions = connection.sql(
-            "SELECT decision_id, rule_id, method, category, pool FROM decisions ORDER BY decision").to_arrow_table()
+            "SELECT decision_id, rule_id, method, category, pool FROM decisions ORDER BY decision"
+        ).to_arrow_table()
         # Per decision column, its values and where they are null, prepared once: widening a
         # batch then only gathers indices.
         self._by_decision = {c: _dictionary_values(decisions[c].combine_chunks()) for c in decisions.column_names}
 
     def ledger(self, where: str = "TRUE", record_columns: Sequence[str] = ()) -> pa.RecordBatchReader:
         fields = [*LEDGER_SCHEMA, *(pa.field(RECORD + c, COST_TABLE_SCHEMA.field(c).type) for c in record_columns)]
-        schema = pa.schema([pa.field(f.name, ENCODED_TEXT) if pa.types.is_string(f.type) and f.name not in self._COPIED_TEXT
-                            else f for f in fields])
-        narrow = self._con.sql(f"SELECT line, period, cost_center, amount, stage, decision FROM {SORTED} "
-                               f"WHERE {where}").to_arrow_reader(BATCH_ROWS)
+        schema = pa.schema(
+            [
+                pa.field(f.name, ENCODED_TEXT) if pa.types.is_string(f.type) and f.name not in self._COPIED_TEXT else f
+                for f in fields
+            ]
+        )
+        narrow = self._con.sql(
+            f"SELECT line, period, cost_center, amount, stage, decision FROM {SORTED} WHERE {where}"
+        ).to_arrow_reader(BATCH_ROWS)
 
         def batches() -> Iterator[pa.RecordBatch]:
             yield from (self._widen(batch, record_columns, schema) for batch in narrow)
             # Only now: one connection streams one result at a time.
-            yield from (batch.cast(schema) for batch in super(SortedLedgerStore, self).ledger(
-                f"{LINE} IS NULL AND ({where})", record_columns))
+            yield from (
+                batch.cast(schema)
+                for batch in super(SortedLedgerStore, self).ledger(f"{LINE} IS NULL AND ({where})", record_columns)
+            )
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 
@@ -278,18 +321,36 @@ class SortedLedgerStore(RunStore):
         decision = pc.subtract(narrow.column("decision"), 1).cast(pa.int32())
         by_decision = {c: _indexed(values, missing, decision) for c, (values, missing) in self._by_decision.items()}
         constant = pa.array(np.zeros(narrow.num_rows, np.int32))
-        credit = pc.and_(pc.equal(by_decision["category"], "direct"),
-                         pc.fill_null(pc.equal(line["charge_category"], "Credit"), False))
+        credit = pc.and_(
+            pc.equal(by_decision["category"], "direct"),
+            pc.fill_null(pc.equal(line["charge_category"], "Credit"), False),
+        )
         columns = {
             "run_id": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.run_id])),
             "record_id": self._record_ids.take(lines),  # nearly unique: a dictionary would not pay
-            **{c: line[c] for c in ("source_id", "source_row")}, "period": narrow.column("period"),
-            **{c: line[c] for c in ("charge_period_start", "billing_account_id", "sub_account_id", "service_name",
-                                     "service_category", "resource_id", "region_id", "charge_category")},
-            "cost_center": narrow.column("cost_center"), "amount": narrow.column("amount"),
-            "currency": line["currency"], "stage": narrow.column("stage"), "from_cost_center": by_decision["pool"],
+            **{c: line[c] for c in ("source_id", "source_row")},
+            "period": narrow.column("period"),
+            **{
+                c: line[c]
+                for c in (
+                    "charge_period_start",
+                    "billing_account_id",
+                    "sub_account_id",
+                    "service_name",
+                    "service_category",
+                    "resource_id",
+                    "region_id",
+                    "charge_category",
+                )
+            },
+            "cost_center": narrow.column("cost_center"),
+            "amount": narrow.column("amount"),
+            "currency": line["currency"],
+            "stage": narrow.column("stage"),
+            "from_cost_center": by_decision["pool"],
             "category": pc.if_else(credit, "credit", by_decision["category"].cast(pa.string())),
-            "rule_id": by_decision["rule_id"], "method": by_decision["method"],
+            "rule_id": by_decision["rule_id"],
+            "method": by_decision["method"],
             "decision_id": by_decision["decision_id"],
             "policy_version": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.policy_version])),
             "policy_hash": pa.DictionaryArray.from_arrays(constant, pa.array([self._run.policy_hash])),
@@ -302,9 +363,13 @@ def encoded_lines(records: pa.Table) -> pa.Table:
     """The line items as a :class:`SortedLedgerStore` wants them: one chunk per column, text
     dictionary-encoded (a fraction of the memory, and widening a ledger row gathers an index
     instead of copying text), and :data:`LINE` their position."""
-    columns = {name: one_chunk(column).dictionary_encode() if pa.types.is_string(column.type)
-               else one_chunk(column)  # encoded text keeps its dictionaries, unified
-               for name, column in zip(records.column_names, records.columns) if name != LINE}
+    columns = {
+        name: one_chunk(column).dictionary_encode()
+        if pa.types.is_string(column.type)
+        else one_chunk(column)  # encoded text keeps its dictionaries, unified
+        for name, column in zip(records.column_names, records.columns)
+        if name != LINE
+    }
     return pa.table({**columns, LINE: pa.array(np.arange(records.num_rows, dtype=np.int64))})
 
 
@@ -327,4 +392,3 @@ def _indexed(values: pa.Array, missing: pa.Array | None, indices: pa.Array) -> p
     if missing is not None:
         indices = pc.if_else(pc.take(missing, indices), pa.scalar(None, indices.type), indices)
     return pa.DictionaryArray.from_arrays(indices, values)
-

@@ -44,7 +44,7 @@ def with_tag_columns(records: pa.Table, tags: TagNormalizer, layout: TagColumns)
     column = records[TAGS]
     encoded = (column if pa.types.is_dictionary(column.type) else column.dictionary_encode()).combine_chunks()
     texts = encoded.dictionary.to_pylist()
-    keys = {field[len(TAG_PREFIX):]: name for field, name in layout.columns.items()}
+    keys = {field[len(TAG_PREFIX) :]: name for field, name in layout.columns.items()}
     values: dict[str, list[str | None]] = {name: [] for name in layout.columns.values()}
     for position, text in enumerate(texts):
         normalised = _parse(text, tags, records, encoded.indices, position)
@@ -58,8 +58,9 @@ def with_tag_columns(records: pa.Table, tags: TagNormalizer, layout: TagColumns)
     return records
 
 
-def _parse(text: str | None, tags: TagNormalizer, records: pa.Table, text_of_line: pa.Array,
-           position: int) -> dict[str, str]:
+def _parse(
+    text: str | None, tags: TagNormalizer, records: pa.Table, text_of_line: pa.Array, position: int
+) -> dict[str, str]:
     """One distinct ``Tags`` text, normalised; a bad one names the first line that holds it."""
     if not text:
         return {}

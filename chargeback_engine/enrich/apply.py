@@ -40,18 +40,20 @@ ENRICHMENT_INPUT = "enrichment"
 
 #: The enrichment table. Text is dictionary-encoded: a month has millions of filled tags
 #: but few distinct sources, tags and values, so each row holds indices, not copies.
-ENRICHMENT_SCHEMA = pa.schema([
-    pa.field("x_SourceId", ENCODED_TEXT),
-    pa.field("x_SourceRow", pa.int64()),
-    pa.field("tag", ENCODED_TEXT),
-    pa.field("value", ENCODED_TEXT),
-    pa.field("source", ENCODED_TEXT),  # the spec.enrich.sources id
-    pa.field("enricher", ENCODED_TEXT),
-    pa.field("snapshot", ENCODED_TEXT),  # when the snapshot was taken, 2026-10-31T23:00Z
-    pa.field("scope", ENCODED_TEXT),  # resource, resource-group or account
-    pa.field("key", ENCODED_TEXT),  # the resource id, group or account the value was found under
-    pa.field("replaced", ENCODED_TEXT),  # the bill's value, when the precedence put the inventory first
-])
+ENRICHMENT_SCHEMA = pa.schema(
+    [
+        pa.field("x_SourceId", ENCODED_TEXT),
+        pa.field("x_SourceRow", pa.int64()),
+        pa.field("tag", ENCODED_TEXT),
+        pa.field("value", ENCODED_TEXT),
+        pa.field("source", ENCODED_TEXT),  # the spec.enrich.sources id
+        pa.field("enricher", ENCODED_TEXT),
+        pa.field("snapshot", ENCODED_TEXT),  # when the snapshot was taken, 2026-10-31T23:00Z
+        pa.field("scope", ENCODED_TEXT),  # resource, resource-group or account
+        pa.field("key", ENCODED_TEXT),  # the resource id, group or account the value was found under
+        pa.field("replaced", ENCODED_TEXT),  # the bill's value, when the precedence put the inventory first
+    ]
+)
 
 #: Narrower scopes win within one source: a resource's own tag over its group's and account's.
 _SCOPE_ORDER = ("account", "resource-group", "resource")
@@ -80,8 +82,9 @@ def snapshots_for(policy: Policy, registry: Registry, period: Period, *, refresh
     return snapshots
 
 
-def enrich_records(records: pa.Table, policy: Policy, registry: Registry, period: Period,
-                   inputs: MutableSequence[Any]) -> pa.Table:
+def enrich_records(
+    records: pa.Table, policy: Policy, registry: Registry, period: Period, inputs: MutableSequence[Any]
+) -> pa.Table:
     """``records`` with their tag gaps filled as the policy's ``spec.enrich`` says.
 
     Each snapshot used, and the enrichment table, are appended to ``inputs`` (the run's
@@ -97,13 +100,27 @@ def enrich_records(records: pa.Table, policy: Policy, registry: Registry, period
     snapshots = snapshots_for(policy, registry, period)
     tags, provenance = _enrich(records, snapshots, _Precedence(spec, snapshots), policy.tags)
     for snapshot in snapshots:
-        inputs.append(InputInfo(f"enrich:{snapshot.source_id}", file_sha256(snapshot.path), snapshot.table.num_rows,
-                                path=str(snapshot.path), version=snapshot.stamp,
-                                details={"enricher": snapshot.enricher, "taken_at": snapshot.taken_at.isoformat()}))
+        inputs.append(
+            InputInfo(
+                f"enrich:{snapshot.source_id}",
+                file_sha256(snapshot.path),
+                snapshot.table.num_rows,
+                path=str(snapshot.path),
+                version=snapshot.stamp,
+                details={"enricher": snapshot.enricher, "taken_at": snapshot.taken_at.isoformat()},
+            )
+        )
     path = _store_provenance(provenance, cache_root(policy.path, spec.get("cache")), period)
     filled = pc.value_counts(provenance["source"]).to_pylist() if provenance.num_rows else []
-    inputs.append(InputInfo(ENRICHMENT_INPUT, file_sha256(path), provenance.num_rows, path=str(path),
-                            details={"filled": {f["values"]: f["counts"] for f in filled}}))
+    inputs.append(
+        InputInfo(
+            ENRICHMENT_INPUT,
+            file_sha256(path),
+            provenance.num_rows,
+            path=str(path),
+            details={"filled": {f["values"]: f["counts"] for f in filled}},
+        )
+    )
     return records.set_column(records.schema.get_field_index("Tags"), "Tags", tags)
 
 
@@ -142,8 +159,9 @@ def _lookups(snapshots: Sequence[Snapshot], normalizer: TagNormalizer) -> _Looku
             if ranks.setdefault((scope, folded, canonical), rank) < rank:
                 continue
             ranks[(scope, folded, canonical)] = rank
-            by_scope.setdefault(scope, {}).setdefault(folded, {})[canonical] = \
-                Fill(normalizer.normalize_value(value), snapshot, scope, key)
+            by_scope.setdefault(scope, {}).setdefault(folded, {})[canonical] = Fill(
+                normalizer.normalize_value(value), snapshot, scope, key
+            )
         lookups[snapshot.source_id] = by_scope
     return lookups
 
@@ -172,13 +190,15 @@ def _groups(columns: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[np.nda
     return distinct, inverse.reshape(-1)
 
 
-def _enrich(records: pa.Table, snapshots: Sequence[Snapshot], precedence: _Precedence,
-            normalizer: TagNormalizer) -> tuple[pa.Array, pa.Table]:
+def _enrich(
+    records: pa.Table, snapshots: Sequence[Snapshot], precedence: _Precedence, normalizer: TagNormalizer
+) -> tuple[pa.Array, pa.Table]:
     tag_codes, tag_texts = _codes(records["Tags"])
     resource_codes, resources = _codes(records["ResourceId"])
     account_codes, accounts = _codes(records["SubAccountId"])
-    distinct, line_group = _groups([tag_codes, resource_codes, account_codes],
-                                   [len(tag_texts), len(resources), len(accounts)])
+    distinct, line_group = _groups(
+        [tag_codes, resource_codes, account_codes], [len(tag_texts), len(resources), len(accounts)]
+    )
     lookups = _lookups(snapshots, normalizer)
     texts, resource_ids, account_ids = tag_texts.to_pylist(), resources.to_pylist(), accounts.to_pylist()
 
@@ -188,8 +208,11 @@ def _enrich(records: pa.Table, snapshots: Sequence[Snapshot], precedence: _Prece
     fills: list[list[tuple[str, Fill, str | None]]] = []
     for group, (t, r, a) in enumerate(distinct.tolist()):
         text = texts[t] if t < len(texts) else None
-        candidates = _candidates(lookups, resource_ids[r] if r < len(resource_ids) else None,
-                                 account_ids[a] if a < len(account_ids) else None)
+        candidates = _candidates(
+            lookups,
+            resource_ids[r] if r < len(resource_ids) else None,
+            account_ids[a] if a < len(account_ids) else None,
+        )
         if t not in bills and candidates:
             bills[t] = _Bill.parse(text, normalizer)
         bill = bills.get(t)
@@ -202,15 +225,15 @@ def _enrich(records: pa.Table, snapshots: Sequence[Snapshot], precedence: _Prece
 
     dictionary = pa.array([*texts, *new_texts], pa.string())
     line_codes = group_code[line_group]
-    tags = pa.DictionaryArray.from_arrays(pa.array(line_codes.astype(np.int32), mask=line_codes < 0),
-                                          dictionary).cast(ENCODED_TEXT)
+    tags = pa.DictionaryArray.from_arrays(pa.array(line_codes.astype(np.int32), mask=line_codes < 0), dictionary).cast(
+        ENCODED_TEXT
+    )
     return tags, _provenance(records, fills, line_group)
 
 
 def _candidates(lookups: _Lookups, resource: str | None, account: str | None) -> dict[str, dict[str, Fill]]:
     """canonical tag -> source id -> the value that source holds for these lines."""
-    keys = {"resource": resource.casefold() if resource else None,
-            "account": account.casefold() if account else None}
+    keys = {"resource": resource.casefold() if resource else None, "account": account.casefold() if account else None}
     group = _RESOURCE_GROUP.match(keys["resource"] or "")
     keys["resource-group"] = group.group(1) if group else None
     candidates: dict[str, dict[str, Fill]] = {}
@@ -246,8 +269,9 @@ class _Bill:
         return cls(tags, present)
 
 
-def _merge(bill: _Bill, candidates: Mapping[str, Mapping[str, Fill]],
-           precedence: _Precedence) -> tuple[str, list[tuple[str, Fill, str | None]]]:
+def _merge(
+    bill: _Bill, candidates: Mapping[str, Mapping[str, Fill]], precedence: _Precedence
+) -> tuple[str, list[tuple[str, Fill, str | None]]]:
     """The group's Tags text after enrichment, and (tag, fill, replaced bill value) per tag filled."""
     merged = dict(bill.tags)
     filled: list[tuple[str, Fill, str | None]] = []
@@ -266,8 +290,9 @@ def _merge(bill: _Bill, candidates: Mapping[str, Mapping[str, Fill]],
     return json.dumps(dict(sorted(merged.items())), ensure_ascii=False, separators=(",", ":")), filled
 
 
-def _provenance(records: pa.Table, fills: Sequence[Sequence[tuple[str, Fill, str | None]]],
-                line_group: np.ndarray) -> pa.Table:
+def _provenance(
+    records: pa.Table, fills: Sequence[Sequence[tuple[str, Fill, str | None]]], line_group: np.ndarray
+) -> pa.Table:
     """One row per line and tag filled, built by repeating each group's fills over its lines."""
     counts = np.array([len(f) for f in fills], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
@@ -278,10 +303,14 @@ def _provenance(records: pa.Table, fills: Sequence[Sequence[tuple[str, Fill, str
     entries = starts[line_group[repeated]] + within
     flat = [entry for group in fills for entry in group]
     per_fill = {
-        "tag": [t for t, _, _ in flat], "value": [f.value for _, f, _ in flat],
-        "source": [f.source.source_id for _, f, _ in flat], "enricher": [f.source.enricher for _, f, _ in flat],
-        "snapshot": [f.source.stamp for _, f, _ in flat], "scope": [f.scope for _, f, _ in flat],
-        "key": [f.key for _, f, _ in flat], "replaced": [r for _, _, r in flat],
+        "tag": [t for t, _, _ in flat],
+        "value": [f.value for _, f, _ in flat],
+        "source": [f.source.source_id for _, f, _ in flat],
+        "enricher": [f.source.enricher for _, f, _ in flat],
+        "snapshot": [f.source.stamp for _, f, _ in flat],
+        "scope": [f.scope for _, f, _ in flat],
+        "key": [f.key for _, f, _ in flat],
+        "replaced": [r for _, _, r in flat],
     }
     at, entry = pa.array(repeated, pa.int64()), pa.array(entries, pa.int64())
     columns = [_encoded(records["x_SourceId"]).take(at), records["x_SourceRow"].take(at)]

@@ -18,16 +18,22 @@ def check_enrich(spec: Mapping[str, Any], report: Report) -> None:
     for index, entry in enumerate(enrich.get("sources", [])):
         source_id = entry_id(entry)
         if source_id in ids or source_id == BILL:
-            report(("spec", "enrich", "sources", index),
-                   f"source id {source_id!r} is {'reserved for the bill' if source_id == BILL else 'used twice'}; "
-                   "give each entry its own `id`")
+            report(
+                ("spec", "enrich", "sources", index),
+                f"source id {source_id!r} is {'reserved for the bill' if source_id == BILL else 'used twice'}; "
+                "give each entry its own `id`",
+            )
         ids.append(source_id)
     known = [BILL, *ids]
     precedence = enrich.get("precedence", {})
     lists = [(("spec", "enrich", "precedence", "default"), precedence.get("default", []))]
-    lists += [(("spec", "enrich", "precedence", "keys", key), order) for key, order in precedence.get("keys", {}).items()]
+    lists += [
+        (("spec", "enrich", "precedence", "keys", key), order) for key, order in precedence.get("keys", {}).items()
+    ]
     for path, order in lists:
         for position, name in enumerate(order):
             if name not in known:
-                report((*path, position), f"{name!r} is not bill or a source id ({', '.join(known)})"
-                                          f"{suggestion(name, known)}")
+                report(
+                    (*path, position),
+                    f"{name!r} is not bill or a source id ({', '.join(known)}){suggestion(name, known)}",
+                )

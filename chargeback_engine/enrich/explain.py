@@ -26,17 +26,23 @@ def explain_enrichment(out: str | Path, record_id: str) -> str:
     if table is None or not (out / "allocations.parquet").exists():
         return ""
     ledger = ds.dataset(out / "allocations.parquet").to_table(
-        columns=["source_id", "source_row"], filter=pc.field("record_id") == record_id)
+        columns=["source_id", "source_row"], filter=pc.field("record_id") == record_id
+    )
     if not ledger.num_rows:
         return ""
     source_id, source_row = ledger["source_id"][0].as_py(), ledger["source_row"][0].as_py()
-    rows = ds.dataset(table).to_table(
-        filter=(pc.field("x_SourceId") == source_id) & (pc.field("x_SourceRow") == source_row)).to_pylist()
+    rows = (
+        ds.dataset(table)
+        .to_table(filter=(pc.field("x_SourceId") == source_id) & (pc.field("x_SourceRow") == source_row))
+        .to_pylist()
+    )
     lines = [f"  enriched tags of {source_id} row {source_row}:"] if rows else []
     for row in sorted(rows, key=lambda r: r["tag"]):
         replaced = f", over the bill's {row['replaced']!r}" if row["replaced"] is not None else ""
-        lines.append(f"    tag {row['tag']} = {row['value']} from {row['source']} ({row['enricher']}) snapshot "
-                     f"{row['snapshot']}, {row['scope']} {row['key']}{replaced}")
+        lines.append(
+            f"    tag {row['tag']} = {row['value']} from {row['source']} ({row['enricher']}) snapshot "
+            f"{row['snapshot']}, {row['scope']} {row['key']}{replaced}"
+        )
     return "\n".join(lines)
 
 
@@ -53,6 +59,8 @@ def enrichment_table_path(out: Path) -> Path | None:
 
     path = Path(named["path"])
     if not path.exists() or file_sha256(path) != named.get("sha256"):
-        raise InputError(f"{path}: the enrichment table named in {manifest} is gone or changed; "
-                         f"run with the enrichment exporter to keep it in the outputs")
+        raise InputError(
+            f"{path}: the enrichment table named in {manifest} is gone or changed; "
+            f"run with the enrichment exporter to keep it in the outputs"
+        )
     return path

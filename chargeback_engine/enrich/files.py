@@ -32,12 +32,16 @@ class FilesEnricher:
 
     name = NAME
     options_schema: Mapping[str, Any] = base_options(
-        NAME, "Tags from a CMDB file: CSV (one row per id) or YAML (resources/resource_groups/accounts).",
+        NAME,
+        "Tags from a CMDB file: CSV (one row per id) or YAML (resources/resource_groups/accounts).",
         {
             "path": {"type": "string", "minLength": 1, "maxLength": 1024},
             "format": {"enum": ["auto", "csv", "yaml"], "default": "auto"},
-            "scope": {"enum": list(SCOPES), "default": "resource",
-                      "description": "CSV: what the key column holds, unless a scope column says per row."},
+            "scope": {
+                "enum": list(SCOPES),
+                "default": "resource",
+                "description": "CSV: what the key column holds, unless a scope column says per row.",
+            },
             "key_column": {"type": "string", "minLength": 1, "default": "id", "description": "CSV: the id column."},
         },
         required=("path",),

@@ -51,8 +51,9 @@ def entry_id(entry: Mapping[str, Any]) -> str:
     return str(entry.get("id") or entry["enricher"])
 
 
-def base_options(name: str, description: str, properties: Mapping[str, Any],
-                 required: tuple[str, ...] = ()) -> dict[str, Any]:
+def base_options(
+    name: str, description: str, properties: Mapping[str, Any], required: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The options schema every enricher shares: ``enricher`` pinned to ``name``, an optional
     kebab-case ``id`` (several entries of one enricher need distinct ids), then its own."""
     return {
@@ -62,8 +63,11 @@ def base_options(name: str, description: str, properties: Mapping[str, Any],
         "additionalProperties": False,
         "properties": {
             "enricher": {"const": name},
-            "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$",
-                   "description": "Names the entry in spec.enrich.precedence and in the audit trail."},
+            "id": {
+                "type": "string",
+                "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$",
+                "description": "Names the entry in spec.enrich.precedence and in the audit trail.",
+            },
             **properties,
         },
     }

@@ -29,12 +29,14 @@ from chargeback_engine.plugins import Registry, reported
 #: Where the cache lives when neither ``spec.enrich.cache`` nor this variable says.
 CACHE_ENV = "CHARGEBACK_CACHE_DIR"
 
-SNAPSHOT_SCHEMA = pa.schema([
-    pa.field("scope", pa.string(), nullable=False),
-    pa.field("key", pa.string(), nullable=False),
-    pa.field("tag", pa.string(), nullable=False),
-    pa.field("value", pa.string(), nullable=False),
-])
+SNAPSHOT_SCHEMA = pa.schema(
+    [
+        pa.field("scope", pa.string(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("tag", pa.string(), nullable=False),
+        pa.field("value", pa.string(), nullable=False),
+    ]
+)
 
 _STAMP = "%Y%m%dT%H%M%SZ"
 
@@ -84,8 +86,9 @@ def latest_snapshot(root: Path, period: Period, entry: Mapping[str, Any]) -> Sna
     return _read(files[-1], entry) if files else None
 
 
-def take_snapshot(root: Path, period: Period, entry: Mapping[str, Any], registry: Registry,
-                  clock: Clock = _now) -> Snapshot:
+def take_snapshot(
+    root: Path, period: Period, entry: Mapping[str, Any], registry: Registry, clock: Clock = _now
+) -> Snapshot:
     """Read the source's inventory now and store it; the previous snapshots stay."""
     name = str(entry["enricher"])
     registered = registry.registered("enrichers", name)
@@ -96,8 +99,12 @@ def take_snapshot(root: Path, period: Period, entry: Mapping[str, Any], registry
     directory = snapshot_directory(root, period, entry)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{taken_at.strftime(_STAMP)}.parquet"
-    metadata = {"enricher": name, "source_id": entry_id(entry), "taken_at": taken_at.isoformat(),
-                "options": json.dumps(entry, sort_keys=True, default=str)}
+    metadata = {
+        "enricher": name,
+        "source_id": entry_id(entry),
+        "taken_at": taken_at.isoformat(),
+        "options": json.dumps(entry, sort_keys=True, default=str),
+    }
     write_atomically(table.replace_schema_metadata(metadata), path)
     return Snapshot(entry_id(entry), name, taken_at, path, table)
 
@@ -112,10 +119,15 @@ def snapshot_table(records: Iterable[TagRecord]) -> pa.Table:
             if value is not None and str(value).strip() != "":
                 rows[(record.scope, record.key, str(tag))] = str(value)
     ordered = sorted(rows.items())
-    return pa.table({
-        "scope": [k[0] for k, _ in ordered], "key": [k[1] for k, _ in ordered],
-        "tag": [k[2] for k, _ in ordered], "value": [v for _, v in ordered],
-    }, schema=SNAPSHOT_SCHEMA)
+    return pa.table(
+        {
+            "scope": [k[0] for k, _ in ordered],
+            "key": [k[1] for k, _ in ordered],
+            "tag": [k[2] for k, _ in ordered],
+            "value": [v for _, v in ordered],
+        },
+        schema=SNAPSHOT_SCHEMA,
+    )
 
 
 def write_atomically(table: pa.Table, path: Path) -> None:

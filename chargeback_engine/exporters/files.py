@@ -41,8 +41,14 @@ def write_parquet(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema:
     nullable = pa.schema([f.with_nullable(True) for f in schema])  # as every plane's SQL results are
     text = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)}
     statistics = [f.name for f in schema if f.name not in text or f.name in _FILTERED_TEXT]
-    with pq.ParquetWriter(path, nullable, compression="zstd", use_dictionary=False, store_schema=False,
-                          write_statistics=statistics or False) as writer:
+    with pq.ParquetWriter(
+        path,
+        nullable,
+        compression="zstd",
+        use_dictionary=False,
+        store_schema=False,
+        write_statistics=statistics or False,
+    ) as writer:
         for group in _row_groups(_read_ahead(rows), schema):
             # One chunk per row group: pyarrow cuts data pages at chunk boundaries, which differ by plane.
             writer.write_table(group.cast(nullable).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
@@ -71,7 +77,7 @@ def _read_ahead(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[p
                 if not put(batch):
                     return
             put(finished)
-        except BaseException as exc:  # handed to the caller, who raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
             put(exc)
 
     producer = threading.Thread(target=produce, name="chargeback-read-ahead", daemon=True)
@@ -184,13 +190,20 @@ class FocusAllocatedExporter(_FileExporter):
         """Streamed from the store in ledger order, each row beside its line item's columns."""
         rows = result.store.ledger(result.in_period, record_columns=COST_TABLE_SCHEMA.names)
         cost = result.policy.cost_column
-        schema = pa.schema([
-            *(pa.field(c, rows.schema.field(RECORD + c).type) for c in COST_TABLE_SCHEMA.names),
-            *(pa.field(c, rows.schema.field(source).type if source else ENCODED_TEXT)
-              for c, source in _ALLOCATION_COLUMNS.items())])
+        schema = pa.schema(
+            [
+                *(pa.field(c, rows.schema.field(RECORD + c).type) for c in COST_TABLE_SCHEMA.names),
+                *(
+                    pa.field(c, rows.schema.field(source).type if source else ENCODED_TEXT)
+                    for c, source in _ALLOCATION_COLUMNS.items()
+                ),
+            ]
+        )
 
         def focus(batch: pa.RecordBatch) -> pa.RecordBatch:
-            columns = [batch.column("amount") if c == cost else batch.column(RECORD + c) for c in COST_TABLE_SCHEMA.names]
+            columns = [
+                batch.column("amount") if c == cost else batch.column(RECORD + c) for c in COST_TABLE_SCHEMA.names
+            ]
             columns += [batch.column(source) if source else _details(batch) for source in _ALLOCATION_COLUMNS.values()]
             return pa.RecordBatch.from_arrays(columns, schema=schema)
 
@@ -199,8 +212,12 @@ class FocusAllocatedExporter(_FileExporter):
 
 #: FOCUS 1.3 allocation columns and the ledger column each is (None: built by ``_details``).
 _ALLOCATION_COLUMNS = {
-    "AllocatedMethodId": "method", "AllocatedMethodDetails": None, "x_CostCenterId": "cost_center",
-    "x_AllocationRuleId": "rule_id", "x_PolicyVersion": "policy_version", "x_DecisionId": "decision_id",
+    "AllocatedMethodId": "method",
+    "AllocatedMethodDetails": None,
+    "x_CostCenterId": "cost_center",
+    "x_AllocationRuleId": "rule_id",
+    "x_PolicyVersion": "policy_version",
+    "x_DecisionId": "decision_id",
 }
 
 
@@ -229,9 +246,19 @@ def _details(batch: pa.RecordBatch) -> pa.DictionaryArray:
 
     pool = pc.fill_null(quoted(text("from_cost_center")), "null")
     json = pc.binary_join_element_wise(
-        '{"decision_id":', quoted(text("decision_id")), ',"stage":', firsts.column("stage").cast(pa.string()),
-        ',"category":', quoted(text("category")), ',"from_cost_center":', pool,
-        ',"period":', quoted(text("period")), "}", "")
+        '{"decision_id":',
+        quoted(text("decision_id")),
+        ',"stage":',
+        firsts.column("stage").cast(pa.string()),
+        ',"category":',
+        quoted(text("category")),
+        ',"from_cost_center":',
+        pool,
+        ',"period":',
+        quoted(text("period")),
+        "}",
+        "",
+    )
     return pa.DictionaryArray.from_arrays(pc.index_in(key, value_set=distinct).cast(pa.int32()), json)
 
 
@@ -248,6 +275,12 @@ def _codes(column: pa.Array) -> tuple[pa.Array, int]:
 
 @hookimpl
 def chargeback_register_exporters(register) -> None:  # type: ignore[no-untyped-def]
-    for exporter in (AllocationsExporter(), AllocationsCsvExporter(), SummaryExporter(), FocusAllocatedExporter(),
-                     DecisionsExporter(), ScheduleExporter()):
+    for exporter in (
+        AllocationsExporter(),
+        AllocationsCsvExporter(),
+        SummaryExporter(),
+        FocusAllocatedExporter(),
+        DecisionsExporter(),
+        ScheduleExporter(),
+    ):
         register(exporter)

@@ -62,8 +62,12 @@ def check_writable(out: str | Path) -> None:
         raise OutputError(f"--out {out} {reason} for this user; give a directory you can write to")
 
 
-def write_outputs(result: RunResult, out: Path, exporters: Sequence[tuple[Registered[Exporter], Mapping[str, Any]]],
-                  progress: Callable[[str], None] = lambda _: None) -> RunResult:
+def write_outputs(
+    result: RunResult,
+    out: Path,
+    exporters: Sequence[tuple[Registered[Exporter], Mapping[str, Any]]],
+    progress: Callable[[str], None] = lambda _: None,
+) -> RunResult:
     """Every exporter's files and the manifest as a new generation, then the commit;
     ``progress`` hears ``write NAME`` as each exporter starts, and ``write manifest``."""
     check_writable(out)
@@ -81,15 +85,18 @@ def write_outputs(result: RunResult, out: Path, exporters: Sequence[tuple[Regist
             for registered, options in exporters:
                 progress(f"write {registered.component.name}")
                 with reported("exporter", registered, registered.component.name):
-                    paths = [_at_top(Path(f), generation) for f in _export(registered.component, result, generation, options)]
+                    paths = [
+                        _at_top(Path(f), generation) for f in _export(registered.component, result, generation, options)
+                    ]
                 files += [(path, hashing.submit(_synced_sha256, path)) for path in paths]
                 release_arrow_memory()
             progress("write manifest")
             files.sort(key=lambda file: file[0].name)
             manifest = dict(describe(result))
             manifest["outputs"] = [{"file": path.name, "sha256": digest.result()} for path, digest in files]
-            (generation / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
-                                               encoding="utf-8", newline="\n")
+            (generation / MANIFEST).write_text(
+                json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8", newline="\n"
+            )
             _synced_sha256(generation / MANIFEST)
             _fsync(generation)
             names = [path.name for path, _ in files]

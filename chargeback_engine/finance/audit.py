@@ -27,16 +27,39 @@ import sqlalchemy as sa
 from chargeback_engine.finance.canonical import canonical_json, money_text, sha256_text
 from chargeback_engine.finance.errors import FinanceError
 from chargeback_engine.finance.tables import (
-    Money, adjustments, at_ledger_scale, audit_records, credit_notes, dispute_events, disputes, invoices,
-    journal_batches, journal_entries, journal_lines, period_closes, runs, statement_lines,
+    Money,
+    adjustments,
+    at_ledger_scale,
+    audit_records,
+    credit_notes,
+    dispute_events,
+    disputes,
+    invoices,
+    journal_batches,
+    journal_entries,
+    journal_lines,
+    period_closes,
+    runs,
+    statement_lines,
 )
 
 GENESIS = "sha256:" + "0" * 64
 
 #: Tables whose rows the chain carries and ``verify`` recomputes. Ledger lines, decisions and a
 #: run's cost centers are covered through the run's content hash instead (a month can hold millions).
-COVERED = (runs, adjustments, statement_lines, invoices, credit_notes, journal_batches, journal_entries,
-           journal_lines, period_closes, disputes, dispute_events)
+COVERED = (
+    runs,
+    adjustments,
+    statement_lines,
+    invoices,
+    credit_notes,
+    journal_batches,
+    journal_entries,
+    journal_lines,
+    period_closes,
+    disputes,
+    dispute_events,
+)
 
 #: Where an artefact keeps its witness; these are written after the records, so no record covers them.
 WITNESS_KEYS = ("audit_head", "audit_seq")
@@ -94,19 +117,30 @@ def _without_witness(document: str) -> Any:
     return {k: v for k, v in parsed.items() if k not in WITNESS_KEYS} if isinstance(parsed, dict) else document
 
 
-def append(connection: sa.Connection, kind: str, subject: str, payload: Mapping[str, Any],
-           rows: Mapping[sa.Table, Sequence[Mapping[str, Any]]] | None = None) -> str:
+def append(
+    connection: sa.Connection,
+    kind: str,
+    subject: str,
+    payload: Mapping[str, Any],
+    rows: Mapping[sa.Table, Sequence[Mapping[str, Any]]] | None = None,
+) -> str:
     """Append one record carrying ``rows`` of covered tables; call inside a ``writing`` transaction."""
     last = witness(connection)
     seq = (last.seq or 0) + 1
     body = dict(payload)
     if rows:
-        body["rows"] = {table.name: [stored_row(table, values) for values in values_list]
-                        for table, values_list in rows.items() if values_list}
+        body["rows"] = {
+            table.name: [stored_row(table, values) for values in values_list]
+            for table, values_list in rows.items()
+            if values_list
+        }
     text = canonical_json(body)
     digest = record_hash(seq, kind, subject, text, last.head)
-    connection.execute(audit_records.insert().values(
-        seq=seq, kind=kind, subject=subject, payload=text, prev_hash=last.head, hash=digest))
+    connection.execute(
+        audit_records.insert().values(
+            seq=seq, kind=kind, subject=subject, payload=text, prev_hash=last.head, hash=digest
+        )
+    )
     return digest
 
 
@@ -116,9 +150,13 @@ def witnesses_in(path: Path) -> list[Witness]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise FinanceError(f"{path}: cannot be read as a JSON artefact ({error})") from None
-    found = [Witness(seq if isinstance(seq := node.get("audit_seq"), int) and seq >= 0 else None, node["audit_head"],
-                     str(path))
-             for node in _objects(document) if isinstance(node.get("audit_head"), str)]
+    found = [
+        Witness(
+            seq if isinstance(seq := node.get("audit_seq"), int) and seq >= 0 else None, node["audit_head"], str(path)
+        )
+        for node in _objects(document)
+        if isinstance(node.get("audit_head"), str)
+    ]
     if not found:
         raise FinanceError(f"{path}: carries no audit_head (use a manifest.json, an invoice JSON or a journal JSON)")
     return found
@@ -178,8 +216,10 @@ def _check_rows(connection: sa.Connection, recorded: Mapping[tuple[str, tuple], 
             key = tuple(actual[name] for name in key_columns)
             seen.add(key)
             if (table.name, key) not in recorded:
-                yield f"{_label(table, key)}: no audit record holds this row (added outside the product, " \
-                      "or its record was deleted)"
+                yield (
+                    f"{_label(table, key)}: no audit record holds this row (added outside the product, "
+                    "or its record was deleted)"
+                )
                 continue
             seq, expected = recorded[(table.name, key)]
             for change in _changes(expected, actual):
@@ -190,9 +230,11 @@ def _check_rows(connection: sa.Connection, recorded: Mapping[tuple[str, tuple], 
 
 def _anchors(connection: sa.Connection) -> Iterator[Witness]:
     """The witnesses the database itself keeps: on each close, invoice and journal batch."""
-    for table, key, what in ((period_closes, period_closes.c.period, "period close"),
-                             (invoices, invoices.c.invoice_id, "invoice"),
-                             (journal_batches, journal_batches.c.batch_id, "journal batch")):
+    for table, key, what in (
+        (period_closes, period_closes.c.period, "period close"),
+        (invoices, invoices.c.invoice_id, "invoice"),
+        (journal_batches, journal_batches.c.batch_id, "journal batch"),
+    ):
         for anchor_id, anchor in connection.execute(sa.select(key, table.c.audit_head).order_by(key)):
             yield Witness(None, anchor, f"{what} {anchor_id}")
 
@@ -202,8 +244,10 @@ def _check_witness(found: Witness, hashes: Sequence[str], position: Mapping[str,
     if found.seq is None:
         if found.head in position:
             return None
-        return f"its audit head {found.head} is not in the chain " \
-               f"(records after record {len(hashes)} were deleted, or the chain was rewritten)"
+        return (
+            f"its audit head {found.head} is not in the chain "
+            f"(records after record {len(hashes)} were deleted, or the chain was rewritten)"
+        )
     if found.seq > len(hashes):
         missing = found.seq - len(hashes)
         lost = "the last record was" if missing == 1 else f"the last {missing} records were"
@@ -253,8 +297,9 @@ def verify(engine: sa.Engine, witnesses: Iterable[Witness] = ()) -> AuditReport:
     else:
         kept = [a for a in anchors if a.head in position]
         used = [max(kept, key=lambda a: position[a.head])] if kept else []
-    described = tuple(dict.fromkeys(
-        f"{w.source} (record {w.seq if w.seq is not None else position.get(w.head, '?')})" for w in used))
+    described = tuple(
+        dict.fromkeys(f"{w.source} (record {w.seq if w.seq is not None else position.get(w.head, '?')})" for w in used)
+    )
     return AuditReport(records=len(hashes), head=expected_prev, problems=tuple(problems), witnesses=described)
 
 

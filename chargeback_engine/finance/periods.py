@@ -17,15 +17,20 @@ import sqlalchemy as sa
 import structlog
 
 from chargeback_engine.finance import audit
+from chargeback_engine.finance.canonical import canonical_json, minor
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.errors import ClosedPeriodError
 from chargeback_engine.finance.journal import (
-    JournalBatch, anchor_batch, build_batch, entries_for_invoice, load_batches, record_batch,
+    JournalBatch,
+    anchor_batch,
+    build_batch,
+    entries_for_invoice,
+    load_batches,
+    record_batch,
 )
 from chargeback_engine.finance.runs import head_run
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice, Statement, StatementLine, build_statement, resolve_terms
-from chargeback_engine.finance.canonical import canonical_json, minor
 from chargeback_engine.finance.tables import credit_notes, exact, invoices, period_closes, runs, statement_lines
 from chargeback_engine.periods import Period
 
@@ -58,15 +63,23 @@ class PeriodStatus:
 
 def _stored_statement(connection: sa.Connection, period: str, settings: FinanceSettings) -> Statement:
     closing = connection.execute(sa.select(period_closes).where(period_closes.c.period == period)).first()
-    lines = tuple(StatementLine(r.cost_center, r.treatment, r.service_name, r.category, r.reference, r.currency,
-                                r.exact_amount, r.amount)
-                  for r in connection.execute(sa.select(statement_lines).where(statement_lines.c.period == period)
-                                              .order_by(statement_lines.c.line_no)))
-    documents = connection.execute(sa.select(invoices.c.document).where(invoices.c.period == period)
-                                   .order_by(invoices.c.cost_center, invoices.c.currency)).scalars()
+    lines = tuple(
+        StatementLine(
+            r.cost_center, r.treatment, r.service_name, r.category, r.reference, r.currency, r.exact_amount, r.amount
+        )
+        for r in connection.execute(
+            sa.select(statement_lines).where(statement_lines.c.period == period).order_by(statement_lines.c.line_no)
+        )
+    )
+    documents = connection.execute(
+        sa.select(invoices.c.document)
+        .where(invoices.c.period == period)
+        .order_by(invoices.c.cost_center, invoices.c.currency)
+    ).scalars()
     terms = resolve_terms(connection, closing.run_key, settings)
-    return Statement(period, closing.run_key, terms, lines,
-                     tuple(Invoice.from_stored(doc) for doc in documents), closed=True)
+    return Statement(
+        period, closing.run_key, terms, lines, tuple(Invoice.from_stored(doc) for doc in documents), closed=True
+    )
 
 
 @exact
@@ -88,8 +101,16 @@ def close_period(engine: sa.Engine, period: Period | str, settings: FinanceSetti
             batch_id = load_batches(connection, period)[0].batch_id
             return CloseResult(period, False, _stored_statement(connection, period, settings), batch_id)
         closed = sa.select(period_closes.c.period)
-        earlier = connection.execute(sa.select(runs.c.period).distinct().where(
-            runs.c.period < period, runs.c.period.not_in(closed)).order_by(runs.c.period)).scalars().first()
+        earlier = (
+            connection.execute(
+                sa.select(runs.c.period)
+                .distinct()
+                .where(runs.c.period < period, runs.c.period.not_in(closed))
+                .order_by(runs.c.period)
+            )
+            .scalars()
+            .first()
+        )
         if earlier:
             raise ClosedPeriodError(f"close {earlier} before {period}: periods close in order")
         draft = build_statement(connection, period, settings, audit.witness(connection))
@@ -112,9 +133,17 @@ def period_statuses(engine: sa.Engine) -> list[PeriodStatus]:
 
 
 def _invoice_row(inv: Invoice) -> dict[str, Any]:
-    return {"invoice_id": inv.invoice_id, "period": inv.period, "cost_center": inv.cost_center,
-            "currency": inv.currency, "subtotal": inv.subtotal, "markup": inv.markup, "total": inv.total,
-            "audit_head": inv.audit_head, "document": canonical_json(inv.document())}
+    return {
+        "invoice_id": inv.invoice_id,
+        "period": inv.period,
+        "cost_center": inv.cost_center,
+        "currency": inv.currency,
+        "subtotal": inv.subtotal,
+        "markup": inv.markup,
+        "total": inv.total,
+        "audit_head": inv.audit_head,
+        "document": canonical_json(inv.document()),
+    }
 
 
 def _close_row(stmt: Statement) -> dict[str, Any]:
@@ -129,26 +158,62 @@ def _issue(connection: sa.Connection, stmt: Statement, settings: FinanceSettings
     """
     period = stmt.period
     invoice_of = {(inv.cost_center, inv.currency): inv.invoice_id for inv in stmt.invoices}
-    lines = [{"period": period, "line_no": i, "cost_center": l.cost_center, "treatment": l.treatment,
-              "service_name": l.service_name, "category": l.category, "reference": l.reference,
-              "currency": l.currency, "exact_amount": l.exact_amount, "amount": l.amount,
-              "invoice_id": invoice_of.get((l.cost_center, l.currency)) if l.treatment == "invoice" else None}
-             for i, l in enumerate(stmt.lines)]
+    lines = [
+        {
+            "period": period,
+            "line_no": i,
+            "cost_center": l.cost_center,
+            "treatment": l.treatment,
+            "service_name": l.service_name,
+            "category": l.category,
+            "reference": l.reference,
+            "currency": l.currency,
+            "exact_amount": l.exact_amount,
+            "amount": l.amount,
+            "invoice_id": invoice_of.get((l.cost_center, l.currency)) if l.treatment == "invoice" else None,
+        }
+        for i, l in enumerate(stmt.lines)
+    ]
     connection.execute(statement_lines.insert(), lines)
-    audit.append(connection, "statement.issued", period, {"run_key": stmt.run_key, "statement_hash": stmt.content_hash},
-                 rows={statement_lines: lines})
+    audit.append(
+        connection,
+        "statement.issued",
+        period,
+        {"run_key": stmt.run_key, "statement_hash": stmt.content_hash},
+        rows={statement_lines: lines},
+    )
     for inv in stmt.invoices:
-        audit.append(connection, "invoice.issued", inv.invoice_id,
-                     {"number": inv.number, "total": minor(inv.total, inv.currency)},
-                     rows={invoices: [_invoice_row(inv)]})
+        audit.append(
+            connection,
+            "invoice.issued",
+            inv.invoice_id,
+            {"number": inv.number, "total": minor(inv.total, inv.currency)},
+            rows={invoices: [_invoice_row(inv)]},
+        )
     batch = build_batch(period, "close", "", [e for inv in stmt.invoices for e in entries_for_invoice(inv, settings)])
     record_batch(connection, batch)
-    notes = [{"dispute_id": l.reference, "invoice_id": inv.invoice_id, "period": period, "amount": -l.amount,
-              "currency": inv.currency} for inv in stmt.invoices for l in inv.lines if l.is_credit_note]
+    notes = [
+        {
+            "dispute_id": l.reference,
+            "invoice_id": inv.invoice_id,
+            "period": period,
+            "amount": -l.amount,
+            "currency": inv.currency,
+        }
+        for inv in stmt.invoices
+        for l in inv.lines
+        if l.is_credit_note
+    ]
     if notes:
         connection.execute(credit_notes.insert(), notes)
-    audit.append(connection, "period.closed", period, {
-        "journal_batch": batch.batch_id,
-        "totals": {c: {k: v for k, v in t.items()} for c, t in stmt.totals().items()}},
-        rows={period_closes: [_close_row(stmt)], credit_notes: notes})
+    audit.append(
+        connection,
+        "period.closed",
+        period,
+        {
+            "journal_batch": batch.batch_id,
+            "totals": {c: {k: v for k, v in t.items()} for c, t in stmt.totals().items()},
+        },
+        rows={period_closes: [_close_row(stmt)], credit_notes: notes},
+    )
     return batch

@@ -10,20 +10,29 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from chargeback_engine.finance import audit
-from chargeback_engine.finance.errors import ClosedPeriodError
 from chargeback_engine.csvwriter import csv_bytes
+from chargeback_engine.finance import audit
+from chargeback_engine.finance.canonical import minor, money_text
+from chargeback_engine.finance.errors import ClosedPeriodError
 from chargeback_engine.finance.files import write_bundle
 from chargeback_engine.finance.journal import issued_invoices
-from chargeback_engine.finance.canonical import minor, money_text
 from chargeback_engine.finance.periods import statement
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice
 from chargeback_engine.finance.tables import exact, period_closes
 
 INVOICE_FORMATS = ("json", "csv", "html")
-CSV_HEADER = ("invoice_id", "number", "period", "cost_center", "currency", "service_name", "category", "reference",
-              "amount")
+CSV_HEADER = (
+    "invoice_id",
+    "number",
+    "period",
+    "cost_center",
+    "currency",
+    "service_name",
+    "category",
+    "reference",
+    "amount",
+)
 
 
 def invoice_json(invoice: Invoice) -> bytes:
@@ -34,9 +43,11 @@ def invoice_csv(invoice: Invoice) -> bytes:
     head = (invoice.invoice_id, invoice.number, invoice.period, invoice.cost_center, invoice.currency)
     c = invoice.currency
     rows = [(*head, line.service_name, line.category, line.reference, minor(line.amount, c)) for line in invoice.lines]
-    rows += [(*head, "", "subtotal", "", minor(invoice.subtotal, c)),
-             (*head, "", "markup", f"rate {invoice.markup_rate}", minor(invoice.markup, c)),
-             (*head, "", "total", "", minor(invoice.total, c))]
+    rows += [
+        (*head, "", "subtotal", "", minor(invoice.subtotal, c)),
+        (*head, "", "markup", f"rate {invoice.markup_rate}", minor(invoice.markup, c)),
+        (*head, "", "total", "", minor(invoice.total, c)),
+    ]
     return csv_bytes(CSV_HEADER, rows)
 
 
@@ -57,7 +68,9 @@ def invoice_html(invoice: Invoice) -> bytes:
     e, c = html.escape, invoice.currency
     rows = "\n".join(
         f"<tr><td>{e(line.service_name)}</td><td>{e(line.category)}</td><td>{e(line.reference)}</td>"
-        f"<td class=\"amount\">{minor(line.amount, c)}</td></tr>" for line in invoice.lines)
+        f'<td class="amount">{minor(line.amount, c)}</td></tr>'
+        for line in invoice.lines
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Invoice {e(invoice.number)}</title><style>{_STYLE}</style></head>
 <body>
@@ -103,15 +116,38 @@ def export_invoices(engine: sa.Engine, period: str, out_dir: Path, formats: tupl
     if not closed:
         raise ClosedPeriodError(f"period {period} is not closed: invoices are issued when it closes")
     files = {f"{_file_stem(inv)}.{fmt}": _RENDERERS[fmt](inv) for inv in issued for fmt in formats}
-    manifest = {"kind": "invoices", "period": period, **witness.document(),
-                "invoices": [{"invoice_id": inv.invoice_id, "number": inv.number, "total": minor(inv.total, inv.currency),
-                              "currency": inv.currency, "audit_head": inv.audit_head, "audit_seq": inv.audit_seq}
-                             for inv in issued]}
+    manifest = {
+        "kind": "invoices",
+        "period": period,
+        **witness.document(),
+        "invoices": [
+            {
+                "invoice_id": inv.invoice_id,
+                "number": inv.number,
+                "total": minor(inv.total, inv.currency),
+                "currency": inv.currency,
+                "audit_head": inv.audit_head,
+                "audit_seq": inv.audit_seq,
+            }
+            for inv in issued
+        ],
+    }
     return write_bundle(Path(out_dir), files, manifest)
 
 
-STATEMENT_HEADER = ("period", "cost_center", "treatment", "mode", "compliance", "service_name", "category",
-                    "reference", "currency", "exact_amount", "amount")
+STATEMENT_HEADER = (
+    "period",
+    "cost_center",
+    "treatment",
+    "mode",
+    "compliance",
+    "service_name",
+    "category",
+    "reference",
+    "currency",
+    "exact_amount",
+    "amount",
+)
 
 
 @exact
@@ -123,21 +159,43 @@ def export_statement(engine: sa.Engine, period: str, out_dir: Path, settings: Fi
     stmt = statement(engine, period, settings)
     with engine.connect() as connection:
         witness = audit.witness(connection)
-    rows = [(period, l.cost_center, l.treatment, stmt.terms[l.cost_center].mode if l.cost_center in stmt.terms else "",
-             money_text(stmt.terms[l.cost_center].compliance) if l.cost_center in stmt.terms else "",
-             l.service_name, l.category, l.reference, l.currency, money_text(l.exact_amount), minor(l.amount, l.currency))
-            for l in stmt.lines]
+    rows = [
+        (
+            period,
+            l.cost_center,
+            l.treatment,
+            stmt.terms[l.cost_center].mode if l.cost_center in stmt.terms else "",
+            money_text(stmt.terms[l.cost_center].compliance) if l.cost_center in stmt.terms else "",
+            l.service_name,
+            l.category,
+            l.reference,
+            l.currency,
+            money_text(l.exact_amount),
+            minor(l.amount, l.currency),
+        )
+        for l in stmt.lines
+    ]
     per_center: dict[tuple[str, str, str], Decimal] = {}
     for l in stmt.lines:
         key = (l.cost_center, l.treatment, l.currency)
         per_center[key] = per_center.get(key, Decimal(0)) + l.amount
-    summary = {"period": period, "closed": stmt.closed, "run_key": stmt.run_key,
-               "cost_centers": [{"cost_center": cc, "treatment": treatment, "currency": currency,
-                                 "amount": minor(amount, currency)}
-                                for (cc, treatment, currency), amount in sorted(per_center.items())],
-               "totals": {c: {k: money_text(v) if k == "exact" else minor(v, c) for k, v in t.items()}
-                          for c, t in sorted(stmt.totals().items())}}
-    files = {f"statement_{period}.csv": csv_bytes(STATEMENT_HEADER, rows),
-             f"statement_{period}.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")}
-    return write_bundle(Path(out_dir), files, {"kind": "statement", "period": period, "closed": stmt.closed,
-                                               **witness.document()})
+    summary = {
+        "period": period,
+        "closed": stmt.closed,
+        "run_key": stmt.run_key,
+        "cost_centers": [
+            {"cost_center": cc, "treatment": treatment, "currency": currency, "amount": minor(amount, currency)}
+            for (cc, treatment, currency), amount in sorted(per_center.items())
+        ],
+        "totals": {
+            c: {k: money_text(v) if k == "exact" else minor(v, c) for k, v in t.items()}
+            for c, t in sorted(stmt.totals().items())
+        },
+    }
+    files = {
+        f"statement_{period}.csv": csv_bytes(STATEMENT_HEADER, rows),
+        f"statement_{period}.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+    }
+    return write_bundle(
+        Path(out_dir), files, {"kind": "statement", "period": period, "closed": stmt.closed, **witness.document()}
+    )

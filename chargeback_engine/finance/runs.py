@@ -27,10 +27,16 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.finance.db import writing
-from chargeback_engine.finance.tables import (
-    adjustments, exact, decisions, ledger_lines, period_closes, run_cost_centers, runs,
-)
 from chargeback_engine.finance.errors import RunConflictError
+from chargeback_engine.finance.tables import (
+    adjustments,
+    decisions,
+    exact,
+    ledger_lines,
+    period_closes,
+    run_cost_centers,
+    runs,
+)
 from chargeback_engine.ledger import CATEGORIES
 from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
@@ -40,11 +46,34 @@ log = structlog.get_logger()
 
 #: Ledger columns the cost database keeps, in ``ledger_lines`` order.
 LEDGER_COLUMNS = (
-    "record_id", "source_id", "source_row", "period", "service_name", "cost_center", "from_cost_center",
-    "stage", "category", "rule_id", "method", "decision_id", "amount", "currency",
+    "record_id",
+    "source_id",
+    "source_row",
+    "period",
+    "service_name",
+    "cost_center",
+    "from_cost_center",
+    "stage",
+    "category",
+    "rule_id",
+    "method",
+    "decision_id",
+    "amount",
+    "currency",
 )
-_REQUIRED = {"record_id", "source_id", "source_row", "period", "cost_center", "stage", "category",
-             "method", "decision_id", "amount", "currency"}
+_REQUIRED = {
+    "record_id",
+    "source_id",
+    "source_row",
+    "period",
+    "cost_center",
+    "stage",
+    "category",
+    "method",
+    "decision_id",
+    "amount",
+    "currency",
+}
 _DECISION_COLUMNS = ("decision_id", "rule_id", "rule_location", "method", "shares", "reason")
 
 #: Ledger amounts are aggregated by these before they reach statements and adjustments.
@@ -65,11 +94,24 @@ class RunInput:
     decisions: pa.Table | None = None  # in DECISION_SCHEMA
 
     @classmethod
-    def from_policy(cls, policy: Policy, period: Period, ledger: pa.Table, source_versions: Mapping[str, str],
-                    decisions: pa.Table | None = None) -> RunInput:
-        return cls(period=period, ledger=ledger, cost_centers=policy.cost_centers, policy_version=policy.version,
-                   policy_hash=policy.content_hash, source_versions=dict(source_versions),
-                   unallocated=policy.unallocated, decisions=decisions)
+    def from_policy(
+        cls,
+        policy: Policy,
+        period: Period,
+        ledger: pa.Table,
+        source_versions: Mapping[str, str],
+        decisions: pa.Table | None = None,
+    ) -> RunInput:
+        return cls(
+            period=period,
+            ledger=ledger,
+            cost_centers=policy.cost_centers,
+            policy_version=policy.version,
+            policy_hash=policy.content_hash,
+            source_versions=dict(source_versions),
+            unallocated=policy.unallocated,
+            decisions=decisions,
+        )
 
     @classmethod
     def from_result(cls, result: Any) -> RunInput:
@@ -84,8 +126,14 @@ class RunInput:
 
     @property
     def run_key(self) -> str:
-        return content_id("run", {"period": str(self.period), "policy_version": self.policy_version,
-                                  "source_versions": dict(self.source_versions)})
+        return content_id(
+            "run",
+            {
+                "period": str(self.period),
+                "policy_version": self.policy_version,
+                "source_versions": dict(self.source_versions),
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -104,8 +152,10 @@ def _ledger_rows(run: RunInput) -> list[tuple]:
     missing = sorted(_REQUIRED - set(run.ledger.column_names))
     if missing:
         raise InputError(f"ledger: column {missing[0]!r} is missing (required: {', '.join(sorted(_REQUIRED))})")
-    columns = {name: (run.ledger[name].to_pylist() if name in run.ledger.column_names else [None] * run.ledger.num_rows)
-               for name in LEDGER_COLUMNS}
+    columns = {
+        name: (run.ledger[name].to_pylist() if name in run.ledger.column_names else [None] * run.ledger.num_rows)
+        for name in LEDGER_COLUMNS
+    }
     rows = list(zip(*(columns[name] for name in LEDGER_COLUMNS)))
     period = str(run.period)
     for i, row in enumerate(rows):
@@ -116,20 +166,26 @@ def _ledger_rows(run: RunInput) -> list[tuple]:
         if values["period"] != period:
             raise InputError(f"ledger row {i}, column 'period': {values['period']!r} is not the run's period {period}")
         if values["category"] not in CATEGORIES:
-            raise InputError(f"ledger row {i}, column 'category': {values['category']!r} is not one of {', '.join(CATEGORIES)}")
+            raise InputError(
+                f"ledger row {i}, column 'category': {values['category']!r} is not one of {', '.join(CATEGORIES)}"
+            )
         if not isinstance(values["amount"], Decimal):
-            raise InputError(f"ledger row {i}, column 'amount': must be decimal128(38,{LEDGER_SCALE}), "
-                             f"not {type(values['amount']).__name__}")
+            raise InputError(
+                f"ledger row {i}, column 'amount': must be decimal128(38,{LEDGER_SCALE}), "
+                f"not {type(values['amount']).__name__}"
+            )
     return rows
 
 
 def _content_hash(run: RunInput, rows: list[tuple]) -> str:
-    body = canonical_json({
-        "policy_hash": run.policy_hash,
-        "unallocated": run.unallocated,
-        "cost_centers": sorted([cc.id, cc.name, cc.mode, cc.gl_account, cc.entity] for cc in run.cost_centers),
-        "rows": [list(row) for row in rows],
-    })
+    body = canonical_json(
+        {
+            "policy_hash": run.policy_hash,
+            "unallocated": run.unallocated,
+            "cost_centers": sorted([cc.id, cc.name, cc.mode, cc.gl_account, cc.entity] for cc in run.cost_centers),
+            "rows": [list(row) for row in rows],
+        }
+    )
     return sha256_text(body)
 
 
@@ -156,34 +212,56 @@ def next_open_period(connection: sa.Connection, period: Period) -> Period:
 def aggregate_run(connection: sa.Connection, run_key: str) -> dict[AggregateKey, Decimal]:
     """Exact totals of a run's ledger by cost center, currency, service and category."""
     totals: dict[AggregateKey, Decimal] = defaultdict(Decimal)
-    query = sa.select(ledger_lines.c.cost_center, ledger_lines.c.currency, ledger_lines.c.service_name,
-                      ledger_lines.c.category, ledger_lines.c.amount).where(ledger_lines.c.run_key == run_key)
+    query = sa.select(
+        ledger_lines.c.cost_center,
+        ledger_lines.c.currency,
+        ledger_lines.c.service_name,
+        ledger_lines.c.category,
+        ledger_lines.c.amount,
+    ).where(ledger_lines.c.run_key == run_key)
     for cc, currency, service, category, amount in connection.execute(query):
         totals[(cc, currency, service or "", category)] += amount
     return dict(totals)
 
 
-def _insert_run(connection: sa.Connection, run: RunInput, rows: list[tuple], content: str,
-                supersedes: str) -> dict[str, Any]:
+def _insert_run(
+    connection: sa.Connection, run: RunInput, rows: list[tuple], content: str, supersedes: str
+) -> dict[str, Any]:
     """Write the run and its lines; returns the ``runs`` row (its audit record covers it)."""
     key = run.run_key
-    run_row = {"run_key": key, "period": str(run.period), "policy_version": run.policy_version,
-               "policy_hash": run.policy_hash, "source_versions": canonical_json(dict(run.source_versions)),
-               "content_hash": content, "supersedes": supersedes, "unallocated_cost_center": run.unallocated,
-               "line_count": len(rows)}
+    run_row = {
+        "run_key": key,
+        "period": str(run.period),
+        "policy_version": run.policy_version,
+        "policy_hash": run.policy_hash,
+        "source_versions": canonical_json(dict(run.source_versions)),
+        "content_hash": content,
+        "supersedes": supersedes,
+        "unallocated_cost_center": run.unallocated,
+        "line_count": len(rows),
+    }
     connection.execute(runs.insert().values(run_row))
     known = {cc.id: cc for cc in run.cost_centers}
     present = sorted({row[LEDGER_COLUMNS.index("cost_center")] for row in rows} | set(known))
-    connection.execute(run_cost_centers.insert(), [
-        {"run_key": key, "cost_center": cc_id,
-         "name": known[cc_id].name if cc_id in known else cc_id,
-         "mode": known[cc_id].mode if cc_id in known else "showback",
-         "gl_account": known[cc_id].gl_account if cc_id in known else None,
-         "entity": known[cc_id].entity if cc_id in known else None}
-        for cc_id in present])
+    connection.execute(
+        run_cost_centers.insert(),
+        [
+            {
+                "run_key": key,
+                "cost_center": cc_id,
+                "name": known[cc_id].name if cc_id in known else cc_id,
+                "mode": known[cc_id].mode if cc_id in known else "showback",
+                "gl_account": known[cc_id].gl_account if cc_id in known else None,
+                "entity": known[cc_id].entity if cc_id in known else None,
+            }
+            for cc_id in present
+        ],
+    )
     if rows:
-        connection.execute(ledger_lines.insert(), [
-            {"run_key": key, "line_no": i, **dict(zip(LEDGER_COLUMNS, row))} for i, row in enumerate(rows)])
+        connection.execute(
+            ledger_lines.insert(),
+            [{"run_key": key, "line_no": i, **dict(zip(LEDGER_COLUMNS, row))} for i, row in enumerate(rows)],
+        )
     if run.decisions is not None and run.decisions.num_rows:
         table = run.decisions
         values = {name: table[name].to_pylist() for name in _DECISION_COLUMNS if name in table.column_names}
@@ -211,11 +289,20 @@ def _restate(connection: sa.Connection, run: RunInput, previous: str) -> tuple[P
         if delta == 0:
             continue
         cc, currency, service, category = key
-        rows.append({
-            "adjustment_id": content_id("adj", [run.run_key, previous, *key]),
-            "period": str(target), "corrects_period": str(run.period), "corrects_run": previous,
-            "by_run": run.run_key, "cost_center": cc, "service_name": service, "category": category,
-            "currency": currency, "amount": delta})
+        rows.append(
+            {
+                "adjustment_id": content_id("adj", [run.run_key, previous, *key]),
+                "period": str(target),
+                "corrects_period": str(run.period),
+                "corrects_run": previous,
+                "by_run": run.run_key,
+                "cost_center": cc,
+                "service_name": service,
+                "category": category,
+                "currency": currency,
+                "amount": delta,
+            }
+        )
     if rows:
         connection.execute(adjustments.insert(), rows)
     return target, rows
@@ -244,19 +331,34 @@ def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
             raise RunConflictError(
                 f"run {key} for {period} (policy {run.policy_version}, sources "
                 f"{canonical_json(dict(run.source_versions))}) was already recorded with different content; "
-                "a changed input needs a new source version")
+                "a changed input needs a new source version"
+            )
         previous = head_run(connection, period)
         run_row = _insert_run(connection, run, rows, content, previous or "")
         restated = previous is not None and period in closed_periods(connection)
         target, booked = _restate(connection, run, previous) if previous and restated else (None, [])
         count = len(booked)
-        audit.append(connection, "run.recorded", key, {
-            "period": period, "totals": _totals(rows),
-            "restatement": {"adjustment_period": str(target), "adjustments": count} if restated else None},
-            rows={runs: [run_row], adjustments: booked})
+        audit.append(
+            connection,
+            "run.recorded",
+            key,
+            {
+                "period": period,
+                "totals": _totals(rows),
+                "restatement": {"adjustment_period": str(target), "adjustments": count} if restated else None,
+            },
+            rows={runs: [run_row], adjustments: booked},
+        )
     log.info("finance.run.recorded", run_key=key, period=period, lines=len(rows), restated=restated)
-    return IngestResult(run_key=key, committed=True, period=period, restated=restated,
-                        adjustment_period=str(target) if target else None, adjustments=count, totals=_totals(rows))
+    return IngestResult(
+        run_key=key,
+        committed=True,
+        period=period,
+        restated=restated,
+        adjustment_period=str(target) if target else None,
+        adjustments=count,
+        totals=_totals(rows),
+    )
 
 
 def _manifest_versions(manifest_path: Path) -> dict[str, str]:
@@ -264,8 +366,10 @@ def _manifest_versions(manifest_path: Path) -> dict[str, str]:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     inputs = manifest.get("inputs")
     if isinstance(inputs, Mapping):
-        inputs = [{"path": path, **(value if isinstance(value, Mapping) else {"sha256": value})}
-                  for path, value in inputs.items()]
+        inputs = [
+            {"path": path, **(value if isinstance(value, Mapping) else {"sha256": value})}
+            for path, value in inputs.items()
+        ]
     versions = {}
     for item in inputs or []:
         source = item.get("source_id") or item.get("path")
@@ -277,9 +381,15 @@ def _manifest_versions(manifest_path: Path) -> dict[str, str]:
     return versions
 
 
-def run_from_files(ledger_path: Path, policy_paths: Sequence[Path], period: Period,
-                   source_versions: Mapping[str, str] | None = None, manifest_path: Path | None = None,
-                   decisions_path: Path | None = None, registry: Any = None) -> RunInput:
+def run_from_files(
+    ledger_path: Path,
+    policy_paths: Sequence[Path],
+    period: Period,
+    source_versions: Mapping[str, str] | None = None,
+    manifest_path: Path | None = None,
+    decisions_path: Path | None = None,
+    registry: Any = None,
+) -> RunInput:
     """A run from the engine's output files: the ledger Parquet, its policy and its source versions."""
     from chargeback_engine.policy.loader import load_policies
 

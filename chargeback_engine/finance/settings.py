@@ -49,9 +49,19 @@ class FinanceSettings:
 
 
 _SIMPLE_KEYS = {
-    "payer_entity", "default_expense_account", "recharge_account", "intercompany_receivable",
-    "intercompany_payable", "markup_account", "pool_cost_center", "default_assignee", "escalation_assignee",
-    "journal_source", "journal_category", "ledger_id", "ledger_name",
+    "payer_entity",
+    "default_expense_account",
+    "recharge_account",
+    "intercompany_receivable",
+    "intercompany_payable",
+    "markup_account",
+    "pool_cost_center",
+    "default_assignee",
+    "escalation_assignee",
+    "journal_source",
+    "journal_category",
+    "ledger_id",
+    "ledger_name",
 }
 
 

@@ -97,13 +97,37 @@ class Invoice:
     def from_document(cls, doc: Mapping[str, Any]) -> Invoice:
         """Rebuild an issued invoice from its stored document (the document is the record)."""
         c = doc["currency"]
-        lines = tuple(StatementLine(doc["cost_center"], "invoice", line["service_name"], line["category"],
-                                    line["reference"], c, Decimal(line["exact_amount"]), Decimal(line["amount"]))
-                      for line in doc["lines"])
-        return cls(doc["invoice_id"], doc["period"], doc["cost_center"], doc["cost_center_name"], doc["entity"],
-                   doc["payer_entity"], doc["gl_account"], c, lines, Decimal(doc["subtotal"]), Decimal(doc["markup_rate"]),
-                   Decimal(doc["markup"]), Decimal(doc["total"]), doc["run_key"], doc["audit_head"],
-                   doc.get("audit_seq"))
+        lines = tuple(
+            StatementLine(
+                doc["cost_center"],
+                "invoice",
+                line["service_name"],
+                line["category"],
+                line["reference"],
+                c,
+                Decimal(line["exact_amount"]),
+                Decimal(line["amount"]),
+            )
+            for line in doc["lines"]
+        )
+        return cls(
+            doc["invoice_id"],
+            doc["period"],
+            doc["cost_center"],
+            doc["cost_center_name"],
+            doc["entity"],
+            doc["payer_entity"],
+            doc["gl_account"],
+            c,
+            lines,
+            Decimal(doc["subtotal"]),
+            Decimal(doc["markup_rate"]),
+            Decimal(doc["markup"]),
+            Decimal(doc["total"]),
+            doc["run_key"],
+            doc["audit_head"],
+            doc.get("audit_seq"),
+        )
 
     @classmethod
     def from_stored(cls, text: str) -> Invoice:
@@ -111,21 +135,40 @@ class Invoice:
         try:
             return cls.from_document(json.loads(text))
         except (ValueError, KeyError, TypeError, ArithmeticError) as error:
-            raise FinanceError(f"a stored invoice document cannot be read ({type(error).__name__}: {error}); "
-                               "run chargeback audit verify") from None
+            raise FinanceError(
+                f"a stored invoice document cannot be read ({type(error).__name__}: {error}); "
+                "run chargeback audit verify"
+            ) from None
 
     def document(self) -> dict[str, Any]:
         c = self.currency
         return {
-            "invoice_id": self.invoice_id, "number": self.number, "period": self.period,
-            "cost_center": self.cost_center, "cost_center_name": self.cost_center_name,
-            "entity": self.entity, "payer_entity": self.payer_entity, "gl_account": self.gl_account, "currency": c,
-            "lines": [{"service_name": line.service_name, "category": line.category, "reference": line.reference,
-                       "exact_amount": money_text(line.exact_amount), "amount": minor(line.amount, c)}
-                      for line in self.lines],
-            "subtotal": minor(self.subtotal, c), "markup_rate": money_text(self.markup_rate),
-            "markup": minor(self.markup, c), "total": minor(self.total, c),
-            "credit_notes": list(self.credit_notes), "run_key": self.run_key, "audit_head": self.audit_head,
+            "invoice_id": self.invoice_id,
+            "number": self.number,
+            "period": self.period,
+            "cost_center": self.cost_center,
+            "cost_center_name": self.cost_center_name,
+            "entity": self.entity,
+            "payer_entity": self.payer_entity,
+            "gl_account": self.gl_account,
+            "currency": c,
+            "lines": [
+                {
+                    "service_name": line.service_name,
+                    "category": line.category,
+                    "reference": line.reference,
+                    "exact_amount": money_text(line.exact_amount),
+                    "amount": minor(line.amount, c),
+                }
+                for line in self.lines
+            ],
+            "subtotal": minor(self.subtotal, c),
+            "markup_rate": money_text(self.markup_rate),
+            "markup": minor(self.markup, c),
+            "total": minor(self.total, c),
+            "credit_notes": list(self.credit_notes),
+            "run_key": self.run_key,
+            "audit_head": self.audit_head,
             "audit_seq": self.audit_seq,
         }
 
@@ -162,23 +205,43 @@ class Statement:
             c = inv.currency
             lines = sum((line.amount for line in inv.lines), Decimal(0))
             if lines != inv.subtotal:
-                found.append(f"invoice {inv.invoice_id}: its lines add up to {minor(lines, c)} {c}, "
-                             f"its subtotal says {minor(inv.subtotal, c)}")
+                found.append(
+                    f"invoice {inv.invoice_id}: its lines add up to {minor(lines, c)} {c}, "
+                    f"its subtotal says {minor(inv.subtotal, c)}"
+                )
             if inv.subtotal + inv.markup != inv.total:
-                found.append(f"invoice {inv.invoice_id}: subtotal {minor(inv.subtotal, c)} + markup "
-                             f"{minor(inv.markup, c)} is not its total {minor(inv.total, c)} {c}")
+                found.append(
+                    f"invoice {inv.invoice_id}: subtotal {minor(inv.subtotal, c)} + markup "
+                    f"{minor(inv.markup, c)} is not its total {minor(inv.total, c)} {c}"
+                )
         for currency, t in sorted(self.totals().items()):
             subtotals = sum((inv.subtotal for inv in self.invoices if inv.currency == currency), Decimal(0))
             if subtotals != t["invoice"]:
-                found.append(f"{currency}: the invoices' subtotals add up to {minor(subtotals, currency)}, "
-                             f"the statement's invoice lines to {minor(t['invoice'], currency)}")
+                found.append(
+                    f"{currency}: the invoices' subtotals add up to {minor(subtotals, currency)}, "
+                    f"the statement's invoice lines to {minor(t['invoice'], currency)}"
+                )
         return found
 
     @property
     def content_hash(self) -> str:
-        return sha256_text(canonical_json([[line.cost_center, line.treatment, line.service_name, line.category,
-                                            line.reference, line.currency, line.exact_amount, line.amount]
-                                           for line in self.lines]))
+        return sha256_text(
+            canonical_json(
+                [
+                    [
+                        line.cost_center,
+                        line.treatment,
+                        line.service_name,
+                        line.category,
+                        line.reference,
+                        line.currency,
+                        line.exact_amount,
+                        line.amount,
+                    ]
+                    for line in self.lines
+                ]
+            )
+        )
 
 
 @exact
@@ -187,7 +250,8 @@ def resolve_terms(connection: sa.Connection, run_key: str, settings: FinanceSett
     tagged: dict[str, Decimal] = defaultdict(Decimal)
     spend: dict[str, Decimal] = defaultdict(Decimal)
     query = sa.select(ledger_lines.c.cost_center, ledger_lines.c.method, ledger_lines.c.amount).where(
-        ledger_lines.c.run_key == run_key, ledger_lines.c.stage == 0, ledger_lines.c.category != "unallocated")
+        ledger_lines.c.run_key == run_key, ledger_lines.c.stage == 0, ledger_lines.c.category != "unallocated"
+    )
     for cc, method, amount in connection.execute(query):
         spend[cc] += abs(amount)
         if method in settings.tagged_methods:
@@ -198,16 +262,18 @@ def resolve_terms(connection: sa.Connection, run_key: str, settings: FinanceSett
         mode = row.mode
         if mode == "auto":
             mode = "chargeback" if compliance >= settings.compliance_threshold else "showback"
-        terms[row.cost_center] = CostCenterTerms(row.cost_center, row.name, row.mode, mode, compliance,
-                                                 row.gl_account, row.entity)
+        terms[row.cost_center] = CostCenterTerms(
+            row.cost_center, row.name, row.mode, mode, compliance, row.gl_account, row.entity
+        )
     return terms
 
 
 LineKey = tuple[str, str, str, str, str]  # cost_center, currency, service_name, category, reference
 
 
-def _exact_lines(connection: sa.Connection, period: str, run_key: str, terms: Mapping[str, CostCenterTerms],
-                 unallocated: str) -> dict[LineKey, Decimal]:
+def _exact_lines(
+    connection: sa.Connection, period: str, run_key: str, terms: Mapping[str, CostCenterTerms], unallocated: str
+) -> dict[LineKey, Decimal]:
     exact: dict[LineKey, Decimal] = defaultdict(Decimal)
     for (cc, currency, service, category), amount in aggregate_run(connection, run_key).items():
         exact[(cc, currency, service, category, "")] += amount
@@ -228,14 +294,17 @@ def _treatment(cc: str, category: str, terms: Mapping[str, CostCenterTerms], una
 
 
 @exact
-def build_statement(connection: sa.Connection, period: Period | str, settings: FinanceSettings,
-                    witness: Witness) -> Statement:
+def build_statement(
+    connection: sa.Connection, period: Period | str, settings: FinanceSettings, witness: Witness
+) -> Statement:
     """Compute the statement of an open period from the database (nothing is written)."""
     period = str(period)
     run_key = head_run(connection, period)
     if run_key is None:
         raise PeriodError(f"no run has been recorded for period {period}")
-    unallocated = connection.execute(sa.select(runs.c.unallocated_cost_center).where(runs.c.run_key == run_key)).scalar_one()
+    unallocated = connection.execute(
+        sa.select(runs.c.unallocated_cost_center).where(runs.c.run_key == run_key)
+    ).scalar_one()
     terms = resolve_terms(connection, run_key, settings)
     exact = {k: v for k, v in _exact_lines(connection, period, run_key, terms, unallocated).items() if v != 0}
     lines: list[StatementLine] = []
@@ -252,8 +321,14 @@ def build_statement(connection: sa.Connection, period: Period | str, settings: F
     return Statement(period, run_key, terms, tuple(lines), invoices, closed=False)
 
 
-def _invoices(period: str, run_key: str, lines: list[StatementLine], terms: Mapping[str, CostCenterTerms],
-              settings: FinanceSettings, witness: Witness) -> tuple[Invoice, ...]:
+def _invoices(
+    period: str,
+    run_key: str,
+    lines: list[StatementLine],
+    terms: Mapping[str, CostCenterTerms],
+    settings: FinanceSettings,
+    witness: Witness,
+) -> tuple[Invoice, ...]:
     grouped: dict[tuple[str, str], list[StatementLine]] = defaultdict(list)
     for line in lines:
         if line.treatment == "invoice":
@@ -264,13 +339,32 @@ def _invoices(period: str, run_key: str, lines: list[StatementLine], terms: Mapp
         subtotal = sum((line.amount for line in cc_lines), Decimal(0))
         rate = settings.markup_rate(settings.payer_entity, cc_terms.entity)
         markup = round_total(subtotal * rate, currency)
-        identity = {"period": period, "cost_center": cc, "currency": currency, "markup_rate": rate,
-                    "markup": markup, "lines": [[line.service_name, line.category, line.reference, line.amount]
-                                                for line in cc_lines]}
-        invoices.append(Invoice(
-            invoice_id=content_id("inv", identity), period=period, cost_center=cc, cost_center_name=cc_terms.name,
-            entity=cc_terms.entity, payer_entity=settings.payer_entity, gl_account=cc_terms.gl_account,
-            currency=currency, lines=tuple(cc_lines),
-            subtotal=subtotal, markup_rate=rate, markup=markup, total=subtotal + markup, run_key=run_key,
-            audit_head=witness.head, audit_seq=witness.seq))
+        identity = {
+            "period": period,
+            "cost_center": cc,
+            "currency": currency,
+            "markup_rate": rate,
+            "markup": markup,
+            "lines": [[line.service_name, line.category, line.reference, line.amount] for line in cc_lines],
+        }
+        invoices.append(
+            Invoice(
+                invoice_id=content_id("inv", identity),
+                period=period,
+                cost_center=cc,
+                cost_center_name=cc_terms.name,
+                entity=cc_terms.entity,
+                payer_entity=settings.payer_entity,
+                gl_account=cc_terms.gl_account,
+                currency=currency,
+                lines=tuple(cc_lines),
+                subtotal=subtotal,
+                markup_rate=rate,
+                markup=markup,
+                total=subtotal + markup,
+                run_key=run_key,
+                audit_head=witness.head,
+                audit_seq=witness.seq,
+            )
+        )
     return tuple(invoices)

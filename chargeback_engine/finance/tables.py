@@ -21,7 +21,6 @@ from sqlalchemy.types import TypeDecorator
 
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 
-
 #: Decimal digits finance computes with: sums of numeric(38, LEDGER_SCALE) amounts stay exact
 #: (Decimal's default context keeps 28 digits and would silently round them).
 EXACT_DIGITS = 80
@@ -74,7 +73,8 @@ metadata = sa.MetaData()
 _id = sa.String(80)
 
 runs = sa.Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     sa.Column("run_key", _id, primary_key=True),
     sa.Column("period", sa.String(7), nullable=False),
     sa.Column("policy_version", sa.String(100), nullable=False),
@@ -88,7 +88,8 @@ runs = sa.Table(
 )
 
 run_cost_centers = sa.Table(
-    "run_cost_centers", metadata,
+    "run_cost_centers",
+    metadata,
     sa.Column("run_key", _id, primary_key=True),
     sa.Column("cost_center", sa.String(100), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
@@ -98,7 +99,8 @@ run_cost_centers = sa.Table(
 )
 
 ledger_lines = sa.Table(
-    "ledger_lines", metadata,
+    "ledger_lines",
+    metadata,
     sa.Column("run_key", _id, primary_key=True),
     sa.Column("line_no", sa.Integer, primary_key=True),
     sa.Column("record_id", sa.String(100), nullable=False),
@@ -118,7 +120,8 @@ ledger_lines = sa.Table(
 )
 
 decisions = sa.Table(
-    "decisions", metadata,
+    "decisions",
+    metadata,
     sa.Column("run_key", _id, primary_key=True),
     sa.Column("decision_id", sa.String(100), primary_key=True),
     sa.Column("rule_id", sa.String(100)),
@@ -129,7 +132,8 @@ decisions = sa.Table(
 )
 
 adjustments = sa.Table(
-    "adjustments", metadata,
+    "adjustments",
+    metadata,
     sa.Column("adjustment_id", _id, primary_key=True),
     sa.Column("period", sa.String(7), nullable=False),  # the open period that carries it
     sa.Column("corrects_period", sa.String(7), nullable=False),
@@ -143,7 +147,8 @@ adjustments = sa.Table(
 )
 
 period_closes = sa.Table(
-    "period_closes", metadata,
+    "period_closes",
+    metadata,
     sa.Column("period", sa.String(7), primary_key=True),
     sa.Column("run_key", _id, nullable=False),
     sa.Column("statement_hash", _id, nullable=False),
@@ -151,7 +156,8 @@ period_closes = sa.Table(
 )
 
 invoices = sa.Table(
-    "invoices", metadata,
+    "invoices",
+    metadata,
     sa.Column("invoice_id", _id, primary_key=True),
     sa.Column("period", sa.String(7), nullable=False),
     sa.Column("cost_center", sa.String(100), nullable=False),
@@ -165,7 +171,8 @@ invoices = sa.Table(
 )
 
 statement_lines = sa.Table(
-    "statement_lines", metadata,
+    "statement_lines",
+    metadata,
     sa.Column("period", sa.String(7), primary_key=True),
     sa.Column("line_no", sa.Integer, primary_key=True),
     sa.Column("cost_center", sa.String(100), nullable=False),
@@ -180,7 +187,8 @@ statement_lines = sa.Table(
 )
 
 credit_notes = sa.Table(
-    "credit_notes", metadata,
+    "credit_notes",
+    metadata,
     sa.Column("dispute_id", _id, primary_key=True),
     sa.Column("invoice_id", _id, nullable=False),
     sa.Column("period", sa.String(7), nullable=False),
@@ -189,7 +197,8 @@ credit_notes = sa.Table(
 )
 
 journal_batches = sa.Table(
-    "journal_batches", metadata,
+    "journal_batches",
+    metadata,
     sa.Column("batch_id", _id, primary_key=True),
     sa.Column("period", sa.String(7), nullable=False),
     sa.Column("kind", sa.String(20), nullable=False),  # close / correction
@@ -199,7 +208,8 @@ journal_batches = sa.Table(
 )
 
 journal_entries = sa.Table(
-    "journal_entries", metadata,
+    "journal_entries",
+    metadata,
     sa.Column("entry_id", _id, primary_key=True),
     sa.Column("batch_id", _id, nullable=False),
     sa.Column("entry_no", sa.Integer, nullable=False),
@@ -211,7 +221,8 @@ journal_entries = sa.Table(
 )
 
 journal_lines = sa.Table(
-    "journal_lines", metadata,
+    "journal_lines",
+    metadata,
     sa.Column("entry_id", _id, primary_key=True),
     sa.Column("line_no", sa.Integer, primary_key=True),
     sa.Column("account", sa.String(50), nullable=False),
@@ -222,7 +233,8 @@ journal_lines = sa.Table(
 )
 
 disputes = sa.Table(
-    "disputes", metadata,
+    "disputes",
+    metadata,
     sa.Column("dispute_id", _id, primary_key=True),
     sa.Column("period", sa.String(7), nullable=False),
     sa.Column("cost_center", sa.String(100), nullable=False),
@@ -237,7 +249,8 @@ disputes = sa.Table(
 )
 
 dispute_events = sa.Table(
-    "dispute_events", metadata,
+    "dispute_events",
+    metadata,
     sa.Column("dispute_id", _id, primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("action", sa.String(20), nullable=False),
@@ -250,7 +263,8 @@ dispute_events = sa.Table(
 )
 
 audit_records = sa.Table(
-    "audit_records", metadata,
+    "audit_records",
+    metadata,
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("kind", sa.String(50), nullable=False),
     sa.Column("subject", sa.String(200), nullable=False),

@@ -97,15 +97,18 @@ def budget_alerts(
             for threshold in sorted(thresholds):
                 if spend * 100 >= budget * threshold:
                     what = "spend" if kind == "budget-actual" else "forecast month-end spend"
-                    message = (f"{display.cost_center(cc, names or {})}: {what} {display.money(spend, currency)} "
-                               f"reached {display.percent(threshold, digits=0)} of the {period} budget "
-                               f"{display.money(budget, currency)}")
+                    message = (
+                        f"{display.cost_center(cc, names or {})}: {what} {display.money(spend, currency)} "
+                        f"reached {display.percent(threshold, digits=0)} of the {period} budget "
+                        f"{display.money(budget, currency)}"
+                    )
                     alerts.append(Alert(kind, str(period), cc, spend, message, threshold, budget, currency=currency))
     return alerts
 
 
-def anomaly_alerts(anomalies: Sequence[Anomaly], currency: str = "USD",
-                   names: Mapping[str, str] | None = None) -> list[Alert]:
+def anomaly_alerts(
+    anomalies: Sequence[Anomaly], currency: str = "USD", names: Mapping[str, str] | None = None
+) -> list[Alert]:
     return [
         Alert(
             "anomaly",
@@ -114,8 +117,12 @@ def anomaly_alerts(anomalies: Sequence[Anomaly], currency: str = "USD",
             a.actual,
             f"{display.cost_center(a.cost_center, names or {})} / {a.service}: {display.money(a.actual, currency)} "
             f"on {a.day} against {display.money(a.expected, currency)} expected ({display.percent(a.impact_pct)})",
-            details={"service": a.service, "day": a.day.isoformat(), "expected": format(a.expected, "f"),
-                     "impact": format(a.impact, "f")},
+            details={
+                "service": a.service,
+                "day": a.day.isoformat(),
+                "expected": format(a.expected, "f"),
+                "impact": format(a.impact, "f"),
+            },
             currency=currency,
         )
         for a in anomalies
@@ -140,7 +147,9 @@ def channels(config: Sequence[Mapping[str, Any]], notifiers: Mapping[str, Notifi
             raise NotifyError(f"notifiers[{i}]: unknown notifier type {kind!r}; known: {', '.join(sorted(notifiers))}")
         options = {k: v for k, v in entry.items() if k not in ("type", "id")}
         notifier = notifiers[kind]
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(notifier.options_schema).iter_errors(options))
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(notifier.options_schema).iter_errors(options)
+        )
         if error is not None:
             where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
             raise NotifyError(f"notifiers[{i}]{where}: {error.message}")

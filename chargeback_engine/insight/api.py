@@ -55,8 +55,15 @@ class Insight:
     names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, runs: str | Path | None, *, db: str | None = None, metrics: str | Path | None = None,
-             writable: bool = True, **options: Any) -> Insight:
+    def open(
+        cls,
+        runs: str | Path | None,
+        *,
+        db: str | None = None,
+        metrics: str | Path | None = None,
+        writable: bool = True,
+        **options: Any,
+    ) -> Insight:
         """Stored periods from the run directory ``runs``, or from the cost database ``db`` when ``runs`` is None.
 
         ``writable=False`` never creates the database: a missing SQLite file has no budgets.
@@ -87,7 +94,9 @@ class Insight:
             known = ", ".join(self.facts.cost_centers)
             raise InputError(f"cost center {cost_center!r} has no cost in the stored periods (known: {known})")
         forecast = self._month_end(period).get(cost_center)
-        return team_report(self.facts, cost_center, period, budget=self.budgets(period).get(cost_center), forecast=forecast)
+        return team_report(
+            self.facts, cost_center, period, budget=self.budgets(period).get(cost_center), forecast=forecast
+        )
 
     def executive(self, period: Period) -> ExecutiveSummary:
         return executive_summary(self.facts, period)
@@ -111,7 +120,9 @@ class Insight:
 
     def _need_daily(self, what: str) -> None:
         if not self.stored.daily:
-            raise InputError(f"{what} need daily cost, which the cost database does not keep: read the run outputs (--runs DIR)")
+            raise InputError(
+                f"{what} need daily cost, which the cost database does not keep: read the run outputs (--runs DIR)"
+            )
 
     def anomalies(self, *, since: date | None = None, by_service: bool = True) -> list[Anomaly]:
         self._need_daily("anomalies")
@@ -170,8 +181,11 @@ class Insight:
         anomalies = gate([a for a in self.anomalies() if a.day < period.end], self.alert_gate) if daily_data else []
         latest = period == self.facts.periods[-1]
         as_of = min(self.last_day, _last_day(period))
-        forecasts = [f for f in self.forecasts(as_of, months=3) if _last_day(Period.parse(f.period)) > as_of] \
-            if daily_data and latest else []  # a month already complete has nothing left to forecast
+        forecasts = (
+            [f for f in self.forecasts(as_of, months=3) if _last_day(Period.parse(f.period)) > as_of]
+            if daily_data and latest
+            else []
+        )  # a month already complete has nothing left to forecast
         return jsonable(
             {
                 "period": str(period),
@@ -180,26 +194,34 @@ class Insight:
                 "as_of": as_of,
                 "names": {cc: self.names.get(cc, cc) for cc in self.facts.cost_centers},
                 "periods": [str(p) for p in periods],
-                "cost_by_team": [
-                    {"name": cc, "values": [self.facts.total(p, cc) for p in periods]} for cc in teams
-                ],
+                "cost_by_team": [{"name": cc, "values": [self.facts.total(p, cc) for p in periods]} for cc in teams],
                 "direct_vs_shared": [
                     {"name": name, "values": [self.facts.by_coverage(p)[name] for p in periods]}
                     for name in ("direct", "shared", "unallocated")
                 ],
                 "unallocated_trend": [
-                    {"period": str(p), "amount": self.facts.by_coverage(p)["unallocated"],
-                     "pct": percent(self.facts.by_coverage(p)["unallocated"], self.facts.total(p))}
+                    {
+                        "period": str(p),
+                        "amount": self.facts.by_coverage(p)["unallocated"],
+                        "pct": percent(self.facts.by_coverage(p)["unallocated"], self.facts.total(p)),
+                    }
                     for p in periods
                 ],
-                "budget_burn": [] if not daily_data else [
+                "budget_burn": []
+                if not daily_data
+                else [
                     {"name": cc, "budget": budget, "days": _cumulative(daily.get((cc,), {}), period)}
                     for cc, budget in sorted(budgets.items())
                 ],
                 "daily": [
-                    {"name": cc, "points": [{"day": d, "amount": v} for d, v in sorted(daily[(cc,)].items()) if d < period.end]}
+                    {
+                        "name": cc,
+                        "points": [{"day": d, "amount": v} for d, v in sorted(daily[(cc,)].items()) if d < period.end],
+                    }
                     for cc in teams
-                ] if daily_data else [],
+                ]
+                if daily_data
+                else [],
                 "anomalies": anomalies,
                 "forecasts": forecasts,
                 "executive": self.executive(period),
@@ -208,8 +230,9 @@ class Insight:
             }
         )
 
-    def _cost_center_page(self, cost_center: str, period: Period, periods: list[Period],
-                          anomalies: list[Anomaly]) -> dict[str, Any]:
+    def _cost_center_page(
+        self, cost_center: str, period: Period, periods: list[Period], anomalies: list[Anomaly]
+    ) -> dict[str, Any]:
         """What a team lead's showback page shows: trend, top services and resources, invoice, anomalies."""
         report = team_report(self.facts, cost_center, period, budget=self.budgets(period).get(cost_center))
         return {
@@ -221,8 +244,10 @@ class Insight:
             "shared": report.shared,
             "budget": report.budget,
             "top_services": report.top_services,
-            "top_resources": [{"resource": r, "amount": a}
-                              for r, a in self.stored.top_resources.get(str(period), {}).get(cost_center, [])],
+            "top_resources": [
+                {"resource": r, "amount": a}
+                for r, a in self.stored.top_resources.get(str(period), {}).get(cost_center, [])
+            ],
             "invoices": self.store.invoices(str(period), cost_center),
             "anomalies": [a for a in anomalies if a.cost_center == cost_center],
         }

@@ -19,5 +19,6 @@ def statsmodels(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ChargebackError(f"anomaly detection and forecasts need statsmodels, which is not installed: "
-                              f"{INSTALL_HINT}") from exc
+        raise ChargebackError(
+            f"anomaly detection and forecasts need statsmodels, which is not installed: {INSTALL_HINT}"
+        ) from exc

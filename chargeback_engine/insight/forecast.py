@@ -111,13 +111,20 @@ def forecast_cost_center(
 
 def _simulate(history: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """The mean path and ``PATHS`` simulated paths (shape horizon × PATHS) of the next days."""
-    ETSModel = statsmodels("statsmodels.tsa.exponential_smoothing.ets").ETSModel  # noqa: N806 (a class)
+    ETSModel = statsmodels("statsmodels.tsa.exponential_smoothing.ets").ETSModel
 
     # One BLAS thread: these matrices are tiny, and a thread per core only fights the other processes.
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # convergence chatter from the optimiser
-        model = ETSModel(history, error="add", trend="add", damped_trend=True, seasonal="add", seasonal_periods=7,
-                         initialization_method="heuristic")
+        model = ETSModel(
+            history,
+            error="add",
+            trend="add",
+            damped_trend=True,
+            seasonal="add",
+            seasonal_periods=7,
+            initialization_method="heuristic",
+        )
         fitted = model.fit(disp=False)
         mean = np.asarray(fitted.forecast(horizon))
         paths = np.asarray(

@@ -142,7 +142,13 @@ def coverage(facts: Facts, period: Period) -> Coverage:
 def budget_variance(facts: Facts, period: Period, budgets: Mapping[str, Decimal]) -> tuple[Variance, ...]:
     actuals = facts.by_cost_center(period)
     return tuple(
-        Variance(cc, budget, actuals.get(cc, ZERO), actuals.get(cc, ZERO) - budget, percent(actuals.get(cc, ZERO) - budget, budget))
+        Variance(
+            cc,
+            budget,
+            actuals.get(cc, ZERO),
+            actuals.get(cc, ZERO) - budget,
+            percent(actuals.get(cc, ZERO) - budget, budget),
+        )
         for cc, budget in sorted(budgets.items())
     )
 
@@ -155,7 +161,9 @@ def forecast_accuracy(facts: Facts, period: Period, forecasts: Iterable[Forecast
             latest[f.cost_center] = f
     actuals = facts.by_cost_center(period)
     return tuple(
-        ForecastAccuracy(cc, f.amount, actuals.get(cc, ZERO), percent(abs(f.amount - actuals.get(cc, ZERO)), actuals.get(cc, ZERO)))
+        ForecastAccuracy(
+            cc, f.amount, actuals.get(cc, ZERO), percent(abs(f.amount - actuals.get(cc, ZERO)), actuals.get(cc, ZERO))
+        )
         for cc, f in sorted(latest.items())
     )
 

@@ -87,7 +87,12 @@ class EmailNotifier:
             "host": {"type": "string", "minLength": 1, "maxLength": 255},
             "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 25},
             "from": {"type": "string", "minLength": 3, "maxLength": 320},
-            "to": {"type": "array", "items": {"type": "string", "minLength": 3, "maxLength": 320}, "minItems": 1, "maxItems": 100},
+            "to": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 3, "maxLength": 320},
+                "minItems": 1,
+                "maxItems": 100,
+            },
             "starttls": {"type": "boolean", "default": False},
             "username": {"type": "string", "maxLength": 320},
             "password_env": {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$"},

@@ -88,8 +88,9 @@ class _Cells:
 _SPREADSHEET = display.Locale.parse("en_US")
 
 
-def to_tables(result: Any, currency: str = "USD", names: Mapping[str, str] | None = None, *,
-              for_people: bool = True) -> list[Table]:
+def to_tables(
+    result: Any, currency: str = "USD", names: Mapping[str, str] | None = None, *, for_people: bool = True
+) -> list[Table]:
     f = _Cells(currency, names or {}, for_people)
     if isinstance(result, TeamReport):
         return _team_tables(result, f)
@@ -98,31 +99,80 @@ def to_tables(result: Any, currency: str = "USD", names: Mapping[str, str] | Non
     if isinstance(result, KPIs):
         return _kpi_tables(result, f)
     if isinstance(result, list) and all(isinstance(r, Anomaly) for r in result):
-        return [Table("Anomalies", ("day", "cost_center", "service", "actual", "expected", "impact", "impact_pct", "score"),
-                      tuple((a.day.isoformat(), f.cc(a.cost_center), a.service, f.money(a.actual), f.money(a.expected),
-                             f.money(a.impact), f.pct(a.impact_pct), f"{a.score:.1f}") for a in result))]
+        return [
+            Table(
+                "Anomalies",
+                ("day", "cost_center", "service", "actual", "expected", "impact", "impact_pct", "score"),
+                tuple(
+                    (
+                        a.day.isoformat(),
+                        f.cc(a.cost_center),
+                        a.service,
+                        f.money(a.actual),
+                        f.money(a.expected),
+                        f.money(a.impact),
+                        f.pct(a.impact_pct),
+                        f"{a.score:.1f}",
+                    )
+                    for a in result
+                ),
+            )
+        ]
     if isinstance(result, list) and all(isinstance(r, Forecast) for r in result):
-        return [Table("Forecasts", ("cost_center", "period", "as_of", "actual_to_date", "forecast", "lower", "upper", "level"),
-                      tuple((f.cc(fc.cost_center), fc.period, fc.as_of.isoformat(), f.money(fc.actual_to_date),
-                             f.money(fc.amount), f.money(fc.lower), f.money(fc.upper), f"{fc.level}%") for fc in result))]
+        return [
+            Table(
+                "Forecasts",
+                ("cost_center", "period", "as_of", "actual_to_date", "forecast", "lower", "upper", "level"),
+                tuple(
+                    (
+                        f.cc(fc.cost_center),
+                        fc.period,
+                        fc.as_of.isoformat(),
+                        f.money(fc.actual_to_date),
+                        f.money(fc.amount),
+                        f.money(fc.lower),
+                        f.money(fc.upper),
+                        f"{fc.level}%",
+                    )
+                    for fc in result
+                ),
+            )
+        ]
     if isinstance(result, list) and all(isinstance(r, Alert) for r in result):
-        return [Table("Alerts", ("alert_id", "kind", "period", "cost_center", "message"),
-                      tuple((a.alert_id, a.kind, a.period, f.cc(a.cost_center), a.message) for a in result))]
+        return [
+            Table(
+                "Alerts",
+                ("alert_id", "kind", "period", "cost_center", "message"),
+                tuple((a.alert_id, a.kind, a.period, f.cc(a.cost_center), a.message) for a in result),
+            )
+        ]
     raise TypeError(f"cannot render {type(result).__name__} as a table")
 
 
 def _lines(title: str, lines: Sequence[Line], f: _Cells, label: Callable[[str], str] = str) -> Table:
-    return Table(title, ("name", "current", "previous", "change_pct"),
-                 tuple((label(l.name), f.money(l.current), f.money(l.previous), f.pct(l.change_pct)) for l in lines))
+    return Table(
+        title,
+        ("name", "current", "previous", "change_pct"),
+        tuple((label(l.name), f.money(l.current), f.money(l.previous), f.pct(l.change_pct)) for l in lines),
+    )
 
 
 def _team_tables(r: TeamReport, f: _Cells) -> list[Table]:
-    summary = [("period", r.period), ("total", f.money(r.total.current)), ("previous", f.money(r.total.previous)),
-               ("change", f.pct(r.total.change_pct)), ("direct", f.money(r.direct)), ("shared", f.money(r.shared))]
+    summary = [
+        ("period", r.period),
+        ("total", f.money(r.total.current)),
+        ("previous", f.money(r.total.previous)),
+        ("change", f.pct(r.total.change_pct)),
+        ("direct", f.money(r.direct)),
+        ("shared", f.money(r.shared)),
+    ]
     if r.budget is not None:
         summary += [("budget", f.money(r.budget.budget)), ("budget used", f.pct(r.budget.utilisation_pct))]
         if r.budget.forecast is not None:
-            summary += [("forecast month end", f.money(r.budget.forecast)), ("forecast budget use", f.pct(r.budget.forecast_utilisation_pct))]
+            summary += [
+                ("forecast month end", f.money(r.budget.forecast)),
+                ("forecast budget use", f.pct(r.budget.forecast_utilisation_pct)),
+            ]
     return [
         Table(f"Team report {f.cc(r.cost_center)} {r.period} ({r.currency})", ("item", "value"), tuple(summary)),
         _lines("Top services", r.top_services, f),
@@ -131,8 +181,14 @@ def _team_tables(r: TeamReport, f: _Cells) -> list[Table]:
 
 
 def _executive_tables(r: ExecutiveSummary, f: _Cells) -> list[Table]:
-    summary = (("period", r.period), ("total", f.money(r.total.current)), ("previous", f.money(r.total.previous)),
-               ("change", f.pct(r.total.change_pct)), ("unallocated", f.money(r.unallocated)), ("unallocated share", f.pct(r.unallocated_pct)))
+    summary = (
+        ("period", r.period),
+        ("total", f.money(r.total.current)),
+        ("previous", f.money(r.total.previous)),
+        ("change", f.pct(r.total.change_pct)),
+        ("unallocated", f.money(r.unallocated)),
+        ("unallocated share", f.pct(r.unallocated_pct)),
+    )
     return [
         Table(f"Executive summary {r.period} ({r.currency})", ("item", "value"), summary),
         _lines("Cost by team", r.by_team, f, f.cc),
@@ -144,7 +200,10 @@ def _executive_tables(r: ExecutiveSummary, f: _Cells) -> list[Table]:
 def _kpi_tables(k: KPIs, f: _Cells) -> list[Table]:
     c = k.coverage
     rows = [
-        ("tagging compliance (resources)", "n/a" if k.tagging is None else f"{f.pct(k.tagging.by_count_pct)} of {k.tagging.resources}"),
+        (
+            "tagging compliance (resources)",
+            "n/a" if k.tagging is None else f"{f.pct(k.tagging.by_count_pct)} of {k.tagging.resources}",
+        ),
         ("tagging compliance (spend)", "n/a" if k.tagging is None else f.pct(k.tagging.by_spend_pct)),
         ("allocated directly", f"{f.money(c.direct)} ({f.pct(c.direct_pct)})"),
         ("allocated through shared stages", f"{f.money(c.shared)} ({f.pct(c.shared_pct)})"),
@@ -155,15 +214,49 @@ def _kpi_tables(k: KPIs, f: _Cells) -> list[Table]:
     ]
     return [
         Table(f"KPIs {k.period} ({k.currency})", ("kpi", "value"), tuple(rows)),
-        Table("Budget variance", ("cost_center", "budget", "actual", "variance", "variance_pct"),
-              tuple((f.cc(v.cost_center), f.money(v.budget), f.money(v.actual), f.money(v.variance), f.pct(v.variance_pct))
-                    for v in k.budget_variance)),
-        Table("Forecast accuracy", ("cost_center", "forecast", "actual", "error_pct"),
-              tuple((f.cc(a.cost_center), f.money(a.forecast), f.money(a.actual), f.pct(a.error_pct)) for a in k.forecast_accuracy)),
-        Table("Unit cost", ("driver", "cost_center", "cost", "quantity", "unit_cost"),
-              tuple((u.driver, f.cc(u.cost_center) if u.cost_center else "(all)", f.money(u.cost), str(u.quantity), str(u.unit_cost)) for u in k.unit_costs)),
-        Table("Cost per engineer", ("cost_center", "cost", "headcount", "cost_per_engineer"),
-              tuple((f.cc(u.cost_center) if u.cost_center else "(all)", f.money(u.cost), str(u.quantity), f.money(u.unit_cost)) for u in k.cost_per_engineer)),
+        Table(
+            "Budget variance",
+            ("cost_center", "budget", "actual", "variance", "variance_pct"),
+            tuple(
+                (f.cc(v.cost_center), f.money(v.budget), f.money(v.actual), f.money(v.variance), f.pct(v.variance_pct))
+                for v in k.budget_variance
+            ),
+        ),
+        Table(
+            "Forecast accuracy",
+            ("cost_center", "forecast", "actual", "error_pct"),
+            tuple(
+                (f.cc(a.cost_center), f.money(a.forecast), f.money(a.actual), f.pct(a.error_pct))
+                for a in k.forecast_accuracy
+            ),
+        ),
+        Table(
+            "Unit cost",
+            ("driver", "cost_center", "cost", "quantity", "unit_cost"),
+            tuple(
+                (
+                    u.driver,
+                    f.cc(u.cost_center) if u.cost_center else "(all)",
+                    f.money(u.cost),
+                    str(u.quantity),
+                    str(u.unit_cost),
+                )
+                for u in k.unit_costs
+            ),
+        ),
+        Table(
+            "Cost per engineer",
+            ("cost_center", "cost", "headcount", "cost_per_engineer"),
+            tuple(
+                (
+                    f.cc(u.cost_center) if u.cost_center else "(all)",
+                    f.money(u.cost),
+                    str(u.quantity),
+                    f.money(u.unit_cost),
+                )
+                for u in k.cost_per_engineer
+            ),
+        ),
     ]
 
 
@@ -175,7 +268,9 @@ def _csv(tables: Sequence[Table]) -> str:
 
 
 def _markdown(t: Table) -> str:
-    escape = lambda c: c.replace("|", "\\|")
+    def escape(c: str) -> str:
+        return c.replace("|", "\\|")
+
     lines = [f"**{t.title}**", "", "| " + " | ".join(t.header) + " |", "|" + "|".join("---" for _ in t.header) + "|"]
     lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in t.rows]
     return "\n".join(lines) + "\n"
@@ -183,5 +278,8 @@ def _markdown(t: Table) -> str:
 
 def _text(t: Table) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in t.rows]) for i, h in enumerate(t.header)]
-    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+
     return "\n".join([t.title, fmt(t.header), *(fmt(r) for r in t.rows)]) + "\n"

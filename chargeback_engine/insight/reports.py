@@ -86,15 +86,15 @@ class ExecutiveSummary:
     unallocated_pct: Decimal | None
 
 
-def trend(facts: Facts, period: Period, cost_center: str | None = None, months: int = TREND_MONTHS) -> tuple[TrendPoint, ...]:
+def trend(
+    facts: Facts, period: Period, cost_center: str | None = None, months: int = TREND_MONTHS
+) -> tuple[TrendPoint, ...]:
     """Totals of the ``months`` stored periods up to ``period`` (missing periods are zero)."""
     first = period.shift(1 - months)
     stored = [p for p in facts.periods if first <= p <= period]
     start = stored[0] if stored else period
     span = (period.year - start.year) * 12 + period.month - start.month + 1
-    return tuple(
-        TrendPoint(str(p), facts.total(p, cost_center)) for p in (start.shift(i) for i in range(span))
-    )
+    return tuple(TrendPoint(str(p), facts.total(p, cost_center)) for p in (start.shift(i) for i in range(span)))
 
 
 def budget_use(budget: Decimal | None, actual: Decimal, forecast: Decimal | None = None) -> BudgetUse | None:
@@ -144,7 +144,9 @@ def executive_summary(facts: Facts, period: Period) -> ExecutiveSummary:
     coverage = facts.by_coverage(period)
     buckets = _unowned(facts, period) | _unowned(facts, period.shift(-1))
     teams = [
-        Line.of(cc, now.get(cc, ZERO), before.get(cc, ZERO)) for cc in sorted(set(now) | set(before)) if cc not in buckets
+        Line.of(cc, now.get(cc, ZERO), before.get(cc, ZERO))
+        for cc in sorted(set(now) | set(before))
+        if cc not in buckets
     ]
     total = Line.of("total", sum(now.values(), ZERO), sum(before.values(), ZERO))
     return ExecutiveSummary(
@@ -162,4 +164,3 @@ def executive_summary(facts: Facts, period: Period) -> ExecutiveSummary:
 def _unowned(facts: Facts, period: Period) -> set[str]:
     """Cost centers that hold unallocated or pooled money in ``period``: buckets and pools, not teams."""
     return {f.cost_center for f in facts.in_period(period) if f.coverage in ("unallocated", "pooled")}
-

@@ -30,8 +30,17 @@ from chargeback_engine.periods import Period
 LEDGER_FILE = "allocations.parquet"
 FOCUS_FILE = "focus_allocated.parquet"
 #: The ledger columns insight reads; a stored ledger without one of them is rejected.
-LEDGER_COLUMNS = ("period", "charge_period_start", "cost_center", "service_name", "amount", "currency",
-                  "stage", "from_cost_center", "category")
+LEDGER_COLUMNS = (
+    "period",
+    "charge_period_start",
+    "cost_center",
+    "service_name",
+    "amount",
+    "currency",
+    "stage",
+    "from_cost_center",
+    "category",
+)
 METRIC_COLUMNS = ("period", "cost_center", "metric", "value")
 
 
@@ -158,8 +167,8 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     invoices that the period's current journal batches post.
     """
     from chargeback_engine.finance import open_database
-    from chargeback_engine.finance.db import missing_sqlite_file
     from chargeback_engine.finance import tables as t
+    from chargeback_engine.finance.db import missing_sqlite_file
     from chargeback_engine.finance.runs import head_run
 
     if missing := missing_sqlite_file(url):
@@ -169,40 +178,73 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     with engine.connect() as conn:
         for period in sorted(set(conn.execute(sa.select(t.runs.c.period)).scalars())):
             run_key = head_run(conn, period)
-            buckets.update(conn.execute(sa.select(t.runs.c.unallocated_cost_center).where(
-                t.runs.c.run_key == run_key)).scalars())
-            lines = conn.execute(
-                sa.select(t.ledger_lines.c.period, t.ledger_lines.c.service_name, t.ledger_lines.c.cost_center,
-                          t.ledger_lines.c.from_cost_center, t.ledger_lines.c.stage, t.ledger_lines.c.category,
-                          t.ledger_lines.c.amount, t.ledger_lines.c.currency).where(t.ledger_lines.c.run_key == run_key)
-            ).mappings().all()
-            adjustments = conn.execute(
-                sa.select(t.adjustments.c.period, t.adjustments.c.service_name, t.adjustments.c.cost_center,
-                          t.adjustments.c.currency, t.adjustments.c.amount).where(t.adjustments.c.period == period)
-            ).mappings().all()
+            buckets.update(
+                conn.execute(sa.select(t.runs.c.unallocated_cost_center).where(t.runs.c.run_key == run_key)).scalars()
+            )
+            lines = (
+                conn.execute(
+                    sa.select(
+                        t.ledger_lines.c.period,
+                        t.ledger_lines.c.service_name,
+                        t.ledger_lines.c.cost_center,
+                        t.ledger_lines.c.from_cost_center,
+                        t.ledger_lines.c.stage,
+                        t.ledger_lines.c.category,
+                        t.ledger_lines.c.amount,
+                        t.ledger_lines.c.currency,
+                    ).where(t.ledger_lines.c.run_key == run_key)
+                )
+                .mappings()
+                .all()
+            )
+            adjustments = (
+                conn.execute(
+                    sa.select(
+                        t.adjustments.c.period,
+                        t.adjustments.c.service_name,
+                        t.adjustments.c.cost_center,
+                        t.adjustments.c.currency,
+                        t.adjustments.c.amount,
+                    ).where(t.adjustments.c.period == period)
+                )
+                .mappings()
+                .all()
+            )
             rows = [dict(r) for r in lines] + [
                 {**dict(a), "from_cost_center": None, "stage": 0, "category": "adjustment"} for a in adjustments
             ]
-            ledgers.append(pa.Table.from_pylist(
-                [{**r, "charge_period_start": None} for r in rows],
-                schema=pa.schema([LEDGER_SCHEMA.field(c) for c in LEDGER_COLUMNS]),
-            ))
-            names.update(conn.execute(
-                sa.select(t.run_cost_centers.c.cost_center, t.run_cost_centers.c.name).where(
-                    t.run_cost_centers.c.run_key == run_key)).all())
-            chargeback.update(conn.execute(
-                sa.select(t.run_cost_centers.c.cost_center).where(
-                    t.run_cost_centers.c.run_key == run_key, t.run_cost_centers.c.mode == "chargeback")
-            ).scalars())
+            ledgers.append(
+                pa.Table.from_pylist(
+                    [{**r, "charge_period_start": None} for r in rows],
+                    schema=pa.schema([LEDGER_SCHEMA.field(c) for c in LEDGER_COLUMNS]),
+                )
+            )
+            names.update(
+                conn.execute(
+                    sa.select(t.run_cost_centers.c.cost_center, t.run_cost_centers.c.name).where(
+                        t.run_cost_centers.c.run_key == run_key
+                    )
+                ).all()
+            )
+            chargeback.update(
+                conn.execute(
+                    sa.select(t.run_cost_centers.c.cost_center).where(
+                        t.run_cost_centers.c.run_key == run_key, t.run_cost_centers.c.mode == "chargeback"
+                    )
+                ).scalars()
+            )
             current = sa.select(t.journal_batches.c.batch_id).where(
                 t.journal_batches.c.period == period,
                 t.journal_batches.c.batch_id.not_in(sa.select(t.journal_batches.c.supersedes)),
             )
             posted = sa.select(t.journal_entries.c.invoice_id).where(
-                t.journal_entries.c.batch_id.in_(current), t.journal_entries.c.reverses.is_(None))
-            subtotals = conn.execute(
-                sa.select(t.invoices.c.subtotal).where(t.invoices.c.invoice_id.in_(posted))
-            ).scalars().all()
+                t.journal_entries.c.batch_id.in_(current), t.journal_entries.c.reverses.is_(None)
+            )
+            subtotals = (
+                conn.execute(sa.select(t.invoices.c.subtotal).where(t.invoices.c.invoice_id.in_(posted)))
+                .scalars()
+                .all()
+            )
             if subtotals:
                 journaled[period] = sum(subtotals, Decimal(0))
     engine.dispose()
@@ -262,7 +304,9 @@ def read_budgets(path: str | Path) -> dict[tuple[str, str], Decimal]:
             except InvalidOperation:
                 raise InputError(f"{path}:{line}: column 'amount': {row['amount']!r} is not a number") from None
             if not amount.is_finite() or amount < 0:
-                raise InputError(f"{path}:{line}: column 'amount': {row['amount']!r} must be a finite amount, at least 0")
+                raise InputError(
+                    f"{path}:{line}: column 'amount': {row['amount']!r} must be a finite amount, at least 0"
+                )
             if (row["cost_center"], period) in budgets:
                 raise InputError(f"{path}:{line}: a second budget for {row['cost_center']} in {period}")
             budgets[(row["cost_center"], period)] = amount

@@ -83,18 +83,30 @@ class InsightStore:
         """Store forecasts; storing the same forecast again replaces it (same cost center, period, day)."""
         with self.engine.begin() as conn:
             for f in items:
-                key = (forecasts.c.cost_center == f.cost_center, forecasts.c.period == f.period, forecasts.c.as_of == f.as_of)
+                key = (
+                    forecasts.c.cost_center == f.cost_center,
+                    forecasts.c.period == f.period,
+                    forecasts.c.as_of == f.as_of,
+                )
                 conn.execute(sa.delete(forecasts).where(*key))
                 conn.execute(
                     sa.insert(forecasts).values(
-                        cost_center=f.cost_center, period=f.period, as_of=f.as_of, actual_to_date=f.actual_to_date,
-                        amount=f.amount, lower=f.lower, upper=f.upper, level=f.level,
+                        cost_center=f.cost_center,
+                        period=f.period,
+                        as_of=f.as_of,
+                        actual_to_date=f.actual_to_date,
+                        amount=f.amount,
+                        lower=f.lower,
+                        upper=f.upper,
+                        level=f.level,
                     )
                 )
 
     def forecasts(self) -> list[Forecast]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(forecasts).order_by(forecasts.c.as_of, forecasts.c.cost_center, forecasts.c.period))
+            rows = conn.execute(
+                sa.select(forecasts).order_by(forecasts.c.as_of, forecasts.c.cost_center, forecasts.c.period)
+            )
             return [
                 Forecast(r.cost_center, r.period, _date(r.as_of), r.actual_to_date, r.amount, r.lower, r.upper, r.level)
                 for r in rows
@@ -105,7 +117,9 @@ class InsightStore:
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    sa.insert(sent_alerts).values(alert_id=alert_id, channel=channel, period=period, kind=kind, payload=payload)
+                    sa.insert(sent_alerts).values(
+                        alert_id=alert_id, channel=channel, period=period, kind=kind, payload=payload
+                    )
                 )
         except IntegrityError:
             return False
@@ -114,7 +128,9 @@ class InsightStore:
     def release_alert(self, alert_id: str, channel: str) -> None:
         """Forget a claim whose sending failed, so the next check tries again."""
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(sent_alerts).where(sent_alerts.c.alert_id == alert_id, sent_alerts.c.channel == channel))
+            conn.execute(
+                sa.delete(sent_alerts).where(sent_alerts.c.alert_id == alert_id, sent_alerts.c.channel == channel)
+            )
 
     def invoices(self, period: str, cost_center: str) -> list[dict[str, Any]]:
         """The issued invoices of a cost center for a period, when this database holds the finance books."""
@@ -123,15 +139,20 @@ class InsightStore:
         if not sa.inspect(self.engine).has_table(invoices.name):
             return []
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(invoices.c.invoice_id, invoices.c.currency, invoices.c.subtotal,
-                                          invoices.c.markup, invoices.c.total)
-                                .where(invoices.c.period == period, invoices.c.cost_center == cost_center)
-                                .order_by(invoices.c.currency))
+            rows = conn.execute(
+                sa.select(
+                    invoices.c.invoice_id, invoices.c.currency, invoices.c.subtotal, invoices.c.markup, invoices.c.total
+                )
+                .where(invoices.c.period == period, invoices.c.cost_center == cost_center)
+                .order_by(invoices.c.currency)
+            )
             return [dict(r._mapping) for r in rows]
 
     def sent(self) -> list[dict[str, str]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(sent_alerts).order_by(sent_alerts.c.period, sent_alerts.c.alert_id, sent_alerts.c.channel))
+            rows = conn.execute(
+                sa.select(sent_alerts).order_by(sent_alerts.c.period, sent_alerts.c.alert_id, sent_alerts.c.channel)
+            )
             return [dict(r._mapping) for r in rows]
 
 

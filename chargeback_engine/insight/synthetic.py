@@ -50,10 +50,7 @@ def daily_series(
     base = level if level is not None else rng.uniform(50.0, 5000.0)
     growth = rng.uniform(-0.001, 0.003)  # per day: -3% to +9% a month
     return [
-        base
-        * math.exp(growth * t)
-        * WEEKLY_PROFILE[(start_weekday + t) % 7]
-        * max(0.5, 1.0 + rng.gauss(0.0, noise))
+        base * math.exp(growth * t) * WEEKLY_PROFILE[(start_weekday + t) % 7] * max(0.5, 1.0 + rng.gauss(0.0, noise))
         for t in range(days)
     ]
 
@@ -135,10 +132,19 @@ def write_sample(root: str | Path, *, seed: int = 6) -> Path:
     return root
 
 
-def _sample_period(period: Period, first: date, series: Mapping[tuple[str, str], list[float]]) -> tuple[list[dict], list[dict]]:
+def _sample_period(
+    period: Period, first: date, series: Mapping[tuple[str, str], list[float]]
+) -> tuple[list[dict], list[dict]]:
     run_id = hashlib.sha256(f"sample:{period}".encode()).hexdigest()[:16]
-    base = {"run_id": run_id, "source_id": "sample", "period": str(period), "currency": "USD",
-            "billing_account_id": "111111111111", "policy_version": "sample", "policy_hash": "sample"}
+    base = {
+        "run_id": run_id,
+        "source_id": "sample",
+        "period": str(period),
+        "currency": "USD",
+        "billing_account_id": "111111111111",
+        "policy_version": "sample",
+        "policy_hash": "sample",
+    }
     ledger: list[dict] = []
     focus: list[dict] = []
     day = period.start
@@ -151,23 +157,51 @@ def _sample_period(period: Period, first: date, series: Mapping[tuple[str, str],
             record = hashlib.sha256(f"{period}:{row}".encode()).hexdigest()[:24]
             tagged = cc != SAMPLE_BUCKET
             tags = {"cost-center": cc, "env": "prod"} if tagged else {"env": "prod"}
-            focus.append({"EffectiveCost": amount, "BilledCost": amount, "BillingCurrency": "USD", "ChargePeriodStart": start,
-                          "ChargePeriodEnd": start + timedelta(days=1), "ServiceName": service,
-                          "ResourceId": f"{service.split()[-1].lower()}-{cc.lower()}-{row % 3}", "Tags": json.dumps(tags),
-                          "x_SourceId": "sample", "x_SourceRow": row})
+            focus.append(
+                {
+                    "EffectiveCost": amount,
+                    "BilledCost": amount,
+                    "BillingCurrency": "USD",
+                    "ChargePeriodStart": start,
+                    "ChargePeriodEnd": start + timedelta(days=1),
+                    "ServiceName": service,
+                    "ResourceId": f"{service.split()[-1].lower()}-{cc.lower()}-{row % 3}",
+                    "Tags": json.dumps(tags),
+                    "x_SourceId": "sample",
+                    "x_SourceRow": row,
+                }
+            )
             category = "direct" if tagged else "unallocated"
-            ledger.append({**base, "record_id": record, "source_row": row, "charge_period_start": start, "service_name": service,
-                           "cost_center": cc, "amount": amount, "stage": 0, "category": category,
-                           "rule_id": "by-tag" if tagged else None, "method": "tag" if tagged else "unallocated",
-                           "decision_id": hashlib.sha256(f"{cc}:{tagged}".encode()).hexdigest()[:16]})
+            ledger.append(
+                {
+                    **base,
+                    "record_id": record,
+                    "source_row": row,
+                    "charge_period_start": start,
+                    "service_name": service,
+                    "cost_center": cc,
+                    "amount": amount,
+                    "stage": 0,
+                    "category": category,
+                    "rule_id": "by-tag" if tagged else None,
+                    "method": "tag" if tagged else "unallocated",
+                    "decision_id": hashlib.sha256(f"{cc}:{tagged}".encode()).hexdigest()[:16],
+                }
+            )
             if cc in SAMPLE_TEAMS:
                 direct[cc] = direct.get(cc, Decimal(0)) + amount
             if cc == SAMPLE_POOL:
                 pool_row = ledger[-1]
         teams = sorted(direct)
         shares = split(pool_row["amount"], [direct[t] for t in teams])
-        stage = {**pool_row, "stage": 1, "from_cost_center": SAMPLE_POOL, "category": "shared", "rule_id": "platform-by-direct-cost",
-                 "method": "proportional"}
+        stage = {
+            **pool_row,
+            "stage": 1,
+            "from_cost_center": SAMPLE_POOL,
+            "category": "shared",
+            "rule_id": "platform-by-direct-cost",
+            "method": "proportional",
+        }
         ledger.append({**stage, "amount": -pool_row["amount"]})
         ledger.extend({**stage, "cost_center": t, "amount": share} for t, share in zip(teams, shares))
         day += timedelta(days=1)

@@ -61,14 +61,18 @@ def build_policy(document: Mapping[str, Any], *, path: str, locate: Locate) -> P
         )
     )
     stages = tuple(
-        Stage(pool=s["pool"], allocate=AllocationSpec.from_document(s["allocate"]), location=locate(("spec", "stages", i)))
+        Stage(
+            pool=s["pool"], allocate=AllocationSpec.from_document(s["allocate"]), location=locate(("spec", "stages", i))
+        )
         for i, s in enumerate(spec.get("stages", []))
     )
     drivers = tuple(
         Driver(
             id=driver_id,
             file=d.get("file"),
-            inline=tuple((str(row["period"]), row["cost_center"], Decimal(str(row["quantity"]))) for row in d.get("inline", [])),
+            inline=tuple(
+                (str(row["period"]), row["cost_center"], Decimal(str(row["quantity"]))) for row in d.get("inline", [])
+            ),
         )
         for driver_id, d in spec.get("drivers", {}).items()
     )

@@ -52,8 +52,9 @@ def unknown_cost_centers(
         named = [((*at, index), value) for index, value in enumerate(ids)]
     known = known_cost_centers(policy)
     return [
-        Finding(path, f"unknown cost center {value!r}; declare it under spec.cost_centers"
-                      f"{suggestion(str(value), known)}")
+        Finding(
+            path, f"unknown cost center {value!r}; declare it under spec.cost_centers{suggestion(str(value), known)}"
+        )
         for path, value in named
         if value not in known
     ]

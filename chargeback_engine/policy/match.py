@@ -126,7 +126,7 @@ def compile_condition(when: Mapping[str, Any] | None, tags: TagNormalizer | None
         else:
             field_name = name
             if name.startswith(TAG_PREFIX):
-                field_name = TAG_PREFIX + tags.normalize_key(name[len(TAG_PREFIX):])
+                field_name = TAG_PREFIX + tags.normalize_key(name[len(TAG_PREFIX) :])
             parts.append(_compile_matcher(field_name, spec, tags))
     return _All(tuple(parts))
 
@@ -165,8 +165,10 @@ def compile_regex(pattern: str) -> Any:
         re.compile(pattern)
     except re.error:
         raise ValueError(f"is not a valid regular expression ({reason})") from None
-    raise ValueError(f"needs a backtracking regex engine ({reason}); regular expressions run under RE2 "
-                     "so that matching time stays linear: rewrite it without backreferences or lookaround") from None
+    raise ValueError(
+        f"needs a backtracking regex engine ({reason}); regular expressions run under RE2 "
+        "so that matching time stays linear: rewrite it without backreferences or lookaround"
+    ) from None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ def contained_path(policy_file: str | Path | None, written: str) -> Path:
     path = folder / written
     resolved = path.resolve()
     if not any(resolved.is_relative_to(root) for root in (folder.resolve(), *allowed_roots())):
-        raise InputError(f"file {written!r} is outside the policy's folder ({folder}); policies may only read "
-                         f"files beside them, or under a folder listed in {ROOTS_VARIABLE}")
+        raise InputError(
+            f"file {written!r} is outside the policy's folder ({folder}); policies may only read "
+            f"files beside them, or under a folder listed in {ROOTS_VARIABLE}"
+        )
     return path

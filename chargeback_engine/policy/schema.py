@@ -119,22 +119,36 @@ _DEFS: dict[str, Any] = {
                 "additionalProperties": {"$ref": "#/$defs/tag-key"},
                 "maxProperties": 500,
             },
-            "required": _list({"$ref": "#/$defs/tag-key"}, 100, uniqueItems=True,
-                              description="Canonical tag keys every resource must carry (chargeback report tags)."),
-            "owner": {"$ref": "#/$defs/tag-key",
-                      "description": "The tag naming whom to ask about an untagged resource (default owner)."},
+            "required": _list(
+                {"$ref": "#/$defs/tag-key"},
+                100,
+                uniqueItems=True,
+                description="Canonical tag keys every resource must carry (chargeback report tags).",
+            ),
+            "owner": {
+                "$ref": "#/$defs/tag-key",
+                "description": "The tag naming whom to ask about an untagged resource (default owner).",
+            },
         }
     ),
     "enrich": _object(
         {
-            "cache": _text(1024, description="Snapshot cache directory, relative to the policy file "
-                                             "(default $CHARGEBACK_CACHE_DIR, else ~/.cache/chargeback)."),
+            "cache": _text(
+                1024,
+                description="Snapshot cache directory, relative to the policy file "
+                "(default $CHARGEBACK_CACHE_DIR, else ~/.cache/chargeback).",
+            ),
             "sources": _list({"$ref": "#/$defs/enricher"}, 20, minItems=1),
             "precedence": _object(
                 {
-                    "default": _list({"$ref": "#/$defs/id"}, 21, minItems=1, uniqueItems=True,
-                                     description="bill and source ids, first asked first (default: bill, then the "
-                                                 "sources in order)."),
+                    "default": _list(
+                        {"$ref": "#/$defs/id"},
+                        21,
+                        minItems=1,
+                        uniqueItems=True,
+                        description="bill and source ids, first asked first (default: bill, then the "
+                        "sources in order).",
+                    ),
                     "keys": {
                         "type": "object",
                         "description": "Canonical tag key -> its own order of bill and source ids.",
@@ -167,7 +181,9 @@ _DEFS: dict[str, Any] = {
     "driver": {
         **_object(
             {
-                "file": _text(1024, description="CSV with columns period, cost_center, quantity; relative to the policy file."),
+                "file": _text(
+                    1024, description="CSV with columns period, cost_center, quantity; relative to the policy file."
+                ),
                 "inline": _list(
                     _object(
                         {
@@ -254,7 +270,10 @@ _DEFS: dict[str, Any] = {
     "spec": _object(
         {
             "currency": {"$ref": "#/$defs/currency"},
-            "cost_column": {"enum": ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"], "default": "EffectiveCost"},
+            "cost_column": {
+                "enum": ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"],
+                "default": "EffectiveCost",
+            },
             "unallocated": {"$ref": "#/$defs/cost-center-id", "default": "UNALLOCATED"},
             "out_of_period": {"enum": ["error", "charge-to-run-period"], "default": "error"},
             "tags": {"$ref": "#/$defs/tags"},
@@ -269,10 +288,11 @@ _DEFS: dict[str, Any] = {
             "rules": _list({"$ref": "#/$defs/rule"}, 1000),
             "stages": _list({"$ref": "#/$defs/stage"}, 100),
             "pool_leftovers": {
-                "enum": ["error", "unallocated"], "default": "error",
+                "enum": ["error", "unallocated"],
+                "default": "error",
                 "description": "Money still in a shared pool after the last stage: 'error' fails the run naming "
-                               "each pool and amount, writing nothing; 'unallocated' moves it to the unallocated "
-                               "cost center.",
+                "each pool and amount, writing nothing; 'unallocated' moves it to the unallocated "
+                "cost center.",
             },
             "sources": _list({"$ref": "#/$defs/source"}, 50),
             "exports": _list({"$ref": "#/$defs/export"}, 50),

@@ -16,8 +16,8 @@ from jsonschema.exceptions import ValidationError
 from chargeback_engine.enrich.checks import check_enrich
 from chargeback_engine.errors import Diagnostic, InputError
 from chargeback_engine.focus import FOCUS_COLUMNS, MONEY_COLUMNS
-from chargeback_engine.plugins import Registry
 from chargeback_engine.periods import Period
+from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.checks import driver_rows, suggestion, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
 from chargeback_engine.policy.model import Policy
@@ -113,8 +113,11 @@ def _explain_alternatives(error: ValidationError, doc: YamlDocument) -> list[Dia
             return []  # the missing field is reported on its own
         names = sorted(e.validator_value for errs in branches.values() for e in errs if e.validator == "const")
         return [doc.diagnostic((*path, field), _unknown(_NOUNS.get(field, field), error.instance[field], names))]
-    types = list(dict.fromkeys(t for errs in branches.values() for e in errs if e.validator == "type"
-                               for t in _as_list(e.validator_value)))
+    types = list(
+        dict.fromkeys(
+            t for errs in branches.values() for e in errs if e.validator == "type" for t in _as_list(e.validator_value)
+        )
+    )
     return [doc.diagnostic(path, _type_message(types, error.instance, doc.texts.get(path)))]
 
 
@@ -135,8 +138,15 @@ def _as_list(value: Any) -> list[str]:
     return list(value) if isinstance(value, list) else [value]
 
 
-_TYPE_NAMES = {"string": "text", "integer": "a whole number", "number": "a number", "boolean": "true/false",
-               "object": "a mapping", "array": "a list", "null": "null"}
+_TYPE_NAMES = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true/false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
 
 
 def _type_message(expected: Any, instance: Any, text: str | None) -> str:
@@ -144,7 +154,7 @@ def _type_message(expected: Any, instance: Any, text: str | None) -> str:
     wanted = " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
     got = _describe(instance, text)
     if "string" in _as_list(expected) and text is not None and instance is not None:
-        return f"expected {wanted}, got {got}; quote it (\"{text}\") to keep it as text"
+        return f'expected {wanted}, got {got}; quote it ("{text}") to keep it as text'
     return f"expected {wanted}, got {got}"
 
 
@@ -211,12 +221,14 @@ class Semantics:
         effective = self.doc.data["metadata"].get("effective", {})
         for bound in ("from", "until"):
             if bound in effective and date.fromisoformat(effective[bound]).day != 1:
-                self.report(("metadata", "effective", bound),
-                            "must be the first day of a month, as billing periods are months")
+                self.report(
+                    ("metadata", "effective", bound), "must be the first day of a month, as billing periods are months"
+                )
         until = self.policy.effective_until
         if until is not None and until <= self.policy.effective_from:
-            self.report(("metadata", "effective", "until"),
-                        f"must be after effective.from ({self.policy.effective_from})")
+            self.report(
+                ("metadata", "effective", "until"), f"must be after effective.from ({self.policy.effective_from})"
+            )
 
     def duplicates(self, section: str, field: str, noun: str) -> None:
         first: dict[Any, int] = {}
@@ -234,9 +246,10 @@ class Semantics:
             priority = rule["priority"]
             if priority in first:
                 other = self.spec["rules"][first[priority]]["id"]
-                self.report(("spec", "rules", index, "priority"),
-                            f"priority {priority} is also used by rule {other!r}; "
-                            "equal priorities make the order ambiguous")
+                self.report(
+                    ("spec", "rules", index, "priority"),
+                    f"priority {priority} is also used by rule {other!r}; equal priorities make the order ambiguous",
+                )
             else:
                 first[priority] = index
 
@@ -246,9 +259,11 @@ class Semantics:
         for source, target in self.spec.get("tags", {}).get("aliases", {}).items():
             canonical = plain.normalize_key(target)
             if tags.aliases.get(canonical, canonical) != canonical:
-                self.report(("spec", "tags", "aliases", source),
-                            f"alias target {target!r} is itself an alias of {tags.aliases[canonical]!r}; "
-                            "aliases are not chained")
+                self.report(
+                    ("spec", "tags", "aliases", source),
+                    f"alias target {target!r} is itself an alias of {tags.aliases[canonical]!r}; "
+                    "aliases are not chained",
+                )
 
     def drivers(self) -> None:
         for driver_id, driver in self.spec.get("drivers", {}).items():
@@ -259,8 +274,10 @@ class Semantics:
                     self.report(("spec", "drivers", driver_id, "file"), f"driver {exc}")
                     continue
                 if not found:
-                    self.report(("spec", "drivers", driver_id, "file"),
-                                f"driver file {driver['file']!r} not found next to the policy")
+                    self.report(
+                        ("spec", "drivers", driver_id, "file"),
+                        f"driver file {driver['file']!r} not found next to the policy",
+                    )
             for index, row in enumerate(driver.get("inline", [])):
                 at = ("spec", "drivers", driver_id, "inline", index, "cost_center")
                 for finding in unknown_cost_centers(self.policy, row["cost_center"]):
@@ -294,9 +311,12 @@ class Semantics:
         end = str(Period.of(until)) if until else None
         if not any(p and p >= first and (end is None or p < end) for p in (row["period"] for row in rows)):
             window = f"from {first}" + (f" until {end}" if end else "")
-            self.report(("spec", "drivers", driver_id),
-                        f"driver {driver_id!r} has no rows for any period of the policy's window ({window}): "
-                        "every allocation by it takes its fallback", severity="warning")
+            self.report(
+                ("spec", "drivers", driver_id),
+                f"driver {driver_id!r} has no rows for any period of the policy's window ({window}): "
+                "every allocation by it takes its fallback",
+                severity="warning",
+            )
 
     def when_fields(self) -> None:
         for index, rule in enumerate(self.spec["rules"]):
@@ -316,8 +336,10 @@ class Semantics:
                 self._when(value, (*at, name))
             elif not name.startswith(TAG_PREFIX) and name not in MATCHABLE_COLUMNS:
                 if name in FOCUS_COLUMNS:
-                    message = (f"{name!r} cannot be matched on; rules match on attributes, not amounts "
-                               "(use tags.<key> for tags)")
+                    message = (
+                        f"{name!r} cannot be matched on; rules match on attributes, not amounts "
+                        "(use tags.<key> for tags)"
+                    )
                 else:
                     hint = suggestion(name, MATCHABLE_COLUMNS) or "; tags are written tags.<key>"
                     message = f"unknown FOCUS column {name!r}{hint}"
@@ -347,9 +369,12 @@ class Semantics:
                 self.report((*at, "driver"), _unknown("driver", block["driver"], drivers))
             try:
                 findings = list(registered.component.check(_params(block), self.policy))
-            except Exception as exc:  # a plugin bug must be named, not dumped as a traceback
-                self.report(at, f"allocator {block['method']!r} (plugin {registered.plugin!r}) failed to check "
-                                f"its parameters: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a plugin bug must be named, not dumped as a traceback
+                self.report(
+                    at,
+                    f"allocator {block['method']!r} (plugin {registered.plugin!r}) failed to check "
+                    f"its parameters: {type(exc).__name__}: {exc}",
+                )
                 continue
             for finding in findings:
                 self.report((*at, *finding.path), finding.message, severity=finding.severity)
@@ -362,8 +387,10 @@ class Semantics:
         for index, stage in enumerate(stages):
             for finding in unknown_cost_centers(self.policy, stage["pool"]):
                 self.report(("spec", "stages", index, "pool"), finding.message)
-        edges = {pool: self._feeds(("spec", "stages", i, "allocate"), stages[i]["allocate"], set(pools))
-                 for pool, i in pools.items()}
+        edges = {
+            pool: self._feeds(("spec", "stages", i, "allocate"), stages[i]["allocate"], set(pools))
+            for pool, i in pools.items()
+        }
         cycles = _cycles({pool: sorted(fed) for pool, fed in edges.items()})
         looped = set()
         for cycle in cycles:
@@ -371,16 +398,20 @@ class Semantics:
             looped.update(steps)
             drivers = sorted({edges[a][b] for a, b in steps if edges[a][b]})
             through = f" (through the rows of driver {', '.join(map(repr, drivers))})" if drivers else ""
-            self.report(("spec", "stages", pools[cycle[0]], "pool"),
-                        "shared-cost stages form a cycle: " + " -> ".join([*cycle, cycle[0]]) + through)
+            self.report(
+                ("spec", "stages", pools[cycle[0]], "pool"),
+                "shared-cost stages form a cycle: " + " -> ".join([*cycle, cycle[0]]) + through,
+            )
         for pool, index in pools.items():
             for target, driver in sorted(edges[pool].items()):
                 if pools[target] < index and (pool, target) not in looped:
                     listed = f"driver {driver!r} lists {target}, so " if driver else ""
-                    self.report(("spec", "stages", index, "pool"),
-                                f"stage {index + 1} (pool {pool}) feeds pool {target}, whose stage "
-                                f"{pools[target] + 1} runs earlier: {listed}money sent there would stay in "
-                                f"{target}; put {target}'s stage after this one")
+                    self.report(
+                        ("spec", "stages", index, "pool"),
+                        f"stage {index + 1} (pool {pool}) feeds pool {target}, whose stage "
+                        f"{pools[target] + 1} runs earlier: {listed}money sent there would stay in "
+                        f"{target}; put {target}'s stage after this one",
+                    )
 
     def _feeds(self, at: JsonPath, block: Mapping[str, Any], pools: set[str]) -> dict[str, str | None]:
         """The pools a stage can send money to, each with the driver whose rows name it (None: named outright)."""
@@ -398,9 +429,11 @@ class Semantics:
         would refuse it, so validation does first."""
         for index, stage in enumerate(self.spec.get("stages", [])):
             if stage["allocate"]["method"] == "amortized":
-                self.report(("spec", "stages", index, "allocate", "method"),
-                            f"stage for pool {stage['pool']!r} cannot use method 'amortized': a stage moves a "
-                            "pool's cost within its period; amortize the line items in a rule instead")
+                self.report(
+                    ("spec", "stages", index, "allocate", "method"),
+                    f"stage for pool {stage['pool']!r} cannot use method 'amortized': a stage moves a "
+                    "pool's cost within its period; amortize the line items in a rule instead",
+                )
 
     def _targets(self, at: JsonPath, block: Mapping[str, Any]) -> set[str]:
         targets: set[str] = set()
@@ -409,7 +442,7 @@ class Semantics:
             if registered is not None:
                 try:
                     targets |= registered.component.targets(_params(sub), self.policy)
-                except Exception:
+                except Exception:  # noqa: BLE001
                     continue  # reported by allocate_blocks() when check() fails the same way
         return targets
 
@@ -420,9 +453,12 @@ class Semantics:
             for higher in rules[:position]:
                 if higher.priority > lower.priority and covers(higher.when, lower.when):
                     line = higher.location.line
-                    self.report(("spec", "rules", index_of[lower.id]),
-                                f"rule {lower.id!r} never applies: rule {higher.id!r} (priority {higher.priority}, "
-                                f"line {line}) is tried first and matches everything it matches", severity="warning")
+                    self.report(
+                        ("spec", "rules", index_of[lower.id]),
+                        f"rule {lower.id!r} never applies: rule {higher.id!r} (priority {higher.priority}, "
+                        f"line {line}) is tried first and matches everything it matches",
+                        severity="warning",
+                    )
                     break
 
     def components(self, section: str, field: str, kind: str) -> None:
@@ -481,17 +517,18 @@ def overlapping_windows(policies: list[tuple[YamlDocument, Policy]]) -> list[Dia
         for other_doc, other in ordered[:i]:
             if other.effective_until is None or other.effective_until > policy.effective_from:
                 line, column = other_doc.position(("metadata", "effective"))
-                found.append(doc.diagnostic(
-                    ("metadata", "effective"),
-                    f"effective window {_window(policy)} overlaps policy {other.name!r} {_window(other)} "
-                    f"({other_doc.file}:{line}:{column}); each billing period needs exactly one policy",
-                ))
+                found.append(
+                    doc.diagnostic(
+                        ("metadata", "effective"),
+                        f"effective window {_window(policy)} overlaps policy {other.name!r} {_window(other)} "
+                        f"({other_doc.file}:{line}:{column}); each billing period needs exactly one policy",
+                    )
+                )
     return found
 
 
 def _window(policy: Policy) -> str:
     return f"[{policy.effective_from}, {policy.effective_until or '...'})"
-
 
 
 def _readable(policy_file: str, written: str) -> bool:

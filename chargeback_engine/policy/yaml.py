@@ -32,7 +32,6 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.events import (
     AliasEvent,
     CollectionStartEvent,
@@ -45,6 +44,7 @@ from ruamel.yaml.events import (
     StreamEndEvent,
 )
 from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.reader import ReaderError
 
 from chargeback_engine.errors import Diagnostic, InputError
 
@@ -236,7 +236,7 @@ class _Reader:
             self.error(position, path, f"{text!r} is not a number; quote it if it is text")
             return None
         if str(value) != text:
-            message = f"{text} would be read as the number {value}; quote it (\"{text}\") if it is text, or write {value}"
+            message = f'{text} would be read as the number {value}; quote it ("{text}") if it is text, or write {value}'
             self.error(position, path, message)
         return value
 
@@ -257,7 +257,7 @@ def _pos(event: Event) -> Position:
 
 
 def _short(tag: str) -> str:
-    return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
 
 
 def _tag_message(tag: str) -> str:

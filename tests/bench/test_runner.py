@@ -62,8 +62,13 @@ def test_engine_benchmark_reports_each_step_of_the_run(tmp_path):
     (m,) = run_benchmark("engine", [2_000], cache_dir=tmp_path)
     names = [s.name for s in m.steps]
     assert names[:3] == ["collect", "decide", "allocate"] and "check" in names
-    assert names[-5:] == ["write allocations", "write decisions", "write summary", "write schedule",
-                          "write manifest"]  # the default outputs
+    assert names[-5:] == [
+        "write allocations",
+        "write decisions",
+        "write summary",
+        "write schedule",
+        "write manifest",
+    ]  # the default outputs
     assert sum(s.seconds for s in m.steps) <= m.seconds
     assert all(s.cpu_seconds >= 0 for s in m.steps)
     peaks = [s.peak_rss_bytes for s in m.steps]
@@ -75,8 +80,12 @@ def test_engine_benchmark_reports_each_step_of_the_run(tmp_path):
 
 
 def test_the_two_phases_add_up_to_the_steps():
-    steps = (Step("collect", 2.0, 3.0, 100), Step("check", 1.0, 1.5, 300), Step("write allocations", 4.0, 7.0, 250),
-             Step("write manifest", 0.5, 0.5, 310))
+    steps = (
+        Step("collect", 2.0, 3.0, 100),
+        Step("check", 1.0, 1.5, 300),
+        Step("write allocations", 4.0, 7.0, 250),
+        Step("write manifest", 0.5, 0.5, 310),
+    )
     allocating, writing = Measurement("engine", 1_000, 8.0, 12.0, 310, steps).phases()
     assert (allocating.seconds, allocating.cpu_seconds, allocating.peak_rss_bytes) == (3.0, 4.5, 300)
     assert (writing.seconds, writing.cpu_seconds, writing.peak_rss_bytes) == (4.5, 7.5, 310)

@@ -44,12 +44,14 @@ def test_the_month_has_the_documented_shape():
     assert pc.count_distinct(table["SubAccountId"]).as_py() == 200
     assert pc.count_distinct(table["BillingAccountId"]).as_py() == 3
     assert pc.count_distinct(table["ServiceName"]).as_py() == 60
-    categories = dict(zip(*table.group_by("ChargeCategory").aggregate([("ChargeCategory", "count")])
-                          .to_pydict().values()))
+    categories = dict(
+        zip(*table.group_by("ChargeCategory").aggregate([("ChargeCategory", "count")]).to_pydict().values())
+    )
     assert categories["Purchase"] == 200 + 3  # a support fee per account, an RI purchase per billing account
     assert 0.005 < categories["Credit"] / 20_000 < 0.03
-    one_time = table.filter(pc.and_(pc.equal(table["ChargeCategory"], "Purchase"),
-                                    pc.equal(table["ChargeFrequency"], "One-Time")))
+    one_time = table.filter(
+        pc.and_(pc.equal(table["ChargeCategory"], "Purchase"), pc.equal(table["ChargeFrequency"], "One-Time"))
+    )
     assert one_time.num_rows == 3 and one_time["EffectiveCost"].to_pylist() == [Decimal(0)] * 3
     credits = table.filter(pc.equal(table["ChargeCategory"], "Credit"))
     assert all(c < 0 for c in credits["BilledCost"].to_pylist())

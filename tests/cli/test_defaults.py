@@ -56,7 +56,8 @@ def test_chargeback_toml_from_a_parent_directory_holds_defaults(here: Path) -> N
     [budget] = json.loads(listed.output)
     assert (budget["cost_center"], budget["period"], Decimal(budget["amount"])) == ("CC-1", "2026-10", Decimal(10))
     assert run("budget", "list", "--db", f"sqlite:///{here / 'books.db'}", "--format", "csv").output.startswith(
-        "cost_center,period,amount")
+        "cost_center,period,amount"
+    )
 
 
 def test_precedence_command_line_then_environment_then_file(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,7 +75,7 @@ def test_a_wrong_config_file_is_a_located_error(here: Path) -> None:
     assert result.exit_code == 1 and "chargeback.toml: [run] has no option --polcy" in result.output
     (here / "chargeback.toml").write_text('[nope]\nformat = "json"\n')
     assert "[nope] is not a command" in run("plugins").output
-    (here / "chargeback.toml").write_text('db = \n')
+    (here / "chargeback.toml").write_text("db = \n")
     broken = run("plugins")
     assert broken.exit_code == 1 and "chargeback.toml: " in broken.output and "line 1" in broken.output
     assert "Traceback" not in broken.output

@@ -76,7 +76,8 @@ def test_html_to_print_escapes_what_the_policy_says(tmp_path: Path) -> None:
     policy = tmp_path / "acme.yaml"
     text = ACME.read_text(encoding="utf-8").replace(
         "description: Promotional credits benefit everyone equally.",
-        'description: "Credits <script>alert(1)</script> & promotions"')
+        'description: "Credits <script>alert(1)</script> & promotions"',
+    )
     policy.write_text(text, encoding="utf-8")
     shutil.copytree(ROOT / "policies" / "drivers", tmp_path / "drivers")
     page = invoke("explain-policy", policy, "--format", "html")
@@ -86,13 +87,16 @@ def test_html_to_print_escapes_what_the_policy_says(tmp_path: Path) -> None:
     headings.feed(page)
     [loaded] = load_policies([policy]).policies
     assert [h for h in headings.h3 if ". Rule " in h] == [
-        f"{n}. Rule {rule.id} (priority {rule.priority})" for n, rule in enumerate(loaded.rules, start=1)]
+        f"{n}. Rule {rule.id} (priority {rule.priority})" for n, rule in enumerate(loaded.rules, start=1)
+    ]
 
 
 def test_plan_shows_how_the_methodology_changes(tmp_path: Path) -> None:
     head = tmp_path / "acme.yaml"
-    head.write_text(ACME.read_text(encoding="utf-8").replace("CC-1004: 0.5, CC-1008: 0.3", "CC-1004: 0.6, CC-1008: 0.2"),
-                    encoding="utf-8")
+    head.write_text(
+        ACME.read_text(encoding="utf-8").replace("CC-1004: 0.5, CC-1008: 0.3", "CC-1004: 0.6, CC-1008: 0.2"),
+        encoding="utf-8",
+    )
     shutil.copytree(ROOT / "policies" / "drivers", tmp_path / "drivers")
     comment = invoke("plan", "--base", ACME, "--head", head, "--input", SAMPLE, "--period", "2026-10", "--methodology")
     diff = comment.split("#### Methodology changes", 1)[1]

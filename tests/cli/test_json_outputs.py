@@ -25,7 +25,8 @@ POLICY = ROOT / "policies" / "acme.yaml"
 SAMPLE = ROOT / "policies" / "data" / "acme-focus-2026-10.csv"
 REGISTRY = Registry().with_resources(
     (path.name, Resource.from_contents(json.loads(path.read_text(encoding="utf-8"))))
-    for path in SCHEMAS.glob("*.schema.json"))
+    for path in SCHEMAS.glob("*.schema.json")
+)
 
 
 def validate(document: object, shape: str) -> None:
@@ -42,8 +43,9 @@ def invoke(*args: str | Path) -> object:
 @pytest.fixture(scope="module")
 def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("run") / "out"
-    summary = invoke("run", "--policy", POLICY, "--input", SAMPLE, "--period", "2026-10", "--out", out,
-                     "--format", "json")
+    summary = invoke(
+        "run", "--policy", POLICY, "--input", SAMPLE, "--period", "2026-10", "--out", out, "--format", "json"
+    )
     return out, summary
 
 
@@ -52,9 +54,22 @@ def books(month: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """A cost database with the month recorded."""
     out, _ = month
     monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
-    ingested = invoke("ledger", "ingest", "--ledger", out / "allocations.parquet", "--policy", POLICY,
-                      "--period", "2026-10", "--manifest", out / "manifest.json",
-                      "--decisions", out / "decisions.parquet", "--format", "json")
+    ingested = invoke(
+        "ledger",
+        "ingest",
+        "--ledger",
+        out / "allocations.parquet",
+        "--policy",
+        POLICY,
+        "--period",
+        "2026-10",
+        "--manifest",
+        out / "manifest.json",
+        "--decisions",
+        out / "decisions.parquet",
+        "--format",
+        "json",
+    )
     validate(ingested, "ledger-ingest")
     assert ingested["committed"] is True and ingested["period"] == "2026-10"
     return tmp_path
@@ -91,13 +106,35 @@ def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
     validate(listed, "invoice-list")
     assert listed["closed"] is True and listed["invoices"] == closed["invoices"]
     [status] = invoke("period", "status", "--format", "json")
-    assert status == {"period": "2026-10", "closed": True, "run_key": status["run_key"], "closed_run": status["run_key"],
-                      "restated_by": None}
+    assert status == {
+        "period": "2026-10",
+        "closed": True,
+        "run_key": status["run_key"],
+        "closed_run": status["run_key"],
+        "restated_by": None,
+    }
 
     invoice = listed["invoices"][0]
-    submitted = invoke("dispute", "submit", "--period", "2026-10", "--cost-center", invoice["cost_center"],
-                       "--type", "usage", "--amount", "1.50", "--description", "double counted", "--by", "alice",
-                       "--at", "2026-11-02T10:00:00Z", "--format", "json")
+    submitted = invoke(
+        "dispute",
+        "submit",
+        "--period",
+        "2026-10",
+        "--cost-center",
+        invoice["cost_center"],
+        "--type",
+        "usage",
+        "--amount",
+        "1.50",
+        "--description",
+        "double counted",
+        "--by",
+        "alice",
+        "--at",
+        "2026-11-02T10:00:00Z",
+        "--format",
+        "json",
+    )
     validate(submitted, "dispute")
     validate(invoke("dispute", "review", submitted["dispute_id"], "--by", "bob", "--format", "json"), "dispute")
     approved = invoke("dispute", "approve", submitted["dispute_id"], "--by", "carol", "--format", "json")
@@ -126,12 +163,16 @@ def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
 def test_budget_list_and_alerts_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
     assert invoke("budget", "list", "--format", "json") == []
-    CliRunner().invoke(main, ["budget", "set", "--cost-center", "CC-1001", "--period", "2026-10",
-                              "--amount", "2500.1234567891"], catch_exceptions=False)
+    CliRunner().invoke(
+        main,
+        ["budget", "set", "--cost-center", "CC-1001", "--period", "2026-10", "--amount", "2500.1234567891"],
+        catch_exceptions=False,
+    )
     budgets = invoke("budget", "list", "--format", "json")
     validate(budgets, "budget-list")
     assert [(b["cost_center"], b["period"], Decimal(b["amount"])) for b in budgets] == [
-        ("CC-1001", "2026-10", Decimal("2500.1234567891"))]
+        ("CC-1001", "2026-10", Decimal("2500.1234567891"))
+    ]
     validate(invoke("alerts", "sent", "--format", "json"), "alerts-sent")
 
 

@@ -18,8 +18,9 @@ from chargeback_engine.cli import main
 def on_a_terminal(args: list[str], env: dict[str, str]) -> str:
     """Run ``chargeback ARGS`` with stdout on a pseudo-terminal; return everything it wrote there."""
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "chargeback_engine", *args], stdout=follower,
-                               stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chargeback_engine", *args], stdout=follower, stderr=subprocess.PIPE, env=env
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -38,10 +39,15 @@ def on_a_terminal(args: list[str], env: dict[str, str]) -> str:
 @pytest.fixture
 def budgets(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGEBACK_", "NO_COLOR", "FORCE_COLOR"))}
-    env.update(CHARGEBACK_DB=f"sqlite:///{tmp_path / 'books.db'}", TERM="xterm-256color", COLUMNS="100",
-               CHARGEBACK_LOCALE="en_US")
-    result = CliRunner(env=env).invoke(main, ["budget", "set", "--cost-center", "CC-1001", "--period", "2026-10",
-                                              "--amount", "25397.964"])
+    env.update(
+        CHARGEBACK_DB=f"sqlite:///{tmp_path / 'books.db'}",
+        TERM="xterm-256color",
+        COLUMNS="100",
+        CHARGEBACK_LOCALE="en_US",
+    )
+    result = CliRunner(env=env).invoke(
+        main, ["budget", "set", "--cost-center", "CC-1001", "--period", "2026-10", "--amount", "25397.964"]
+    )
     assert result.exit_code == 0, result.output
     return env
 

@@ -41,8 +41,9 @@ def test_doubles_become_their_repr_rounded_half_even(value):
 
 def test_text_amounts_are_exact_and_bad_text_names_the_row():
     rounding = Rounding()
-    values = to_money(pa.array(["0.1", "-12.345678901234567891", None, "1E-18", ""]), column="c", where="t",
-                      rounding=rounding)
+    values = to_money(
+        pa.array(["0.1", "-12.345678901234567891", None, "1E-18", ""]), column="c", where="t", rounding=rounding
+    )
     assert values.to_pylist() == [Decimal("0.1"), Decimal("-12.345678901234567891"), None, Decimal("1E-18"), None]
     assert rounding.as_details() == {}
     with pytest.raises(InputError, match=r't: row 2: Cost: "1,5" is not a decimal number'):
@@ -104,14 +105,17 @@ def test_secrets_in_sdk_debug_logs_are_blanked(caplog):
 def test_a_bad_amount_in_a_later_batch_names_its_row_in_the_file():
     from chargeback_engine.collecting import BatchMapper
 
-    mapper = BatchMapper('SELECT "cost" AS BilledCost, "cost" AS EffectiveCost, \'USD\' AS BillingCurrency, '
-                         "'2026-10-01' AS ChargePeriodStart, '2026-10-02' AS ChargePeriodEnd FROM batch",
-                         source_id="s", money=["cost"])
+    mapper = BatchMapper(
+        'SELECT "cost" AS BilledCost, "cost" AS EffectiveCost, \'USD\' AS BillingCurrency, '
+        "'2026-10-01' AS ChargePeriodStart, '2026-10-02' AS ChargePeriodEnd FROM batch",
+        source_id="s",
+        money=["cost"],
+    )
     rows = "".join(f"{i}.5\n" for i in range(200_000)) + "oops\n"
     batches = list(iter_file_batches(io.BytesIO(f"cost\n{rows}".encode()), name="big.csv", columns=["cost"]))
     assert len(batches) > 1
     read = 0
-    with pytest.raises(InputError, match=r'big.csv: row 200001: cost: "oops" is not a decimal number' ):
+    with pytest.raises(InputError, match=r'big.csv: row 200001: cost: "oops" is not a decimal number'):
         for batch in batches:
             mapper.map(batch, where="big.csv", first_row=read + 1)
             read += batch.num_rows
@@ -122,7 +126,14 @@ def test_totals_past_what_one_amount_may_hold_are_exact():
     from chargeback_engine.focus import MONEY
 
     big = Decimal("99999999999999999999.999999999999999999")
-    table = pa.table({"BillingCurrency": ["USD"] * 3, **{c: pa.array([big, big, big], MONEY) for c in (
-        "BilledCost", "EffectiveCost", "ListCost", "ContractedCost")}})
+    table = pa.table(
+        {
+            "BillingCurrency": ["USD"] * 3,
+            **{
+                c: pa.array([big, big, big], MONEY)
+                for c in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+            },
+        }
+    )
     with localcontext(WIDE):
         assert Decimal(table_details(table)["totals"]["BilledCost"]["USD"]) == 3 * big

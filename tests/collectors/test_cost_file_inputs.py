@@ -39,8 +39,10 @@ spec:
 def run(tmp_path: Path, data: Path, currency: str = "USD"):  # type: ignore[no-untyped-def]
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY % currency)
-    return CliRunner().invoke(main, ["run", "--policy", str(policy), "--input", str(data), "--period", "2026-10",
-                                     "--out", str(tmp_path / "out")])
+    return CliRunner().invoke(
+        main,
+        ["run", "--policy", str(policy), "--input", str(data), "--period", "2026-10", "--out", str(tmp_path / "out")],
+    )
 
 
 def exact_sum(path: Path, column: str) -> Decimal:
@@ -84,8 +86,10 @@ def test_every_hostile_cost_file_ends_as_its_table_says(tmp_path, case):
         assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("name", "values", "residue"), [("cost-1e-21.csv", 1, "0.000000000000000000001"),
-                                                          ("cost-20-decimals.csv", 2, "0.000000000000000001")])
+@pytest.mark.parametrize(
+    ("name", "values", "residue"),
+    [("cost-1e-21.csv", 1, "0.000000000000000000001"), ("cost-20-decimals.csv", 2, "0.000000000000000001")],
+)
 def test_digits_beyond_the_ledger_are_rounded_half_to_even_and_the_residue_recorded(name, values, residue):
     [source] = FocusFilesCollector().collect({"path": str(HOSTILE / name)})
     assert source.details["rounding"]["BilledCost"] == {"values": values, "residue": residue}

@@ -62,6 +62,7 @@ def error_of(*paths: Path | str) -> str:
 
 # --- reading -----------------------------------------------------------------------------
 
+
 def test_registered_through_the_entry_point_like_a_third_party_plugin():
     registry = build_registry(get_plugin_manager())
     assert registry.collectors["focus-files"].plugin == "focus-files"
@@ -128,11 +129,30 @@ def test_format_can_be_forced_and_is_sniffed_without_a_suffix(tmp_path):
 
 
 def test_older_and_newer_focus_column_names_are_mapped(tmp_path):
-    columns = ["BilledCost", "AmortizedCost", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd",
-               "ChargeType", "UsageQuantity", "UsageUnit", "Region", "ServiceProviderName"]
-    row = {"BilledCost": "2", "AmortizedCost": "1.75", "BillingCurrency": "EUR", "ChargeType": "Usage",
-           "ChargePeriodStart": "2026-10-01", "ChargePeriodEnd": "2026-10-02", "UsageQuantity": "3.5",
-           "UsageUnit": "Hours", "Region": "eu-west-1", "ServiceProviderName": "AWS"}
+    columns = [
+        "BilledCost",
+        "AmortizedCost",
+        "BillingCurrency",
+        "ChargePeriodStart",
+        "ChargePeriodEnd",
+        "ChargeType",
+        "UsageQuantity",
+        "UsageUnit",
+        "Region",
+        "ServiceProviderName",
+    ]
+    row = {
+        "BilledCost": "2",
+        "AmortizedCost": "1.75",
+        "BillingCurrency": "EUR",
+        "ChargeType": "Usage",
+        "ChargePeriodStart": "2026-10-01",
+        "ChargePeriodEnd": "2026-10-02",
+        "UsageQuantity": "3.5",
+        "UsageUnit": "Hours",
+        "Region": "eu-west-1",
+        "ServiceProviderName": "AWS",
+    }
     (source,) = collect(write_csv(tmp_path / "v05.csv", [row], columns))
     got = source.table.to_pylist()[0]
     assert got["EffectiveCost"] == Decimal("1.75")
@@ -148,10 +168,13 @@ def test_a_current_name_wins_over_its_older_alias(tmp_path):
 
 
 def test_timestamps_without_offset_are_utc_and_offsets_are_honoured(tmp_path):
-    path = write_csv(tmp_path / "t.csv", [
-        {**BASE, "ChargePeriodStart": "2026-10-01 00:00:00"},
-        {**BASE, "ChargePeriodStart": "2026-10-01T02:00:00+02:00"},
-    ])
+    path = write_csv(
+        tmp_path / "t.csv",
+        [
+            {**BASE, "ChargePeriodStart": "2026-10-01 00:00:00"},
+            {**BASE, "ChargePeriodStart": "2026-10-01T02:00:00+02:00"},
+        ],
+    )
     starts = collect(path)[0].table["ChargePeriodStart"].to_pylist()
     assert starts[0] == starts[1]
     assert starts[0].isoformat() == "2026-10-01T00:00:00+00:00"
@@ -172,15 +195,19 @@ def test_version_is_the_content_hash(tmp_path):
 
 # --- the tag rule ------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("written", "read"), [
-    ('{"team":"web","cost-center":"CC-1"}', {"team": "web", "cost-center": "CC-1"}),
-    ('{"shared":true,"spot":false}', {"shared": "true", "spot": "false"}),
-    ('{"ticket":4711,"ratio":1.50,"big":1e3}', {"ticket": "4711", "ratio": "1.50", "big": "1e3"}),
-    ('{"team":null,"env":"prod"}', {"env": "prod"}),
-    ('{"list":[1,"a"],"obj":{"k":"v"}}', {"list": '[1,"a"]', "obj": '{"k":"v"}'}),
-    ('{" Team ":"web","CostCenter":"CC-1"}', {" Team ": "web", "CostCenter": "CC-1"}),
-    ("{}", {}),
-])
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ('{"team":"web","cost-center":"CC-1"}', {"team": "web", "cost-center": "CC-1"}),
+        ('{"shared":true,"spot":false}', {"shared": "true", "spot": "false"}),
+        ('{"ticket":4711,"ratio":1.50,"big":1e3}', {"ticket": "4711", "ratio": "1.50", "big": "1e3"}),
+        ('{"team":null,"env":"prod"}', {"env": "prod"}),
+        ('{"list":[1,"a"],"obj":{"k":"v"}}', {"list": '[1,"a"]', "obj": '{"k":"v"}'}),
+        ('{" Team ":"web","CostCenter":"CC-1"}', {" Team ": "web", "CostCenter": "CC-1"}),
+        ("{}", {}),
+    ],
+)
 def test_tag_values_that_are_not_strings_become_their_json_text(tmp_path, written, read):
     (source,) = collect(write_csv(tmp_path / "tags.csv", rows(1, Tags=written)))
     assert json.loads(source.table["Tags"][0].as_py()) == read
@@ -193,29 +220,43 @@ def test_empty_tags_are_null(tmp_path):
 
 # --- exact money -------------------------------------------------------------------------
 
+
 def test_parquet_doubles_go_through_their_shortest_repr(tmp_path):
     values = [0.1, 0.1 + 0.2, 1e-7, 123456.789, -2.675, 5e-19, 2.5e-19]
-    table = pa.table({
-        "BilledCost": pa.array(values, pa.float64()),
-        "EffectiveCost": pa.array(values, pa.float32()).cast(pa.float64()),
-        "BillingCurrency": ["USD"] * len(values),
-        "ChargePeriodStart": pa.array([0] * len(values), pa.timestamp("s")),
-        "ChargePeriodEnd": pa.array([86400] * len(values), pa.timestamp("s")),
-    })
+    table = pa.table(
+        {
+            "BilledCost": pa.array(values, pa.float64()),
+            "EffectiveCost": pa.array(values, pa.float32()).cast(pa.float64()),
+            "BillingCurrency": ["USD"] * len(values),
+            "ChargePeriodStart": pa.array([0] * len(values), pa.timestamp("s")),
+            "ChargePeriodEnd": pa.array([86400] * len(values), pa.timestamp("s")),
+        }
+    )
     pq.write_table(table, tmp_path / "doubles.parquet")
     (source,) = collect(tmp_path / "doubles.parquet")
     assert source.table["BilledCost"].to_pylist() == [
-        Decimal("0.1"), Decimal("0.30000000000000004"), Decimal("0.0000001"), Decimal("123456.789"), Decimal("-2.675"),
-        Decimal(0), Decimal(0),  # 5e-19 and 2.5e-19 round half to even: 0
+        Decimal("0.1"),
+        Decimal("0.30000000000000004"),
+        Decimal("0.0000001"),
+        Decimal("123456.789"),
+        Decimal("-2.675"),
+        Decimal(0),
+        Decimal(0),  # 5e-19 and 2.5e-19 round half to even: 0
     ]
     assert source.details["rounding"]["BilledCost"] == {"values": 2, "residue": "0.00000000000000000075"}
 
 
 # The properties of the normaliser itself are in test_normalise.py.
 
+
 @given(st.lists(st.floats(min_value=-1e15, max_value=1e15, allow_nan=False), min_size=1, max_size=8))
 def test_doubles_read_as_their_repr_rounded_to_the_ledger_scale(values):
-    raw = pa.table({"BilledCost": pa.array(values, pa.float64()), **{c: [BASE[c]] * len(values) for c in BASE if c != "BilledCost"}})
+    raw = pa.table(
+        {
+            "BilledCost": pa.array(values, pa.float64()),
+            **{c: [BASE[c]] * len(values) for c in BASE if c != "BilledCost"},
+        }
+    )
     table = normalise(raw, source_id="mem", rounding=Rounding())
     wide = Context(prec=80)
     expected = [Decimal(repr(v)).quantize(LEDGER_QUANTUM, rounding=ROUND_HALF_EVEN, context=wide) for v in values]
@@ -224,22 +265,32 @@ def test_doubles_read_as_their_repr_rounded_to_the_ledger_scale(values):
 
 # --- bad input ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("column", "value", "message"), [
-    ("BilledCost", "12,50", 'row 2: BilledCost: "12,50" is not a decimal number'),
-    ("BilledCost", "NaN", 'row 2: BilledCost: "NaN" is not a finite number'),
-    ("EffectiveCost", "-Infinity", 'row 2: EffectiveCost: "-Infinity" is not a finite number'),
-    ("BilledCost", "1e20", 'row 2: BilledCost: "1e20" does not fit the ledger (amounts are below 1e20)'),
-    ("EffectiveCost", "", "row 2: EffectiveCost: is missing"),
-    ("ChargePeriodStart", "01/10/2026", 'row 2: ChargePeriodStart: "01/10/2026" is not an ISO 8601 date-time'),
-    ("ChargePeriodEnd", "", "row 2: ChargePeriodEnd: is missing"),
-    ("BillingCurrency", "usd", 'row 2: BillingCurrency: "usd" is not an ISO 4217 currency code'),
-    ("BillingCurrency", "", "row 2: BillingCurrency: is missing"),
-    ("Tags", "{team: web}", ('row 2: Tags: "{team: web}" is not valid JSON '
-                             "(Expecting property name enclosed in double quotes at character 2)")),
-    ("Tags", '{"a":"1","a":"2"}', 'row 2: Tags: "{"a":"1","a":"2"}" has the key \'a\' more than once'),
-    ("Tags", '{"a":NaN}', 'row 2: Tags: "{"a":NaN}" is not valid JSON (NaN is not a JSON number)'),
-    ("Tags", '["team"]', 'row 2: Tags: "["team"]" is not a JSON object'),
-])
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("BilledCost", "12,50", 'row 2: BilledCost: "12,50" is not a decimal number'),
+        ("BilledCost", "NaN", 'row 2: BilledCost: "NaN" is not a finite number'),
+        ("EffectiveCost", "-Infinity", 'row 2: EffectiveCost: "-Infinity" is not a finite number'),
+        ("BilledCost", "1e20", 'row 2: BilledCost: "1e20" does not fit the ledger (amounts are below 1e20)'),
+        ("EffectiveCost", "", "row 2: EffectiveCost: is missing"),
+        ("ChargePeriodStart", "01/10/2026", 'row 2: ChargePeriodStart: "01/10/2026" is not an ISO 8601 date-time'),
+        ("ChargePeriodEnd", "", "row 2: ChargePeriodEnd: is missing"),
+        ("BillingCurrency", "usd", 'row 2: BillingCurrency: "usd" is not an ISO 4217 currency code'),
+        ("BillingCurrency", "", "row 2: BillingCurrency: is missing"),
+        (
+            "Tags",
+            "{team: web}",
+            (
+                'row 2: Tags: "{team: web}" is not valid JSON '
+                "(Expecting property name enclosed in double quotes at character 2)"
+            ),
+        ),
+        ("Tags", '{"a":"1","a":"2"}', 'row 2: Tags: "{"a":"1","a":"2"}" has the key \'a\' more than once'),
+        ("Tags", '{"a":NaN}', 'row 2: Tags: "{"a":NaN}" is not valid JSON (NaN is not a JSON number)'),
+        ("Tags", '["team"]', 'row 2: Tags: "["team"]" is not a JSON object'),
+    ],
+)
 def test_a_bad_cell_names_file_row_and_column(tmp_path, column, value, message):
     path = write_csv(tmp_path / "bad.csv", [BASE, {**BASE, column: value}, BASE])
     assert error_of(path) == f"{path}: {message}"
@@ -275,13 +326,15 @@ def test_a_missing_required_column_is_named_with_the_columns_found(tmp_path):
 
 
 def test_parquet_decimals_finer_than_the_ledger_are_rounded_and_reported(tmp_path):
-    table = pa.table({
-        "BilledCost": pa.array([Decimal("1.00000000000000000150"), Decimal("2.5")], pa.decimal128(38, 20)),
-        "EffectiveCost": pa.array([Decimal(1), Decimal(2)], pa.decimal128(38, 18)),
-        "BillingCurrency": ["USD"] * 2,
-        "ChargePeriodStart": ["2026-10-01"] * 2,
-        "ChargePeriodEnd": ["2026-10-02"] * 2,
-    })
+    table = pa.table(
+        {
+            "BilledCost": pa.array([Decimal("1.00000000000000000150"), Decimal("2.5")], pa.decimal128(38, 20)),
+            "EffectiveCost": pa.array([Decimal(1), Decimal(2)], pa.decimal128(38, 18)),
+            "BillingCurrency": ["USD"] * 2,
+            "ChargePeriodStart": ["2026-10-01"] * 2,
+            "ChargePeriodEnd": ["2026-10-02"] * 2,
+        }
+    )
     pq.write_table(table, tmp_path / "fine.parquet")
     (source,) = collect(tmp_path / "fine.parquet")
     assert source.table["BilledCost"].to_pylist() == [Decimal("1.000000000000000002"), Decimal("2.5")]
@@ -294,12 +347,18 @@ def test_not_a_parquet_file(tmp_path):
     assert error_of(path).startswith(f"{path}: not a readable Parquet file")
 
 
-@pytest.mark.parametrize(("setup", "message"), [
-    (lambda d: (d / "empty.csv").write_text("") and d / "empty.csv", "{}/empty.csv: the file is empty (not even a header row)"),
-    (lambda d: d / "absent.csv", "{}/absent.csv: no such file or directory"),
-    (lambda d: d / "*.parquet", "{}/*.parquet: no file matches this pattern"),
-    (lambda d: d, "{}: directory holds no .csv or .parquet files"),
-])
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (
+            lambda d: (d / "empty.csv").write_text("") and d / "empty.csv",
+            "{}/empty.csv: the file is empty (not even a header row)",
+        ),
+        (lambda d: d / "absent.csv", "{}/absent.csv: no such file or directory"),
+        (lambda d: d / "*.parquet", "{}/*.parquet: no file matches this pattern"),
+        (lambda d: d, "{}: directory holds no .csv or .parquet files"),
+    ],
+)
 def test_empty_or_absent_inputs_say_so(tmp_path, setup, message):
     target = setup(tmp_path) or tmp_path / "empty.csv"
     assert error_of(target) == message.format(tmp_path)

@@ -28,8 +28,12 @@ from chargeback_engine.normalise import (
 
 WIDE = Context(prec=120)
 HOSTILE = Path(__file__).parents[1] / "hostile" / "inputs"
-REQUIRED = {"EffectiveCost": "1", "BillingCurrency": "USD", "ChargePeriodStart": "2026-10-01T00:00:00Z",
-            "ChargePeriodEnd": "2026-10-02T00:00:00Z"}
+REQUIRED = {
+    "EffectiveCost": "1",
+    "BillingCurrency": "USD",
+    "ChargePeriodStart": "2026-10-01T00:00:00Z",
+    "ChargePeriodEnd": "2026-10-02T00:00:00Z",
+}
 
 
 def cost_table(costs: pa.Array, **columns: pa.Array) -> pa.Table:
@@ -43,9 +47,13 @@ def text_of(value: Decimal) -> str:
 
 def ledger_amounts(max_places: int) -> st.SearchStrategy[Decimal]:
     """Any amount the ledger can hold (below 1e20), with up to ``max_places`` digits after the point."""
-    return st.integers(min_value=0, max_value=max_places).flatmap(lambda places: st.builds(
-        lambda units, sign: Decimal(f"{sign * units}E-{places}"),
-        st.integers(min_value=0, max_value=10 ** (20 + places) - 1), st.sampled_from([1, -1])))
+    return st.integers(min_value=0, max_value=max_places).flatmap(
+        lambda places: st.builds(
+            lambda units, sign: Decimal(f"{sign * units}E-{places}"),
+            st.integers(min_value=0, max_value=10 ** (20 + places) - 1),
+            st.sampled_from([1, -1]),
+        )
+    )
 
 
 @given(st.lists(ledger_amounts(LEDGER_SCALE), min_size=1, max_size=20))
@@ -57,10 +65,18 @@ def test_any_decimal_with_up_to_18_places_round_trips_exactly(amounts):
     assert rounding.as_details() == {}
 
 
-@given(st.lists(st.integers(min_value=LEDGER_SCALE + 1, max_value=40).flatmap(
-    lambda places: st.builds(lambda units: Decimal(f"{units}E-{places}"),
-                             st.integers(min_value=-(10 ** (19 + places)), max_value=10 ** (19 + places)))),
-    min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.integers(min_value=LEDGER_SCALE + 1, max_value=40).flatmap(
+            lambda places: st.builds(
+                lambda units: Decimal(f"{units}E-{places}"),
+                st.integers(min_value=-(10 ** (19 + places)), max_value=10 ** (19 + places)),
+            )
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_more_digits_round_half_to_even_and_the_residue_is_the_exact_difference(amounts):
     rounding = Rounding()
     money, problems = exact_money(pa.array([text_of(a) for a in amounts]), column="BilledCost", rounding=rounding)
@@ -77,13 +93,16 @@ def test_more_digits_round_half_to_even_and_the_residue_is_the_exact_difference(
             assert details == {}
 
 
-@pytest.mark.parametrize(("text", "kept", "residue"), [
-    ("1e-21", "0", "0.000000000000000000001"),
-    ("-2.5e-18", "-0.000000000000000002", "-0.0000000000000000005"),
-    ("0.0000000000000000015", "0.000000000000000002", "-0.0000000000000000005"),
-    ("1e-400", "0", "0." + "0" * 399 + "1"),  # beyond any vectorised decimal: read value by value
-    ("12.3456789012345678901234567890123456789012345", "12.345678901234567890", "1.234567890123456789012345e-19"),
-])
+@pytest.mark.parametrize(
+    ("text", "kept", "residue"),
+    [
+        ("1e-21", "0", "0.000000000000000000001"),
+        ("-2.5e-18", "-0.000000000000000002", "-0.0000000000000000005"),
+        ("0.0000000000000000015", "0.000000000000000002", "-0.0000000000000000005"),
+        ("1e-400", "0", "0." + "0" * 399 + "1"),  # beyond any vectorised decimal: read value by value
+        ("12.3456789012345678901234567890123456789012345", "12.345678901234567890", "1.234567890123456789012345e-19"),
+    ],
+)
 def test_each_rounded_value_moves_exactly_its_residue(text, kept, residue):
     rounding = Rounding()
     money, _ = exact_money(pa.array([text]), column="c", rounding=rounding)
@@ -91,12 +110,17 @@ def test_each_rounded_value_moves_exactly_its_residue(text, kept, residue):
     assert rounding.by_column["c"] == (1, Decimal(residue))
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("NaN", '"NaN" is not a finite number'), ("inf", '"inf" is not a finite number'),
-    ("1_000", '"1_000" is not a decimal number'), ("12,5", '"12,5" is not a decimal number'),
-    ("1e20", '"1e20" does not fit the ledger (amounts are below 1e20)'),
-    ("99999999999999999999.9999999999999999995", "does not fit the ledger"),  # rounds up to 1e20
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("NaN", '"NaN" is not a finite number'),
+        ("inf", '"inf" is not a finite number'),
+        ("1_000", '"1_000" is not a decimal number'),
+        ("12,5", '"12,5" is not a decimal number'),
+        ("1e20", '"1e20" does not fit the ledger (amounts are below 1e20)'),
+        ("99999999999999999999.9999999999999999995", "does not fit the ledger"),  # rounds up to 1e20
+    ],
+)
 def test_values_that_are_not_ledger_money_are_located(value, message):
     with pytest.raises(InputError) as caught:
         normalise(cost_table(pa.array(["1", value])), source_id="f.csv", rounding=Rounding())
@@ -110,15 +134,25 @@ def test_doubles_nan_and_infinity_are_located():
 
 
 def test_an_empty_string_is_null_in_money_text_and_timestamp_columns():
-    table = normalise(cost_table(pa.array(["1.5", "2"]), ListCost=pa.array(["", " "]), RegionId=pa.array(["", "eu"]),
-                                 BillingPeriodStart=pa.array(["", "2026-10-01"])),
-                      source_id="f.parquet", rounding=Rounding())
+    table = normalise(
+        cost_table(
+            pa.array(["1.5", "2"]),
+            ListCost=pa.array(["", " "]),
+            RegionId=pa.array(["", "eu"]),
+            BillingPeriodStart=pa.array(["", "2026-10-01"]),
+        ),
+        source_id="f.parquet",
+        rounding=Rounding(),
+    )
     assert table["ListCost"].to_pylist() == [None, None]
     assert table["RegionId"].to_pylist() == [None, "eu"]
     assert table["BillingPeriodStart"].null_count == 1
     with pytest.raises(InputError, match="row 2: BilledCost: is missing"):
-        normalise(cost_table(pa.array(["1.5", ""])).set_column(1, "EffectiveCost", pa.array(["1", ""])),
-                  source_id="f.parquet", rounding=Rounding())
+        normalise(
+            cost_table(pa.array(["1.5", ""])).set_column(1, "EffectiveCost", pa.array(["1", ""])),
+            source_id="f.parquet",
+            rounding=Rounding(),
+        )
 
 
 def test_dictionary_encoded_text_keeps_its_encoding_and_loses_its_blanks():
@@ -139,27 +173,36 @@ def test_tag_depth_is_bounded_and_a_lone_surrogate_is_an_error_not_a_crash():
     assert canonical_tags('{"a":' + "[" * depth + "]" * depth + "}")
     with pytest.raises(ValueError, match="more than 32 deep"):
         canonical_tags('{"a":' + "[" * 5000 + "]" * 5000 + "}")
-    assert canonical_tags('{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}') == '{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}'
+    assert (
+        canonical_tags('{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}')
+        == '{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}'
+    )
     with pytest.raises(ValueError, match=r"lone surrogate \(\\udc00\)"):
         canonical_tags('{"a":"\\udc00"}')
 
 
 def test_timestamps_without_an_offset_are_utc_and_bad_ones_are_located():
-    table = normalise(cost_table(pa.array(["1"]), BillingPeriodStart=pa.array(["2026-10-01 00:00:00"])),
-                      source_id="f", rounding=Rounding())
+    table = normalise(
+        cost_table(pa.array(["1"]), BillingPeriodStart=pa.array(["2026-10-01 00:00:00"])),
+        source_id="f",
+        rounding=Rounding(),
+    )
     assert table["BillingPeriodStart"][0].as_py().isoformat() == "2026-10-01T00:00:00+00:00"
     with pytest.raises(InputError, match=r'f: row 1: BillingPeriodStart: "yesterday" is not an ISO 8601 date-time'):
-        normalise(cost_table(pa.array(["1"]), BillingPeriodStart=pa.array(["yesterday"])), source_id="f",
-                  rounding=Rounding())
+        normalise(
+            cost_table(pa.array(["1"]), BillingPeriodStart=pa.array(["yesterday"])), source_id="f", rounding=Rounding()
+        )
 
 
 def test_a_required_column_a_source_lacks_is_named_once():
     with pytest.raises(InputError, match="^s: row 1: BillingCurrency: the column is missing$"):
-        normalise(cost_table(pa.array(["1", "2"])).drop_columns(["BillingCurrency"]), source_id="s",
-                  rounding=Rounding())
+        normalise(
+            cost_table(pa.array(["1", "2"])).drop_columns(["BillingCurrency"]), source_id="s", rounding=Rounding()
+        )
 
 
 # --- a file is never accepted from a cloud export and refused from disk (or the reverse) ----
+
 
 def read_as_export(path: Path) -> pa.Table:
     """The file read as the cloud collectors read a FOCUS export (S3, Blob storage)."""
@@ -206,8 +249,11 @@ def test_a_parquet_string_money_column_holding_empty_strings_reads_alike_from_di
 
 def test_older_focus_names_read_alike_from_disk_and_export(tmp_path):
     path = tmp_path / "preview.csv"
-    path.write_text("BilledCost,AmortizedCost,ChargeType,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,Region\n"
-                    "1.5,1.25,Usage,USD,2026-10-01,2026-10-02,eu-west-1\n", encoding="utf-8")
+    path.write_text(
+        "BilledCost,AmortizedCost,ChargeType,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,Region\n"
+        "1.5,1.25,Usage,USD,2026-10-01,2026-10-02,eu-west-1\n",
+        encoding="utf-8",
+    )
     from_disk = plain(read_focus_file(str(path)).table)
     assert from_disk["EffectiveCost"].to_pylist() == [Decimal("1.25")]
     assert from_disk["RegionId"].to_pylist() == ["eu-west-1"]

@@ -57,8 +57,9 @@ def sessions(page: str, text: str | None = None) -> list[Session]:
                 commands[-1].append(line)
         setup = tuple(c.strip() for c in (match["setup"] or "").split(";") if c.strip())
         written = tuple(("\n".join(lines), " ".join(_joined(lines))) for lines in commands)
-        found.append(Session(page, text.count("\n", 0, match.start("body")), setup, written, match["body"],
-                             match.span("body")))
+        found.append(
+            Session(page, text.count("\n", 0, match.start("body")), setup, written, match["body"], match.span("body"))
+        )
     return found
 
 
@@ -116,8 +117,13 @@ def drifted(found: list[Session], tmp: Path) -> list[str]:
     for session in found:
         real = replay(session, tmp)
         if real != session.body:
-            diff = "".join(difflib.unified_diff(session.body.splitlines(keepends=True), real.splitlines(keepends=True),
-                                                "documented", "real run"))
-            problems.append(f"{session.page}:{session.line}: the session has drifted "
-                            f"(python -m tests.docs.regenerate_outputs)\n{diff}")
+            diff = "".join(
+                difflib.unified_diff(
+                    session.body.splitlines(keepends=True), real.splitlines(keepends=True), "documented", "real run"
+                )
+            )
+            problems.append(
+                f"{session.page}:{session.line}: the session has drifted "
+                f"(python -m tests.docs.regenerate_outputs)\n{diff}"
+            )
     return problems

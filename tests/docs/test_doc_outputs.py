@@ -28,7 +28,7 @@ def test_a_drifted_sample_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     first = sessions("docs/index.md", text)[0]
     command = re.match(r"(?:[^\n]*\\\n)*[^\n]*\n", first.body)  # the command, continuation lines included
     assert command
-    digit = re.search(r"\d", first.body[command.end():])
+    digit = re.search(r"\d", first.body[command.end() :])
     assert digit, "the first session of docs/index.md shows no number"
     at = first.span[0] + command.end() + digit.start()
     mutated = text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1 :]

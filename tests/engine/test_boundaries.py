@@ -35,8 +35,9 @@ def _sample_total(column: str = "BilledCost") -> Decimal:  # the column acme.yam
 
 def _holds(manifest: dict) -> None:
     for totals in manifest["totals"].values():
-        assert Decimal(totals["allocated"]) + Decimal(totals["deferred"]) == \
-            Decimal(totals["input"]) + Decimal(totals["carried"])
+        assert Decimal(totals["allocated"]) + Decimal(totals["deferred"]) == Decimal(totals["input"]) + Decimal(
+            totals["carried"]
+        )
 
 
 def test_a_period_with_no_line_of_its_own_is_refused(tmp_path: Path) -> None:
@@ -68,11 +69,14 @@ def test_a_line_outside_the_run_period_is_located_unless_the_policy_charges_it(t
 
     policy = tmp_path / "policy" / "acme.yaml"
     shutil.copytree(REPO / "policies", tmp_path / "policy")
-    policy.write_text(POLICY.read_text(encoding="utf-8").replace(
-        "\nspec:\n", "\nspec:\n  out_of_period: charge-to-run-period\n", 1), encoding="utf-8")
+    policy.write_text(
+        POLICY.read_text(encoding="utf-8").replace("\nspec:\n", "\nspec:\n  out_of_period: charge-to-run-period\n", 1),
+        encoding="utf-8",
+    )
     out = tmp_path / "charged"
-    result = CliRunner().invoke(main, ["run", "--policy", str(policy), "--input", str(month), "--period", "2026-10",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["run", "--policy", str(policy), "--input", str(month), "--period", "2026-10", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     _holds(manifest)
@@ -116,8 +120,16 @@ def _shifted(path: Path, month: str) -> Path:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: v.replace("2026-11-01", "2026-12-01").replace("2026-10-31", "2026-10-30")
-                             .replace("2026-10", month) if k.endswith(("Start", "End")) else v for k, v in row.items()})
+            writer.writerow(
+                {
+                    k: v.replace("2026-11-01", "2026-12-01")
+                    .replace("2026-10-31", "2026-10-30")
+                    .replace("2026-10", month)
+                    if k.endswith(("Start", "End"))
+                    else v
+                    for k, v in row.items()
+                }
+            )
     return path
 
 
@@ -138,20 +150,30 @@ def test_a_schedule_carried_twice_is_carried_once(tmp_path: Path) -> None:
 
 def _driver_policy(tmp_path: Path, rows: str):  # type: ignore[no-untyped-def]
     (tmp_path / "usage.csv").write_text("period,cost_center,quantity\n" + rows, encoding="utf-8")
-    return make_policy({
-        "currency": "USD",
-        "cost_centers": [{"id": "CC-1"}, {"id": "CC-2"}],
-        "drivers": {"usage": {"file": "usage.csv"}},
-        "rules": [{"id": "by-usage", "priority": 1, "when": {}, "allocate": {"method": "proportional", "driver": "usage"}}],
-    }, path=str(tmp_path / "policy.yaml"))
+    return make_policy(
+        {
+            "currency": "USD",
+            "cost_centers": [{"id": "CC-1"}, {"id": "CC-2"}],
+            "drivers": {"usage": {"file": "usage.csv"}},
+            "rules": [
+                {"id": "by-usage", "priority": 1, "when": {}, "allocate": {"method": "proportional", "driver": "usage"}}
+            ],
+        },
+        path=str(tmp_path / "policy.yaml"),
+    )
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    ("2026-10,CC-1,3\n2026-10,CC-404,1\n",
-     "rule 'by-usage' (method 'proportional') allocates to undeclared cost center(s) 'CC-404'"),
-    ("2026-10,CC-1,3\n2026-10,CC-2,-1\n", "driver 'usage': data row 2 (CC-2, 2026-10): quantity -1 is negative"),
-    ("2026-10,CC-1,NaN\n", "driver 'usage': data row 1 (CC-1, 2026-10): quantity NaN is not a finite number"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            "2026-10,CC-1,3\n2026-10,CC-404,1\n",
+            "rule 'by-usage' (method 'proportional') allocates to undeclared cost center(s) 'CC-404'",
+        ),
+        ("2026-10,CC-1,3\n2026-10,CC-2,-1\n", "driver 'usage': data row 2 (CC-2, 2026-10): quantity -1 is negative"),
+        ("2026-10,CC-1,NaN\n", "driver 'usage': data row 1 (CC-1, 2026-10): quantity NaN is not a finite number"),
+    ],
+)
 def test_a_driver_cannot_send_money_where_the_policy_did_not_say(tmp_path: Path, rows: str, message: str) -> None:
     with pytest.raises(InputError) as raised:
         Engine(_driver_policy(tmp_path, rows)).run([line_items([{"EffectiveCost": "10"}])], "2026-10")
@@ -163,8 +185,14 @@ def _pool_policy(leftovers: str | None):  # type: ignore[no-untyped-def]
     spec = {
         "currency": "USD",
         "cost_centers": [{"id": "CC-1"}, {"id": "CC-2"}, {"id": "POOL-NET", "shared": True}],
-        "rules": [{"id": "network", "priority": 1, "when": {},
-                   "allocate": {"method": "fixed", "splits": {"CC-1": "0.75", "POOL-NET": "0.25"}}}],
+        "rules": [
+            {
+                "id": "network",
+                "priority": 1,
+                "when": {},
+                "allocate": {"method": "fixed", "splits": {"CC-1": "0.75", "POOL-NET": "0.25"}},
+            }
+        ],
     }
     return make_policy(spec | ({"pool_leftovers": leftovers} if leftovers else {}))
 
@@ -184,10 +212,19 @@ def test_a_policy_may_send_pool_leftovers_to_the_unallocated_bucket() -> None:
 
 
 def test_amounts_whose_sum_the_ledger_cannot_hold_are_refused_before_allocating() -> None:
-    policy = make_policy({"currency": "USD", "cost_centers": [{"id": "CC-1"}],
-                          "rules": [{"id": "all", "priority": 1, "when": {},
-                                     "allocate": {"method": "direct", "cost_center": "CC-1"}}]})
+    policy = make_policy(
+        {
+            "currency": "USD",
+            "cost_centers": [{"id": "CC-1"}],
+            "rules": [
+                {"id": "all", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}
+            ],
+        }
+    )
     lines = line_items([{"EffectiveCost": "90000000000000000000"}, {"EffectiveCost": "-90000000000000000000"}] * 2)
-    with pytest.raises(InputError, match=r"amounts add up to 3\.600000E\+20 in absolute value; the ledger adds "
-                                         r"amounts below 1E\+20"):
+    with pytest.raises(
+        InputError,
+        match=r"amounts add up to 3\.600000E\+20 in absolute value; the ledger adds "
+        r"amounts below 1E\+20",
+    ):
         Engine(policy).run([lines], "2026-10")

@@ -81,7 +81,8 @@ def test_a_failing_case_is_reported_and_fails_the_command(tmp_path: Path) -> Non
         "cases:\n"
         "  - name: wrong on purpose\n"
         "    line_items: [{ServiceName: Amazon EC2, BilledCost: '5.00'}]\n"
-        "    expect: {CC-1001: '5.00'}\n")
+        "    expect: {CC-1001: '5.00'}\n"
+    )
     text = invoke("test", str(tmp_path))
     assert text.exit_code == 1
     assert "FAIL  " in text.output and "CC-1001: expected 5.00, got 0" in text.output
@@ -97,15 +98,35 @@ def test_fail_on_empty(tmp_path: Path) -> None:
 
 
 def test_run_names_a_missing_collector_and_writes_nothing(tmp_path: Path) -> None:
-    result = invoke("--block-plugin", "focus-files", "run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE),
-                    "--period", "2026-10", "--out", str(tmp_path / "out"))
+    result = invoke(
+        "--block-plugin",
+        "focus-files",
+        "run",
+        "--policy",
+        str(POLICIES / "acme.yaml"),
+        "--input",
+        str(SAMPLE),
+        "--period",
+        "2026-10",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.exit_code == 1 and "no collector 'focus-files'" in result.output
     assert not (tmp_path / "out").exists()
 
 
 def test_the_readme_main_job_prints_a_cost_center_summary(tmp_path: Path) -> None:
-    result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE), "--period", "2026-10",
-                    "--out", str(tmp_path / "demo"))
+    result = invoke(
+        "run",
+        "--policy",
+        str(POLICIES / "acme.yaml"),
+        "--input",
+        str(SAMPLE),
+        "--period",
+        "2026-10",
+        "--out",
+        str(tmp_path / "demo"),
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["cost", "center", "amount"]
@@ -116,7 +137,9 @@ def test_the_readme_main_job_prints_a_cost_center_summary(tmp_path: Path) -> Non
 
 
 def test_run_without_inputs_or_sources_says_so_and_writes_nothing(tmp_path: Path) -> None:
-    result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--period", "2026-10", "--out", str(tmp_path / "out"))
+    result = invoke(
+        "run", "--policy", str(POLICIES / "acme.yaml"), "--period", "2026-10", "--out", str(tmp_path / "out")
+    )
     assert result.exit_code == 1 and "no line items" in result.output
     assert not (tmp_path / "out").exists()
 
@@ -126,12 +149,23 @@ def test_run_writes_the_default_outputs_and_those_asked_for(tmp_path: Path) -> N
     result = invoke(*args, str(tmp_path / "default"))
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "default").iterdir() if not p.name.startswith(".")) == [
-        "allocations.parquet", "decisions.parquet", "manifest.json", "schedule.parquet", "summary.csv"]
+        "allocations.parquet",
+        "decisions.parquet",
+        "manifest.json",
+        "schedule.parquet",
+        "summary.csv",
+    ]
     result = invoke(*args, str(tmp_path / "more"), "--export", "allocations-csv", "--export", "focus-allocated")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "more").iterdir() if not p.name.startswith(".")) == [
-        "allocations.csv", "allocations.parquet", "decisions.parquet", "focus_allocated.parquet", "manifest.json",
-        "schedule.parquet", "summary.csv"]
+        "allocations.csv",
+        "allocations.parquet",
+        "decisions.parquet",
+        "focus_allocated.parquet",
+        "manifest.json",
+        "schedule.parquet",
+        "summary.csv",
+    ]
     for name in ("allocations.parquet", "decisions.parquet", "summary.csv"):  # asking for more changes nothing else
         assert (tmp_path / "more" / name).read_bytes() == (tmp_path / "default" / name).read_bytes()
 
@@ -139,19 +173,32 @@ def test_run_writes_the_default_outputs_and_those_asked_for(tmp_path: Path) -> N
 def test_the_policy_names_exports_in_spec_exports(tmp_path: Path) -> None:
     text = (POLICIES / "acme.yaml").read_text(encoding="utf-8")
     policy = tmp_path / "acme.yaml"
-    policy.write_text(text.replace("\nspec:\n", "\nspec:\n  exports:\n    - {exporter: allocations-csv}\n", 1),
-                      encoding="utf-8")
+    policy.write_text(
+        text.replace("\nspec:\n", "\nspec:\n  exports:\n    - {exporter: allocations-csv}\n", 1), encoding="utf-8"
+    )
     for driver in (POLICIES / "drivers").iterdir():
         (tmp_path / "drivers").mkdir(exist_ok=True)
         (tmp_path / "drivers" / driver.name).write_bytes(driver.read_bytes())
-    result = invoke("run", "--policy", str(policy), "--input", str(SAMPLE), "--period", "2026-10",
-                    "--out", str(tmp_path / "out"))
+    result = invoke(
+        "run", "--policy", str(policy), "--input", str(SAMPLE), "--period", "2026-10", "--out", str(tmp_path / "out")
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "allocations.csv").exists()
 
 
 def test_an_unknown_exporter_fails_before_anything_runs(tmp_path: Path) -> None:
-    result = invoke("run", "--policy", str(POLICIES / "acme.yaml"), "--input", str(SAMPLE), "--period", "2026-10",
-                    "--out", str(tmp_path / "out"), "--export", "xlsx")
+    result = invoke(
+        "run",
+        "--policy",
+        str(POLICIES / "acme.yaml"),
+        "--input",
+        str(SAMPLE),
+        "--period",
+        "2026-10",
+        "--out",
+        str(tmp_path / "out"),
+        "--export",
+        "xlsx",
+    )
     assert result.exit_code != 0 and "no exporter 'xlsx' is registered" in result.output
     assert not (tmp_path / "out").exists()

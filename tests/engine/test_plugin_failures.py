@@ -52,8 +52,12 @@ def test_an_allocator_that_raises_is_named_with_its_plugin(tmp_path: Path) -> No
 
 def test_an_exporter_that_raises_leaves_no_file_and_no_manifest(tmp_path: Path) -> None:
     plugin = _BrokenPlugin()
-    engine = make_engine(make_policy(plugin, builtins=True, rules=[_rule("direct")]), plugin, builtins=True,
-                         exporters=["summary", "broken-export"])
+    engine = make_engine(
+        make_policy(plugin, builtins=True, rules=[_rule("direct")]),
+        plugin,
+        builtins=True,
+        exporters=["summary", "broken-export"],
+    )
     with pytest.raises(PluginError, match=r"exporter 'broken-export' of plugin '.+' raised OSError: disk full"):
         engine.run([line_items({"EffectiveCost": "1"})], "2026-10", out=tmp_path / "out")
     assert [p.name for p in (tmp_path / "out").iterdir()] == []

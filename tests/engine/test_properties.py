@@ -23,8 +23,10 @@ from tests.engine.helpers import line_items, make_policy
 
 UNIT = LEDGER_QUANTUM
 SPECIAL = [Decimal(0), UNIT, -UNIT, Decimal("0.01"), Decimal("-0.01"), Decimal("12345678.9999999999")]
-amounts = st.one_of(st.sampled_from(SPECIAL), st.decimals(min_value=-10**7, max_value=10**7, places=10,
-                                                            allow_nan=False, allow_infinity=False))
+amounts = st.one_of(
+    st.sampled_from(SPECIAL),
+    st.decimals(min_value=-(10**7), max_value=10**7, places=10, allow_nan=False, allow_infinity=False),
+)
 
 SERVICES = ["direct", "tag", "driver", "direct-cost", "fixed", "even", "tiered", "amortized", "pool", "none"]
 
@@ -39,42 +41,103 @@ def scenarios(draw):  # type: ignore[no-untyped-def]
     among = draw(st.lists(st.sampled_from(centers), min_size=1, max_size=n, unique=True))
     spec = {
         "cost_centers": [{"id": c} for c in centers] + [{"id": "POOL", "shared": True}],
-        "drivers": {"usage": {"inline": [{"period": "2026-10", "cost_center": c, "quantity": q}
-                                         for c, q in zip(centers, quantities, strict=True)]}},
+        "drivers": {
+            "usage": {
+                "inline": [
+                    {"period": "2026-10", "cost_center": c, "quantity": q}
+                    for c, q in zip(centers, quantities, strict=True)
+                ]
+            }
+        },
         "rules": [
             {"id": f"r-{s}", "priority": 100 - i, "when": {"ServiceName": s}, "allocate": allocate}
-            for i, (s, allocate) in enumerate([
-                ("direct", {"method": "direct", "cost_center": centers[-1]}),
-                ("tag", {"method": "tag", "keys": ["team", "project"], "fallback": centers[0]}),
-                ("driver", {"method": "proportional", "driver": "usage",
-                            "fallback": draw(st.sampled_from(["even", "unallocated"]))}),
-                ("direct-cost", {"method": "proportional", "basis": "direct-cost", "among": among, "fallback": "even"}),
-                ("fixed", {"method": "fixed", "splits": {c: str(f) for c, f in zip(centers, fractions, strict=True) if f}}),
-                ("even", {"method": "even", "among": among} if draw(st.booleans()) else {"method": "even"}),
-                ("tiered", {"method": "tiered", "by": "tags.tier",
-                            "tiers": {"gold": {"method": "direct", "cost_center": centers[0]},
-                                      "silver": {"method": "proportional", "driver": "usage", "fallback": "even"}},
-                            "default": {"method": "even"}}),
-                ("amortized", {"method": "amortized", "months": draw(st.sampled_from([1, 3, 12, "commitment-term"])),
-                               "then": {"method": "even", "among": among}}),
-                ("pool", {"method": "direct", "cost_center": "POOL"}),
-            ])
+            for i, (s, allocate) in enumerate(
+                [
+                    ("direct", {"method": "direct", "cost_center": centers[-1]}),
+                    ("tag", {"method": "tag", "keys": ["team", "project"], "fallback": centers[0]}),
+                    (
+                        "driver",
+                        {
+                            "method": "proportional",
+                            "driver": "usage",
+                            "fallback": draw(st.sampled_from(["even", "unallocated"])),
+                        },
+                    ),
+                    (
+                        "direct-cost",
+                        {"method": "proportional", "basis": "direct-cost", "among": among, "fallback": "even"},
+                    ),
+                    (
+                        "fixed",
+                        {
+                            "method": "fixed",
+                            "splits": {c: str(f) for c, f in zip(centers, fractions, strict=True) if f},
+                        },
+                    ),
+                    ("even", {"method": "even", "among": among} if draw(st.booleans()) else {"method": "even"}),
+                    (
+                        "tiered",
+                        {
+                            "method": "tiered",
+                            "by": "tags.tier",
+                            "tiers": {
+                                "gold": {"method": "direct", "cost_center": centers[0]},
+                                "silver": {"method": "proportional", "driver": "usage", "fallback": "even"},
+                            },
+                            "default": {"method": "even"},
+                        },
+                    ),
+                    (
+                        "amortized",
+                        {
+                            "method": "amortized",
+                            "months": draw(st.sampled_from([1, 3, 12, "commitment-term"])),
+                            "then": {"method": "even", "among": among},
+                        },
+                    ),
+                    ("pool", {"method": "direct", "cost_center": "POOL"}),
+                ]
+            )
         ],
-        "stages": [{"pool": "POOL", "allocate": draw(st.sampled_from([
-            {"method": "proportional", "basis": "direct-cost", "fallback": "even"},
-            {"method": "even", "among": among},
-            {"method": "proportional", "driver": "usage", "fallback": "unallocated"},
-        ]))}],
+        "stages": [
+            {
+                "pool": "POOL",
+                "allocate": draw(
+                    st.sampled_from(
+                        [
+                            {"method": "proportional", "basis": "direct-cost", "fallback": "even"},
+                            {"method": "even", "among": among},
+                            {"method": "proportional", "driver": "usage", "fallback": "unallocated"},
+                        ]
+                    )
+                ),
+            }
+        ],
     }
-    tags = st.fixed_dictionaries({}, optional={
-        "Team": st.sampled_from([*centers[:3], "nobody", " "]),
-        "project": st.sampled_from(centers[:3]),
-        "tier": st.sampled_from(["gold", "silver", "bronze"]),
-    })
-    items = draw(st.lists(st.fixed_dictionaries({
-        "ServiceName": st.sampled_from(SERVICES), "EffectiveCost": amounts, "Tags": tags,
-        "ChargePeriodEnd": st.sampled_from(["2026-11-01T00:00:00Z", "2027-10-01T00:00:00Z", "2026-10-05T00:00:00Z"]),
-    }), min_size=1, max_size=12))
+    tags = st.fixed_dictionaries(
+        {},
+        optional={
+            "Team": st.sampled_from([*centers[:3], "nobody", " "]),
+            "project": st.sampled_from(centers[:3]),
+            "tier": st.sampled_from(["gold", "silver", "bronze"]),
+        },
+    )
+    items = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "ServiceName": st.sampled_from(SERVICES),
+                    "EffectiveCost": amounts,
+                    "Tags": tags,
+                    "ChargePeriodEnd": st.sampled_from(
+                        ["2026-11-01T00:00:00Z", "2027-10-01T00:00:00Z", "2026-10-05T00:00:00Z"]
+                    ),
+                }
+            ),
+            min_size=1,
+            max_size=12,
+        )
+    )
     return spec, items
 
 
@@ -91,9 +154,22 @@ def _expected_stage0(amount: Decimal, shares: dict[str, int], months: int | None
 
 
 @given(scenarios())
-@example(({"cost_centers": [{"id": "A"}, {"id": "B"}],
-           "rules": [{"id": "half", "priority": 1, "when": {}, "allocate": {"method": "fixed", "splits": {"A": 0.5, "B": 0.5}}}]},
-          [{"EffectiveCost": Decimal("0.01")}]))
+@example(
+    (
+        {
+            "cost_centers": [{"id": "A"}, {"id": "B"}],
+            "rules": [
+                {
+                    "id": "half",
+                    "priority": 1,
+                    "when": {},
+                    "allocate": {"method": "fixed", "splits": {"A": 0.5, "B": 0.5}},
+                }
+            ],
+        },
+        [{"EffectiveCost": Decimal("0.01")}],
+    )
+)
 def test_every_method_conserves_and_matches_money_split(plane_factory, registry, scenario) -> None:  # type: ignore[no-untyped-def]
     spec, items = scenario
     policy = make_policy(spec)
@@ -117,9 +193,13 @@ def test_every_method_conserves_and_matches_money_split(plane_factory, registry,
         periods = sorted({r["period"] for r in rows})
         months = decision["months"]
         n_months = len(periods) if months is None else _months_of(rows, items[number - 1], months)
-        expected = _expected_stage0(Decimal(items[number - 1]["EffectiveCost"]),
-                                    {k: int(v) for k, v in json.loads(decision["shares"]).items()}, months, n_months,
-                                    line=number - 1)
+        expected = _expected_stage0(
+            Decimal(items[number - 1]["EffectiveCost"]),
+            {k: int(v) for k, v in json.loads(decision["shares"]).items()},
+            months,
+            n_months,
+            line=number - 1,
+        )
         start = periods[0]
         actual = {(_month_index(start, r["period"]), r["cost_center"]): r["amount"] for r in rows}
         assert actual == expected
@@ -137,25 +217,41 @@ def _months_of(rows: list[dict], item: dict, months: int) -> int:
     return {"2026-11-01T00:00:00Z": 1, "2027-10-01T00:00:00Z": 12, "2026-10-05T00:00:00Z": 1}[end]
 
 
-@pytest.mark.parametrize(("amount", "weights"), [
-    (Decimal("0.01"), [1, 1]),
-    (Decimal("0.01"), [1, 1, 1]),
-    (UNIT, [1] * 50),
-    (-UNIT, [0, 3, 3]),
-    (Decimal("-7.0000000003"), [5, 0, 2, 9, 2]),
-    (Decimal("99999999999999.9999999999"), [10**6 - 1, 10**6, 1]),
-    (Decimal(0), [4, 1]),
-    (Decimal("12.5"), [4, 1]),  # divides evenly: no leftover to rank
-    (Decimal("123456.0000000007"), [3 * 10**17, 10**17 + 7, 5]),  # a total past BIGINT's remainder arithmetic
-    (Decimal("-0.0000000013"), [10**18 - 1, 1]),
-])
+@pytest.mark.parametrize(
+    ("amount", "weights"),
+    [
+        (Decimal("0.01"), [1, 1]),
+        (Decimal("0.01"), [1, 1, 1]),
+        (UNIT, [1] * 50),
+        (-UNIT, [0, 3, 3]),
+        (Decimal("-7.0000000003"), [5, 0, 2, 9, 2]),
+        (Decimal("99999999999999.9999999999"), [10**6 - 1, 10**6, 1]),
+        (Decimal(0), [4, 1]),
+        (Decimal("12.5"), [4, 1]),  # divides evenly: no leftover to rank
+        (Decimal("123456.0000000007"), [3 * 10**17, 10**17 + 7, 5]),  # a total past BIGINT's remainder arithmetic
+        (Decimal("-0.0000000013"), [10**18 - 1, 1]),
+    ],
+)
 def test_sql_split_equals_money_split(amount: Decimal, weights: list[int]) -> None:
     """Edge cases of the split SQL itself; the property above covers it through every method."""
     centers = [f"C{i:02d}" for i in range(len(weights))]
     kept = [(c, w) for c, w in zip(centers, weights, strict=True) if w]
     splits = pa.Table.from_pylist(
-        [{"decision_id": "d", "cost_center": c, "weight": Decimal(w), "position": i, "months": None,
-          "rule_id": "r", "method": "m", "category": "direct"} for i, (c, w) in enumerate(kept)], schema=SPLIT_SCHEMA)
+        [
+            {
+                "decision_id": "d",
+                "cost_center": c,
+                "weight": Decimal(w),
+                "position": i,
+                "months": None,
+                "rule_id": "r",
+                "method": "m",
+                "category": "direct",
+            }
+            for i, (c, w) in enumerate(kept)
+        ],
+        schema=SPLIT_SCHEMA,
+    )
     connection = duckdb.connect()
     connection.register("splits_arrow", splits)
     connection.execute("""CREATE TEMP TABLE splits AS SELECT 1 AS decision, * REPLACE (CAST(weight AS HUGEINT) AS weight),
@@ -163,7 +259,7 @@ def test_sql_split_equals_money_split(amount: Decimal, weights: list[int]) -> No
     units = int(amount.scaleb(LEDGER_SCALE))
     rows = connection.sql(f"""
         WITH p AS (SELECT 1 AS decision, 1 AS line, CAST({units} AS HUGEINT) AS units)
-        SELECT cost_center, units_out FROM ({_split_sql('p', 'line', splits)}) ORDER BY cost_center
+        SELECT cost_center, units_out FROM ({_split_sql("p", "line", splits)}) ORDER BY cost_center
     """).fetchall()
     connection.close()
     expected = split(amount, [Decimal(w) for _, w in kept], rotation=tie_rotation(1, len(kept)))
@@ -181,8 +277,13 @@ def test_leftover_units_do_not_drift_towards_one_cost_center(seed: int, shares: 
     lines = 2_000
     units = np.random.default_rng(seed).integers(1, shares, size=lines)  # below one unit per share: all leftover
     centers = [f"C{i}" for i in range(shares)]
-    policy = make_policy({"currency": "USD", "cost_centers": [{"id": c} for c in centers],
-                          "rules": [{"id": "even", "priority": 1, "when": {}, "allocate": {"method": "even"}}]})
+    policy = make_policy(
+        {
+            "currency": "USD",
+            "cost_centers": [{"id": c} for c in centers],
+            "rules": [{"id": "even", "priority": 1, "when": {}, "allocate": {"method": "even"}}],
+        }
+    )
     items = line_items([{"EffectiveCost": str(Decimal(int(u)).scaleb(-LEDGER_SCALE))} for u in units])
     totals = {cc: amount for cc, _, amount in Engine(policy).run([items], "2026-10").summary() if cc in centers}
     fair = Decimal(int(units.sum())) / shares

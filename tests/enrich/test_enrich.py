@@ -35,8 +35,10 @@ def sample_month() -> tuple[list[dict], set[int]]:
 
 
 def write_cmdb(path: Path, rows: dict[str, str]) -> None:
-    path.write_text("id,CostCenter,owner\n" + "".join(f"{rid},{cc},alice@example.com\n" for rid, cc in rows.items()),
-                    encoding="utf-8")
+    path.write_text(
+        "id,CostCenter,owner\n" + "".join(f"{rid},{cc},alice@example.com\n" for rid, cc in rows.items()),
+        encoding="utf-8",
+    )
 
 
 @pytest.fixture
@@ -48,9 +50,17 @@ def month(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def policy_for(tmp_path: Path, **enrich):  # type: ignore[no-untyped-def]
-    return make_policy(builtins=True, rules=RULES, directory=tmp_path, tags={"aliases": {"costcenter": "cost-center"}},
-                       enrich={"cache": "cache", "sources": [{"enricher": "files", "id": "cmdb",
-                                                              "path": str(tmp_path / "cmdb.csv")}], **enrich})
+    return make_policy(
+        builtins=True,
+        rules=RULES,
+        directory=tmp_path,
+        tags={"aliases": {"costcenter": "cost-center"}},
+        enrich={
+            "cache": "cache",
+            "sources": [{"enricher": "files", "id": "cmdb", "path": str(tmp_path / "cmdb.csv")}],
+            **enrich,
+        },
+    )
 
 
 def unallocated(result) -> Decimal:  # type: ignore[no-untyped-def]
@@ -60,8 +70,9 @@ def unallocated(result) -> Decimal:  # type: ignore[no-untyped-def]
 def test_the_unallocated_share_falls_by_the_enriched_lines(tmp_path: Path, month) -> None:  # type: ignore[no-untyped-def]
     lines, untagged, known = month
     plain = make_engine(make_policy(builtins=True, rules=RULES), builtins=True).run([line_items(*lines)], "2026-10")
-    enriched = make_engine(policy_for(tmp_path), builtins=True, exporters=EXPORTERS).run([line_items(*lines)], "2026-10",
-                                                                     out=tmp_path / "out")
+    enriched = make_engine(policy_for(tmp_path), builtins=True, exporters=EXPORTERS).run(
+        [line_items(*lines)], "2026-10", out=tmp_path / "out"
+    )
     cost = {i: lines[i]["BilledCost"] for i in range(60)}
     assert unallocated(plain) == sum(cost[i] for i in untagged)
     assert unallocated(enriched) == sum(cost[i] for i in untagged - set(known))
@@ -72,7 +83,9 @@ def test_the_unallocated_share_falls_by_the_enriched_lines(tmp_path: Path, month
     table = pq.read_table(tmp_path / "out" / "enrichment.parquet").to_pylist()
     assert sorted(r["x_SourceRow"] for r in table if r["tag"] == "cost-center") == [i + 1 for i in known]
     assert {(r["tag"], r["source"], r["enricher"], r["scope"]) for r in table} == {
-        ("cost-center", "cmdb", "files", "resource"), ("owner", "cmdb", "files", "resource")}
+        ("cost-center", "cmdb", "files", "resource"),
+        ("owner", "cmdb", "files", "resource"),
+    }
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert {i["source_id"] for i in manifest["inputs"]} >= {"enrich:cmdb", "enrichment"}
 
@@ -95,11 +108,13 @@ def test_a_rerun_reads_the_same_snapshot_until_a_fresh_one_is_taken(tmp_path: Pa
 
     lines, _, known = month
     policy = policy_for(tmp_path)
-    first = make_engine(policy, builtins=True, exporters=EXPORTERS).run([line_items(*lines)], "2026-10",
-                                                                        out=tmp_path / "a")
+    first = make_engine(policy, builtins=True, exporters=EXPORTERS).run(
+        [line_items(*lines)], "2026-10", out=tmp_path / "a"
+    )
     write_cmdb(tmp_path / "cmdb.csv", {f"i-{i:04d}": "CC-3" for i in known})  # the CMDB changes
-    again = make_engine(policy, builtins=True, exporters=EXPORTERS).run([line_items(*lines)], "2026-10",
-                                                                        out=tmp_path / "b")
+    again = make_engine(policy, builtins=True, exporters=EXPORTERS).run(
+        [line_items(*lines)], "2026-10", out=tmp_path / "b"
+    )
     assert again.run_id == first.run_id
     for name in ("allocations.parquet", "decisions.parquet", "enrichment.parquet", "manifest.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
@@ -114,13 +129,23 @@ def test_a_rerun_reads_the_same_snapshot_until_a_fresh_one_is_taken(tmp_path: Pa
 def test_precedence_per_key_puts_the_inventory_before_the_bill(tmp_path: Path) -> None:
     (tmp_path / "cmdb.yaml").write_text(
         "resources:\n  i-1: {cost-center: CC-3}\naccounts:\n  '42': {cost-center: CC-1, team: platform}\n",
-        encoding="utf-8")
-    policy = make_policy(builtins=True, rules=RULES, directory=tmp_path, tags={"aliases": {"costcenter": "cost-center"}},
-                         enrich={
-        "cache": "cache", "sources": [{"enricher": "files", "id": "cmdb", "path": str(tmp_path / "cmdb.yaml")}],
-        "precedence": {"keys": {"cost-center": ["cmdb", "bill"]}}})
-    items = line_items({"BilledCost": "10", "ResourceId": "i-1", "SubAccountId": "42", "Tags": {"CostCenter": "CC-2"}},
-                       {"BilledCost": "5", "ResourceId": "i-2", "SubAccountId": "42", "Tags": {"team": "web"}})
+        encoding="utf-8",
+    )
+    policy = make_policy(
+        builtins=True,
+        rules=RULES,
+        directory=tmp_path,
+        tags={"aliases": {"costcenter": "cost-center"}},
+        enrich={
+            "cache": "cache",
+            "sources": [{"enricher": "files", "id": "cmdb", "path": str(tmp_path / "cmdb.yaml")}],
+            "precedence": {"keys": {"cost-center": ["cmdb", "bill"]}},
+        },
+    )
+    items = line_items(
+        {"BilledCost": "10", "ResourceId": "i-1", "SubAccountId": "42", "Tags": {"CostCenter": "CC-2"}},
+        {"BilledCost": "5", "ResourceId": "i-2", "SubAccountId": "42", "Tags": {"team": "web"}},
+    )
     result = make_engine(policy, builtins=True).run([items], "2026-10")
     tags = [json.loads(t) for t in result.records["Tags"].to_pylist()]
     assert tags == [{"cost-center": "CC-3", "team": "platform"}, {"cost-center": "CC-1", "team": "web"}]
@@ -135,10 +160,14 @@ def test_precedence_ids_are_checked_where_they_are_written(tmp_path: Path, month
     messages = [f"{d.path}: {d.message}" for d in raised.value.diagnostics]
     assert messages == [
         "$.spec.enrich.precedence.default[1]: 'inventry' is not bill or a source id (bill, cmdb)",
-        "$.spec.enrich.precedence.keys.team[1]: 'bil' is not bill or a source id (bill, cmdb); did you mean 'bill'?"]
+        "$.spec.enrich.precedence.keys.team[1]: 'bil' is not bill or a source id (bill, cmdb); did you mean 'bill'?",
+    ]
     with pytest.raises(PolicyError, match=r"\$.spec.enrich.sources\[1\]: source id 'files' is used twice"):
-        make_policy(builtins=True, directory=tmp_path, enrich={"sources": [
-            {"enricher": "files", "path": "a.csv"}, {"enricher": "files", "path": "b.csv"}]})
+        make_policy(
+            builtins=True,
+            directory=tmp_path,
+            enrich={"sources": [{"enricher": "files", "path": "a.csv"}, {"enricher": "files", "path": "b.csv"}]},
+        )
 
 
 def test_a_policy_without_enrich_leaves_the_tags_alone(month) -> None:  # type: ignore[no-untyped-def]
@@ -159,8 +188,20 @@ def test_the_cli_takes_a_fresh_snapshot_and_explain_prints_the_source(tmp_path: 
     taken = runner.invoke(main, ["enrich", "--policy", policy.path, "--period", "2026-10"])
     assert taken.exit_code == 0, taken.output
     assert "cmdb (files): 24 tag(s) at 20" in taken.output
-    ran = runner.invoke(main, ["run", "--policy", policy.path, "--input", str(tmp_path / "bill.parquet"),
-                               "--period", "2026-10", "--out", str(tmp_path / "out")])
+    ran = runner.invoke(
+        main,
+        [
+            "run",
+            "--policy",
+            policy.path,
+            "--input",
+            str(tmp_path / "bill.parquet"),
+            "--period",
+            "2026-10",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert ran.exit_code == 0, ran.output
     ledger = pq.read_table(tmp_path / "out" / "allocations.parquet").to_pylist()
     record = next(r["record_id"] for r in ledger if r["source_row"] == known[-1] + 1)
@@ -183,10 +224,18 @@ def test_a_corrupt_snapshot_is_a_located_error(tmp_path: Path, month) -> None:  
 def test_changing_a_source_s_options_takes_a_new_snapshot(tmp_path: Path, month) -> None:  # type: ignore[no-untyped-def]
     lines, _, known = month
     first = make_engine(policy_for(tmp_path), builtins=True).run([line_items(*lines)], "2026-10")
-    (tmp_path / "other.csv").write_text("id,CostCenter\n" + "".join(f"i-{i:04d},CC-3\n" for i in known),
-                                        encoding="utf-8")
-    other = make_policy(builtins=True, rules=RULES, directory=tmp_path, tags={"aliases": {"costcenter": "cost-center"}},
-                        enrich={"cache": "cache", "sources": [{"enricher": "files", "id": "cmdb",
-                                                               "path": str(tmp_path / "other.csv")}]})
+    (tmp_path / "other.csv").write_text(
+        "id,CostCenter\n" + "".join(f"i-{i:04d},CC-3\n" for i in known), encoding="utf-8"
+    )
+    other = make_policy(
+        builtins=True,
+        rules=RULES,
+        directory=tmp_path,
+        tags={"aliases": {"costcenter": "cost-center"}},
+        enrich={
+            "cache": "cache",
+            "sources": [{"enricher": "files", "id": "cmdb", "path": str(tmp_path / "other.csv")}],
+        },
+    )
     second = make_engine(other, builtins=True).run([line_items(*lines)], "2026-10")
     assert {cc: a for cc, _, a in second.summary()}["CC-3"] > {cc: a for cc, _, a in first.summary()}["CC-3"]

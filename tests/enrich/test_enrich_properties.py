@@ -25,19 +25,40 @@ NORMALIZER = TagNormalizer(aliases={"costcenter": "cost-center"})
 
 
 def records() -> st.SearchStrategy[list[TagRecord]]:
-    scoped = st.sampled_from([("resource", "i-1"), ("resource", "i-2"), ("resource-group", "/subscriptions/s/resourcegroups/rg"),
-                              ("account", "111"), ("account", "222")])
-    return st.lists(st.builds(lambda sk, tags: TagRecord(sk[0], sk[1], tags), scoped,
-                              st.dictionaries(KEYS, st.sampled_from(["x", "y"]), min_size=1, max_size=2)), max_size=6)
+    scoped = st.sampled_from(
+        [
+            ("resource", "i-1"),
+            ("resource", "i-2"),
+            ("resource-group", "/subscriptions/s/resourcegroups/rg"),
+            ("account", "111"),
+            ("account", "222"),
+        ]
+    )
+    return st.lists(
+        st.builds(
+            lambda sk, tags: TagRecord(sk[0], sk[1], tags),
+            scoped,
+            st.dictionaries(KEYS, st.sampled_from(["x", "y"]), min_size=1, max_size=2),
+        ),
+        max_size=6,
+    )
 
 
-def oracle(tags: dict | None, resource: str | None, account: str | None, inventories: list[tuple[str, list[TagRecord]]],
-           order: tuple[str, ...]) -> dict | None:
+def oracle(
+    tags: dict | None,
+    resource: str | None,
+    account: str | None,
+    inventories: list[tuple[str, list[TagRecord]]],
+    order: tuple[str, ...],
+) -> dict | None:
     """The merge of one line, written the slow obvious way."""
     found: dict[str, dict[str, str]] = {}  # canonical tag -> source -> value
     for source, recs in inventories:
-        keys = {"resource": (resource or "").casefold(), "account": (account or "").casefold(),
-                "resource-group": "/".join((resource or "").casefold().split("/")[:5])}
+        keys = {
+            "resource": (resource or "").casefold(),
+            "account": (account or "").casefold(),
+            "resource-group": "/".join((resource or "").casefold().split("/")[:5]),
+        }
         for scope in ("account", "resource-group", "resource"):
             raw: dict[str, str] = {}
             for r in recs:
@@ -62,19 +83,24 @@ def oracle(tags: dict | None, resource: str | None, account: str | None, invento
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(TAGS, RESOURCES, ACCOUNTS), min_size=1, max_size=12), records(), records(),
-       st.booleans())
+@given(st.lists(st.tuples(TAGS, RESOURCES, ACCOUNTS), min_size=1, max_size=12), records(), records(), st.booleans())
 def test_per_key_enrichment_equals_the_line_by_line_merge(lines, first, second, inventory_first) -> None:  # type: ignore[no-untyped-def]
     taken = datetime(2026, 10, 31, 23, tzinfo=UTC)
-    snapshots = [Snapshot("inv", "files", taken, Path("inv"), snapshot_table(first)),
-                 Snapshot("acct", "files", taken, Path("acct"), snapshot_table(second))]
+    snapshots = [
+        Snapshot("inv", "files", taken, Path("inv"), snapshot_table(first)),
+        Snapshot("acct", "files", taken, Path("acct"), snapshot_table(second)),
+    ]
     order = ("inv", BILL, "acct") if inventory_first else (BILL, "inv", "acct")
     table = line_items(*({"BilledCost": "1", "Tags": t, "ResourceId": r, "SubAccountId": a} for t, r, a in lines))
     if any(t is None for t, _, _ in lines):  # line_items writes {} for None: put the nulls back
-        table = table.set_column(table.schema.get_field_index("Tags"), "Tags",
-                                 pa.array([None if t is None else json.dumps(t) for t, _, _ in lines], pa.string()))
-    tags, provenance = _enrich(table, snapshots, _Precedence({"precedence": {"default": list(order)}}, snapshots),
-                               NORMALIZER)
+        table = table.set_column(
+            table.schema.get_field_index("Tags"),
+            "Tags",
+            pa.array([None if t is None else json.dumps(t) for t, _, _ in lines], pa.string()),
+        )
+    tags, provenance = _enrich(
+        table, snapshots, _Precedence({"precedence": {"default": list(order)}}, snapshots), NORMALIZER
+    )
     inventories = [("inv", list(first)), ("acct", list(second))]
     got = [None if t is None else json.loads(t) for t in tags.to_pylist()]
     expected = [oracle(t, r, a, inventories, order) for t, r, a in lines]
@@ -84,8 +110,9 @@ def test_per_key_enrichment_equals_the_line_by_line_merge(lines, first, second, 
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=30),
-       st.booleans())
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=30), st.booleans()
+)
 def test_groups_give_every_line_its_distinct_row(rows, huge) -> None:  # type: ignore[no-untyped-def]
     """Both ways of grouping: one combined int64 key, and rows compared whole when the key would overflow."""
     import numpy as np

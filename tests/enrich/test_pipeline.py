@@ -22,15 +22,24 @@ OCTOBER = Period(2026, 10)
 
 
 def write_bill(path: Path, period: Period, amounts: list[str]) -> None:
-    pq.write_table(line_items(*({"BilledCost": a, "Tags": {"team": "CC-1" if i % 2 else "CC-2"}}
-                                for i, a in enumerate(amounts)), period=period), path)
+    pq.write_table(
+        line_items(
+            *({"BilledCost": a, "Tags": {"team": "CC-1" if i % 2 else "CC-2"}} for i, a in enumerate(amounts)),
+            period=period,
+        ),
+        path,
+    )
 
 
 @pytest.fixture
 def policy(tmp_path: Path):  # type: ignore[no-untyped-def]
     write_bill(tmp_path / "bill.parquet", OCTOBER, ["1.10", "2.20", "3.30"])
-    return make_policy(builtins=True, rules=RULES, directory=tmp_path,
-                       sources=[{"collector": "focus-files", "path": str(tmp_path / "bill.parquet")}])
+    return make_policy(
+        builtins=True,
+        rules=RULES,
+        directory=tmp_path,
+        sources=[{"collector": "focus-files", "path": str(tmp_path / "bill.parquet")}],
+    )
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -80,15 +89,23 @@ def test_a_crashed_collect_leaves_the_previous_version_usable(tmp_path: Path, po
 def test_run_current_uses_the_latest_collected_versions(tmp_path: Path) -> None:
     month = current_period()
     write_bill(tmp_path / "bill.parquet", month, ["10", "20", "30", "40"])
-    policy = make_policy(builtins=True, rules=RULES, directory=tmp_path, cost_centers=["CC-1", "CC-2"],
-                         sources=[{"collector": "focus-files", "path": str(tmp_path / "bill.parquet")}],
-                         enrich={"cache": "cache", "sources": [{"enricher": "files", "path": str(tmp_path / "c.csv")}]})
+    policy = make_policy(
+        builtins=True,
+        rules=RULES,
+        directory=tmp_path,
+        cost_centers=["CC-1", "CC-2"],
+        sources=[{"collector": "focus-files", "path": str(tmp_path / "bill.parquet")}],
+        enrich={"cache": "cache", "sources": [{"enricher": "files", "path": str(tmp_path / "c.csv")}]},
+    )
     (tmp_path / "c.csv").write_text("id\n", encoding="utf-8")
     runner = CliRunner()
     collected = runner.invoke(main, ["collect", "--policy", policy.path, "--period", "current"])
     assert collected.exit_code == 0, collected.output
     assert ": stored version " in collected.output
-    assert ": unchanged version " in runner.invoke(main, ["collect", "--policy", policy.path, "--period", "current"]).output
+    assert (
+        ": unchanged version "
+        in runner.invoke(main, ["collect", "--policy", policy.path, "--period", "current"]).output
+    )
     live = make_engine(policy, builtins=True).run([], month)
     (tmp_path / "bill.parquet").unlink()  # the run must not call the collector again
     ran = runner.invoke(main, ["run", "--policy", policy.path, "--period", "current", "--out", str(tmp_path / "out")])

@@ -24,8 +24,7 @@ def month() -> list[dict]:
     for i in range(60):
         tags = {"team": "web"} if i % 10 < 3 else {"cost-center": f"CC-{i % 3 + 1}", "team": "web"}
         amount = Decimal(f"{i + 1}.{i:02d}") * (-1 if i == 52 else 1)  # an untagged credit
-        lines.append({"BilledCost": amount, "ResourceId": f"i-{i:04d}",
-                      "SubAccountId": ACCOUNTS[i % 2], "Tags": tags})
+        lines.append({"BilledCost": amount, "ResourceId": f"i-{i:04d}", "SubAccountId": ACCOUNTS[i % 2], "Tags": tags})
     return lines
 
 
@@ -35,14 +34,18 @@ def run_months(tmp_path: Path) -> tuple[list[dict], list[int], object]:
     known = untagged[: len(untagged) * 2 // 3]
     rows = "".join(f"i-{i:04d},,CC-2,\n" for i in known) + f"{ACCOUNTS[1]},account,,ana@example.com\n"
     (tmp_path / "cmdb.csv").write_text("id,scope,CostCenter,owner\n" + rows, encoding="utf-8")
-    policy = make_policy(builtins=True, rules=RULES, directory=tmp_path,
-                         tags={"aliases": {"costcenter": "cost-center"}, "required": ["cost-center", "team"]},
-                         enrich={"cache": "cache", "sources": [{"enricher": "files", "id": "cmdb",
-                                                                "path": str(tmp_path / "cmdb.csv")}]})
+    policy = make_policy(
+        builtins=True,
+        rules=RULES,
+        directory=tmp_path,
+        tags={"aliases": {"costcenter": "cost-center"}, "required": ["cost-center", "team"]},
+        enrich={"cache": "cache", "sources": [{"enricher": "files", "id": "cmdb", "path": str(tmp_path / "cmdb.csv")}]},
+    )
     plain = make_policy(builtins=True, rules=RULES)
     exporters = (*DEFAULT_EXPORTERS, "enrichment")
-    make_engine(plain, builtins=True).run([line_items(*lines, period="2026-09")], "2026-09", out=tmp_path / "sep",
-                                          export=["focus-allocated"])  # the source lines' tags
+    make_engine(plain, builtins=True).run(
+        [line_items(*lines, period="2026-09")], "2026-09", out=tmp_path / "sep", export=["focus-allocated"]
+    )  # the source lines' tags
     make_engine(policy, builtins=True, exporters=exporters).run([line_items(*lines)], "2026-10", out=tmp_path / "oct")
     return lines, known, policy
 
@@ -78,8 +81,9 @@ def test_the_figures_match_an_independent_count(tmp_path: Path) -> None:
     assert [u.resource_id for u in report.top_untagged] == [f"i-{i:04d}" for i in left]
     assert [u.spend for u in report.top_untagged] == [cost[i] for i in left]
     assert all(u.missing == ("cost-center",) for u in report.top_untagged)
-    assert [u.owner for u in report.top_untagged] == \
-        ["ana@example.com" if lines[i]["SubAccountId"] == ACCOUNTS[1] else None for i in left]
+    assert [u.owner for u in report.top_untagged] == [
+        "ana@example.com" if lines[i]["SubAccountId"] == ACCOUNTS[1] else None for i in left
+    ]
 
     filled = {(f.source, f.tag): (f.lines, f.spend) for f in report.filled}
     assert filled[("cmdb", "cost-center")] == (len(known), sum(cost[i] for i in known))
@@ -136,9 +140,21 @@ def test_the_weekly_report_goes_out_through_a_notifier(tmp_path: Path) -> None:
     try:
         _, _, policy = run_months(tmp_path)
         (tmp_path / "notifiers.yaml").write_text(
-            f"notifiers:\n  - {{type: webhook, url: 'http://127.0.0.1:{server.server_port}/hook'}}\n", encoding="utf-8")
-        result = CliRunner().invoke(main, ["report", "tags", "--run", str(tmp_path / "oct"), "--policy", policy.path,
-                                           "--notify", str(tmp_path / "notifiers.yaml")])
+            f"notifiers:\n  - {{type: webhook, url: 'http://127.0.0.1:{server.server_port}/hook'}}\n", encoding="utf-8"
+        )
+        result = CliRunner().invoke(
+            main,
+            [
+                "report",
+                "tags",
+                "--run",
+                str(tmp_path / "oct"),
+                "--policy",
+                policy.path,
+                "--notify",
+                str(tmp_path / "notifiers.yaml"),
+            ],
+        )
     finally:
         server.shutdown()
     assert result.exit_code == 0, result.output

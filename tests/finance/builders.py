@@ -20,19 +20,41 @@ if TYPE_CHECKING:
 Row = tuple[str, str, str, str, str]
 
 
-def ledger_table(period: Period | str, rows: Iterable[Row], currency: str = "USD", source: str = "focus.csv",
-                 policy_version: str = "2026.1") -> pa.Table:
+def ledger_table(
+    period: Period | str,
+    rows: Iterable[Row],
+    currency: str = "USD",
+    source: str = "focus.csv",
+    policy_version: str = "2026.1",
+) -> pa.Table:
     columns: dict[str, list] = {name: [] for name in LEDGER_SCHEMA.names}
     for i, (cc, service, amount, category, method) in enumerate(rows):
         record = hashlib.sha256(f"{source}:{i}".encode()).hexdigest()[:16]
         values = {
-            "run_id": "run-test", "record_id": record, "source_id": source, "source_row": i, "period": str(period),
-            "charge_period_start": None, "billing_account_id": "acct-1", "sub_account_id": None,
-            "service_name": service, "service_category": None, "resource_id": None, "region_id": None,
-            "charge_category": "Usage", "cost_center": cc, "amount": Decimal(amount), "currency": currency,
-            "stage": 0, "from_cost_center": None, "category": category,
-            "rule_id": None if category == "unallocated" else f"rule-{method}", "method": method,
-            "decision_id": f"dec-{method}-{cc}", "policy_version": policy_version, "policy_hash": "sha256:test",
+            "run_id": "run-test",
+            "record_id": record,
+            "source_id": source,
+            "source_row": i,
+            "period": str(period),
+            "charge_period_start": None,
+            "billing_account_id": "acct-1",
+            "sub_account_id": None,
+            "service_name": service,
+            "service_category": None,
+            "resource_id": None,
+            "region_id": None,
+            "charge_category": "Usage",
+            "cost_center": cc,
+            "amount": Decimal(amount),
+            "currency": currency,
+            "stage": 0,
+            "from_cost_center": None,
+            "category": category,
+            "rule_id": None if category == "unallocated" else f"rule-{method}",
+            "method": method,
+            "decision_id": f"dec-{method}-{cc}",
+            "policy_version": policy_version,
+            "policy_hash": "sha256:test",
         }
         for name in LEDGER_SCHEMA.names:
             columns[name].append(values[name])
@@ -47,13 +69,26 @@ COST_CENTERS: Sequence[CostCenter] = (
 )
 
 
-def run_input(period: str, rows: Iterable[Row], version: str = "v1", currency: str = "USD",
-              cost_centers: Sequence[CostCenter] = COST_CENTERS, policy_version: str = "2026.1") -> RunInput:
+def run_input(
+    period: str,
+    rows: Iterable[Row],
+    version: str = "v1",
+    currency: str = "USD",
+    cost_centers: Sequence[CostCenter] = COST_CENTERS,
+    policy_version: str = "2026.1",
+) -> RunInput:
     from chargeback_engine.finance.runs import RunInput
 
     p = Period.parse(period)
-    return RunInput(p, ledger_table(p, rows, currency=currency, policy_version=policy_version), cost_centers,
-                    policy_version, "sha256:policy", {"focus.csv": version}, unallocated="UNALLOCATED")
+    return RunInput(
+        p,
+        ledger_table(p, rows, currency=currency, policy_version=policy_version),
+        cost_centers,
+        policy_version,
+        "sha256:policy",
+        {"focus.csv": version},
+        unallocated="UNALLOCATED",
+    )
 
 
 #: A small month: two chargeback cost centers in two entities, a showback one, an auto one, unallocated.

@@ -29,8 +29,14 @@ def workspace(tmp_path: Path, db_url: str) -> Path:
 
 def _start(workspace: Path, db_url: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "CHARGEBACK_DB": db_url}
-    return subprocess.Popen([sys.executable, "-m", "chargeback_engine", *args], cwd=workspace, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "chargeback_engine", *args],
+        cwd=workspace,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _race(workspace: Path, db_url: str, *commands: tuple[str, ...]) -> list[tuple[int, str]]:
@@ -49,8 +55,18 @@ def _count(engine: sa.Engine, table: sa.Table) -> int:
 
 
 def _ingest(version: str) -> tuple[str, ...]:
-    return ("ledger", "ingest", "--ledger", "2026-01.parquet", "--policy", "acme.yaml", "--period", "2026-01",
-            "--source-version", f"focus.csv={version}")
+    return (
+        "ledger",
+        "ingest",
+        "--ledger",
+        "2026-01.parquet",
+        "--policy",
+        "acme.yaml",
+        "--period",
+        "2026-01",
+        "--source-version",
+        f"focus.csv={version}",
+    )
 
 
 def test_two_ledger_ingests_at_once(workspace: Path, db_url: str) -> None:
@@ -70,8 +86,9 @@ def test_two_ledger_ingests_at_once(workspace: Path, db_url: str) -> None:
 def test_two_period_closes_at_once(workspace: Path, db_url: str) -> None:
     engine = open_database(db_url)
     ingest_run(engine, run_input("2026-01", MONTH * 200))
-    outcomes = _race(workspace, db_url, ("period", "close", "--period", "2026-01"),
-                     ("period", "close", "--period", "2026-01"))
+    outcomes = _race(
+        workspace, db_url, ("period", "close", "--period", "2026-01"), ("period", "close", "--period", "2026-01")
+    )
     assert all(code == 0 for code, _ in outcomes), outcomes
     said = sorted("2026-01 closed:" in output for _, output in outcomes)
     assert said == [False, True] and any("2026-01 was already closed" in output for _, output in outcomes)

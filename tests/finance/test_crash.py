@@ -22,7 +22,13 @@ from chargeback_engine.finance import close_period, ingest_run, verify
 from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import (
-    audit_records, invoices, journal_batches, ledger_lines, period_closes, runs, statement_lines,
+    audit_records,
+    invoices,
+    journal_batches,
+    ledger_lines,
+    period_closes,
+    runs,
+    statement_lines,
 )
 from chargeback_engine.periods import Period
 from tests.finance.builders import MONTH, run_input
@@ -39,8 +45,14 @@ def _month(i: int) -> str:
 
 def _operations(i: int) -> list[Operation]:
     """Record month *i* (160 ledger lines), then close it; the inputs are built before any fork."""
-    run = run_input(_month(i), [(cc, f"{service}-{n}", str(Decimal(amount) + n), category, method)
-                                for n in range(20) for cc, service, amount, category, method in MONTH])
+    run = run_input(
+        _month(i),
+        [
+            (cc, f"{service}-{n}", str(Decimal(amount) + n), category, method)
+            for n in range(20)
+            for cc, service, amount, category, method in MONTH
+        ],
+    )
     return [lambda engine: ingest_run(engine, run), lambda engine: close_period(engine, _month(i), SETTINGS)]
 
 
@@ -74,15 +86,21 @@ def _timed(engine: sa.Engine, operation: Operation) -> float:
 def _assert_consistent(engine: sa.Engine) -> None:
     assert verify(engine).ok
     with engine.connect() as connection:
-        stored = dict(connection.execute(sa.select(ledger_lines.c.run_key, sa.func.count())
-                                         .group_by(ledger_lines.c.run_key)).all())
+        stored = dict(
+            connection.execute(
+                sa.select(ledger_lines.c.run_key, sa.func.count()).group_by(ledger_lines.c.run_key)
+            ).all()
+        )
         assert stored == dict(connection.execute(sa.select(runs.c.run_key, runs.c.line_count)).all())
         closed = set(connection.execute(sa.select(period_closes.c.period)).scalars())
         assert closed == set(connection.execute(sa.select(journal_batches.c.period)).scalars())
         assert closed == set(connection.execute(sa.select(statement_lines.c.period)).scalars())
         line_sums: dict[str, Decimal] = {}
-        for invoice_id, amount in connection.execute(sa.select(statement_lines.c.invoice_id, statement_lines.c.amount)
-                                                     .where(statement_lines.c.invoice_id.is_not(None))):
+        for invoice_id, amount in connection.execute(
+            sa.select(statement_lines.c.invoice_id, statement_lines.c.amount).where(
+                statement_lines.c.invoice_id.is_not(None)
+            )
+        ):
             line_sums[invoice_id] = line_sums.get(invoice_id, Decimal(0)) + amount
         issued = connection.execute(sa.select(invoices.c.invoice_id, invoices.c.period, invoices.c.subtotal)).all()
         assert {i.invoice_id: i.subtotal for i in issued} == line_sums  # no invoice without all its lines

@@ -35,22 +35,35 @@ def test_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # The smallest and the largest amounts numeric(38, LEDGER_SCALE) holds, whatever the scale.
 LARGEST = Decimal(f"{'9' * (38 - LEDGER_SCALE)}.{'9' * LEDGER_SCALE}")
-AMOUNTS = [LEDGER_QUANTUM, -LEDGER_QUANTUM, LARGEST, LARGEST.copy_negate(), Decimal("0.1") + Decimal("0.2"), Decimal("-42.5")]
+AMOUNTS = [
+    LEDGER_QUANTUM,
+    -LEDGER_QUANTUM,
+    LARGEST,
+    LARGEST.copy_negate(),
+    Decimal("0.1") + Decimal("0.2"),
+    Decimal("-42.5"),
+]
 
 
 def test_money_is_exact_on_both_backends(books: sa.Engine) -> None:
-    probe = sa.Table("money_probe", sa.MetaData(), sa.Column("i", sa.Integer, primary_key=True),
-                     sa.Column("amount", Money))
+    probe = sa.Table(
+        "money_probe", sa.MetaData(), sa.Column("i", sa.Integer, primary_key=True), sa.Column("amount", Money)
+    )
     probe.create(books)
     with books.begin() as connection:
         connection.execute(probe.insert(), [{"i": i, "amount": a} for i, a in enumerate(AMOUNTS)])
         back = connection.execute(sa.select(probe.c.amount).order_by(probe.c.i)).scalars().all()
         if books.dialect.name == "sqlite":
-            assert connection.execute(sa.text("SELECT DISTINCT typeof(amount) FROM money_probe")).scalars().all() == ["text"]
+            assert connection.execute(sa.text("SELECT DISTINCT typeof(amount) FROM money_probe")).scalars().all() == [
+                "text"
+            ]
         else:
-            column_type = connection.execute(sa.text(
-                "SELECT numeric_precision, numeric_scale FROM information_schema.columns "
-                "WHERE table_name = 'ledger_lines' AND column_name = 'amount'")).one()
+            column_type = connection.execute(
+                sa.text(
+                    "SELECT numeric_precision, numeric_scale FROM information_schema.columns "
+                    "WHERE table_name = 'ledger_lines' AND column_name = 'amount'"
+                )
+            ).one()
             assert tuple(column_type) == (38, LEDGER_SCALE)
     assert back == AMOUNTS
 
@@ -76,9 +89,12 @@ def test_update_delete_and_truncate_are_refused_on_every_table(books: sa.Engine)
             with books.begin() as connection:
                 connection.execute(sa.text("TRUNCATE audit_records"))
         with books.connect() as connection:
-            public = connection.execute(sa.text(
-                "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = 'PUBLIC' "
-                "AND table_schema = 'public' AND privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE')")).scalar()
+            public = connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = 'PUBLIC' "
+                    "AND table_schema = 'public' AND privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE')"
+                )
+            ).scalar()
         assert public == 0
 
 
@@ -90,10 +106,15 @@ def test_replace_and_upsert_cannot_rewrite_a_row_of_any_table(books: sa.Engine) 
     for table in APPEND_ONLY_TABLES:
         key = ", ".join(column.name for column in metadata.tables[table].primary_key.columns)
         first = key.split(", ")[0]
-        rewrites = [f"INSERT INTO {table} SELECT * FROM {table} WHERE true "
-                    f"ON CONFLICT ({key}) DO UPDATE SET {first} = excluded.{first}"]
+        rewrites = [
+            f"INSERT INTO {table} SELECT * FROM {table} WHERE true "
+            f"ON CONFLICT ({key}) DO UPDATE SET {first} = excluded.{first}"
+        ]
         if books.dialect.name == "sqlite":
-            rewrites += [f"INSERT OR REPLACE INTO {table} SELECT * FROM {table}", f"REPLACE INTO {table} SELECT * FROM {table}"]
+            rewrites += [
+                f"INSERT OR REPLACE INTO {table} SELECT * FROM {table}",
+                f"REPLACE INTO {table} SELECT * FROM {table}",
+            ]
         for statement in rewrites:
             with pytest.raises(sa.exc.DBAPIError, match=f"{table} is append-only"):
                 with books.begin() as connection:
@@ -130,7 +151,10 @@ def test_migration_0003_brings_money_columns_to_the_ledger_scale(books: sa.Engin
         connection.execute(sa.text(f"ALTER TABLE invoices ALTER COLUMN total TYPE numeric(38, {LEDGER_SCALE - 2})"))
     open_database(books.url.render_as_string(hide_password=False)).dispose()
     with books.connect() as connection:
-        scale = connection.execute(sa.text(
-            "SELECT numeric_scale FROM information_schema.columns "
-            "WHERE table_name = 'invoices' AND column_name = 'total'")).scalar()
+        scale = connection.execute(
+            sa.text(
+                "SELECT numeric_scale FROM information_schema.columns "
+                "WHERE table_name = 'invoices' AND column_name = 'total'"
+            )
+        ).scalar()
     assert scale == LEDGER_SCALE

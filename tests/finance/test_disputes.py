@@ -9,7 +9,14 @@ import pytest
 import sqlalchemy as sa
 
 from chargeback_engine.finance import (
-    close_period, comment, ingest_run, list_disputes, report, statement, submit, transition,
+    close_period,
+    comment,
+    ingest_run,
+    list_disputes,
+    report,
+    statement,
+    submit,
+    transition,
 )
 from chargeback_engine.finance.errors import DisputeError
 from chargeback_engine.finance.settings import FinanceSettings
@@ -26,10 +33,20 @@ def invoiced(books: sa.Engine) -> sa.Engine:
     return books
 
 
-def _submit(engine: sa.Engine, dispute_type: str = "usage", amount: str = "10.00", cc: str = "CC-100",
-            at: datetime = T0):  # type: ignore[no-untyped-def]
-    return submit(engine, period="2026-01", cost_center=cc, dispute_type=dispute_type, amount=Decimal(amount),
-                  description="idle instances billed", submitted_by="alice", settings=SETTINGS, now=at)
+def _submit(
+    engine: sa.Engine, dispute_type: str = "usage", amount: str = "10.00", cc: str = "CC-100", at: datetime = T0
+):  # type: ignore[no-untyped-def]
+    return submit(
+        engine,
+        period="2026-01",
+        cost_center=cc,
+        dispute_type=dispute_type,
+        amount=Decimal(amount),
+        description="idle instances billed",
+        submitted_by="alice",
+        settings=SETTINGS,
+        now=at,
+    )
 
 
 def test_lifecycle_and_auto_assignment(invoiced: sa.Engine) -> None:
@@ -112,7 +129,6 @@ def test_report_by_status_and_type(invoiced: sa.Engine) -> None:
     transition(invoiced, b.dispute_id, "escalate", actor="bob", settings=SETTINGS)
     result = report(invoiced, now=T0 + timedelta(days=6))
     assert result["total"] == 3 and result["overdue"] == 1
-    assert result["by_type"]["usage"] == {"count": 2, "disputed": {"USD": "11.00"},
-                                          "credited": {"USD": "6.00"}}
+    assert result["by_type"]["usage"] == {"count": 2, "disputed": {"USD": "11.00"}, "credited": {"USD": "6.00"}}
     assert result["by_status"]["escalated"]["count"] == 1
     assert result["by_status"]["approved"]["credited"] == {"USD": "6.00"}

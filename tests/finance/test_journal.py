@@ -38,18 +38,30 @@ def test_every_entry_balances_and_intercompany_pairs_are_written(closed: sa.Engi
     assert sorted(by_entity) == ["ACME-DE", "ACME-US"]
     (consumer,) = by_entity["ACME-DE"]
     assert [(l.account, l.debit, l.credit) for l in consumer.lines] == [
-        ("6430", Decimal("49.58"), 0), ("2410", 0, Decimal("49.58"))]
+        ("6430", Decimal("49.58"), 0),
+        ("2410", 0, Decimal("49.58")),
+    ]
     payer = next(e for e in by_entity["ACME-US"] if e.invoice_id == consumer.invoice_id)
     assert [(l.account, l.debit, l.credit) for l in payer.lines] == [
-        ("1410", Decimal("49.58"), 0), ("6990", 0, Decimal("47.22")), ("4910", 0, Decimal("2.36"))]
+        ("1410", Decimal("49.58"), 0),
+        ("6990", 0, Decimal("47.22")),
+        ("4910", 0, Decimal("2.36")),
+    ]
     same_entity = next(e for e in by_entity["ACME-US"] if e.invoice_id != consumer.invoice_id)
     assert [(l.account, l.cost_center) for l in same_entity.lines] == [("6420", "CC-100"), ("6990", "CLOUD-POOL")]
 
 
 def test_unbalanced_entries_are_refused() -> None:
-    entry = JournalEntry("je-x", "ACME-US", "USD", "broken",
-                         (JournalLine("6420", "CC-1", Decimal("1.00"), Decimal(0), "a"),
-                          JournalLine("6990", None, Decimal(0), Decimal("0.99"), "b")))
+    entry = JournalEntry(
+        "je-x",
+        "ACME-US",
+        "USD",
+        "broken",
+        (
+            JournalLine("6420", "CC-1", Decimal("1.00"), Decimal(0), "a"),
+            JournalLine("6990", None, Decimal(0), Decimal("0.99"), "b"),
+        ),
+    )
     with pytest.raises(JournalError, match="does not balance: debit 1.00 != credit 0.99"):
         check_balanced([entry])
 

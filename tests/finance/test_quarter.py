@@ -18,7 +18,15 @@ import sqlalchemy as sa
 
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.finance import (
-    RunInput, close_period, export_journal, ingest_run, load_journal, statement, submit, transition, verify,
+    RunInput,
+    close_period,
+    export_journal,
+    ingest_run,
+    load_journal,
+    statement,
+    submit,
+    transition,
+    verify,
 )
 from chargeback_engine.finance.journal import check_balanced
 from chargeback_engine.finance.rounding import round_total
@@ -52,8 +60,20 @@ spec:
     - {pool: CC-900, allocate: {method: proportional, basis: direct-cost}}
 """
 
-HEADER = ["BilledCost", "EffectiveCost", "BillingCurrency", "BillingAccountId", "ChargePeriodStart", "ChargePeriodEnd",
-          "BillingPeriodStart", "BillingPeriodEnd", "ChargeCategory", "ServiceName", "ResourceId", "Tags"]
+HEADER = [
+    "BilledCost",
+    "EffectiveCost",
+    "BillingCurrency",
+    "BillingAccountId",
+    "ChargePeriodStart",
+    "ChargePeriodEnd",
+    "BillingPeriodStart",
+    "BillingPeriodEnd",
+    "ChargeCategory",
+    "ServiceName",
+    "ResourceId",
+    "Tags",
+]
 ITEMS = [  # (service, resource, tags, base cost): costs vary by month through the month number
     ("Amazon EC2", "i-1", {"cost-center": "CC-100"}, "1234.567891"),
     ("Amazon S3", "b-1", {"cost-center": "CC-100"}, "88.004999"),
@@ -75,8 +95,22 @@ def _focus_file(path: Path, month: int, bump: Decimal = Decimal(0)) -> Decimal:
         for i, (service, resource, tags, base) in enumerate(ITEMS):
             cost = Decimal(base) * month + (bump if i == 0 else 0)
             total += cost
-            writer.writerow([cost, cost, "USD", "111122223333", start, end, start, end, "Usage", service, resource,
-                             json.dumps(tags) if tags else ""])
+            writer.writerow(
+                [
+                    cost,
+                    cost,
+                    "USD",
+                    "111122223333",
+                    start,
+                    end,
+                    start,
+                    end,
+                    "Usage",
+                    service,
+                    resource,
+                    json.dumps(tags) if tags else "",
+                ]
+            )
     return total
 
 
@@ -110,9 +144,17 @@ def test_a_quarter_with_a_restatement_and_a_dispute(books: sa.Engine, tmp_path: 
     assert restatement.restated and restatement.adjustment_period == "2026-02"
 
     payments = next(inv for inv in january.invoices if inv.cost_center == "CC-100")
-    dispute = submit(books, period="2026-01", cost_center="CC-100", dispute_type="usage", amount=Decimal("50.00"),
-                     description="test instance left running", submitted_by="payments-lead", settings=SETTINGS,
-                     now=datetime(2026, 2, 10, tzinfo=UTC))
+    dispute = submit(
+        books,
+        period="2026-01",
+        cost_center="CC-100",
+        dispute_type="usage",
+        amount=Decimal("50.00"),
+        description="test instance left running",
+        submitted_by="payments-lead",
+        settings=SETTINGS,
+        now=datetime(2026, 2, 10, tzinfo=UTC),
+    )
     transition(books, dispute.dispute_id, "review", actor="finops", settings=SETTINGS)
     transition(books, dispute.dispute_id, "approve", actor="controller", settings=SETTINGS, credit=Decimal("40.00"))
 

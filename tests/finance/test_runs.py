@@ -63,8 +63,11 @@ def test_restating_a_closed_period_books_adjustments_into_the_next_open_one(book
     ingest_run(books, run_input("2026-01", MONTH))
     closed = close_period(books, "2026-01", SETTINGS)
     ingest_run(books, run_input("2026-02", MONTH))
-    restated = [("CC-100", "Amazon EC2", "110.123456789", "direct", "tag"), *MONTH[1:],
-                ("CC-300", "AWS Support", "5", "direct", "tag")]
+    restated = [
+        ("CC-100", "Amazon EC2", "110.123456789", "direct", "tag"),
+        *MONTH[1:],
+        ("CC-300", "AWS Support", "5", "direct", "tag"),
+    ]
     result = ingest_run(books, run_input("2026-01", restated, version="v2"))
     assert result.restated and result.adjustment_period == "2026-02" and result.adjustments == 2
 

@@ -28,7 +28,7 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 SETTINGS = FinanceSettings(payer_entity="ACME-US", markups={("ACME-US", "ACME-DE"): Decimal("0.05")})
 
 # Amounts at the ledger scale, drawn as integers of 1e-10 units (fast to generate, every digit exercised).
-amounts = st.integers(min_value=-10**19, max_value=10**19).map(lambda units: Decimal(units).scaleb(-10))
+amounts = st.integers(min_value=-(10**19), max_value=10**19).map(lambda units: Decimal(units).scaleb(-10))
 
 
 @given(st.lists(amounts, min_size=1, max_size=50), st.sampled_from(["USD", "JPY", "KWD"]))
@@ -49,13 +49,16 @@ def test_credits_round_as_the_mirror_image_of_charges(values: list[Decimal], cur
     assert round_conserving([-v for v in values], currency) == [-r for r in round_conserving(values, currency)]
 
 
-@given(st.lists(st.lists(amounts, min_size=1, max_size=8), min_size=1, max_size=12),
-       st.sampled_from(["USD", "JPY", "KWD"]))
+@given(
+    st.lists(st.lists(amounts, min_size=1, max_size=8), min_size=1, max_size=12), st.sampled_from(["USD", "JPY", "KWD"])
+)
 def test_cost_centers_are_rounded_first_then_their_lines(groups: list[list[Decimal]], currency: str) -> None:
     unit = quantum(minor_units(currency))
     rounded = round_groups(groups, currency)
     everything = [v for group in groups for v in group]
-    assert sum((r for group in rounded for r in group), Decimal(0)) == round_total(sum(everything, Decimal(0)), currency)
+    assert sum((r for group in rounded for r in group), Decimal(0)) == round_total(
+        sum(everything, Decimal(0)), currency
+    )
     totals = [sum(group, Decimal(0)) for group in rounded]
     exact_totals = [sum(group, Decimal(0)) for group in groups]
     assert all(abs(t - e) < unit for t, e in zip(totals, exact_totals))  # each cost center within one unit
@@ -67,14 +70,21 @@ def test_cost_centers_are_rounded_first_then_their_lines(groups: list[list[Decim
 
 
 def test_a_pool_that_nets_to_zero_shows_zero() -> None:
-    assert round_conserving([Decimal("50"), Decimal("-49.996"), Decimal("-0.004")], "USD") == \
-        [Decimal("50.00"), Decimal("-50.00"), Decimal("0.00")]
+    assert round_conserving([Decimal("50"), Decimal("-49.996"), Decimal("-0.004")], "USD") == [
+        Decimal("50.00"),
+        Decimal("-50.00"),
+        Decimal("0.00"),
+    ]
     assert round_to([Decimal("-0.004"), Decimal("0.004")], Decimal("0.00"), "USD") == [Decimal("0.00")] * 2
 
 
 def test_rounding_regression_one_cent_split_in_halves() -> None:
     assert round_conserving([Decimal("0.005"), Decimal("0.005")], "USD") == [Decimal("0.01"), Decimal("0.00")]
-    assert round_conserving([Decimal("0.5"), Decimal("0.5"), Decimal("0.5")], "JPY") == [Decimal(1), Decimal(1), Decimal(0)]
+    assert round_conserving([Decimal("0.5"), Decimal("0.5"), Decimal("0.5")], "JPY") == [
+        Decimal(1),
+        Decimal(1),
+        Decimal(0),
+    ]
 
 
 def test_invoices_showback_and_unallocated_add_up_to_the_period_total(books: sa.Engine) -> None:
@@ -83,8 +93,10 @@ def test_invoices_showback_and_unallocated_add_up_to_the_period_total(books: sa.
 
 
 def _conserves(books: sa.Engine, period: str, currency: str) -> None:
-    rows = [(cc, f"svc-{i % 7}", f"{Decimal(i * 7919 % 10007) / Decimal(997):.10f}", "direct", "tag")
-            for i, cc in enumerate(["CC-100", "CC-200", "CC-300", "CC-400", "CC-100", "CC-200"] * 40)]
+    rows = [
+        (cc, f"svc-{i % 7}", f"{Decimal(i * 7919 % 10007) / Decimal(997):.10f}", "direct", "tag")
+        for i, cc in enumerate(["CC-100", "CC-200", "CC-300", "CC-400", "CC-100", "CC-200"] * 40)
+    ]
     rows.append(("UNALLOCATED", "svc-0", "0.4999999999", "unallocated", "none"))
     ingest_run(books, run_input(period, rows, currency=currency))
     result = close_period(books, period, SETTINGS)
@@ -109,28 +121,47 @@ def test_every_cost_center_of_the_sample_month_is_within_half_a_cent(books: sa.E
     for line in closed.lines:
         exact[(line.cost_center, line.treatment)] += line.exact_amount
         rounded[(line.cost_center, line.treatment)] += line.amount
-    assert all(abs(rounded[key] - exact[key]) <= Decimal("0.005") for key in exact), \
-        {key: (exact[key], rounded[key]) for key in exact}
+    assert all(abs(rounded[key] - exact[key]) <= Decimal("0.005") for key in exact), {
+        key: (exact[key], rounded[key]) for key in exact
+    }
     assert rounded[("CC-1004", "invoice")] == Decimal("25397.96")  # ledger 25397.9564900716
     assert rounded[("CC-9000", "showback")] == 0  # the platform pool is fully redistributed
     totals = closed.totals()["USD"]
-    assert totals["invoice"] + totals["showback"] + totals["unallocated"] == Decimal("111147.81") == \
-        round_total(totals["exact"], "USD")
+    assert (
+        totals["invoice"] + totals["showback"] + totals["unallocated"]
+        == Decimal("111147.81")
+        == round_total(totals["exact"], "USD")
+    )
     for invoice in closed.invoices:
-        assert invoice.subtotal == sum(line.amount for line in invoice.lines) == rounded[(invoice.cost_center, "invoice")]
+        assert (
+            invoice.subtotal == sum(line.amount for line in invoice.lines) == rounded[(invoice.cost_center, "invoice")]
+        )
 
 
 def test_modes_and_compliance_threshold(books: sa.Engine) -> None:
-    centers = [CostCenter("AUTO-90", "Ninety", mode="auto"), CostCenter("AUTO-89", "Eighty-nine", mode="auto"),
-               CostCenter("SHOW", "Show", mode="showback"), CostCenter("CHARGE", "Charge", mode="chargeback")]
-    rows = [("AUTO-90", "EC2", "90", "direct", "tag"), ("AUTO-90", "EC2", "-10", "direct", "direct"),
-            ("AUTO-89", "EC2", "89", "direct", "tag"), ("AUTO-89", "EC2", "11", "direct", "direct"),
-            ("SHOW", "EC2", "5", "direct", "tag"), ("CHARGE", "EC2", "5", "direct", "direct")]
+    centers = [
+        CostCenter("AUTO-90", "Ninety", mode="auto"),
+        CostCenter("AUTO-89", "Eighty-nine", mode="auto"),
+        CostCenter("SHOW", "Show", mode="showback"),
+        CostCenter("CHARGE", "Charge", mode="chargeback"),
+    ]
+    rows = [
+        ("AUTO-90", "EC2", "90", "direct", "tag"),
+        ("AUTO-90", "EC2", "-10", "direct", "direct"),
+        ("AUTO-89", "EC2", "89", "direct", "tag"),
+        ("AUTO-89", "EC2", "11", "direct", "direct"),
+        ("SHOW", "EC2", "5", "direct", "tag"),
+        ("CHARGE", "EC2", "5", "direct", "direct"),
+    ]
     ingest_run(books, run_input("2026-01", rows, cost_centers=centers))
     draft = statement(books, "2026-01", FinanceSettings())
     assert draft.terms["AUTO-90"].compliance == Decimal("0.9")
     assert {cc: t.mode for cc, t in draft.terms.items()} == {
-        "AUTO-90": "chargeback", "AUTO-89": "showback", "SHOW": "showback", "CHARGE": "chargeback"}
+        "AUTO-90": "chargeback",
+        "AUTO-89": "showback",
+        "SHOW": "showback",
+        "CHARGE": "chargeback",
+    }
     assert [inv.cost_center for inv in draft.invoices] == ["AUTO-90", "CHARGE"]
     stricter = statement(books, "2026-01", FinanceSettings(compliance_threshold=Decimal("0.95")))
     assert [inv.cost_center for inv in stricter.invoices] == ["CHARGE"]
@@ -158,8 +189,10 @@ def test_invoice_ids_are_deterministic_across_databases_and_backends(db_url: str
 
 def test_rendered_invoices_json_csv_html_with_manifest(books: sa.Engine, tmp_path: Path) -> None:
     centers = [CostCenter("=cmd|' /C calc'!A0", "Evil <script>", mode="chargeback"), *COST_CENTERS]
-    ingest_run(books, run_input("2026-01", [*MONTH, ("=cmd|' /C calc'!A0", "EC2", "-1.5", "direct", "tag")],
-                                cost_centers=centers))
+    ingest_run(
+        books,
+        run_input("2026-01", [*MONTH, ("=cmd|' /C calc'!A0", "EC2", "-1.5", "direct", "tag")], cost_centers=centers),
+    )
     with pytest.raises(ClosedPeriodError, match="not closed"):
         export_invoices(books, "2026-01", tmp_path / "draft")
     closed = close_period(books, "2026-01", SETTINGS)
@@ -188,12 +221,17 @@ def _evil_file(directory: Path, suffix: str) -> str:
 def test_sums_of_the_largest_amounts_stay_exact(books: sa.Engine) -> None:
     """36-digit amounts at the ledger scale: Decimal's default 28 digits would round their sums."""
     big = Decimal(f"{'1' * (36 - LEDGER_SCALE)}.{'3' * LEDGER_SCALE}")
-    rows = [("CC-100", "EC2", str(big), "direct", "tag"), ("CC-300", "EC2", str(big), "direct", "tag"),
-            ("CC-300", "S3", str(-LEDGER_QUANTUM), "credit", "tag")]
+    rows = [
+        ("CC-100", "EC2", str(big), "direct", "tag"),
+        ("CC-300", "EC2", str(big), "direct", "tag"),
+        ("CC-300", "S3", str(-LEDGER_QUANTUM), "credit", "tag"),
+    ]
     ingest_run(books, run_input("2026-01", rows))
     closed = close_period(books, "2026-01", SETTINGS).statement
     expected = Decimal(f"{'2' * (36 - LEDGER_SCALE)}.{'6' * (LEDGER_SCALE - 1)}5")
     assert closed.totals()["USD"]["exact"] == expected
-    assert statement(books, "2026-01", SETTINGS).totals()["USD"]["rounded"] == Decimal(f"{'2' * (36 - LEDGER_SCALE)}.67")
+    assert statement(books, "2026-01", SETTINGS).totals()["USD"]["rounded"] == Decimal(
+        f"{'2' * (36 - LEDGER_SCALE)}.67"
+    )
     # .3333… and .3333…2 round down to .33 each; the residue cent goes to the larger remainder
     assert closed.invoices[0].subtotal == Decimal(f"{'1' * (36 - LEDGER_SCALE)}.34")

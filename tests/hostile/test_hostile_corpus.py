@@ -47,8 +47,17 @@ def _patched_policy(folder: Path, old: str, new: str) -> list[str]:
 
 def _run_acme(folder: Path) -> list[str]:
     policies = folder / "policies"
-    return ["run", "--policy", str(policies / "acme.yaml"), "--input", str(policies / "data" / "acme-focus-2026-10.csv"),
-            "--period", "2026-10", "--out", str(folder / "out")]
+    return [
+        "run",
+        "--policy",
+        str(policies / "acme.yaml"),
+        "--input",
+        str(policies / "data" / "acme-focus-2026-10.csv"),
+        "--period",
+        "2026-10",
+        "--out",
+        str(folder / "out"),
+    ]
 
 
 def _driver_outside(folder: Path) -> list[str]:
@@ -63,7 +72,8 @@ def _driver_absolute(folder: Path) -> list[str]:
 def _driver_quantity_is_text(folder: Path) -> list[str]:
     policies = _acme(folder)
     (policies / "drivers" / "db-connections.csv").write_text(
-        f"period,cost_center,quantity\n2026-10,CC-1001,{SECRET}{'x' * 500}\n")
+        f"period,cost_center,quantity\n2026-10,CC-1001,{SECRET}{'x' * 500}\n"
+    )
     return _run_acme(folder)
 
 
@@ -72,16 +82,19 @@ def _policy_test(text: str) -> Callable[[Path], list[str]]:
         policies = _acme(folder)
         (policies / "acme_test.yaml").write_text(text)
         return ["test", str(policies)]
+
     return setup
 
 
 def _file(name: str, content: str | bytes, *command: str) -> Callable[[Path], list[str]]:
     """Writes ``content`` to ``name`` and runs ``command`` with ``{file}`` and ``{dir}`` filled in."""
+
     def setup(folder: Path) -> list[str]:
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content.encode() if isinstance(content, str) else content)
         return [c.format(file=path, dir=path.parent, db=f"sqlite:///{folder / 'books.db'}") for c in command]
+
     return setup
 
 
@@ -90,13 +103,23 @@ def _notifiers(text: str) -> Callable[[Path], list[str]]:
         write_sample(folder / "runs")
         (folder / "notifiers.yaml").write_text(text)
         return ["alerts", "check", "--notifiers", str(folder / "notifiers.yaml")]
+
     return setup
 
 
 def _out_below_a_file(folder: Path) -> list[str]:
     (folder / "blocker").write_text("a file\n")
-    return ["run", "--policy", str(REPO / "policies" / "acme.yaml"), "--input", str(folder / "missing.csv"),
-            "--period", "2026-10", "--out", str(folder / "blocker" / "out")]
+    return [
+        "run",
+        "--policy",
+        str(REPO / "policies" / "acme.yaml"),
+        "--input",
+        str(folder / "missing.csv"),
+        "--period",
+        "2026-10",
+        "--out",
+        str(folder / "blocker" / "out"),
+    ]
 
 
 def _corrupt_outputs(folder: Path) -> list[str]:
@@ -107,55 +130,133 @@ def _corrupt_outputs(folder: Path) -> list[str]:
 
 
 CASES = [
-    Case("driver file climbs out of the policy folder", _driver_outside, 1,
-         ("$.spec.drivers.db-connections.file", "'../stolen.csv' is outside the policy's folder",
-          "CHARGEBACK_POLICY_ROOTS")),
+    Case(
+        "driver file climbs out of the policy folder",
+        _driver_outside,
+        1,
+        (
+            "$.spec.drivers.db-connections.file",
+            "'../stolen.csv' is outside the policy's folder",
+            "CHARGEBACK_POLICY_ROOTS",
+        ),
+    ),
     Case("driver file is an absolute path", _driver_absolute, 1, ("'/etc/passwd' is outside the policy's folder",)),
-    Case("driver quantity is text: a short escaped excerpt only", _driver_quantity_is_text, 1,
-         ("driver 'db-connections': quantity 'SECRET-TOKEN-abc123xxxxxxxxxxxxx…' is not a number",)),
-    Case("catastrophic regex is linear, a backreference is refused",
-         lambda f: _patched_policy(f, "when: {tags.team: platform}", r"when: {tags.team: {regex: '(a+)\1'}}"), 1,
-         ("needs a backtracking regex engine", "rewrite it without backreferences or lookaround")),
-    Case("fixed fractions summing to 1 + 1e-28",
-         lambda f: _patched_policy(f, "allocate: {method: direct, cost_center: CC-9000}",
-                                   "allocate: {method: fixed, splits: {CC-1001: 0.5000000000000000000000000001, "
-                                   "CC-1002: 0.5}}"), 1,
-         ("fractions sum to 1.0000000000000000000000000001, not exactly 1",)),
-    Case("amortized in a stage",
-         lambda f: _patched_policy(f, "CC-9000\n      allocate: {method: proportional, basis: direct-cost, fallback: even}\n",
-                                   "CC-9000\n      allocate: {method: amortized, months: 3, then: {method: even}}\n"), 1,
-         ("stage for pool 'CC-9000' cannot use method 'amortized'",)),
-    Case("policy test with a duplicate key", _policy_test("cases:\n  - name: a\n    name: b\n"), 1,
-         ("acme_test.yaml:3:5", "duplicate key 'name'")),
-    Case("policy test with a Python object tag",
-         _policy_test("cases: !!python/object/apply:os.system ['echo hacked']\n"), 1,
-         ("acme_test.yaml:1:8", "the tag !!python/object/apply:os.system is not allowed")),
-    Case("policy test whose cases are not a list", _policy_test("cases: 5\n"), 1,
-         ("expected a mapping with 'cases', a list of mappings",)),
-    Case("policy test that is an alias bomb", _policy_test("a: &a [x, x]\nb: &b [*a, *a]\ncases: [*b]\n"), 1,
-         ("anchors",)),
-    Case("--db is a text file, not SQLite", _file("notes.db", "hello, not a database\n" * 200,
-                                                  "period", "status", "--db", "sqlite:///{file}"), 1,
-         ("the cost database failed: file is not a database", "--db (or CHARGEBACK_DB) must name")),
-    Case("--settings is a CSV", _file("settings.csv", "account,rate\n6420,0.05\n",
-                                      "period", "close", "--period", "2026-10", "--db", "{db}", "--settings", "{file}"), 1,
-         ("settings.csv: the settings file must be a mapping",)),
-    Case("--settings with a Python tag", _file("settings.yaml", "payer_entity: !!python/name:os.system\n",
-                                               "period", "close", "--period", "2026-10", "--db", "{db}", "--settings", "{file}"), 1,
-         ("settings.yaml:1:15", "not allowed")),
-    Case("--notifiers with duplicate keys", _notifiers("notifiers: []\nnotifiers: [{type: json}]\n"), 1,
-         ("notifiers.yaml:2:1", "duplicate key 'notifiers'")),
-    Case("--out below a file, found before the input is read", _out_below_a_file, 1,
-         ("blocker/out cannot be created:", "blocker is not a directory; give a directory for the outputs")),
-    Case("explain on a corrupt Parquet",
-         _corrupt_outputs, 1,
-         ("allocations.parquet",)),
+    Case(
+        "driver quantity is text: a short escaped excerpt only",
+        _driver_quantity_is_text,
+        1,
+        ("driver 'db-connections': quantity 'SECRET-TOKEN-abc123xxxxxxxxxxxxx…' is not a number",),
+    ),
+    Case(
+        "catastrophic regex is linear, a backreference is refused",
+        lambda f: _patched_policy(f, "when: {tags.team: platform}", r"when: {tags.team: {regex: '(a+)\1'}}"),
+        1,
+        ("needs a backtracking regex engine", "rewrite it without backreferences or lookaround"),
+    ),
+    Case(
+        "fixed fractions summing to 1 + 1e-28",
+        lambda f: _patched_policy(
+            f,
+            "allocate: {method: direct, cost_center: CC-9000}",
+            "allocate: {method: fixed, splits: {CC-1001: 0.5000000000000000000000000001, CC-1002: 0.5}}",
+        ),
+        1,
+        ("fractions sum to 1.0000000000000000000000000001, not exactly 1",),
+    ),
+    Case(
+        "amortized in a stage",
+        lambda f: _patched_policy(
+            f,
+            "CC-9000\n      allocate: {method: proportional, basis: direct-cost, fallback: even}\n",
+            "CC-9000\n      allocate: {method: amortized, months: 3, then: {method: even}}\n",
+        ),
+        1,
+        ("stage for pool 'CC-9000' cannot use method 'amortized'",),
+    ),
+    Case(
+        "policy test with a duplicate key",
+        _policy_test("cases:\n  - name: a\n    name: b\n"),
+        1,
+        ("acme_test.yaml:3:5", "duplicate key 'name'"),
+    ),
+    Case(
+        "policy test with a Python object tag",
+        _policy_test("cases: !!python/object/apply:os.system ['echo hacked']\n"),
+        1,
+        ("acme_test.yaml:1:8", "the tag !!python/object/apply:os.system is not allowed"),
+    ),
+    Case(
+        "policy test whose cases are not a list",
+        _policy_test("cases: 5\n"),
+        1,
+        ("expected a mapping with 'cases', a list of mappings",),
+    ),
+    Case(
+        "policy test that is an alias bomb",
+        _policy_test("a: &a [x, x]\nb: &b [*a, *a]\ncases: [*b]\n"),
+        1,
+        ("anchors",),
+    ),
+    Case(
+        "--db is a text file, not SQLite",
+        _file("notes.db", "hello, not a database\n" * 200, "period", "status", "--db", "sqlite:///{file}"),
+        1,
+        ("the cost database failed: file is not a database", "--db (or CHARGEBACK_DB) must name"),
+    ),
+    Case(
+        "--settings is a CSV",
+        _file(
+            "settings.csv",
+            "account,rate\n6420,0.05\n",
+            "period",
+            "close",
+            "--period",
+            "2026-10",
+            "--db",
+            "{db}",
+            "--settings",
+            "{file}",
+        ),
+        1,
+        ("settings.csv: the settings file must be a mapping",),
+    ),
+    Case(
+        "--settings with a Python tag",
+        _file(
+            "settings.yaml",
+            "payer_entity: !!python/name:os.system\n",
+            "period",
+            "close",
+            "--period",
+            "2026-10",
+            "--db",
+            "{db}",
+            "--settings",
+            "{file}",
+        ),
+        1,
+        ("settings.yaml:1:15", "not allowed"),
+    ),
+    Case(
+        "--notifiers with duplicate keys",
+        _notifiers("notifiers: []\nnotifiers: [{type: json}]\n"),
+        1,
+        ("notifiers.yaml:2:1", "duplicate key 'notifiers'"),
+    ),
+    Case(
+        "--out below a file, found before the input is read",
+        _out_below_a_file,
+        1,
+        ("blocker/out cannot be created:", "blocker is not a directory; give a directory for the outputs"),
+    ),
+    Case("explain on a corrupt Parquet", _corrupt_outputs, 1, ("allocations.parquet",)),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_every_hostile_case_is_one_sentence_and_no_traceback(case: Case, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_hostile_case_is_one_sentence_and_no_traceback(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
     monkeypatch.setenv("CHARGEBACK_RUNS", str(tmp_path / "runs"))
@@ -192,9 +293,23 @@ def test_a_full_disk_during_period_close_is_a_sentence_and_the_books_stay_as_the
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (size // 4, size // 4))
 
-    done = subprocess.run([sys.executable, "-m", "chargeback_engine", "period", "close", "--period", "2026-01",
-                           "--db", f"sqlite:///{path}"], capture_output=True, text=True, preexec_fn=limited,
-                          cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chargeback_engine",
+            "period",
+            "close",
+            "--period",
+            "2026-01",
+            "--db",
+            f"sqlite:///{path}",
+        ],
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert "Error: the cost database failed: disk I/O error; free disk space (or check the disk)" in done.stderr

@@ -24,7 +24,9 @@ NOTIFIERS = {n.name: n for n in (JsonNotifier(), WebhookNotifier(), EmailNotifie
 
 
 def alert(cc: str = "CC-1", threshold: int = 80) -> Alert:
-    return Alert("budget-actual", "2026-10", cc, Decimal(81), f"{cc} reached {threshold}%", Decimal(threshold), Decimal(100))
+    return Alert(
+        "budget-actual", "2026-10", cc, Decimal(81), f"{cc} reached {threshold}%", Decimal(threshold), Decimal(100)
+    )
 
 
 class Webhook(ThreadingHTTPServer):
@@ -84,11 +86,18 @@ def smtp() -> Iterator[tuple[Controller, Mailbox]]:
 
 
 def test_thresholds_on_actual_and_forecast() -> None:
-    alerts = budget_alerts(Period(2026, 10), {"A": Decimal(1000), "B": Decimal(1000)},
-                           actuals={"A": Decimal(800), "B": Decimal(500)},
-                           forecasts={"A": Decimal(1200), "B": Decimal("999.99")})
+    alerts = budget_alerts(
+        Period(2026, 10),
+        {"A": Decimal(1000), "B": Decimal(1000)},
+        actuals={"A": Decimal(800), "B": Decimal(500)},
+        forecasts={"A": Decimal(1200), "B": Decimal("999.99")},
+    )
     assert [(a.cost_center, a.kind, a.threshold_pct) for a in alerts] == [
-        ("A", "budget-actual", 80), ("A", "budget-forecast", 80), ("A", "budget-forecast", 100), ("B", "budget-forecast", 80)]
+        ("A", "budget-actual", 80),
+        ("A", "budget-forecast", 80),
+        ("A", "budget-forecast", 100),
+        ("B", "budget-forecast", 80),
+    ]
 
 
 def test_an_alert_is_sent_once_per_period_and_threshold(store: InsightStore, webhook: Webhook) -> None:
@@ -97,7 +106,9 @@ def test_an_alert_is_sent_once_per_period_and_threshold(store: InsightStore, web
     again = deliver([alert(), alert(threshold=100), alert("CC-2")], targets, store)
     assert len(first.sent) == 2 and len(again.sent) == 1 and len(again.skipped) == 2
     assert [b["cost_center"] for b in webhook.bodies] == ["CC-1", "CC-1", "CC-2"]
-    assert {b["alert_id"] for b in webhook.bodies} == {a.alert_id for a in (alert(), alert(threshold=100), alert("CC-2"))}
+    assert {b["alert_id"] for b in webhook.bodies} == {
+        a.alert_id for a in (alert(), alert(threshold=100), alert("CC-2"))
+    }
     assert len(store.sent()) == 3
 
 
@@ -114,8 +125,18 @@ def test_a_failed_delivery_is_retried_next_time(store: InsightStore, webhook: We
 def test_email_over_a_real_smtp_server(tmp_path, smtp) -> None:
     controller, mailbox = smtp
     store = InsightStore(f"sqlite:///{tmp_path / 'a.db'}")
-    targets = channels([{"type": "email", "host": "127.0.0.1", "port": controller.port, "from": "finops@example.com",
-                         "to": ["owner@example.com", "lead@example.com"]}], NOTIFIERS)
+    targets = channels(
+        [
+            {
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": controller.port,
+                "from": "finops@example.com",
+                "to": ["owner@example.com", "lead@example.com"],
+            }
+        ],
+        NOTIFIERS,
+    )
     result = deliver([alert(), alert()], targets, store)
     assert len(result.sent) == 1 and len(result.skipped) == 1
     [(recipients, message)] = mailbox.messages
@@ -126,7 +147,11 @@ def test_email_over_a_real_smtp_server(tmp_path, smtp) -> None:
 
 
 def test_json_notifier_writes_one_line_per_alert(tmp_path, capsys) -> None:
-    deliver([alert(), alert("CC-2")], channels([{"type": "json"}], NOTIFIERS), InsightStore(f"sqlite:///{tmp_path / 'a.db'}"))
+    deliver(
+        [alert(), alert("CC-2")],
+        channels([{"type": "json"}], NOTIFIERS),
+        InsightStore(f"sqlite:///{tmp_path / 'a.db'}"),
+    )
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["cost_center"] for line in lines] == ["CC-1", "CC-2"]
 

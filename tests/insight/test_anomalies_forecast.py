@@ -15,8 +15,10 @@ from chargeback_engine.insight.evaluate import backtest_month_end, evaluate_dete
 
 def test_detection_quality_on_seeded_spikes_and_level_shifts() -> None:
     quality = evaluate_detection(seed=2026, series=40)
-    print(f"\nanomaly detection: precision {quality.precision:.3f} recall {quality.recall:.3f} "
-          f"FPR {quality.false_positive_rate:.4f} over {quality.series} series x {quality.days} days")
+    print(
+        f"\nanomaly detection: precision {quality.precision:.3f} recall {quality.recall:.3f} "
+        f"FPR {quality.false_positive_rate:.4f} over {quality.series} series x {quality.days} days"
+    )
     assert quality.recall >= 0.9
     assert quality.false_positive_rate <= 0.1
     assert quality.true_positives + quality.false_negatives == quality.series * (2 + 4)  # 2 spikes + 4 shift days each
@@ -24,7 +26,9 @@ def test_detection_quality_on_seeded_spikes_and_level_shifts() -> None:
 
 def test_month_end_backtest_from_mid_month() -> None:
     quality = backtest_month_end(seed=2026, series=12)
-    print(f"\nmonth-end forecast from the 15th: MAPE {quality.mape_pct:.2f}% interval coverage {quality.interval_coverage:.2f}")
+    print(
+        f"\nmonth-end forecast from the 15th: MAPE {quality.mape_pct:.2f}% interval coverage {quality.interval_coverage:.2f}"
+    )
     assert quality.mape_pct < 10
 
 
@@ -35,7 +39,9 @@ def test_the_sample_anomalies_are_found_and_gated(insight: Insight) -> None:
     assert ("CC-1003", "Amazon RDS", date(2026, 10, 20)) in keys  # the level shift's first day
     alerted = gate(detected, AlertGate(min_impact=Decimal(100), min_impact_pct=Decimal(20)))
     assert {(a.cost_center, a.service, a.day) for a in alerted} >= {
-        ("CC-1002", "Amazon EC2", date(2026, 10, 8)), ("CC-1003", "Amazon RDS", date(2026, 10, 20))}
+        ("CC-1002", "Amazon EC2", date(2026, 10, 8)),
+        ("CC-1003", "Amazon RDS", date(2026, 10, 20)),
+    }
     assert all(abs(a.impact) >= 100 and abs(a.impact_pct) >= 20 for a in alerted)
     # gating never changes detection: a looser gate keeps everything detected
     assert gate(detected, AlertGate(Decimal(0), Decimal(0))) == detected

@@ -34,7 +34,9 @@ def test_team_report_in_every_format(run) -> None:
     rows = list(csv.reader(io.StringIO(run("report", "team", "--cost-center", "CC-1003", "--format", "csv"))))
     assert rows[0][0] == "section" and any(r[0] == "Top services" for r in rows[1:])
     markdown = run("report", "team", "--cost-center", "CC-1003", "--period", "2026-09", "--format", "markdown")
-    assert "**Team report CC-1003 2026-09 (USD)**" in markdown and "| name | current | previous | change_pct |" in markdown
+    assert (
+        "**Team report CC-1003 2026-09 (USD)**" in markdown and "| name | current | previous | change_pct |" in markdown
+    )
 
 
 def test_exec_and_kpis(run, sample_dir: Path) -> None:
@@ -44,7 +46,11 @@ def test_exec_and_kpis(run, sample_dir: Path) -> None:
 
 
 def test_alerts_are_sent_once(run) -> None:
-    first = [json.loads(line) for line in run("alerts", "check", "--as-of", "2026-10-21").splitlines() if line.startswith("{")]
+    first = [
+        json.loads(line)
+        for line in run("alerts", "check", "--as-of", "2026-10-21").splitlines()
+        if line.startswith("{")
+    ]
     assert {a["kind"] for a in first} == {"budget-actual", "budget-forecast", "anomaly"}
     again = [line for line in run("alerts", "check", "--as-of", "2026-10-21").splitlines() if line.startswith("{")]
     assert again == []

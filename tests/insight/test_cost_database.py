@@ -27,8 +27,18 @@ def test_periods_from_the_cost_database(sample_dir: Path, tmp_path: Path) -> Non
     engine = open_database(url)
     for period in ("2026-09", "2026-10"):
         ledger = pq.read_table(sample_dir / period / "allocations.parquet")
-        ingest_run(engine, RunInput(Period.parse(period), ledger, COST_CENTERS, "sample", "sha256:sample",
-                                    {"sample": "1"}, unallocated=SAMPLE_BUCKET))
+        ingest_run(
+            engine,
+            RunInput(
+                Period.parse(period),
+                ledger,
+                COST_CENTERS,
+                "sample",
+                "sha256:sample",
+                {"sample": "1"},
+                unallocated=SAMPLE_BUCKET,
+            ),
+        )
     close_period(engine, "2026-09", FinanceSettings())
     engine.dispose()
 

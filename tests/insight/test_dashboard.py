@@ -19,8 +19,15 @@ from chargeback_engine.insight.dashboard import page_name
 
 CHROMIUM = shutil.which("chromium")
 POLICY = Path(__file__).resolve().parents[2] / "policies" / "acme.yaml"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run", "--window-size=1400,2200"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--window-size=1400,2200",
+]
 
 
 class ChartElements(HTMLParser):
@@ -39,7 +46,11 @@ class ChartElements(HTMLParser):
         if tag == "svg" and a.get("data-chart"):
             self.chart = a["data-chart"]
         kind = {"circle": a.get("class"), "rect": a.get("class"), "line": a.get("class")}.get(tag)
-        if self.chart and kind in ("point", "bar", "anomaly", "threshold") and a.get("data-value", a.get("data-threshold")):
+        if (
+            self.chart
+            and kind in ("point", "bar", "anomaly", "threshold")
+            and a.get("data-value", a.get("data-threshold"))
+        ):
             self.counts[(self.chart, kind)] += 1
 
     def handle_endtag(self, tag: str) -> None:
@@ -103,8 +114,9 @@ class Texts(HTMLParser):
 
 def chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     profile = tmp_path / "chromium-profile"
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120, check=True)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120, check=True
+    )
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")

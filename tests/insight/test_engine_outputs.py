@@ -17,22 +17,35 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_reports_on_a_real_engine_run(tmp_path: Path) -> None:
     out = tmp_path / "runs" / "2026-10"
-    result = CliRunner().invoke(main, [
-        "run", "--policy", str(REPO / "policies" / "acme.yaml"),
-        "--input", str(REPO / "policies" / "data" / "acme-focus-2026-10.csv"), "--period", "2026-10", "--out", str(out),
-        "--export", "focus-allocated",  # the source lines, for tagging compliance
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--policy",
+            str(REPO / "policies" / "acme.yaml"),
+            "--input",
+            str(REPO / "policies" / "data" / "acme-focus-2026-10.csv"),
+            "--period",
+            "2026-10",
+            "--out",
+            str(out),
+            "--export",
+            "focus-allocated",  # the source lines, for tagging compliance
+        ],
+    )
     assert result.exit_code == 0, result.output
     with (out / "summary.csv").open() as handle:
         summary = {row["cost_center"]: Decimal(row["amount"]) for row in csv.DictReader(handle)}
 
-    insight = Insight.open(tmp_path / "runs", db=f"sqlite:///{tmp_path / 'insight.db'}",
-                           chargeback_cost_centers=frozenset({"CC-1004"}))
+    insight = Insight.open(
+        tmp_path / "runs", db=f"sqlite:///{tmp_path / 'insight.db'}", chargeback_cost_centers=frozenset({"CC-1004"})
+    )
     october = Period(2026, 10)
     executive = insight.executive(october)
     assert executive.total.current == sum(summary.values())
     assert {t.name: t.current for t in executive.by_team} == {
-        cc: amount for cc, amount in summary.items() if cc.startswith("CC-10")}
+        cc: amount for cc, amount in summary.items() if cc.startswith("CC-10")
+    }
     kpis = insight.kpis(october)
     assert kpis.coverage.unallocated == summary["UNALLOCATED"]
     assert kpis.tagging is not None and 0 < kpis.tagging.by_count_pct < 100

@@ -31,14 +31,19 @@ def ledger_total(sample_dir: Path, period: Period, where: str = "TRUE") -> Decim
 
 def test_team_report_against_the_ledger(insight: Insight, sample_dir: Path) -> None:
     report = insight.team("CC-1003", OCT)
-    now, before = ledger_total(sample_dir, OCT, "cost_center = 'CC-1003'"), ledger_total(sample_dir, SEP, "cost_center = 'CC-1003'")
+    now, before = (
+        ledger_total(sample_dir, OCT, "cost_center = 'CC-1003'"),
+        ledger_total(sample_dir, SEP, "cost_center = 'CC-1003'"),
+    )
     assert (report.total.current, report.total.previous) == (now, before)
     assert report.total.change_pct == ((now - before) * 100 / before).quantize(Decimal("0.1"))
     assert report.direct + report.shared == now
     assert report.shared == ledger_total(sample_dir, OCT, "cost_center = 'CC-1003' AND stage > 0")
     top = report.top_services
     assert len(top) == 5 and [s.current for s in top] == sorted((s.current for s in top), reverse=True)
-    assert top[0].current == ledger_total(sample_dir, OCT, f"cost_center = 'CC-1003' AND service_name = '{top[0].name}'")
+    assert top[0].current == ledger_total(
+        sample_dir, OCT, f"cost_center = 'CC-1003' AND service_name = '{top[0].name}'"
+    )
     assert [t.period for t in report.trend] == ["2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"]
     assert report.trend[-1].amount == now
     budget = insight.budgets(OCT)["CC-1003"]
@@ -72,10 +77,14 @@ def test_kpis(insight: Insight, sample_dir: Path) -> None:
     assert overrun.variance == overrun.actual - overrun.budget > 0
     metrics = read_metrics(sample_dir / "metrics.csv")
     transactions = next(m.value for m in metrics if m.period == "2026-10" and m.name == "transactions")
-    assert [(u.driver, u.unit_cost) for u in k.unit_costs] == [("transactions", (total / transactions).quantize(Decimal("0.0001")))]
+    assert [(u.driver, u.unit_cost) for u in k.unit_costs] == [
+        ("transactions", (total / transactions).quantize(Decimal("0.0001")))
+    ]
     per_engineer = {u.cost_center: u for u in k.cost_per_engineer}
     assert set(per_engineer) == {"CC-1001", "CC-1002", "CC-1003", "CC-1004"}
-    assert per_engineer["CC-1002"].unit_cost == (per_engineer["CC-1002"].cost / per_engineer["CC-1002"].quantity).quantize(Decimal("0.0001"))
+    assert per_engineer["CC-1002"].unit_cost == (
+        per_engineer["CC-1002"].cost / per_engineer["CC-1002"].quantity
+    ).quantize(Decimal("0.0001"))
     journaled = ledger_total(sample_dir, OCT, "cost_center IN ('CC-1001', 'CC-1003')")
     assert k.gl_recharge_rate_pct == percent(journaled, total)
 
@@ -91,11 +100,13 @@ def test_forecast_accuracy_compares_stored_forecasts_with_actuals(insight: Insig
 
 
 def test_tagging_compliance_counts_resources_and_weighs_spend() -> None:
-    lines = pa.table({
-        "resource_id": ["i-1", "i-1", "i-2", "i-3"],
-        "tags": ['{"cost-center": "A"}', '{"cost-center": ""}', '{"cost-center": "B", "team": "x"}', None],
-        "cost": pa.array([Decimal(10), Decimal(30), Decimal(50), Decimal(10)], pa.decimal128(38, 10)),
-    })
+    lines = pa.table(
+        {
+            "resource_id": ["i-1", "i-1", "i-2", "i-3"],
+            "tags": ['{"cost-center": "A"}', '{"cost-center": ""}', '{"cost-center": "B", "team": "x"}', None],
+            "cost": pa.array([Decimal(10), Decimal(30), Decimal(50), Decimal(10)], pa.decimal128(38, 10)),
+        }
+    )
     result = tagging_compliance(lines, ["cost-center"])
     assert (result.resources, result.tagged_resources, result.by_count_pct) == (3, 1, Decimal("33.3"))
     assert (result.tagged_spend, result.spend, result.by_spend_pct) == (Decimal(50), Decimal(100), Decimal("50.0"))

@@ -30,12 +30,21 @@ BEARER = "eyJhbGciOiJIUzI1NiJ9.Y2FuYXJ5.c2ln"
 SAS_SIG = "sWq2Y3dvcmQ%3D"
 SMTP_USER = "canary-user-4d2f"
 SMTP_PASSWORD = "canary-smtp-pass-91ab"
-CANARIES = (SLACK, TEAMS.split("@")[0], TEAMS.split("@")[1], QUERY_TOKEN, BASIC_PASSWORD, BEARER, SAS_SIG,
-            SMTP_USER, SMTP_PASSWORD)
+CANARIES = (
+    SLACK,
+    TEAMS.split("@")[0],
+    TEAMS.split("@")[1],
+    QUERY_TOKEN,
+    BASIC_PASSWORD,
+    BEARER,
+    SAS_SIG,
+    SMTP_USER,
+    SMTP_PASSWORD,
+)
 
 
 class _Refusing(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(500)
         self.end_headers()
@@ -62,8 +71,9 @@ class _RefuseLogin:
 @pytest.fixture
 def smtp() -> Iterator[int]:
     port = _closed_port()
-    controller = Controller(object(), hostname="127.0.0.1", port=port, authenticator=_RefuseLogin(),
-                            auth_require_tls=False)
+    controller = Controller(
+        object(), hostname="127.0.0.1", port=port, authenticator=_RefuseLogin(), auth_require_tls=False
+    )
     controller.start()
     yield port
     controller.stop()
@@ -75,8 +85,9 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_no_planted_secret_reaches_a_log_an_error_or_an_output(web: str, smtp: int, sample_dir: Path,
-                                                                  tmp_path: Path) -> None:
+def test_no_planted_secret_reaches_a_log_an_error_or_an_output(
+    web: str, smtp: int, sample_dir: Path, tmp_path: Path
+) -> None:
     notifiers = tmp_path / "notifiers.yaml"
     notifiers.write_text(f"""\
 notifiers:
@@ -89,46 +100,65 @@ notifiers:
   - {{id: mail, type: email, host: 127.0.0.1, port: {smtp}, from: a@example.com, to: [b@example.com],
       username: {SMTP_USER}, password_env: CANARY_SMTP_PASSWORD}}
 """)
-    env = {"CHARGEBACK_DB": f"sqlite:///{tmp_path / 'cli.db'}", "CHARGEBACK_RUNS": str(sample_dir),
-           "CANARY_SMTP_PASSWORD": SMTP_PASSWORD}
-    result = CliRunner().invoke(main, ["--log-format", "json", "-vv", "alerts", "check", "--as-of", "2026-10-21",
-                                       "--notifiers", str(notifiers)], env=env)
+    env = {
+        "CHARGEBACK_DB": f"sqlite:///{tmp_path / 'cli.db'}",
+        "CHARGEBACK_RUNS": str(sample_dir),
+        "CANARY_SMTP_PASSWORD": SMTP_PASSWORD,
+    }
+    result = CliRunner().invoke(
+        main,
+        ["--log-format", "json", "-vv", "alerts", "check", "--as-of", "2026-10-21", "--notifiers", str(notifiers)],
+        env=env,
+    )
     assert result.exit_code == 1, result.output
     output = result.output + (result.stderr if result.stderr_bytes is not None else "")
     for channel in ("slack", "teams", "query", "closed", "basic", "mail"):
         assert f"on {channel}: " in output  # every channel did fail, and said so
     assert "alert not delivered" in output  # and the failures were logged
-    leaked = sorted({c for c in CANARIES if c in output or any(c in p.read_text(errors="replace")
-                                                                 for p in tmp_path.rglob("*") if p.is_file()
-                                                                 and p != notifiers)})
+    leaked = sorted(
+        {
+            c
+            for c in CANARIES
+            if c in output
+            or any(c in p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file() and p != notifiers)
+        }
+    )
     assert not leaked, leaked
 
 
-@pytest.mark.parametrize(("text", "kept"), [
-    (f"https://hooks.slack.com/services/T00000000/B00000000/{SLACK}", "https://hooks.slack.com/"),
-    (f"https://acme.webhook.office.com/webhookb2/{TEAMS}/IncomingWebhook/abc/def", "acme.webhook.office.com"),
-    (f"https://discord.com/api/webhooks/123456/{SLACK}", "discord.com"),
-    (f"https://acct.blob.core.windows.net/exports/p.csv?sv=2022-11-02&sig={SAS_SIG}&se=2026", "/exports/p.csv?sv="),
-    (f"https://prod-00.westeurope.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?sig={SAS_SIG}",
-     "logic.azure.com"),
-    (f"http://alerts:{BASIC_PASSWORD}@example.com/hook", "http://***@example.com/hook"),
-    (f"Authorization: Bearer {BEARER}", "Authorization: "),
-    (f"curl -H 'Authorization: Basic {BASIC_PASSWORD}'", "curl -H"),
-    (f"{{'X-Amz-Security-Token': b'{QUERY_TOKEN}'}}", "X-Amz-Security-Token"),
-    (f"client_secret={QUERY_TOKEN} tenant=acme", "tenant=acme"),
-    (f'{{"access_token": "{BEARER}", "expires_in": 3599}}', '"expires_in": 3599'),
-    (f"<SessionToken>{QUERY_TOKEN}</SessionToken>", "<SessionToken>"),
-])
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (f"https://hooks.slack.com/services/T00000000/B00000000/{SLACK}", "https://hooks.slack.com/"),
+        (f"https://acme.webhook.office.com/webhookb2/{TEAMS}/IncomingWebhook/abc/def", "acme.webhook.office.com"),
+        (f"https://discord.com/api/webhooks/123456/{SLACK}", "discord.com"),
+        (f"https://acct.blob.core.windows.net/exports/p.csv?sv=2022-11-02&sig={SAS_SIG}&se=2026", "/exports/p.csv?sv="),
+        (
+            f"https://prod-00.westeurope.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?sig={SAS_SIG}",
+            "logic.azure.com",
+        ),
+        (f"http://alerts:{BASIC_PASSWORD}@example.com/hook", "http://***@example.com/hook"),
+        (f"Authorization: Bearer {BEARER}", "Authorization: "),
+        (f"curl -H 'Authorization: Basic {BASIC_PASSWORD}'", "curl -H"),
+        (f"{{'X-Amz-Security-Token': b'{QUERY_TOKEN}'}}", "X-Amz-Security-Token"),
+        (f"client_secret={QUERY_TOKEN} tenant=acme", "tenant=acme"),
+        (f'{{"access_token": "{BEARER}", "expires_in": 3599}}', '"expires_in": 3599'),
+        (f"<SessionToken>{QUERY_TOKEN}</SessionToken>", "<SessionToken>"),
+    ],
+)
 def test_each_credential_shape_is_blanked_and_the_rest_kept(text: str, kept: str) -> None:
     redacted = redact(text)
     assert not [c for c in CANARIES if c in redacted], redacted
     assert kept in redacted and "***" in redacted
 
 
-@pytest.mark.parametrize("text", [
-    "policies/acme.yaml:12:5: $.rules[0].match: unknown key 'servce'",
-    "s3://billing/data/BILLING_PERIOD=2026-10/part-00001.csv.gz: row 5, column line_item_unblended_cost: '12,50'",
-    "webhook http://127.0.0.1:8080/hook answered 500",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "policies/acme.yaml:12:5: $.rules[0].match: unknown key 'servce'",
+        "s3://billing/data/BILLING_PERIOD=2026-10/part-00001.csv.gz: row 5, column line_item_unblended_cost: '12,50'",
+        "webhook http://127.0.0.1:8080/hook answered 500",
+    ],
+)
 def test_ordinary_messages_pass_unchanged(text: str) -> None:
     assert redact(text) == text

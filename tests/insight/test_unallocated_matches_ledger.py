@@ -68,8 +68,12 @@ def test_the_cost_database_names_its_bucket_too(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 'books.db'}"
     books = open_database(url)
-    ingest_run(books, run_input("2026-01", [("CC-100", "EC2", "10", "direct", "tag"),
-                                            ("UNALLOCATED", "EC2", "90.5", "direct", "tag")]))  # a tag fallback
+    ingest_run(
+        books,
+        run_input(
+            "2026-01", [("CC-100", "EC2", "10", "direct", "tag"), ("UNALLOCATED", "EC2", "90.5", "direct", "tag")]
+        ),
+    )  # a tag fallback
     books.dispose()
     facts = read_cost_database(url).facts
     assert facts.by_coverage(Period(2026, 1))["unallocated"] == Decimal("90.5")

@@ -26,8 +26,14 @@ def requirements(distribution: str) -> dict[str | None, set[str]]:
     by_extra: dict[str | None, set[str]] = {}
     for text in requires(distribution) or []:
         requirement = Requirement(text)
-        extra = next((e for e in ("insight", "postgres", "spark", "test", "billing")
-                      if requirement.marker and requirement.marker.evaluate({"extra": e})), None)
+        extra = next(
+            (
+                e
+                for e in ("insight", "postgres", "spark", "test", "billing")
+                if requirement.marker and requirement.marker.evaluate({"extra": e})
+            ),
+            None,
+        )
         by_extra.setdefault(extra, set()).add(_normal(requirement.name))
     return by_extra
 
@@ -67,12 +73,15 @@ def _imported_top_levels(package: Path) -> set[str]:
     return names - set(sys.stdlib_module_names) - {"__future__"}
 
 
-@pytest.mark.parametrize(("distribution", "package"), [
-    ("chargeback-engine", ROOT / "chargeback_engine"),
-    ("chargeback-aws", ROOT / "plugins/chargeback-aws/chargeback_aws"),
-    ("chargeback-azure", ROOT / "plugins/chargeback-azure/chargeback_azure"),
-    ("chargeback-gcp", ROOT / "plugins/chargeback-gcp/chargeback_gcp"),
-])
+@pytest.mark.parametrize(
+    ("distribution", "package"),
+    [
+        ("chargeback-engine", ROOT / "chargeback_engine"),
+        ("chargeback-aws", ROOT / "plugins/chargeback-aws/chargeback_aws"),
+        ("chargeback-azure", ROOT / "plugins/chargeback-azure/chargeback_azure"),
+        ("chargeback-gcp", ROOT / "plugins/chargeback-gcp/chargeback_gcp"),
+    ],
+)
 def test_every_imported_package_is_declared(distribution, package):
     """Each third-party import comes from a distribution the package requires (plain or through an extra)."""
     declared = set().union(*requirements(distribution).values()) | {distribution}

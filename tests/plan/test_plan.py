@@ -22,11 +22,17 @@ SAMPLE = POLICIES / "data" / "acme-focus-2026-10.csv"
 #: The proposal: credits go to Finance IT instead of everyone, and sandbox resources to Growth.
 CHANGES = [
     ('version: "2026.10.1"', 'version: "2026.10.2"'),
-    ("      when: {ChargeCategory: Credit}\n      allocate: {method: even}",
-     "      when: {ChargeCategory: Credit}\n      allocate: {method: direct, cost_center: CC-1009}"),
-    ("    - id: platform\n",
-     ("    - id: sandbox\n      priority: 95\n      when: {tags.environment: sandbox}\n"
-      "      allocate: {method: direct, cost_center: CC-1010}\n    - id: platform\n")),
+    (
+        "      when: {ChargeCategory: Credit}\n      allocate: {method: even}",
+        "      when: {ChargeCategory: Credit}\n      allocate: {method: direct, cost_center: CC-1009}",
+    ),
+    (
+        "    - id: platform\n",
+        (
+            "    - id: sandbox\n      priority: 95\n      when: {tags.environment: sandbox}\n"
+            "      allocate: {method: direct, cost_center: CC-1010}\n    - id: platform\n"
+        ),
+    ),
 ]
 
 
@@ -113,7 +119,8 @@ def test_cli_prints_markdown_or_json(head):
 def test_a_period_no_policy_covers_is_an_error(head):
     with pytest.raises(PeriodError):
         plan(BASE, head, [SAMPLE], "2025-01")
-    result = CliRunner().invoke(main, ["plan", "--base", str(BASE), "--head", str(head), "--input", str(SAMPLE),
-                                       "--period", "2025-01"])
+    result = CliRunner().invoke(
+        main, ["plan", "--base", str(BASE), "--head", str(head), "--input", str(SAMPLE), "--period", "2025-01"]
+    )
     assert result.exit_code == 1
     assert "no policy is effective for period 2025-01" in result.output

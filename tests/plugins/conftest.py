@@ -31,7 +31,9 @@ def install_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
             created.append(module)
         dist_info = site / f"{name.replace('-', '_')}-{version}.dist-info"
         dist_info.mkdir()
-        (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8")
+        (dist_info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
+        )
         lines = "".join(f"{plugin} = {target}\n" for plugin, target in plugins.items())
         (dist_info / "entry_points.txt").write_text(f"[chargeback_engine]\n{lines}", encoding="utf-8")
         monkeypatch.syspath_prepend(str(site))

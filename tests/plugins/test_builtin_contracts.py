@@ -13,9 +13,9 @@ import pytest
 
 from chargeback_engine.allocators import amortized, direct, even, fixed, proportional, tag, tiered
 from chargeback_engine.collectors import focus_files
+from chargeback_engine.engine.result import RunResult
 from chargeback_engine.exporters import files
 from chargeback_engine.periods import Period
-from chargeback_engine.engine.result import RunResult
 from chargeback_engine.testing import (
     CONTRACT_LINE_ITEMS,
     AllocatorContract,
@@ -26,10 +26,14 @@ from chargeback_engine.testing import (
     make_policy,
 )
 
-CPU_HOURS = {"cpu-hours": {"inline": [
-    {"period": "2026-10", "cost_center": "CC-1", "quantity": 3},
-    {"period": "2026-10", "cost_center": "CC-2", "quantity": 1},
-]}}
+CPU_HOURS = {
+    "cpu-hours": {
+        "inline": [
+            {"period": "2026-10", "cost_center": "CC-1", "quantity": 3},
+            {"period": "2026-10", "cost_center": "CC-2", "quantity": 1},
+        ]
+    }
+}
 
 
 class TestDirect(AllocatorContract):
@@ -88,13 +92,17 @@ class TestProportional(AllocatorContract):
 class TestTiered(AllocatorContract):
     plugin = tiered
     name = "tiered"
-    valid_blocks = [{
-        "method": "tiered",
-        "by": "ServiceName",
-        "tiers": {"Amazon EC2": {"method": "direct", "cost_center": "CC-1"},
-                  "Amazon S3": {"method": "fixed", "splits": {"CC-2": "0.25", "CC-3": "0.75"}}},
-        "default": {"method": "even", "among": ["CC-1", "CC-2"]},
-    }]
+    valid_blocks = [
+        {
+            "method": "tiered",
+            "by": "ServiceName",
+            "tiers": {
+                "Amazon EC2": {"method": "direct", "cost_center": "CC-1"},
+                "Amazon S3": {"method": "fixed", "splits": {"CC-2": "0.25", "CC-3": "0.75"}},
+            },
+            "default": {"method": "even", "among": ["CC-1", "CC-2"]},
+        }
+    ]
     invalid_blocks = [{"method": "tiered", "by": "ServiceName", "tiers": {}}]
 
 
@@ -132,8 +140,11 @@ class TestScheduleExporter(ExporterContract):
     @pytest.fixture
     def result(self) -> RunResult:
         """A run with parts deferred to later periods: without them there is no schedule to write."""
-        rule = {"id": "spread", "priority": 1,
-                "allocate": {"method": "amortized", "months": 3, "then": {"method": "even", "among": ["CC-1", "CC-2"]}}}
+        rule = {
+            "id": "spread",
+            "priority": 1,
+            "allocate": {"method": "amortized", "months": 3, "then": {"method": "even", "among": ["CC-1", "CC-2"]}},
+        }
         policy = make_policy(builtins=True, rules=[rule])
         return make_engine(policy, builtins=True).run([line_items(*CONTRACT_LINE_ITEMS)], "2026-10")
 
@@ -158,5 +169,7 @@ class TestFocusFilesCollector(CollectorContract):
     def bad_config(self, tmp_path: Path) -> dict[str, object]:
         (tmp_path / "bad.csv").write_text(
             "BilledCost,EffectiveCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd\n"
-            "NaN,1,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z\n", encoding="utf-8")
+            "NaN,1,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z\n",
+            encoding="utf-8",
+        )
         return {"collector": "focus-files", "paths": [str(tmp_path / "bad.csv")]}

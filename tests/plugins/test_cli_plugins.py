@@ -32,9 +32,7 @@ def test_plugins_lists_a_plugin_with_its_distribution(install_distribution):
     result = CliRunner().invoke(main, ["--allow-plugin", "evenly", "plugins"])
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "evenly (chargeback-even 2.0.1)\n"
-        "  allocators: even-split\n"
-        "  hooks: chargeback_register_allocators\n"
+        "evenly (chargeback-even 2.0.1)\n  allocators: even-split\n  hooks: chargeback_register_allocators\n"
     )
 
 
@@ -68,8 +66,12 @@ def test_plugins_all_shows_only_builtins_beyond_the_default(install_distribution
 
 
 def test_a_broken_plugin_is_one_line_on_stderr_and_exit_1(install_distribution):
-    install_distribution("chargeback-broken", "0.3.0", {"cb_broken_cli": "raise RuntimeError('no licence key')\n"},
-                         {"broken": "cb_broken_cli"})
+    install_distribution(
+        "chargeback-broken",
+        "0.3.0",
+        {"cb_broken_cli": "raise RuntimeError('no licence key')\n"},
+        {"broken": "cb_broken_cli"},
+    )
     result = CliRunner().invoke(main, ["plugins"])
     assert result.exit_code == 1
     assert result.stdout == ""
@@ -86,19 +88,24 @@ def test_a_policy_error_prints_its_located_lines_as_they_are():
 
     @cli.command()
     def validate() -> None:
-        raise PolicyError([
-            Diagnostic("p.yaml", 3, 5, "$.spec.currency", "'usd' does not match '^[A-Z]{3}$'"),
-            Diagnostic("p.yaml", 9, 7, "$.spec.rules[0].id", "duplicate rule id 'a'"),
-        ])
+        raise PolicyError(
+            [
+                Diagnostic("p.yaml", 3, 5, "$.spec.currency", "'usd' does not match '^[A-Z]{3}$'"),
+                Diagnostic("p.yaml", 9, 7, "$.spec.rules[0].id", "duplicate rule id 'a'"),
+            ]
+        )
 
     @cli.command()
     def load() -> None:
         raise PluginError("plugin 'x' (registered in code) raised in a hook")
 
     result = CliRunner().invoke(cli, ["validate"])
-    assert (result.exit_code, result.stderr) == (1, (
-        "p.yaml:3:5: $.spec.currency: 'usd' does not match '^[A-Z]{3}$'\n"
-        "p.yaml:9:7: $.spec.rules[0].id: duplicate rule id 'a'\n"
-    ))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        (
+            "p.yaml:3:5: $.spec.currency: 'usd' does not match '^[A-Z]{3}$'\n"
+            "p.yaml:9:7: $.spec.rules[0].id: duplicate rule id 'a'\n"
+        ),
+    )
     result = CliRunner().invoke(cli, ["load"])
     assert (result.exit_code, result.stderr) == (1, "Error: plugin 'x' (registered in code) raised in a hook\n")

@@ -38,8 +38,9 @@ def test_importing_and_using_the_library_configures_no_logging():
 
 
 def _chargeback(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chargeback_engine", *args],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "chargeback_engine", *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_log_format_json_writes_one_json_object_per_line():
@@ -49,7 +50,8 @@ def test_log_format_json_writes_one_json_object_per_line():
     assert records, "expected log lines on stderr"
     assert all({"event", "level", "timestamp"} <= set(r) for r in records)
     assert {"event": "plugin.allow_list_unmatched", "level": "warning", "plugins": ["no-such-plugin"]}.items() <= next(
-        r for r in records if r["event"] == "plugin.allow_list_unmatched").items()
+        r for r in records if r["event"] == "plugin.allow_list_unmatched"
+    ).items()
     loaded = next(r for r in records if r["event"] == "plugins.loaded")  # -vv shows debug records
     assert loaded["level"] == "debug" and loaded["skipped"] == sorted(loaded["skipped"])
     assert "plugin" not in result.stdout.lower().replace("no plugins installed", "")  # logs go to stderr only

@@ -68,20 +68,33 @@ def test_registry_holds_what_the_given_plugins_register():
     assert sorted(registry.allocators) == ["by-weight", "even-split"]
     assert registry.allocators["even-split"].plugin == "mine"
     assert registry.names_by_plugin("mine") == {
-        "collectors": [], "allocators": ["by-weight", "even-split"], "exporters": [], "notifiers": [], "enrichers": []}
+        "collectors": [],
+        "allocators": ["by-weight", "even-split"],
+        "exporters": [],
+        "notifiers": [],
+        "enrichers": [],
+    }
 
 
 @pytest.mark.parametrize(
     ("component", "message"),
     [
-        (object(), r"registered <object object at .*>, which is not an allocator \(it needs name, params_schema, check\(\), targets\(\), fields\(\), resolve\(\)\)"),
+        (
+            object(),
+            r"registered <object object at .*>, which is not an allocator \(it needs name, params_schema, check\(\), targets\(\), fields\(\), resolve\(\)\)",
+        ),
         (Allocator("Even_Split"), r"registered allocator 'Even_Split': the name must be kebab-case"),
         (Allocator("-even"), r"registered allocator '-even': the name must be kebab-case"),
         (Allocator(42), r"registered 42|which is not an allocator|must be kebab-case"),
         (Allocator(params_schema=["not", "a", "mapping"]), r"params_schema must be a JSON Schema object"),
-        (Allocator(params_schema={"type": "decimal"}), r"params_schema is not valid JSON Schema 2020-12 at type: 'decimal' is not valid"),
-        (Allocator(params_schema={"properties": {"x": {"minimum": "1"}}}),
-         r"params_schema is not valid JSON Schema 2020-12 at properties/x/minimum: '1' is not of type 'number'"),
+        (
+            Allocator(params_schema={"type": "decimal"}),
+            r"params_schema is not valid JSON Schema 2020-12 at type: 'decimal' is not valid",
+        ),
+        (
+            Allocator(params_schema={"properties": {"x": {"minimum": "1"}}}),
+            r"params_schema is not valid JSON Schema 2020-12 at properties/x/minimum: '1' is not of type 'number'",
+        ),
     ],
 )
 def test_an_invalid_component_is_reported_with_its_plugin(component, message):
@@ -105,8 +118,11 @@ def test_a_hook_that_raises_is_reported_by_plugin_and_hook():
         def chargeback_register_collectors(self, register):  # type: ignore[no-untyped-def]
             raise KeyError("region")
 
-    with pytest.raises(PluginError, match=r"^plugin 'broken' \(registered in code\) raised in "
-                                          r"chargeback_register_collectors: KeyError: 'region'$"):
+    with pytest.raises(
+        PluginError,
+        match=r"^plugin 'broken' \(registered in code\) raised in "
+        r"chargeback_register_collectors: KeyError: 'region'$",
+    ):
         make_registry(Broken())
 
 
@@ -130,7 +146,9 @@ def test_a_hook_with_wrong_arguments_is_refused_at_registration():
         def chargeback_register_allocators(self, add):  # type: ignore[no-untyped-def]
             pass
 
-    with pytest.raises(PluginError, match=r"^plugin 'wrong-args' \(registered in code\) could not be registered: .*'add'"):
+    with pytest.raises(
+        PluginError, match=r"^plugin 'wrong-args' \(registered in code\) could not be registered: .*'add'"
+    ):
         make_plugin_manager(WrongArgs())
 
 
@@ -167,8 +185,11 @@ def test_observer_hooks_are_called_one_plugin_at_a_time():
 
     call_each(make_plugin_manager(Observer()), "chargeback_decisions_recorded", run_id="run-1", decisions=None)
     assert calls == ["run-1"]
-    with pytest.raises(PluginError, match=r"^plugin 'failing' \(registered in code\) raised in "
-                                          r"chargeback_decisions_recorded: ValueError: cannot store run-2$"):
+    with pytest.raises(
+        PluginError,
+        match=r"^plugin 'failing' \(registered in code\) raised in "
+        r"chargeback_decisions_recorded: ValueError: cannot store run-2$",
+    ):
         call_each(make_plugin_manager(Failing()), "chargeback_decisions_recorded", run_id="run-2", decisions=None)
 
 
@@ -188,8 +209,9 @@ def test_wrappers_are_refused_for_register_hooks():
 
 
 def test_entry_point_plugins_load_with_their_distribution(install_distribution):
-    install_distribution("chargeback-even", "2.0.1", {"cb_even": ALLOCATOR_MODULE.format(name="even-split")},
-                         {"evenly": "cb_even"})
+    install_distribution(
+        "chargeback-even", "2.0.1", {"cb_even": ALLOCATOR_MODULE.format(name="even-split")}, {"evenly": "cb_even"}
+    )
     pm = get_plugin_manager(allow=["evenly"])
     registry = build_registry(pm)
     assert registry.allocators["even-split"].plugin == "evenly"
@@ -210,8 +232,9 @@ def test_entry_point_plugins_load_with_their_distribution(install_distribution):
 
 @pytest.mark.parametrize("how", ["allow-list", "block-list", "allow-env", "block-env"])
 def test_a_plugin_that_is_not_allowed_is_never_imported(install_distribution, monkeypatch, how):
-    site = install_distribution("chargeback-even", "2.0.1", {"cb_even": ALLOCATOR_MODULE.format(name="even-split")},
-                                {"evenly": "cb_even"})
+    site = install_distribution(
+        "chargeback-even", "2.0.1", {"cb_even": ALLOCATOR_MODULE.format(name="even-split")}, {"evenly": "cb_even"}
+    )
     kwargs: dict = {}
     if how == "allow-list":
         kwargs["allow"] = ["something-else"]
@@ -231,16 +254,18 @@ def test_a_plugin_that_is_not_allowed_is_never_imported(install_distribution, mo
 
 
 def test_the_cli_allow_list_replaces_the_environment_one(install_distribution, monkeypatch):
-    install_distribution("chargeback-even", "2.0.1", {"cb_even": ALLOCATOR_MODULE.format(name="even-split")},
-                         {"evenly": "cb_even"})
+    install_distribution(
+        "chargeback-even", "2.0.1", {"cb_even": ALLOCATOR_MODULE.format(name="even-split")}, {"evenly": "cb_even"}
+    )
     monkeypatch.setenv("CHARGEBACK_PLUGINS_ALLOW", "other")
     assert get_plugin_manager(allow=["evenly"]).get_plugin("evenly") is not None
     assert get_plugin_manager().get_plugin("evenly") is None
 
 
 def test_an_import_failure_names_plugin_and_distribution(install_distribution):
-    install_distribution("chargeback-broken", "0.3.0", {"cb_broken": "import chargeback_engine.nonexistent\n"},
-                         {"broken": "cb_broken"})
+    install_distribution(
+        "chargeback-broken", "0.3.0", {"cb_broken": "import chargeback_engine.nonexistent\n"}, {"broken": "cb_broken"}
+    )
     with pytest.raises(PluginError) as caught:
         get_plugin_manager(allow=["broken"])
     assert str(caught.value) == (
@@ -250,18 +275,25 @@ def test_an_import_failure_names_plugin_and_distribution(install_distribution):
 
 
 def test_an_invalid_component_from_a_distribution_names_it(install_distribution):
-    install_distribution("chargeback-shouty", "1.0.0", {"cb_shouty": ALLOCATOR_MODULE.format(name="EVEN")},
-                         {"shouty": "cb_shouty"})
-    with pytest.raises(PluginError, match=r"^plugin 'shouty' \(distribution chargeback-shouty 1.0.0\) registered "
-                                          r"allocator 'EVEN': the name must be kebab-case"):
+    install_distribution(
+        "chargeback-shouty", "1.0.0", {"cb_shouty": ALLOCATOR_MODULE.format(name="EVEN")}, {"shouty": "cb_shouty"}
+    )
+    with pytest.raises(
+        PluginError,
+        match=r"^plugin 'shouty' \(distribution chargeback-shouty 1.0.0\) registered "
+        r"allocator 'EVEN': the name must be kebab-case",
+    ):
         build_registry(get_plugin_manager(allow=["shouty"]))
 
 
 def test_two_distributions_declaring_one_plugin_name_are_refused(install_distribution):
     install_distribution("chargeback-a", "1.0.0", {"cb_a": ALLOCATOR_MODULE.format(name="a")}, {"same": "cb_a"})
     install_distribution("chargeback-b", "1.0.0", {"cb_b": ALLOCATOR_MODULE.format(name="b")}, {"same": "cb_b"})
-    with pytest.raises(PluginError, match=r"^plugin 'same' is declared twice: by distribution chargeback-a 1.0.0 "
-                                          r"and by distribution chargeback-b 1.0.0; uninstall one$"):
+    with pytest.raises(
+        PluginError,
+        match=r"^plugin 'same' is declared twice: by distribution chargeback-a 1.0.0 "
+        r"and by distribution chargeback-b 1.0.0; uninstall one$",
+    ):
         get_plugin_manager()
 
 
@@ -290,7 +322,9 @@ def test_get_plugin_manager_returns_a_fresh_manager_each_time():
 
 
 def test_namespace_plugins_work_too():
-    plugin = SimpleNamespace(__name__="ns", chargeback_register_allocators=hookimpl(lambda register: register(Allocator("ns-even"))))
+    plugin = SimpleNamespace(
+        __name__="ns", chargeback_register_allocators=hookimpl(lambda register: register(Allocator("ns-even")))
+    )
     assert "ns-even" in make_registry(plugin).allocators
 
 
@@ -329,7 +363,10 @@ def test_an_observer_that_raises_stops_the_run_before_anything_is_written(tmp_pa
             raise RuntimeError("audit store is down")
 
     engine = make_engine(make_policy(builtins=True, rules=[EVEN_RULE]), Auditor(), builtins=True)
-    with pytest.raises(PluginError, match=r"^plugin 'auditor' \(registered in code\) raised in "
-                                          r"chargeback_decisions_recorded: RuntimeError: audit store is down$"):
+    with pytest.raises(
+        PluginError,
+        match=r"^plugin 'auditor' \(registered in code\) raised in "
+        r"chargeback_decisions_recorded: RuntimeError: audit store is down$",
+    ):
         engine.run([line_items({"BilledCost": "1"})], "2026-10", out=tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -90,8 +90,11 @@ def test_make_policy_has_the_given_cost_centers():
 
 def test_make_policy_validates_like_a_policy_file():
     rule = {"id": "to-acme", "priority": 1, "allocate": {"method": "acme-weighted", "weights": {"CC-9": 1}}}
-    with pytest.raises(PolicyError, match=r"test-policy.yaml:\d+:\d+: \$.spec.rules\[0\].allocate.weights.CC-9: "
-                                          r"unknown cost center 'CC-9'"):
+    with pytest.raises(
+        PolicyError,
+        match=r"test-policy.yaml:\d+:\d+: \$.spec.rules\[0\].allocate.weights.CC-9: "
+        r"unknown cost center 'CC-9'",
+    ):
         make_policy(acme, rules=[rule])
     with pytest.raises(PolicyError, match=r"unknown allocation method 'acme-weighted'|acme-weighted"):
         make_policy(rules=[rule])  # without the plugin, the method does not exist
@@ -100,7 +103,10 @@ def test_make_policy_validates_like_a_policy_file():
 def test_make_registry_ignores_installed_plugins():
     registry = make_registry(acme)
     assert (sorted(registry.allocators), sorted(registry.collectors), sorted(registry.exporters)) == (
-        ["acme-weighted"], ["acme-csv"], ["acme-journal"])
+        ["acme-weighted"],
+        ["acme-csv"],
+        ["acme-journal"],
+    )
     with_builtins = make_registry(acme, builtins=True)
     assert {"acme-weighted", "even", "fixed"} <= set(with_builtins.allocators)
 
@@ -110,7 +116,9 @@ def test_make_engine_runs_a_policy_with_the_plugins_allocator():
     policy = make_policy(acme, rules=[rule])
     result = make_engine(policy, acme).run([line_items({"EffectiveCost": "1.000000000000000001"})], "2026-10")
     assert {cc: amount for cc, _, amount in result.summary() if amount} == {
-        "CC-1": Decimal("0.750000000000000001"), "CC-2": Decimal("0.250000000000000000")}
+        "CC-1": Decimal("0.750000000000000001"),
+        "CC-2": Decimal("0.250000000000000000"),
+    }
 
 
 # --- The contracts, on the third-party fixture's real components -----------------------
@@ -153,8 +161,10 @@ class TestAcmeCsvCollector(CollectorContract):
 
     @pytest.fixture
     def bad_config(self, tmp_path: Path) -> dict[str, str]:
-        (tmp_path / "bad.csv").write_text("BilledCost,BillingCurrency,ChargePeriodStart\n1.0000000000000000001,USD,"
-                                          "2026-10-01T00:00:00Z\n", encoding="utf-8")  # 19 digits after the point
+        (tmp_path / "bad.csv").write_text(
+            "BilledCost,BillingCurrency,ChargePeriodStart\n1.0000000000000000001,USD,2026-10-01T00:00:00Z\n",
+            encoding="utf-8",
+        )  # 19 digits after the point
         return {"collector": "acme-csv", "path": str(tmp_path / "bad.csv")}
 
 
@@ -177,7 +187,9 @@ class _Sloppy:
         return frozenset({"Service"})  # not a FOCUS column
 
     def resolve(self, params, context):  # type: ignore[no-untyped-def]
-        return Shares({cc: Decimal(1) for cc in params["to"]} | {"CC-404": Decimal(1)}, "leaks to an unknown cost center")
+        return Shares(
+            {cc: Decimal(1) for cc in params["to"]} | {"CC-404": Decimal(1)}, "leaks to an unknown cost center"
+        )
 
 
 class _SloppyPlugin:
@@ -206,7 +218,11 @@ class _SloppyContract(AllocatorContract):
 def test_the_allocator_contract_catches_defects(check, message):
     contract = _SloppyContract()
     component = make_registry(_SloppyPlugin()).allocator("sloppy")
-    arguments = {"component": component, "policy": make_policy(), "validator": Draft202012Validator(component.params_schema)}
+    arguments = {
+        "component": component,
+        "policy": make_policy(),
+        "validator": Draft202012Validator(component.params_schema),
+    }
     method = getattr(contract, check)
     needed = method.__code__.co_varnames[1 : method.__code__.co_argcount]
     with pytest.raises(AssertionError, match=message):
@@ -217,7 +233,10 @@ def test_the_collector_contract_catches_rounded_money(tmp_path):
     class Rounding(type(acme.CsvCollector())):  # type: ignore[misc]
         def collect(self, config, period):  # type: ignore[no-untyped-def]
             for source in super().collect(config, period):
-                costs = pa.array([round(c.as_py(), 2) for c in source.table["BilledCost"]], source.table.schema.field("BilledCost").type)
+                costs = pa.array(
+                    [round(c.as_py(), 2) for c in source.table["BilledCost"]],
+                    source.table.schema.field("BilledCost").type,
+                )
                 yield type(source)(source.source_id, source.table.set_column(0, "BilledCost", costs), source.version)
 
     contract = TestAcmeCsvCollector()
@@ -295,7 +314,9 @@ def test_the_exporter_contract_catches_defects(check, message, tmp_path):
     contract = CarelessContract()
     component = make_registry(_CarelessPlugin()).exporter("careless")
     rule = {"id": "even", "priority": 1, "allocate": {"method": "even", "among": ["CC-1", "CC-2"]}}
-    result = make_engine(make_policy(builtins=True, rules=[rule]), builtins=True).run([line_items({"BilledCost": "1"})], "2026-10")
+    result = make_engine(make_policy(builtins=True, rules=[rule]), builtins=True).run(
+        [line_items({"BilledCost": "1"})], "2026-10"
+    )
     with pytest.raises(AssertionError, match=message):
         getattr(contract, check)(component, result, tmp_path)
 
@@ -324,4 +345,7 @@ def test_make_policy_in_a_directory_finds_driver_files_beside_it(tmp_path):
     rule = {"id": "by-cpu", "priority": 1, "allocate": {"method": "proportional", "driver": "cpu-hours"}}
     policy = make_policy(rules=[rule], builtins=True, directory=tmp_path, drivers={"cpu-hours": {"file": "cpu.csv"}})
     result = make_engine(policy, builtins=True).run([line_items({"EffectiveCost": "10"})], "2026-10")
-    assert {cc: amount for cc, _, amount in result.summary() if amount} == {"CC-1": Decimal("7.5"), "CC-2": Decimal("2.5")}
+    assert {cc: amount for cc, _, amount in result.summary() if amount} == {
+        "CC-1": Decimal("7.5"),
+        "CC-2": Decimal("2.5"),
+    }

@@ -32,8 +32,13 @@ class Environment:
         self.marker.unlink(missing_ok=True)
         environ = {k: v for k, v in os.environ.items() if not k.startswith("CHARGEBACK_PLUGINS_")}
         environ.update(env, CHARGEBACK_ACME_IMPORT_MARKER=str(self.marker))
-        return subprocess.run([str(self.python), "-m", "chargeback_engine", *args],
-                              capture_output=True, text=True, env=environ, check=False)
+        return subprocess.run(
+            [str(self.python), "-m", "chargeback_engine", *args],
+            capture_output=True,
+            text=True,
+            env=environ,
+            check=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +47,24 @@ def acme(tmp_path_factory: pytest.TempPathFactory) -> Environment:
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    venv_site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                    capture_output=True, text=True, check=True).stdout.strip())
+    venv_site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     here = [*site.getsitepackages(), site.getusersitepackages()]
     lines = "".join(f"import site; site.addsitedir({path!r})\n" for path in here if Path(path).is_dir())
     (venv_site / "zz_test_run_environment.pth").write_text(lines, encoding="utf-8")
     source = shutil.copytree(ACME_SOURCE, root / "chargeback-acme")  # builds write into the source tree
     pip = [sys.executable, "-m", "pip", "--python", str(python)]  # this run's pip, installing into the venv
-    subprocess.run([*pip, "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(source)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*pip, "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(source)],
+        check=True,
+        capture_output=True,
+    )
     assert (venv_site / "chargeback_acme-1.2.0.dist-info" / "entry_points.txt").is_file()
     return Environment(python, root / "acme-imported")
 
@@ -64,7 +78,11 @@ def test_the_distribution_shows_in_chargeback_plugins(acme):
             "distribution": "chargeback-acme",
             "version": "1.2.0",
             "builtin": False,
-            "hooks": ["chargeback_register_allocators", "chargeback_register_collectors", "chargeback_register_exporters"],
+            "hooks": [
+                "chargeback_register_allocators",
+                "chargeback_register_collectors",
+                "chargeback_register_exporters",
+            ],
             "collectors": ["acme-csv"],
             "allocators": ["acme-weighted"],
             "exporters": ["acme-journal"],
@@ -149,7 +167,10 @@ def test_the_plugins_check_reports_located_errors(acme, policy_dir):
     (policy_dir / "acme.yaml").write_text(POLICY.replace("CC-2: 1}", "CC-9: 1}"), encoding="utf-8")
     result = acme.chargeback("validate", str(policy_dir / "acme.yaml"))
     assert result.returncode == 1
-    assert result.stdout == f"{policy_dir / 'acme.yaml'}:13:66: $.spec.rules[0].allocate.weights.CC-9: unknown cost center 'CC-9'\n"
+    assert (
+        result.stdout
+        == f"{policy_dir / 'acme.yaml'}:13:66: $.spec.rules[0].allocate.weights.CC-9: unknown cost center 'CC-9'\n"
+    )
 
 
 def test_a_policy_needing_a_blocked_plugin_fails_without_importing_it(acme, policy_dir):

@@ -100,15 +100,21 @@ def test_list_order_counts_but_mapping_order_does_not() -> None:
 
 
 def test_canonical_json_writes_exact_numbers_and_keeps_types_apart() -> None:
-    assert canonical_json({"b": Decimal("0.40"), "a": [Decimal("1E+1"), 7, Decimal("-0.0")]}) == '{"a":[10,7,0],"b":0.4}'
+    assert (
+        canonical_json({"b": Decimal("0.40"), "a": [Decimal("1E+1"), 7, Decimal("-0.0")]}) == '{"a":[10,7,0],"b":0.4}'
+    )
     assert canonical_json({"x": "1"}) != canonical_json({"x": 1})
     assert canonical_json({"x": True, "y": None, "z": "caf\u00e9"}) == '{"x":true,"y":null,"z":"caf\u00e9"}'
 
 
 def test_policy_version_and_hash_are_on_the_policy_and_the_set(write: Write, registry: Registry) -> None:
     november = write(VALID_POLICY.replace("{from: 2026-11-01}", "{from: 2026-11-01, until: 2027-01-01}"), "a.yaml")
-    january = write(VALID_POLICY.replace("name: acme", "name: acme-2027")
-                    .replace('"2026.11.1"', '"2027.1.0"').replace("2026-11-01", "2027-01-01"), "b.yaml")
+    january = write(
+        VALID_POLICY.replace("name: acme", "name: acme-2027")
+        .replace('"2026.11.1"', '"2027.1.0"')
+        .replace("2026-11-01", "2027-01-01"),
+        "b.yaml",
+    )
     policy_set = load_policies([november, january], registry)
     assert policy_set.version == "acme@2026.11.1+acme-2027@2027.1.0"
     reversed_set = load_policies([january, november], registry)

@@ -80,7 +80,10 @@ def test_policy_values_compare_as_text() -> None:
 
 class TestTagNormalisation:
     def test_keys_are_lowercased_and_stripped_values_stripped(self) -> None:
-        assert TagNormalizer().normalize({" Cost-Center ": " CC-1 ", "Env": "Prod"}) == {"cost-center": "CC-1", "env": "Prod"}
+        assert TagNormalizer().normalize({" Cost-Center ": " CC-1 ", "Env": "Prod"}) == {
+            "cost-center": "CC-1",
+            "env": "Prod",
+        }
 
     def test_keys_can_keep_their_case_and_whitespace(self) -> None:
         assert TagNormalizer(keys="preserve", strip=False).normalize({" Env": " x "}) == {" Env": " x "}

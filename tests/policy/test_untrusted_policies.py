@@ -39,8 +39,7 @@ spec:
     - {{pool: CC-9, allocate: {stage}}}
 """
 
-GOOD = {"driver": "seats.csv", "regex": "'(a+)+$'", "splits": "{CC-1: 0.5, CC-2: 0.5}",
-        "stage": "{method: even}"}
+GOOD = {"driver": "seats.csv", "regex": "'(a+)+$'", "splits": "{CC-1: 0.5, CC-2: 0.5}", "stage": "{method: even}"}
 
 
 def messages(folder: Path, **changes: str) -> list[str]:
@@ -60,12 +59,15 @@ def test_a_driver_file_outside_the_policy_folder_is_refused(tmp_path: Path, driv
     folder.mkdir()
     (tmp_path / "seats.csv").write_text("SECRET-TOKEN-abc123\n")
     found = messages(folder, driver=f"'{driver}'")
-    assert found == [f"$.spec.drivers.seats.file: driver file {driver!r} is outside the policy's folder ({folder}); "
-                     f"policies may only read files beside them, or under a folder listed in {ROOTS_VARIABLE}"]
+    assert found == [
+        f"$.spec.drivers.seats.file: driver file {driver!r} is outside the policy's folder ({folder}); "
+        f"policies may only read files beside them, or under a folder listed in {ROOTS_VARIABLE}"
+    ]
 
 
 def test_a_symlink_out_of_the_folder_is_refused_and_an_allowed_root_is_accepted(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder, shared = tmp_path / "policies", tmp_path / "shared"
     folder.mkdir()
     shared.mkdir()
@@ -85,9 +87,14 @@ def test_a_catastrophic_regex_runs_in_linear_time() -> None:
     assert condition.matches({"tags.team": "a" * 100_000}) is True
 
 
-@pytest.mark.parametrize(("regex", "reason"), [
-    (r"'(a)\1'", "invalid escape sequence"), ("'(?=a)a'", "invalid perl operator"), ("'(?<!a)b'", "invalid perl operator"),
-])
+@pytest.mark.parametrize(
+    ("regex", "reason"),
+    [
+        (r"'(a)\1'", "invalid escape sequence"),
+        ("'(?=a)a'", "invalid perl operator"),
+        ("'(?<!a)b'", "invalid perl operator"),
+    ],
+)
 def test_a_regex_that_needs_backtracking_is_refused_at_validation(tmp_path: Path, regex: str, reason: str) -> None:
     (found,) = messages(tmp_path, regex=regex)
     assert found.startswith("$.spec.rules[0].when['tags.team'].regex: ")
@@ -102,14 +109,16 @@ def test_compile_regex_says_why() -> None:
 
 def test_fractions_are_summed_at_full_precision(tmp_path: Path) -> None:
     assert messages(tmp_path, splits="{CC-1: 0.5000000000000000000000000001, CC-2: 0.5}") == [
-        "$.spec.rules[0].allocate.splits: fractions sum to 1.0000000000000000000000000001, not exactly 1"]
+        "$.spec.rules[0].allocate.splits: fractions sum to 1.0000000000000000000000000001, not exactly 1"
+    ]
     assert messages(tmp_path, splits="{CC-1: 0.1, CC-2: 0.2, CC-9: 0.7}") == []
 
 
 def test_amortized_in_a_stage_is_refused_by_validate(tmp_path: Path) -> None:
     assert messages(tmp_path, stage="{method: amortized, months: 3, then: {method: even}}") == [
         "$.spec.stages[0].allocate.method: stage for pool 'CC-9' cannot use method 'amortized': a stage moves "
-        "a pool's cost within its period; amortize the line items in a rule instead"]
+        "a pool's cost within its period; amortize the line items in a rule instead"
+    ]
 
 
 def test_an_excerpt_is_short_and_escaped() -> None:
@@ -125,8 +134,9 @@ def test_a_run_against_a_crafted_tag_value_finishes(tmp_path: Path) -> None:
     from chargeback_engine.testing import line_items
 
     messages(tmp_path)  # writes the policy and its driver file
-    items = line_items({"EffectiveCost": "10", "Tags": {"team": "a" * 40 + "!"}},
-                       {"EffectiveCost": "4", "Tags": {"team": "aaaa"}})
+    items = line_items(
+        {"EffectiveCost": "10", "Tags": {"team": "a" * 40 + "!"}}, {"EffectiveCost": "4", "Tags": {"team": "aaaa"}}
+    )
     result = Engine(tmp_path / "policy.yaml").run([items], "2026-10")
     totals = {cc: amount for cc, _, amount in result.summary()}
     assert totals["UNALLOCATED"] == Decimal(10)  # no rule matched the crafted value

@@ -106,8 +106,10 @@ def test_unknown_method_is_named_with_a_suggestion(write: Write, registry: Regis
 def test_unknown_method_with_no_allocators_registered(write: Write) -> None:
     path = write(VALID_POLICY)
     found = messages(path, Registry())
-    assert found[0] == ("25:26: $.spec.rules[0].allocate.method: unknown allocation method 'to-one'; "
-                        "none is registered (is its plugin installed and allowed?)")
+    assert found[0] == (
+        "25:26: $.spec.rules[0].allocate.method: unknown allocation method 'to-one'; "
+        "none is registered (is its plugin installed and allowed?)"
+    )
 
 
 def test_nested_allocate_blocks_are_validated(write: Write, registry: Registry) -> None:
@@ -119,9 +121,11 @@ def test_nested_allocate_blocks_are_validated(write: Write, registry: Registry) 
 
 
 def test_when_field_names_and_matchers(write: Write, registry: Registry) -> None:
-    path = write(mutate(
-        ("when: {tags.team: platform}", "when: {tags.team: {regex: '('}, service name: x, tags.x: {in: []}}"),
-    ))
+    path = write(
+        mutate(
+            ("when: {tags.team: platform}", "when: {tags.team: {regex: '('}, service name: x, tags.x: {in: []}}"),
+        )
+    )
     assert messages(path, registry) == [
         "28:33: $.spec.rules[1].when['tags.team'].regex: '(' is not a valid regular expression (missing ): ()",
         "28:39: $.spec.rules[1].when['service name']: field name 'service name': a field is a FOCUS column (ServiceName) or tags.<key>",
@@ -143,7 +147,9 @@ def test_a_driver_needs_exactly_one_of_file_or_inline(write: Write, registry: Re
 
 def test_dates_must_be_real_dates(write: Write, registry: Registry) -> None:
     path = write(mutate(("{from: 2026-11-01}", "{from: 2026-13-01}")))
-    assert messages(path, registry) == ["6:21: $.metadata.effective.from: '2026-13-01' is not a valid date (YYYY-MM-DD)"]
+    assert messages(path, registry) == [
+        "6:21: $.metadata.effective.from: '2026-13-01' is not a valid date (YYYY-MM-DD)"
+    ]
 
 
 def test_every_error_of_every_file_is_reported_at_once(write: Write, registry: Registry) -> None:
@@ -160,7 +166,9 @@ def test_every_error_of_every_file_is_reported_at_once(write: Write, registry: R
 
 def test_duplicate_rule_ids(write: Write, registry: Registry) -> None:
     path = write(mutate(("id: databases", "id: platform")))
-    assert messages(path, registry) == ["30:11: $.spec.rules[2].id: duplicate rule id 'platform' (first used on line 26)"]
+    assert messages(path, registry) == [
+        "30:11: $.spec.rules[2].id: duplicate rule id 'platform' (first used on line 26)"
+    ]
 
 
 def test_duplicate_cost_center_ids(write: Write, registry: Registry) -> None:
@@ -186,8 +194,12 @@ def test_unknown_driver(write: Write, registry: Registry) -> None:
 
 
 def test_driver_files_must_exist_beside_the_policy(write: Write, registry: Registry) -> None:
-    text = mutate(("      inline:\n        - {period: 2026-11, cost_center: CC-2001, quantity: 10}\n",
-                   "      file: drivers/cpu.csv\n"))
+    text = mutate(
+        (
+            "      inline:\n        - {period: 2026-11, cost_center: CC-2001, quantity: 10}\n",
+            "      file: drivers/cpu.csv\n",
+        )
+    )
     path = write(text)
     assert messages(path, registry) == [
         "19:13: $.spec.drivers.cpu-hours.file: driver file 'drivers/cpu.csv' not found next to the policy"
@@ -196,7 +208,8 @@ def test_driver_files_must_exist_beside_the_policy(write: Write, registry: Regis
     (path.parent / "drivers" / "cpu.csv").write_text("period,cost_center,quantity\n")
     assert messages(path, registry) == [
         "19:7: warning: $.spec.drivers.cpu-hours: driver 'cpu-hours' has no rows for any period of the policy's "
-        "window (from 2026-11): every allocation by it takes its fallback"]
+        "window (from 2026-11): every allocation by it takes its fallback"
+    ]
     (path.parent / "drivers" / "cpu.csv").write_text("period,cost_center,quantity\n2026-11,CC-2001,10\n")
     assert messages(path, registry) == []
 
@@ -214,7 +227,10 @@ def test_inline_driver_rows_name_known_cost_centers(write: Write, registry: Regi
     [
         ("Servicename", "unknown FOCUS column 'Servicename'; did you mean 'ServiceName'?"),
         ("Team", "unknown FOCUS column 'Team'; tags are written tags.<key>"),
-        ("BilledCost", "'BilledCost' cannot be matched on; rules match on attributes, not amounts (use tags.<key> for tags)"),
+        (
+            "BilledCost",
+            "'BilledCost' cannot be matched on; rules match on attributes, not amounts (use tags.<key> for tags)",
+        ),
     ],
 )
 def test_unknown_focus_columns_in_when(write: Write, registry: Registry, field: str, message: str) -> None:
@@ -256,7 +272,9 @@ def test_stage_cycles_are_named(write: Write, registry: Registry) -> None:
         "    - {pool: CC-2001, allocate: {method: to-one, cost_center: CC-2002}}\n"
         "    - {pool: CC-2002, allocate: {method: later, months: 2, then: {method: to-one, cost_center: CC-9000}}}\n"
     )
-    path = write(mutate(("    - {pool: CC-9000, allocate: {method: weights, splits: {CC-2001: 0.5, CC-2002: 0.5}}}\n", stages)))
+    path = write(
+        mutate(("    - {pool: CC-9000, allocate: {method: weights, splits: {CC-2001: 0.5, CC-2002: 0.5}}}\n", stages))
+    )
     assert messages(path, registry) == [
         "40:14: $.spec.stages[1].pool: shared-cost stages form a cycle: CC-2001 -> CC-2002 -> CC-9000 -> CC-2001",
         "41:14: $.spec.stages[2].pool: shared-cost stages form a cycle: CC-2002 -> CC-9000 -> CC-2002",
@@ -265,35 +283,54 @@ def test_stage_cycles_are_named(write: Write, registry: Registry) -> None:
 
 def test_a_pool_that_feeds_itself_is_a_cycle(write: Write, registry: Registry) -> None:
     path = write(mutate(("splits: {CC-2001: 0.5, CC-2002: 0.5}}}", "splits: {CC-2001: 0.5, CC-9000: 0.5}}}")))
-    assert messages(path, registry) == ["39:14: $.spec.stages[0].pool: shared-cost stages form a cycle: CC-9000 -> CC-9000"]
+    assert messages(path, registry) == [
+        "39:14: $.spec.stages[0].pool: shared-cost stages form a cycle: CC-9000 -> CC-9000"
+    ]
 
 
-TWO_POOLS = ("    - {id: CC-9000, name: Shared platform, shared: true}\n",
-             "    - {id: CC-9000, name: Shared platform, shared: true}\n    - {id: CC-9001, name: Network, shared: true}\n")
+TWO_POOLS = (
+    "    - {id: CC-9000, name: Shared platform, shared: true}\n",
+    "    - {id: CC-9000, name: Shared platform, shared: true}\n    - {id: CC-9001, name: Network, shared: true}\n",
+)
 
 
 def test_a_cycle_through_driver_rows_is_named_with_the_driver(write: Write, registry: Registry) -> None:
     """CC-9000 is split by a driver whose rows list CC-9001, which sends its money back to CC-9000."""
-    stages = ("    - {pool: CC-9000, allocate: {method: driven, driver: cpu-hours}}\n"
-              "    - {pool: CC-9001, allocate: {method: weights, splits: {CC-2001: 0.5, CC-9000: 0.5}}}\n")
-    path = write(mutate(TWO_POOLS,
-                        ("        - {period: 2026-11, cost_center: CC-2001, quantity: 10}\n",
-                         "        - {period: 2026-11, cost_center: CC-2001, quantity: 30}\n"
-                         "        - {period: 2026-11, cost_center: CC-9001, quantity: 10}\n"),
-                        ("    - {pool: CC-9000, allocate: {method: weights, splits: {CC-2001: 0.5, CC-2002: 0.5}}}\n",
-                         stages)))
+    stages = (
+        "    - {pool: CC-9000, allocate: {method: driven, driver: cpu-hours}}\n"
+        "    - {pool: CC-9001, allocate: {method: weights, splits: {CC-2001: 0.5, CC-9000: 0.5}}}\n"
+    )
+    path = write(
+        mutate(
+            TWO_POOLS,
+            (
+                "        - {period: 2026-11, cost_center: CC-2001, quantity: 10}\n",
+                "        - {period: 2026-11, cost_center: CC-2001, quantity: 30}\n"
+                "        - {period: 2026-11, cost_center: CC-9001, quantity: 10}\n",
+            ),
+            ("    - {pool: CC-9000, allocate: {method: weights, splits: {CC-2001: 0.5, CC-2002: 0.5}}}\n", stages),
+        )
+    )
     assert messages(path, registry) == [
         "41:14: $.spec.stages[0].pool: shared-cost stages form a cycle: CC-9000 -> CC-9001 -> CC-9000 "
-        "(through the rows of driver 'cpu-hours')"]
+        "(through the rows of driver 'cpu-hours')"
+    ]
 
 
 def test_a_stage_whose_driver_lists_its_own_pool_is_a_cycle(write: Write, registry: Registry) -> None:
-    path = write(mutate(("cost_center: CC-2001, quantity: 10}", "cost_center: CC-9000, quantity: 10}"),
-                        ("{pool: CC-9000, allocate: {method: weights, splits: {CC-2001: 0.5, CC-2002: 0.5}}}",
-                         "{pool: CC-9000, allocate: {method: driven, driver: cpu-hours}}")))
+    path = write(
+        mutate(
+            ("cost_center: CC-2001, quantity: 10}", "cost_center: CC-9000, quantity: 10}"),
+            (
+                "{pool: CC-9000, allocate: {method: weights, splits: {CC-2001: 0.5, CC-2002: 0.5}}}",
+                "{pool: CC-9000, allocate: {method: driven, driver: cpu-hours}}",
+            ),
+        )
+    )
     assert messages(path, registry) == [
         "39:14: $.spec.stages[0].pool: shared-cost stages form a cycle: CC-9000 -> CC-9000 "
-        "(through the rows of driver 'cpu-hours')"]
+        "(through the rows of driver 'cpu-hours')"
+    ]
 
 
 def test_a_stage_that_feeds_an_earlier_pool_is_named(write: Write, registry: Registry) -> None:
@@ -301,13 +338,17 @@ def test_a_stage_that_feeds_an_earlier_pool_is_named(write: Write, registry: Reg
     path = write(mutate(TWO_POOLS) + later)
     assert messages(path, registry) == [
         "41:14: $.spec.stages[1].pool: stage 2 (pool CC-9001) feeds pool CC-9000, whose stage 1 runs earlier: "
-        "money sent there would stay in CC-9000; put CC-9000's stage after this one"]
-    by_driver = write(mutate(TWO_POOLS, ("cost_center: CC-2001, quantity: 10}", "cost_center: CC-9000, quantity: 10}"))
-                      + "    - {pool: CC-9001, allocate: {method: driven, driver: cpu-hours}}\n")
+        "money sent there would stay in CC-9000; put CC-9000's stage after this one"
+    ]
+    by_driver = write(
+        mutate(TWO_POOLS, ("cost_center: CC-2001, quantity: 10}", "cost_center: CC-9000, quantity: 10}"))
+        + "    - {pool: CC-9001, allocate: {method: driven, driver: cpu-hours}}\n"
+    )
     assert messages(by_driver, registry) == [
         "41:14: $.spec.stages[1].pool: stage 2 (pool CC-9001) feeds pool CC-9000, whose stage 1 runs earlier: "
         "driver 'cpu-hours' lists CC-9000, so money sent there would stay in CC-9000; put CC-9000's stage after "
-        "this one"]
+        "this one"
+    ]
 
 
 def test_stage_pools_are_known_and_unique(write: Write, registry: Registry) -> None:
@@ -349,8 +390,14 @@ def test_overlapping_effective_windows_across_files(write: Write, registry: Regi
         f"{second}:6:14: $.metadata.effective: effective window [2026-11-01, ...) overlaps policy 'acme' "
         f"[2026-01-01, 2026-12-01) ({first}:6:14); each billing period needs exactly one policy"
     ]
-    adjacent = write(mutate(("name: acme", "name: acme-next"), ("{from: 2026-11-01}", "{from: 2026-12-01}"),
-                            ("period: 2026-11", "period: 2026-12")), "b.yaml")
+    adjacent = write(
+        mutate(
+            ("name: acme", "name: acme-next"),
+            ("{from: 2026-11-01}", "{from: 2026-12-01}"),
+            ("period: 2026-11", "period: 2026-12"),
+        ),
+        "b.yaml",
+    )
     assert lines([first, adjacent], registry) == []
 
 
@@ -418,8 +465,12 @@ def test_cli_formats_and_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     report = json.loads(as_json.stdout)
     assert as_json.exit_code == 1 and report["valid"] is False
     assert report["diagnostics"][3] == {
-        "file": "five_mistakes.yaml", "line": 13, "column": 11, "path": "$.spec.cost_centers[0].id",
-        "message": '012 would be read as the number 12; quote it ("012") if it is text, or write 12', "severity": "error",
+        "file": "five_mistakes.yaml",
+        "line": 13,
+        "column": 11,
+        "path": "$.spec.cost_centers[0].id",
+        "message": '012 would be read as the number 12; quote it ("012") if it is text, or write 12',
+        "severity": "error",
     }
     assert runner.invoke(main, ["validate"]).exit_code == 2
     assert runner.invoke(main, ["validate", "no-such-file.yaml"]).exit_code == 2
@@ -428,9 +479,15 @@ def test_cli_formats_and_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_cli_exits_0_for_a_valid_policy(tmp_path: Path) -> None:
     path = tmp_path / "empty-rules.yaml"
-    path.write_text((GOLDEN / "five_mistakes.yaml").read_text()
-                    .replace("Acme Corp", "acme").replace("2026.11", '"2026.11"').replace("cost_column: Effective", "cost_column: EffectiveCost")
-                    .replace("id: 012", 'id: "012"').replace("gl-account", "gl_account"))
+    path.write_text(
+        (GOLDEN / "five_mistakes.yaml")
+        .read_text()
+        .replace("Acme Corp", "acme")
+        .replace("2026.11", '"2026.11"')
+        .replace("cost_column: Effective", "cost_column: EffectiveCost")
+        .replace("id: 012", 'id: "012"')
+        .replace("gl-account", "gl_account")
+    )
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "0 errors, 0 warnings\n")
 
@@ -467,10 +524,13 @@ def test_a_run_refuses_a_pool_cycle_hidden_in_a_driver_file(write: Write, builti
     """The issue's case: POOL-NET's driver file lists POOL-OPS, whose stage sends money back to POOL-NET."""
     path = write(NETWORK_POLICY)
     (path.parent / "drivers").mkdir()
-    (path.parent / "drivers" / "traffic.csv").write_text("period,cost_center,quantity\n2026-10,CC-1,3\n"
-                                                         "2026-10,POOL-OPS,1\n")
-    expected = (f"{path}:15:14: $.spec.stages[0].pool: shared-cost stages form a cycle: POOL-NET -> POOL-OPS -> "
-                "POOL-NET (through the rows of driver 'traffic')")
+    (path.parent / "drivers" / "traffic.csv").write_text(
+        "period,cost_center,quantity\n2026-10,CC-1,3\n2026-10,POOL-OPS,1\n"
+    )
+    expected = (
+        f"{path}:15:14: $.spec.stages[0].pool: shared-cost stages form a cycle: POOL-NET -> POOL-OPS -> "
+        "POOL-NET (through the rows of driver 'traffic')"
+    )
     assert lines(path, builtin_registry) == [expected]
     with pytest.raises(PolicyError) as refused:
         load_policies([path], builtin_registry)

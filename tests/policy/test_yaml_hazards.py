@@ -23,7 +23,9 @@ def read(text: str) -> tuple[object, list[str]]:
 def test_alias_bombs_are_refused_at_the_first_anchor_without_expansion(level: int) -> None:
     document, diagnostics = read_yaml_text(alias_bomb(level), "bomb.yaml")
     assert document is None
-    assert str(diagnostics[0]) == "bomb.yaml:1:5: $.l1: anchors (&l1) are not allowed in policy files; write the value out"
+    assert (
+        str(diagnostics[0]) == "bomb.yaml:1:5: $.l1: anchors (&l1) are not allowed in policy files; write the value out"
+    )
     aliases = [d for d in diagnostics if "aliases (*" in d.message]
     assert len(aliases) == 9 * (level - 1)  # each alias is reported where it is written, none is followed
 
@@ -124,7 +126,9 @@ def test_files_over_the_size_limit_are_refused_before_parsing(tmp_path: Path) ->
     big.write_text("a: " + "x" * MAX_BYTES + "\n")
     document, diagnostics = read_yaml_file(big)
     assert document is None
-    assert diagnostics == [Diagnostic(str(big), 1, 1, "$", "the file is larger than 256 KiB; policy files must be smaller")]
+    assert diagnostics == [
+        Diagnostic(str(big), 1, 1, "$", "the file is larger than 256 KiB; policy files must be smaller")
+    ]
 
 
 def test_non_utf8_text_is_located(tmp_path: Path) -> None:

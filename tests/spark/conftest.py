@@ -17,8 +17,9 @@ if shutil.which("java") is None:  # pragma: no cover - CI installs Java 17 in .c
 def spark() -> Iterator[object]:
     from chargeback_engine.engine.spark import spark_session
 
-    session = spark_session("local[2]", {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
-                                         "spark.driver.memory": "2g"})
+    session = spark_session(
+        "local[2]", {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2", "spark.driver.memory": "2g"}
+    )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

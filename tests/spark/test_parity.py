@@ -28,8 +28,20 @@ EXAMPLE_POLICIES = sorted(p for p in (ROOT / "policies").glob("*.yaml") if not p
 ROWS = int(os.environ.get("CHARGEBACK_SPARK_PARITY_ROWS", "5000"))
 
 UNIT = "0.0000000001"
-EDGE_AMOUNTS = ["0", UNIT, "-" + UNIT, "0.01", "-0.01", "1", "0.0000000007", "12345678.9999999999",
-                "-12345678.9999999999", "999999999999999.9999999999", "-3.3333333333", "1000000"]
+EDGE_AMOUNTS = [
+    "0",
+    UNIT,
+    "-" + UNIT,
+    "0.01",
+    "-0.01",
+    "1",
+    "0.0000000007",
+    "12345678.9999999999",
+    "-12345678.9999999999",
+    "999999999999999.9999999999",
+    "-3.3333333333",
+    "1000000",
+]
 
 
 def assert_same_outputs(duck: RunResult, spark: RunResult) -> None:
@@ -70,41 +82,88 @@ def every_method_spec() -> dict:
     centers = [f"C{i:02d}" for i in range(7)]
     return {
         "cost_centers": [{"id": c} for c in centers] + [{"id": "POOL", "shared": True}],
-        "drivers": {"usage": {"inline": [{"period": "2026-10", "cost_center": c, "quantity": q}
-                                         for c, q in zip(centers, [0, 1, 2, 7, 1000, 0, 3], strict=True)]}},
+        "drivers": {
+            "usage": {
+                "inline": [
+                    {"period": "2026-10", "cost_center": c, "quantity": q}
+                    for c, q in zip(centers, [0, 1, 2, 7, 1000, 0, 3], strict=True)
+                ]
+            }
+        },
         "rules": [
             {"id": f"r-{service}", "priority": 100 - i, "when": {"ServiceName": service}, "allocate": allocate}
-            for i, (service, allocate) in enumerate([
-                ("direct", {"method": "direct", "cost_center": centers[-1]}),
-                ("tag", {"method": "tag", "keys": ["team", "project"], "fallback": centers[0]}),
-                ("driver", {"method": "proportional", "driver": "usage", "fallback": "even"}),
-                ("direct-cost", {"method": "proportional", "basis": "direct-cost", "among": centers[:3], "fallback": "even"}),
-                ("fixed", {"method": "fixed", "splits": {"C00": "0.3333", "C01": "0.3333", "C02": "0.3334"}}),
-                ("even", {"method": "even"}),
-                ("tiered", {"method": "tiered", "by": "tags.tier",
-                            "tiers": {"gold": {"method": "direct", "cost_center": centers[0]},
-                                      "silver": {"method": "proportional", "driver": "usage", "fallback": "even"}},
-                            "default": {"method": "even", "among": centers[2:5]}}),
-                ("amortized-3", {"method": "amortized", "months": 3, "then": {"method": "even", "among": centers[:3]}}),
-                ("amortized-term", {"method": "amortized", "months": "commitment-term",
-                                    "then": {"method": "proportional", "basis": "direct-cost", "fallback": "even"}}),
-                ("pool", {"method": "direct", "cost_center": "POOL"}),
-            ])
+            for i, (service, allocate) in enumerate(
+                [
+                    ("direct", {"method": "direct", "cost_center": centers[-1]}),
+                    ("tag", {"method": "tag", "keys": ["team", "project"], "fallback": centers[0]}),
+                    ("driver", {"method": "proportional", "driver": "usage", "fallback": "even"}),
+                    (
+                        "direct-cost",
+                        {"method": "proportional", "basis": "direct-cost", "among": centers[:3], "fallback": "even"},
+                    ),
+                    ("fixed", {"method": "fixed", "splits": {"C00": "0.3333", "C01": "0.3333", "C02": "0.3334"}}),
+                    ("even", {"method": "even"}),
+                    (
+                        "tiered",
+                        {
+                            "method": "tiered",
+                            "by": "tags.tier",
+                            "tiers": {
+                                "gold": {"method": "direct", "cost_center": centers[0]},
+                                "silver": {"method": "proportional", "driver": "usage", "fallback": "even"},
+                            },
+                            "default": {"method": "even", "among": centers[2:5]},
+                        },
+                    ),
+                    (
+                        "amortized-3",
+                        {"method": "amortized", "months": 3, "then": {"method": "even", "among": centers[:3]}},
+                    ),
+                    (
+                        "amortized-term",
+                        {
+                            "method": "amortized",
+                            "months": "commitment-term",
+                            "then": {"method": "proportional", "basis": "direct-cost", "fallback": "even"},
+                        },
+                    ),
+                    ("pool", {"method": "direct", "cost_center": "POOL"}),
+                ]
+            )
         ],
-        "stages": [{"pool": "POOL", "allocate": {"method": "proportional", "basis": "direct-cost", "fallback": "even"}}],
+        "stages": [
+            {"pool": "POOL", "allocate": {"method": "proportional", "basis": "direct-cost", "fallback": "even"}}
+        ],
     }
 
 
 def edge_items() -> list[dict]:
-    services = ["direct", "tag", "driver", "direct-cost", "fixed", "even", "tiered", "amortized-3",
-                "amortized-term", "pool", "nothing-matches"]
+    services = [
+        "direct",
+        "tag",
+        "driver",
+        "direct-cost",
+        "fixed",
+        "even",
+        "tiered",
+        "amortized-3",
+        "amortized-term",
+        "pool",
+        "nothing-matches",
+    ]
     tags = [{}, {"Team": "C01"}, {"project": "C02", "tier": "gold"}, {"tier": "silver"}, {" team ": "nobody"}]
     ends = ["2026-11-01T00:00:00Z", "2027-10-01T00:00:00Z", "2026-10-05T00:00:00Z"]
     items = []
     for i, (service, amount) in enumerate((s, a) for s in services for a in EDGE_AMOUNTS):
-        items.append({"ServiceName": service, "EffectiveCost": amount, "Tags": tags[i % len(tags)],
-                      "ChargePeriodEnd": ends[i % len(ends)],
-                      "ChargeCategory": "Credit" if amount.startswith("-") else "Usage"})
+        items.append(
+            {
+                "ServiceName": service,
+                "EffectiveCost": amount,
+                "Tags": tags[i % len(tags)],
+                "ChargePeriodEnd": ends[i % len(ends)],
+                "ChargeCategory": "Credit" if amount.startswith("-") else "Usage",
+            }
+        )
     return items
 
 
@@ -140,8 +199,19 @@ def test_example_policies_through_the_cli(policy_file, tmp_path, spark) -> None:
     outputs = {}
     for engine in ("duckdb", "spark"):
         out = tmp_path / engine
-        args = ["run", "--policy", str(policy_file), "--input", str(SAMPLE_MONTH), "--period", "2026-10",
-                "--out", str(out), "--engine", engine] + (["--spark-master", "local[2]"] if engine == "spark" else [])
+        args = [
+            "run",
+            "--policy",
+            str(policy_file),
+            "--input",
+            str(SAMPLE_MONTH),
+            "--period",
+            "2026-10",
+            "--out",
+            str(out),
+            "--engine",
+            engine,
+        ] + (["--spark-master", "local[2]"] if engine == "spark" else [])
         result = CliRunner().invoke(main, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
         outputs[engine] = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")}

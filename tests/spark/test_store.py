@@ -25,8 +25,21 @@ from tests.engine.helpers import line_items
 AMOUNTS = ["1", "-0.0000000001", "0.0000000002", "999999999999999.9999999999", "-3.3333333333", "0.01", "7"] * 5
 RUN = RunInfo("r-test", Period.parse("2026-10"), "EffectiveCost", "1", "sha256:policy")
 SPLITS = pa.Table.from_pylist(
-    [{"decision_id": "d1", "cost_center": cc, "weight": Decimal(w), "position": i, "months": None, "rule_id": "r1",
-      "method": "fixed", "category": "direct"} for i, (cc, w) in enumerate([("A", 1), ("B", 2)])], SPLIT_SCHEMA)
+    [
+        {
+            "decision_id": "d1",
+            "cost_center": cc,
+            "weight": Decimal(w),
+            "position": i,
+            "months": None,
+            "rule_id": "r1",
+            "method": "fixed",
+            "category": "direct",
+        }
+        for i, (cc, w) in enumerate([("A", 1), ("B", 2)])
+    ],
+    SPLIT_SCHEMA,
+)
 
 
 def duckdb_types(schema: pa.Schema) -> list[tuple[str, str]]:
@@ -67,7 +80,9 @@ def test_files_have_duckdbs_types(finished) -> None:  # type: ignore[no-untyped-
     lines = store_module.parquet_source([run_dir / "records.parquet"])
     duck_store = run_plane(DuckDBPlane(), records)
     narrow = "line, period, cost_center, amount, stage, decision"
-    assert types(store, f"SELECT {narrow} FROM {ledger}") == types(duck_store, f"SELECT {narrow} FROM {store_module.SORTED}")
+    assert types(store, f"SELECT {narrow} FROM {ledger}") == types(
+        duck_store, f"SELECT {narrow} FROM {store_module.SORTED}"
+    )
     assert types(store, f"SELECT {LINE}, * EXCLUDE ({LINE}) FROM {lines}") == duckdb_types(COST_TABLE_SCHEMA)
     duck_store.close()
 
@@ -101,14 +116,18 @@ def test_ledger_rows_point_at_their_line_and_conserve_it(finished) -> None:  # t
     ledger = store.table(f"SELECT * FROM ledger ORDER BY {LEDGER_ORDER}")
     assert ledger.num_rows == 2 * records.num_rows
     row_of_line = dict(enumerate(records["x_SourceRow"].to_pylist()))
-    assert all(row_of_line[line] == row for line, row in zip(ledger[LINE].to_pylist(), ledger["source_row"].to_pylist(),
-                                                              strict=True))
+    assert all(
+        row_of_line[line] == row
+        for line, row in zip(ledger[LINE].to_pylist(), ledger["source_row"].to_pylist(), strict=True)
+    )
     per_line = store.sql("SELECT _line, sum(amount) FROM ledger GROUP BY _line ORDER BY _line").fetchall()
     assert per_line == [(i, Decimal(a)) for i, a in enumerate(AMOUNTS)]
-    expected_id = store.sql("SELECT md5(x_SourceId || '#' || CAST(x_SourceRow AS VARCHAR)) FROM records "
-                            "ORDER BY _line").fetchall()
-    assert store.sql("SELECT DISTINCT _line, record_id FROM ledger ORDER BY _line").fetchall() == \
-        [(i, h) for i, (h,) in enumerate(expected_id)]
+    expected_id = store.sql(
+        "SELECT md5(x_SourceId || '#' || CAST(x_SourceRow AS VARCHAR)) FROM records ORDER BY _line"
+    ).fetchall()
+    assert store.sql("SELECT DISTINCT _line, record_id FROM ledger ORDER BY _line").fetchall() == [
+        (i, h) for i, (h,) in enumerate(expected_id)
+    ]
 
 
 def test_closing_the_store_removes_the_files(finished) -> None:  # type: ignore[no-untyped-def]

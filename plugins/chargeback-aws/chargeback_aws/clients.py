@@ -29,11 +29,21 @@ CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
 
 #: Error codes AWS uses for "slow down" and "try again".
-_TRANSIENT_CODES = frozenset({
-    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
-    "LimitExceededException", "SlowDown", "ServiceUnavailable", "InternalError",
-    "InternalServerError", "RequestTimeout", "DataUnavailableException",
-})
+_TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalServerError",
+        "RequestTimeout",
+        "DataUnavailableException",
+    }
+)
 
 ClientFactory = Callable[[str, "str | None"], Any]
 
@@ -53,8 +63,9 @@ def default_client(service: str, region: str | None) -> Any:
     redact_sdk_logs(SDK_LOGGERS, [frozen.secret_key, frozen.token] if frozen else [])
     mode = _aws_setting("retry_mode", "AWS_RETRY_MODE")
     if mode is not None and mode not in ("legacy", "standard", "adaptive"):
-        raise InputError(f"AWS_RETRY_MODE (or retry_mode in the AWS profile) is {mode!r}; "
-                         "expected legacy, standard or adaptive")
+        raise InputError(
+            f"AWS_RETRY_MODE (or retry_mode in the AWS profile) is {mode!r}; expected legacy, standard or adaptive"
+        )
     retries: dict[str, Any] = {"total_max_attempts": 1, **({"mode": mode} if mode else {})}
     config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, retries=retries)
     return session.client(service, region_name=region, config=config)
@@ -70,8 +81,9 @@ def max_attempts() -> int | None:
     except (TypeError, ValueError):
         attempts = 0
     if attempts < 1:
-        raise InputError(f"AWS_MAX_ATTEMPTS (or max_attempts in the AWS profile) is {value!r}; expected a whole "
-                         "number of at least 1")
+        raise InputError(
+            f"AWS_MAX_ATTEMPTS (or max_attempts in the AWS profile) is {value!r}; expected a whole number of at least 1"
+        )
     return attempts
 
 

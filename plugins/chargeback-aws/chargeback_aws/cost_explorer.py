@@ -47,10 +47,18 @@ DIMENSIONS = {
 
 #: Cost Explorer RECORD_TYPE values, as FOCUS ChargeCategory.
 RECORD_TYPE_CATEGORY = {
-    "Usage": "Usage", "DiscountedUsage": "Usage", "SavingsPlanCoveredUsage": "Usage",
-    "Tax": "Tax", "Credit": "Credit", "Refund": "Credit", "SavingsPlanNegation": "Credit",
-    "RIFee": "Purchase", "SavingsPlanRecurringFee": "Purchase", "SavingsPlanUpfrontFee": "Purchase",
-    "Fee": "Purchase", "Support": "Purchase",
+    "Usage": "Usage",
+    "DiscountedUsage": "Usage",
+    "SavingsPlanCoveredUsage": "Usage",
+    "Tax": "Tax",
+    "Credit": "Credit",
+    "Refund": "Credit",
+    "SavingsPlanNegation": "Credit",
+    "RIFee": "Purchase",
+    "SavingsPlanRecurringFee": "Purchase",
+    "SavingsPlanUpfrontFee": "Purchase",
+    "Fee": "Purchase",
+    "Support": "Purchase",
 }
 
 CONFIG_SCHEMA: Mapping[str, Any] = {
@@ -69,10 +77,18 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
             "description": "At most two groupings, as Cost Explorer allows.",
             "items": {
                 "oneOf": [
-                    {"type": "object", "additionalProperties": False, "required": ["dimension"],
-                     "properties": {"dimension": {"enum": sorted(DIMENSIONS)}}},
-                    {"type": "object", "additionalProperties": False, "required": ["tag"],
-                     "properties": {"tag": {"type": "string", "minLength": 1}}},
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["dimension"],
+                        "properties": {"dimension": {"enum": sorted(DIMENSIONS)}},
+                    },
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["tag"],
+                        "properties": {"tag": {"type": "string", "minLength": 1}},
+                    },
                 ]
             },
         },
@@ -106,8 +122,10 @@ class CostExplorerCollector:
         request: dict[str, Any] = {
             "TimePeriod": {"Start": period.start.isoformat(), "End": period.end.isoformat()},
             "Granularity": config.get("granularity", "DAILY"),
-            "Metrics": [config.get("billed_cost_metric", "UnblendedCost"),
-                        config.get("effective_cost_metric", "AmortizedCost")],
+            "Metrics": [
+                config.get("billed_cost_metric", "UnblendedCost"),
+                config.get("effective_cost_metric", "AmortizedCost"),
+            ],
         }
         if groups:
             request["GroupBy"] = groups
@@ -129,12 +147,17 @@ class CostExplorerCollector:
             log.warning("aws.cost_explorer.estimated", source=source_id, periods=len(estimated))
         rounding = Rounding()
         table = _table(rows, account_names, request["Metrics"], rounding, source_id, period, account)
-        details = {**table_details(table), **pages.as_details(), "estimated": sorted(estimated),
-                   "rounding": rounding.as_details()}
+        details = {
+            **table_details(table),
+            **pages.as_details(),
+            "estimated": sorted(estimated),
+            "rounding": rounding.as_details(),
+        }
         yield CollectedSource(source_id, table, content_version(table), details)
 
-    def _pages(self, client: Any, request: dict[str, Any], pages: PageLog, retry: RetryPolicy
-               ) -> Iterator[Mapping[str, Any]]:
+    def _pages(
+        self, client: Any, request: dict[str, Any], pages: PageLog, retry: RetryPolicy
+    ) -> Iterator[Mapping[str, Any]]:
         """Follow NextPageToken until it is absent; botocore offers no paginator for this call."""
         token: str | None = None
         while True:
@@ -153,8 +176,9 @@ def _group_definition(group: Mapping[str, str]) -> dict[str, str]:
     return {"Type": "DIMENSION", "Key": group["dimension"]}
 
 
-def _rows(result: Mapping[str, Any], groups: list[dict[str, str]], metrics: list[str], source_id: str
-          ) -> Iterator[dict[str, Any]]:
+def _rows(
+    result: Mapping[str, Any], groups: list[dict[str, str]], metrics: list[str], source_id: str
+) -> Iterator[dict[str, Any]]:
     start, end = result["TimePeriod"]["Start"], result["TimePeriod"]["End"]
     entries = result.get("Groups") or ([{"Keys": [], "Metrics": result["Total"]}] if result.get("Total") else [])
     for entry in entries:
@@ -178,9 +202,17 @@ def _rows(result: Mapping[str, Any], groups: list[dict[str, str]], metrics: list
         yield row
 
 
-def _table(rows: list[dict[str, Any]], account_names: Mapping[str, str], metrics: list[str], rounding: Rounding,
-           source_id: str, period: Period, account: str) -> pa.Table:
+def _table(
+    rows: list[dict[str, Any]],
+    account_names: Mapping[str, str],
+    metrics: list[str],
+    rounding: Rounding,
+    source_id: str,
+    period: Period,
+    account: str,
+) -> pa.Table:
     """Rows as the cost table; BillingAccountId is the account whose Cost Explorer was asked."""
+
     def midnight(day: str) -> datetime:
         return datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
 
@@ -189,10 +221,12 @@ def _table(rows: list[dict[str, Any]], account_names: Mapping[str, str], metrics
 
     where = f"{source_id}: GetCostAndUsage"
     columns: dict[str, Any] = {
-        "BilledCost": to_money(pa.array([r["BilledCost"] for r in rows], pa.string()), column=metrics[0],
-                               where=where, rounding=rounding),
-        "EffectiveCost": to_money(pa.array([r["EffectiveCost"] for r in rows], pa.string()), column=metrics[1],
-                                  where=where, rounding=rounding),
+        "BilledCost": to_money(
+            pa.array([r["BilledCost"] for r in rows], pa.string()), column=metrics[0], where=where, rounding=rounding
+        ),
+        "EffectiveCost": to_money(
+            pa.array([r["EffectiveCost"] for r in rows], pa.string()), column=metrics[1], where=where, rounding=rounding
+        ),
         "BillingCurrency": text("BillingCurrency"),
         "BillingAccountId": pa.array([account] * len(rows), pa.string()),
         "BillingPeriodStart": pa.array([midnight(period.start.isoformat())] * len(rows), focus.TIMESTAMP),

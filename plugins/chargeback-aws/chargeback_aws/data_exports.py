@@ -72,18 +72,38 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
 }
 
 _CUR2_MONEY = [
-    "line_item_unblended_cost", "pricing_public_on_demand_cost", "savings_plan_savings_plan_effective_cost",
-    "savings_plan_total_commitment_to_date", "savings_plan_used_commitment", "reservation_effective_cost",
-    "reservation_unused_amortized_upfront_fee_for_billing_period", "reservation_unused_recurring_fee",
-    "line_item_usage_amount", "pricing_public_on_demand_rate",
+    "line_item_unblended_cost",
+    "pricing_public_on_demand_cost",
+    "savings_plan_savings_plan_effective_cost",
+    "savings_plan_total_commitment_to_date",
+    "savings_plan_used_commitment",
+    "reservation_effective_cost",
+    "reservation_unused_amortized_upfront_fee_for_billing_period",
+    "reservation_unused_recurring_fee",
+    "line_item_usage_amount",
+    "pricing_public_on_demand_rate",
 ]
 _CUR2_TEXT = [
-    "bill_payer_account_id", "bill_payer_account_name", "bill_billing_period_start_date",
-    "bill_billing_period_end_date", "line_item_usage_start_date", "line_item_usage_end_date",
-    "line_item_line_item_type", "line_item_line_item_description", "line_item_currency_code",
-    "line_item_usage_account_id", "line_item_usage_account_name", "line_item_resource_id",
-    "line_item_product_code", "line_item_usage_type", "pricing_unit", "product_region_code", "product_sku",
-    "savings_plan_savings_plan_a_r_n", "reservation_reservation_a_r_n", "product_product_family",
+    "bill_payer_account_id",
+    "bill_payer_account_name",
+    "bill_billing_period_start_date",
+    "bill_billing_period_end_date",
+    "line_item_usage_start_date",
+    "line_item_usage_end_date",
+    "line_item_line_item_type",
+    "line_item_line_item_description",
+    "line_item_currency_code",
+    "line_item_usage_account_id",
+    "line_item_usage_account_name",
+    "line_item_resource_id",
+    "line_item_product_code",
+    "line_item_usage_type",
+    "pricing_unit",
+    "product_region_code",
+    "product_sku",
+    "savings_plan_savings_plan_a_r_n",
+    "reservation_reservation_a_r_n",
+    "product_product_family",
 ]
 
 _CUR2_SELECT = """
@@ -176,19 +196,25 @@ class DataExportsCollector:
                     read += batch.num_rows
             log.debug("aws.data_exports.file_read", source=source_id, file=where)
         table = pa.concat_tables(parts) if parts else focus.empty_cost_table()
-        details = {**table_details(table), "manifest": f"s3://{bucket}/{manifest_key}", "files": len(files),
-                   "rounding": mapper.rounding.as_details()}
+        details = {
+            **table_details(table),
+            "manifest": f"s3://{bucket}/{manifest_key}",
+            "files": len(files),
+            "rounding": mapper.rounding.as_details(),
+        }
         yield CollectedSource(source_id, table, f"{config['table']}:{version}", details)
 
-    def _manifest(self, s3: Any, bucket: str, config: Mapping[str, Any], period: Period, retry: RetryPolicy
-                  ) -> tuple[str, Mapping[str, Any]]:
+    def _manifest(
+        self, s3: Any, bucket: str, config: Mapping[str, Any], period: Period, retry: RetryPolicy
+    ) -> tuple[str, Mapping[str, Any]]:
         """The newest ``*-Manifest.json`` of the period's partition (overwrite or create-new delivery)."""
         root = "/".join(p for p in (config.get("prefix", "").strip("/"), config["export_name"]) if p)
         partition = f"{root}/metadata/BILLING_PERIOD={period}/"
         candidates: list[tuple[Any, str]] = []
         paginator = s3.get_paginator("list_objects_v2")
-        listing = call(retry, lambda: list(paginator.paginate(Bucket=bucket, Prefix=partition)),
-                       f"{NAME}: ListObjectsV2")
+        listing = call(
+            retry, lambda: list(paginator.paginate(Bucket=bucket, Prefix=partition)), f"{NAME}: ListObjectsV2"
+        )
         for page in listing:
             for item in page.get("Contents", []):
                 if item["Key"].endswith("-Manifest.json"):
@@ -204,8 +230,9 @@ class DataExportsCollector:
 
     def _open(self, s3: Any, bucket: str, key: str, retry: RetryPolicy) -> IO[bytes]:
         """A spooled local copy: Parquet needs to seek, and a retried download must start clean."""
+
         def download() -> IO[bytes]:
-            spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 (the caller closes it)
+            spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
             s3.download_fileobj(bucket, key, spool)
             spool.seek(0)
             return spool

@@ -40,13 +40,22 @@ def _tags(pairs: list[Mapping[str, str]]) -> dict[str, str]:
 class ResourceTagsEnricher:
     name = RESOURCE_TAGS
     options_schema: Mapping[str, Any] = base_options(
-        RESOURCE_TAGS, "Resource tags from the Resource Groups Tagging API (GetResources), every page.",
+        RESOURCE_TAGS,
+        "Resource tags from the Resource Groups Tagging API (GetResources), every page.",
         {
-            "regions": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]{2}(-[a-z]+)+-[0-9]$"},
-                        "minItems": 1, "uniqueItems": True,
-                        "description": "Regions to read (default: the SDK's configured region)."},
-            "resource_types": {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 100,
-                               "description": "ResourceTypeFilters, e.g. ec2:instance, s3 (default: all)."},
+            "regions": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[a-z]{2}(-[a-z]+)+-[0-9]$"},
+                "minItems": 1,
+                "uniqueItems": True,
+                "description": "Regions to read (default: the SDK's configured region).",
+            },
+            "resource_types": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "maxItems": 100,
+                "description": "ResourceTypeFilters, e.g. ec2:instance, s3 (default: all).",
+            },
         },
     )
 
@@ -65,9 +74,11 @@ class ResourceTagsEnricher:
             pages = PageLog(where, page_limit=RESOURCES_PER_PAGE)
             token: str | None = None
             while True:
-                page = call(self._retry, partial(client.get_resources, **request, **({"PaginationToken": token}
-                                                                                  if token else {})),
-                            f"{RESOURCE_TAGS}: GetResources")
+                page = call(
+                    self._retry,
+                    partial(client.get_resources, **request, **({"PaginationToken": token} if token else {})),
+                    f"{RESOURCE_TAGS}: GetResources",
+                )
                 token = page.get("PaginationToken") or None
                 mappings = page.get("ResourceTagMappingList", [])
                 if pages.accept(mappings, token):
@@ -83,9 +94,16 @@ class ResourceTagsEnricher:
 class AccountTagsEnricher:
     name = ACCOUNT_TAGS
     options_schema: Mapping[str, Any] = base_options(
-        ACCOUNT_TAGS, "Account tags from AWS Organizations (ListAccounts, ListTagsForResource).",
-        {"account_name_tag": {"type": "string", "minLength": 1, "maxLength": 128,
-                              "description": "Also record each account's name under this tag."}},
+        ACCOUNT_TAGS,
+        "Account tags from AWS Organizations (ListAccounts, ListTagsForResource).",
+        {
+            "account_name_tag": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "description": "Also record each account's name under this tag.",
+            }
+        },
     )
 
     def __init__(self, client_factory: ClientFactory = default_client, retry: RetryPolicy | None = None):
@@ -97,8 +115,15 @@ class AccountTagsEnricher:
         client = self._client_factory("organizations", None)
         name_tag = options.get("account_name_tag")
         for account in self._paged(client.list_accounts, "Accounts", "ListAccounts"):
-            tags = _tags(list(self._paged(partial(client.list_tags_for_resource, ResourceId=account["Id"]), "Tags",
-                                          f"ListTagsForResource {account['Id']}")))
+            tags = _tags(
+                list(
+                    self._paged(
+                        partial(client.list_tags_for_resource, ResourceId=account["Id"]),
+                        "Tags",
+                        f"ListTagsForResource {account['Id']}",
+                    )
+                )
+            )
             if name_tag and account.get("Name"):
                 tags.setdefault(name_tag, account["Name"])
             yield TagRecord("account", account["Id"], tags)
@@ -108,8 +133,9 @@ class AccountTagsEnricher:
         pages = PageLog(f"{ACCOUNT_TAGS}: {what}")
         token: str | None = None
         while True:
-            page = call(self._retry, partial(operation, **({"NextToken": token} if token else {})),
-                        f"{ACCOUNT_TAGS}: {what}")
+            page = call(
+                self._retry, partial(operation, **({"NextToken": token} if token else {})), f"{ACCOUNT_TAGS}: {what}"
+            )
             token = page.get("NextToken") or None
             if pages.accept(page.get(items, []), token):
                 yield from page.get(items, [])

@@ -18,8 +18,10 @@ from test_aws_engine import POLICY
 
 from chargeback_engine.cli import main
 
-SOURCES = ("    - {id: cur, collector: aws-data-exports, bucket: acme-billing, prefix: exports, "
-           "export_name: acme-cur2, table: cur2}")
+SOURCES = (
+    "    - {id: cur, collector: aws-data-exports, bucket: acme-billing, prefix: exports, "
+    "export_name: acme-cur2, table: cur2}"
+)
 
 
 def test_chargeback_run_collects_the_policy_source(tmp_path, s3):  # noqa: F811 (the imported fixture)
@@ -27,10 +29,14 @@ def test_chargeback_run_collects_the_policy_source(tmp_path, s3):  # noqa: F811 
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY % SOURCES)
     extra = tmp_path / "extra.csv"  # `run` wants an --input; one more line item, from a file
-    extra.write_text("BilledCost,EffectiveCost,BillingCurrency,BillingAccountId,ChargePeriodStart,ChargePeriodEnd,Tags\n"
-                     '1.5,1.5,USD,999999999999,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,"{""team"":""search""}"\n')
-    result = CliRunner().invoke(main, ["run", "--policy", str(policy), "--input", str(extra),
-                                       "--period", "2026-10", "--out", str(tmp_path / "out")])
+    extra.write_text(
+        "BilledCost,EffectiveCost,BillingCurrency,BillingAccountId,ChargePeriodStart,ChargePeriodEnd,Tags\n"
+        '1.5,1.5,USD,999999999999,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,"{""team"":""search""}"\n'
+    )
+    result = CliRunner().invoke(
+        main,
+        ["run", "--policy", str(policy), "--input", str(extra), "--period", "2026-10", "--out", str(tmp_path / "out")],
+    )
     assert result.exit_code == 0, result.output
     with (tmp_path / "out" / "summary.csv").open() as f:
         total = sum(Decimal(row["amount"]) for row in csv.DictReader(f))
@@ -48,10 +54,27 @@ def test_no_planted_credential_reaches_the_cli_log_an_error_or_an_output(tmp_pat
         policy = tmp_path / "policy.yaml"
         policy.write_text(POLICY % SOURCES.replace("acme-billing", bucket))
         extra = tmp_path / "extra.csv"
-        extra.write_text("BilledCost,EffectiveCost,BillingCurrency,BillingAccountId,ChargePeriodStart,ChargePeriodEnd\n"
-                         "1.5,1.5,USD,999999999999,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z\n")
-        result = CliRunner().invoke(main, ["--log-format", "json", "-vv", "run", "--policy", str(policy), "--input",
-                                           str(extra), "--period", "2026-10", "--out", str(tmp_path / bucket)])
+        extra.write_text(
+            "BilledCost,EffectiveCost,BillingCurrency,BillingAccountId,ChargePeriodStart,ChargePeriodEnd\n"
+            "1.5,1.5,USD,999999999999,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z\n"
+        )
+        result = CliRunner().invoke(
+            main,
+            [
+                "--log-format",
+                "json",
+                "-vv",
+                "run",
+                "--policy",
+                str(policy),
+                "--input",
+                str(extra),
+                "--period",
+                "2026-10",
+                "--out",
+                str(tmp_path / bucket),
+            ],
+        )
         assert result.exit_code == (0 if bucket == "acme-billing" else 1), result.output
         outputs.append(result.output)
         outputs += [p.read_bytes().decode("utf-8", "replace") for p in (tmp_path / bucket).rglob("*") if p.is_file()]

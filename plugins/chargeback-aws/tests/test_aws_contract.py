@@ -39,17 +39,24 @@ class TestCostExplorerContract(CollectorContract):
     plugin = plugin
     name = "aws-cost-explorer"
     period = Period(2026, 10)
-    expected_totals: ClassVar[Mapping[str, Decimal]] = {"BilledCost": Decimal("118.4956789013"), "EffectiveCost": Decimal("116.1490000002")}
+    expected_totals: ClassVar[Mapping[str, Decimal]] = {
+        "BilledCost": Decimal("118.4956789013"),
+        "EffectiveCost": Decimal("116.1490000002"),
+    }
 
     @pytest.fixture
     def component(self) -> CostExplorerCollector:
-        return CostExplorerCollector(client_factory=three_pages, retry=RetryPolicy(clock=FakeClock(),
-                                                                                   rng=random.Random(2)))
+        return CostExplorerCollector(
+            client_factory=three_pages, retry=RetryPolicy(clock=FakeClock(), rng=random.Random(2))
+        )
 
     @pytest.fixture
     def config(self) -> dict:
-        return {"id": "aws-ce", "collector": "aws-cost-explorer",
-                "group_by": [{"dimension": "LINKED_ACCOUNT"}, {"tag": "team"}]}
+        return {
+            "id": "aws-ce",
+            "collector": "aws-cost-explorer",
+            "group_by": [{"dimension": "LINKED_ACCOUNT"}, {"tag": "team"}],
+        }
 
 
 class TestDataExportsContract(CollectorContract):

@@ -19,8 +19,11 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
 
 PERIOD = Period(2026, 10)
-CONFIG = {"id": "aws-ce", "collector": "aws-cost-explorer",
-          "group_by": [{"dimension": "LINKED_ACCOUNT"}, {"tag": "team"}]}
+CONFIG = {
+    "id": "aws-ce",
+    "collector": "aws-cost-explorer",
+    "group_by": [{"dimension": "LINKED_ACCOUNT"}, {"tag": "team"}],
+}
 REQUEST = {
     "TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"},
     "Granularity": "DAILY",
@@ -35,9 +38,13 @@ def day(n: int, groups: list[tuple[str, str, str, str]], estimated: bool = False
         "TimePeriod": {"Start": f"2026-10-{n:02d}", "End": f"2026-10-{n + 1:02d}"},
         "Total": {},
         "Groups": [
-            {"Keys": [account, f"team${team}"],
-             "Metrics": {"UnblendedCost": {"Amount": unblended, "Unit": "USD"},
-                         "AmortizedCost": {"Amount": amortized, "Unit": "USD"}}}
+            {
+                "Keys": [account, f"team${team}"],
+                "Metrics": {
+                    "UnblendedCost": {"Amount": unblended, "Unit": "USD"},
+                    "AmortizedCost": {"Amount": amortized, "Unit": "USD"},
+                },
+            }
             for account, team, unblended, amortized in groups
         ],
         "Estimated": estimated,
@@ -55,10 +62,21 @@ def page(results: list[dict], token: str | None = None) -> dict:
     return response
 
 
-PAGE_1 = page([day(1, [("111111111111", "payments", "12.3456789012", "10.0000000001"),
-                       ("222222222222", "", "0.0000000001", "0.0000000001")])], "token-2")
-PAGE_2 = page([day(2, [("111111111111", "payments", "7.25", "7.25"),
-                       ("111111111111", "search", "-1.10", "-1.10")])], "token-3")
+PAGE_1 = page(
+    [
+        day(
+            1,
+            [
+                ("111111111111", "payments", "12.3456789012", "10.0000000001"),
+                ("222222222222", "", "0.0000000001", "0.0000000001"),
+            ],
+        )
+    ],
+    "token-2",
+)
+PAGE_2 = page(
+    [day(2, [("111111111111", "payments", "7.25", "7.25"), ("111111111111", "search", "-1.10", "-1.10")])], "token-3"
+)
 PAGE_3 = page([day(3, [("222222222222", "search", "100", "99.999")], estimated=True)])
 
 
@@ -73,13 +91,16 @@ def stubbed(responses: list[tuple[dict, str | None]]):
 
 def factory(ce_client):
     """Cost Explorer from the test's stubber; STS answers GetCallerIdentity for the payer account."""
+
     def client_for(service: str, region: str | None):
         if service == "ce":
             return ce_client
         sts = boto3.client("sts", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
         stubber = Stubber(sts)
-        stubber.add_response("get_caller_identity", {"UserId": "AIDAEXAMPLE", "Account": "999999999999",
-                                                     "Arn": "arn:aws:iam::999999999999:user/finops"})
+        stubber.add_response(
+            "get_caller_identity",
+            {"UserId": "AIDAEXAMPLE", "Account": "999999999999", "Arn": "arn:aws:iam::999999999999:user/finops"},
+        )
         stubber.activate()
         return sts
 
@@ -138,8 +159,9 @@ def test_a_token_that_loops_back_is_an_error():
 def test_throttling_is_retried_with_jittered_backoff_on_a_fake_clock():
     client, stubber = stubbed([])
     for _ in range(3):
-        stubber.add_client_error("get_cost_and_usage", "ThrottlingException", "Rate exceeded", 400,
-                                 expected_params=REQUEST)
+        stubber.add_client_error(
+            "get_cost_and_usage", "ThrottlingException", "Rate exceeded", 400, expected_params=REQUEST
+        )
     stubber.add_response("get_cost_and_usage", PAGE_3, REQUEST)
     clock = FakeClock()
     source = collect(client, clock=clock)
@@ -195,11 +217,23 @@ def test_moto_canned_results_through_the_default_client(monkeypatch):
     with mock_aws():
         import requests
 
-        canned = {"results": [{"ResultsByTime": [{
-            "TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"},
-            "Total": {"UnblendedCost": {"Amount": "41.0000000003", "Unit": "USD"},
-                      "AmortizedCost": {"Amount": "40.5", "Unit": "USD"}},
-            "Groups": [], "Estimated": False}]}]}
+        canned = {
+            "results": [
+                {
+                    "ResultsByTime": [
+                        {
+                            "TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"},
+                            "Total": {
+                                "UnblendedCost": {"Amount": "41.0000000003", "Unit": "USD"},
+                                "AmortizedCost": {"Amount": "40.5", "Unit": "USD"},
+                            },
+                            "Groups": [],
+                            "Estimated": False,
+                        }
+                    ]
+                }
+            ]
+        }
         requests.post("http://motoapi.amazonaws.com/moto-api/static/ce/cost-and-usage-results", json=canned)
         collector = CostExplorerCollector(client_factory=default_client)
         [source] = collector.collect({"collector": "aws-cost-explorer", "granularity": "MONTHLY"}, PERIOD)

@@ -63,10 +63,14 @@ def run(tmp_path, sources_yaml: str, *collectors: object):
 
 def test_cost_explorer_pages_to_ledger(tmp_path):
     client, stubber = stubbed([(PAGE_1, None), (PAGE_2, "token-2"), (PAGE_3, "token-3")])
-    collector = CostExplorerCollector(client_factory=factory(client), retry=RetryPolicy(clock=FakeClock(),
-                                                                                             rng=random.Random(1)))
-    result = run(tmp_path, "    - {id: aws-ce, collector: aws-cost-explorer, group_by: [{dimension: LINKED_ACCOUNT}, "
-                           "{tag: team}]}", collector)
+    collector = CostExplorerCollector(
+        client_factory=factory(client), retry=RetryPolicy(clock=FakeClock(), rng=random.Random(1))
+    )
+    result = run(
+        tmp_path,
+        "    - {id: aws-ce, collector: aws-cost-explorer, group_by: [{dimension: LINKED_ACCOUNT}, {tag: team}]}",
+        collector,
+    )
     stubber.assert_no_pending_responses()
     source_total = Decimal("116.1490000002")  # EffectiveCost (AmortizedCost) over the three pages
     assert pc.sum(result.records["EffectiveCost"]).as_py() == source_total
@@ -81,8 +85,12 @@ def test_cost_explorer_pages_to_ledger(tmp_path):
 
 def test_cur2_export_to_ledger(tmp_path, s3):  # noqa: F811
     deliver(s3, "exec-7", {"part-1.csv.gz": gzip_csv(FILE_1), "part-2.csv.gz": gzip_csv(FILE_2)})
-    result = run(tmp_path, "    - {id: cur, collector: aws-data-exports, bucket: acme-billing, prefix: exports, "
-                           "export_name: acme-cur2, table: cur2}", DataExportsCollector(client_factory=default_client))
+    result = run(
+        tmp_path,
+        "    - {id: cur, collector: aws-data-exports, bucket: acme-billing, prefix: exports, "
+        "export_name: acme-cur2, table: cur2}",
+        DataExportsCollector(client_factory=default_client),
+    )
     source_total = pc.sum(result.records["EffectiveCost"]).as_py()
     assert source_total == EFFECTIVE
     assert pc.sum(result.allocations["amount"]).as_py() == source_total

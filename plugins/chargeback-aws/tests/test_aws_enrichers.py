@@ -29,9 +29,17 @@ def instances(aws) -> list[str]:  # type: ignore[no-untyped-def]
     ec2 = boto3.client("ec2", region_name="us-east-1")
     ids = []
     for team in ("web", "data"):
-        reservation = ec2.run_instances(ImageId="ami-12c6146b", MinCount=INSTANCES // 2, MaxCount=INSTANCES // 2,
-                                        TagSpecifications=[{"ResourceType": "instance", "Tags": [
-                                            {"Key": "team", "Value": team}, {"Key": "CostCenter", "Value": f"CC-{team}"}]}])
+        reservation = ec2.run_instances(
+            ImageId="ami-12c6146b",
+            MinCount=INSTANCES // 2,
+            MaxCount=INSTANCES // 2,
+            TagSpecifications=[
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": "team", "Value": team}, {"Key": "CostCenter", "Value": f"CC-{team}"}],
+                }
+            ],
+        )
         ids += [i["InstanceId"] for i in reservation["Instances"]]
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="acme-logs")
@@ -47,16 +55,20 @@ def accounts(aws) -> dict[str, str]:  # type: ignore[no-untyped-def]
         org.create_account(Email=f"team{n}@example.com", AccountName=f"team-{n}")
     listed = {a["Name"]: a["Id"] for a in org.list_accounts()["Accounts"]}
     org.tag_resource(ResourceId=listed["team-0"], Tags=[{"Key": "cost-center", "Value": "CC-100"}])
-    org.tag_resource(ResourceId=listed["team-1"], Tags=[{"Key": "cost-center", "Value": "CC-101"},
-                                                          {"Key": "owner", "Value": "bo@example.com"}])
+    org.tag_resource(
+        ResourceId=listed["team-1"],
+        Tags=[{"Key": "cost-center", "Value": "CC-101"}, {"Key": "owner", "Value": "bo@example.com"}],
+    )
     return listed
 
 
 def test_every_page_of_get_resources_is_read(instances: list[str]) -> None:
     client = boto3.client("resourcegroupstaggingapi", region_name="us-east-1")
     tokens: list[str | None] = []
-    client.meta.events.register("provide-client-params.resource-groups-tagging-api.GetResources",
-                                lambda params, **_: tokens.append(params.get("PaginationToken")))
+    client.meta.events.register(
+        "provide-client-params.resource-groups-tagging-api.GetResources",
+        lambda params, **_: tokens.append(params.get("PaginationToken")),
+    )
     enricher = ResourceTagsEnricher(client_factory=lambda service, region: client)
     records = list(enricher.inventory({"enricher": "aws-resource-tags", "regions": ["us-east-1"]}))
     assert len(tokens) >= 3 and tokens[0] is None and None not in tokens[1:]  # followed to the end
@@ -98,16 +110,27 @@ def test_short_ids() -> None:
 
 def test_inventory_then_account_tags_fill_the_bill(tmp_path, instances: list[str], accounts: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     """bill first, then the inventory, then the account: the issue's example precedence."""
-    policy = make_policy(plugin, builtins=True, directory=tmp_path, tags={"aliases": {"costcenter": "cost-center"}},
-                         rules=[{"id": "cc", "priority": 1, "allocate": {"method": "tag", "keys": ["cost-center"]}}],
-                         cost_centers=["CC-web", "CC-data", "CC-100", "CC-7"],
-                         enrich={"cache": "cache", "sources": [
-                             {"enricher": "aws-resource-tags", "id": "inventory", "regions": ["us-east-1"]},
-                             {"enricher": "aws-account-tags", "id": "accounts"}],
-                             "precedence": {"default": ["bill", "inventory", "accounts"]}})
-    items = line_items({"BilledCost": "3", "ResourceId": instances[0], "SubAccountId": accounts["team-0"]},
-                       {"BilledCost": "5", "ResourceId": "vol-unknown", "SubAccountId": accounts["team-0"]},
-                       {"BilledCost": "7", "ResourceId": instances[-1], "Tags": {"cost-center": "CC-7"}})
+    policy = make_policy(
+        plugin,
+        builtins=True,
+        directory=tmp_path,
+        tags={"aliases": {"costcenter": "cost-center"}},
+        rules=[{"id": "cc", "priority": 1, "allocate": {"method": "tag", "keys": ["cost-center"]}}],
+        cost_centers=["CC-web", "CC-data", "CC-100", "CC-7"],
+        enrich={
+            "cache": "cache",
+            "sources": [
+                {"enricher": "aws-resource-tags", "id": "inventory", "regions": ["us-east-1"]},
+                {"enricher": "aws-account-tags", "id": "accounts"},
+            ],
+            "precedence": {"default": ["bill", "inventory", "accounts"]},
+        },
+    )
+    items = line_items(
+        {"BilledCost": "3", "ResourceId": instances[0], "SubAccountId": accounts["team-0"]},
+        {"BilledCost": "5", "ResourceId": "vol-unknown", "SubAccountId": accounts["team-0"]},
+        {"BilledCost": "7", "ResourceId": instances[-1], "Tags": {"cost-center": "CC-7"}},
+    )
     result = make_engine(policy, plugin, builtins=True).run([items], "2026-10")
     assert {cc: a for cc, _, a in result.summary() if a} == {"CC-web": 3, "CC-100": 5, "CC-7": 7}
 
@@ -119,8 +142,11 @@ class TestResourceTagsContract(EnricherContract):
     @pytest.fixture
     def options(self, aws):  # type: ignore[no-untyped-def]
         boto3.client("ec2", region_name="us-east-1").run_instances(
-            ImageId="ami-12c6146b", MinCount=3, MaxCount=3,
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "web"}]}])
+            ImageId="ami-12c6146b",
+            MinCount=3,
+            MaxCount=3,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "web"}]}],
+        )
         return {"enricher": "aws-resource-tags", "regions": ["us-east-1"]}
 
 

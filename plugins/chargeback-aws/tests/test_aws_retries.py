@@ -20,8 +20,9 @@ from chargeback_engine.errors import InputError
 
 def throttled(stubber: Stubber, times: int, params: dict | None = REQUEST) -> None:
     for _ in range(times):
-        stubber.add_client_error("get_cost_and_usage", "ThrottlingException", "Rate exceeded", 400,
-                                 expected_params=params)
+        stubber.add_client_error(
+            "get_cost_and_usage", "ThrottlingException", "Rate exceeded", 400, expected_params=params
+        )
 
 
 def test_the_deadline_covers_every_call_of_a_collection() -> None:
@@ -32,8 +33,9 @@ def test_the_deadline_covers_every_call_of_a_collection() -> None:
     stubber.add_response("get_cost_and_usage", dict(PAGE_1, NextPageToken="token-2"), REQUEST)
     throttled(stubber, 200, None)
     clock = FakeClock()
-    collector = CostExplorerCollector(client_factory=factory(client),
-                                      retry=RetryPolicy(clock=clock, rng=random.Random(3)))
+    collector = CostExplorerCollector(
+        client_factory=factory(client), retry=RetryPolicy(clock=clock, rng=random.Random(3))
+    )
     with pytest.raises(InputError, match=r"GetCostAndUsage: still failing after \d+ attempts and the 90s deadline"):
         list(collector.collect({**CONFIG, "deadline_seconds": 90}, PERIOD))
     assert clock.now <= 90
@@ -64,8 +66,9 @@ def test_aws_max_attempts_caps_the_attempts_of_each_call(monkeypatch: pytest.Mon
     throttled(stubber, 5)
     stubber.add_response("get_cost_and_usage", PAGE_3, REQUEST)
     clock = FakeClock()
-    collector = CostExplorerCollector(client_factory=factory(client),
-                                      retry=RetryPolicy(clock=clock, rng=random.Random(5)))
+    collector = CostExplorerCollector(
+        client_factory=factory(client), retry=RetryPolicy(clock=clock, rng=random.Random(5))
+    )
     with pytest.raises(InputError, match=r"still failing after 3 attempts \(at most 3\): ClientError"):
         list(collector.collect(CONFIG, PERIOD))
     assert len(clock.sleeps) == 2
@@ -77,15 +80,17 @@ def test_without_aws_max_attempts_the_deadline_alone_decides(monkeypatch: pytest
     throttled(stubber, 5)
     stubber.add_response("get_cost_and_usage", PAGE_3, REQUEST)
     clock = FakeClock()
-    collector = CostExplorerCollector(client_factory=factory(client),
-                                      retry=RetryPolicy(clock=clock, rng=random.Random(5)))
+    collector = CostExplorerCollector(
+        client_factory=factory(client), retry=RetryPolicy(clock=clock, rng=random.Random(5))
+    )
     [source] = collector.collect(CONFIG, PERIOD)
     assert source.table.num_rows == 1 and len(clock.sleeps) == 5
 
 
 @pytest.mark.parametrize("mode", ["standard", "adaptive", "legacy"])
-def test_aws_retry_mode_reaches_botocore_and_its_own_retries_stay_off(monkeypatch: pytest.MonkeyPatch,
-                                                                       mode: str) -> None:
+def test_aws_retry_mode_reaches_botocore_and_its_own_retries_stay_off(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
     monkeypatch.setenv("AWS_RETRY_MODE", mode)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
@@ -93,12 +98,16 @@ def test_aws_retry_mode_reaches_botocore_and_its_own_retries_stay_off(monkeypatc
     assert client.meta.config.retries == {"total_max_attempts": 1, "mode": mode}
 
 
-@pytest.mark.parametrize(("variable", "value", "message"), [
-    ("AWS_RETRY_MODE", "sometimes", "AWS_RETRY_MODE .* is 'sometimes'; expected legacy, standard or adaptive"),
-    ("AWS_MAX_ATTEMPTS", "zero", "AWS_MAX_ATTEMPTS .* is 'zero'; expected a whole number of at least 1"),
-])
-def test_a_malformed_aws_retry_setting_is_a_sentence(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
-                                                     message: str) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AWS_RETRY_MODE", "sometimes", "AWS_RETRY_MODE .* is 'sometimes'; expected legacy, standard or adaptive"),
+        ("AWS_MAX_ATTEMPTS", "zero", "AWS_MAX_ATTEMPTS .* is 'zero'; expected a whole number of at least 1"),
+    ],
+)
+def test_a_malformed_aws_retry_setting_is_a_sentence(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
     monkeypatch.setenv(variable, value)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")

@@ -25,16 +25,30 @@ def test_no_secret_in_logs_or_outputs(monkeypatch, caplog, capsys):
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         deliver(boto3.client("s3"), "exec-1", {"part-1.csv.gz": gzip_csv(FILE_1)})
-        canned = {"results": [{"ResultsByTime": [{
-            "TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"},
-            "Total": {"UnblendedCost": {"Amount": "1", "Unit": "USD"}, "AmortizedCost": {"Amount": "1", "Unit": "USD"}},
-            "Groups": [], "Estimated": False}]}]}
+        canned = {
+            "results": [
+                {
+                    "ResultsByTime": [
+                        {
+                            "TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"},
+                            "Total": {
+                                "UnblendedCost": {"Amount": "1", "Unit": "USD"},
+                                "AmortizedCost": {"Amount": "1", "Unit": "USD"},
+                            },
+                            "Groups": [],
+                            "Estimated": False,
+                        }
+                    ]
+                }
+            ]
+        }
         requests.post("http://motoapi.amazonaws.com/moto-api/static/ce/cost-and-usage-results", json=canned)
         caplog.set_level(logging.DEBUG)  # after the test's own setup calls: only the collectors are judged
         sources = [
             *DataExportsCollector().collect(CONFIG, Period(2026, 10)),
-            *CostExplorerCollector().collect({"collector": "aws-cost-explorer", "granularity": "MONTHLY"},
-                                             Period(2026, 10)),
+            *CostExplorerCollector().collect(
+                {"collector": "aws-cost-explorer", "granularity": "MONTHLY"}, Period(2026, 10)
+            ),
         ]
     assert any(r.name.startswith("botocore") for r in caplog.records)  # DEBUG logging really was on
     outputs = [caplog.text, *capsys.readouterr()]

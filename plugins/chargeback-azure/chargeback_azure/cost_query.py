@@ -65,8 +65,13 @@ DIMENSIONS = {
 
 #: Cost Management ChargeType values, as FOCUS ChargeCategory.
 CHARGE_TYPE_CATEGORY = {
-    "Usage": "Usage", "UnusedReservation": "Usage", "UnusedSavingsPlan": "Usage", "Purchase": "Purchase",
-    "Refund": "Credit", "Tax": "Tax", "Adjustment": "Adjustment",
+    "Usage": "Usage",
+    "UnusedReservation": "Usage",
+    "UnusedSavingsPlan": "Usage",
+    "Purchase": "Purchase",
+    "Refund": "Credit",
+    "Tax": "Tax",
+    "Adjustment": "Adjustment",
 }
 
 CONFIG_SCHEMA: Mapping[str, Any] = {
@@ -78,8 +83,11 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
         "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
         "collector": {"const": NAME},
         "deadline_seconds": DEADLINE_SCHEMA,
-        "scope": {"type": "string", "pattern": "^/([Ss]ubscriptions|providers)/",
-                  "description": "e.g. /subscriptions/<id> or /providers/Microsoft.Billing/billingAccounts/<id>"},
+        "scope": {
+            "type": "string",
+            "pattern": "^/([Ss]ubscriptions|providers)/",
+            "description": "e.g. /subscriptions/<id> or /providers/Microsoft.Billing/billingAccounts/<id>",
+        },
         "cost_type": {"enum": ["ActualCost", "AmortizedCost"]},
         "granularity": {"enum": ["Daily", "Monthly"], "default": "Daily"},
         "group_by": {
@@ -88,15 +96,26 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
             "description": "At most two groupings, as the Query API allows.",
             "items": {
                 "oneOf": [
-                    {"type": "object", "additionalProperties": False, "required": ["dimension"],
-                     "properties": {"dimension": {"enum": sorted(DIMENSIONS)}}},
-                    {"type": "object", "additionalProperties": False, "required": ["tag"],
-                     "properties": {"tag": {"type": "string", "minLength": 1}}},
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["dimension"],
+                        "properties": {"dimension": {"enum": sorted(DIMENSIONS)}},
+                    },
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["tag"],
+                        "properties": {"tag": {"type": "string", "minLength": 1}},
+                    },
                 ]
             },
         },
-        "endpoint": {"type": "string", "default": "https://management.azure.com",
-                     "description": "The ARM endpoint; change it only for sovereign clouds."},
+        "endpoint": {
+            "type": "string",
+            "default": "https://management.azure.com",
+            "description": "The ARM endpoint; change it only for sovereign clouds.",
+        },
     },
 }
 
@@ -134,8 +153,13 @@ class CostQueryCollector:
             rows.extend(_records(columns, page_rows, source_id))
         rounding = Rounding()
         table = _table(rows, rounding, source_id, period, scope)
-        details = {**table_details(table), **pages.as_details(), "cost_type": cost_type, "scope": scope,
-                   "rounding": rounding.as_details()}
+        details = {
+            **table_details(table),
+            **pages.as_details(),
+            "cost_type": cost_type,
+            "scope": scope,
+            "rounding": rounding.as_details(),
+        }
         yield CollectedSource(source_id, table, content_version(table), details)
 
     def _claim(self, scope: str, period: str, cost_type: str, source_id: str) -> None:
@@ -148,8 +172,9 @@ class CostQueryCollector:
                 "would double-count reservation and savings-plan costs. Choose one cost type per scope."
             )
 
-    def _pages(self, client: Any, url: str, body: Mapping[str, Any], pages: PageLog, source_id: str, retry: RetryPolicy
-               ) -> Iterator[tuple[list[str], list[list[Any]]]]:
+    def _pages(
+        self, client: Any, url: str, body: Mapping[str, Any], pages: PageLog, source_id: str, retry: RetryPolicy
+    ) -> Iterator[tuple[list[str], list[list[Any]]]]:
         """POST the query, then POST the same body to each ``nextLink`` until there is none."""
         next_url: str | None = url
         while next_url is not None:
@@ -164,8 +189,9 @@ class CostQueryCollector:
 def _post(client: Any, url: str, body: Mapping[str, Any], source_id: str) -> Mapping[str, Any]:
     from azure.core.rest import HttpRequest
 
-    response = client.send_request(HttpRequest("POST", url, json=body),
-                                   connection_timeout=CONNECTION_TIMEOUT, read_timeout=READ_TIMEOUT)
+    response = client.send_request(
+        HttpRequest("POST", url, json=body), connection_timeout=CONNECTION_TIMEOUT, read_timeout=READ_TIMEOUT
+    )
     if response.status_code == 429 or response.status_code >= 500:
         raise Throttled(response.status_code, retry_wait(response.headers))
     text = response.text()
@@ -174,8 +200,10 @@ def _post(client: Any, url: str, body: Mapping[str, Any], source_id: str) -> Map
             error = json.loads(text).get("error", {})
         except ValueError:
             error = {}
-        raise InputError(f"{source_id}: Query - Usage answered HTTP {response.status_code}: "
-                         f"{error.get('code', '')} {error.get('message', '')}".rstrip())
+        raise InputError(
+            f"{source_id}: Query - Usage answered HTTP {response.status_code}: "
+            f"{error.get('code', '')} {error.get('message', '')}".rstrip()
+        )
     try:
         return json.loads(text, parse_float=Decimal)  # never through float: costs stay exact
     except ValueError as exc:
@@ -197,8 +225,10 @@ def _request_body(config: Mapping[str, Any], period: Period) -> dict[str, Any]:
     return {
         "type": config["cost_type"],
         "timeframe": "Custom",
-        "timePeriod": {"from": f"{period.start.isoformat()}T00:00:00+00:00",
-                       "to": f"{last_day.isoformat()}T23:59:59+00:00"},
+        "timePeriod": {
+            "from": f"{period.start.isoformat()}T00:00:00+00:00",
+            "to": f"{last_day.isoformat()}T23:59:59+00:00",
+        },
         "dataset": dataset,
     }
 
@@ -228,12 +258,14 @@ def _records(columns: list[str], rows: list[list[Any]], source_id: str) -> Itera
 
 def _table(records: list[dict[str, Any]], rounding: Rounding, source_id: str, period: Period, scope: str) -> pa.Table:
     """Records as the cost table; BillingAccountId is the queried scope, the account the costs roll up to."""
+
     def midnight(day: date) -> datetime:
         return datetime.combine(day, datetime.min.time(), UTC)
 
     where = f"{source_id}: Query - Usage"
-    cost = to_money(pa.array([str(r["cost"]) for r in records], pa.string()), column="Cost", where=where,
-                    rounding=rounding)
+    cost = to_money(
+        pa.array([str(r["cost"]) for r in records], pa.string()), column="Cost", where=where, rounding=rounding
+    )
     n = len(records)
     columns: dict[str, Any] = {
         "BilledCost": cost,

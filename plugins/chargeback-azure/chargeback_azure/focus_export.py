@@ -50,8 +50,11 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
         "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
         "collector": {"const": NAME},
         "deadline_seconds": DEADLINE_SCHEMA,
-        "account_url": {"type": "string", "pattern": "^https://[^?]+$",
-                        "description": "https://<account>.blob.core.windows.net (no SAS: credentials come from Entra ID)"},
+        "account_url": {
+            "type": "string",
+            "pattern": "^https://[^?]+$",
+            "description": "https://<account>.blob.core.windows.net (no SAS: credentials come from Entra ID)",
+        },
         "container": {"type": "string", "minLength": 3},
         "path": {"type": "string", "minLength": 1, "description": "The export's root folder path and name."},
     },
@@ -61,16 +64,23 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
 def default_container(account_url: str, container: str) -> Any:
     from azure.storage.blob import ContainerClient
 
-    return ContainerClient(account_url, container, credential=default_credential(), retry_total=0,
-                           connection_timeout=CONNECTION_TIMEOUT, read_timeout=READ_TIMEOUT)
+    return ContainerClient(
+        account_url,
+        container,
+        credential=default_credential(),
+        retry_total=0,
+        connection_timeout=CONNECTION_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+    )
 
 
 class FocusExportCollector:
     name = NAME
     config_schema = CONFIG_SCHEMA
 
-    def __init__(self, container_factory: Callable[[str, str], Any] = default_container,
-                 retry: RetryPolicy | None = None):
+    def __init__(
+        self, container_factory: Callable[[str, str], Any] = default_container, retry: RetryPolicy | None = None
+    ):
         self._container_factory = container_factory
         self._retry = retry or RetryPolicy()
 
@@ -96,15 +106,26 @@ class FocusExportCollector:
                 raise InputError(f"{where}/{name}: read {read} rows, the manifest says {blob['dataRowCount']}")
         table = pa.concat_tables(parts) if parts else focus.empty_cost_table()
         run = manifest.get("runInfo", {})
-        details = {**table_details(table), "manifest": f"{where}/{manifest_name}", "files": len(manifest.get("blobs", [])),
-                   "run_id": run.get("runId"), "rounding": mapper.rounding.as_details()}
+        details = {
+            **table_details(table),
+            "manifest": f"{where}/{manifest_name}",
+            "files": len(manifest.get("blobs", [])),
+            "run_id": run.get("runId"),
+            "rounding": mapper.rounding.as_details(),
+        }
         yield CollectedSource(source_id, table, f"run:{run.get('runId')}", details)
 
-    def _manifest(self, container: Any, path: str, period: Period, where: str, retry: RetryPolicy
-                  ) -> tuple[str, Mapping[str, Any]]:
+    def _manifest(
+        self, container: Any, path: str, period: Period, where: str, retry: RetryPolicy
+    ) -> tuple[str, Mapping[str, Any]]:
         """The newest run (by submittedTime) whose date range starts in ``period``."""
-        names = call(retry, lambda: [b.name for b in container.list_blobs(name_starts_with=f"{path}/")
-                                           if b.name.endswith("manifest.json")], f"{NAME}: list blobs")
+        names = call(
+            retry,
+            lambda: [
+                b.name for b in container.list_blobs(name_starts_with=f"{path}/") if b.name.endswith("manifest.json")
+            ],
+            f"{NAME}: list blobs",
+        )
         runs: list[tuple[str, str, Mapping[str, Any]]] = []
         for name in names:
             with self._download(container, name, retry) as stream:
@@ -124,8 +145,9 @@ class FocusExportCollector:
 
     def _download(self, container: Any, name: str, retry: RetryPolicy) -> IO[bytes]:
         """A spooled local copy: Parquet needs to seek, and a retried download must start clean."""
+
         def download() -> IO[bytes]:
-            spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 (the caller closes it)
+            spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
             container.download_blob(name).readinto(spool)
             spool.seek(0)
             return spool

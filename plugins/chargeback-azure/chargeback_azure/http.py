@@ -70,8 +70,10 @@ def retry_after(exc: Exception) -> float | None:
 
     if isinstance(exc, Throttled):
         return exc.wait
-    if isinstance(exc, HttpResponseError) and exc.status_code is not None and (
-        exc.status_code == 429 or exc.status_code >= 500
+    if (
+        isinstance(exc, HttpResponseError)
+        and exc.status_code is not None
+        and (exc.status_code == 429 or exc.status_code >= 500)
     ):
         return retry_wait(exc.response.headers) if exc.response is not None else 0.0
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):

@@ -44,14 +44,26 @@ _GUID = "^[0-9a-fA-F-]{36}$"
 class ResourceGraphEnricher:
     name = NAME
     options_schema: Mapping[str, Any] = base_options(
-        NAME, "Resource, resource-group and subscription tags from Azure Resource Graph.",
+        NAME,
+        "Resource, resource-group and subscription tags from Azure Resource Graph.",
         {
-            "subscriptions": {"type": "array", "items": {"type": "string", "pattern": _GUID}, "minItems": 1,
-                              "uniqueItems": True},
-            "management_groups": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
-                                  "uniqueItems": True},
-            "endpoint": {"type": "string", "default": "https://management.azure.com",
-                         "description": "The ARM endpoint; change it only for sovereign clouds."},
+            "subscriptions": {
+                "type": "array",
+                "items": {"type": "string", "pattern": _GUID},
+                "minItems": 1,
+                "uniqueItems": True,
+            },
+            "management_groups": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "minItems": 1,
+                "uniqueItems": True,
+            },
+            "endpoint": {
+                "type": "string",
+                "default": "https://management.azure.com",
+                "description": "The ARM endpoint; change it only for sovereign clouds.",
+            },
         },
     )
 
@@ -95,8 +107,9 @@ def _record(row: Mapping[str, Any]) -> TagRecord:
 def _post(client: Any, url: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
     from azure.core.rest import HttpRequest
 
-    response = client.send_request(HttpRequest("POST", url, json=body),
-                                   connection_timeout=CONNECTION_TIMEOUT, read_timeout=READ_TIMEOUT)
+    response = client.send_request(
+        HttpRequest("POST", url, json=body), connection_timeout=CONNECTION_TIMEOUT, read_timeout=READ_TIMEOUT
+    )
     if response.status_code == 429 or response.status_code >= 500:
         raise Throttled(response.status_code, retry_wait(response.headers))
     text = response.text()
@@ -106,6 +119,8 @@ def _post(client: Any, url: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         raise InputError(f"{NAME}: Resources answered HTTP {response.status_code} with invalid JSON: {exc}") from exc
     if response.status_code != 200:
         error = document.get("error", {}) if isinstance(document, dict) else {}
-        raise InputError(f"{NAME}: Resources answered HTTP {response.status_code}: "
-                         f"{error.get('code', '')} {error.get('message', '')}".rstrip())
+        raise InputError(
+            f"{NAME}: Resources answered HTTP {response.status_code}: "
+            f"{error.get('code', '')} {error.get('message', '')}".rstrip()
+        )
     return document

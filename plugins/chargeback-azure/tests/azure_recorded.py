@@ -59,8 +59,9 @@ class RecordedTransport(HttpTransport):
         response = requests.Response()
         response.status_code = status
         response.headers.update(headers)
-        response.raw = urllib3.HTTPResponse(body=io.BytesIO(body), headers=headers, status=status,
-                                            preload_content=False, decode_content=False)
+        response.raw = urllib3.HTTPResponse(
+            body=io.BytesIO(body), headers=headers, status=status, preload_content=False, decode_content=False
+        )
         response.url = request.url
         response.request = requests.Request(request.method, request.url).prepare()
         return RestRequestsTransportResponse(request=request, internal_response=response)
@@ -78,10 +79,14 @@ class RecordedTransport(HttpTransport):
         pass
 
 
-def json_response(document: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, document.encode() \
-        if isinstance(document, str) else json.dumps(document).encode()
+def json_response(
+    document: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    return (
+        status,
+        {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+        document.encode() if isinstance(document, str) else json.dumps(document).encode(),
+    )
 
 
 def sequence(*responses: tuple[int, dict[str, str], bytes]) -> Handler:
@@ -112,24 +117,36 @@ class BlobContainer:
         items = "".join(
             f"<Blob><Name>{name}</Name><Properties><Last-Modified>{formatdate(usegmt=True)}</Last-Modified>"
             f"<Content-Length>{len(body)}</Content-Length><BlobType>BlockBlob</BlobType></Properties></Blob>"
-            for name, body in sorted(self.blobs.items()) if name.startswith(prefix)
+            for name, body in sorted(self.blobs.items())
+            if name.startswith(prefix)
         )
-        xml = (f'<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="https://x/" '
-               f'ContainerName="{self.container}"><Prefix>{prefix}</Prefix><Blobs>{items}</Blobs><NextMarker />'
-               f"</EnumerationResults>")
+        xml = (
+            f'<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="https://x/" '
+            f'ContainerName="{self.container}"><Prefix>{prefix}</Prefix><Blobs>{items}</Blobs><NextMarker />'
+            f"</EnumerationResults>"
+        )
         return 200, {"Content-Type": "application/xml", "x-ms-version": "2021-08-06"}, xml.encode()
 
     def _download(self, name: str) -> Handler:
         def handler(request: Any) -> tuple[int, dict[str, str], bytes]:
             body = self.blobs[name]
-            headers = {"Content-Type": "application/octet-stream", "ETag": '"0x8DC"', "x-ms-blob-type": "BlockBlob",
-                       "Last-Modified": formatdate(usegmt=True), "x-ms-version": "2021-08-06"}
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "ETag": '"0x8DC"',
+                "x-ms-blob-type": "BlockBlob",
+                "Last-Modified": formatdate(usegmt=True),
+                "x-ms-version": "2021-08-06",
+            }
             ranged = request.headers.get("x-ms-range") or request.headers.get("Range")
             if ranged:
                 start, end = (int(x) for x in ranged.split("=")[1].split("-"))
-                chunk = body[start:end + 1]
-                headers.update({"Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{len(body)}",
-                                "Content-Length": str(len(chunk))})
+                chunk = body[start : end + 1]
+                headers.update(
+                    {
+                        "Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{len(body)}",
+                        "Content-Length": str(len(chunk)),
+                    }
+                )
                 return 206, headers, chunk
             headers["Content-Length"] = str(len(body))
             return 200, headers, body

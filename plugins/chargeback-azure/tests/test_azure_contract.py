@@ -46,12 +46,23 @@ class TestCostQueryContract(CollectorContract):
     @pytest.fixture
     def component(self) -> CostQueryCollector:
         transport = RecordedTransport()
-        transport.route("POST", QUERY_PATH, by_skiptoken({
-            None: [json_response(PAGE_1)], "page2": [json_response(PAGE_2)], "page3": [json_response(PAGE_3)]}))
-        transport.route("POST", f"{BAD_SCOPE}/providers/Microsoft.CostManagement/query", by_skiptoken({
-            None: [json_response(query_page(['["12,50", 20261001, "Storage", "team", "x", "USD"]']))]}))
-        return CostQueryCollector(client_factory=lambda endpoint: CostManagementClient(
-            FakeCredential(), base_url=endpoint, transport=transport, retry_total=0))
+        transport.route(
+            "POST",
+            QUERY_PATH,
+            by_skiptoken(
+                {None: [json_response(PAGE_1)], "page2": [json_response(PAGE_2)], "page3": [json_response(PAGE_3)]}
+            ),
+        )
+        transport.route(
+            "POST",
+            f"{BAD_SCOPE}/providers/Microsoft.CostManagement/query",
+            by_skiptoken({None: [json_response(query_page(['["12,50", 20261001, "Storage", "team", "x", "USD"]']))]}),
+        )
+        return CostQueryCollector(
+            client_factory=lambda endpoint: CostManagementClient(
+                FakeCredential(), base_url=endpoint, transport=transport, retry_total=0
+            )
+        )
 
     @pytest.fixture
     def config(self) -> dict:
@@ -66,20 +77,34 @@ class TestFocusExportContract(CollectorContract):
     plugin = plugin
     name = "azure-focus-export"
     period = Period(2026, 10)
-    expected_totals: ClassVar[Mapping[str, Decimal]] = {"BilledCost": Decimal("7.6250000001"), "EffectiveCost": Decimal(7)}
+    expected_totals: ClassVar[Mapping[str, Decimal]] = {
+        "BilledCost": Decimal("7.6250000001"),
+        "EffectiveCost": Decimal(7),
+    }
 
     @pytest.fixture
     def component(self) -> FocusExportCollector:
         transport = RecordedTransport()
         container = BlobContainer(transport, ACCOUNT, "exports")
-        deliver(container, "run-1", "2026-11-02T06:00:00Z", {
-            "part_0_0001.csv.gz": [focus_row(1, "10.125", "9.5", "payments"), focus_row(2, "0.0000000001", "0", None)],
-            "part_1_0001.csv.gz": [focus_row(3, "-2.5", "-2.5", "search")],
-        })
+        deliver(
+            container,
+            "run-1",
+            "2026-11-02T06:00:00Z",
+            {
+                "part_0_0001.csv.gz": [
+                    focus_row(1, "10.125", "9.5", "payments"),
+                    focus_row(2, "0.0000000001", "0", None),
+                ],
+                "part_1_0001.csv.gz": [focus_row(3, "-2.5", "-2.5", "search")],
+            },
+        )
         broken = BlobContainer(transport, ACCOUNT, "broken")  # the same export layout, a bad amount in it
         deliver(broken, "run-1", "2026-11-02T06:00:00Z", {"part_0_0001.csv.gz": [focus_row(1, "ten", "9.5", "x")]})
-        return FocusExportCollector(container_factory=lambda url, name: ContainerClient(
-            url, name, credential=FakeCredential(), transport=transport, retry_total=0))
+        return FocusExportCollector(
+            container_factory=lambda url, name: ContainerClient(
+                url, name, credential=FakeCredential(), transport=transport, retry_total=0
+            )
+        )
 
     @pytest.fixture
     def config(self) -> dict:

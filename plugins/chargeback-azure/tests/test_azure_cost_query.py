@@ -22,26 +22,48 @@ PERIOD = Period(2026, 10)
 SCOPE = "/subscriptions/00000000-0000-0000-0000-000000000001"
 QUERY_PATH = f"{SCOPE}/providers/Microsoft.CostManagement/query"
 ARM = "https://management.azure.com"
-CONFIG = {"id": "azure-sub", "collector": "azure-cost-query", "scope": SCOPE, "cost_type": "ActualCost",
-          "group_by": [{"dimension": "ServiceName"}, {"tag": "team"}]}
-COLUMNS = [{"name": "Cost", "type": "Number"}, {"name": "UsageDate", "type": "Number"},
-           {"name": "ServiceName", "type": "String"}, {"name": "TagKey", "type": "String"},
-           {"name": "TagValue", "type": "String"}, {"name": "Currency", "type": "String"}]
+CONFIG = {
+    "id": "azure-sub",
+    "collector": "azure-cost-query",
+    "scope": SCOPE,
+    "cost_type": "ActualCost",
+    "group_by": [{"dimension": "ServiceName"}, {"tag": "team"}],
+}
+COLUMNS = [
+    {"name": "Cost", "type": "Number"},
+    {"name": "UsageDate", "type": "Number"},
+    {"name": "ServiceName", "type": "String"},
+    {"name": "TagKey", "type": "String"},
+    {"name": "TagValue", "type": "String"},
+    {"name": "Currency", "type": "String"},
+]
 
 
 def query_page(rows: list[str], skiptoken: str | None = None) -> str:
     """A Query - Usage response as the service writes it; rows are raw JSON so numbers keep their digits."""
-    next_link = (f'"{ARM}{QUERY_PATH}?api-version=2023-03-01&$skiptoken={skiptoken}"' if skiptoken else "null")
-    return (f'{{"id": "{SCOPE}/providers/Microsoft.CostManagement/query/6c8a1a52", "name": "6c8a1a52", '
-            f'"type": "Microsoft.CostManagement/query", "location": null, "sku": null, "eTag": null, '
-            f'"properties": {{"nextLink": {next_link}, "columns": {json.dumps(COLUMNS)}, '
-            f'"rows": [{", ".join(rows)}]}}}}')
+    next_link = f'"{ARM}{QUERY_PATH}?api-version=2023-03-01&$skiptoken={skiptoken}"' if skiptoken else "null"
+    return (
+        f'{{"id": "{SCOPE}/providers/Microsoft.CostManagement/query/6c8a1a52", "name": "6c8a1a52", '
+        f'"type": "Microsoft.CostManagement/query", "location": null, "sku": null, "eTag": null, '
+        f'"properties": {{"nextLink": {next_link}, "columns": {json.dumps(COLUMNS)}, '
+        f'"rows": [{", ".join(rows)}]}}}}'
+    )
 
 
-PAGE_1 = query_page(['[12.34567890123456789012, 20261001, "Virtual Machines", "team", "payments", "USD"]',
-                     '[0.1, 20261001, "Storage", "team", "", "USD"]'], "page2")
-PAGE_2 = query_page(['[7.25, 20261002, "Virtual Machines", "team", "search", "USD"]',
-                     '[-1.1, 20261002, "Virtual Machines", "team", "search", "USD"]'], "page3")
+PAGE_1 = query_page(
+    [
+        '[12.34567890123456789012, 20261001, "Virtual Machines", "team", "payments", "USD"]',
+        '[0.1, 20261001, "Storage", "team", "", "USD"]',
+    ],
+    "page2",
+)
+PAGE_2 = query_page(
+    [
+        '[7.25, 20261002, "Virtual Machines", "team", "search", "USD"]',
+        '[-1.1, 20261002, "Virtual Machines", "team", "search", "USD"]',
+    ],
+    "page3",
+)
 PAGE_3 = query_page(['[100, 20261003, "Bandwidth", "team", "search", "USD"]'])
 TOTAL = Decimal("12.345678901234567890") + Decimal("0.1") + Decimal("7.25") - Decimal("1.1") + 100
 
@@ -59,13 +81,18 @@ def collector_for(transport: RecordedTransport, clock: FakeClock | None = None) 
     def client(endpoint: str) -> CostManagementClient:
         return CostManagementClient(FakeCredential(), base_url=endpoint, transport=transport, retry_total=0)
 
-    return CostQueryCollector(client_factory=client, retry=RetryPolicy(clock=clock or FakeClock(), rng=random.Random(5)))
+    return CostQueryCollector(
+        client_factory=client, retry=RetryPolicy(clock=clock or FakeClock(), rng=random.Random(5))
+    )
 
 
 def run(pages, config=CONFIG, clock=None):
     transport = RecordedTransport()
-    transport.route("POST", QUERY_PATH, by_skiptoken({k: [json_response(p) if isinstance(p, str) else p for p in v]
-                                                       for k, v in pages.items()}))
+    transport.route(
+        "POST",
+        QUERY_PATH,
+        by_skiptoken({k: [json_response(p) if isinstance(p, str) else p for p in v] for k, v in pages.items()}),
+    )
     [source] = collector_for(transport, clock).collect(config, PERIOD)
     return source, transport
 
@@ -80,8 +107,10 @@ def test_three_pages_follow_next_link_with_exact_decimals():
     bodies = [json.loads(r.content) for r in transport.requests]
     assert all(b == bodies[0] for b in bodies)  # every nextLink is POSTed with the same query
     assert bodies[0]["dataset"]["aggregation"] == {"totalCost": {"name": "Cost", "function": "Sum"}}
-    assert bodies[0]["dataset"]["grouping"] == [{"type": "Dimension", "name": "ServiceName"},
-                                                {"type": "TagKey", "name": "team"}]
+    assert bodies[0]["dataset"]["grouping"] == [
+        {"type": "Dimension", "name": "ServiceName"},
+        {"type": "TagKey", "name": "team"},
+    ]
     assert bodies[0]["timePeriod"] == {"from": "2026-10-01T00:00:00+00:00", "to": "2026-10-31T23:59:59+00:00"}
     assert transport.requests[0].headers["Authorization"] == "Bearer fake-token"
     assert transport.last_kwargs["read_timeout"] == 120
@@ -117,9 +146,11 @@ def test_a_full_last_page_without_next_link_is_flagged():
 
 
 def test_429_waits_at_least_retry_after():
-    throttled = json_response({"error": {"code": "429", "message": "Too many requests"}}, 429,
-                              {"x-ms-ratelimit-microsoft.costmanagement-entity-retry-after": "37",
-                               "Retry-After": "20"})
+    throttled = json_response(
+        {"error": {"code": "429", "message": "Too many requests"}},
+        429,
+        {"x-ms-ratelimit-microsoft.costmanagement-entity-retry-after": "37", "Retry-After": "20"},
+    )
     clock = FakeClock()
     source, transport = run({None: [throttled, throttled, PAGE_3]}, clock=clock)
     assert source.table.num_rows == 1

@@ -72,13 +72,26 @@ def run(tmp_path, currency: str, sources_yaml: str, *collectors: object):
 
 def test_cost_query_pages_to_ledger(tmp_path):
     transport = RecordedTransport()
-    transport.route("POST", QUERY_PATH, by_skiptoken({None: [json_response(PAGE_1)], "page2": [json_response(PAGE_2)],
-                                                      "page3": [json_response(PAGE_3)]}))
-    collector = CostQueryCollector(client_factory=lambda endpoint: CostManagementClient(
-        FakeCredential(), base_url=endpoint, transport=transport, retry_total=0))
-    result = run(tmp_path, "USD", "    - {id: azure-sub, collector: azure-cost-query, "
-                                  "scope: /subscriptions/00000000-0000-0000-0000-000000000001, cost_type: ActualCost, "
-                                  "group_by: [{dimension: ServiceName}, {tag: team}]}", collector)
+    transport.route(
+        "POST",
+        QUERY_PATH,
+        by_skiptoken(
+            {None: [json_response(PAGE_1)], "page2": [json_response(PAGE_2)], "page3": [json_response(PAGE_3)]}
+        ),
+    )
+    collector = CostQueryCollector(
+        client_factory=lambda endpoint: CostManagementClient(
+            FakeCredential(), base_url=endpoint, transport=transport, retry_total=0
+        )
+    )
+    result = run(
+        tmp_path,
+        "USD",
+        "    - {id: azure-sub, collector: azure-cost-query, "
+        "scope: /subscriptions/00000000-0000-0000-0000-000000000001, cost_type: ActualCost, "
+        "group_by: [{dimension: ServiceName}, {tag: team}]}",
+        collector,
+    )
     assert pc.sum(result.records["EffectiveCost"]).as_py() == TOTAL
     assert pc.sum(result.allocations["amount"]).as_py() == TOTAL
     assert {cc: a for cc, _, a in result.summary()}["CC-SEARCH"] == Decimal("106.15")
@@ -89,13 +102,26 @@ def test_cost_query_pages_to_ledger(tmp_path):
 def test_focus_export_to_ledger(tmp_path):
     transport = RecordedTransport()
     container = BlobContainer(transport, ACCOUNT, "exports")
-    deliver(container, "run-9", "2026-11-02T06:00:00Z", {
-        "part_0_0001.csv.gz": [focus_row(1, "10.125", "9.5", "payments"), focus_row(2, "0.0000000001", "0", None)],
-        "part_1_0001.csv.gz": [focus_row(3, "-2.5", "-2.5", "search")],
-    })
-    collector = FocusExportCollector(container_factory=lambda url, name: ContainerClient(
-        url, name, credential=FakeCredential(), transport=transport, retry_total=0))
-    result = run(tmp_path, "EUR", f"    - {{id: azure-focus, collector: azure-focus-export, account_url: '{ACCOUNT}', "
-                                  "container: exports, path: focus/acme-focus}", collector)
+    deliver(
+        container,
+        "run-9",
+        "2026-11-02T06:00:00Z",
+        {
+            "part_0_0001.csv.gz": [focus_row(1, "10.125", "9.5", "payments"), focus_row(2, "0.0000000001", "0", None)],
+            "part_1_0001.csv.gz": [focus_row(3, "-2.5", "-2.5", "search")],
+        },
+    )
+    collector = FocusExportCollector(
+        container_factory=lambda url, name: ContainerClient(
+            url, name, credential=FakeCredential(), transport=transport, retry_total=0
+        )
+    )
+    result = run(
+        tmp_path,
+        "EUR",
+        f"    - {{id: azure-focus, collector: azure-focus-export, account_url: '{ACCOUNT}', "
+        "container: exports, path: focus/acme-focus}",
+        collector,
+    )
     assert pc.sum(result.allocations["amount"]).as_py() == pc.sum(result.records["EffectiveCost"]).as_py() == 7
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["inputs"][0]["version"] == "run:run-9"

@@ -19,27 +19,78 @@ from chargeback_engine.periods import Period
 
 PERIOD = Period(2026, 10)
 ACCOUNT = "https://acmebilling.blob.core.windows.net"
-CONFIG = {"id": "azure-focus", "collector": "azure-focus-export", "account_url": ACCOUNT, "container": "exports",
-          "path": "focus/acme-focus"}
-HEADER = ["AvailabilityZone", "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency",
-          "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory", "ChargeClass", "ChargeDescription",
-          "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart", "CommitmentDiscountId", "ConsumedQuantity",
-          "ConsumedUnit", "ContractedCost", "EffectiveCost", "ListCost", "ProviderName", "PublisherName",
-          "RegionId", "RegionName", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory", "ServiceName",
-          "SkuId", "SubAccountId", "SubAccountName", "Tags", "x_ResourceGroupName", "x_SkuMeterName"]
+CONFIG = {
+    "id": "azure-focus",
+    "collector": "azure-focus-export",
+    "account_url": ACCOUNT,
+    "container": "exports",
+    "path": "focus/acme-focus",
+}
+HEADER = [
+    "AvailabilityZone",
+    "BilledCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargeFrequency",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "CommitmentDiscountId",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "ContractedCost",
+    "EffectiveCost",
+    "ListCost",
+    "ProviderName",
+    "PublisherName",
+    "RegionId",
+    "RegionName",
+    "ResourceId",
+    "ResourceName",
+    "ResourceType",
+    "ServiceCategory",
+    "ServiceName",
+    "SkuId",
+    "SubAccountId",
+    "SubAccountName",
+    "Tags",
+    "x_ResourceGroupName",
+    "x_SkuMeterName",
+]
 
 
 def focus_row(day: int, billed: str, effective: str, team: str | None) -> dict[str, str]:
     return {
-        "BilledCost": billed, "EffectiveCost": effective, "ListCost": billed, "ContractedCost": billed,
-        "BillingAccountId": "/providers/Microsoft.Billing/billingAccounts/1234", "BillingAccountName": "Acme",
-        "BillingCurrency": "EUR", "BillingPeriodStart": "2026-10-01T00:00:00Z", "BillingPeriodEnd": "2026-11-01T00:00:00Z",
-        "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based",
-        "ChargePeriodStart": f"2026-10-{day:02d}T00:00:00Z", "ChargePeriodEnd": f"2026-10-{day + 1:02d}T00:00:00Z",
-        "ConsumedQuantity": "24", "ConsumedUnit": "Hours", "ProviderName": "Microsoft", "PublisherName": "Microsoft",
-        "RegionId": "westeurope", "ResourceId": f"/subscriptions/s1/resourcegroups/rg/providers/vm{day}",
-        "ServiceCategory": "Compute", "ServiceName": "Virtual Machines", "SubAccountId": "s1", "SubAccountName": "prod",
-        "Tags": json.dumps({"team": team}) if team else "{}", "x_ResourceGroupName": "rg",
+        "BilledCost": billed,
+        "EffectiveCost": effective,
+        "ListCost": billed,
+        "ContractedCost": billed,
+        "BillingAccountId": "/providers/Microsoft.Billing/billingAccounts/1234",
+        "BillingAccountName": "Acme",
+        "BillingCurrency": "EUR",
+        "BillingPeriodStart": "2026-10-01T00:00:00Z",
+        "BillingPeriodEnd": "2026-11-01T00:00:00Z",
+        "ChargeCategory": "Usage",
+        "ChargeFrequency": "Usage-Based",
+        "ChargePeriodStart": f"2026-10-{day:02d}T00:00:00Z",
+        "ChargePeriodEnd": f"2026-10-{day + 1:02d}T00:00:00Z",
+        "ConsumedQuantity": "24",
+        "ConsumedUnit": "Hours",
+        "ProviderName": "Microsoft",
+        "PublisherName": "Microsoft",
+        "RegionId": "westeurope",
+        "ResourceId": f"/subscriptions/s1/resourcegroups/rg/providers/vm{day}",
+        "ServiceCategory": "Compute",
+        "ServiceName": "Virtual Machines",
+        "SubAccountId": "s1",
+        "SubAccountName": "prod",
+        "Tags": json.dumps({"team": team}) if team else "{}",
+        "x_ResourceGroupName": "rg",
     }
 
 
@@ -51,27 +102,56 @@ def gzip_csv(rows: list[dict[str, str]]) -> bytes:
     return gzip.compress(text.getvalue().encode())
 
 
-def deliver(container: BlobContainer, run_id: str, submitted: str, parts: dict[str, list[dict[str, str]]],
-            claimed_rows: int | None = None) -> None:
+def deliver(
+    container: BlobContainer,
+    run_id: str,
+    submitted: str,
+    parts: dict[str, list[dict[str, str]]],
+    claimed_rows: int | None = None,
+) -> None:
     folder = f"focus/acme-focus/20261001-20261031/{run_id}"
     blobs = []
     for name, rows in parts.items():
         body = gzip_csv(rows)
         container.put(f"{folder}/{name}", body)
-        blobs.append({"blobName": f"{folder}/{name}", "byteCount": len(body),
-                      "dataRowCount": claimed_rows if claimed_rows is not None else len(rows)})
+        blobs.append(
+            {
+                "blobName": f"{folder}/{name}",
+                "byteCount": len(body),
+                "dataRowCount": claimed_rows if claimed_rows is not None else len(rows),
+            }
+        )
     manifest = {
-        "manifestVersion": "2024-04-01", "byteCount": sum(b["byteCount"] for b in blobs), "blobCount": len(blobs),
+        "manifestVersion": "2024-04-01",
+        "byteCount": sum(b["byteCount"] for b in blobs),
+        "blobCount": len(blobs),
         "dataRowCount": sum(b["dataRowCount"] for b in blobs),
-        "exportConfig": {"exportName": "acme-focus", "resourceId": "/providers/Microsoft.Billing/billingAccounts/1234"
-                         "/providers/Microsoft.CostManagement/exports/acme-focus", "dataVersion": "1.0r2",
-                         "apiVersion": "2023-07-01-preview", "type": "FocusCost", "timeFrame": "MonthToDate",
-                         "granularity": "Daily"},
-        "deliveryConfig": {"partitionData": True, "dataOverwriteBehavior": "CreateNewReport", "fileFormat": "Csv",
-                           "compressionMode": "gzip", "containerUri": "/subscriptions/s1/resourceGroups/rg/providers/"
-                           "Microsoft.Storage/storageAccounts/acmebilling", "rootFolderPath": "focus"},
-        "runInfo": {"executionType": "Scheduled", "submittedTime": submitted, "runId": run_id,
-                    "startDate": "2026-10-01T00:00:00", "endDate": "2026-10-31T00:00:00Z"},
+        "exportConfig": {
+            "exportName": "acme-focus",
+            "resourceId": "/providers/Microsoft.Billing/billingAccounts/1234"
+            "/providers/Microsoft.CostManagement/exports/acme-focus",
+            "dataVersion": "1.0r2",
+            "apiVersion": "2023-07-01-preview",
+            "type": "FocusCost",
+            "timeFrame": "MonthToDate",
+            "granularity": "Daily",
+        },
+        "deliveryConfig": {
+            "partitionData": True,
+            "dataOverwriteBehavior": "CreateNewReport",
+            "fileFormat": "Csv",
+            "compressionMode": "gzip",
+            "containerUri": "/subscriptions/s1/resourceGroups/rg/providers/"
+            "Microsoft.Storage/storageAccounts/acmebilling",
+            "rootFolderPath": "focus",
+        },
+        "runInfo": {
+            "executionType": "Scheduled",
+            "submittedTime": submitted,
+            "runId": run_id,
+            "startDate": "2026-10-01T00:00:00",
+            "endDate": "2026-10-31T00:00:00Z",
+        },
         "blobs": blobs,
     }
     container.put(f"{folder}/manifest.json", json.dumps(manifest).encode())
@@ -91,10 +171,15 @@ def storage():
 def test_the_newest_run_is_read_partition_by_partition(storage):
     container, collector, transport = storage
     deliver(container, "run-old", "2026-10-20T06:00:00.1Z", {"part_0_0001.csv.gz": [focus_row(1, "1", "1", "x")]})
-    deliver(container, "run-new", "2026-11-02T06:00:00.1Z", {
-        "part_0_0001.csv.gz": [focus_row(1, "10.125", "9.5", "payments"), focus_row(2, "0.0000000001", "0", None)],
-        "part_1_0001.csv.gz": [focus_row(3, "-2.5", "-2.5", "search")],
-    })
+    deliver(
+        container,
+        "run-new",
+        "2026-11-02T06:00:00.1Z",
+        {
+            "part_0_0001.csv.gz": [focus_row(1, "10.125", "9.5", "payments"), focus_row(2, "0.0000000001", "0", None)],
+            "part_1_0001.csv.gz": [focus_row(3, "-2.5", "-2.5", "search")],
+        },
+    )
     [source] = collector.collect(CONFIG, PERIOD)
     assert focus.plain_schema(source.table.schema) == focus.COST_TABLE_SCHEMA
     assert source.version == "run:run-new"
@@ -107,8 +192,13 @@ def test_the_newest_run_is_read_partition_by_partition(storage):
 
 def test_a_partition_shorter_than_its_manifest_is_an_error(storage):
     container, collector, _ = storage
-    deliver(container, "run-1", "2026-11-02T06:00:00Z", {"part_0_0001.csv.gz": [focus_row(1, "1", "1", "x")]},
-            claimed_rows=2)
+    deliver(
+        container,
+        "run-1",
+        "2026-11-02T06:00:00Z",
+        {"part_0_0001.csv.gz": [focus_row(1, "1", "1", "x")]},
+        claimed_rows=2,
+    )
     with pytest.raises(InputError, match="read 1 rows, the manifest says 2"):
         list(collector.collect(CONFIG, PERIOD))
 

@@ -39,14 +39,36 @@ def page(rows: list[dict], token: str | None, total: int = 4) -> dict:
 
 
 PAGES = {
-    None: page([{"id": f"/subscriptions/{SUB}", "type": "microsoft.resources/subscriptions", "subscriptionId": SUB,
-                 "tags": {"CostCenter": "CC-7", "owner": "ops@example.com"}},
-                {"id": RG, "type": "microsoft.resources/subscriptions/resourcegroups", "subscriptionId": SUB,
-                 "tags": {"team": "web"}}], TOKEN_2),
+    None: page(
+        [
+            {
+                "id": f"/subscriptions/{SUB}",
+                "type": "microsoft.resources/subscriptions",
+                "subscriptionId": SUB,
+                "tags": {"CostCenter": "CC-7", "owner": "ops@example.com"},
+            },
+            {
+                "id": RG,
+                "type": "microsoft.resources/subscriptions/resourcegroups",
+                "subscriptionId": SUB,
+                "tags": {"team": "web"},
+            },
+        ],
+        TOKEN_2,
+    ),
     TOKEN_2: page([], TOKEN_3),
-    TOKEN_3: page([{"id": VM, "type": "microsoft.compute/virtualmachines", "subscriptionId": SUB,
-                    "tags": {"CostCenter": "CC-1"}},
-                   {"id": DISK, "type": "microsoft.compute/disks", "subscriptionId": SUB, "tags": {}}], None),
+    TOKEN_3: page(
+        [
+            {
+                "id": VM,
+                "type": "microsoft.compute/virtualmachines",
+                "subscriptionId": SUB,
+                "tags": {"CostCenter": "CC-1"},
+            },
+            {"id": DISK, "type": "microsoft.compute/disks", "subscriptionId": SUB, "tags": {}},
+        ],
+        None,
+    ),
 }
 
 
@@ -75,9 +97,11 @@ def enricher(transport: RecordedTransport) -> ResourceGraphEnricher:
 def test_three_pages_give_resource_group_and_subscription_tags() -> None:
     transport = recorded()
     records = list(enricher(transport).inventory({"enricher": "azure-resource-graph", "subscriptions": [SUB]}))
-    assert records == [TagRecord("account", SUB, {"CostCenter": "CC-7", "owner": "ops@example.com"}),
-                       TagRecord("resource-group", RG, {"team": "web"}),
-                       TagRecord("resource", VM, {"CostCenter": "CC-1"})]
+    assert records == [
+        TagRecord("account", SUB, {"CostCenter": "CC-7", "owner": "ops@example.com"}),
+        TagRecord("resource-group", RG, {"team": "web"}),
+        TagRecord("resource", VM, {"CostCenter": "CC-1"}),
+    ]
     bodies = [json.loads(r.content) for r in transport.requests]
     assert [b["options"].get("$skipToken") for b in bodies] == [None, TOKEN_2, TOKEN_3]
     assert all(b["subscriptions"] == [SUB] and b["options"]["$top"] == 1000 for b in bodies)
@@ -89,17 +113,25 @@ def test_three_pages_give_resource_group_and_subscription_tags() -> None:
 def test_throttling_is_retried_after_its_wait() -> None:
     clock = FakeClock()
     transport = recorded(first=(429, {"Retry-After": "7"}, b""))
-    graph = ResourceGraphEnricher(client_factory=lambda endpoint: CostManagementClient(
-        FakeCredential(), base_url=endpoint, transport=transport, retry_total=0),
-        retry=RetryPolicy(clock=clock, rng=random.Random(3)))
+    graph = ResourceGraphEnricher(
+        client_factory=lambda endpoint: CostManagementClient(
+            FakeCredential(), base_url=endpoint, transport=transport, retry_total=0
+        ),
+        retry=RetryPolicy(clock=clock, rng=random.Random(3)),
+    )
     assert len(list(graph.inventory({}))) == 3
     assert clock.sleeps and clock.sleeps[0] >= 7
 
 
 def test_a_refusal_is_an_input_error() -> None:
     transport = RecordedTransport()
-    transport.route("POST", PATH, lambda request: json_response(
-        {"error": {"code": "AuthorizationFailed", "message": "no read access"}}, status=403))
+    transport.route(
+        "POST",
+        PATH,
+        lambda request: json_response(
+            {"error": {"code": "AuthorizationFailed", "message": "no read access"}}, status=403
+        ),
+    )
     with pytest.raises(InputError, match="azure-resource-graph: Resources answered HTTP 403: AuthorizationFailed"):
         list(enricher(transport).inventory({}))
 
@@ -110,16 +142,24 @@ def test_subscription_then_group_then_resource_tags_reach_the_lines(tmp_path) ->
         def chargeback_register_enrichers(self, register):  # type: ignore[no-untyped-def]
             register(enricher(recorded()))
 
-    policy = make_policy(Plugin(), builtins=True, directory=tmp_path, tags={"aliases": {"costcenter": "cost-center"}},
-                         cost_centers=["CC-1", "CC-7"],
-                         rules=[{"id": "cc", "priority": 1, "allocate": {"method": "tag", "keys": ["cost-center"]}}],
-                         enrich={"cache": "cache", "sources": [{"enricher": "azure-resource-graph"}]})
-    items = line_items({"BilledCost": "2", "ResourceId": VM.upper(), "SubAccountId": SUB},
-                       {"BilledCost": "3", "ResourceId": DISK, "SubAccountId": SUB})
+    policy = make_policy(
+        Plugin(),
+        builtins=True,
+        directory=tmp_path,
+        tags={"aliases": {"costcenter": "cost-center"}},
+        cost_centers=["CC-1", "CC-7"],
+        rules=[{"id": "cc", "priority": 1, "allocate": {"method": "tag", "keys": ["cost-center"]}}],
+        enrich={"cache": "cache", "sources": [{"enricher": "azure-resource-graph"}]},
+    )
+    items = line_items(
+        {"BilledCost": "2", "ResourceId": VM.upper(), "SubAccountId": SUB},
+        {"BilledCost": "3", "ResourceId": DISK, "SubAccountId": SUB},
+    )
     result = make_engine(policy, Plugin(), builtins=True).run([items], "2026-10")
     assert [json.loads(t) for t in result.records["Tags"].to_pylist()] == [
         {"cost-center": "CC-1", "owner": "ops@example.com", "team": "web"},
-        {"cost-center": "CC-7", "owner": "ops@example.com", "team": "web"}]
+        {"cost-center": "CC-7", "owner": "ops@example.com", "team": "web"},
+    ]
     assert {cc: a for cc, _, a in result.summary() if a} == {"CC-1": 2, "CC-7": 3}
 
 

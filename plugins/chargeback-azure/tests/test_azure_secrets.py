@@ -31,10 +31,16 @@ def test_no_token_in_logs_or_outputs(caplog, capsys):
     container = BlobContainer(transport, ACCOUNT, "exports")
     deliver(container, "run-1", "2026-11-02T06:00:00Z", {"p.csv.gz": [focus_row(1, "1", "1", "x")]})
     credential = FakeCredential(CANARY)
-    query = CostQueryCollector(client_factory=lambda endpoint: CostManagementClient(
-        credential, base_url=endpoint, transport=transport, retry_total=0, logging_enable=True))
-    export = FocusExportCollector(container_factory=lambda url, name: ContainerClient(
-        url, name, credential=credential, transport=transport, retry_total=0, logging_enable=True))
+    query = CostQueryCollector(
+        client_factory=lambda endpoint: CostManagementClient(
+            credential, base_url=endpoint, transport=transport, retry_total=0, logging_enable=True
+        )
+    )
+    export = FocusExportCollector(
+        container_factory=lambda url, name: ContainerClient(
+            url, name, credential=credential, transport=transport, retry_total=0, logging_enable=True
+        )
+    )
     caplog.set_level(logging.DEBUG)
     sources = [*query.collect(QUERY_CONFIG, Period(2026, 10)), *export.collect(EXPORT_CONFIG, Period(2026, 10))]
     assert any(CANARY in r.headers.get("Authorization", "") for r in transport.requests)  # the token was used

@@ -75,26 +75,53 @@ CONFIG_SCHEMA: Mapping[str, Any] = {
         "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
         "collector": {"const": NAME},
         "deadline_seconds": DEADLINE_SCHEMA,
-        "table": {"type": "string", "pattern": r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$",
-                  "description": "project.dataset.table of the export table or FOCUS table/view."},
+        "table": {
+            "type": "string",
+            "pattern": r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_$-]{1,1024}$",
+            "description": "project.dataset.table of the export table or FOCUS table/view.",
+        },
         "kind": {"enum": ["standard", "detailed", "focus"]},
         "credits": {"enum": ["net", "separate"], "default": "net"},
         "project": {"type": "string", "description": "Project that runs (and pays for) the query jobs."},
         "location": {"type": "string", "description": "BigQuery location of the dataset, e.g. US or EU."},
         "state_dir": {"type": "string", "description": "Where the export_time high-water mark and rows are kept."},
-        "enrich_names": {"type": "boolean", "default": False,
-                         "description": "Fill BillingAccountName and check projects against the Cloud Billing API."},
-        "list_price_services": {"type": "array", "items": {"type": "string", "pattern": "^services/[A-Z0-9-]+$"},
-                                "description": "Catalog services (e.g. services/6F81-5844-456A) whose SKU list "
-                                               "prices are checked against ListCost."},
+        "enrich_names": {
+            "type": "boolean",
+            "default": False,
+            "description": "Fill BillingAccountName and check projects against the Cloud Billing API.",
+        },
+        "list_price_services": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^services/[A-Z0-9-]+$"},
+            "description": "Catalog services (e.g. services/6F81-5844-456A) whose SKU list "
+            "prices are checked against ListCost.",
+        },
     },
 }
 
 #: Output columns of every query, in order; amounts are NUMERIC.
-_COLUMNS = ("billed_cost", "effective_cost", "list_cost", "currency", "billing_account_id", "charge_start",
-            "charge_end", "charge_category", "charge_description", "service", "sku_id", "project_id",
-            "project_name", "region", "resource_id", "resource_name", "pricing_quantity", "pricing_unit",
-            "labels", "export_time")
+_COLUMNS = (
+    "billed_cost",
+    "effective_cost",
+    "list_cost",
+    "currency",
+    "billing_account_id",
+    "charge_start",
+    "charge_end",
+    "charge_category",
+    "charge_description",
+    "service",
+    "sku_id",
+    "project_id",
+    "project_name",
+    "region",
+    "resource_id",
+    "resource_name",
+    "pricing_quantity",
+    "pricing_unit",
+    "labels",
+    "export_time",
+)
 
 _EXPORT_LINES = """
 WITH lines AS (
@@ -115,17 +142,24 @@ WITH lines AS (
   WHERE invoice.month = @invoice_month AND export_time > @since
 )
 """
-_COMMON = ("currency, billing_account_id, charge_start, charge_end, {category}, {description}, service, sku_id, "
-           "project_id, project_name, region, resource_id, resource_name, pricing_quantity, pricing_unit, labels, "
-           "export_time")
-_NET = ("SELECT cost + credits_total AS billed_cost, cost + credits_total AS effective_cost, list_cost, "
-        + _COMMON.format(category="charge_category", description="charge_description") + " FROM lines")
+_COMMON = (
+    "currency, billing_account_id, charge_start, charge_end, {category}, {description}, service, sku_id, "
+    "project_id, project_name, region, resource_id, resource_name, pricing_quantity, pricing_unit, labels, "
+    "export_time"
+)
+_NET = (
+    "SELECT cost + credits_total AS billed_cost, cost + credits_total AS effective_cost, list_cost, "
+    + _COMMON.format(category="charge_category", description="charge_description")
+    + " FROM lines"
+)
 _SEPARATE = (
     "SELECT cost AS billed_cost, cost AS effective_cost, list_cost, "
-    + _COMMON.format(category="charge_category", description="charge_description") + " FROM lines\n"
+    + _COMMON.format(category="charge_category", description="charge_description")
+    + " FROM lines\n"
     "UNION ALL\n"
     "SELECT CAST(c.amount AS NUMERIC), CAST(c.amount AS NUMERIC), CAST(NULL AS NUMERIC), "
-    + _COMMON.format(category="'Credit'", description="c.type") + " FROM lines, UNNEST(credits) AS c"
+    + _COMMON.format(category="'Credit'", description="c.type")
+    + " FROM lines, UNNEST(credits) AS c"
 )
 _FOCUS = """
 SELECT
@@ -139,7 +173,9 @@ SELECT
 FROM `{table}`
 WHERE BillingPeriodStart = @period_start
 """
-_ORDER = "\nORDER BY export_time, charge_start, project_id, sku_id, charge_category, charge_description, labels, billed_cost"
+_ORDER = (
+    "\nORDER BY export_time, charge_start, project_id, sku_id, charge_category, charge_description, labels, billed_cost"
+)
 
 
 def build_query(config: Mapping[str, Any]) -> str:
@@ -147,8 +183,11 @@ def build_query(config: Mapping[str, Any]) -> str:
     table = config["table"]
     if config["kind"] == "focus":
         return _FOCUS.format(table=table) + _ORDER
-    resource = ("resource.global_name AS resource_id, resource.name AS resource_name" if config["kind"] == "detailed"
-                else "CAST(NULL AS STRING) AS resource_id, CAST(NULL AS STRING) AS resource_name")
+    resource = (
+        "resource.global_name AS resource_id, resource.name AS resource_name"
+        if config["kind"] == "detailed"
+        else "CAST(NULL AS STRING) AS resource_id, CAST(NULL AS STRING) AS resource_name"
+    )
     body = _SEPARATE if config.get("credits", "net") == "separate" else _NET
     return _EXPORT_LINES.format(resource=resource, table=table) + body + _ORDER
 
@@ -157,8 +196,11 @@ class BigQueryBillingCollector:
     name = NAME
     config_schema = CONFIG_SCHEMA
 
-    def __init__(self, clients_factory: Callable[[str | None, str | None], GoogleClients] = default_clients,
-                 retry: RetryPolicy | None = None):
+    def __init__(
+        self,
+        clients_factory: Callable[[str | None, str | None], GoogleClients] = default_clients,
+        retry: RetryPolicy | None = None,
+    ):
         self._clients_factory = clients_factory
         self._retry = retry or RetryPolicy()
 
@@ -172,16 +214,21 @@ class BigQueryBillingCollector:
         state = _State(config, period) if config.get("state_dir") and config["kind"] != "focus" else None
         kept = state.load() if state else None
         since = state.mark if state and kept is not None else _EPOCH
-        records, pages = call(retry, lambda: self._query(clients, config, period, since, source_id),
-                              f"{NAME}: query {config['table']}")
+        records, pages = call(
+            retry, lambda: self._query(clients, config, period, since, source_id), f"{NAME}: query {config['table']}"
+        )
         rounding = Rounding()
         fresh = _to_arrow(records, rounding, source_id)
         raw = pa.concat_tables([kept, fresh]) if kept is not None else fresh
         marks = [m for m in raw["export_time"].to_pylist() if m is not None]
         if state:
             state.save(raw)
-        details: dict[str, Any] = {"rows_fetched": len(records), "incremental_since": since.isoformat(),
-                                   **pages.as_details(), "rounding": rounding.as_details()}
+        details: dict[str, Any] = {
+            "rows_fetched": len(records),
+            "incremental_since": since.isoformat(),
+            **pages.as_details(),
+            "rounding": rounding.as_details(),
+        }
         if config.get("enrich_names"):
             raw = self._enrich(clients, raw, details, retry)
         if config.get("list_price_services"):
@@ -190,21 +237,32 @@ class BigQueryBillingCollector:
         version = f"export_time:{max(marks).isoformat()}" if marks else content_version(table)
         yield CollectedSource(source_id, table, version, {**table_details(table), **details})
 
-    def _query(self, clients: GoogleClients, config: Mapping[str, Any], period: Period, since: datetime,
-               source_id: str) -> tuple[list[dict[str, Any]], PageLog]:
+    def _query(
+        self, clients: GoogleClients, config: Mapping[str, Any], period: Period, since: datetime, source_id: str
+    ) -> tuple[list[dict[str, Any]], PageLog]:
         """Run the query and read every result page (a retry starts over: BigQuery caches the result)."""
         from google.cloud import bigquery
 
         if config["kind"] == "focus":
-            parameters = [bigquery.ScalarQueryParameter(
-                "period_start", "TIMESTAMP", datetime.combine(period.start, datetime.min.time(), UTC))]
+            parameters = [
+                bigquery.ScalarQueryParameter(
+                    "period_start", "TIMESTAMP", datetime.combine(period.start, datetime.min.time(), UTC)
+                )
+            ]
         else:
-            parameters = [bigquery.ScalarQueryParameter("invoice_month", "STRING", f"{period.year:04d}{period.month:02d}"),
-                          bigquery.ScalarQueryParameter("since", "TIMESTAMP", since)]
+            parameters = [
+                bigquery.ScalarQueryParameter("invoice_month", "STRING", f"{period.year:04d}{period.month:02d}"),
+                bigquery.ScalarQueryParameter("since", "TIMESTAMP", since),
+            ]
         result = clients.bigquery.query_and_wait(
-            build_query(config), job_config=bigquery.QueryJobConfig(query_parameters=parameters),
-            location=config.get("location"), api_timeout=API_TIMEOUT, wait_timeout=QUERY_TIMEOUT,
-            retry=no_retry(), job_retry=None, page_size=PAGE_ROWS,
+            build_query(config),
+            job_config=bigquery.QueryJobConfig(query_parameters=parameters),
+            location=config.get("location"),
+            api_timeout=API_TIMEOUT,
+            wait_timeout=QUERY_TIMEOUT,
+            retry=no_retry(),
+            job_retry=None,
+            page_size=PAGE_ROWS,
         )
         pages = PageLog(f"{source_id}: BigQuery", page_limit=PAGE_ROWS)
         records: list[dict[str, Any]] = []
@@ -216,16 +274,26 @@ class BigQueryBillingCollector:
 
     def _enrich(self, clients: GoogleClients, raw: pa.Table, details: dict[str, Any], retry: RetryPolicy) -> pa.Table:
         """BillingAccountName from the Cloud Billing API; projects no longer on the account are reported."""
-        accounts = call(retry, lambda: {
-            a.name.removeprefix("billingAccounts/"): a.display_name
-            for a in clients.billing.list_billing_accounts(timeout=API_TIMEOUT, retry=no_retry())
-        }, f"{NAME}: list billing accounts")
+        accounts = call(
+            retry,
+            lambda: {
+                a.name.removeprefix("billingAccounts/"): a.display_name
+                for a in clients.billing.list_billing_accounts(timeout=API_TIMEOUT, retry=no_retry())
+            },
+            f"{NAME}: list billing accounts",
+        )
         moved: set[str] = set()
         for account in sorted({a for a in raw["billing_account_id"].to_pylist() if a}):
-            linked = call(retry, partial(_linked_projects, clients, account),
-                          f"{NAME}: list projects of billing account {account}")
-            in_data = {p for p, a in zip(raw["project_id"].to_pylist(), raw["billing_account_id"].to_pylist())
-                       if a == account and p}
+            linked = call(
+                retry,
+                partial(_linked_projects, clients, account),
+                f"{NAME}: list projects of billing account {account}",
+            )
+            in_data = {
+                p
+                for p, a in zip(raw["project_id"].to_pylist(), raw["billing_account_id"].to_pylist())
+                if a == account and p
+            }
             moved |= in_data - linked
         if moved:
             log.warning("gcp.projects_not_on_billing_account", projects=len(moved))
@@ -233,8 +301,9 @@ class BigQueryBillingCollector:
         names = pa.array([accounts.get(a) for a in raw["billing_account_id"].to_pylist()], pa.string())
         return raw.append_column("billing_account_name", names)
 
-    def _check_list_prices(self, clients: GoogleClients, raw: pa.Table, services: list[str], retry: RetryPolicy
-                           ) -> dict[str, int]:
+    def _check_list_prices(
+        self, clients: GoogleClients, raw: pa.Table, services: list[str], retry: RetryPolicy
+    ) -> dict[str, int]:
         """Compare ListCost with Catalog list price × quantity for single-tier SKUs (units + nanos, exact)."""
         prices: dict[tuple[str, str], tuple[Decimal, str]] = {}
         for service in services:
@@ -245,11 +314,19 @@ class BigQueryBillingCollector:
                     if len(rates) == 1:
                         money = rates[0].unit_price
                         price = Decimal(money.units) + Decimal(money.nanos).scaleb(-9)
-                        prices[(sku.sku_id, money.currency_code)] = (price, info.pricing_expression.usage_unit_description)
+                        prices[(sku.sku_id, money.currency_code)] = (
+                            price,
+                            info.pricing_expression.usage_unit_description,
+                        )
         checked = differing = 0
         for row in raw.select(["sku_id", "currency", "pricing_quantity", "pricing_unit", "list_cost"]).to_pylist():
             known = prices.get((row["sku_id"], row["currency"]))
-            if known is None or row["list_cost"] is None or row["pricing_quantity"] is None or known[1] != row["pricing_unit"]:
+            if (
+                known is None
+                or row["list_cost"] is None
+                or row["pricing_quantity"] is None
+                or known[1] != row["pricing_unit"]
+            ):
                 continue
             checked += 1
             if abs(known[0] * row["pricing_quantity"] - row["list_cost"]) > Decimal("0.01"):
@@ -260,8 +337,9 @@ class BigQueryBillingCollector:
 
 
 def _linked_projects(clients: GoogleClients, account: str) -> set[str]:
-    pages = clients.billing.list_project_billing_info(name=f"billingAccounts/{account}", timeout=API_TIMEOUT,
-                                                      retry=no_retry())
+    pages = clients.billing.list_project_billing_info(
+        name=f"billingAccounts/{account}", timeout=API_TIMEOUT, retry=no_retry()
+    )
     return {p.project_id for p in pages}
 
 
@@ -276,8 +354,12 @@ def _to_arrow(records: list[dict[str, Any]], rounding: Rounding, source_id: str)
     for name in _COLUMNS:
         values = [r.get(name) for r in records]
         if name in ("billed_cost", "effective_cost", "list_cost", "pricing_quantity"):
-            columns[name] = to_money(pa.array([None if v is None else str(v) for v in values], pa.string()),
-                                     column=name, where=where, rounding=rounding).combine_chunks()
+            columns[name] = to_money(
+                pa.array([None if v is None else str(v) for v in values], pa.string()),
+                column=name,
+                where=where,
+                rounding=rounding,
+            ).combine_chunks()
         elif name in ("charge_start", "charge_end", "export_time"):
             columns[name] = pa.array(values, focus.TIMESTAMP)
         elif name == "labels":
@@ -300,15 +382,27 @@ def _to_focus(raw: pa.Table, source_id: str, period: Period, rounding: Rounding)
     start = datetime.combine(period.start, datetime.min.time(), UTC)
     end = datetime.combine(period.end, datetime.min.time(), UTC)
     renamed = {
-        "BilledCost": raw["billed_cost"], "EffectiveCost": raw["effective_cost"], "ListCost": raw["list_cost"],
-        "BillingCurrency": raw["currency"], "BillingAccountId": raw["billing_account_id"],
-        "BillingPeriodStart": pa.array([start] * n, focus.TIMESTAMP), "BillingPeriodEnd": pa.array([end] * n, focus.TIMESTAMP),
-        "ChargePeriodStart": raw["charge_start"], "ChargePeriodEnd": raw["charge_end"],
-        "ChargeCategory": raw["charge_category"], "ChargeDescription": raw["charge_description"],
-        "ServiceName": raw["service"], "SkuId": raw["sku_id"], "SubAccountId": raw["project_id"],
-        "SubAccountName": raw["project_name"], "RegionId": raw["region"], "ResourceId": raw["resource_id"],
-        "ResourceName": raw["resource_name"], "PricingQuantity": raw["pricing_quantity"],
-        "PricingUnit": raw["pricing_unit"], "Tags": raw["labels"],
+        "BilledCost": raw["billed_cost"],
+        "EffectiveCost": raw["effective_cost"],
+        "ListCost": raw["list_cost"],
+        "BillingCurrency": raw["currency"],
+        "BillingAccountId": raw["billing_account_id"],
+        "BillingPeriodStart": pa.array([start] * n, focus.TIMESTAMP),
+        "BillingPeriodEnd": pa.array([end] * n, focus.TIMESTAMP),
+        "ChargePeriodStart": raw["charge_start"],
+        "ChargePeriodEnd": raw["charge_end"],
+        "ChargeCategory": raw["charge_category"],
+        "ChargeDescription": raw["charge_description"],
+        "ServiceName": raw["service"],
+        "SkuId": raw["sku_id"],
+        "SubAccountId": raw["project_id"],
+        "SubAccountName": raw["project_name"],
+        "RegionId": raw["region"],
+        "ResourceId": raw["resource_id"],
+        "ResourceName": raw["resource_name"],
+        "PricingQuantity": raw["pricing_quantity"],
+        "PricingUnit": raw["pricing_unit"],
+        "Tags": raw["labels"],
         "ProviderName": pa.array(["Google Cloud"] * n, pa.string()),
     }
     if "billing_account_name" in raw.column_names:
@@ -339,5 +433,3 @@ class _State:
         os.close(handle)
         pq.write_table(table, temp)
         os.replace(temp, self.path)
-
-

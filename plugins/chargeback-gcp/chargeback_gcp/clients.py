@@ -27,8 +27,13 @@ API_TIMEOUT = 60.0
 QUERY_TIMEOUT = 900.0
 
 #: Loggers that may print request headers or token responses at DEBUG.
-SDK_LOGGERS = ("google.auth.transport.requests", "google.auth._default", "google.api_core", "urllib3.connectionpool",
-               "google.cloud.bigquery")
+SDK_LOGGERS = (
+    "google.auth.transport.requests",
+    "google.auth._default",
+    "google.api_core",
+    "urllib3.connectionpool",
+    "google.cloud.bigquery",
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,10 @@ class _BillingNotInstalled:
     """
 
     def __getattr__(self, name: str) -> Any:
-        raise InputError("gcp-bigquery-billing: enrich_names and list_price_services need the Cloud Billing client: "
-                         "pip install 'chargeback-gcp[billing]'")
+        raise InputError(
+            "gcp-bigquery-billing: enrich_names and list_price_services need the Cloud Billing client: "
+            "pip install 'chargeback-gcp[billing]'"
+        )
 
 
 def default_clients(project: str | None, location: str | None) -> GoogleClients:
@@ -59,8 +66,7 @@ def default_clients(project: str | None, location: str | None) -> GoogleClients:
         billing = catalog = _BillingNotInstalled()
     else:
         billing, catalog = billing_v1.CloudBillingClient(), billing_v1.CloudCatalogClient()
-    return GoogleClients(bigquery=bigquery.Client(project=project, location=location), billing=billing,
-                         catalog=catalog)
+    return GoogleClients(bigquery=bigquery.Client(project=project, location=location), billing=billing, catalog=catalog)
 
 
 def no_retry() -> Retry:
@@ -75,8 +81,15 @@ def retry_after(exc: Exception) -> float | None:
     import requests
     from google.api_core import exceptions
 
-    transient = (exceptions.TooManyRequests, exceptions.InternalServerError, exceptions.BadGateway,
-                 exceptions.ServiceUnavailable, exceptions.GatewayTimeout, requests.ConnectionError, requests.Timeout)
+    transient = (
+        exceptions.TooManyRequests,
+        exceptions.InternalServerError,
+        exceptions.BadGateway,
+        exceptions.ServiceUnavailable,
+        exceptions.GatewayTimeout,
+        requests.ConnectionError,
+        requests.Timeout,
+    )
     if not isinstance(exc, transient):
         return None
     response = getattr(exc, "response", None)

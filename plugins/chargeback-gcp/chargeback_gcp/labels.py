@@ -50,8 +50,15 @@ def _get(session: Any, url: str, params: Mapping[str, Any]) -> Mapping[str, Any]
         raise InputError(f"{url}: answered with invalid JSON: {exc}") from exc
 
 
-def _pages(session: Any, retry: RetryPolicy, url: str, params: Mapping[str, Any], items: str, what: str,
-           page_limit: int | None = None) -> Iterator[Mapping[str, Any]]:
+def _pages(
+    session: Any,
+    retry: RetryPolicy,
+    url: str,
+    params: Mapping[str, Any],
+    items: str,
+    what: str,
+    page_limit: int | None = None,
+) -> Iterator[Mapping[str, Any]]:
     pages = PageLog(what, page_limit=page_limit)
     token: str | None = None
     while True:
@@ -66,10 +73,16 @@ def _pages(session: Any, retry: RetryPolicy, url: str, params: Mapping[str, Any]
 class ProjectLabelsEnricher:
     name = PROJECT_LABELS
     options_schema: Mapping[str, Any] = base_options(
-        PROJECT_LABELS, "Project labels from Resource Manager projects.search, recorded under the project id.",
-        {"query": {"type": "string", "maxLength": 1000,
-                   "description": "A projects.search query, e.g. parent:organizations/123 (default: every project "
-                                  "the identity can see)."}},
+        PROJECT_LABELS,
+        "Project labels from Resource Manager projects.search, recorded under the project id.",
+        {
+            "query": {
+                "type": "string",
+                "maxLength": 1000,
+                "description": "A projects.search query, e.g. parent:organizations/123 (default: every project "
+                "the identity can see).",
+            }
+        },
     )
 
     def __init__(self, session_factory: SessionFactory = default_session, retry: RetryPolicy | None = None):
@@ -78,8 +91,14 @@ class ProjectLabelsEnricher:
 
     def inventory(self, options: Mapping[str, Any]) -> Iterator[TagRecord]:
         params = {"query": options["query"]} if options.get("query") else {}
-        for project in _pages(self._session_factory(), self._retry, f"{RESOURCE_MANAGER}/projects:search", params,
-                              "projects", f"{PROJECT_LABELS}: projects.search"):
+        for project in _pages(
+            self._session_factory(),
+            self._retry,
+            f"{RESOURCE_MANAGER}/projects:search",
+            params,
+            "projects",
+            f"{PROJECT_LABELS}: projects.search",
+        ):
             if project.get("projectId"):
                 yield TagRecord("account", project["projectId"], dict(project.get("labels", {})))
 
@@ -87,10 +106,14 @@ class ProjectLabelsEnricher:
 class AssetLabelsEnricher:
     name = ASSET_LABELS
     options_schema: Mapping[str, Any] = base_options(
-        ASSET_LABELS, "Resource labels from Cloud Asset Inventory searchAllResources.",
+        ASSET_LABELS,
+        "Resource labels from Cloud Asset Inventory searchAllResources.",
         {
-            "scope": {"type": "string", "pattern": "^(projects|folders|organizations)/[^/]+$",
-                      "description": "projects/<id or number>, folders/<number> or organizations/<number>."},
+            "scope": {
+                "type": "string",
+                "pattern": "^(projects|folders|organizations)/[^/]+$",
+                "description": "projects/<id or number>, folders/<number> or organizations/<number>.",
+            },
             "asset_types": {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 100},
             "query": {"type": "string", "maxLength": 1000, "description": "A search query, e.g. labels.env:prod."},
         },
@@ -108,8 +131,15 @@ class AssetLabelsEnricher:
         if options.get("query"):
             params["query"] = options["query"]
         url = f"{CLOUD_ASSET}/{options['scope']}:searchAllResources"
-        for result in _pages(self._session_factory(), self._retry, url, params, "results",
-                             f"{ASSET_LABELS}: searchAllResources", page_limit=ASSET_PAGE_SIZE):
+        for result in _pages(
+            self._session_factory(),
+            self._retry,
+            url,
+            params,
+            "results",
+            f"{ASSET_LABELS}: searchAllResources",
+            page_limit=ASSET_PAGE_SIZE,
+        ):
             labels = dict(result.get("labels", {}))
             if not labels or not result.get("name"):
                 continue

@@ -19,9 +19,15 @@ from urllib.parse import parse_qs, urlparse
 
 from chargeback_gcp.bigquery_export import _COLUMNS
 
-_TYPES = {"billed_cost": "NUMERIC", "effective_cost": "NUMERIC", "list_cost": "NUMERIC",
-          "pricing_quantity": "NUMERIC", "charge_start": "TIMESTAMP", "charge_end": "TIMESTAMP",
-          "export_time": "TIMESTAMP"}
+_TYPES = {
+    "billed_cost": "NUMERIC",
+    "effective_cost": "NUMERIC",
+    "list_cost": "NUMERIC",
+    "pricing_quantity": "NUMERIC",
+    "charge_start": "TIMESTAMP",
+    "charge_end": "TIMESTAMP",
+    "export_time": "TIMESTAMP",
+}
 SCHEMA = {"fields": [{"name": c, "type": _TYPES.get(c, "STRING"), "mode": "NULLABLE"} for c in _COLUMNS]}
 
 
@@ -33,8 +39,9 @@ def cell(value: Any) -> dict[str, Any]:
     return {"v": str(value)}
 
 
-def result_page(rows: list[dict[str, Any]], page_token: str | None, job_id: str = "job_Xq3", first: bool = True
-                ) -> dict[str, Any]:
+def result_page(
+    rows: list[dict[str, Any]], page_token: str | None, job_id: str = "job_Xq3", first: bool = True
+) -> dict[str, Any]:
     """One page of query results, as jobs.query (first) or jobs.getQueryResults returns it."""
     page: dict[str, Any] = {
         "kind": "bigquery#queryResponse" if first else "bigquery#getQueryResultsResponse",
@@ -54,15 +61,26 @@ def result_page(rows: list[dict[str, Any]], page_token: str | None, job_id: str 
 def job_resource(job_id: str = "job_Xq3") -> dict[str, Any]:
     """jobs.get for a finished query job, as the client reads it before paging through results."""
     return {
-        "kind": "bigquery#job", "id": f"acme-billing:US.{job_id}", "selfLink": "",
+        "kind": "bigquery#job",
+        "id": f"acme-billing:US.{job_id}",
+        "selfLink": "",
         "jobReference": {"projectId": "acme-billing", "jobId": job_id, "location": "US"},
-        "configuration": {"jobType": "QUERY", "query": {
-            "query": "SELECT ...", "useLegacySql": False,
-            "destinationTable": {"projectId": "acme-billing", "datasetId": "_6a1b", "tableId": "anon7c2e"}}},
+        "configuration": {
+            "jobType": "QUERY",
+            "query": {
+                "query": "SELECT ...",
+                "useLegacySql": False,
+                "destinationTable": {"projectId": "acme-billing", "datasetId": "_6a1b", "tableId": "anon7c2e"},
+            },
+        },
         "status": {"state": "DONE"},
-        "statistics": {"creationTime": "1793500000000", "startTime": "1793500000100", "endTime": "1793500001000",
-                       "totalBytesProcessed": "1048576", "query": {"totalBytesProcessed": "1048576",
-                                                                  "statementType": "SELECT", "cacheHit": False}},
+        "statistics": {
+            "creationTime": "1793500000000",
+            "startTime": "1793500000100",
+            "endTime": "1793500001000",
+            "totalBytesProcessed": "1048576",
+            "query": {"totalBytesProcessed": "1048576", "statementType": "SELECT", "cacheHit": False},
+        },
     }
 
 
@@ -110,6 +128,7 @@ class FakeGoogle:
 
     def serve_query_pages(self, pages: dict[str | None, list[tuple[int, dict[str, str], Any]]]) -> None:
         """Answer jobs.query (token None) and getQueryResults (by pageToken) from queues of responses."""
+
         def handler(path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, dict[str, str], Any]:
             token = query.get("pageToken", [None])[0]
             queue = pages[token]

@@ -26,22 +26,46 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
 
 PERIOD = Period(2026, 10)
-CONFIG = {"id": "gcp", "collector": "gcp-bigquery-billing", "kind": "standard",
-          "table": "acme-billing.billing_export.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9"}
+CONFIG = {
+    "id": "gcp",
+    "collector": "gcp-bigquery-billing",
+    "kind": "standard",
+    "table": "acme-billing.billing_export.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9",
+}
 EXPORTED_1 = datetime(2026, 10, 2, 4, 0, tzinfo=UTC)
 EXPORTED_2 = datetime(2026, 11, 3, 4, 0, tzinfo=UTC)
 
 
-def line(day: int, billed: str, project: str = "payments-prod", labels: str = '[{"key":"team","value":"payments"}]',
-         exported: datetime = EXPORTED_1, **extra) -> dict:
-    row = {"billed_cost": billed, "effective_cost": billed, "list_cost": extra.pop("list_cost", billed),
-           "currency": "USD", "billing_account_id": "01A2B3-C4D5E6-F7A8B9",
-           "charge_start": datetime(2026, 10, day, tzinfo=UTC), "charge_end": datetime(2026, 10, day, 1, tzinfo=UTC),
-           "charge_category": "Usage", "charge_description": "N1 Predefined Instance Core running in Americas",
-           "service": "Compute Engine", "sku_id": "2E27-4F75-95CD", "project_id": project,
-           "project_name": project.replace("-", " "), "region": "us-central1", "resource_id": None,
-           "resource_name": None, "pricing_quantity": "1", "pricing_unit": "hour", "labels": labels,
-           "export_time": exported}
+def line(
+    day: int,
+    billed: str,
+    project: str = "payments-prod",
+    labels: str = '[{"key":"team","value":"payments"}]',
+    exported: datetime = EXPORTED_1,
+    **extra,
+) -> dict:
+    row = {
+        "billed_cost": billed,
+        "effective_cost": billed,
+        "list_cost": extra.pop("list_cost", billed),
+        "currency": "USD",
+        "billing_account_id": "01A2B3-C4D5E6-F7A8B9",
+        "charge_start": datetime(2026, 10, day, tzinfo=UTC),
+        "charge_end": datetime(2026, 10, day, 1, tzinfo=UTC),
+        "charge_category": "Usage",
+        "charge_description": "N1 Predefined Instance Core running in Americas",
+        "service": "Compute Engine",
+        "sku_id": "2E27-4F75-95CD",
+        "project_id": project,
+        "project_name": project.replace("-", " "),
+        "region": "us-central1",
+        "resource_id": None,
+        "resource_name": None,
+        "pricing_quantity": "1",
+        "pricing_unit": "hour",
+        "labels": labels,
+        "export_time": exported,
+    }
     row.update(extra)
     return row
 
@@ -63,15 +87,22 @@ def clients_for(server: FakeGoogle) -> GoogleClients:
 
 
 def collect(server: FakeGoogle, config=CONFIG, clock=None):
-    collector = BigQueryBillingCollector(clients_factory=lambda project, location: clients_for(server),
-                                         retry=RetryPolicy(clock=clock or FakeClock(), rng=random.Random(11)))
+    collector = BigQueryBillingCollector(
+        clients_factory=lambda project, location: clients_for(server),
+        retry=RetryPolicy(clock=clock or FakeClock(), rng=random.Random(11)),
+    )
     [source] = collector.collect(config, PERIOD)
     return source
 
 
 def three_pages(server: FakeGoogle) -> None:
-    server.serve_query_pages({None: [ok(result_page(PAGE_1, "t2"))], "t2": [ok(result_page(PAGE_2, "t3", first=False))],
-                              "t3": [ok(result_page(PAGE_3, None, first=False))]})
+    server.serve_query_pages(
+        {
+            None: [ok(result_page(PAGE_1, "t2"))],
+            "t2": [ok(result_page(PAGE_2, "t3", first=False))],
+            "t3": [ok(result_page(PAGE_3, None, first=False))],
+        }
+    )
 
 
 def test_three_pages_of_numeric_costs_arrive_exact():
@@ -98,9 +129,13 @@ def test_labels_become_tags_and_empty_labels_are_untagged():
 
 def test_a_trailing_empty_page_and_a_duplicated_page():
     with FakeGoogle() as server:
-        server.serve_query_pages({None: [ok(result_page(PAGE_1, "t2"))],
-                                  "t2": [ok(result_page(PAGE_1, "t3", first=False))],
-                                  "t3": [ok(result_page([], None, first=False))]})
+        server.serve_query_pages(
+            {
+                None: [ok(result_page(PAGE_1, "t2"))],
+                "t2": [ok(result_page(PAGE_1, "t3", first=False))],
+                "t3": [ok(result_page([], None, first=False))],
+            }
+        )
         source = collect(server)
     assert source.details["duplicate_pages"] == 1 and source.details["pages"] == 3
     assert sum(source.table["BilledCost"].to_pylist()) == Decimal("12.345679")
@@ -108,15 +143,27 @@ def test_a_trailing_empty_page_and_a_duplicated_page():
 
 def test_a_full_last_page_without_a_token_is_flagged():
     with FakeGoogle() as server:
-        server.serve_query_pages({None: [ok(result_page([line(1, "0.01", sku_id=str(i)) for i in range(PAGE_ROWS)], None))]})
+        server.serve_query_pages(
+            {None: [ok(result_page([line(1, "0.01", sku_id=str(i)) for i in range(PAGE_ROWS)], None))]}
+        )
         source = collect(server)
     assert source.details["possibly_truncated"] is True
     assert sum(source.table["BilledCost"].to_pylist()) == Decimal(100)
 
 
 def test_rate_limits_are_retried_with_backoff_on_a_fake_clock():
-    limited = (429, {}, {"error": {"code": 429, "message": "Exceeded rate limits", "status": "RESOURCE_EXHAUSTED",
-                                   "errors": [{"reason": "rateLimitExceeded", "message": "Exceeded rate limits"}]}})
+    limited = (
+        429,
+        {},
+        {
+            "error": {
+                "code": 429,
+                "message": "Exceeded rate limits",
+                "status": "RESOURCE_EXHAUSTED",
+                "errors": [{"reason": "rateLimitExceeded", "message": "Exceeded rate limits"}],
+            }
+        },
+    )
     clock = FakeClock()
     with FakeGoogle() as server:
         server.serve_query_pages({None: [limited, limited, ok(result_page(PAGE_3, None))]})
@@ -126,8 +173,17 @@ def test_rate_limits_are_retried_with_backoff_on_a_fake_clock():
 
 
 def test_a_permission_error_is_not_retried():
-    denied = (403, {}, {"error": {"code": 403, "message": "Access Denied: bigquery.jobs.create",
-                                  "errors": [{"reason": "accessDenied", "message": "Access Denied"}]}})
+    denied = (
+        403,
+        {},
+        {
+            "error": {
+                "code": 403,
+                "message": "Access Denied: bigquery.jobs.create",
+                "errors": [{"reason": "accessDenied", "message": "Access Denied"}],
+            }
+        },
+    )
     clock = FakeClock()
     with FakeGoogle() as server:
         server.serve_query_pages({None: [denied]})
@@ -167,13 +223,40 @@ def test_queries_are_parameterised_and_cast_to_numeric():
 def test_billing_accounts_and_project_mapping_enrich_names():
     with FakeGoogle() as server:
         three_pages(server)
-        server.route("GET", "/v1/billingAccounts/01A2B3-C4D5E6-F7A8B9/projects", lambda p, q, b: ok({
-            "projectBillingInfo": [{"name": "projects/payments-prod/billingInfo", "projectId": "payments-prod",
-                                    "billingAccountName": "billingAccounts/01A2B3-C4D5E6-F7A8B9",
-                                    "billingEnabled": True}], "nextPageToken": ""}))
-        server.route("GET", "/v1/billingAccounts", lambda p, q, b: ok({
-            "billingAccounts": [{"name": "billingAccounts/01A2B3-C4D5E6-F7A8B9", "open": True,
-                                 "displayName": "Acme Corp", "masterBillingAccount": ""}], "nextPageToken": ""}))
+        server.route(
+            "GET",
+            "/v1/billingAccounts/01A2B3-C4D5E6-F7A8B9/projects",
+            lambda p, q, b: ok(
+                {
+                    "projectBillingInfo": [
+                        {
+                            "name": "projects/payments-prod/billingInfo",
+                            "projectId": "payments-prod",
+                            "billingAccountName": "billingAccounts/01A2B3-C4D5E6-F7A8B9",
+                            "billingEnabled": True,
+                        }
+                    ],
+                    "nextPageToken": "",
+                }
+            ),
+        )
+        server.route(
+            "GET",
+            "/v1/billingAccounts",
+            lambda p, q, b: ok(
+                {
+                    "billingAccounts": [
+                        {
+                            "name": "billingAccounts/01A2B3-C4D5E6-F7A8B9",
+                            "open": True,
+                            "displayName": "Acme Corp",
+                            "masterBillingAccount": "",
+                        }
+                    ],
+                    "nextPageToken": "",
+                }
+            ),
+        )
         source = collect(server, dict(CONFIG, enrich_names=True))
     assert set(source.table["BillingAccountName"].to_pylist()) == {"Acme Corp"}
     assert source.details["projects_not_on_billing_account"] == ["search-prod"]
@@ -189,8 +272,9 @@ def test_enrich_names_without_the_billing_extra_says_how_to_install_it(monkeypat
         three_pages(server)
         real = clients_for(server)
         monkeypatch.setattr(bigquery, "Client", lambda project, location: real.bigquery)  # no ADC in tests
-        collector = BigQueryBillingCollector(clients_factory=clients_module.default_clients,
-                                             retry=RetryPolicy(clock=FakeClock(), rng=random.Random(11)))
+        collector = BigQueryBillingCollector(
+            clients_factory=clients_module.default_clients, retry=RetryPolicy(clock=FakeClock(), rng=random.Random(11))
+        )
         assert list(collector.collect(CONFIG, PERIOD))  # names not asked for: the extra is not needed
         with pytest.raises(InputError, match=r"pip install 'chargeback-gcp\[billing\]'"):
             list(collector.collect(dict(CONFIG, enrich_names=True), PERIOD))
@@ -198,20 +282,52 @@ def test_enrich_names_without_the_billing_extra_says_how_to_install_it(monkeypat
 
 def test_catalog_list_prices_in_units_and_nanos():
     with FakeGoogle() as server:
-        server.serve_query_pages({None: [ok(result_page([
-            line(1, "0.0475", list_cost="0.0475"), line(2, "0.04", list_cost="0.06")], None))]})
-        server.route("GET", "/v1/services/6F81-5844-456A/skus", lambda p, q, b: ok({"skus": [{
-            "name": "services/6F81-5844-456A/skus/2E27-4F75-95CD", "skuId": "2E27-4F75-95CD",
-            "description": "N1 Predefined Instance Core running in Americas",
-            "category": {"serviceDisplayName": "Compute Engine", "resourceFamily": "Compute",
-                         "resourceGroup": "N1Standard", "usageType": "OnDemand"},
-            "serviceRegions": ["us-central1"],
-            "pricingInfo": [{"effectiveTime": "2026-10-01T00:00:00Z", "pricingExpression": {
-                "usageUnit": "h", "usageUnitDescription": "hour", "displayQuantity": 1, "baseUnit": "s", "baseUnitConversionFactor": 3600,
-                "tieredRates": [{"startUsageAmount": 0,
-                                 "unitPrice": {"currencyCode": "USD", "units": "0", "nanos": 47500000}}]},
-                "currencyConversionRate": 1}],
-            "serviceProviderName": "Google"}], "nextPageToken": ""}))
+        server.serve_query_pages(
+            {None: [ok(result_page([line(1, "0.0475", list_cost="0.0475"), line(2, "0.04", list_cost="0.06")], None))]}
+        )
+        server.route(
+            "GET",
+            "/v1/services/6F81-5844-456A/skus",
+            lambda p, q, b: ok(
+                {
+                    "skus": [
+                        {
+                            "name": "services/6F81-5844-456A/skus/2E27-4F75-95CD",
+                            "skuId": "2E27-4F75-95CD",
+                            "description": "N1 Predefined Instance Core running in Americas",
+                            "category": {
+                                "serviceDisplayName": "Compute Engine",
+                                "resourceFamily": "Compute",
+                                "resourceGroup": "N1Standard",
+                                "usageType": "OnDemand",
+                            },
+                            "serviceRegions": ["us-central1"],
+                            "pricingInfo": [
+                                {
+                                    "effectiveTime": "2026-10-01T00:00:00Z",
+                                    "pricingExpression": {
+                                        "usageUnit": "h",
+                                        "usageUnitDescription": "hour",
+                                        "displayQuantity": 1,
+                                        "baseUnit": "s",
+                                        "baseUnitConversionFactor": 3600,
+                                        "tieredRates": [
+                                            {
+                                                "startUsageAmount": 0,
+                                                "unitPrice": {"currencyCode": "USD", "units": "0", "nanos": 47500000},
+                                            }
+                                        ],
+                                    },
+                                    "currencyConversionRate": 1,
+                                }
+                            ],
+                            "serviceProviderName": "Google",
+                        }
+                    ],
+                    "nextPageToken": "",
+                }
+            ),
+        )
         source = collect(server, dict(CONFIG, list_price_services=["services/6F81-5844-456A"]))
     assert source.details["list_price_check"] == {"checked": 2, "differing": 1, "catalog_skus": 1}
 
@@ -238,8 +354,9 @@ def test_queries_have_explicit_timeouts_and_leave_retries_to_us():
         three_pages(server)
         clients = clients_for(server)
         recording = Recording(clients.bigquery)
-        collector = BigQueryBillingCollector(clients_factory=lambda p, l: GoogleClients(recording, clients.billing,
-                                                                                         clients.catalog))
+        collector = BigQueryBillingCollector(
+            clients_factory=lambda p, l: GoogleClients(recording, clients.billing, clients.catalog)
+        )
         list(collector.collect(CONFIG, PERIOD))
     [call] = recording.calls
     assert (call["api_timeout"], call["wait_timeout"], call["job_retry"]) == (60.0, 900.0, None)
@@ -259,8 +376,18 @@ def test_the_focus_table_is_versioned_by_content_and_keeps_its_tags():
 
 
 def test_deadline_seconds_in_the_source_config_bounds_the_whole_collection():
-    limited = (429, {}, {"error": {"code": 429, "message": "Exceeded rate limits", "status": "RESOURCE_EXHAUSTED",
-                                   "errors": [{"reason": "rateLimitExceeded", "message": "Exceeded rate limits"}]}})
+    limited = (
+        429,
+        {},
+        {
+            "error": {
+                "code": 429,
+                "message": "Exceeded rate limits",
+                "status": "RESOURCE_EXHAUSTED",
+                "errors": [{"reason": "rateLimitExceeded", "message": "Exceeded rate limits"}],
+            }
+        },
+    )
     clock = FakeClock()
     with FakeGoogle() as server:
         server.serve_query_pages({None: [limited] * 50})

@@ -15,9 +15,18 @@ from test_gcp_bigquery import CONFIG, PAGE_1, PAGE_2, PAGE_3, TOTAL, clients_for
 from chargeback_engine.periods import Period
 from chargeback_engine.testing import CollectorContract
 
-NOT_FOUND = (404, {}, {"error": {"code": 404, "message": "Not found: Table acme-billing:billing_export.missing",
-                                 "errors": [{"reason": "notFound", "message": "Not found: Table"}],
-                                 "status": "NOT_FOUND"}})
+NOT_FOUND = (
+    404,
+    {},
+    {
+        "error": {
+            "code": 404,
+            "message": "Not found: Table acme-billing:billing_export.missing",
+            "errors": [{"reason": "notFound", "message": "Not found: Table"}],
+            "status": "NOT_FOUND",
+        }
+    },
+)
 
 
 class TestBigQueryBillingContract(CollectorContract):
@@ -28,8 +37,11 @@ class TestBigQueryBillingContract(CollectorContract):
 
     @pytest.fixture
     def component(self) -> Iterator[BigQueryBillingCollector]:
-        pages = {None: ok(result_page(PAGE_1, "t2")), "t2": ok(result_page(PAGE_2, "t3", first=False)),
-                 "t3": ok(result_page(PAGE_3, None, first=False))}
+        pages = {
+            None: ok(result_page(PAGE_1, "t2")),
+            "t2": ok(result_page(PAGE_2, "t3", first=False)),
+            "t3": ok(result_page(PAGE_3, None, first=False)),
+        }
 
         def query(path: str, params: dict, body: bytes):  # type: ignore[no-untyped-def]
             if b"billing_export.missing" in body:

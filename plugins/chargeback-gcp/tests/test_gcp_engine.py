@@ -50,8 +50,9 @@ class Collectors:
 def test_bigquery_pages_to_ledger(tmp_path):
     with FakeGoogle() as server:
         three_pages(server)
-        registry = make_registry(Collectors(BigQueryBillingCollector(clients_factory=lambda p, l: clients_for(server))),
-                                 tag, files)
+        registry = make_registry(
+            Collectors(BigQueryBillingCollector(clients_factory=lambda p, l: clients_for(server))), tag, files
+        )
         path = tmp_path / "policy.yaml"
         path.write_text(POLICY)
         result = Engine(load_policies([path], registry), registry=registry).run([], "2026-10", out=tmp_path / "out")

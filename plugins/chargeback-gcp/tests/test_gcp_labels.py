@@ -27,22 +27,63 @@ VM = "//compute.googleapis.com/projects/acme-web/zones/us-central1-a/instances/v
 BUCKET = "//storage.googleapis.com/acme-web-logs"
 
 ASSET_PAGES = {
-    None: {"results": [{"name": VM, "assetType": "compute.googleapis.com/Instance", "project": "projects/1001",
-                        "displayName": "vm-1", "location": "us-central1-a", "labels": {"cost-center": "cc-1"},
-                        "state": "RUNNING"}], "nextPageToken": "CjQaMhIwL2NvbXB1dGU"},
+    None: {
+        "results": [
+            {
+                "name": VM,
+                "assetType": "compute.googleapis.com/Instance",
+                "project": "projects/1001",
+                "displayName": "vm-1",
+                "location": "us-central1-a",
+                "labels": {"cost-center": "cc-1"},
+                "state": "RUNNING",
+            }
+        ],
+        "nextPageToken": "CjQaMhIwL2NvbXB1dGU",
+    },
     "CjQaMhIwL2NvbXB1dGU": {"nextPageToken": "CjQaMhIwL3N0b3JhZ2U"},  # an empty page: no results key at all
-    "CjQaMhIwL3N0b3JhZ2U": {"results": [
-        {"name": BUCKET, "assetType": "storage.googleapis.com/Bucket", "project": "projects/1001",
-         "labels": {"team": "data"}},
-        {"name": "//compute.googleapis.com/projects/acme-web/global/networks/default",
-         "assetType": "compute.googleapis.com/Network", "project": "projects/1001"}]},
+    "CjQaMhIwL3N0b3JhZ2U": {
+        "results": [
+            {
+                "name": BUCKET,
+                "assetType": "storage.googleapis.com/Bucket",
+                "project": "projects/1001",
+                "labels": {"team": "data"},
+            },
+            {
+                "name": "//compute.googleapis.com/projects/acme-web/global/networks/default",
+                "assetType": "compute.googleapis.com/Network",
+                "project": "projects/1001",
+            },
+        ]
+    },
 }
 PROJECT_PAGES = {
-    None: {"projects": [{"name": "projects/1001", "parent": "organizations/42", "projectId": "acme-web",
-                         "state": "ACTIVE", "displayName": "acme web", "labels": {"cost-center": "cc-7"}}],
-           "nextPageToken": "p2"},
-    "p2": {"projects": [{"name": "projects/1002", "parent": "folders/9", "projectId": "acme-data", "state": "ACTIVE",
-                         "displayName": "acme data", "labels": {"cost-center": "cc-8", "owner": "dana"}}]},
+    None: {
+        "projects": [
+            {
+                "name": "projects/1001",
+                "parent": "organizations/42",
+                "projectId": "acme-web",
+                "state": "ACTIVE",
+                "displayName": "acme web",
+                "labels": {"cost-center": "cc-7"},
+            }
+        ],
+        "nextPageToken": "p2",
+    },
+    "p2": {
+        "projects": [
+            {
+                "name": "projects/1002",
+                "parent": "folders/9",
+                "projectId": "acme-data",
+                "state": "ACTIVE",
+                "displayName": "acme data",
+                "labels": {"cost-center": "cc-8", "owner": "dana"},
+            }
+        ]
+    },
 }
 
 
@@ -83,13 +124,21 @@ def retry() -> RetryPolicy:
 
 def test_three_asset_pages_one_empty() -> None:
     adapter = Recorded(ASSET_PAGES)
-    records = list(AssetLabelsEnricher(session(adapter), retry()).inventory(
-        {"enricher": "gcp-asset-labels", "scope": "organizations/42", "asset_types": ["compute.googleapis.com/Instance",
-                                                                                       "storage.googleapis.com/Bucket"]}))
-    assert records == [TagRecord("resource", VM, {"cost-center": "cc-1"}),
-                       TagRecord("resource", relative_name(VM), {"cost-center": "cc-1"}),
-                       TagRecord("resource", BUCKET, {"team": "data"}),
-                       TagRecord("resource", "acme-web-logs", {"team": "data"})]
+    records = list(
+        AssetLabelsEnricher(session(adapter), retry()).inventory(
+            {
+                "enricher": "gcp-asset-labels",
+                "scope": "organizations/42",
+                "asset_types": ["compute.googleapis.com/Instance", "storage.googleapis.com/Bucket"],
+            }
+        )
+    )
+    assert records == [
+        TagRecord("resource", VM, {"cost-center": "cc-1"}),
+        TagRecord("resource", relative_name(VM), {"cost-center": "cc-1"}),
+        TagRecord("resource", BUCKET, {"team": "data"}),
+        TagRecord("resource", "acme-web-logs", {"team": "data"}),
+    ]
     queries = [parse_qs(urlparse(r.url).query) for r in adapter.requests]
     assert [q.get("pageToken", [None])[0] for q in queries] == [None, "CjQaMhIwL2NvbXB1dGU", "CjQaMhIwL3N0b3JhZ2U"]
     assert queries[0]["assetTypes"] == ["compute.googleapis.com/Instance", "storage.googleapis.com/Bucket"]
@@ -99,8 +148,10 @@ def test_three_asset_pages_one_empty() -> None:
 def test_project_labels_by_project_id() -> None:
     adapter = Recorded(PROJECT_PAGES)
     records = list(ProjectLabelsEnricher(session(adapter), retry()).inventory({"query": "parent:organizations/42"}))
-    assert records == [TagRecord("account", "acme-web", {"cost-center": "cc-7"}),
-                       TagRecord("account", "acme-data", {"cost-center": "cc-8", "owner": "dana"})]
+    assert records == [
+        TagRecord("account", "acme-web", {"cost-center": "cc-7"}),
+        TagRecord("account", "acme-data", {"cost-center": "cc-8", "owner": "dana"}),
+    ]
     assert parse_qs(urlparse(adapter.requests[0].url).query)["query"] == ["parent:organizations/42"]
 
 
@@ -117,15 +168,29 @@ def test_resource_then_project_labels_reach_the_lines(tmp_path) -> None:  # type
             register(AssetLabelsEnricher(session(Recorded(ASSET_PAGES)), retry()))
             register(ProjectLabelsEnricher(session(Recorded(PROJECT_PAGES)), retry()))
 
-    policy = make_policy(Plugin(), builtins=True, directory=tmp_path, cost_centers=["cc-1", "cc-7", "cc-8"],
-                         rules=[{"id": "cc", "priority": 1, "allocate": {"method": "tag", "keys": ["cost-center"]}}],
-                         enrich={"cache": "cache", "sources": [
-                             {"enricher": "gcp-asset-labels", "scope": "organizations/42"},
-                             {"enricher": "gcp-project-labels"}]})
-    items = line_items({"BilledCost": "4", "ResourceId": VM, "SubAccountId": "acme-web"},
-                       {"BilledCost": "6", "ResourceId": "projects/acme-web/zones/us-central1-a/instances/vm-2",
-                        "SubAccountId": "acme-web"},
-                       {"BilledCost": "1", "SubAccountId": "acme-data"})
+    policy = make_policy(
+        Plugin(),
+        builtins=True,
+        directory=tmp_path,
+        cost_centers=["cc-1", "cc-7", "cc-8"],
+        rules=[{"id": "cc", "priority": 1, "allocate": {"method": "tag", "keys": ["cost-center"]}}],
+        enrich={
+            "cache": "cache",
+            "sources": [
+                {"enricher": "gcp-asset-labels", "scope": "organizations/42"},
+                {"enricher": "gcp-project-labels"},
+            ],
+        },
+    )
+    items = line_items(
+        {"BilledCost": "4", "ResourceId": VM, "SubAccountId": "acme-web"},
+        {
+            "BilledCost": "6",
+            "ResourceId": "projects/acme-web/zones/us-central1-a/instances/vm-2",
+            "SubAccountId": "acme-web",
+        },
+        {"BilledCost": "1", "SubAccountId": "acme-data"},
+    )
     result = make_engine(policy, Plugin(), builtins=True).run([items], "2026-10")
     assert {cc: a for cc, _, a in result.summary() if a} == {"cc-1": 4, "cc-7": 6, "cc-8": 1}
 

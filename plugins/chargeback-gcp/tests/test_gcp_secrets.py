@@ -29,10 +29,18 @@ def test_no_token_in_logs_or_outputs(caplog, capsys, monkeypatch):
         )
         caplog.set_level(logging.DEBUG)
         [source] = BigQueryBillingCollector(clients_factory=lambda p, l: clients).collect(
-            dict(CONFIG, enrich_names=True), PERIOD)
-        sent = [{k.lower(): v for k, v in headers.items()}.get("authorization", "") for _, _, headers, _ in server.requests]
+            dict(CONFIG, enrich_names=True), PERIOD
+        )
+        sent = [
+            {k.lower(): v for k, v in headers.items()}.get("authorization", "") for _, _, headers, _ in server.requests
+        ]
     assert sent and all(CANARY in header for header in sent)  # the token really was used on every call
     assert caplog.records  # and something was logged at DEBUG
-    outputs = [caplog.text, *capsys.readouterr(), source.version, repr(source.details),
-               source.table.to_pandas().to_csv()]
+    outputs = [
+        caplog.text,
+        *capsys.readouterr(),
+        source.version,
+        repr(source.details),
+        source.table.to_pandas().to_csv(),
+    ]
     assert not [text for text in outputs if CANARY in text]

@@ -14,9 +14,21 @@ branch_labels = None
 depends_on = None
 
 TABLES = (
-    "runs", "run_cost_centers", "ledger_lines", "decisions", "adjustments", "period_closes",
-    "invoices", "statement_lines", "credit_notes", "journal_batches", "journal_entries",
-    "journal_lines", "disputes", "dispute_events", "audit_records",
+    "runs",
+    "run_cost_centers",
+    "ledger_lines",
+    "decisions",
+    "adjustments",
+    "period_closes",
+    "invoices",
+    "statement_lines",
+    "credit_notes",
+    "journal_batches",
+    "journal_entries",
+    "journal_lines",
+    "disputes",
+    "dispute_events",
+    "audit_records",
 )
 
 _PG_FUNCTION = """
@@ -35,15 +47,21 @@ def upgrade() -> None:
         op.execute(_PG_FUNCTION)
     for table in TABLES:
         if dialect == "postgresql":
-            op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                       "FOR EACH ROW EXECUTE FUNCTION chargeback_refuse_change()")
-            op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                       "FOR EACH STATEMENT EXECUTE FUNCTION chargeback_refuse_change()")
+            op.execute(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION chargeback_refuse_change()"
+            )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION chargeback_refuse_change()"
+            )
             op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC")
         else:
             for verb in ("UPDATE", "DELETE"):
-                op.execute(f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-                           f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {verb} refused'); END")
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {verb} refused'); END"
+                )
 
 
 def downgrade() -> None:

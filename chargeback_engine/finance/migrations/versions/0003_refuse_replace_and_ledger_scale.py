@@ -42,26 +42,38 @@ KEYS = {
 }
 
 MONEY_COLUMNS = {
-    "ledger_lines": ("amount",), "adjustments": ("amount",), "invoices": ("subtotal", "markup", "total"),
-    "statement_lines": ("exact_amount", "amount"), "credit_notes": ("amount",),
-    "journal_lines": ("debit", "credit"), "disputes": ("amount",), "dispute_events": ("credit",),
+    "ledger_lines": ("amount",),
+    "adjustments": ("amount",),
+    "invoices": ("subtotal", "markup", "total"),
+    "statement_lines": ("exact_amount", "amount"),
+    "credit_notes": ("amount",),
+    "journal_lines": ("debit", "credit"),
+    "disputes": ("amount",),
+    "dispute_events": ("credit",),
 }
 
 
 def _sqlite_refuse_replace(table: str, keys: tuple[tuple[str, ...], ...]) -> str:
     exists = " OR ".join(
-        f"EXISTS (SELECT 1 FROM {table} WHERE {' AND '.join(f'{c} = NEW.{c}' for c in key)})" for key in keys)
-    return (f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} WHEN {exists} "
-            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: a row with this key exists, "
-            "REPLACE refused'); END")
+        f"EXISTS (SELECT 1 FROM {table} WHERE {' AND '.join(f'{c} = NEW.{c}' for c in key)})" for key in keys
+    )
+    return (
+        f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} WHEN {exists} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: a row with this key exists, "
+        "REPLACE refused'); END"
+    )
 
 
 def _widen_money(connection: sa.Connection) -> None:
     for table, columns in MONEY_COLUMNS.items():
         for column in columns:
-            scale = connection.execute(sa.text(
-                "SELECT numeric_scale FROM information_schema.columns WHERE table_schema = current_schema() "
-                "AND table_name = :table AND column_name = :column"), {"table": table, "column": column}).scalar()
+            scale = connection.execute(
+                sa.text(
+                    "SELECT numeric_scale FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND table_name = :table AND column_name = :column"
+                ),
+                {"table": table, "column": column},
+            ).scalar()
             if scale != LEDGER_SCALE:
                 op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE numeric(38, {LEDGER_SCALE})")
 
