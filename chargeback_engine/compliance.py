@@ -138,11 +138,12 @@ def tag_report(runs: Sequence[str | Path], policies: Policy | PolicySet, *, top:
     policy = (
         policies if isinstance(policies, Policy) else policies.for_period(Period.parse(_period_of(directories[-1])))
     )
-    spec_tags = policy.document.get("spec", {}).get("tags", {})
-    required = tuple(policy.tags.normalize_key(t) for t in spec_tags.get("required", []))
+    required = required_tags(policy)
     if not required:
         raise InputError(f"policy {policy.name} lists no spec.tags.required; there is nothing to comply with")
-    owner_tag = policy.tags.normalize_key(spec_tags.get("owner", DEFAULT_OWNER_TAG))
+    owner_tag = policy.tags.normalize_key(
+        policy.document.get("spec", {}).get("tags", {}).get("owner", DEFAULT_OWNER_TAG)
+    )
     trend = []
     for directory in directories:  # the last connection stays open for the details
         con = _lines(directory, policy, required, owner_tag)
@@ -167,6 +168,22 @@ def tag_report(runs: Sequence[str | Path], policies: Policy | PolicySet, *, top:
         top_untagged=tuple(Untagged(r, a, c, _exact(s), n, tuple(sorted(m)), o) for r, a, c, s, n, m, o in untagged),
         filled=filled,
     )
+
+
+def by_cost_center(directory: str | Path, policy: Policy) -> tuple[Compliance, ...]:
+    """The run's compliance per cost center and currency, as the tag report has it: what
+    finance's ``mode: auto`` reads. Empty when ``policy`` requires no tags or ``directory``
+    holds no ``focus_allocated.parquet`` and ``manifest.json`` (a ledger kept on its own)."""
+    directory = Path(directory)
+    if not required_tags(policy) or not all((directory / f).is_file() for f in (FOCUS_FILE, "manifest.json")):
+        return ()
+    return tag_report([directory], policy).by_cost_center
+
+
+def required_tags(policy: Policy) -> tuple[str, ...]:
+    """The canonical keys ``spec.tags.required`` lists (empty: the policy requires none)."""
+    listed = policy.document.get("spec", {}).get("tags", {}).get("required", [])
+    return tuple(policy.tags.normalize_key(t) for t in listed)
 
 
 def _period_of(directory: Path) -> str:

@@ -68,7 +68,8 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
         "policies",
         multiple=True,
         type=click.Path(exists=True, path_type=Path),
-        help="Policy files: cost-center names, and chargeback-mode cost centers give the GL recharge rate.",
+        help="Policy files: cost-center names, chargeback-mode cost centers give the GL recharge rate, "
+        "spec.tags.required the dashboard's tag-compliance section.",
     )
     @click.option(
         "--required-tag",
@@ -88,9 +89,10 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
         **kwargs: Any,
     ) -> Any:
         can_write = writable or kwargs.get("save", False)  # report forecast --save stores its forecasts
-        chargeback, names = None, {}
+        chargeback, names, loaded = None, {}, None
         if policies:
-            cost_centers = [cc for p in load_policies(policies).policies for cc in p.cost_centers]
+            loaded = load_policies(policies)
+            cost_centers = [cc for p in loaded.policies for cc in p.cost_centers]
             chargeback = frozenset(cc.id for cc in cost_centers if cc.mode == "chargeback")
             names = {cc.id: cc.name for cc in cost_centers}
         insight = Insight.open(
@@ -100,6 +102,7 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
             required_tags=required_tags,
             chargeback_cost_centers=chargeback,
             names=names,
+            policies=loaded,
             writable=can_write,
         )
         return command(insight, **kwargs)

@@ -39,6 +39,7 @@ from chargeback_engine.finance.tables import (
     journal_entries,
     journal_lines,
     period_closes,
+    run_tag_compliance,
     runs,
     statement_lines,
 )
@@ -49,6 +50,7 @@ GENESIS = "sha256:" + "0" * 64
 #: run's cost centers are covered through the run's content hash instead (a month can hold millions).
 COVERED = (
     runs,
+    run_tag_compliance,
     adjustments,
     statement_lines,
     invoices,

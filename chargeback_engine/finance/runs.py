@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 import structlog
 
+from chargeback_engine.compliance import Compliance, by_cost_center
 from chargeback_engine.errors import InputError
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.canonical import canonical_json, content_id, sha256_text
@@ -35,6 +36,7 @@ from chargeback_engine.finance.tables import (
     ledger_lines,
     period_closes,
     run_cost_centers,
+    run_tag_compliance,
     runs,
 )
 from chargeback_engine.ledger import CATEGORIES
@@ -92,6 +94,9 @@ class RunInput:
     source_versions: Mapping[str, str]
     unallocated: str = "UNALLOCATED"
     decisions: pa.Table | None = None  # in DECISION_SCHEMA
+    #: Each cost center's tag compliance, as ``chargeback report tags`` has it (none: the
+    #: policy requires no tags, and ``mode: auto`` falls back to the tagged methods' share).
+    tag_compliance: tuple[Compliance, ...] = ()
 
     @classmethod
     def from_policy(
@@ -101,7 +106,9 @@ class RunInput:
         ledger: pa.Table,
         source_versions: Mapping[str, str],
         decisions: pa.Table | None = None,
+        out: Path | None = None,
     ) -> RunInput:
+        """``out``, the run's output directory, gives the tag compliance when the policy requires tags."""
         return cls(
             period=period,
             ledger=ledger,
@@ -111,6 +118,7 @@ class RunInput:
             source_versions=dict(source_versions),
             unallocated=policy.unallocated,
             decisions=decisions,
+            tag_compliance=() if out is None else by_cost_center(out, policy),
         )
 
     @classmethod
@@ -122,7 +130,8 @@ class RunInput:
         collector's source version, else its SHA-256.
         """
         versions = {info.source_id: info.version or info.sha256 for info in result.inputs}
-        return cls.from_policy(result.policy, result.period, result.allocations, versions, result.decisions)
+        out = next((path.parent for path in result.outputs if path.name == "manifest.json"), None)
+        return cls.from_policy(result.policy, result.period, result.allocations, versions, result.decisions, out)
 
     @property
     def run_key(self) -> str:
@@ -184,9 +193,24 @@ def _content_hash(run: RunInput, rows: list[tuple]) -> str:
             "unallocated": run.unallocated,
             "cost_centers": sorted([cc.id, cc.name, cc.mode, cc.gl_account, cc.entity] for cc in run.cost_centers),
             "rows": [list(row) for row in rows],
+            **({"tag_compliance": _compliance_rows(run)} if run.tag_compliance else {}),
         }
     )
     return sha256_text(body)
+
+
+def _compliance_rows(run: RunInput) -> list[dict[str, Any]]:
+    return [
+        {
+            "cost_center": c.key,
+            "currency": c.currency,
+            "lines": c.lines,
+            "compliant_lines": c.compliant_lines,
+            "spend": c.spend,
+            "compliant_spend": c.compliant_spend,
+        }
+        for c in run.tag_compliance
+    ]
 
 
 def head_run(connection: sa.Connection, period: Period | str) -> str | None:
@@ -226,8 +250,8 @@ def aggregate_run(connection: sa.Connection, run_key: str) -> dict[AggregateKey,
 
 def _insert_run(
     connection: sa.Connection, run: RunInput, rows: list[tuple], content: str, supersedes: str
-) -> dict[str, Any]:
-    """Write the run and its lines; returns the ``runs`` row (its audit record covers it)."""
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Write the run and its lines; returns the ``runs`` and ``run_tag_compliance`` rows (its audit record covers them)."""
     key = run.run_key
     run_row = {
         "run_key": key,
@@ -257,6 +281,9 @@ def _insert_run(
             for cc_id in present
         ],
     )
+    compliance = [{"run_key": key, **row} for row in _compliance_rows(run)]
+    if compliance:
+        connection.execute(run_tag_compliance.insert(), compliance)
     if rows:
         connection.execute(
             ledger_lines.insert(),
@@ -276,7 +303,7 @@ def _insert_run(
             decision["reason"] = decision["reason"] or ""
             batch.append({"run_key": key, **decision})
         connection.execute(decisions.insert(), batch)
-    return run_row
+    return run_row, compliance
 
 
 def _restate(connection: sa.Connection, run: RunInput, previous: str) -> tuple[Period, list[dict[str, Any]]]:
@@ -334,7 +361,7 @@ def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
                 "a changed input needs a new source version"
             )
         previous = head_run(connection, period)
-        run_row = _insert_run(connection, run, rows, content, previous or "")
+        run_row, compliance = _insert_run(connection, run, rows, content, previous or "")
         restated = previous is not None and period in closed_periods(connection)
         target, booked = _restate(connection, run, previous) if previous and restated else (None, [])
         count = len(booked)
@@ -347,7 +374,7 @@ def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
                 "totals": _totals(rows),
                 "restatement": {"adjustment_period": str(target), "adjustments": count} if restated else None,
             },
-            rows={runs: [run_row], adjustments: booked},
+            rows={runs: [run_row], run_tag_compliance: compliance, adjustments: booked},
         )
     log.info("finance.run.recorded", run_key=key, period=period, lines=len(rows), restated=restated)
     return IngestResult(
@@ -402,4 +429,4 @@ def run_from_files(
     ledger = pq.read_table(ledger_path)
     ledger = ledger.filter(pc.equal(ledger["period"], str(period)))  # later amortization parts are not this run's
     decided = pq.read_table(decisions_path) if decisions_path else None
-    return RunInput.from_policy(policy, period, ledger, versions, decided)
+    return RunInput.from_policy(policy, period, ledger, versions, decided, ledger_path.parent)

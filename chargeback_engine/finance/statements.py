@@ -28,7 +28,14 @@ from chargeback_engine.finance.errors import FinanceError
 from chargeback_engine.finance.rounding import round_groups, round_total
 from chargeback_engine.finance.runs import aggregate_run, head_run
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import adjustments, exact, ledger_lines, run_cost_centers, runs
+from chargeback_engine.finance.tables import (
+    adjustments,
+    exact,
+    ledger_lines,
+    run_cost_centers,
+    run_tag_compliance,
+    runs,
+)
 from chargeback_engine.periods import Period
 
 TREATMENTS = ("invoice", "showback", "unallocated")
@@ -42,7 +49,7 @@ class CostCenterTerms:
     name: str
     declared_mode: str
     mode: str  # showback or chargeback, after resolving "auto"
-    compliance: Decimal  # spend-weighted share of its direct cost allocated from tags
+    compliance: Decimal  # spend-weighted share of its direct cost that is tagged (see resolve_terms)
     gl_account: str | None
     entity: str | None
 
@@ -246,16 +253,26 @@ class Statement:
 
 @exact
 def resolve_terms(connection: sa.Connection, run_key: str, settings: FinanceSettings) -> dict[str, CostCenterTerms]:
-    """Each cost center's mode for the run; ``auto`` becomes chargeback at the compliance threshold."""
+    """Each cost center's mode for the run; ``auto`` becomes chargeback at the compliance threshold.
+
+    The compliance is the tag report's share of spend carrying every required tag, recorded
+    with the run; a run recorded without it (its policy requires no tags) uses the share of
+    spend allocated by the ``tagged_methods``.
+    """
     tagged: dict[str, Decimal] = defaultdict(Decimal)
     spend: dict[str, Decimal] = defaultdict(Decimal)
-    query = sa.select(ledger_lines.c.cost_center, ledger_lines.c.method, ledger_lines.c.amount).where(
-        ledger_lines.c.run_key == run_key, ledger_lines.c.stage == 0, ledger_lines.c.category != "unallocated"
-    )
-    for cc, method, amount in connection.execute(query):
-        spend[cc] += abs(amount)
-        if method in settings.tagged_methods:
-            tagged[cc] += abs(amount)
+    figures = sa.select(run_tag_compliance).where(run_tag_compliance.c.run_key == run_key)
+    for row in connection.execute(figures):
+        spend[row.cost_center] += row.spend
+        tagged[row.cost_center] += row.compliant_spend
+    if not spend:
+        query = sa.select(ledger_lines.c.cost_center, ledger_lines.c.method, ledger_lines.c.amount).where(
+            ledger_lines.c.run_key == run_key, ledger_lines.c.stage == 0, ledger_lines.c.category != "unallocated"
+        )
+        for cc, method, amount in connection.execute(query):
+            spend[cc] += abs(amount)
+            if method in settings.tagged_methods:
+                tagged[cc] += abs(amount)
     terms = {}
     for row in connection.execute(sa.select(run_cost_centers).where(run_cost_centers.c.run_key == run_key)):
         compliance = (tagged[row.cost_center] / spend[row.cost_center]) if spend[row.cost_center] else Decimal(0)

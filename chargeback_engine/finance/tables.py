@@ -98,6 +98,20 @@ run_cost_centers = sa.Table(
     sa.Column("entity", sa.String(50)),
 )
 
+#: Each cost center's tag compliance in a run, as ``chargeback report tags`` computes it:
+#: what ``mode: auto`` reads when the run was recorded with it.
+run_tag_compliance = sa.Table(
+    "run_tag_compliance",
+    metadata,
+    sa.Column("run_key", _id, primary_key=True),
+    sa.Column("cost_center", sa.String(100), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("lines", sa.BigInteger, nullable=False),
+    sa.Column("compliant_lines", sa.BigInteger, nullable=False),
+    sa.Column("spend", Money, nullable=False),
+    sa.Column("compliant_spend", Money, nullable=False),
+)
+
 ledger_lines = sa.Table(
     "ledger_lines",
     metadata,

@@ -15,7 +15,8 @@ from typing import Any
 
 import structlog
 
-from chargeback_engine.errors import InputError
+from chargeback_engine.compliance import TagReport, required_tags, tag_report
+from chargeback_engine.errors import InputError, PeriodError
 from chargeback_engine.insight.alerts import (
     DEFAULT_THRESHOLDS,
     Alert,
@@ -35,6 +36,7 @@ from chargeback_engine.insight.sources import StoredPeriods, read_cost_database,
 from chargeback_engine.insight.store import InsightStore
 from chargeback_engine.money import minor_units
 from chargeback_engine.periods import Period
+from chargeback_engine.policy.model import PolicySet
 
 log = structlog.get_logger()
 
@@ -53,6 +55,8 @@ class Insight:
     thresholds: tuple[Decimal, ...] = DEFAULT_THRESHOLDS
     #: Cost-center names by id (from the policies, else the cost database), shown beside the ids.
     names: dict[str, str] = field(default_factory=dict)
+    #: The policies, when given: their ``spec.tags.required`` gives the dashboard's tag-compliance section.
+    policies: PolicySet | None = None
 
     @classmethod
     def open(
@@ -117,6 +121,18 @@ class Insight:
             metrics=self.metrics,
             journaled=journaled,
         )
+
+    def tag_compliance(self, period: Period) -> TagReport | None:
+        """What ``chargeback report tags`` reports for ``period``, with the trend of the stored
+        runs up to it; None without run outputs, or when no policy for it requires tags."""
+        if self.policies is None or str(period) not in self.stored.run_dirs:
+            return None
+        try:
+            policy = self.policies.for_period(period)
+        except PeriodError:
+            return None
+        runs = [path for p, path in sorted(self.stored.run_dirs.items()) if p <= str(period)]
+        return tag_report(runs, policy) if required_tags(policy) else None
 
     def _need_daily(self, what: str) -> None:
         if not self.stored.daily:
@@ -226,6 +242,7 @@ class Insight:
                 "forecasts": forecasts,
                 "executive": self.executive(period),
                 "kpis": self.kpis(period),
+                "tag_compliance": None if (tags := self.tag_compliance(period)) is None else tags.as_json(),
                 "cost_centers": [self._cost_center_page(cc, period, periods, anomalies) for cc in teams],
             }
         )

@@ -2,7 +2,8 @@
 
 Stored periods are run output directories, one per period, as ``chargeback run --out``
 writes them: ``ROOT/YYYY-MM/allocations.parquet`` (the ledger) and, when present,
-``ROOT/YYYY-MM/focus_allocated.parquet`` (the source FOCUS lines, for tagging compliance).
+``ROOT/YYYY-MM/focus_allocated.parquet`` (the source FOCUS lines, for tagging compliance;
+with the run's ``manifest.json``, for the dashboard's tag-compliance section).
 Business metrics (drivers such as transactions, and headcount) are a CSV file with the
 columns ``period,cost_center,metric,value``; an empty cost center means the whole company.
 """
@@ -59,6 +60,8 @@ class StoredPeriods:
     names: dict[str, str] = field(default_factory=dict)
     #: Per period and cost center: the largest resources, (resource, amount), largest first.
     top_resources: dict[str, dict[str, list[tuple[str, Decimal]]]] = field(default_factory=dict)
+    #: Per period: the run's output directory, when it holds what ``chargeback report tags`` reads.
+    run_dirs: dict[str, Path] = field(default_factory=dict)
 
 
 def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") -> StoredPeriods:
@@ -66,7 +69,7 @@ def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") 
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory of stored periods")
-    ledgers, resources, buckets, top = [], {}, set(), {}
+    ledgers, resources, buckets, top, run_dirs = [], {}, set(), {}, {}
     for child in sorted(root.iterdir()):
         try:
             period = Period.parse(child.name)
@@ -80,9 +83,11 @@ def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") 
         top[str(period)] = _top_resources(ledger_path)
         if (child / FOCUS_FILE).is_file():
             resources[str(period)] = _read_resources(child / FOCUS_FILE, cost_column)
+            if (child / "manifest.json").is_file():
+                run_dirs[str(period)] = child
     if not ledgers:
         raise InputError(f"{root}: no stored periods (expected YYYY-MM/{LEDGER_FILE})")
-    return StoredPeriods(ledger_facts(ledgers, buckets), resources, top_resources=top)
+    return StoredPeriods(ledger_facts(ledgers, buckets), resources, top_resources=top, run_dirs=run_dirs)
 
 
 #: Resources listed per cost center on its dashboard page.

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chargeback_engine.csvwriter import csv_bytes
+from chargeback_engine.enrich.apply import ENRICHMENT_SCHEMA
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import split
@@ -93,10 +94,22 @@ SAMPLE_BUCKET = "UNALLOCATED"
 SAMPLE_SERVICES = ("Amazon EC2", "Amazon S3", "Amazon RDS", "AWS Lambda")
 SAMPLE_FIRST = Period(2026, 5)
 SAMPLE_MONTHS = 6
+#: The lines whose cost-center tag a CMDB filled (the bill lacked it), for the tag-compliance section.
+SAMPLE_ENRICHED = ("CC-1004", "AWS Lambda")
+#: The FOCUS lines as ``focus_allocated.parquet`` holds them: the line, then its direct allocation.
+SAMPLE_FOCUS_SCHEMA = pa.schema(
+    [
+        *COST_TABLE_SCHEMA,
+        pa.field("AllocatedMethodId", pa.string()),
+        pa.field("AllocatedMethodDetails", pa.string()),
+        pa.field("x_CostCenterId", pa.string()),
+    ]
+)
 
 
 def write_sample(root: str | Path, *, seed: int = 6) -> Path:
-    """Write six seeded months of run outputs (ledger and FOCUS lines) plus metrics and budgets.
+    """Write six seeded months of run outputs (ledger, FOCUS lines, what a CMDB filled and
+    the manifest) plus metrics and budgets.
 
     The months are 2026-05 to 2026-10. Teams own direct cost per service; a platform pool
     (``CC-9000``) is redistributed to the teams by direct cost in stage 1; untagged spend
@@ -126,7 +139,10 @@ def write_sample(root: str | Path, *, seed: int = 6) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         ledger, focus = _sample_period(period, first, series)
         pq.write_table(pa.Table.from_pylist(ledger, schema=LEDGER_SCHEMA), out / "allocations.parquet")
-        pq.write_table(pa.Table.from_pylist(focus, schema=COST_TABLE_SCHEMA), out / "focus_allocated.parquet")
+        pq.write_table(pa.Table.from_pylist(focus, schema=SAMPLE_FOCUS_SCHEMA), out / "focus_allocated.parquet")
+        pq.write_table(_sample_enrichment(focus, period), out / "enrichment.parquet")
+        manifest = {"run_id": ledger[0]["run_id"], "period": str(period), "policy": {"unallocated": SAMPLE_BUCKET}}
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     _write_csv(root / "metrics.csv", ("period", "cost_center", "metric", "value"), _sample_metrics(rng))
     _write_csv(root / "budgets.csv", ("cost_center", "period", "amount"), _sample_budgets(series, first))
     return root
@@ -157,6 +173,10 @@ def _sample_period(
             record = hashlib.sha256(f"{period}:{row}".encode()).hexdigest()[:24]
             tagged = cc != SAMPLE_BUCKET
             tags = {"cost-center": cc, "env": "prod"} if tagged else {"env": "prod"}
+            resource = f"{service.split()[-1].lower()}-{cc.lower()}-{(row if tagged else day.day) % 3}"
+            if not tagged and day.day % 3 == 0:
+                tags["owner"] = "ana@example.com"  # the inventory knows whom to ask about this untagged one
+            method, category = ("tag", "direct") if tagged else ("unallocated", "unallocated")
             focus.append(
                 {
                     "EffectiveCost": amount,
@@ -165,13 +185,16 @@ def _sample_period(
                     "ChargePeriodStart": start,
                     "ChargePeriodEnd": start + timedelta(days=1),
                     "ServiceName": service,
-                    "ResourceId": f"{service.split()[-1].lower()}-{cc.lower()}-{row % 3}",
+                    "ResourceId": resource,
+                    "SubAccountId": "111111111111" if cc in ("CC-1001", "CC-1002") else "222222222222",
                     "Tags": json.dumps(tags),
                     "x_SourceId": "sample",
                     "x_SourceRow": row,
+                    "AllocatedMethodId": method,
+                    "AllocatedMethodDetails": json.dumps({"stage": 0, "category": category}),
+                    "x_CostCenterId": cc,
                 }
             )
-            category = "direct" if tagged else "unallocated"
             ledger.append(
                 {
                     **base,
@@ -184,7 +207,7 @@ def _sample_period(
                     "stage": 0,
                     "category": category,
                     "rule_id": "by-tag" if tagged else None,
-                    "method": "tag" if tagged else "unallocated",
+                    "method": method,
                     "decision_id": hashlib.sha256(f"{cc}:{tagged}".encode()).hexdigest()[:16],
                 }
             )
@@ -206,6 +229,28 @@ def _sample_period(
         ledger.extend({**stage, "cost_center": t, "amount": share} for t, share in zip(teams, shares))
         day += timedelta(days=1)
     return ledger, focus
+
+
+def _sample_enrichment(focus: list[dict], period: Period) -> pa.Table:
+    """The cost-center tags a CMDB file filled on the :data:`SAMPLE_ENRICHED` lines."""
+    cc, service = SAMPLE_ENRICHED
+    filled = [line for line in focus if line["x_CostCenterId"] == cc and line["ServiceName"] == service]
+    rows = [
+        {
+            "x_SourceId": line["x_SourceId"],
+            "x_SourceRow": line["x_SourceRow"],
+            "tag": "cost-center",
+            "value": cc,
+            "source": "cmdb",
+            "enricher": "files",
+            "snapshot": f"{period.end.isoformat()}T00:00Z",
+            "scope": "resource",
+            "key": line["ResourceId"],
+            "replaced": None,
+        }
+        for line in filled
+    ]
+    return pa.Table.from_pylist(rows, schema=ENRICHMENT_SCHEMA)
 
 
 def _sample_metrics(rng: random.Random) -> list[tuple[str, ...]]:

@@ -21,7 +21,7 @@ def test_migrations_match_the_tables_and_reopening_is_harmless(db_url: str) -> N
         engine = open_database(db_url)
         with engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), metadata) == []
-            assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0004"
         engine.dispose()
 
 

@@ -8,9 +8,12 @@ import shutil
 import stat
 import subprocess
 from collections import Counter
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -112,6 +115,70 @@ class Texts(HTMLParser):
         return self.by_chart.get((chart, kind), [])
 
 
+class Tables(HTMLParser):
+    """The rows of each table in a DOM dump, by the id of the element that holds it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.host: str | None = None
+        self.rows: dict[str, list[list[str]]] = {}
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "div" and a.get("id"):
+            self.host = a["id"]
+        if tag == "tr" and self.host:
+            self.rows.setdefault(self.host, []).append([])
+        if tag == "td" and self.host:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None and self.host:
+            self.rows[self.host][-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def body(self, host: str) -> list[list[str]]:
+        return [row for row in self.rows.get(host, []) if row]  # the header row has no td
+
+
+def shown_pct(part: Decimal, whole: Decimal) -> str:
+    """A percentage as the page shows it: one decimal at most, no trailing zero."""
+    text = f"{(100 * part / whole).quantize(Decimal('0.1')):f}"
+    return text.removesuffix(".0") + "%"
+
+
+def independent_count(run: Path, cost_column: str) -> dict[str, Any]:
+    """The tag figures of one sample run, counted from its Parquet files without the product's code."""
+    lines = pq.read_table(run / "focus_allocated.parquet").to_pylist()
+    filled = {(r["x_SourceId"], r["x_SourceRow"]) for r in pq.read_table(run / "enrichment.parquet").to_pylist()}
+    by_cc: dict[str, list[int | Decimal]] = {}
+    untagged: dict[str, Decimal] = {}
+    owners: dict[str, str] = {}
+    for line in lines:
+        tags = json.loads(line["Tags"])
+        ok = bool(str(tags.get("cost-center") or "").strip())
+        counts = by_cc.setdefault(line["x_CostCenterId"], [0, 0, Decimal(0), Decimal(0)])
+        spend = abs(line[cost_column])
+        counts[0] += 1
+        counts[1] += ok
+        counts[2] += spend
+        counts[3] += spend if ok else 0
+        if not ok:
+            untagged[line["ResourceId"]] = untagged.get(line["ResourceId"], Decimal(0)) + spend
+            owners[line["ResourceId"]] = tags.get("owner", owners.get(line["ResourceId"], "-"))
+    enriched = sum(1 for line in lines if (line["x_SourceId"], line["x_SourceRow"]) in filled)
+    return {
+        "by_cc": by_cc,
+        "untagged": [(r, owners[r]) for r in sorted(untagged, key=lambda r: -untagged[r])],
+        "enriched": enriched,
+    }
+
+
 def chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     profile = tmp_path / "chromium-profile"
     return subprocess.run(
@@ -123,7 +190,11 @@ def chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str
 def test_dashboard_renders_every_chart_in_chromium(sample_dir: Path, insight, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CHARGEBACK_DB", str(insight.store.engine.url))
     page = tmp_path / "dashboard.html"
-    common = ["--runs", str(sample_dir), "--metrics", str(sample_dir / "metrics.csv"), "--policy", str(POLICY)]
+    policy = tmp_path / "acme-tags.yaml"  # the bundled policy, requiring the cost-center tag
+    aliases = "    aliases: {costcenter: cost-center}\n"
+    policy.write_text(POLICY.read_text().replace(aliases, aliases + "    required: [cost-center]\n"))
+    shutil.copytree(POLICY.parent / "drivers", tmp_path / "drivers")
+    common = ["--runs", str(sample_dir), "--metrics", str(sample_dir / "metrics.csv"), "--policy", str(policy)]
     previous_umask = os.umask(0o022)
     try:
         result = CliRunner().invoke(main, ["report", "html", *common, "--out", str(page)], catch_exceptions=False)
@@ -163,11 +234,32 @@ def test_dashboard_renders_every_chart_in_chromium(sample_dir: Path, insight, tm
     assert data["as_of"] == "2026-10-31" and f"Forecasts, as of {data['as_of']}" in dom
     assert data["forecasts"] and all(f["period"] > "2026-10" for f in data["forecasts"])  # future months only
 
+    # The tag-compliance section shows what `chargeback report tags` reports, and that matches a count by hand.
+    runs = sorted(p for p in sample_dir.iterdir() if p.name[:4].isdigit())
+    tags = CliRunner().invoke(
+        main, ["report", "tags", *[f"--run={r}" for r in runs], "--policy", str(policy), "--format", "json"]
+    )
+    assert tags.exit_code == 0, tags.output
+    assert data["tag_compliance"] == json.loads(tags.output)
+    assert charts.counts[("chart-tag-trend", "point")] == 2 * periods  # by spend and by count, per run
+    tables = Tables()
+    tables.feed(dom)
+    count = independent_count(runs[-1], "BilledCost")
+    assert [row[:5] + row[7:] for row in tables.body("tags-cost-centers")] == [
+        [texts_name(data["names"], cc), "USD", str(n), str(m), shown_pct(Decimal(m), Decimal(n)), shown_pct(ms, s)]
+        for cc, (n, m, s, ms) in sorted(count["by_cc"].items())
+    ]
+    assert [(row[0], row[5]) for row in tables.body("tags-untagged")] == count["untagged"]
+    assert ("ec2-unallocated-0", "ana@example.com") in count["untagged"]  # the owner to chase
+    assert [row[:4] for row in tables.body("tags-filled")] == [["cmdb", "files", "cost-center", str(count["enriched"])]]
+    assert len(tables.body("tags-accounts")) == 2 and count["enriched"] > 0
+
     team_page = tmp_path / texts.links["Payments (CC-1001)"]
     assert stat.S_IMODE(team_page.stat().st_mode) == 0o644
     team_dom = chromium(["--virtual-time-budget=5000", "--dump-dom", team_page.as_uri()], tmp_path).stdout
     team = Texts()
     team.feed(team_dom)
+    assert 'id="tags" hidden' in team_dom  # the section is the overview's
     charts = ChartElements()
     charts.feed(team_dom)
     assert charts.rendered and charts.counts[("chart-team-trend", "point")] == periods
@@ -178,6 +270,12 @@ def test_dashboard_renders_every_chart_in_chromium(sample_dir: Path, insight, tm
     screenshot = tmp_path / "dashboard.png"
     chromium(["--virtual-time-budget=5000", f"--screenshot={screenshot}", page.as_uri()], tmp_path)
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
+
+
+def texts_name(names: dict[str, str], cost_center: str) -> str:
+    """A cost center as the page labels it: its name and id, or the bare id when it has no name."""
+    name = names.get(cost_center, cost_center)
+    return f"{name} ({cost_center})" if name != cost_center else cost_center
 
 
 def test_page_names_are_safe_and_unique() -> None:
