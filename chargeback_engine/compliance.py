@@ -141,9 +141,7 @@ def tag_report(runs: Sequence[str | Path], policies: Policy | PolicySet, *, top:
     required = required_tags(policy)
     if not required:
         raise InputError(f"policy {policy.name} lists no spec.tags.required; there is nothing to comply with")
-    owner_tag = policy.tags.normalize_key(
-        policy.document.get("spec", {}).get("tags", {}).get("owner", DEFAULT_OWNER_TAG)
-    )
+    owner_tag = policy.tags.normalize_key(_spec_tags(policy).get("owner", DEFAULT_OWNER_TAG))
     trend = []
     for directory in directories:  # the last connection stays open for the details
         con = _lines(directory, policy, required, owner_tag)
@@ -182,8 +180,11 @@ def by_cost_center(directory: str | Path, policy: Policy) -> tuple[Compliance, .
 
 def required_tags(policy: Policy) -> tuple[str, ...]:
     """The canonical keys ``spec.tags.required`` lists (empty: the policy requires none)."""
-    listed = policy.document.get("spec", {}).get("tags", {}).get("required", [])
-    return tuple(policy.tags.normalize_key(t) for t in listed)
+    return tuple(policy.tags.normalize_key(t) for t in _spec_tags(policy).get("required", []))
+
+
+def _spec_tags(policy: Policy) -> dict[str, Any]:
+    return policy.document.get("spec", {}).get("tags", {})
 
 
 def _period_of(directory: Path) -> str:

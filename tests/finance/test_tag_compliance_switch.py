@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from chargeback_engine.cli import main
 from chargeback_engine.finance import statement
+from chargeback_engine.finance.audit import verify
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import ledger_lines
+from chargeback_engine.finance.tables import EXACT_DIGITS, ledger_lines, run_tag_compliance, runs
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.testing import line_items, make_engine, make_registry
 
@@ -75,30 +76,34 @@ def test_auto_mode_follows_the_tag_report(tmp_path: Path, db_url: str, monkeypat
     try:
         terms = statement(engine, "2026-10", FinanceSettings()).terms
         with engine.connect() as connection:
-            methods = set(
-                connection.execute(
-                    sa.select(ledger_lines.c.method).where(
-                        ledger_lines.c.cost_center == "CC-2", ledger_lines.c.stage == 0
-                    )
-                ).scalars()
+            stage0 = sa.select(ledger_lines.c.method).where(
+                ledger_lines.c.cost_center == "CC-2", ledger_lines.c.stage == 0
             )
-    finally:
-        engine.dispose()
-    assert methods == {"tag"}  # by allocation method alone CC-2 would be fully tagged, and charged back
-    for cc in ("CC-1", "CC-2"):
-        figures = reported[cc]
-        assert terms[cc].compliance == Decimal(figures["compliant_spend"]) / Decimal(figures["spend"])
-        assert (100 * terms[cc].compliance).quantize(Decimal("0.1")) == Decimal(figures["pct_spend"])
-    assert {cc: t.mode for cc, t in terms.items() if cc.startswith("CC-")} == {
-        "CC-1": "chargeback",
-        "CC-2": "showback",  # below the 90% threshold in the tag report
-        "CC-3": "chargeback",  # declared, not auto
-    }
-    lower = FinanceSettings(
-        compliance_threshold=Decimal(reported["CC-2"]["compliant_spend"]) / Decimal(reported["CC-2"]["spend"])
-    )
-    engine = sa.create_engine(db_url)
-    try:
-        assert statement(engine, "2026-10", lower).terms["CC-2"].mode == "chargeback"  # exactly at the threshold
+            assert set(connection.execute(stage0).scalars()) == {"tag"}  # by method alone, CC-2 is fully tagged
+        for cc in ("CC-1", "CC-2"):
+            figures = reported[cc]
+            with localcontext() as ctx:
+                ctx.prec = EXACT_DIGITS
+                assert terms[cc].compliance == Decimal(figures["compliant_spend"]) / Decimal(figures["spend"])
+            assert (100 * terms[cc].compliance).quantize(Decimal("0.1")) == Decimal(figures["pct_spend"])
+        assert {cc: t.mode for cc, t in terms.items() if cc.startswith("CC-")} == {
+            "CC-1": "chargeback",
+            "CC-2": "showback",  # below the 90% threshold in the tag report
+            "CC-3": "chargeback",  # declared, not auto
+        }
+        at_threshold = FinanceSettings(compliance_threshold=terms["CC-2"].compliance)
+        assert statement(engine, "2026-10", at_threshold).terms["CC-2"].mode == "chargeback"
+
+        assert verify(engine).ok  # the recorded figures are in the audit chain
+        with engine.begin() as connection:  # a row slipped in by hand to lift CC-2
+            run_key = connection.execute(sa.select(runs.c.run_key).where(runs.c.period == "2026-10")).scalar_one()
+            forged = {"lines": 100, "compliant_lines": 100, "spend": Decimal(10**6), "compliant_spend": Decimal(10**6)}
+            connection.execute(
+                sa.insert(run_tag_compliance).values(run_key=run_key, cost_center="CC-2", currency="EUR", **forged)
+            )
+        assert any(
+            p.startswith("run_tag_compliance") and "no audit record holds this row" in p
+            for p in verify(engine).problems
+        )
     finally:
         engine.dispose()
