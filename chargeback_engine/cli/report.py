@@ -90,7 +90,8 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
         can_write = writable or kwargs.get("save", False)  # report forecast --save stores its forecasts
         chargeback, names = None, {}
         if policies:
-            cost_centers = [cc for p in load_policies(policies).policies for cc in p.cost_centers]
+            registry = click.get_current_context().obj.registry
+            cost_centers = [cc for p in load_policies(policies, registry).policies for cc in p.cost_centers]
             chargeback = frozenset(cc.id for cc in cost_centers if cc.mode == "chargeback")
             names = {cc.id: cc.name for cc in cost_centers}
         insight = Insight.open(

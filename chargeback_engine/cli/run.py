@@ -170,8 +170,9 @@ def run(
     help="The run's policy (repeatable): cost-center names beside their ids.",
 )
 @format_option
-def explain(
-    out: str, record_id: str | None, cost_center: str | None, policies: tuple[str, ...], output_format: str
+@click.pass_obj
+def explain(  # type: ignore[no-untyped-def]
+    state, out: str, record_id: str | None, cost_center: str | None, policies: tuple[str, ...], output_format: str
 ) -> None:
     """Explain a run's outputs, from cost-center totals down to rules and source lines."""
     if (record_id is None) == (cost_center is None):
@@ -180,7 +181,11 @@ def explain(
     if output_format == "json":
         echo_json(found)
         return
-    names = {cc.id: cc.name for p in load_policies(policies).policies for cc in p.cost_centers} if policies else {}
+    names = (
+        {cc.id: cc.name for p in load_policies(policies, state.registry).policies for cc in p.cost_centers}
+        if policies
+        else {}
+    )
     click.echo(_record_text(found, names) if record_id else _cost_center_text(found, names))
     if record_id and (enriched := explain_enrichment(out, record_id)):
         click.echo(enriched)
