@@ -24,6 +24,8 @@ import pyarrow as pa
 from chargeback_engine.periods import Period
 
 if TYPE_CHECKING:
+    import duckdb
+
     from chargeback_engine.policy.match import Condition
     from chargeback_engine.policy.model import AllocationSpec, Policy
 
@@ -175,6 +177,28 @@ class Allocator(Protocol):
         ...
 
 
+class RunStore(Protocol):
+    """Where a run's line items and ledger are: stream them, or query them as SQL.
+
+    SQL sees the views ``ledger``, ``records`` and ``ledger_amounts`` (run, period, cost
+    center, currency, amount: the cheap one for totals).
+    """
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyRelation: ...
+
+    def scalar(self, query: str, params: Sequence[Any] | None = None) -> Any:
+        """The one value ``query`` returns."""
+        ...
+
+    def table(self, query: str, params: Sequence[Any] | None = None, schema: pa.Schema | None = None) -> pa.Table:
+        """The result of ``query`` as Arrow, cast to ``schema`` when given."""
+        ...
+
+    def ledger(self, where: str = "TRUE", record_columns: Sequence[str] = ()) -> pa.RecordBatchReader:
+        """Ledger rows matching ``where``, in order, with the named line-item columns as ``record.<column>``."""
+        ...
+
+
 class RunInput(Protocol):
     """One input of a run, as the manifest lists it."""
 
@@ -213,6 +237,8 @@ class RunResult(Protocol):
     def engine_version(self) -> str: ...
     @property
     def input_rows(self) -> int: ...
+    @property
+    def store(self) -> RunStore: ...
     @property
     def in_period(self) -> str:
         """The ``where`` of ledger rows charged to the run period."""

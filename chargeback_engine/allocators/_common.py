@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from typing import Any
 
 from chargeback_engine.policy.schema import ALLOCATE_REF, COST_CENTER_ID_REF

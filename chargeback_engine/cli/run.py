@@ -13,7 +13,7 @@ import click
 
 from chargeback_engine import display
 from chargeback_engine.cli.output import Column, echo_json, echo_table, format_option
-from chargeback_engine.collecting import listening
+from chargeback_engine.collect import listening
 from chargeback_engine.engine.explain import explain_cost_center, explain_record
 from chargeback_engine.engine.policytest import run_policy_tests
 from chargeback_engine.engine.result import RunResult, describe
@@ -31,7 +31,7 @@ _FIXED_STEPS = 5
 @contextmanager
 def _progress(steps: int) -> Iterator[Progress | None]:
     """A progress bar on a terminal (stderr), moved by each step and by every page or file a
-    collector reports (:func:`chargeback_engine.collecting.report_progress`); nothing when piped or in CI."""
+    collector reports (:func:`chargeback_engine.plugin.report_progress`); nothing when piped or in CI."""
     if not sys.stderr.isatty():
         yield None
         return

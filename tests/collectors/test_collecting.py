@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargeback_engine.collecting import (
+from chargeback_engine.collect import (
     FakeClock,
     PageLog,
     RetryPolicy,
@@ -103,7 +103,7 @@ def test_secrets_in_sdk_debug_logs_are_blanked(caplog):
 
 
 def test_a_bad_amount_in_a_later_batch_names_its_row_in_the_file():
-    from chargeback_engine.collecting import BatchMapper
+    from chargeback_engine.collect import BatchMapper
 
     mapper = BatchMapper(
         'SELECT "cost" AS BilledCost, "cost" AS EffectiveCost, \'USD\' AS BillingCurrency, '
@@ -122,7 +122,7 @@ def test_a_bad_amount_in_a_later_batch_names_its_row_in_the_file():
 
 
 def test_totals_past_what_one_amount_may_hold_are_exact():
-    from chargeback_engine.collecting import table_details
+    from chargeback_engine.collect import table_details
     from chargeback_engine.focus import MONEY
 
     big = Decimal("99999999999999999999.999999999999999999")

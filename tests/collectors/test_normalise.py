@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargeback_engine.collecting import focus_mapper, iter_file_batches
+from chargeback_engine.collect import focus_mapper, iter_file_batches
 from chargeback_engine.collectors.focus_files import read_focus_file
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import plain

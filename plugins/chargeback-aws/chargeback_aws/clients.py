@@ -19,8 +19,7 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chargeback_engine.collecting import RetryPolicy, redact_sdk_logs
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError, RetryPolicy, redact_sdk_logs
 
 T = TypeVar("T")
 

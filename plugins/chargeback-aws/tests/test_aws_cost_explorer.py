@@ -13,10 +13,8 @@ from chargeback_aws.clients import default_client
 from chargeback_aws.cost_explorer import CostExplorerCollector
 from moto import mock_aws
 
-from chargeback_engine import focus
-from chargeback_engine.collecting import FakeClock, RetryPolicy
-from chargeback_engine.errors import InputError
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import COST_TABLE_SCHEMA, InputError, Period, RetryPolicy, plain_schema
+from chargeback_engine.testing import FakeClock
 
 PERIOD = Period(2026, 10)
 CONFIG = {
@@ -119,7 +117,7 @@ def test_three_pages_are_followed_and_amounts_stay_exact():
     source = collect(client)
     stubber.assert_no_pending_responses()
     table = source.table
-    assert focus.plain_schema(table.schema) == focus.COST_TABLE_SCHEMA
+    assert plain_schema(table.schema) == COST_TABLE_SCHEMA
     assert table.num_rows == 5
     assert sum(table["BilledCost"].to_pylist()) == Decimal("118.4956789013")
     assert source.details["totals"]["EffectiveCost"] == {"USD": "116.149000000200000000"}

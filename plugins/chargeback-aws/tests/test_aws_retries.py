@@ -14,8 +14,8 @@ from chargeback_aws.clients import default_client
 from chargeback_aws.cost_explorer import CostExplorerCollector
 from test_aws_cost_explorer import CONFIG, PAGE_1, PAGE_3, PERIOD, REQUEST, factory, stubbed
 
-from chargeback_engine.collecting import FakeClock, RetryPolicy
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError, RetryPolicy
+from chargeback_engine.testing import FakeClock
 
 
 def throttled(stubber: Stubber, times: int, params: dict | None = REQUEST) -> None:

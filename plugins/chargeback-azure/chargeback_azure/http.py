@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from chargeback_engine.collecting import RetryPolicy
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError, RetryPolicy
 
 T = TypeVar("T")
 

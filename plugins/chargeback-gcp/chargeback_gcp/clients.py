@@ -14,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from chargeback_engine.collecting import RetryPolicy
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError, RetryPolicy
 
 if TYPE_CHECKING:
     from google.api_core.retry import Retry
