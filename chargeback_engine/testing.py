@@ -5,6 +5,8 @@
   never what happens to be installed.
 - :func:`make_policy`: a small policy, validated like a policy file, for those plugins.
 - :func:`line_items`: a FOCUS cost table from a few dicts, with exact decimals.
+- :func:`assembled_validator`: one component's block of the policy schema, as the
+  kernel assembles it.
 - :class:`Collectors`: a plugin registering collector objects you built (wired to your
   SDK's test doubles), for an engine test through :func:`make_registry`.
 - :class:`FakeClock`: a clock for ``RetryPolicy(clock=...)``, so backoff and deadlines are
@@ -66,6 +68,7 @@ __all__ = [
     "CollectorContract",
     "Collectors",
     "EnricherContract",
+    "assembled_validator",
     "ExporterContract",
     "FakeClock",
     "line_items",
@@ -279,7 +282,7 @@ class CollectorContract(_ComponentContract):
         return list(component.collect(config, self.period))
 
     def test_config_matches_the_schema(self, config: Mapping[str, Any]) -> None:
-        errors = [e.message for e in _assembled_validator(self.plugin, "source", self.name).iter_errors(config)]
+        errors = [e.message for e in assembled_validator(self.plugin, "source", self.name).iter_errors(config)]
         assert not errors, errors
 
     def test_yields_collected_sources(self, collected: list[CollectedSource]) -> None:
@@ -365,7 +368,7 @@ class AllocatorContract(_ComponentContract):
 
     @pytest.fixture
     def validator(self) -> Draft202012Validator:
-        return _assembled_validator(self.plugin, "allocate", self.name)
+        return assembled_validator(self.plugin, "allocate", self.name)
 
     def test_valid_blocks_pass_schema_and_check(
         self, component: Any, policy: Policy, validator: Draft202012Validator
@@ -484,7 +487,7 @@ class EnricherContract(_ComponentContract):
         return list(component.inventory(options))
 
     def test_options_match_the_schema(self, options: Mapping[str, Any]) -> None:
-        errors = [e.message for e in _assembled_validator(self.plugin, "enricher", self.name).iter_errors(options)]
+        errors = [e.message for e in assembled_validator(self.plugin, "enricher", self.name).iter_errors(options)]
         assert not errors, errors
 
     def test_yields_tag_records(self, records: list[TagRecord]) -> None:
@@ -532,8 +535,10 @@ class _ContributesEnricher:
         register(self.enricher)
 
 
-def _assembled_validator(plugin: object, block: str, name: str) -> Draft202012Validator:
-    """A validator for one component's block as the kernel assembles it into the policy schema."""
+def assembled_validator(plugin: object, block: str, name: str) -> Draft202012Validator:
+    """A validator for one component's block (``allocate``, ``source``, ``export`` or
+    ``enricher``) as the kernel assembles it into the policy schema: the discriminator
+    pinned, and for a ``source`` the host's ``id`` added."""
     defs = assemble_schema(make_registry(plugin, builtins=True))["$defs"]
     return Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{block}.{name}"})
 

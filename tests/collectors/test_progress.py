@@ -5,9 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from chargeback_engine.collect import PageLog, listening, report_progress
 from chargeback_engine.collectors.focus_files import FocusFilesCollector
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import PageLog, Period, listening, report_progress
 
 SAMPLE = Path(__file__).resolve().parents[2] / "policies" / "data" / "acme-focus-2026-10.csv"
 

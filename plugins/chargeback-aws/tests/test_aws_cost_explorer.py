@@ -14,7 +14,7 @@ from chargeback_aws.cost_explorer import CostExplorerCollector
 from moto import mock_aws
 
 from chargeback_engine.plugin import COST_TABLE_SCHEMA, InputError, Period, RetryPolicy, plain_schema
-from chargeback_engine.testing import FakeClock
+from chargeback_engine.testing import Collectors, FakeClock, assembled_validator
 
 PERIOD = Period(2026, 10)
 CONFIG = {
@@ -194,9 +194,10 @@ def test_more_than_two_groupings_are_rejected_by_the_schema():
     import jsonschema
 
     config = dict(CONFIG, group_by=[{"dimension": "SERVICE"}, {"dimension": "REGION"}, {"tag": "team"}])
+    schema = assembled_validator(Collectors(CostExplorerCollector()), "source", "aws-cost-explorer")
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(config, CostExplorerCollector.config_schema)
-    jsonschema.validate(CONFIG, CostExplorerCollector.config_schema)
+        schema.validate(config)
+    schema.validate(CONFIG)
 
 
 def test_restated_costs_get_a_new_version():

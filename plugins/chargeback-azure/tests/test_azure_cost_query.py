@@ -14,7 +14,7 @@ from chargeback_azure.cost_query import CostQueryCollector
 from structlog.testing import capture_logs
 
 from chargeback_engine.plugin import COST_TABLE_SCHEMA, InputError, Period, RetryPolicy, plain_schema
-from chargeback_engine.testing import FakeClock
+from chargeback_engine.testing import Collectors, FakeClock, assembled_validator
 
 PERIOD = Period(2026, 10)
 SCOPE = "/subscriptions/00000000-0000-0000-0000-000000000001"
@@ -181,12 +181,13 @@ def test_actual_and_amortized_for_the_same_scope_is_an_error():
 
 
 def test_schema_requires_cost_type_and_at_most_two_groupings():
-    jsonschema.validate(CONFIG, CostQueryCollector.config_schema)
+    schema = assembled_validator(Collectors(CostQueryCollector()), "source", CostQueryCollector.name)
+    schema.validate(CONFIG)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({k: v for k, v in CONFIG.items() if k != "cost_type"}, CostQueryCollector.config_schema)
+        schema.validate({k: v for k, v in CONFIG.items() if k != "cost_type"})
     three = dict(CONFIG, group_by=[{"dimension": "ServiceName"}, {"dimension": "ResourceId"}, {"tag": "team"}])
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(three, CostQueryCollector.config_schema)
+        schema.validate(three)
 
 
 def test_restated_costs_get_a_new_version():

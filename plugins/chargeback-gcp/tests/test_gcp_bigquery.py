@@ -21,7 +21,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, billing_v1
 
 from chargeback_engine.plugin import COST_TABLE_SCHEMA, InputError, Period, RetryPolicy, plain_schema
-from chargeback_engine.testing import FakeClock
+from chargeback_engine.testing import Collectors, FakeClock, assembled_validator
 
 PERIOD = Period(2026, 10)
 CONFIG = {
@@ -214,8 +214,10 @@ def test_queries_are_parameterised_and_cast_to_numeric():
             assert "AS NUMERIC" in sql and "@" in sql
     separate = build_query(dict(CONFIG, credits="separate"))
     assert "UNNEST(credits) AS c" in separate and "'Credit'" in separate
+    schema = assembled_validator(Collectors(BigQueryBillingCollector()), "source", BigQueryBillingCollector.name)
+    schema.validate(CONFIG)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(dict(CONFIG, table="x.y.z`; DROP TABLE t; --"), BigQueryBillingCollector.config_schema)
+        schema.validate(dict(CONFIG, table="x.y.z`; DROP TABLE t; --"))
 
 
 def test_billing_accounts_and_project_mapping_enrich_names():
