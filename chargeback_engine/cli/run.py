@@ -19,7 +19,7 @@ from chargeback_engine.engine.policytest import run_policy_tests
 from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.engine.runner import DEFAULT_EXPORTERS, Engine, Progress
 from chargeback_engine.enrich.explain import explain_enrichment
-from chargeback_engine.exporters.write import check_writable
+from chargeback_engine.engine.outputs import check_writable
 from chargeback_engine.pipeline import month_to_date, parse_period
 from chargeback_engine.policy.loader import load_policies
 
