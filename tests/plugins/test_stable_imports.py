@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -76,3 +80,17 @@ def test_cloud_plugins_import_only_the_stable_modules(package: str) -> None:
         if module not in STABLE
     }
     assert internal == set()
+
+
+def test_an_engine_with_every_builtin_plugin_leaves_insight_and_finance_unimported() -> None:
+    """The notifiers are a built-in plugin of their own: registering them costs no insight stack."""
+    script = textwrap.dedent("""
+        import json, sys
+        from chargeback_engine import build_registry, get_plugin_manager
+        registry = build_registry(get_plugin_manager())
+        stack = sorted(m for m in sys.modules if m.split(".")[:2] in (["chargeback_engine", "insight"], ["chargeback_engine", "finance"]))
+        print(json.dumps({"notifiers": sorted(registry.notifiers), "stack": stack}))
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    loaded = json.loads(child.stdout.splitlines()[-1])  # unconfigured structlog logs to stdout first
+    assert loaded == {"notifiers": ["email", "json", "webhook"], "stack": []}
