@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import importlib
 import json
 import re
 import subprocess
@@ -94,3 +96,16 @@ def test_an_engine_with_every_builtin_plugin_leaves_insight_and_finance_unimport
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     loaded = json.loads(child.stdout.splitlines()[-1])  # unconfigured structlog logs to stdout first
     assert loaded == {"notifiers": ["email", "json", "webhook"], "stack": []}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "implementation"),
+    [("RunResult", "result.RunResult"), ("RunInput", "result.InputInfo"), ("RunStore", "store.RunStore")],
+)
+def test_the_run_protocols_describe_what_the_engine_gives_exporters(protocol: str, implementation: str) -> None:
+    module, name = implementation.split(".")
+    concrete = getattr(importlib.import_module(f"chargeback_engine.engine.{module}"), name)
+    members = {name for name in vars(getattr(chargeback_engine.plugin, protocol)) if not name.startswith("_")}
+    fields = {f.name for f in dataclasses.fields(concrete)} if dataclasses.is_dataclass(concrete) else set()
+    provided = fields | set(dir(concrete))
+    assert members and members <= provided, f"{implementation} lacks {sorted(members - provided)}"
