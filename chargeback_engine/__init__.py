@@ -1,7 +1,9 @@
 """chargeback-engine: turn cloud bills into charges that teams own.
 
-The public API is what ``__all__`` lists; everything in a ``_``-prefixed name or module is
-internal and may change without notice.
+The stable imports are this package (what ``__all__`` lists: embedding the engine),
+:mod:`chargeback_engine.plugin` (writing a plugin) and :mod:`chargeback_engine.testing`
+(testing one). Every other module is internal and may change without notice; see
+``docs/architecture.md``.
 """
 
 from __future__ import annotations

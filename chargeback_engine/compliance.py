@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from chargeback_engine.components import Alert
 from chargeback_engine.engine.store import connect, sql_text
 from chargeback_engine.enrich.explain import enrichment_table_path
 from chargeback_engine.errors import InputError
@@ -470,11 +471,9 @@ def render_markdown(report: TagReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def as_alert(report: TagReport) -> Any:
+def as_alert(report: TagReport) -> Alert:
     """The report as one notifier message (kind ``tag-report``): the Markdown as its text, the
     total spend as its amount, so chat, webhook and email notifiers deliver it unchanged."""
-    from chargeback_engine.insight.alerts import Alert
-
     [*totals] = report.total
     spend = sum((c.spend for c in totals), Decimal(0))
     details = {f"pct_spend_{c.currency}": _text(c.pct_spend) or "" for c in totals}

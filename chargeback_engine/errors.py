@@ -58,3 +58,7 @@ class ConservationError(ChargebackError):
 
 class PeriodError(ChargebackError):
     """A period is malformed, closed, or not covered by any policy."""
+
+
+class NotifyError(ChargebackError):
+    """A notifier is misconfigured or could not deliver; the alert stays unsent."""

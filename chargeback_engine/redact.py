@@ -13,7 +13,7 @@ it went wrong:
   XML or JSON bodies (STS, OAuth token endpoints), as SDKs print them at DEBUG.
 
 Used by the CLI's structlog chain (:func:`redact_event_dict`), by its error handler, by
-notifier errors, and by the filter on SDK loggers (:mod:`chargeback_engine.collecting`).
+notifier errors, and by the filter on SDK loggers (:mod:`chargeback_engine.collect.sdklogs`).
 """
 
 from __future__ import annotations

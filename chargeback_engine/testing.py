@@ -5,6 +5,12 @@
   never what happens to be installed.
 - :func:`make_policy`: a small policy, validated like a policy file, for those plugins.
 - :func:`line_items`: a FOCUS cost table from a few dicts, with exact decimals.
+- :func:`assembled_validator`: one component's block of the policy schema, as the
+  kernel assembles it.
+- :class:`Collectors`: a plugin registering collector objects you built (wired to your
+  SDK's test doubles), for an engine test through :func:`make_registry`.
+- :class:`FakeClock`: a clock for ``RetryPolicy(clock=...)``, so backoff and deadlines are
+  tested without waiting.
 - :class:`CollectorContract`, :class:`AllocatorContract`, :class:`ExporterContract` and
   :class:`EnricherContract`: subclass one in your test module and pytest runs every check a component must pass to
   work inside the engine.
@@ -16,7 +22,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +35,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from chargeback_engine import hookimpl
-from chargeback_engine.components import CollectedSource, Finding
+from chargeback_engine.components import CollectedSource, Collector, Finding
 from chargeback_engine.engine.items import build_line_items
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.runner import Engine
@@ -59,14 +66,44 @@ from chargeback_engine.policy.schema import assemble_schema
 __all__ = [
     "AllocatorContract",
     "CollectorContract",
+    "Collectors",
     "EnricherContract",
+    "assembled_validator",
     "ExporterContract",
+    "FakeClock",
     "line_items",
     "make_engine",
     "make_plugin_manager",
     "make_policy",
     "make_registry",
 ]
+
+
+class Collectors:
+    """A plugin registering the given collector objects: ``make_registry(Collectors(mine), builtins=True)``."""
+
+    def __init__(self, *collectors: Collector):
+        self.collectors = collectors
+
+    @hookimpl
+    def chargeback_register_collectors(self, register: Callable[[Collector], None]) -> None:
+        for collector in self.collectors:
+            register(collector)
+
+
+@dataclass
+class FakeClock:
+    """A clock for tests: ``sleep`` only moves time forward and remembers each wait."""
+
+    now: float = 0.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
 
 
 def make_plugin_manager(*plugins: object, builtins: bool = False) -> PluginManager:
@@ -223,13 +260,13 @@ class CollectorContract(_ComponentContract):
 
     Override the ``config`` fixture to return one ``sources:`` entry that works in the test
     (pointing at a file in ``tmp_path``, a moto bucket, ...) and ``bad_config`` to one whose
-    data is malformed. Set ``period`` to the month it covers and, to pin the amounts,
-    ``expected_totals`` to the exact sum per money column.
+    data is malformed. Set ``period`` to the month it covers (every ``collect`` call gets
+    it) and, to pin the amounts, ``expected_totals`` to the exact sum per money column.
     """
 
     kind = "collectors"
     schema_attribute = "config_schema"
-    period: ClassVar[Period | None] = None
+    period: ClassVar[Period] = Period(2026, 10)
     expected_totals: ClassVar[Mapping[str, Decimal]] = {}
 
     @pytest.fixture
@@ -245,7 +282,7 @@ class CollectorContract(_ComponentContract):
         return list(component.collect(config, self.period))
 
     def test_config_matches_the_schema(self, config: Mapping[str, Any]) -> None:
-        errors = [e.message for e in _assembled_validator(self.plugin, "source", self.name).iter_errors(config)]
+        errors = [e.message for e in assembled_validator(self.plugin, "source", self.name).iter_errors(config)]
         assert not errors, errors
 
     def test_yields_collected_sources(self, collected: list[CollectedSource]) -> None:
@@ -272,8 +309,6 @@ class CollectorContract(_ComponentContract):
             assert len(rows) == len(set(rows)), f"{source.source_id}: x_SourceRow repeats"
 
     def test_charges_fall_in_the_period(self, collected: list[CollectedSource]) -> None:
-        if self.period is None:
-            pytest.skip("no period set")
         start, end = _utc(self.period.start), _utc(self.period.end)
         for source in collected:
             starts = source.table["ChargePeriodStart"]
@@ -333,7 +368,7 @@ class AllocatorContract(_ComponentContract):
 
     @pytest.fixture
     def validator(self) -> Draft202012Validator:
-        return _assembled_validator(self.plugin, "allocate", self.name)
+        return assembled_validator(self.plugin, "allocate", self.name)
 
     def test_valid_blocks_pass_schema_and_check(
         self, component: Any, policy: Policy, validator: Draft202012Validator
@@ -452,7 +487,7 @@ class EnricherContract(_ComponentContract):
         return list(component.inventory(options))
 
     def test_options_match_the_schema(self, options: Mapping[str, Any]) -> None:
-        errors = [e.message for e in _assembled_validator(self.plugin, "enricher", self.name).iter_errors(options)]
+        errors = [e.message for e in assembled_validator(self.plugin, "enricher", self.name).iter_errors(options)]
         assert not errors, errors
 
     def test_yields_tag_records(self, records: list[TagRecord]) -> None:
@@ -500,8 +535,10 @@ class _ContributesEnricher:
         register(self.enricher)
 
 
-def _assembled_validator(plugin: object, block: str, name: str) -> Draft202012Validator:
-    """A validator for one component's block as the kernel assembles it into the policy schema."""
+def assembled_validator(plugin: object, block: str, name: str) -> Draft202012Validator:
+    """A validator for one component's block (``allocate``, ``source``, ``export`` or
+    ``enricher``) as the kernel assembles it into the policy schema: the discriminator
+    pinned, and for a ``source`` the host's ``id`` added."""
     defs = assemble_schema(make_registry(plugin, builtins=True))["$defs"]
     return Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{block}.{name}"})
 

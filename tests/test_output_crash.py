@@ -139,7 +139,7 @@ def test_a_rerun_with_fewer_outputs_leaves_only_its_own_set(tmp_path: Path) -> N
 
 def test_an_unwritable_out_is_found_before_anything_is_read(tmp_path: Path) -> None:
     from chargeback_engine import Engine
-    from chargeback_engine.exporters.write import OutputError
+    from chargeback_engine.engine.outputs import OutputError
 
     (tmp_path / "blocker").write_text("a file, not a folder\n")
     with pytest.raises(OutputError, match=r"--out .*blocker/out cannot be created: .*blocker is not a directory"):

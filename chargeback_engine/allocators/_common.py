@@ -1,12 +1,10 @@
-"""Helpers the built-in allocators share: schema fragments, cost-center checks, fallbacks."""
+"""Helpers the built-in allocators share: schema fragments and cost-center checks."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from typing import Any
 
-from chargeback_engine.components import AllocationContext, Shares
 from chargeback_engine.policy.schema import ALLOCATE_REF, COST_CENTER_ID_REF
 
 COST_CENTER_ID = dict(COST_CENTER_ID_REF)
@@ -29,18 +27,3 @@ def method_schema(
         "properties": {"method": {"const": method}, **properties},
         **extra,
     }
-
-
-def fallback_shares(fallback: str, among: Iterable[str], context: AllocationContext, why: str) -> Shares:
-    """All weights were zero: split evenly among the candidates, or park in the unallocated bucket.
-
-    The reason says what happened (``why``), which fallback was declared, and what it did.
-    """
-    candidates = sorted(set(among))
-    if fallback == "even" and candidates:
-        return Shares(
-            {cc: Decimal(1) for cc in candidates},
-            f"{why} (fallback: even, among {len(candidates)} cost centers), fell back to even split",
-        )
-    declared = "fallback: unallocated" if fallback != "even" else "fallback: even, but no cost center to split among"
-    return Shares({context.policy.unallocated: Decimal(1)}, f"{why} ({declared}), fell back to unallocated")

@@ -10,10 +10,16 @@ from chargeback_engine.allocators._common import (
     CONDITION,
     COST_CENTER_LIST,
     FALLBACK,
-    fallback_shares,
     method_schema,
 )
-from chargeback_engine.components import AllocationContext, DirectCostBasis, Finding, Resolution, Shares
+from chargeback_engine.components import (
+    AllocationContext,
+    DirectCostBasis,
+    Finding,
+    Resolution,
+    Shares,
+    fallback_shares,
+)
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.policy.checks import unknown_cost_centers
 from chargeback_engine.policy.match import compile_condition

@@ -91,7 +91,8 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
         can_write = writable or kwargs.get("save", False)  # report forecast --save stores its forecasts
         chargeback, names, loaded = None, {}, None
         if policies:
-            loaded = load_policies(policies)
+            registry = click.get_current_context().obj.registry
+            loaded = load_policies(policies, registry)
             cost_centers = [cc for p in loaded.policies for cc in p.cost_centers]
             chargeback = frozenset(cc.id for cc in cost_centers if cc.mode == "chargeback")
             names = {cc.id: cc.name for cc in cost_centers}

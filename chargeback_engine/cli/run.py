@@ -13,13 +13,13 @@ import click
 
 from chargeback_engine import display
 from chargeback_engine.cli.output import Column, echo_json, echo_table, format_option
-from chargeback_engine.collecting import listening
+from chargeback_engine.collect import listening
 from chargeback_engine.engine.explain import explain_cost_center, explain_record
+from chargeback_engine.engine.outputs import check_writable
 from chargeback_engine.engine.policytest import run_policy_tests
 from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.engine.runner import DEFAULT_EXPORTERS, Engine, Progress
 from chargeback_engine.enrich.explain import explain_enrichment
-from chargeback_engine.exporters.write import check_writable
 from chargeback_engine.pipeline import month_to_date, parse_period
 from chargeback_engine.policy.loader import load_policies
 
@@ -31,7 +31,7 @@ _FIXED_STEPS = 5
 @contextmanager
 def _progress(steps: int) -> Iterator[Progress | None]:
     """A progress bar on a terminal (stderr), moved by each step and by every page or file a
-    collector reports (:func:`chargeback_engine.collecting.report_progress`); nothing when piped or in CI."""
+    collector reports (:func:`chargeback_engine.plugin.report_progress`); nothing when piped or in CI."""
     if not sys.stderr.isatty():
         yield None
         return
@@ -170,8 +170,9 @@ def run(
     help="The run's policy (repeatable): cost-center names beside their ids.",
 )
 @format_option
-def explain(
-    out: str, record_id: str | None, cost_center: str | None, policies: tuple[str, ...], output_format: str
+@click.pass_obj
+def explain(  # type: ignore[no-untyped-def]
+    state, out: str, record_id: str | None, cost_center: str | None, policies: tuple[str, ...], output_format: str
 ) -> None:
     """Explain a run's outputs, from cost-center totals down to rules and source lines."""
     if (record_id is None) == (cost_center is None):
@@ -180,7 +181,11 @@ def explain(
     if output_format == "json":
         echo_json(found)
         return
-    names = {cc.id: cc.name for p in load_policies(policies).policies for cc in p.cost_centers} if policies else {}
+    names = (
+        {cc.id: cc.name for p in load_policies(policies, state.registry).policies for cc in p.cost_centers}
+        if policies
+        else {}
+    )
     click.echo(_record_text(found, names) if record_id else _cost_center_text(found, names))
     if record_id and (enriched := explain_enrichment(out, record_id)):
         click.echo(enriched)

@@ -24,7 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import structlog
 
-from chargeback_engine.collecting import report_progress
+from chargeback_engine.collect import report_progress
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import (
@@ -87,7 +87,7 @@ class FocusFilesCollector:
     name = NAME
     config_schema = CONFIG_SCHEMA
 
-    def collect(self, config: Mapping[str, Any], period: Period | None = None) -> Iterator[CollectedSource]:
+    def collect(self, config: Mapping[str, Any], period: Period) -> Iterator[CollectedSource]:
         """Yield each file's cost table. ``period`` is not used to filter: a file holds what it holds."""
         given = [config["path"]] if "path" in config else list(config["paths"])
         paths = expand_paths(given)

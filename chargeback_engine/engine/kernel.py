@@ -25,13 +25,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chargeback_engine.allocators._common import fallback_shares
 from chargeback_engine.components import (
     Allocator,
     Amortize,
     DirectCostBasis,
     Resolution,
     Shares,
+    fallback_shares,
 )
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, DataPlane
 from chargeback_engine.engine.tags import ALL_TAGS, TagColumns

@@ -32,11 +32,11 @@ from chargeback_engine.engine.inputs import (
 )
 from chargeback_engine.engine.kernel import Kernel, _digest
 from chargeback_engine.engine.memory import release_arrow_memory
+from chargeback_engine.engine.outputs import check_writable, write_outputs
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.tags import TagColumns, with_tag_columns
 from chargeback_engine.enrich.apply import enrich_records
 from chargeback_engine.errors import ConservationError, InputError
-from chargeback_engine.exporters.write import check_writable, write_outputs
 from chargeback_engine.focus import TIMESTAMP
 from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period

@@ -1,1 +1,1 @@
-"""Built-in exporters (plugins) and the atomic output writer."""
+"""Built-in exporters: each module is a plugin, registered through the entry points like a third party's."""

@@ -8,10 +8,9 @@ one is retried by the next check.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,8 @@ import jsonschema
 import structlog
 
 from chargeback_engine import display
-from chargeback_engine.errors import ChargebackError
+from chargeback_engine.components import Alert
+from chargeback_engine.errors import NotifyError
 from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.periods import Period
 from chargeback_engine.redact import redact
@@ -31,49 +31,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 DEFAULT_THRESHOLDS = (Decimal(80), Decimal(100))
-
-
-class NotifyError(ChargebackError):
-    """A notifier is misconfigured or could not deliver; the alert stays unsent."""
-
-
-@dataclass(frozen=True)
-class Alert:
-    """Something a budget owner must hear about. ``key`` makes it unique per period."""
-
-    kind: str  # budget-actual | budget-forecast | anomaly
-    period: str
-    cost_center: str
-    amount: Decimal
-    message: str
-    threshold_pct: Decimal | None = None
-    budget: Decimal | None = None
-    details: Mapping[str, str] = field(default_factory=dict)
-    currency: str = "USD"
-
-    @property
-    def key(self) -> tuple[str, ...]:
-        """Same key, same alert: a budget threshold once per period, an anomaly once per day and service."""
-        extra = (self.details.get("service", ""), self.details.get("day", "")) if self.kind == "anomaly" else ()
-        return (self.kind, self.period, self.cost_center, str(self.threshold_pct or ""), *extra)
-
-    @property
-    def alert_id(self) -> str:
-        return hashlib.sha256(json.dumps(self.key).encode()).hexdigest()[:32]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alert_id": self.alert_id,
-            "kind": self.kind,
-            "period": self.period,
-            "cost_center": self.cost_center,
-            "currency": self.currency,
-            "amount": format(self.amount, "f"),
-            "budget": None if self.budget is None else format(self.budget, "f"),
-            "threshold_pct": None if self.threshold_pct is None else str(self.threshold_pct),
-            "message": self.message,
-            "details": dict(self.details),
-        }
 
 
 def budget_alerts(

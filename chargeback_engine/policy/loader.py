@@ -18,7 +18,7 @@ import structlog
 from jsonschema import Draft202012Validator, FormatChecker
 
 from chargeback_engine.errors import Diagnostic, PolicyError
-from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.build import build_policy
 from chargeback_engine.policy.match import compile_regex
 from chargeback_engine.policy.model import Policy, PolicySet, SourceLocation
@@ -42,15 +42,17 @@ def policy_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def validate(paths: Iterable[str | Path], registry: Registry | None = None) -> list[Diagnostic]:
+def validate(paths: Iterable[str | Path], registry: Registry) -> list[Diagnostic]:
     """Every error and warning about the policies at ``paths`` (files or directories), sorted.
 
-    Without ``registry``, the components of the default plugin manager are used.
+    ``registry`` holds the components the policies may name; the caller builds it (the
+    policy layer never loads plugins itself): ``build_registry(get_plugin_manager())``
+    for the installed ones.
     """
     return _check(paths, registry).diagnostics
 
 
-def load_policies(paths: Iterable[str | Path], registry: Registry | None = None) -> PolicySet:
+def load_policies(paths: Iterable[str | Path], registry: Registry) -> PolicySet:
     """Validate and load policies; raises :class:`PolicyError` carrying every diagnostic."""
     result = _check(paths, registry)
     if any(d.severity == "error" for d in result.diagnostics):
@@ -66,8 +68,7 @@ class _Result:
     policies: list[tuple[YamlDocument, Policy]]
 
 
-def _check(paths: Iterable[str | Path], registry: Registry | None) -> _Result:
-    registry = registry if registry is not None else build_registry(get_plugin_manager())
+def _check(paths: Iterable[str | Path], registry: Registry) -> _Result:
     formats = FormatChecker()
     formats.checks("regex", raises=ValueError)(compile_regex)  # the engine that will run it judges it
     validator = Draft202012Validator(assemble_schema(registry), format_checker=formats)

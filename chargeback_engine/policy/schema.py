@@ -327,6 +327,15 @@ _SLOTS = (
 )
 
 
+#: What the host adds to every collector's ``config_schema``, beside the pinned
+#: ``collector``: the entry's ``id``, which a collector uses as its source id.
+SOURCE_ID = {
+    "type": "string",
+    "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$",
+    "description": "Names this source; a collector gives its lines this source id (x_SourceId).",
+}
+
+
 def assemble_schema(registry: Registry) -> dict[str, Any]:
     """The full policy schema for the components in ``registry``.
 
@@ -338,7 +347,11 @@ def assemble_schema(registry: Registry) -> dict[str, Any]:
         table: Mapping[str, Registered[Any]] = getattr(registry, kind)
         branches = []
         for name in sorted(table):
-            defs[f"{block}.{name}"] = _pinned(getattr(table[name].component, attribute), discriminator, name)
+            fragment = _pinned(getattr(table[name].component, attribute), discriminator, name)
+            if block == "source":
+                own = {k: v for k, v in fragment["properties"].items() if k not in (discriminator, "id")}
+                fragment["properties"] = {discriminator: {"const": name}, "id": SOURCE_ID, **own}
+            defs[f"{block}.{name}"] = fragment
             branches.append({"$ref": f"#/$defs/{block}.{name}"})
         defs[block] = {"type": "object", "required": [discriminator]}
         if branches:

@@ -11,10 +11,12 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from chargeback_engine.cli import main
+from chargeback_engine.plugins import build_registry, get_plugin_manager
 from chargeback_engine.policy.loader import load_policies
 
 ROOT = Path(__file__).resolve().parents[2]
 ACME = ROOT / "policies" / "acme.yaml"
+REGISTRY = build_registry(get_plugin_manager())
 SAMPLE = ROOT / "policies" / "data" / "acme-focus-2026-10.csv"
 
 
@@ -31,7 +33,7 @@ def sections(markdown: str) -> dict[str, str]:
 
 
 def test_every_rule_in_order_with_what_it_matches_how_it_splits_and_a_worked_example() -> None:
-    [policy] = load_policies([ACME]).policies
+    [policy] = load_policies([ACME], REGISTRY).policies
     document = invoke("explain-policy", ACME)
     found = sections(document)
     expected = [f"{n}. Rule `{rule.id}` (priority {rule.priority})" for n, rule in enumerate(policy.rules, start=1)]
@@ -85,7 +87,7 @@ def test_html_to_print_escapes_what_the_policy_says(tmp_path: Path) -> None:
     assert "Credits &lt;script&gt;alert(1)&lt;/script&gt; &amp; promotions" in page
     headings = Headings()
     headings.feed(page)
-    [loaded] = load_policies([policy]).policies
+    [loaded] = load_policies([policy], REGISTRY).policies
     assert [h for h in headings.h3 if ". Rule " in h] == [
         f"{n}. Rule {rule.id} (priority {rule.priority})" for n, rule in enumerate(loaded.rules, start=1)
     ]

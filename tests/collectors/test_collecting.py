@@ -13,17 +13,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargeback_engine.collecting import (
-    FakeClock,
+from chargeback_engine.money import LEDGER_QUANTUM
+from chargeback_engine.plugin import (
+    InputError,
     PageLog,
     RetryPolicy,
+    Rounding,
     decimal_from_double,
     iter_file_batches,
     redact_sdk_logs,
+    to_money,
 )
-from chargeback_engine.errors import InputError
-from chargeback_engine.money import LEDGER_QUANTUM
-from chargeback_engine.normalise import Rounding, to_money
+from chargeback_engine.testing import FakeClock
 
 WIDE = Context(prec=80)
 
@@ -103,7 +104,7 @@ def test_secrets_in_sdk_debug_logs_are_blanked(caplog):
 
 
 def test_a_bad_amount_in_a_later_batch_names_its_row_in_the_file():
-    from chargeback_engine.collecting import BatchMapper
+    from chargeback_engine.plugin import BatchMapper
 
     mapper = BatchMapper(
         'SELECT "cost" AS BilledCost, "cost" AS EffectiveCost, \'USD\' AS BillingCurrency, '
@@ -122,8 +123,8 @@ def test_a_bad_amount_in_a_later_batch_names_its_row_in_the_file():
 
 
 def test_totals_past_what_one_amount_may_hold_are_exact():
-    from chargeback_engine.collecting import table_details
     from chargeback_engine.focus import MONEY
+    from chargeback_engine.plugin import table_details
 
     big = Decimal("99999999999999999999.999999999999999999")
     table = pa.table(

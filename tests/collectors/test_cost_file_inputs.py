@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from chargeback_engine.cli import main
 from chargeback_engine.collectors.focus_files import FocusFilesCollector
+from chargeback_engine.periods import Period
 
 HERE = Path(__file__).parent
 HOSTILE = HERE.parent / "hostile" / "inputs"
@@ -64,7 +65,7 @@ def test_a_providers_focus_export_allocates_its_exact_sum(tmp_path, export):
     with localcontext(WIDE):
         allocated = sum((Decimal(r[amount]) for r in rows), Decimal(0))
     assert allocated == exact_sum(export, "EffectiveCost")
-    [source] = FocusFilesCollector().collect({"path": str(export)})
+    [source] = FocusFilesCollector().collect({"path": str(export)}, Period(2026, 10))
     assert source.details["rounding"] == {}  # 15 digits are kept as written
     for column in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"):
         with localcontext(WIDE):
@@ -91,5 +92,5 @@ def test_every_hostile_cost_file_ends_as_its_table_says(tmp_path, case):
     [("cost-1e-21.csv", 1, "0.000000000000000000001"), ("cost-20-decimals.csv", 2, "0.000000000000000001")],
 )
 def test_digits_beyond_the_ledger_are_rounded_half_to_even_and_the_residue_recorded(name, values, residue):
-    [source] = FocusFilesCollector().collect({"path": str(HOSTILE / name)})
+    [source] = FocusFilesCollector().collect({"path": str(HOSTILE / name)}, Period(2026, 10))
     assert source.details["rounding"]["BilledCost"] == {"values": values, "residue": residue}

@@ -22,6 +22,7 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT, plain, plain_schema
 from chargeback_engine.money import LEDGER_QUANTUM
 from chargeback_engine.normalise import Rounding, normalise
+from chargeback_engine.periods import Period
 from chargeback_engine.plugins import build_registry, get_plugin_manager
 
 SAMPLE = Path(__file__).parents[2] / "policies" / "data" / "acme-focus-2026-10.csv"
@@ -51,7 +52,7 @@ def rows(n: int = 3, **changes: str) -> list[dict[str, str]]:
 
 
 def collect(*paths: Path | str, fmt: str = "auto"):  # type: ignore[no-untyped-def]
-    return list(FocusFilesCollector().collect({"paths": [str(p) for p in paths], "format": fmt}, None))
+    return list(FocusFilesCollector().collect({"paths": [str(p) for p in paths], "format": fmt}, Period(2026, 10)))
 
 
 def error_of(*paths: Path | str) -> str:
@@ -116,8 +117,8 @@ def test_one_path_or_several(tmp_path):
     a = write_csv(tmp_path / "a.csv", rows(1))
     b = write_csv(tmp_path / "b.csv", rows(2))
     collector = FocusFilesCollector()
-    assert [s.source_id for s in collector.collect({"path": str(a)}, None)] == [str(a)]
-    assert [s.source_id for s in collector.collect({"paths": [str(b), str(a)]}, None)] == [str(b), str(a)]
+    assert [s.source_id for s in collector.collect({"path": str(a)}, Period(2026, 10))] == [str(a)]
+    assert [s.source_id for s in collector.collect({"paths": [str(b), str(a)]}, Period(2026, 10))] == [str(b), str(a)]
 
 
 def test_format_can_be_forced_and_is_sniffed_without_a_suffix(tmp_path):

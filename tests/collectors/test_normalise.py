@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargeback_engine.collecting import focus_mapper, iter_file_batches
 from chargeback_engine.collectors.focus_files import read_focus_file
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import plain
@@ -25,6 +24,7 @@ from chargeback_engine.normalise import (
     exact_money,
     normalise,
 )
+from chargeback_engine.plugin import focus_mapper, iter_file_batches
 
 WIDE = Context(prec=120)
 HOSTILE = Path(__file__).parents[1] / "hostile" / "inputs"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from chargeback_engine.collecting import PageLog, listening, report_progress
 from chargeback_engine.collectors.focus_files import FocusFilesCollector
+from chargeback_engine.plugin import PageLog, Period, listening, report_progress
 
 SAMPLE = Path(__file__).resolve().parents[2] / "policies" / "data" / "acme-focus-2026-10.csv"
 
@@ -16,7 +16,7 @@ def test_focus_files_reports_every_file(tmp_path: Path) -> None:
         shutil.copy(SAMPLE, tmp_path / name)
     heard: list[tuple[str, int, int | None]] = []
     with listening(lambda what, done, total: heard.append((what, done, total))):
-        sources = list(FocusFilesCollector().collect({"paths": [str(tmp_path)]}))
+        sources = list(FocusFilesCollector().collect({"paths": [str(tmp_path)]}, Period(2026, 10)))
     assert len(sources) == 2
     assert heard == [("reading a.csv", 1, 2), ("reading b.csv", 2, 2)]
 

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 
 from chargeback_engine.insight import Alert, Insight, InsightStore, NotifyError, channels, deliver
 from chargeback_engine.insight.alerts import budget_alerts
-from chargeback_engine.insight.notifiers import EmailNotifier, JsonNotifier, WebhookNotifier
+from chargeback_engine.notifiers.standard import EmailNotifier, JsonNotifier, WebhookNotifier
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import build_registry, get_plugin_manager
 

@@ -12,6 +12,8 @@ from chargeback_engine.errors import InputError, excerpt
 from chargeback_engine.policy.match import compile_condition, compile_regex
 from chargeback_engine.policy.paths import ROOTS_VARIABLE, contained_path
 
+from .conftest import load_builtin_registry
+
 POLICY = """\
 apiVersion: chargeback/v1
 kind: AllocationPolicy
@@ -46,7 +48,7 @@ def messages(folder: Path, **changes: str) -> list[str]:
     (folder / "seats.csv").write_text("period,cost_center,quantity\n2026-10,CC-1,1\n")
     path = folder / "policy.yaml"
     path.write_text(POLICY.format(**{**GOOD, **changes}))
-    return [f"{d.path}: {d.message}" for d in validate([path]) if d.severity == "error"]
+    return [f"{d.path}: {d.message}" for d in validate([path], load_builtin_registry()) if d.severity == "error"]
 
 
 def test_the_base_policy_is_valid(tmp_path: Path) -> None:

@@ -441,12 +441,6 @@ def test_load_policies_raises_with_every_diagnostic(write: Write, registry: Regi
     assert str(raised.value).count(str(path)) == 2
 
 
-def test_load_policies_builds_its_own_registry_by_default(write: Write) -> None:
-    path = write(mutate(("allocate: {method: to-one, cost_center: CC-2001}", "allocate: {method: no-such-method}")))
-    with pytest.raises(PolicyError, match="unknown allocation method 'no-such-method'"):
-        load_policies([path])
-
-
 def test_a_folder_without_policies_is_an_error(tmp_path: Path, registry: Registry) -> None:
     (tmp_path / "acme_test.yaml").write_text("cases: []\n")
     assert lines(tmp_path, registry) == [f"{tmp_path}:1:1: $: no policy files (*.yaml) found"]

@@ -1,7 +1,7 @@
 """boto3 clients the collectors share: standard credential chain, explicit timeouts, our retries.
 
 botocore's own retries are switched off so that one policy (jittered backoff up to the
-collection's deadline, :class:`chargeback_engine.collecting.RetryPolicy`) governs every call
+collection's deadline, :class:`chargeback_engine.plugin.RetryPolicy`) governs every call
 and can be tested with a fake clock. The standard AWS settings still apply, read the way
 botocore reads them (environment first, then the shared config profile):
 ``AWS_MAX_ATTEMPTS`` / ``max_attempts`` caps the attempts of each call, and
@@ -19,8 +19,7 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chargeback_engine.collecting import RetryPolicy, redact_sdk_logs
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError, RetryPolicy, redact_sdk_logs
 
 T = TypeVar("T")
 

@@ -17,20 +17,22 @@ import pyarrow as pa
 import structlog
 
 from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client, max_attempts
-from chargeback_engine import focus
-from chargeback_engine.collecting import (
+from chargeback_engine.plugin import (
     DEADLINE_SCHEMA,
+    TIMESTAMP,
+    CollectedSource,
+    InputError,
     PageLog,
+    Period,
     RetryPolicy,
+    Rounding,
     content_version,
+    normalise,
     redact_sdk_logs,
     table_details,
     tags_json,
+    to_money,
 )
-from chargeback_engine.components import CollectedSource
-from chargeback_engine.errors import InputError
-from chargeback_engine.normalise import Rounding, normalise, to_money
-from chargeback_engine.periods import Period
 
 log = structlog.get_logger(__name__)
 
@@ -64,11 +66,8 @@ RECORD_TYPE_CATEGORY = {
 CONFIG_SCHEMA: Mapping[str, Any] = {
     "type": "object",
     "description": "Costs from AWS Cost Explorer GetCostAndUsage.",
-    "required": ["collector"],
     "additionalProperties": False,
     "properties": {
-        "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
-        "collector": {"const": NAME},
         "deadline_seconds": DEADLINE_SCHEMA,
         "granularity": {"enum": ["DAILY", "MONTHLY"], "default": "DAILY"},
         "group_by": {
@@ -108,9 +107,7 @@ class CostExplorerCollector:
         self._client_factory = client_factory
         self._retry = retry or RetryPolicy()
 
-    def collect(self, config: Mapping[str, Any], period: Period | None) -> Iterable[CollectedSource]:
-        if period is None:
-            raise InputError(f"{NAME}: a period is required (Cost Explorer is queried by date range)")
+    def collect(self, config: Mapping[str, Any], period: Period) -> Iterable[CollectedSource]:
         source_id = config.get("id", NAME)
         retry = self._retry.begin(config.get("deadline_seconds"), max_attempts=max_attempts())
         redact_sdk_logs(SDK_LOGGERS)
@@ -229,10 +226,10 @@ def _table(
         ),
         "BillingCurrency": text("BillingCurrency"),
         "BillingAccountId": pa.array([account] * len(rows), pa.string()),
-        "BillingPeriodStart": pa.array([midnight(period.start.isoformat())] * len(rows), focus.TIMESTAMP),
-        "BillingPeriodEnd": pa.array([midnight(period.end.isoformat())] * len(rows), focus.TIMESTAMP),
-        "ChargePeriodStart": pa.array([midnight(r["start"]) for r in rows], focus.TIMESTAMP),
-        "ChargePeriodEnd": pa.array([midnight(r["end"]) for r in rows], focus.TIMESTAMP),
+        "BillingPeriodStart": pa.array([midnight(period.start.isoformat())] * len(rows), TIMESTAMP),
+        "BillingPeriodEnd": pa.array([midnight(period.end.isoformat())] * len(rows), TIMESTAMP),
+        "ChargePeriodStart": pa.array([midnight(r["start"]) for r in rows], TIMESTAMP),
+        "ChargePeriodEnd": pa.array([midnight(r["end"]) for r in rows], TIMESTAMP),
         "ProviderName": pa.array(["AWS"] * len(rows), pa.string()),
         "SubAccountName": pa.array([account_names.get(r.get("SubAccountId", "")) for r in rows], pa.string()),
         "Tags": pa.array([tags_json(r["tags"]) for r in rows], pa.string()),

@@ -36,19 +36,19 @@ import pyarrow as pa
 import structlog
 
 from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client, max_attempts
-from chargeback_engine import focus
-from chargeback_engine.collecting import (
+from chargeback_engine.plugin import (
     DEADLINE_SCHEMA,
     BatchMapper,
+    CollectedSource,
+    InputError,
+    Period,
     RetryPolicy,
+    empty_cost_table,
     focus_mapper,
     iter_file_batches,
     redact_sdk_logs,
     table_details,
 )
-from chargeback_engine.components import CollectedSource
-from chargeback_engine.errors import InputError
-from chargeback_engine.periods import Period
 
 log = structlog.get_logger(__name__)
 
@@ -57,11 +57,9 @@ NAME = "aws-data-exports"
 CONFIG_SCHEMA: Mapping[str, Any] = {
     "type": "object",
     "description": "A CUR 2.0 or FOCUS export delivered to S3 by AWS Data Exports.",
-    "required": ["collector", "bucket", "export_name", "table"],
+    "required": ["bucket", "export_name", "table"],
     "additionalProperties": False,
     "properties": {
-        "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
-        "collector": {"const": NAME},
         "deadline_seconds": DEADLINE_SCHEMA,
         "bucket": {"type": "string", "minLength": 3},
         "prefix": {"type": "string", "default": "", "description": "The S3 path prefix set on the export."},
@@ -172,9 +170,7 @@ class DataExportsCollector:
         self._client_factory = client_factory
         self._retry = retry or RetryPolicy()
 
-    def collect(self, config: Mapping[str, Any], period: Period | None) -> Iterable[CollectedSource]:
-        if period is None:
-            raise InputError(f"{NAME}: a period is required (exports are delivered per billing period)")
+    def collect(self, config: Mapping[str, Any], period: Period) -> Iterable[CollectedSource]:
         source_id = config.get("id", NAME)
         retry = self._retry.begin(config.get("deadline_seconds"), max_attempts=max_attempts())
         redact_sdk_logs(SDK_LOGGERS)
@@ -195,7 +191,7 @@ class DataExportsCollector:
                     parts.append(mapper.map(batch, where=where, first_row=read + 1))
                     read += batch.num_rows
             log.debug("aws.data_exports.file_read", source=source_id, file=where)
-        table = pa.concat_tables(parts) if parts else focus.empty_cost_table()
+        table = pa.concat_tables(parts) if parts else empty_cost_table()
         details = {
             **table_details(table),
             "manifest": f"s3://{bucket}/{manifest_key}",

@@ -15,8 +15,7 @@ from functools import partial
 from typing import Any
 
 from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client
-from chargeback_engine.collecting import PageLog, RetryPolicy, redact_sdk_logs
-from chargeback_engine.enrich.model import TagRecord, base_options
+from chargeback_engine.plugin import PageLog, RetryPolicy, TagRecord, base_options, redact_sdk_logs
 
 RESOURCE_TAGS = "aws-resource-tags"
 ACCOUNT_TAGS = "aws-account-tags"

@@ -8,8 +8,7 @@ import chargeback_engine
 from chargeback_aws.cost_explorer import CostExplorerCollector
 from chargeback_aws.data_exports import DataExportsCollector
 from chargeback_aws.enrichers import AccountTagsEnricher, ResourceTagsEnricher
-from chargeback_engine.components import Collector
-from chargeback_engine.enrich.model import Enricher
+from chargeback_engine.plugin import Collector, Enricher
 
 
 @chargeback_engine.hookimpl

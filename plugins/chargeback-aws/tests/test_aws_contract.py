@@ -24,9 +24,8 @@ from test_aws_data_exports import (
 )
 from test_aws_data_exports import CONFIG as EXPORT_CONFIG
 
-from chargeback_engine.collecting import FakeClock, RetryPolicy
-from chargeback_engine.periods import Period
-from chargeback_engine.testing import CollectorContract
+from chargeback_engine.plugin import Period, RetryPolicy
+from chargeback_engine.testing import CollectorContract, FakeClock
 
 
 def three_pages(service: str, region: str | None):

@@ -13,10 +13,8 @@ from chargeback_aws.clients import default_client
 from chargeback_aws.cost_explorer import CostExplorerCollector
 from moto import mock_aws
 
-from chargeback_engine import focus
-from chargeback_engine.collecting import FakeClock, RetryPolicy
-from chargeback_engine.errors import InputError
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import COST_TABLE_SCHEMA, InputError, Period, RetryPolicy, plain_schema
+from chargeback_engine.testing import Collectors, FakeClock, assembled_validator
 
 PERIOD = Period(2026, 10)
 CONFIG = {
@@ -119,7 +117,7 @@ def test_three_pages_are_followed_and_amounts_stay_exact():
     source = collect(client)
     stubber.assert_no_pending_responses()
     table = source.table
-    assert focus.plain_schema(table.schema) == focus.COST_TABLE_SCHEMA
+    assert plain_schema(table.schema) == COST_TABLE_SCHEMA
     assert table.num_rows == 5
     assert sum(table["BilledCost"].to_pylist()) == Decimal("118.4956789013")
     assert source.details["totals"]["EffectiveCost"] == {"USD": "116.149000000200000000"}
@@ -196,9 +194,10 @@ def test_more_than_two_groupings_are_rejected_by_the_schema():
     import jsonschema
 
     config = dict(CONFIG, group_by=[{"dimension": "SERVICE"}, {"dimension": "REGION"}, {"tag": "team"}])
+    schema = assembled_validator(Collectors(CostExplorerCollector()), "source", "aws-cost-explorer")
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(config, CostExplorerCollector.config_schema)
-    jsonschema.validate(CONFIG, CostExplorerCollector.config_schema)
+        schema.validate(config)
+    schema.validate(CONFIG)
 
 
 def test_restated_costs_get_a_new_version():

@@ -16,9 +16,7 @@ from chargeback_aws.clients import default_client
 from chargeback_aws.data_exports import DataExportsCollector
 from moto import mock_aws
 
-from chargeback_engine import focus
-from chargeback_engine.errors import InputError
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import COST_TABLE_SCHEMA, InputError, Period, plain_schema
 
 PERIOD = Period(2026, 10)
 BUCKET = "acme-billing"
@@ -197,7 +195,7 @@ def test_cur2_gzip_csv_files_named_by_the_manifest_are_read_exactly(s3):
     s3.put_object(Bucket=BUCKET, Key=f"{ROOT}/data/BILLING_PERIOD=2026-10/stale-00009.csv.gz", Body=gzip_csv(FILE_1))
     source = collect()
     table = source.table
-    assert focus.plain_schema(table.schema) == focus.COST_TABLE_SCHEMA
+    assert plain_schema(table.schema) == COST_TABLE_SCHEMA
     assert table.num_rows == 9
     assert sum(table["BilledCost"].to_pylist()) == BILLED
     assert sum(table["EffectiveCost"].to_pylist()) == EFFECTIVE

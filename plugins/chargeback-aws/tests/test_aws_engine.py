@@ -13,13 +13,9 @@ from chargeback_aws.data_exports import DataExportsCollector
 from test_aws_cost_explorer import PAGE_1, PAGE_2, PAGE_3, factory, stubbed
 from test_aws_data_exports import EFFECTIVE, FILE_1, FILE_2, deliver, gzip_csv, s3  # noqa: F401  (s3 is a fixture)
 
-import chargeback_engine
-from chargeback_engine.allocators import tag
-from chargeback_engine.collecting import FakeClock, RetryPolicy
-from chargeback_engine.engine.runner import Engine
-from chargeback_engine.exporters import files
-from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.testing import make_registry
+from chargeback_engine import Engine, load_policies
+from chargeback_engine.plugin import RetryPolicy
+from chargeback_engine.testing import Collectors, FakeClock, make_registry
 
 POLICY = """\
 apiVersion: chargeback/v1
@@ -41,20 +37,8 @@ spec:
 """
 
 
-class Collectors:
-    """A plugin registering the collectors under test, wired to their SDK test doubles."""
-
-    def __init__(self, *collectors: object):
-        self.collectors = collectors
-
-    @chargeback_engine.hookimpl
-    def chargeback_register_collectors(self, register):  # type: ignore[no-untyped-def]
-        for collector in self.collectors:
-            register(collector)
-
-
 def run(tmp_path, sources_yaml: str, *collectors: object):
-    registry = make_registry(Collectors(*collectors), tag, files)
+    registry = make_registry(Collectors(*collectors), builtins=True)
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY % sources_yaml)
     engine = Engine(load_policies([path], registry), registry=registry)

@@ -9,7 +9,7 @@ from chargeback_aws import plugin
 from chargeback_aws.enrichers import AccountTagsEnricher, ResourceTagsEnricher, short_id
 from moto import mock_aws
 
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError
 from chargeback_engine.testing import EnricherContract, line_items, make_engine, make_policy
 
 INSTANCES = 210  # GetResources pages hold 100: three pages

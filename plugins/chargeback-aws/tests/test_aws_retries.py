@@ -14,8 +14,8 @@ from chargeback_aws.clients import default_client
 from chargeback_aws.cost_explorer import CostExplorerCollector
 from test_aws_cost_explorer import CONFIG, PAGE_1, PAGE_3, PERIOD, REQUEST, factory, stubbed
 
-from chargeback_engine.collecting import FakeClock, RetryPolicy
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError, RetryPolicy
+from chargeback_engine.testing import Collectors, FakeClock, assembled_validator
 
 
 def throttled(stubber: Stubber, times: int, params: dict | None = REQUEST) -> None:
@@ -54,10 +54,10 @@ def test_a_collection_that_starts_past_its_deadline_makes_no_call() -> None:
 def test_deadline_seconds_is_validated_by_the_schema() -> None:
     import jsonschema
 
-    schema = CostExplorerCollector.config_schema
-    jsonschema.validate({**CONFIG, "deadline_seconds": 30}, schema)
+    schema = assembled_validator(Collectors(CostExplorerCollector()), "source", "aws-cost-explorer")
+    schema.validate({**CONFIG, "deadline_seconds": 30})
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**CONFIG, "deadline_seconds": 0}, schema)
+        schema.validate({**CONFIG, "deadline_seconds": 0})
 
 
 def test_aws_max_attempts_caps_the_attempts_of_each_call(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from chargeback_aws.data_exports import DataExportsCollector
 from moto import mock_aws
 from test_aws_data_exports import BUCKET, CONFIG, FILE_1, deliver, gzip_csv
 
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import Period
 
 CANARY_SECRET = "canary-secret-Zq8v1f0e2Y7TnX"
 CANARY_TOKEN = "canary-session-token-Kd93mP2"

@@ -29,20 +29,22 @@ from chargeback_azure.http import (
     default_credential,
     retry_wait,
 )
-from chargeback_engine import focus
-from chargeback_engine.collecting import (
+from chargeback_engine.plugin import (
     DEADLINE_SCHEMA,
+    TIMESTAMP,
+    CollectedSource,
+    InputError,
     PageLog,
+    Period,
     RetryPolicy,
+    Rounding,
     content_version,
+    normalise,
     redact_sdk_logs,
     table_details,
     tags_json,
+    to_money,
 )
-from chargeback_engine.components import CollectedSource
-from chargeback_engine.errors import InputError
-from chargeback_engine.normalise import Rounding, normalise, to_money
-from chargeback_engine.periods import Period
 
 log = structlog.get_logger(__name__)
 
@@ -77,11 +79,9 @@ CHARGE_TYPE_CATEGORY = {
 CONFIG_SCHEMA: Mapping[str, Any] = {
     "type": "object",
     "description": "Costs from Azure Cost Management Query - Usage.",
-    "required": ["collector", "scope", "cost_type"],
+    "required": ["scope", "cost_type"],
     "additionalProperties": False,
     "properties": {
-        "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
-        "collector": {"const": NAME},
         "deadline_seconds": DEADLINE_SCHEMA,
         "scope": {
             "type": "string",
@@ -136,9 +136,7 @@ class CostQueryCollector:
         self._retry = retry or RetryPolicy()
         self._cost_types: dict[tuple[str, str], str] = {}
 
-    def collect(self, config: Mapping[str, Any], period: Period | None) -> Iterable[CollectedSource]:
-        if period is None:
-            raise InputError(f"{NAME}: a period is required (the query is run for a date range)")
+    def collect(self, config: Mapping[str, Any], period: Period) -> Iterable[CollectedSource]:
         source_id = config.get("id", NAME)
         retry = self._retry.begin(config.get("deadline_seconds"))
         redact_sdk_logs(SDK_LOGGERS)
@@ -272,10 +270,10 @@ def _table(records: list[dict[str, Any]], rounding: Rounding, source_id: str, pe
         "EffectiveCost": cost,
         "BillingCurrency": pa.array([r["currency"] for r in records], pa.string()),
         "BillingAccountId": pa.array([scope] * n, pa.string()),
-        "BillingPeriodStart": pa.array([midnight(period.start)] * n, focus.TIMESTAMP),
-        "BillingPeriodEnd": pa.array([midnight(period.end)] * n, focus.TIMESTAMP),
-        "ChargePeriodStart": pa.array([midnight(r.get("start", period.start)) for r in records], focus.TIMESTAMP),
-        "ChargePeriodEnd": pa.array([midnight(r.get("end", period.end)) for r in records], focus.TIMESTAMP),
+        "BillingPeriodStart": pa.array([midnight(period.start)] * n, TIMESTAMP),
+        "BillingPeriodEnd": pa.array([midnight(period.end)] * n, TIMESTAMP),
+        "ChargePeriodStart": pa.array([midnight(r.get("start", period.start)) for r in records], TIMESTAMP),
+        "ChargePeriodEnd": pa.array([midnight(r.get("end", period.end)) for r in records], TIMESTAMP),
         "ProviderName": pa.array(["Microsoft"] * n, pa.string()),
         "Tags": pa.array([tags_json(r["tags"]) for r in records], pa.string()),
     }

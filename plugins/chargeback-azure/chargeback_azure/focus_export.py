@@ -24,18 +24,18 @@ from chargeback_azure.http import (
     call,
     default_credential,
 )
-from chargeback_engine import focus
-from chargeback_engine.collecting import (
+from chargeback_engine.plugin import (
     DEADLINE_SCHEMA,
+    CollectedSource,
+    InputError,
+    Period,
     RetryPolicy,
+    empty_cost_table,
     focus_mapper,
     iter_file_batches,
     redact_sdk_logs,
     table_details,
 )
-from chargeback_engine.components import CollectedSource
-from chargeback_engine.errors import InputError
-from chargeback_engine.periods import Period
 
 log = structlog.get_logger(__name__)
 
@@ -44,11 +44,9 @@ NAME = "azure-focus-export"
 CONFIG_SCHEMA: Mapping[str, Any] = {
     "type": "object",
     "description": "A FOCUS cost export written to Azure blob storage by Cost Management.",
-    "required": ["collector", "account_url", "container", "path"],
+    "required": ["account_url", "container", "path"],
     "additionalProperties": False,
     "properties": {
-        "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
-        "collector": {"const": NAME},
         "deadline_seconds": DEADLINE_SCHEMA,
         "account_url": {
             "type": "string",
@@ -84,9 +82,7 @@ class FocusExportCollector:
         self._container_factory = container_factory
         self._retry = retry or RetryPolicy()
 
-    def collect(self, config: Mapping[str, Any], period: Period | None) -> Iterable[CollectedSource]:
-        if period is None:
-            raise InputError(f"{NAME}: a period is required (export runs cover one month)")
+    def collect(self, config: Mapping[str, Any], period: Period) -> Iterable[CollectedSource]:
         source_id = config.get("id", NAME)
         retry = self._retry.begin(config.get("deadline_seconds"))
         redact_sdk_logs(SDK_LOGGERS)
@@ -104,7 +100,7 @@ class FocusExportCollector:
                     read += batch.num_rows
             if "dataRowCount" in blob and read != blob["dataRowCount"]:
                 raise InputError(f"{where}/{name}: read {read} rows, the manifest says {blob['dataRowCount']}")
-        table = pa.concat_tables(parts) if parts else focus.empty_cost_table()
+        table = pa.concat_tables(parts) if parts else empty_cost_table()
         run = manifest.get("runInfo", {})
         details = {
             **table_details(table),

@@ -1,7 +1,7 @@
 """Azure plumbing the collectors share: standard credentials, explicit timeouts, one retry policy.
 
 The azure-core pipelines here carry no retry policy of their own: every call goes through
-:class:`chargeback_engine.collecting.RetryPolicy`, which honours ``Retry-After`` (and
+:class:`chargeback_engine.plugin.RetryPolicy`, which honours ``Retry-After`` (and
 Cost Management's ``x-ms-ratelimit-*-retry-after`` headers) as a floor on the wait.
 
 The Azure SDK is imported inside the functions that use it, not here: the engine imports
@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from chargeback_engine.collecting import RetryPolicy
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError, RetryPolicy
 
 T = TypeVar("T")
 

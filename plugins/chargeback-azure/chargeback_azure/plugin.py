@@ -8,8 +8,7 @@ import chargeback_engine
 from chargeback_azure.cost_query import CostQueryCollector
 from chargeback_azure.focus_export import FocusExportCollector
 from chargeback_azure.resource_graph import ResourceGraphEnricher
-from chargeback_engine.components import Collector
-from chargeback_engine.enrich.model import Enricher
+from chargeback_engine.plugin import Collector, Enricher
 
 
 @chargeback_engine.hookimpl

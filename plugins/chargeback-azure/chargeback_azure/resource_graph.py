@@ -22,9 +22,7 @@ from chargeback_azure.http import (
     call,
     retry_wait,
 )
-from chargeback_engine.collecting import PageLog, RetryPolicy, redact_sdk_logs
-from chargeback_engine.enrich.model import TagRecord, base_options
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError, PageLog, RetryPolicy, TagRecord, base_options, redact_sdk_logs
 
 NAME = "azure-resource-graph"
 API_VERSION = "2022-10-01"

@@ -31,7 +31,7 @@ from test_azure_cost_query import (
 from test_azure_focus_export import ACCOUNT, deliver, focus_row
 from test_azure_focus_export import CONFIG as EXPORT_CONFIG
 
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import Period
 from chargeback_engine.testing import CollectorContract
 
 BAD_SCOPE = "/subscriptions/00000000-0000-0000-0000-00000000000b"

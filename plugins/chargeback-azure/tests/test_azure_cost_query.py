@@ -13,10 +13,8 @@ from azure_recorded import FakeCredential, RecordedTransport, json_response, seq
 from chargeback_azure.cost_query import CostQueryCollector
 from structlog.testing import capture_logs
 
-from chargeback_engine import focus
-from chargeback_engine.collecting import FakeClock, RetryPolicy
-from chargeback_engine.errors import InputError
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import COST_TABLE_SCHEMA, InputError, Period, RetryPolicy, plain_schema
+from chargeback_engine.testing import Collectors, FakeClock, assembled_validator
 
 PERIOD = Period(2026, 10)
 SCOPE = "/subscriptions/00000000-0000-0000-0000-000000000001"
@@ -99,7 +97,7 @@ def run(pages, config=CONFIG, clock=None):
 
 def test_three_pages_follow_next_link_with_exact_decimals():
     source, transport = run({None: [PAGE_1], "page2": [PAGE_2], "page3": [PAGE_3]})
-    assert focus.plain_schema(source.table.schema) == focus.COST_TABLE_SCHEMA
+    assert plain_schema(source.table.schema) == COST_TABLE_SCHEMA
     assert source.table.num_rows == 5
     assert sum(source.table["BilledCost"].to_pylist()) == TOTAL
     assert source.details["pages"] == 3
@@ -183,12 +181,13 @@ def test_actual_and_amortized_for_the_same_scope_is_an_error():
 
 
 def test_schema_requires_cost_type_and_at_most_two_groupings():
-    jsonschema.validate(CONFIG, CostQueryCollector.config_schema)
+    schema = assembled_validator(Collectors(CostQueryCollector()), "source", CostQueryCollector.name)
+    schema.validate(CONFIG)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({k: v for k, v in CONFIG.items() if k != "cost_type"}, CostQueryCollector.config_schema)
+        schema.validate({k: v for k, v in CONFIG.items() if k != "cost_type"})
     three = dict(CONFIG, group_by=[{"dimension": "ServiceName"}, {"dimension": "ResourceId"}, {"tag": "team"}])
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(three, CostQueryCollector.config_schema)
+        schema.validate(three)
 
 
 def test_restated_costs_get_a_new_version():

@@ -26,12 +26,8 @@ from test_azure_cost_query import (
 )
 from test_azure_focus_export import ACCOUNT, deliver, focus_row
 
-import chargeback_engine
-from chargeback_engine.allocators import tag
-from chargeback_engine.engine.runner import Engine
-from chargeback_engine.exporters import files
-from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.testing import make_registry
+from chargeback_engine import Engine, load_policies
+from chargeback_engine.testing import Collectors, make_registry
 
 POLICY = """\
 apiVersion: chargeback/v1
@@ -53,18 +49,8 @@ spec:
 """
 
 
-class Collectors:
-    def __init__(self, *collectors: object):
-        self.collectors = collectors
-
-    @chargeback_engine.hookimpl
-    def chargeback_register_collectors(self, register):  # type: ignore[no-untyped-def]
-        for collector in self.collectors:
-            register(collector)
-
-
 def run(tmp_path, currency: str, sources_yaml: str, *collectors: object):
-    registry = make_registry(Collectors(*collectors), tag, files)
+    registry = make_registry(Collectors(*collectors), builtins=True)
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY % (currency, sources_yaml))
     return Engine(load_policies([path], registry), registry=registry).run([], "2026-10", out=tmp_path / "out")

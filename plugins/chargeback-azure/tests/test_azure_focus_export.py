@@ -13,9 +13,7 @@ from azure.storage.blob import ContainerClient
 from azure_recorded import BlobContainer, FakeCredential, RecordedTransport
 from chargeback_azure.focus_export import FocusExportCollector
 
-from chargeback_engine import focus
-from chargeback_engine.errors import InputError
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import COST_TABLE_SCHEMA, InputError, Period, plain_schema
 
 PERIOD = Period(2026, 10)
 ACCOUNT = "https://acmebilling.blob.core.windows.net"
@@ -181,7 +179,7 @@ def test_the_newest_run_is_read_partition_by_partition(storage):
         },
     )
     [source] = collector.collect(CONFIG, PERIOD)
-    assert focus.plain_schema(source.table.schema) == focus.COST_TABLE_SCHEMA
+    assert plain_schema(source.table.schema) == COST_TABLE_SCHEMA
     assert source.version == "run:run-new"
     assert sum(source.table["BilledCost"].to_pylist()) == Decimal("7.6250000001")
     assert sum(source.table["EffectiveCost"].to_pylist()) == Decimal(7)

@@ -17,10 +17,8 @@ from chargeback_azure import plugin
 from chargeback_azure.resource_graph import ResourceGraphEnricher
 
 import chargeback_engine
-from chargeback_engine.collecting import FakeClock, RetryPolicy
-from chargeback_engine.enrich.model import TagRecord
-from chargeback_engine.errors import InputError
-from chargeback_engine.testing import EnricherContract, line_items, make_engine, make_policy
+from chargeback_engine.plugin import InputError, RetryPolicy, TagRecord
+from chargeback_engine.testing import EnricherContract, FakeClock, line_items, make_engine, make_policy
 
 PATH = "/providers/Microsoft.ResourceGraph/resources"
 SUB = "00000000-0000-0000-0000-00000000000a"

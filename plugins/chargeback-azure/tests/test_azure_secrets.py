@@ -20,7 +20,7 @@ from test_azure_cost_query import PAGE_3, QUERY_PATH
 from test_azure_focus_export import ACCOUNT, deliver, focus_row
 from test_azure_focus_export import CONFIG as EXPORT_CONFIG
 
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import Period
 
 CANARY = "canary-eyJ0eXAiOiJKV1QiLCJhbGciOi-Zq81"
 

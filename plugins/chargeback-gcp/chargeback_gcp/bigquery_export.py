@@ -35,20 +35,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import structlog
 
-from chargeback_engine import focus
-from chargeback_engine.collecting import (
+from chargeback_engine.plugin import (
     DEADLINE_SCHEMA,
+    TIMESTAMP,
+    CollectedSource,
     PageLog,
+    Period,
     RetryPolicy,
+    Rounding,
     content_version,
+    normalise,
     redact_sdk_logs,
     table_details,
     tags_json,
+    to_money,
 )
-from chargeback_engine.components import CollectedSource
-from chargeback_engine.errors import InputError
-from chargeback_engine.normalise import Rounding, normalise, to_money
-from chargeback_engine.periods import Period
 from chargeback_gcp.clients import (
     API_TIMEOUT,
     QUERY_TIMEOUT,
@@ -69,11 +70,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CONFIG_SCHEMA: Mapping[str, Any] = {
     "type": "object",
     "description": "The Cloud Billing export to BigQuery.",
-    "required": ["collector", "table", "kind"],
+    "required": ["table", "kind"],
     "additionalProperties": False,
     "properties": {
-        "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
-        "collector": {"const": NAME},
         "deadline_seconds": DEADLINE_SCHEMA,
         "table": {
             "type": "string",
@@ -204,9 +203,7 @@ class BigQueryBillingCollector:
         self._clients_factory = clients_factory
         self._retry = retry or RetryPolicy()
 
-    def collect(self, config: Mapping[str, Any], period: Period | None) -> Iterable[CollectedSource]:
-        if period is None:
-            raise InputError(f"{NAME}: a period is required (the export is read per invoice month)")
+    def collect(self, config: Mapping[str, Any], period: Period) -> Iterable[CollectedSource]:
         source_id = config.get("id", NAME)
         retry = self._retry.begin(config.get("deadline_seconds"))
         redact_sdk_logs(SDK_LOGGERS)
@@ -361,7 +358,7 @@ def _to_arrow(records: list[dict[str, Any]], rounding: Rounding, source_id: str)
                 rounding=rounding,
             ).combine_chunks()
         elif name in ("charge_start", "charge_end", "export_time"):
-            columns[name] = pa.array(values, focus.TIMESTAMP)
+            columns[name] = pa.array(values, TIMESTAMP)
         elif name == "labels":
             columns[name] = pa.array([_labels_json(v) for v in values], pa.string())
         else:
@@ -387,8 +384,8 @@ def _to_focus(raw: pa.Table, source_id: str, period: Period, rounding: Rounding)
         "ListCost": raw["list_cost"],
         "BillingCurrency": raw["currency"],
         "BillingAccountId": raw["billing_account_id"],
-        "BillingPeriodStart": pa.array([start] * n, focus.TIMESTAMP),
-        "BillingPeriodEnd": pa.array([end] * n, focus.TIMESTAMP),
+        "BillingPeriodStart": pa.array([start] * n, TIMESTAMP),
+        "BillingPeriodEnd": pa.array([end] * n, TIMESTAMP),
         "ChargePeriodStart": raw["charge_start"],
         "ChargePeriodEnd": raw["charge_end"],
         "ChargeCategory": raw["charge_category"],

@@ -1,7 +1,7 @@
 """Google clients the collector uses: Application Default Credentials, explicit timeouts, our retries.
 
 The client libraries' own retry objects are switched off so that one policy (jittered
-backoff up to a deadline, :class:`chargeback_engine.collecting.RetryPolicy`) governs every
+backoff up to a deadline, :class:`chargeback_engine.plugin.RetryPolicy`) governs every
 call and can be tested with a fake clock.
 
 The Google libraries are imported inside the functions that use them, not here: the engine
@@ -14,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from chargeback_engine.collecting import RetryPolicy
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError, RetryPolicy
 
 if TYPE_CHECKING:
     from google.api_core.retry import Retry

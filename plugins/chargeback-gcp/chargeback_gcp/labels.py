@@ -14,9 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
-from chargeback_engine.collecting import PageLog, RetryPolicy
-from chargeback_engine.enrich.model import TagRecord, base_options
-from chargeback_engine.errors import InputError
+from chargeback_engine.plugin import InputError, PageLog, RetryPolicy, TagRecord, base_options
 from chargeback_gcp.clients import call
 
 PROJECT_LABELS = "gcp-project-labels"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import chargeback_engine
-from chargeback_engine.components import Collector
-from chargeback_engine.enrich.model import Enricher
+from chargeback_engine.plugin import Collector, Enricher
 from chargeback_gcp.bigquery_export import BigQueryBillingCollector
 from chargeback_gcp.labels import AssetLabelsEnricher, ProjectLabelsEnricher
 

@@ -20,10 +20,8 @@ from gcp_fake_server import FakeGoogle, ok, result_page
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery, billing_v1
 
-from chargeback_engine import focus
-from chargeback_engine.collecting import FakeClock, RetryPolicy
-from chargeback_engine.errors import InputError
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import COST_TABLE_SCHEMA, InputError, Period, RetryPolicy, plain_schema
+from chargeback_engine.testing import Collectors, FakeClock, assembled_validator
 
 PERIOD = Period(2026, 10)
 CONFIG = {
@@ -110,7 +108,7 @@ def test_three_pages_of_numeric_costs_arrive_exact():
         three_pages(server)
         source = collect(server)
         [(_, _, _, body), *_] = server.requests
-    assert focus.plain_schema(source.table.schema) == focus.COST_TABLE_SCHEMA
+    assert plain_schema(source.table.schema) == COST_TABLE_SCHEMA
     assert source.table.num_rows == 5
     assert sum(source.table["BilledCost"].to_pylist()) == TOTAL
     assert source.details["pages"] == 3
@@ -216,8 +214,10 @@ def test_queries_are_parameterised_and_cast_to_numeric():
             assert "AS NUMERIC" in sql and "@" in sql
     separate = build_query(dict(CONFIG, credits="separate"))
     assert "UNNEST(credits) AS c" in separate and "'Credit'" in separate
+    schema = assembled_validator(Collectors(BigQueryBillingCollector()), "source", BigQueryBillingCollector.name)
+    schema.validate(CONFIG)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(dict(CONFIG, table="x.y.z`; DROP TABLE t; --"), BigQueryBillingCollector.config_schema)
+        schema.validate(dict(CONFIG, table="x.y.z`; DROP TABLE t; --"))
 
 
 def test_billing_accounts_and_project_mapping_enrich_names():
@@ -330,11 +330,6 @@ def test_catalog_list_prices_in_units_and_nanos():
         )
         source = collect(server, dict(CONFIG, list_price_services=["services/6F81-5844-456A"]))
     assert source.details["list_price_check"] == {"checked": 2, "differing": 1, "catalog_skus": 1}
-
-
-def test_an_unknown_period_is_required():
-    with pytest.raises(InputError, match="period is required"):
-        list(BigQueryBillingCollector().collect(CONFIG, None))
 
 
 class Recording:

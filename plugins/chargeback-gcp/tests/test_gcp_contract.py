@@ -12,7 +12,7 @@ from chargeback_gcp.bigquery_export import BigQueryBillingCollector
 from gcp_fake_server import FakeGoogle, ok, result_page
 from test_gcp_bigquery import CONFIG, PAGE_1, PAGE_2, PAGE_3, TOTAL, clients_for
 
-from chargeback_engine.periods import Period
+from chargeback_engine.plugin import Period
 from chargeback_engine.testing import CollectorContract
 
 NOT_FOUND = (

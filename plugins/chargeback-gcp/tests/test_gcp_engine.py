@@ -10,12 +10,8 @@ from chargeback_gcp.bigquery_export import BigQueryBillingCollector
 from gcp_fake_server import FakeGoogle
 from test_gcp_bigquery import CONFIG, TOTAL, clients_for, three_pages
 
-import chargeback_engine
-from chargeback_engine.allocators import tag
-from chargeback_engine.engine.runner import Engine
-from chargeback_engine.exporters import files
-from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.testing import make_registry
+from chargeback_engine import Engine, load_policies
+from chargeback_engine.testing import Collectors, make_registry
 
 POLICY = f"""\
 apiVersion: chargeback/v1
@@ -37,21 +33,11 @@ spec:
 """
 
 
-class Collectors:
-    def __init__(self, *collectors: object):
-        self.collectors = collectors
-
-    @chargeback_engine.hookimpl
-    def chargeback_register_collectors(self, register):  # type: ignore[no-untyped-def]
-        for collector in self.collectors:
-            register(collector)
-
-
 def test_bigquery_pages_to_ledger(tmp_path):
     with FakeGoogle() as server:
         three_pages(server)
         registry = make_registry(
-            Collectors(BigQueryBillingCollector(clients_factory=lambda p, l: clients_for(server))), tag, files
+            Collectors(BigQueryBillingCollector(clients_factory=lambda p, l: clients_for(server))), builtins=True
         )
         path = tmp_path / "policy.yaml"
         path.write_text(POLICY)

@@ -18,10 +18,8 @@ from chargeback_gcp import plugin
 from chargeback_gcp.labels import AssetLabelsEnricher, ProjectLabelsEnricher, relative_name
 
 import chargeback_engine
-from chargeback_engine.collecting import FakeClock, RetryPolicy
-from chargeback_engine.enrich.model import TagRecord
-from chargeback_engine.errors import InputError
-from chargeback_engine.testing import EnricherContract, line_items, make_engine, make_policy
+from chargeback_engine.plugin import InputError, RetryPolicy, TagRecord
+from chargeback_engine.testing import EnricherContract, FakeClock, line_items, make_engine, make_policy
 
 VM = "//compute.googleapis.com/projects/acme-web/zones/us-central1-a/instances/vm-1"
 BUCKET = "//storage.googleapis.com/acme-web-logs"

@@ -26,7 +26,7 @@ def test_registering_every_plugin_leaves_the_google_libraries_unimported():
     """Every command and Engine registers every plugin, so the Google libraries' import cost must wait for collect()."""
     script = textwrap.dedent("""
         import json, sys
-        from chargeback_engine.plugins import build_registry, get_plugin_manager
+        from chargeback_engine import build_registry, get_plugin_manager
         registry = build_registry(get_plugin_manager())
         sdk = sorted(m for m in sys.modules if m.startswith(("google.cloud", "google.api_core", "google.auth", "grpc")))
         print(json.dumps({"collectors": sorted(registry.collectors), "sdk": sdk}))

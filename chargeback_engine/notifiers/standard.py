@@ -20,8 +20,9 @@ from typing import Any
 
 import structlog
 
+from chargeback_engine.components import Alert
+from chargeback_engine.errors import NotifyError
 from chargeback_engine.hookspecs import hookimpl
-from chargeback_engine.insight.alerts import Alert, NotifyError
 from chargeback_engine.redact import redact, redact_url
 
 log = structlog.get_logger()
