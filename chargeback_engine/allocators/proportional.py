@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ from chargeback_engine.allocators._common import (
     fallback_shares,
     method_schema,
 )
-from chargeback_engine.components import AllocationContext, DirectCostBasis, Finding, Resolution, Shares
+from chargeback_engine.components import AllocationContext, Allocator, DirectCostBasis, Finding, Resolution, Shares
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.policy.checks import unknown_cost_centers
 from chargeback_engine.policy.match import compile_condition
@@ -75,5 +75,5 @@ class ProportionalAllocator:
 
 
 @hookimpl
-def chargeback_register_allocators(register) -> None:  # type: ignore[no-untyped-def]
+def chargeback_register_allocators(register: Callable[[Allocator], None]) -> None:
     register(ProportionalAllocator())
