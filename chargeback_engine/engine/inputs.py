@@ -62,7 +62,8 @@ def collect(
     if paths:
         collected[:0] = collect_from(FILE_COLLECTOR, {"paths": paths})
     for entry in sources:
-        collected.extend(collect_from(entry.get("collector") or entry.get("type", ""), entry))
+        name: Any = entry.get("collector") or entry.get("type")  # as written: the schema requires collector
+        collected.extend(collect_from(name, entry))
     return _read_once(collected)
 
 
