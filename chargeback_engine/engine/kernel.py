@@ -344,7 +344,7 @@ class Kernel:
                     f"driver {driver_id!r}: data row {number} ({row['cost_center']}, {row['period']}): "
                     f"quantity {quantity} is {problem}; a usage quantity is zero or more"
                 )
-            quantities[row["cost_center"]] = quantities.get(row["cost_center"], Decimal(0)) + quantity  # type: ignore[index, arg-type]  # a file driver's empty cost_center cell reads as None
+            quantities[row["cost_center"]] = quantities.get(row["cost_center"], Decimal(0)) + quantity  # type: ignore[index, arg-type]  # an empty cost_center cell of a driver file reads as None; nothing rejects it yet
         return quantities
 
     def finalize(self, resolution: Resolution, direct_cost: pa.Table | None) -> Resolution:
