@@ -159,7 +159,10 @@ def _field(name: str, spec: Any) -> str:
 
 def _method(spec: AllocationSpec, policy: Policy, names: Mapping[str, str]) -> str:
     p = spec.params
-    label = lambda cc: f"`{cc}` ({names[cc]})" if cc in names else f"`{cc}`"  # noqa: E731
+
+    def label(cc: str) -> str:
+        return f"`{cc}` ({names[cc]})" if cc in names else f"`{cc}`"
+
     fallback = {"even": "are split evenly among the targets", "unallocated": f"go to `{policy.unallocated}`"}
     if spec.method == "direct":
         return f"all of it to {label(p['cost_center'])}"
@@ -275,7 +278,10 @@ def _markdown(blocks: Sequence[Block]) -> str:
             out += [*(f"- {item}" for item in b.items), ""]
         else:
             header, *rows = b.rows
-            cell = lambda c: c.replace("|", "\\|")  # noqa: E731
+
+            def cell(c: str) -> str:
+                return c.replace("|", "\\|")
+
             out += [
                 "| " + " | ".join(header) + " |",
                 "|" + "---|" * len(header),

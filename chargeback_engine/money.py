@@ -96,7 +96,7 @@ def split(amount: Decimal, weights: Sequence[Decimal], scale: int = LEDGER_SCALE
             return [-part for part in split(-amount, weights, scale, rotation)]
         # Integers throughout, as the data planes compute: a finite-precision remainder would
         # see a tie as two slightly different numbers.
-        digits = max(0, *(-Decimal(w).as_tuple().exponent for w in weights))  # type: ignore[operator]
+        digits = max(0, *(-int(Decimal(w).as_tuple().exponent) for w in weights))
         ints = [int(Decimal(w).scaleb(digits)) for w in weights]
         total = sum(ints)
         if total == 0:

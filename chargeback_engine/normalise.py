@@ -157,7 +157,7 @@ def exact_money(
 
 
 def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def _money_by_value(values: pa.ChunkedArray, column: str, rounding: Rounding) -> tuple[pa.ChunkedArray, Problems]:
@@ -317,7 +317,7 @@ class _Number(str):
     """A JSON number, kept as the text the provider wrote."""
 
 
-class _Object(list):
+class _Object(list[tuple[str, Any]]):
     """A parsed JSON object, as its (key, value) pairs in order."""
 
 
@@ -355,7 +355,8 @@ def _convert_tags(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedA
     encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
     encoded = encoded.unify_dictionaries()
     distinct = encoded.chunks[0].dictionary.to_pylist() if encoded.num_chunks else []
-    values, problems = [], []
+    values: list[str | None] = []
+    problems: list[str | None] = []
     for text in distinct:
         try:
             values.append(canonical_tags(text))

@@ -67,7 +67,7 @@ def collect(policy: Policy, registry: Registry, period: Period, root: Path | Non
     entries = policy.document.get("spec", {}).get("sources", [])
     if not entries:
         raise InputError(f"policy {policy.name} has no spec.sources to collect")
-    outcomes = []
+    outcomes: list[Collected] = []
     for entry in entries:
         name = entry.get("collector") or entry.get("type")
         registered = registry.registered("collectors", name)
@@ -109,7 +109,8 @@ def _latest(folder: Path) -> dict[str, Any] | None:
     if not pointer.exists():
         return None
     try:
-        return json.loads(pointer.read_text(encoding="utf-8"))
+        latest: dict[str, Any] = json.loads(pointer.read_text(encoding="utf-8"))
+        return latest
     except ValueError as exc:
         raise InputError(f"{pointer}: not a readable pointer ({exc}); run chargeback collect again") from None
 

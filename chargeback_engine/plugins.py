@@ -250,7 +250,7 @@ class Registry:
     def registered(self, kind: str, name: str) -> Registered[Any]:
         """The component of ``kind`` (a :data:`KINDS` key) named ``name``, and its plugin; a
         :class:`PluginError` when none is, so a run names what is missing."""
-        entry = getattr(self, kind).get(name)
+        entry: Registered[Any] | None = getattr(self, kind).get(name)
         if entry is None:
             raise PluginError(
                 f"no {KINDS[kind].singular} {name!r} is registered (is its plugin installed and allowed?)"

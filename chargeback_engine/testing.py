@@ -447,7 +447,8 @@ class ExporterContract(_ComponentContract):
 
     def test_output_is_deterministic(self, component: Any, result: RunResult, tmp_path: Path) -> None:
         first, second = tmp_path / "first", tmp_path / "second"
-        first.mkdir(), second.mkdir()
+        first.mkdir()
+        second.mkdir()
         one = {Path(p).name: Path(p).read_bytes() for p in component.export(result, first)}
         two = {Path(p).name: Path(p).read_bytes() for p in component.export(result, second)}
         assert one.keys() == two.keys(), "file names differ between two exports of one run"

@@ -18,7 +18,7 @@ CONDITION = {"$ref": "#/$defs/when"}
 
 def method_schema(
     method: str, properties: Mapping[str, Any], required: Iterable[str] = (), **extra: Any
-) -> dict[str, Any]:
+) -> Mapping[str, Any]:
     """The ``allocate:`` block of one method: ``method`` pinned, nothing unknown allowed."""
     return {
         "type": "object",

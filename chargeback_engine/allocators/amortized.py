@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from chargeback_engine.allocators._common import NESTED_ALLOCATE, method_schema
-from chargeback_engine.components import AllocationContext, Amortize, Finding
+from chargeback_engine.components import AllocationContext, Allocator, Amortize, Finding
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.policy.model import AllocationSpec
 
@@ -48,5 +48,5 @@ class AmortizedAllocator:
 
 
 @hookimpl
-def chargeback_register_allocators(register) -> None:  # type: ignore[no-untyped-def]
+def chargeback_register_allocators(register: Callable[[Allocator], None]) -> None:
     register(AmortizedAllocator())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any
 
 from chargeback_engine.allocators._common import COST_CENTER_ID, method_schema
-from chargeback_engine.components import AllocationContext, Finding, Shares
+from chargeback_engine.components import AllocationContext, Allocator, Finding, Shares
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.policy.checks import unknown_cost_centers
 
@@ -29,12 +29,12 @@ def exact_sum(values: list[Decimal]) -> Decimal:
     0.5000000000000000000000000001 + 0.5 to exactly 1."""
     if not values:
         return Decimal(0)
-    exponents = [v.as_tuple().exponent for v in values]
-    if not all(isinstance(e, int) for e in exponents):
+    exponents = [e for v in values if isinstance(e := v.as_tuple().exponent, int)]
+    if len(exponents) < len(values):
         raise InvalidOperation("not a finite number")
     top = max(v.adjusted() for v in values if v) if any(values) else 0
     with localcontext() as context:
-        context.prec = max(top - min(exponents), 0) + len(str(len(values))) + 2  # type: ignore[type-var]
+        context.prec = max(top - min(exponents), 0) + len(str(len(values))) + 2
         context.traps[Inexact] = True  # never round silently, even if the estimate were short
         return sum(values, Decimal(0))
 
@@ -79,5 +79,5 @@ class FixedAllocator:
 
 
 @hookimpl
-def chargeback_register_allocators(register) -> None:  # type: ignore[no-untyped-def]
+def chargeback_register_allocators(register: Callable[[Allocator], None]) -> None:
     register(FixedAllocator())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +14,7 @@ from chargeback_engine.allocators._common import (
 )
 from chargeback_engine.components import (
     AllocationContext,
+    Allocator,
     DirectCostBasis,
     Finding,
     Resolution,
@@ -81,5 +82,5 @@ class ProportionalAllocator:
 
 
 @hookimpl
-def chargeback_register_allocators(register) -> None:  # type: ignore[no-untyped-def]
+def chargeback_register_allocators(register: Callable[[Allocator], None]) -> None:
     register(ProportionalAllocator())

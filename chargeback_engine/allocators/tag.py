@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from chargeback_engine.allocators._common import COST_CENTER_ID, method_schema
-from chargeback_engine.components import AllocationContext, Finding, Shares
+from chargeback_engine.components import AllocationContext, Allocator, Finding, Shares
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.policy.checks import known_cost_centers, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX
@@ -82,5 +82,5 @@ class TagAllocator:
 
 
 @hookimpl
-def chargeback_register_allocators(register) -> None:  # type: ignore[no-untyped-def]
+def chargeback_register_allocators(register: Callable[[Allocator], None]) -> None:
     register(TagAllocator())

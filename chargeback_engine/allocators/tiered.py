@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from chargeback_engine.allocators._common import NESTED_ALLOCATE, method_schema
-from chargeback_engine.components import AllocationContext, Finding, Resolution, Shares
+from chargeback_engine.components import AllocationContext, Allocator, Finding, Resolution, Shares
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.policy.match import TAG_PREFIX
 from chargeback_engine.policy.model import AllocationSpec
@@ -66,5 +66,5 @@ def _annotated(resolution: Resolution, prefix: str) -> Resolution:
 
 
 @hookimpl
-def chargeback_register_allocators(register) -> None:  # type: ignore[no-untyped-def]
+def chargeback_register_allocators(register: Callable[[Allocator], None]) -> None:
     register(TieredAllocator())

@@ -122,7 +122,7 @@ class _StepClock:
 def _collect(month: Path, out: Path, clock: _StepClock) -> int:
     from chargeback_engine.collectors.focus_files import read_focus_file
 
-    return read_focus_file(str(month)).table.num_rows
+    return int(read_focus_file(str(month)).table.num_rows)
 
 
 def _engine(month: Path, out: Path, clock: _StepClock) -> int:

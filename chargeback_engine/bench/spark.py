@@ -17,10 +17,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chargeback_engine.bench.synthetic import COST_CENTERS, TEAMS, Shape, write_parquet
 from chargeback_engine.engine.inputs import file_sha256
+
+if TYPE_CHECKING:
+    from chargeback_engine.policy.model import Policy
 
 CONSUMERS = [cc for cc, name in COST_CENTERS if "shared" not in name]
 #: Outputs written on request besides the defaults: the planes are compared on every file.
@@ -124,7 +127,7 @@ def bench_spec(cost_column: str = "BilledCost") -> dict[str, Any]:
     }
 
 
-def bench_policy(cost_column: str = "BilledCost"):  # type: ignore[no-untyped-def]
+def bench_policy(cost_column: str = "BilledCost") -> Policy:
     from chargeback_engine.policy.build import build_policy
     from chargeback_engine.policy.model import SourceLocation
 

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +36,9 @@ DEFAULT_PERIOD = Period(2026, 10)
 
 #: Lines generated (and written as one Parquet row group) at a time.
 CHUNK_ROWS = 1_000_000
+
+#: None as numpy's object scalar, for np.where (whose signature takes no bare None).
+_NONE = np.array(None, dtype=object)
 
 # (ServiceName, ServiceCategory, ResourceType, ConsumedUnit, resource id prefix)
 SERVICES: tuple[tuple[str, str, str, str, str], ...] = (
@@ -279,11 +283,13 @@ def _resource_tags(rng: np.random.Generator, shape: Shape) -> pa.Array:
     is_platform = team == team_index["platform"]
 
     def texts(values: list[str], index: np.ndarray) -> np.ndarray:
-        return np.array(values, dtype=object)[index]
+        picked: np.ndarray = np.array(values, dtype=object)[index]
+        return picked
 
     def member(present: np.ndarray, key: np.ndarray | str, value: np.ndarray) -> list[str | None]:
         text = np.char.add(np.char.add(np.char.add('"', np.asarray(key, dtype=str)), '":'), value.astype(str))
-        return np.where(present, text.astype(object), None).tolist()
+        members: list[str | None] = np.where(present, text.astype(object), _NONE).tolist()
+        return members
 
     def quoted(values: np.ndarray) -> np.ndarray:
         return np.char.add(np.char.add('"', values.astype(str)), '"')
@@ -312,7 +318,7 @@ def _resource_tags(rng: np.random.Generator, shape: Shape) -> pa.Array:
         member(rng.random(n) < 0.02, "ticket", ticket),
     ]
     untagged = rng.random(n) < shape.untagged_share
-    empty = np.where(rng.random(n) < 0.5, None, "{}")
+    empty = np.where(rng.random(n) < 0.5, _NONE, "{}")
     tags = ["{" + ",".join(m for m in row if m is not None) + "}" for row in zip(*members)]
     return pa.array(np.where(untagged, empty, np.array(tags, dtype=object)), pa.string())
 
@@ -416,7 +422,7 @@ def _fixed_lines(shape: Shape, catalog: _Catalog) -> pa.Table:
         for b, a in enumerate(ri_accounts)
     ]
 
-    def pick(support_value: object, ri_values: list) -> pa.Array:
+    def pick(support_value: object, ri_values: list[Any]) -> pa.Array:
         return pa.array([support_value] * n_support + ri_values)
 
     return _table(
@@ -459,7 +465,7 @@ def _fixed_lines(shape: Shape, catalog: _Catalog) -> pa.Table:
     )
 
 
-def _table(shape: Shape, catalog: _Catalog, columns: dict) -> pa.Table:
+def _table(shape: Shape, catalog: _Catalog, columns: dict[str, Any]) -> pa.Table:
     """Fill the per-account and constant columns and conform to the cost table's order."""
     account = pa.array(columns.pop("account"))
     n = len(account)

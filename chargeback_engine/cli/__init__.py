@@ -83,7 +83,7 @@ class ChargebackGroup(click.Group):
                 raise click.ClickException(str(exc)) from exc
         return super().make_context(info_name, args, parent, **extra)
 
-    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -112,12 +112,12 @@ def failure_message(exc: Exception) -> tuple[str, int]:
         return f"Error: the cost database failed: {reason}; {hint}", 1
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
-        hint = {
+        hints = {
             errno.ENOSPC: "; free disk space and run the command again",
             errno.EACCES: "; check the permissions",
             errno.EROFS: "; the file system is read-only",
         }
-        return f"Error: {where}{exc.strerror or exc}{hint.get(exc.errno or 0, '')}", 1
+        return f"Error: {where}{exc.strerror or exc}{hints.get(exc.errno or 0, '')}", 1
     if isinstance(exc, duckdb.Error | pa.ArrowException):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"Error: {first}", 1

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from chargeback_engine.pipeline import collect, parse_period
 from chargeback_engine.policy.loader import load_policies
+
+if TYPE_CHECKING:
+    from chargeback_engine.cli import CliState
 
 
 @click.command("collect")
@@ -19,7 +24,7 @@ from chargeback_engine.policy.loader import load_policies
 )
 @click.option("--period", required=True, help="Billing period, YYYY-MM, or 'current' for this month (UTC).")
 @click.pass_obj
-def collect_command(state, policies: tuple[str, ...], period: str) -> None:  # type: ignore[no-untyped-def]
+def collect_command(state: CliState, policies: tuple[str, ...], period: str) -> None:
     """Collect PERIOD from every source; a version already stored is not written again."""
     month = parse_period(period)
     policy = load_policies(list(policies), state.registry).for_period(month)

@@ -6,11 +6,16 @@ how to ask for a fresh one (the next run of the period uses it).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from chargeback_engine.enrich.apply import snapshots_for
 from chargeback_engine.pipeline import parse_period
 from chargeback_engine.policy.loader import load_policies
+
+if TYPE_CHECKING:
+    from chargeback_engine.cli import CliState
 
 
 @click.command("enrich")
@@ -24,7 +29,7 @@ from chargeback_engine.policy.loader import load_policies
 )
 @click.option("--period", required=True, help="Billing period, YYYY-MM, or 'current' for this month (UTC).")
 @click.pass_obj
-def enrich_command(state, policies: tuple[str, ...], period: str) -> None:  # type: ignore[no-untyped-def]
+def enrich_command(state: CliState, policies: tuple[str, ...], period: str) -> None:
     """Read every spec.enrich source now and store the snapshots for PERIOD."""
     month = parse_period(period)
     policy = load_policies(list(policies), state.registry).for_period(month)

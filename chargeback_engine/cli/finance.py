@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -23,10 +23,8 @@ from chargeback_engine.finance.db import missing_sqlite_file
 from chargeback_engine.finance.disputes import STATUSES, TRANSITIONS
 from chargeback_engine.periods import Period
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-def _books(function: F, *, read_only: bool = False) -> F:
+def _books(function: Callable[..., Any], *, read_only: bool = False) -> Callable[..., Any]:
     """Add ``--db`` and ``--settings``; pass an open engine and the settings; turn errors into exit 1.
 
     A ``read_only`` command never creates the database: a SQLite file that is not there is an error.
@@ -61,7 +59,7 @@ def _books(function: F, *, read_only: bool = False) -> F:
         except ChargebackError as error:
             raise click.ClickException(str(error)) from error
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 _reading = functools.partial(_books, read_only=True)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from chargeback_engine.methodology import methodology_diff
 from chargeback_engine.plan import plan
 from chargeback_engine.policy.loader import load_policies
+
+if TYPE_CHECKING:
+    from chargeback_engine.cli import CliState
 
 
 @click.command("plan")
@@ -48,10 +52,10 @@ from chargeback_engine.policy.loader import load_policies
 )
 @click.pass_obj
 def plan_command(
-    state,
+    state: CliState,
     base: tuple[str, ...],
     head: tuple[str, ...],
-    inputs: tuple[str, ...],  # type: ignore[no-untyped-def]
+    inputs: tuple[str, ...],
     period: str,
     output_format: str,
     with_methodology: bool,

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from chargeback_engine.plugins import list_plugins
+
+if TYPE_CHECKING:
+    from chargeback_engine.cli import CliState
 
 
 @click.command("plugins")
 @click.option("--all", "include_builtin", is_flag=True, help="Include the built-in plugins of chargeback-engine.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_obj
-def plugins_command(state, include_builtin: bool, output_format: str) -> None:  # type: ignore[no-untyped-def]
+def plugins_command(state: CliState, include_builtin: bool, output_format: str) -> None:
     """List installed plugins, their distributions and what they register."""
     infos = list_plugins(state.plugin_manager, include_builtin=include_builtin)
     if output_format == "json":

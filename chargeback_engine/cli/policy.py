@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,6 +11,9 @@ from chargeback_engine.errors import Diagnostic
 from chargeback_engine.methodology import FORMATS, methodology, render
 from chargeback_engine.policy.loader import load_policies, validate
 from chargeback_engine.policy.schema import assemble_schema, render_schema
+
+if TYPE_CHECKING:
+    from chargeback_engine.cli import CliState
 
 
 @click.command("validate")
@@ -23,7 +27,7 @@ from chargeback_engine.policy.schema import assemble_schema, render_schema
     help="github prints ::error annotations for pull requests.",
 )
 @click.pass_obj
-def validate_command(state, paths: tuple[str, ...], output_format: str) -> None:  # type: ignore[no-untyped-def]
+def validate_command(state: CliState, paths: tuple[str, ...], output_format: str) -> None:
     """Check policy files (or folders of them); exit 0 if valid, 1 if not.
 
     Every error is reported at once, as file:line:column: $.path: message.
@@ -51,7 +55,7 @@ def validate_command(state, paths: tuple[str, ...], output_format: str) -> None:
     help="markdown for a pull request or wiki; html to print and sign off.",
 )
 @click.pass_obj
-def explain_policy_command(state, paths: tuple[str, ...], output_format: str) -> None:  # type: ignore[no-untyped-def]
+def explain_policy_command(state: CliState, paths: tuple[str, ...], output_format: str) -> None:
     """Write the allocation methodology in plain language from POLICY: rules in order, splits with worked
     examples, shared-cost stages, the rounding rule, version and hash."""
     click.echo(render(methodology(load_policies(paths, state.registry)), output_format), nl=False)
@@ -59,7 +63,7 @@ def explain_policy_command(state, paths: tuple[str, ...], output_format: str) ->
 
 @click.command("schema")
 @click.pass_obj
-def schema_command(state) -> None:  # type: ignore[no-untyped-def]
+def schema_command(state: CliState) -> None:
     """Print the policy JSON Schema, assembled with every loaded plugin's parameters."""
     click.echo(render_schema(assemble_schema(state.registry)), nl=False)
 

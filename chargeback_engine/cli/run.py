@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +22,9 @@ from chargeback_engine.engine.runner import DEFAULT_EXPORTERS, Engine, Progress
 from chargeback_engine.enrich.explain import explain_enrichment
 from chargeback_engine.pipeline import month_to_date, parse_period
 from chargeback_engine.policy.loader import load_policies
+
+if TYPE_CHECKING:
+    from chargeback_engine.cli import CliState
 
 #: Steps of a run besides its shared stages and its exporters: collect, decide, allocate,
 #: check, write manifest.
@@ -41,8 +44,12 @@ def _progress(steps: int) -> Iterator[Progress | None]:
             bar.label = f"collect: {what} {done:,}" + (f"/{total:,}" if total else " page(s)")
             bar.render_progress()
 
+        def advance(step: str) -> None:
+            bar.update(1)
+            bar.label = step
+
         with listening(collecting):
-            yield lambda step: (bar.update(1), setattr(bar, "label", step))  # type: ignore[func-returns-value]
+            yield advance
 
 
 def _print_summary(result: RunResult) -> None:
@@ -125,11 +132,11 @@ def _summary_json(result: RunResult) -> dict[str, object]:
 @format_option
 @click.pass_obj
 def run(
-    state,
+    state: CliState,
     policies: tuple[str, ...],
     inputs: tuple[str, ...],
     period: str,
-    out: str,  # type: ignore[no-untyped-def]
+    out: str,
     carry: tuple[str, ...],
     engine_name: str,
     spark_master: str | None,
@@ -236,7 +243,7 @@ def _cost_center_text(found: dict[str, Any], names: dict[str, str]) -> str:
 @click.option("--fail-on-empty", is_flag=True, help="Fail when no test case ran.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_obj
-def test(state, paths: tuple[str, ...], fail_on_empty: bool, output_format: str) -> None:  # type: ignore[no-untyped-def]
+def test(state: CliState, paths: tuple[str, ...], fail_on_empty: bool, output_format: str) -> None:
     """Run the *_test.yaml cases beside each policy: PASS or FAIL per case."""
     results = run_policy_tests(paths, state.registry)
     failed = [r for r in results if not r.passed]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,6 +11,9 @@ from chargeback_engine.compliance import RENDERERS, as_alert, tag_report
 from chargeback_engine.insight.alerts import NotifyError, channels
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.policy.yaml import read_yaml_file
+
+if TYPE_CHECKING:
+    from chargeback_engine.cli import CliState
 
 
 @click.command("tags")
@@ -41,11 +45,11 @@ from chargeback_engine.policy.yaml import read_yaml_file
 )
 @click.pass_obj
 def report_tags(
-    state,
+    state: CliState,
     runs: tuple[str, ...],
     policies: tuple[str, ...],
     top: int,
-    fmt: str,  # type: ignore[no-untyped-def]
+    fmt: str,
     notifiers: Path | None,
 ) -> None:
     """Which lines carry every required tag, per account and cost center, and who to ask about the rest."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import structlog
 
 from chargeback_engine.collect import report_progress
-from chargeback_engine.components import CollectedSource
+from chargeback_engine.components import CollectedSource, Collector
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import (
     COST_TABLE_SCHEMA,
@@ -101,7 +101,7 @@ class FocusFilesCollector:
 
 
 @hookimpl
-def chargeback_register_collectors(register) -> None:  # type: ignore[no-untyped-def]
+def chargeback_register_collectors(register: Callable[[Collector], None]) -> None:
     register(FocusFilesCollector())
 
 

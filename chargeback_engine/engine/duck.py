@@ -28,6 +28,7 @@ from chargeback_engine.engine.store import (
 )
 from chargeback_engine.errors import InputError
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, tie_order
+from chargeback_engine.policy.sql import Dialect
 
 _UNIT = 10**LEDGER_SCALE
 #: Integer units back to money: one exact product, DECIMAL(38,0) * DECIMAL(S+1,S).
@@ -144,9 +145,9 @@ class DuckDBPlane:
                 decision INTEGER, decision_id VARCHAR, rule_id VARCHAR, method VARCHAR, category VARCHAR,
                 pool VARCHAR);
         """)
-        return records.num_rows
+        return int(records.num_rows)
 
-    dialect = "duckdb"
+    dialect: Dialect = "duckdb"
 
     @staticmethod
     def quote(column: str) -> str:

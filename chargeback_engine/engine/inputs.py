@@ -12,7 +12,7 @@ import hashlib
 import io
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -33,7 +33,7 @@ log = structlog.get_logger(__name__)
 #: The collector that reads FOCUS CSV/Parquet files, directories and globs.
 FILE_COLLECTOR = "focus-files"
 
-Input = str | Path | pa.Table | CollectedSource
+Input: TypeAlias = "str | Path | pa.Table | CollectedSource"
 #: Runs a named collector on one configuration (the engine's, which reports plugin failures).
 Collect = Callable[[str, Mapping[str, Any]], list[CollectedSource]]
 
@@ -62,7 +62,8 @@ def collect(
     if paths:
         collected[:0] = collect_from(FILE_COLLECTOR, {"paths": paths})
     for entry in sources:
-        collected.extend(collect_from(entry.get("collector") or entry.get("type"), entry))
+        name: Any = entry.get("collector") or entry.get("type")  # as written: the schema requires collector
+        collected.extend(collect_from(name, entry))
     return _read_once(collected)
 
 

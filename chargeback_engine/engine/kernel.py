@@ -39,7 +39,7 @@ from chargeback_engine.errors import Diagnostic, InputError, PolicyError, excerp
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry, reported
+from chargeback_engine.plugins import Registered, Registry, reported
 from chargeback_engine.policy.checks import driver_rows
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, compile_condition
 from chargeback_engine.policy.model import (
@@ -76,7 +76,7 @@ def integer_weights(weights: Mapping[str, Decimal]) -> tuple[tuple[str, int], ..
     items = sorted((cc, Decimal(w)) for cc, w in weights.items() if w > 0)
     if not items:
         raise ValueError("weights must not all be zero")
-    scale = max(0, *(-w.as_tuple().exponent for _, w in items))  # type: ignore[operator]
+    scale = max(0, *(-int(w.as_tuple().exponent) for _, w in items))
     ints = [int(w.scaleb(scale)) for _, w in items]
     divisor = reduce(gcd, ints)
     ints = [i // divisor for i in ints]
@@ -130,7 +130,8 @@ class Kernel:
 
     # -- what the match key is made of -------------------------------------------------
     def allocator(self, method: str) -> Allocator:
-        return self.registry.registered("allocators", method).component
+        allocator: Allocator = self.registry.registered("allocators", method).component
+        return allocator
 
     def _spec_fields(self, spec: AllocationSpec) -> set[str]:
         """The fields a rule's allocation reads, nested blocks included, tag keys normalised."""
@@ -211,7 +212,7 @@ class Kernel:
         return self.resolve(rule.allocate, _Context(self, _expanded(key)))
 
     def resolve(self, spec: AllocationSpec, context: _Context) -> Resolution:
-        registered = self.registry.registered("allocators", spec.method)
+        registered: Registered[Allocator] = self.registry.registered("allocators", spec.method)
         with reported("allocator", registered, spec.method):
             return registered.component.resolve(spec.params, context)
 
@@ -343,7 +344,7 @@ class Kernel:
                     f"driver {driver_id!r}: data row {number} ({row['cost_center']}, {row['period']}): "
                     f"quantity {quantity} is {problem}; a usage quantity is zero or more"
                 )
-            quantities[row["cost_center"]] = quantities.get(row["cost_center"], Decimal(0)) + quantity
+            quantities[row["cost_center"]] = quantities.get(row["cost_center"], Decimal(0)) + quantity  # type: ignore[index, arg-type]  # an empty cost_center cell of a driver file reads as None; nothing rejects it yet
         return quantities
 
     def finalize(self, resolution: Resolution, direct_cost: pa.Table | None) -> Resolution:

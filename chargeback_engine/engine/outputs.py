@@ -114,7 +114,7 @@ def _export(exporter: Exporter, result: RunResult, directory: Path, options: Map
     """An exporter that takes options declares a third parameter, ``options`` (the policy's
     ``spec.exports`` entry without ``exporter``); one that does not is called as before."""
     if "options" in inspect.signature(exporter.export).parameters:
-        return exporter.export(result, directory, options=options)  # type: ignore[call-arg]
+        return exporter.export(result, directory, options=options)  # type: ignore[call-arg]  # the signature, checked above, takes options; the protocol's does not
     return exporter.export(result, directory)
 
 

@@ -83,8 +83,10 @@ class Engine:
         engine: str = "duckdb",
         spark_master: str | None = None,
     ):
-        self.plugin_manager = plugin_manager or (get_plugin_manager() if registry is None else None)
-        self.registry = registry or build_registry(self.plugin_manager)
+        if registry is None:
+            plugin_manager = plugin_manager or get_plugin_manager()
+            registry = build_registry(plugin_manager)
+        self.plugin_manager, self.registry = plugin_manager, registry
         if isinstance(policies, Policy):
             policies = PolicySet((policies,))
         elif not isinstance(policies, PolicySet):  # validated against this engine's components only

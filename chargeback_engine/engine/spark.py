@@ -46,6 +46,7 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.focus import MONEY, read_parquet_columns
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_SCALE, tie_order
+from chargeback_engine.policy.sql import Dialect
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -251,9 +252,9 @@ class SparkPlane:
         self._src = self._spark.read.parquet(self._records_path().as_uri()).select(
             "*", _sql(to_units(f"`{run.cost_column}`")).alias("units")
         )
-        return records.num_rows
+        return int(records.num_rows)
 
-    dialect = "spark"
+    dialect: Dialect = "spark"
 
     @staticmethod
     def quote(column: str) -> str:

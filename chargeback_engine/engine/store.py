@@ -26,7 +26,7 @@ Three views, the same for every plane:
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +162,7 @@ class RunStore:
             self._carried += 1
             self._define_views()
 
-    def sql(self, query: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyRelation:
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
         return self._con.sql(query, params=params)
 
     def scalar(self, query: str, params: Sequence[Any] | None = None) -> Any:

@@ -26,7 +26,9 @@ def check_enrich(spec: Mapping[str, Any], report: Report) -> None:
         ids.append(source_id)
     known = [BILL, *ids]
     precedence = enrich.get("precedence", {})
-    lists = [(("spec", "enrich", "precedence", "default"), precedence.get("default", []))]
+    lists: list[tuple[tuple[str, ...], Any]] = [
+        (("spec", "enrich", "precedence", "default"), precedence.get("default", []))
+    ]
     lists += [
         (("spec", "enrich", "precedence", "keys", key), order) for key, order in precedence.get("keys", {}).items()
     ]

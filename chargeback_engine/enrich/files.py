@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from chargeback_engine.enrich.model import SCOPES, TagRecord, base_options
+from chargeback_engine.enrich.model import SCOPES, Scope, TagRecord, base_options
 from chargeback_engine.errors import InputError
 from chargeback_engine.policy.yaml import read_yaml_text
 
@@ -24,7 +24,7 @@ NAME = "files"
 #: A CMDB export is larger than a policy, but a YAML file this large is a mistake.
 MAX_BYTES = 64 * 1024 * 1024
 
-_YAML_SECTIONS = {"resources": "resource", "resource_groups": "resource-group", "accounts": "account"}
+_YAML_SECTIONS: dict[str, Scope] = {"resources": "resource", "resource_groups": "resource-group", "accounts": "account"}
 
 
 class FilesEnricher:
@@ -86,7 +86,7 @@ def _csv_records(text: str, path: Path, key_column: str, default_scope: str) -> 
             raise InputError(f"{path}:{line}: column {key_column!r} is empty")
         if scope not in SCOPES:
             raise InputError(f"{path}:{line}: scope {scope!r} is not one of {', '.join(SCOPES)}")
-        yield TagRecord(scope, key, {k: v.strip() for k, v in row.items() if v and v.strip()})  # type: ignore[arg-type]
+        yield TagRecord(scope, key, {k: v.strip() for k, v in row.items() if v and v.strip()})
 
 
 def _yaml_records(text: str, path: Path) -> Iterator[TagRecord]:
@@ -104,4 +104,4 @@ def _yaml_records(text: str, path: Path) -> Iterator[TagRecord]:
         for key, tags in entries.items():
             if not isinstance(tags, dict) or any(isinstance(v, dict | list) for v in tags.values()):
                 raise InputError(str(document.diagnostic((section, key), "expected a mapping of tag to text")))
-            yield TagRecord(scope, str(key), {str(k): str(v) for k, v in tags.items() if v is not None})  # type: ignore[arg-type]
+            yield TagRecord(scope, str(key), {str(k): str(v) for k, v in tags.items() if v is not None})

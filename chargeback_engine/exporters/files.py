@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from chargeback_engine.components import Exporter
 from chargeback_engine.csvwriter import defused
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.store import RECORD, connect, sql_text
@@ -125,7 +126,7 @@ def write_csv(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema: pa.
 
 
 class _FileExporter:
-    options_schema: dict[str, Any] = {"type": "object", "additionalProperties": False}
+    options_schema: Mapping[str, Any] = {"type": "object", "additionalProperties": False}
 
 
 class AllocationsExporter(_FileExporter):
@@ -274,7 +275,7 @@ def _codes(column: pa.Array) -> tuple[pa.Array, int]:
 
 
 @hookimpl
-def chargeback_register_exporters(register) -> None:  # type: ignore[no-untyped-def]
+def chargeback_register_exporters(register: Callable[[Exporter], None]) -> None:
     for exporter in (
         AllocationsExporter(),
         AllocationsCsvExporter(),

@@ -91,7 +91,7 @@ def witness(connection: sa.Connection) -> Witness:
     return Witness(newest.seq, newest.hash) if newest else Witness(0, GENESIS)
 
 
-def stored_row(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
+def stored_row(table: sa.Table, values: Mapping[str, Any] | sa.RowMapping) -> dict[str, Any]:
     """A row as the chain records it: money at the ledger scale, witnesses left out.
 
     The same function reads the values a write inserts and the row ``verify`` selects back,
@@ -101,7 +101,7 @@ def stored_row(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
     for column in table.columns:
         if column.name in WITNESS_KEYS:
             continue
-        value = values.get(column.name)
+        value: Any = values.get(column.name)
         if value is not None and isinstance(column.type, Money):
             value = money_text(at_ledger_scale(value))
         elif column is invoices.c.document:
@@ -209,10 +209,12 @@ def _shown(value: Any) -> str:
     return "missing" if value is None else value if isinstance(value, str) else canonical_json(value)
 
 
-def _check_rows(connection: sa.Connection, recorded: Mapping[tuple[str, tuple], tuple[int, dict]]) -> Iterator[str]:
+def _check_rows(
+    connection: sa.Connection, recorded: Mapping[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]]
+) -> Iterator[str]:
     for table in COVERED:
         key_columns = [column.name for column in table.primary_key.columns]
-        seen: set[tuple] = set()
+        seen: set[tuple[Any, ...]] = set()
         for row in connection.execute(sa.select(table)):
             actual = stored_row(table, row._mapping)
             key = tuple(actual[name] for name in key_columns)
@@ -268,7 +270,7 @@ def verify(engine: sa.Engine, witnesses: Iterable[Witness] = ()) -> AuditReport:
     """
     problems: list[str] = []
     hashes: list[str] = []
-    recorded: dict[tuple[str, tuple], tuple[int, dict]] = {}
+    recorded: dict[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]] = {}
     expected_prev, expected_seq = GENESIS, 1
     with engine.connect() as connection:
         for row in connection.execute(sa.select(audit_records).order_by(audit_records.c.seq)):
@@ -305,7 +307,9 @@ def verify(engine: sa.Engine, witnesses: Iterable[Witness] = ()) -> AuditReport:
     return AuditReport(records=len(hashes), head=expected_prev, problems=tuple(problems), witnesses=described)
 
 
-def _collect_rows(seq: int, payload: str, recorded: dict[tuple[str, tuple], tuple[int, dict]]) -> None:
+def _collect_rows(
+    seq: int, payload: str, recorded: dict[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]]
+) -> None:
     """Index the covered rows a record carries by table and primary key (an unreadable payload is already reported)."""
     try:
         body = json.loads(payload)

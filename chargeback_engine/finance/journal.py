@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -228,7 +229,7 @@ def load_batches(connection: sa.Connection, period: str) -> list[JournalBatch]:
         for row in connection.execute(sa.select(journal_batches).where(journal_batches.c.period == period))
     }
     lines: dict[str, list[JournalLine]] = defaultdict(list)
-    entries_by_batch: dict[str, list] = defaultdict(list)
+    entries_by_batch: dict[str, list[sa.Row[Any]]] = defaultdict(list)
     query = (
         sa.select(journal_entries)
         .join(journal_batches, journal_batches.c.batch_id == journal_entries.c.batch_id)

@@ -62,7 +62,7 @@ class PeriodStatus:
 
 
 def _stored_statement(connection: sa.Connection, period: str, settings: FinanceSettings) -> Statement:
-    closing = connection.execute(sa.select(period_closes).where(period_closes.c.period == period)).first()
+    closing = connection.execute(sa.select(period_closes).where(period_closes.c.period == period)).one()
     lines = tuple(
         StatementLine(
             r.cost_center, r.treatment, r.service_name, r.category, r.reference, r.currency, r.exact_amount, r.amount

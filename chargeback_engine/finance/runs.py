@@ -156,7 +156,7 @@ class IngestResult:
     totals: Mapping[str, Decimal] = field(default_factory=dict)
 
 
-def _ledger_rows(run: RunInput) -> list[tuple]:
+def _ledger_rows(run: RunInput) -> list[tuple[Any, ...]]:
     """Validate the ledger and return its rows; errors name the row and the column."""
     missing = sorted(_REQUIRED - set(run.ledger.column_names))
     if missing:
@@ -186,7 +186,7 @@ def _ledger_rows(run: RunInput) -> list[tuple]:
     return rows
 
 
-def _content_hash(run: RunInput, rows: list[tuple]) -> str:
+def _content_hash(run: RunInput, rows: list[tuple[Any, ...]]) -> str:
     body = canonical_json(
         {
             "policy_hash": run.policy_hash,
@@ -249,7 +249,7 @@ def aggregate_run(connection: sa.Connection, run_key: str) -> dict[AggregateKey,
 
 
 def _insert_run(
-    connection: sa.Connection, run: RunInput, rows: list[tuple], content: str, supersedes: str
+    connection: sa.Connection, run: RunInput, rows: list[tuple[Any, ...]], content: str, supersedes: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Write the run and its lines; returns the ``runs`` and ``run_tag_compliance`` rows (its audit record covers them)."""
     key = run.run_key
@@ -292,7 +292,7 @@ def _insert_run(
     if run.decisions is not None and run.decisions.num_rows:
         table = run.decisions
         values = {name: table[name].to_pylist() for name in _DECISION_COLUMNS if name in table.column_names}
-        seen: set[str] = set()
+        seen: set[str | None] = set()
         batch = []
         for i in range(table.num_rows):
             decision = {name: values[name][i] if name in values else None for name in _DECISION_COLUMNS}
@@ -335,7 +335,7 @@ def _restate(connection: sa.Connection, run: RunInput, previous: str) -> tuple[P
     return target, rows
 
 
-def _totals(rows: list[tuple]) -> dict[str, Decimal]:
+def _totals(rows: list[tuple[Any, ...]]) -> dict[str, Decimal]:
     totals: dict[str, Decimal] = defaultdict(Decimal)
     amount, currency = LEDGER_COLUMNS.index("amount"), LEDGER_COLUMNS.index("currency")
     for row in rows:

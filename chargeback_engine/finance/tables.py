@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from decimal import Decimal, localcontext
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -24,19 +24,20 @@ from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 #: Decimal digits finance computes with: sums of numeric(38, LEDGER_SCALE) amounts stay exact
 #: (Decimal's default context keeps 28 digits and would silently round them).
 EXACT_DIGITS = 80
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def exact(function: F) -> F:
+def exact(function: Callable[P, R]) -> Callable[P, R]:
     """Run ``function`` with :data:`EXACT_DIGITS` Decimal digits, so no sum of amounts rounds."""
 
     @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         with localcontext() as ctx:
             ctx.prec = EXACT_DIGITS
             return function(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 @exact

@@ -99,7 +99,7 @@ def channels(config: Sequence[Mapping[str, Any]], notifiers: Mapping[str, Notifi
     """Validate ``[{type: NAME, id?: ID, **options}]`` against each notifier's options schema."""
     result = []
     for i, entry in enumerate(config):
-        kind = entry.get("type")
+        kind: Any = entry.get("type")  # whatever the YAML holds: reported below unless a notifier's name
         if kind not in notifiers:
             raise NotifyError(f"notifiers[{i}]: unknown notifier type {kind!r}; known: {', '.join(sorted(notifiers))}")
         options = {k: v for k, v in entry.items() if k not in ("type", "id")}

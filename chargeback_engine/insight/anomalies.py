@@ -49,8 +49,8 @@ def score_series(values: Sequence[float], *, start: int = WINDOW, window: int = 
     floor = max(float(np.median(y[y > 0])) * 0.01, 1e-6) if np.any(y > 0) else 1e-6
     logs = np.log(np.maximum(y, 0.0) + floor)
     scores: list[Score] = []
-    fitted_at = -1
-    seasonal = scale = None
+    fitted_at = -1  # no anchor: the first day fits
+    seasonal, scale = np.empty(0), 0.0
     with threadpool_limits(1):  # tiny matrices: one BLAS thread each, no fighting over cores
         for t in range(max(start, window), len(y)):
             anchor = t - (t - window) % REFIT_EVERY  # fixed refit days, so a day scores the same from any start

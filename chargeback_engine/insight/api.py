@@ -202,7 +202,7 @@ class Insight:
             if daily_data and latest
             else []
         )  # a month already complete has nothing left to forecast
-        return jsonable(
+        dashboard: dict[str, Any] = jsonable(
             {
                 "period": str(period),
                 "currency": self.facts.currency,
@@ -246,6 +246,7 @@ class Insight:
                 "cost_centers": [self._cost_center_page(cc, period, periods, anomalies) for cc in teams],
             }
         )
+        return dashboard
 
     def _cost_center_page(
         self, cost_center: str, period: Period, periods: list[Period], anomalies: list[Anomaly]

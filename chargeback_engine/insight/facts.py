@@ -15,7 +15,7 @@ a shared-cost stage is ``shared``, and everything else is ``direct``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -89,7 +89,7 @@ class Facts:
         return {k: dict(v) for k, v in sorted(series.items())}
 
 
-def _sum_by(rows: Iterable[Fact], key) -> dict[str, Decimal]:  # type: ignore[no-untyped-def]
+def _sum_by(rows: Iterable[Fact], key: Callable[[Fact], str]) -> dict[str, Decimal]:
     totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for f in rows:
         totals[key(f)] += f.amount
@@ -145,7 +145,7 @@ def _fold(ledger: pa.Table, known_buckets: frozenset[str]) -> tuple[list[Fact], 
 
 def _merge(facts: Iterable[Fact]) -> list[Fact]:
     """Re-add facts whose day was moved, so each (period, day, cc, service, coverage) is one fact."""
-    totals: Mapping[tuple, Decimal] = defaultdict(lambda: ZERO)
+    totals: dict[tuple[str, date, str, str, str], Decimal] = defaultdict(lambda: ZERO)
     for f in facts:
-        totals[(f.period, f.day, f.cost_center, f.service, f.coverage)] += f.amount  # type: ignore[index]
+        totals[(f.period, f.day, f.cost_center, f.service, f.coverage)] += f.amount
     return [Fact(*key, amount) for key, amount in totals.items()]

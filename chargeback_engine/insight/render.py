@@ -17,6 +17,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from babel import Locale
+
 from chargeback_engine import display
 from chargeback_engine.csvwriter import csv_text
 from chargeback_engine.insight.alerts import Alert
@@ -85,7 +87,7 @@ class _Cells:
 
 
 #: CSV cells are read by spreadsheets, whatever the reader's locale: a point, no grouping.
-_SPREADSHEET = display.Locale.parse("en_US")
+_SPREADSHEET = Locale.parse("en_US")
 
 
 def to_tables(
@@ -279,7 +281,7 @@ def _markdown(t: Table) -> str:
 def _text(t: Table) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in t.rows]) for i, h in enumerate(t.header)]
 
-    def fmt(row: list[str]) -> str:
+    def fmt(row: tuple[str, ...]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
 
     return "\n".join([t.title, fmt(t.header), *(fmt(r) for r in t.rows)]) + "\n"

@@ -179,7 +179,10 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     if missing := missing_sqlite_file(url):
         raise InputError(f"{missing}: no cost database (nothing recorded yet); give --db URL or set CHARGEBACK_DB")
     engine = open_database(url)
-    ledgers, journaled, chargeback, buckets, names = [], {}, set(), set(), {}
+    ledgers, journaled = [], {}
+    chargeback: set[str] = set()
+    buckets: set[str] = set()
+    names: dict[str, str] = {}
     with engine.connect() as conn:
         for period in sorted(set(conn.execute(sa.select(t.runs.c.period)).scalars())):
             run_key = head_run(conn, period)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -150,7 +151,7 @@ def write_sample(root: str | Path, *, seed: int = 6) -> Path:
 
 def _sample_period(
     period: Period, first: date, series: Mapping[tuple[str, str], list[float]]
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     run_id = hashlib.sha256(f"sample:{period}".encode()).hexdigest()[:16]
     base = {
         "run_id": run_id,
@@ -161,8 +162,8 @@ def _sample_period(
         "policy_version": "sample",
         "policy_hash": "sample",
     }
-    ledger: list[dict] = []
-    focus: list[dict] = []
+    ledger: list[dict[str, Any]] = []
+    focus: list[dict[str, Any]] = []
     day = period.start
     while day < period.end:
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -254,7 +255,7 @@ def _sample_enrichment(focus: list[dict], period: Period) -> pa.Table:
 
 
 def _sample_metrics(rng: random.Random) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for month in range(SAMPLE_MONTHS):
         period = str(SAMPLE_FIRST.shift(month))
         rows.append((period, "", "transactions", str(int(4_000_000 * (1 + 0.05 * month) * rng.uniform(0.95, 1.05)))))
@@ -265,7 +266,7 @@ def _sample_metrics(rng: random.Random) -> list[tuple[str, ...]]:
 
 def _sample_budgets(series: Mapping[tuple[str, str], list[float]], first: date) -> list[tuple[str, ...]]:
     """Budgets at the team's average month of the first three months plus 5%: some teams will overrun."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for team in SAMPLE_TEAMS:
         daily = [sum(values[t] for (cc, _), values in series.items() if cc == team) for t in range(91)]
         monthly = Decimal(repr(sum(daily) / 3 * 1.05)).quantize(Decimal(1))

@@ -38,7 +38,9 @@ TAG_PREFIX = "tags."
 class Condition:
     """A compiled predicate over a match key."""
 
-    fields: frozenset[str]
+    @property
+    def fields(self) -> frozenset[str]:  # pragma: no cover - interface
+        raise NotImplementedError
 
     def matches(self, key: MatchKey) -> bool:  # pragma: no cover - interface
         raise NotImplementedError
@@ -51,7 +53,7 @@ class _Field(Condition):
     operand: Any
 
     @property
-    def fields(self) -> frozenset[str]:  # type: ignore[override]
+    def fields(self) -> frozenset[str]:
         return frozenset({self.name})
 
     def matches(self, key: MatchKey) -> bool:
@@ -63,7 +65,7 @@ class _Field(Condition):
         if value is None:
             return False
         if self.op == "eq":
-            return value == self.operand
+            return bool(value == self.operand)
         if self.op == "in":
             return value in self.operand
         return self.operand.fullmatch(value) is not None
@@ -74,7 +76,7 @@ class _All(Condition):
     parts: tuple[Condition, ...]
 
     @property
-    def fields(self) -> frozenset[str]:  # type: ignore[override]
+    def fields(self) -> frozenset[str]:
         return frozenset().union(*(p.fields for p in self.parts))
 
     def matches(self, key: MatchKey) -> bool:
@@ -86,7 +88,7 @@ class _Any(Condition):
     parts: tuple[Condition, ...]
 
     @property
-    def fields(self) -> frozenset[str]:  # type: ignore[override]
+    def fields(self) -> frozenset[str]:
         return frozenset().union(*(p.fields for p in self.parts))
 
     def matches(self, key: MatchKey) -> bool:
@@ -98,7 +100,7 @@ class _Not(Condition):
     part: Condition
 
     @property
-    def fields(self) -> frozenset[str]:  # type: ignore[override]
+    def fields(self) -> frozenset[str]:
         return self.part.fields
 
     def matches(self, key: MatchKey) -> bool:
@@ -184,13 +186,9 @@ class TagNormalizer:
 
     keys: Literal["lower", "preserve"] = "lower"
     strip: bool = True
-    aliases: Mapping[str, str] = None  # type: ignore[assignment]
+    aliases: Mapping[str, str] = field(default_factory=dict)
     on_collision: Literal["prefer-exact", "error"] = "prefer-exact"
     _keys: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)  # normalised keys
-
-    def __post_init__(self) -> None:
-        if self.aliases is None:
-            object.__setattr__(self, "aliases", {})
 
     def normalize_key(self, key: str) -> str:
         known = self._keys.get(key)  # a month holds a handful of distinct keys, in every record
@@ -271,7 +269,7 @@ def _implies(given: _Field, required: _Field) -> bool:
         if op == "eq":
             return values == {operand}
         if op == "in":
-            return values <= operand
+            return bool(values <= operand)
         if op == "not_in":
             return not (values & operand)
         return all(operand.fullmatch(v) for v in values)

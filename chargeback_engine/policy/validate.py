@@ -5,7 +5,7 @@ Every function here returns located diagnostics and never raises on a bad policy
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -194,7 +194,7 @@ class Semantics:
         self.doc, self.policy, self.registry = doc, policy, registry
         self.spec: Mapping[str, Any] = doc.data["spec"]
         self.found: list[Diagnostic] = []
-        self._driver_rows: dict[str, list[Mapping[str, str | None]] | None] = {}
+        self._driver_rows: dict[str, Sequence[Mapping[str, str | None]] | None] = {}
 
     def report(self, path: JsonPath, message: str, *, severity: str = "error", key: bool = False) -> None:
         self.found.append(self.doc.diagnostic(path, message, severity=severity, key=key))
@@ -284,11 +284,11 @@ class Semantics:
                     self.report(at, finding.message)
             self.driver_periods(driver_id)
 
-    def driver_rows(self, driver_id: str) -> list[Mapping[str, str | None]] | None:
+    def driver_rows(self, driver_id: str) -> Sequence[Mapping[str, str | None]] | None:
         """The driver's rows, read once; None (and an error) when its file cannot be read."""
         if driver_id not in self._driver_rows:
             driver = next((d for d in self.policy.drivers if d.id == driver_id), None)
-            rows = None
+            rows: Sequence[Mapping[str, str | None]] | None = None
             if driver is not None and (driver.file is None or _readable(self.doc.file, driver.file)):
                 try:
                     rows = driver_rows(driver, self.doc.file)
@@ -396,7 +396,7 @@ class Semantics:
         for cycle in cycles:
             steps = list(zip(cycle, [*cycle[1:], cycle[0]]))
             looped.update(steps)
-            drivers = sorted({edges[a][b] for a, b in steps if edges[a][b]})
+            drivers = sorted({driver for a, b in steps if (driver := edges[a][b])})
             through = f" (through the rows of driver {', '.join(map(repr, drivers))})" if drivers else ""
             self.report(
                 ("spec", "stages", pools[cycle[0]], "pool"),

@@ -99,7 +99,7 @@ class YamlDocument:
 
     def diagnostic(self, path: JsonPath, message: str, *, severity: str = "error", key: bool = False) -> Diagnostic:
         line, column = self.position(path, key=key)
-        return Diagnostic(self.file, line, column, format_path(path), message, severity)  # type: ignore[arg-type]
+        return Diagnostic(self.file, line, column, format_path(path), message, severity)  # type: ignore[arg-type]  # a plugin's Finding.severity is a plain str
 
 
 class _Fatal(Exception):
@@ -201,7 +201,8 @@ class _Reader:
                 open_collections -= 1
 
     def _resolve(self, event: ScalarEvent) -> str:
-        return self._resolver.resolve(ScalarNode, event.value, event.implicit)
+        tag: str = self._resolver.resolve(ScalarNode, event.value, event.implicit)
+        return tag
 
     def scalar(self, event: ScalarEvent, path: JsonPath) -> Any:
         text, position = event.value, _pos(event)

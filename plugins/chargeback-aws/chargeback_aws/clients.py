@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from chargeback_engine.plugin import InputError, RetryPolicy, redact_sdk_logs
 
@@ -44,14 +44,17 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 
-ClientFactory = Callable[[str, "str | None"], Any]
+#: The AWS services the collectors and enrichers call.
+Service = Literal["ce", "sts", "s3", "resourcegroupstaggingapi", "organizations"]
+
+ClientFactory = Callable[[Service, "str | None"], Any]
 
 
 #: botocore loggers that print signed headers or credential responses at DEBUG.
 SDK_LOGGERS = ("botocore.auth", "botocore.endpoint", "botocore.parsers", "botocore.hooks", "botocore.credentials")
 
 
-def default_client(service: str, region: str | None) -> Any:
+def default_client(service: Service, region: str | None) -> Any:
     """A client whose credentials come from boto3's standard chain (env, profile, SSO, role)."""
     import boto3
     from botocore.config import Config
@@ -65,8 +68,11 @@ def default_client(service: str, region: str | None) -> Any:
         raise InputError(
             f"AWS_RETRY_MODE (or retry_mode in the AWS profile) is {mode!r}; expected legacy, standard or adaptive"
         )
-    retries: dict[str, Any] = {"total_max_attempts": 1, **({"mode": mode} if mode else {})}
-    config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, retries=retries)
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        retries={"total_max_attempts": 1, "mode": mode} if mode else {"total_max_attempts": 1},
+    )
     return session.client(service, region_name=region, config=config)
 
 

@@ -203,7 +203,8 @@ def _post(client: Any, url: str, body: Mapping[str, Any], source_id: str) -> Map
             f"{error.get('code', '')} {error.get('message', '')}".rstrip()
         )
     try:
-        return json.loads(text, parse_float=Decimal)  # never through float: costs stay exact
+        usage: Mapping[str, Any] = json.loads(text, parse_float=Decimal)  # never through float: costs stay exact
+        return usage
     except ValueError as exc:
         raise InputError(f"{source_id}: Query - Usage answered with invalid JSON: {exc}") from exc
 

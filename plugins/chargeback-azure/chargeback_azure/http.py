@@ -74,7 +74,7 @@ def retry_after(exc: Exception) -> float | None:
         and exc.status_code is not None
         and (exc.status_code == 429 or exc.status_code >= 500)
     ):
-        return retry_wait(exc.response.headers) if exc.response is not None else 0.0
+        return retry_wait(exc.response.headers) if exc.response is not None else 0.0  # type: ignore[attr-defined]  # azure-core's response protocol omits headers, which every response it raises with has
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return 0.0
     return None

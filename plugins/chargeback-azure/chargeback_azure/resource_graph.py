@@ -112,7 +112,7 @@ def _post(client: Any, url: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         raise Throttled(response.status_code, retry_wait(response.headers))
     text = response.text()
     try:
-        document = json.loads(text)
+        document: Mapping[str, Any] = json.loads(text)
     except ValueError as exc:
         raise InputError(f"{NAME}: Resources answered HTTP {response.status_code} with invalid JSON: {exc}") from exc
     if response.status_code != 200:

@@ -59,6 +59,8 @@ def default_clients(project: str | None, location: str | None) -> GoogleClients:
     """Clients whose credentials come from google-auth's standard chain (ADC)."""
     from google.cloud import bigquery
 
+    billing: object
+    catalog: object
     try:
         from google.cloud import billing_v1
     except ImportError:

@@ -43,7 +43,8 @@ def _get(session: Any, url: str, params: Mapping[str, Any]) -> Mapping[str, Any]
     if response.status_code != 200:
         raise exceptions.from_http_response(response)
     try:
-        return response.json()
+        document: Mapping[str, Any] = response.json()
+        return document
     except ValueError as exc:
         raise InputError(f"{url}: answered with invalid JSON: {exc}") from exc
 
