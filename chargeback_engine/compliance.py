@@ -185,7 +185,8 @@ def required_tags(policy: Policy) -> tuple[str, ...]:
 
 
 def _spec_tags(policy: Policy) -> dict[str, Any]:
-    return policy.document.get("spec", {}).get("tags", {})
+    tags: dict[str, Any] = policy.document.get("spec", {}).get("tags", {})
+    return tags
 
 
 def _period_of(directory: Path) -> str:

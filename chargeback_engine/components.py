@@ -273,6 +273,10 @@ class RunResult(Protocol):
         """(cost center, currency, amount) for the run period, the unallocated bucket included."""
         ...
 
+    def summary_query(self) -> str:
+        """The SQL of :meth:`summary` over ``store``, for an exporter that streams it."""
+        ...
+
     def totals(self) -> dict[str, dict[str, Decimal]]:
         """Per currency: input, allocated, deferred and carried totals."""
         ...

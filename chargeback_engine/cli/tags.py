@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from chargeback_engine.compliance import RENDERERS, as_alert, tag_report
-from chargeback_engine.insight.alerts import NotifyError, channels
+from chargeback_engine.errors import NotifyError
+from chargeback_engine.insight.alerts import channels
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.policy.yaml import read_yaml_file
 

@@ -18,7 +18,7 @@ from chargeback_engine.engine.items import build_line_items
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.errors import ChargebackError, InputError
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry
+from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 from chargeback_engine.policy.loader import (
     POLICY_TEST_SUFFIX,
     load_policies,
@@ -54,6 +54,7 @@ def test_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
 
 
 def run_policy_tests(paths: Iterable[str | Path], registry: Registry | None = None) -> list[CaseResult]:
+    registry = registry or build_registry(get_plugin_manager())
     results: list[CaseResult] = []
     for policy_path, test_path in test_files(paths):
         engine = Engine(load_policies([policy_path], registry), registry)

@@ -16,9 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from chargeback_engine.components import Exporter
+from chargeback_engine.components import Exporter, RunResult
 from chargeback_engine.csvwriter import defused
-from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.store import RECORD, connect, sql_text
 from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT
 from chargeback_engine.hookspecs import hookimpl

@@ -6,7 +6,9 @@ inputs from stored periods, business metrics and the insight store.
 
 from __future__ import annotations
 
-from chargeback_engine.insight.alerts import Alert, Channel, Delivery, NotifyError, channels, deliver
+from chargeback_engine.components import Alert
+from chargeback_engine.errors import NotifyError
+from chargeback_engine.insight.alerts import Channel, Delivery, channels, deliver
 from chargeback_engine.insight.anomalies import AlertGate, Anomaly, detect_anomalies, gate
 from chargeback_engine.insight.api import Insight
 from chargeback_engine.insight.dashboard import dashboard_html, write_dashboard

@@ -16,10 +16,10 @@ from typing import Any
 import structlog
 
 from chargeback_engine.compliance import TagReport, required_tags, tag_report
+from chargeback_engine.components import Alert
 from chargeback_engine.errors import InputError, PeriodError
 from chargeback_engine.insight.alerts import (
     DEFAULT_THRESHOLDS,
-    Alert,
     Channel,
     Delivery,
     anomaly_alerts,

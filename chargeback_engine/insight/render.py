@@ -20,8 +20,8 @@ from typing import Any
 from babel import Locale
 
 from chargeback_engine import display
+from chargeback_engine.components import Alert
 from chargeback_engine.csvwriter import csv_text
-from chargeback_engine.insight.alerts import Alert
 from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.insight.forecast import Forecast
 from chargeback_engine.insight.kpis import KPIs

@@ -232,7 +232,7 @@ def _sample_period(
     return ledger, focus
 
 
-def _sample_enrichment(focus: list[dict], period: Period) -> pa.Table:
+def _sample_enrichment(focus: list[dict[str, Any]], period: Period) -> pa.Table:
     """The cost-center tags a CMDB file filled on the :data:`SAMPLE_ENRICHED` lines."""
     cc, service = SAMPLE_ENRICHED
     filled = [line for line in focus if line["x_CostCenterId"] == cc and line["ServiceName"] == service]
