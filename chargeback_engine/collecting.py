@@ -26,10 +26,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import structlog
 
 from chargeback_engine import focus
 from chargeback_engine.errors import InputError
+from chargeback_engine.logs import get_logger
 from chargeback_engine.normalise import (
     COLUMN_ALIASES,
     Rounding,
@@ -43,7 +43,7 @@ from chargeback_engine.normalise import (
 )
 from chargeback_engine.redact import redact
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
 from jsonschema import Draft202012Validator, FormatChecker
 
 from chargeback_engine.errors import Diagnostic, PolicyError
+from chargeback_engine.logs import get_logger
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 from chargeback_engine.policy.build import build_policy
 from chargeback_engine.policy.match import compile_regex
@@ -26,7 +26,7 @@ from chargeback_engine.policy.schema import assemble_schema
 from chargeback_engine.policy.validate import Semantics, overlapping_windows, schema_diagnostics
 from chargeback_engine.policy.yaml import JsonPath, YamlDocument, read_yaml_file
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 POLICY_TEST_SUFFIX = "_test.yaml"
 

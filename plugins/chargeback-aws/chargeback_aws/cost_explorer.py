@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 
 import pyarrow as pa
-import structlog
 
 from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client, max_attempts
 from chargeback_engine import focus
@@ -29,10 +28,11 @@ from chargeback_engine.collecting import (
 )
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
+from chargeback_engine.logs import get_logger
 from chargeback_engine.normalise import Rounding, normalise, to_money
 from chargeback_engine.periods import Period
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = "aws-cost-explorer"
 

@@ -33,7 +33,6 @@ from typing import IO, Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
-import structlog
 
 from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client, max_attempts
 from chargeback_engine import focus
@@ -48,9 +47,10 @@ from chargeback_engine.collecting import (
 )
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
+from chargeback_engine.logs import get_logger
 from chargeback_engine.periods import Period
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = "aws-data-exports"
 

@@ -18,7 +18,6 @@ from functools import partial
 from typing import Any
 
 import pyarrow as pa
-import structlog
 
 from chargeback_azure.http import (
     CONNECTION_TIMEOUT,
@@ -41,10 +40,11 @@ from chargeback_engine.collecting import (
 )
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
+from chargeback_engine.logs import get_logger
 from chargeback_engine.normalise import Rounding, normalise, to_money
 from chargeback_engine.periods import Period
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = "azure-cost-query"
 API_VERSION = "2023-03-01"

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
 import pyarrow as pa
-import structlog
 
 from chargeback_azure.http import (
     CONNECTION_TIMEOUT,
@@ -35,9 +34,10 @@ from chargeback_engine.collecting import (
 )
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
+from chargeback_engine.logs import get_logger
 from chargeback_engine.periods import Period
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = "azure-focus-export"
 

@@ -33,7 +33,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import structlog
 
 from chargeback_engine import focus
 from chargeback_engine.collecting import (
@@ -47,6 +46,7 @@ from chargeback_engine.collecting import (
 )
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
+from chargeback_engine.logs import get_logger
 from chargeback_engine.normalise import Rounding, normalise, to_money
 from chargeback_engine.periods import Period
 from chargeback_gcp.clients import (
@@ -59,7 +59,7 @@ from chargeback_gcp.clients import (
     no_retry,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = "gcp-bigquery-billing"
 #: Rows per result page; a last page of exactly this many rows with no token is suspicious.
