@@ -465,6 +465,20 @@ def test_semantics_do_not_wait_for_a_schema_valid_file(write: Write, registry: R
     ]
 
 
+def test_a_left_out_cost_center_or_driver_is_still_known_by_name(write: Write, registry: Registry) -> None:
+    """Their mistakes are reported once; the rules and stages that name them are not reported too."""
+    path = write(
+        mutate(
+            ("{id: CC-2002, name: Frontend}", "{id: CC-2002, name: Frontend, gl-account: 6420}"),
+            ("    cpu-hours:\n", "    cpu-hours:\n      unit: 5\n"),
+        )
+    )
+    assert messages(path, registry) == [
+        "15:37: $.spec.cost_centers[1].gl-account: unknown field 'gl-account'; did you mean 'gl_account'?",
+        '19:13: $.spec.drivers.cpu-hours.unit: expected text, got the number 5; quote it ("5") to keep it as text',
+    ]
+
+
 # --- API and CLI --------------------------------------------------------------------
 
 
