@@ -19,7 +19,7 @@ notifier errors, and by the filter on SDK loggers (:mod:`chargeback_engine.colle
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 MASK = "***"
@@ -92,7 +92,7 @@ def redact_value(value: Any) -> Any:
     return value
 
 
-def redact_event_dict(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_event_dict(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """A structlog processor: every text value of the event redacted (put it before the renderer,
     after ``format_exc_info``, so tracebacks are redacted too)."""
     return {k: redact_value(v) for k, v in event_dict.items()}
