@@ -75,6 +75,7 @@ from chargeback_engine.focus import (
     read_parquet_columns,
 )
 from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.logs import get_logger
 from chargeback_engine.normalise import Rounding, normalise, to_money
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.checks import known_cost_centers, suggestion, unknown_cost_centers
@@ -83,8 +84,9 @@ from chargeback_engine.policy.model import AllocationSpec, Policy
 from chargeback_engine.policy.schema import ALLOCATE_REF, COST_CENTER_ID_REF, WHEN_REF
 
 __all__ = [
-    # hooks
+    # hooks and logging
     "hookimpl",
+    "get_logger",
     # component protocols and what they exchange with the host
     "AllocationContext",
     "Allocator",

@@ -21,7 +21,6 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
 
 import pluggy
-import structlog
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
@@ -29,6 +28,7 @@ from chargeback_engine import hookspecs
 from chargeback_engine.components import Allocator, Collector, Exporter, Notifier
 from chargeback_engine.enrich.model import Enricher
 from chargeback_engine.errors import ChargebackError, PluginError
+from chargeback_engine.logs import get_logger
 
 #: Comma-separated plugin names. ``--allow-plugin`` replaces the allow-list from the
 #: environment; ``--block-plugin`` adds to the block-list from the environment.
@@ -43,7 +43,7 @@ KEBAB_CASE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 T = TypeVar("T")
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +24,7 @@ import structlog
 from chargeback_engine.cli.defaults import load_defaults
 from chargeback_engine.engine.memory import use_jemalloc_pool
 from chargeback_engine.errors import ChargebackError
+from chargeback_engine.logs import get_logger
 from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
 from chargeback_engine.redact import redact, redact_event_dict
 
@@ -43,23 +45,48 @@ class CliState:
         return build_registry(self.plugin_manager)
 
 
-def configure_logging(log_format: str, verbosity: int) -> None:
+def _shown(record: logging.LogRecord) -> bool:
+    """Every structlog event at the chosen level; other libraries' records from WARNING up only,
+    as Python shows them unconfigured (botocore prints signed requests at DEBUG)."""
+    return record.levelno >= logging.WARNING or hasattr(record, "_logger")
+
+
+def configure_logging(log_format: str, verbosity: int) -> Callable[[], None]:
+    """Render every log record on stderr for one invocation; returns what puts logging back."""
     level = logging.WARNING - 10 * min(verbosity, 2)
     renderer = (
         structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_event_dict,  # last before rendering: no credential reaches a log line
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    structlog.configure(  # for plugins that call structlog.get_logger() rather than chargeback_engine.logs
+        processors=[structlog.stdlib.filter_by_level, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_shown)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+                redact_event_dict,  # last before rendering: no credential reaches a log line
+                renderer,
+            ]
+        )
+    )
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+
+    def put_back() -> None:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+
+    return put_back
 
 
 class ChargebackGroup(click.Group):
@@ -89,7 +116,7 @@ class ChargebackGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:  # noqa: BLE001  the one place where every failure is turned into a sentence
-            structlog.get_logger(__name__).debug("command.failed", exc_info=exc)
+            get_logger(__name__).debug("command.failed", exc_info=exc)
             message, code = failure_message(exc)
             click.echo(redact(message), err=True)
             ctx.exit(code)
@@ -154,7 +181,7 @@ def failure_message(exc: Exception) -> tuple[str, int]:
 @click.pass_context
 def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ...], block: tuple[str, ...]) -> None:
     """Allocate cloud spend to cost centers with versioned, tested policies."""
-    configure_logging(log_format, verbose)
+    ctx.call_on_close(configure_logging(log_format, verbose))
     use_jemalloc_pool()
     ctx.obj = CliState(allow=allow or None, block=block)
 

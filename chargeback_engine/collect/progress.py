@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-import structlog
+from chargeback_engine.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Called with (what, done, total or None) as a collector reads; set by whoever shows progress.
 ProgressListener = Callable[[str, int, int | None], None]

@@ -22,7 +22,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import structlog
 
 from chargeback_engine.collect import report_progress
 from chargeback_engine.components import CollectedSource, Collector
@@ -34,6 +33,7 @@ from chargeback_engine.focus import (
     read_parquet_columns,
 )
 from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.logs import get_logger
 from chargeback_engine.normalise import (
     COLUMN_ALIASES,
     NOT_NULL_MONEY,
@@ -45,7 +45,7 @@ from chargeback_engine.normalise import (
 )
 from chargeback_engine.periods import Period
 
-log = structlog.get_logger()
+log = get_logger(__name__)
 
 NAME = "focus-files"
 FORMATS = ("csv", "parquet")

@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import structlog
 
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.engine.result import InputInfo
@@ -26,9 +25,10 @@ from chargeback_engine.engine.store import one_chunk
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import conform, encoded
 from chargeback_engine.ledger import LEDGER_SCHEMA
+from chargeback_engine.logs import get_logger
 from chargeback_engine.periods import Period
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: The collector that reads FOCUS CSV/Parquet files, directories and globs.
 FILE_COLLECTOR = "focus-files"

@@ -18,7 +18,6 @@ from typing import Any
 import pluggy
 import pyarrow as pa
 import pyarrow.compute as pc
-import structlog
 
 from chargeback_engine.components import CollectedSource, Exporter
 from chargeback_engine.engine.dataplane import DataPlane, RunInfo
@@ -38,6 +37,7 @@ from chargeback_engine.engine.tags import TagColumns, with_tag_columns
 from chargeback_engine.enrich.apply import enrich_records
 from chargeback_engine.errors import ConservationError, InputError
 from chargeback_engine.focus import TIMESTAMP
+from chargeback_engine.logs import get_logger
 from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
@@ -51,7 +51,7 @@ from chargeback_engine.plugins import (
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.policy.model import Policy, PolicySet
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Exporters a run writes when neither the caller nor the policy's ``spec.exports`` names any.
 DEFAULT_EXPORTERS = ("allocations", "decisions", "summary", "schedule")

@@ -15,13 +15,14 @@ from importlib.resources import files
 from typing import Any
 
 import sqlalchemy as sa
-import structlog
+
+from chargeback_engine.logs import get_logger
 
 DEFAULT_URL = "sqlite:///chargeback.db"
 ENV_VAR = "CHARGEBACK_DB"
 _WRITE_LOCK = 0x43424B46  # "CBKF": the advisory lock id of finance writes
 
-log = structlog.get_logger()
+log = get_logger(__name__)
 
 
 def database_url(explicit: str | None = None) -> str:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
-import structlog
 
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.canonical import canonical_json, minor
@@ -32,9 +31,10 @@ from chargeback_engine.finance.runs import head_run
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice, Statement, StatementLine, build_statement, resolve_terms
 from chargeback_engine.finance.tables import credit_notes, exact, invoices, period_closes, runs, statement_lines
+from chargeback_engine.logs import get_logger
 from chargeback_engine.periods import Period
 
-log = structlog.get_logger()
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-import structlog
 
 from chargeback_engine.compliance import Compliance, by_cost_center
 from chargeback_engine.errors import InputError
@@ -40,11 +39,12 @@ from chargeback_engine.finance.tables import (
     runs,
 )
 from chargeback_engine.ledger import CATEGORIES
+from chargeback_engine.logs import get_logger
 from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.model import CostCenter, Policy
 
-log = structlog.get_logger()
+log = get_logger(__name__)
 
 #: Ledger columns the cost database keeps, in ``ledger_lines`` order.
 LEDGER_COLUMNS = (

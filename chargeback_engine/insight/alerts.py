@@ -15,12 +15,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
-import structlog
 
 from chargeback_engine import display
 from chargeback_engine.components import Alert
 from chargeback_engine.errors import NotifyError
 from chargeback_engine.insight.anomalies import Anomaly
+from chargeback_engine.logs import get_logger
 from chargeback_engine.periods import Period
 from chargeback_engine.redact import redact
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from chargeback_engine.components import Notifier
     from chargeback_engine.insight.store import InsightStore
 
-log = structlog.get_logger()
+log = get_logger(__name__)
 
 DEFAULT_THRESHOLDS = (Decimal(80), Decimal(100))
 

@@ -13,8 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from chargeback_engine.compliance import TagReport, required_tags, tag_report
 from chargeback_engine.components import Alert
 from chargeback_engine.errors import InputError, PeriodError
@@ -34,11 +32,12 @@ from chargeback_engine.insight.render import jsonable
 from chargeback_engine.insight.reports import ExecutiveSummary, TeamReport, executive_summary, percent, team_report
 from chargeback_engine.insight.sources import StoredPeriods, read_cost_database, read_metrics, read_run_directory
 from chargeback_engine.insight.store import InsightStore
+from chargeback_engine.logs import get_logger
 from chargeback_engine.money import minor_units
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.model import PolicySet
 
-log = structlog.get_logger()
+log = get_logger(__name__)
 
 
 @dataclass

@@ -18,14 +18,13 @@ from collections.abc import Callable, Mapping
 from email.message import EmailMessage
 from typing import Any
 
-import structlog
-
 from chargeback_engine.components import Alert
 from chargeback_engine.errors import NotifyError
 from chargeback_engine.hookspecs import hookimpl
+from chargeback_engine.logs import get_logger
 from chargeback_engine.redact import redact, redact_url
 
-log = structlog.get_logger()
+log = get_logger(__name__)
 
 
 class JsonNotifier:

@@ -29,6 +29,9 @@ def _date(value: Any) -> date:
 def build_policy(document: Mapping[str, Any], *, path: str, locate: Locate) -> Policy:
     """Turn a document that already passed validation into a :class:`Policy`.
 
+    Validation also builds one from the part of a document that passed (``validate.valid_part``),
+    where a wrong ``name`` or ``version`` is left out: they read as empty there.
+
     ``locate`` maps a JSON path inside the document to its file:line:column, so every
     rule and stage remembers where it was written.
     """
@@ -89,8 +92,8 @@ def build_policy(document: Mapping[str, Any], *, path: str, locate: Locate) -> P
         for cc in spec.get("cost_centers", [])
     )
     return Policy(
-        name=metadata["name"],
-        version=str(metadata["version"]),
+        name=metadata.get("name", ""),
+        version=str(metadata.get("version", "")),
         effective_from=_date(effective.get("from", "1970-01-01")),
         effective_until=_date(effective["until"]) if effective.get("until") else None,
         currency=spec.get("currency", "USD"),

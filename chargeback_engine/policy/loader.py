@@ -1,11 +1,12 @@
 """Load and validate policy files: the public entry points of the policy package.
 
 Each file goes through the layers in order: YAML (``policy.yaml``), then the assembled
-schema, then semantics (``policy.validate``). Within a layer every problem is reported; a
-file that fails a layer skips the later ones, which could only guess at its meaning. (A
-YAML-layer error that leaves the data intact, such as an unquoted ``012``, still lets the
-schema run.) The check across files, overlapping effective windows, uses the files that
-passed every layer.
+schema, then semantics (``policy.validate``), and every independent problem is reported in
+one pass. A file the YAML layer cannot trust skips the later layers; otherwise the schema
+judges all of it (a YAML-layer error that leaves the data intact, such as an unquoted
+``012``, still lets it run), and the semantic checks read the part of it that passed both,
+leaving out each rule, stage, cost center, driver or field with a mistake. The check across
+files, overlapping effective windows, uses the files that passed every layer.
 """
 
 from __future__ import annotations
@@ -14,19 +15,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
 from jsonschema import Draft202012Validator, FormatChecker
 
 from chargeback_engine.errors import Diagnostic, PolicyError
+from chargeback_engine.logs import get_logger
 from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.build import build_policy
 from chargeback_engine.policy.match import compile_regex
 from chargeback_engine.policy.model import Policy, PolicySet, SourceLocation
 from chargeback_engine.policy.schema import assemble_schema
-from chargeback_engine.policy.validate import Semantics, overlapping_windows, schema_diagnostics
+from chargeback_engine.policy.validate import (
+    Semantics,
+    ValidPart,
+    overlapping_windows,
+    schema_diagnostics,
+    valid_part,
+)
 from chargeback_engine.policy.yaml import JsonPath, YamlDocument, read_yaml_file
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 POLICY_TEST_SUFFIX = "_test.yaml"
 
@@ -84,16 +91,20 @@ def _check(paths: Iterable[str | Path], registry: Registry) -> _Result:
         diagnostics.extend(found)
         if document is None:
             continue
-        schema_errors = schema_diagnostics(document, validator, already={d.path for d in found})
+        flagged = {d.path for d in found}
+        errors = list(validator.iter_errors(document.data))
+        schema_errors = schema_diagnostics(document, errors, already=flagged)
         diagnostics.extend(schema_errors)
-        if found or schema_errors:
+        part = valid_part(document, errors, flagged)
+        if part is None:
             continue
-        policy = build_policy(document.data, path=str(file), locate=_locator(document))
-        diagnostics.extend(Semantics(document, policy, registry).run())
-        policies.append((document, policy))
+        policy = build_policy(part.data, path=str(file), locate=_locator(part))
+        diagnostics.extend(Semantics(part, policy, registry).run())
+        if not (found or schema_errors):
+            policies.append((document, policy))
     diagnostics.extend(overlapping_windows(policies))
     return _Result(sorted(set(diagnostics)), policies)
 
 
-def _locator(document: YamlDocument) -> Callable[[JsonPath], SourceLocation]:
-    return lambda path: SourceLocation(document.file, *document.position(path))
+def _locator(part: ValidPart) -> Callable[[JsonPath], SourceLocation]:
+    return lambda path: SourceLocation(part.file, *part.position(path))

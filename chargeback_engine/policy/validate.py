@@ -1,16 +1,18 @@
 """The schema and semantic layers of policy validation (the YAML layer is ``policy.yaml``).
 
-Every function here returns located diagnostics and never raises on a bad policy.
+Every function here returns located diagnostics and never raises on a bad policy. The
+semantic checks run on the part of a document that passed the other layers
+(:func:`valid_part`), so one pass reports every independent mistake.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from chargeback_engine.enrich.checks import check_enrich
@@ -23,7 +25,7 @@ from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
 from chargeback_engine.policy.model import Policy
 from chargeback_engine.policy.paths import contained_path
 from chargeback_engine.policy.schema import ALLOCATE_REF, WHEN_REF
-from chargeback_engine.policy.yaml import JsonPath, YamlDocument
+from chargeback_engine.policy.yaml import JsonPath, Position, YamlDocument, format_path
 
 #: FOCUS columns a ``when:`` may name: not money, not quantities, not the raw Tags text.
 MATCHABLE_COLUMNS = tuple(
@@ -36,8 +38,10 @@ MATCHABLE_COLUMNS = tuple(
 _NOUNS = {"method": "allocation method", "collector": "collector", "exporter": "exporter"}
 
 
-def schema_diagnostics(document: YamlDocument, validator: Draft202012Validator, already: set[str]) -> list[Diagnostic]:
-    found = [d for error in validator.iter_errors(document.data) for d in _explain(error, document)]
+def schema_diagnostics(
+    document: YamlDocument, errors: Iterable[ValidationError], already: set[str]
+) -> list[Diagnostic]:
+    found = [d for error in errors for d in _explain(error, document)]
     return [d for d in found if d.path not in already]
 
 
@@ -184,13 +188,122 @@ def _unknown(noun: str, name: Any, known: Iterable[str]) -> str:
     return f"unknown {noun} {name!r}; expected one of: {', '.join(known)}"
 
 
+# --- what the semantic layer reads -------------------------------------------------
+
+#: The objects the semantic checks stand on: never left out; a required field missing there stays absent.
+_SKELETON: frozenset[JsonPath] = frozenset({(), ("metadata",), ("spec",)})
+#: Blocks left out whole for a mistake anywhere inside, as their checks read them whole.
+_WHOLE_BLOCKS = (("spec", "enrich"), ("spec", "tags"))
+#: What :func:`valid_part` keeps of a left-out part that leaves nothing behind.
+_GONE = object()
+
+
+@dataclass
+class ValidPart:
+    """The part of a policy document that passed the YAML and schema layers, located in the original.
+
+    A list item with a mistake (a rule, a stage, a source, a cost center), a driver, a
+    whole ``tags:`` or ``enrich:`` block, or a field of ``metadata`` or ``spec`` is left
+    out; the rest is schema-valid, so every semantic check can read it. A left-out cost
+    center keeps its id and a left-out driver its name, so references to them are not
+    reported as unknown too. Paths into ``data`` are turned back into the document's own
+    (left-out list items shift the indices) before they are located.
+    """
+
+    document: YamlDocument
+    data: Any
+    kept: Mapping[JsonPath, list[int]]  # list path in the document -> the indices of its items kept
+
+    @property
+    def file(self) -> str:
+        return self.document.file
+
+    def original(self, path: JsonPath) -> JsonPath:
+        result: JsonPath = ()
+        for step in path:
+            kept = self.kept.get(result)
+            if kept is not None and isinstance(step, int) and 0 <= step < len(kept):
+                step = kept[step]
+            result = (*result, step)
+        return result
+
+    def position(self, path: JsonPath, *, key: bool = False) -> Position:
+        return self.document.position(self.original(path), key=key)
+
+    def diagnostic(self, path: JsonPath, message: str, *, severity: str = "error", key: bool = False) -> Diagnostic:
+        return self.document.diagnostic(self.original(path), message, severity=severity, key=key)
+
+
+def valid_part(document: YamlDocument, errors: Iterable[ValidationError], flagged: set[str]) -> ValidPart | None:
+    """The part of ``document`` without the schema ``errors`` and the YAML layer's ``flagged`` paths.
+
+    None when the skeleton itself is broken (``metadata`` or ``spec`` missing or not a mapping).
+    """
+    wrong: set[JsonPath] = {path for path in document.values if format_path(path) in flagged} if flagged else set()
+    for error in errors:
+        path: JsonPath = tuple(error.absolute_path)
+        if error.validator == "required" and path in _SKELETON:
+            continue
+        if error.validator == "additionalProperties":
+            allowed = error.schema.get("properties", {})
+            wrong.update((*path, k) for k in error.instance if k not in allowed)
+        elif "propertyNames" in error.schema_path:
+            wrong.add((*path, error.instance))
+        else:
+            wrong.add(path)
+    left_out = {_unit(path) for path in wrong}
+    data = document.data
+    if left_out & _SKELETON or not (
+        isinstance(data, Mapping) and all(isinstance(data.get(k), Mapping) for k in ("metadata", "spec"))
+    ):
+        return None
+    if not left_out:
+        return ValidPart(document, data, {})
+    kept: dict[JsonPath, list[int]] = {}
+
+    def keep(value: Any, at: JsonPath) -> Any:
+        if at in left_out:
+            return _stand_in(document, value, at)
+        if isinstance(value, Mapping):
+            return {k: v for k, v in ((k, keep(v, (*at, k))) for k, v in value.items()) if v is not _GONE}
+        if isinstance(value, list):
+            parts = [(i, keep(v, (*at, i))) for i, v in enumerate(value)]
+            kept[at] = [i for i, v in parts if v is not _GONE]
+            return [v for _, v in parts if v is not _GONE]
+        return value
+
+    return ValidPart(document, keep(data, ()), kept)
+
+
+def _unit(path: JsonPath) -> JsonPath:
+    """What is left out for a mistake at ``path``: its driver or whole block, else the list item
+    it is in, else its field of ``metadata`` or ``spec``."""
+    if path[:2] == ("spec", "drivers"):
+        return path[:3]
+    if path[:2] in _WHOLE_BLOCKS:
+        return path[:2]
+    index = next((i for i, step in enumerate(path) if isinstance(step, int)), None)
+    return path[: index + 1] if index is not None else path[:2]
+
+
+def _stand_in(document: YamlDocument, value: Any, at: JsonPath) -> Any:
+    """What stays of a left-out part: a cost center's id (as written) or a driver's name; else nothing."""
+    if at[:2] == ("spec", "cost_centers") and len(at) == 3 and isinstance(value, Mapping) and "id" in value:
+        written = value["id"] if isinstance(value["id"], str) else document.texts.get((*at, "id"))
+        if written is not None:
+            return {"id": written}
+    if at[:2] == ("spec", "drivers") and len(at) == 3:
+        return {}
+    return _GONE
+
+
 # --- semantic layer -----------------------------------------------------------------
 
 
 class Semantics:
-    """The checks a schema cannot express, over one schema-valid policy document."""
+    """The checks a schema cannot express, over the schema-valid part of one policy document."""
 
-    def __init__(self, doc: YamlDocument, policy: Policy, registry: Registry):
+    def __init__(self, doc: ValidPart, policy: Policy, registry: Registry):
         self.doc, self.policy, self.registry = doc, policy, registry
         self.spec: Mapping[str, Any] = doc.data["spec"]
         self.found: list[Diagnostic] = []
@@ -242,7 +355,7 @@ class Semantics:
 
     def equal_priorities(self) -> None:
         first: dict[int, int] = {}
-        for index, rule in enumerate(self.spec["rules"]):
+        for index, rule in enumerate(self.spec.get("rules", [])):
             priority = rule["priority"]
             if priority in first:
                 other = self.spec["rules"][first[priority]]["id"]
@@ -267,6 +380,8 @@ class Semantics:
 
     def drivers(self) -> None:
         for driver_id, driver in self.spec.get("drivers", {}).items():
+            if not driver:
+                continue  # left out for a mistake (valid_part); only its name stays
             if "file" in driver:
                 try:
                     found = contained_path(self.doc.file, driver["file"]).is_file()
@@ -319,7 +434,7 @@ class Semantics:
             )
 
     def when_fields(self) -> None:
-        for index, rule in enumerate(self.spec["rules"]):
+        for index, rule in enumerate(self.spec.get("rules", [])):
             self._when(rule.get("when") or {}, ("spec", "rules", index, "when"))
         for at, block in self.blocks():
             registered = self.registry.allocators.get(block["method"])
@@ -447,7 +562,7 @@ class Semantics:
         return targets
 
     def shadowed_rules(self) -> None:
-        index_of = {rule["id"]: i for i, rule in reversed(list(enumerate(self.spec["rules"])))}
+        index_of = {rule["id"]: i for i, rule in reversed(list(enumerate(self.spec.get("rules", []))))}
         rules = self.policy.rules  # highest priority first
         for position, lower in enumerate(rules):
             for higher in rules[:position]:

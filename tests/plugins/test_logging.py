@@ -1,4 +1,4 @@
-"""The library logs through structlog and never configures logging; the CLI does."""
+"""The library logs through structlog into ``logging`` and never configures it; the CLI does."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 USE_THE_LIBRARY = textwrap.dedent(
     """
@@ -37,6 +40,39 @@ def test_importing_and_using_the_library_configures_no_logging():
     assert result.stdout.splitlines()[-1] == "untouched"
 
 
+RUN_THE_SAMPLE = textwrap.dedent(
+    """
+    from chargeback_engine import Engine, get_plugin_manager
+
+    get_plugin_manager(allow=["no-such-plugin"])  # a warning event, which Python would print unconfigured
+    result = Engine("policies/acme.yaml").run(["policies/data/acme-focus-2026-10.csv"], "2026-10")
+    assert result.summary()
+    """
+)
+
+
+def test_an_embedding_program_that_configures_nothing_sees_nothing():
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_THE_SAMPLE], capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("", "")
+
+
+def test_an_embedding_program_that_configures_logging_gets_the_events():
+    script = "import logging\nlogging.basicConfig(level=logging.INFO, format='%(name)s %(message)s')\n" + RUN_THE_SAMPLE
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert [line.split()[0] for line in lines if "plugin.allow_list_unmatched" in line] == ["chargeback_engine.plugins"]
+    runner = [line for line in lines if line.startswith("chargeback_engine.engine.runner ")]
+    assert [event for line in runner for event in ("run.start", "run.done") if event in line] == [
+        "run.start",
+        "run.done",
+    ]
+
+
 def _chargeback(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "chargeback_engine", *args], capture_output=True, text=True, check=False
@@ -63,3 +99,61 @@ def test_log_format_console_is_not_json():
     [line] = result.stderr.splitlines()
     assert "plugin.allow_list_unmatched" in line and "plugins=['no-such-plugin']" in line
     assert not line.startswith("{")
+
+
+def test_run_logs_its_events_on_stderr_at_v_and_keeps_stdout_for_the_summary(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chargeback_engine",
+            "--log-format",
+            "json",
+            "-v",
+            "run",
+            "--policy",
+            "policies/acme.yaml",
+            "--input",
+            "policies/data/acme-focus-2026-10.csv",
+            "--period",
+            "2026-10",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [(e["event"], e["level"]) for e in events if e["event"].startswith("run.")] == [
+        ("run.start", "info"),
+        ("run.done", "info"),
+    ]
+    assert "run.start" not in result.stdout and result.stdout.splitlines()[-1].startswith("run r-")
+
+
+OTHER_LIBRARIES = textwrap.dedent(
+    """
+    import logging
+    from chargeback_engine.cli import configure_logging
+    from chargeback_engine.logs import get_logger
+
+    configure_logging("json", 2)
+    get_logger("chargeback_engine.probe").debug("probe.debug", url="https://user:hunter2-secret@example.com/x")
+    logging.getLogger("sdk.probe").debug("signed request Authorization: AWS4-HMAC-SHA256 Credential=AKIA")
+    logging.getLogger("sdk.probe").warning("retrying %s", "https://example.com/?token=abc123")
+    """
+)
+
+
+def test_at_vv_the_cli_shows_its_own_debug_events_and_other_libraries_warnings_redacted():
+    result = subprocess.run([sys.executable, "-c", OTHER_LIBRARIES], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [(r["event"], r["level"]) for r in records] == [
+        ("probe.debug", "debug"),
+        ("retrying https://example.com/?token=***", "warning"),
+    ]
+    assert records[0]["url"] == "https://***@example.com/x"

@@ -46,7 +46,7 @@ def test_the_valid_policy_is_valid_and_loads(write: Write, registry: Registry) -
     assert policy.rules[0].location.line == 22
 
 
-# --- golden: five different mistakes, five located lines ----------------------------
+# --- golden: five different mistakes, five located lines, in one pass ---------------
 
 
 def test_five_mistakes_print_five_located_lines_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,6 +55,33 @@ def test_five_mistakes_print_five_located_lines_and_exit_1(monkeypatch: pytest.M
     assert result.exit_code == 1
     assert result.stdout == (GOLDEN / "five_mistakes.txt").read_text(encoding="utf-8")
     assert result.stderr == "5 errors, 0 warnings\n"
+
+
+def test_a_schema_mistake_does_not_hide_the_semantic_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rule with ``priority: high`` is left out of the semantic checks; the other rules keep their own paths."""
+    monkeypatch.chdir(GOLDEN)
+    result = CliRunner().invoke(main, ["validate", "one_schema_four_semantic_mistakes.yaml"])
+    assert result.exit_code == 1
+    assert result.stdout == (GOLDEN / "one_schema_four_semantic_mistakes.txt").read_text(encoding="utf-8")
+    assert result.stderr == "5 errors, 0 warnings\n"
+
+
+def test_run_refuses_what_validate_refuses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(GOLDEN)
+    bill = tmp_path / "bill.csv"
+    bill.write_text(
+        "BilledCost,EffectiveCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd\n"
+        "1,1,USD,2026-11-01T00:00:00Z,2026-11-02T00:00:00Z\n"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--policy", "one_schema_four_semantic_mistakes.yaml", "--input", str(bill), "--period", "2026-11"]
+        + ["--out", str(out)],
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (GOLDEN / "one_schema_four_semantic_mistakes.txt").read_text(encoding="utf-8")
+    assert not out.exists()
 
 
 def test_five_semantic_mistakes_golden(monkeypatch: pytest.MonkeyPatch, registry: Registry) -> None:
@@ -74,7 +101,14 @@ def test_a_number_where_text_is_required_says_to_quote_it(write: Write, registry
 
 
 def test_an_unquoted_leading_zero_id_is_reported_once(write: Write, registry: Registry) -> None:
-    path = write(mutate(("{id: CC-2002, name: Frontend}", "{id: 0042, name: Frontend}")))
+    """Once: not again by the schema, nor by the splits that name the cost center as written."""
+    path = write(
+        mutate(
+            ("{id: CC-2002, name: Frontend}", "{id: 0042, name: Frontend}"),
+            ("CC-2002: 0.60", "0042: 0.60"),
+            ("CC-2002: 0.5}", "0042: 0.5}"),
+        )
+    )
     assert messages(path, registry) == [
         '15:12: $.spec.cost_centers[1].id: 0042 would be read as the number 42; quote it ("0042") if it is text, or write 42'
     ]
@@ -423,10 +457,25 @@ def test_unknown_collector_when_none_matches(write: Write, registry: Registry) -
     ]
 
 
-def test_semantics_wait_for_a_schema_valid_file(write: Write, registry: Registry) -> None:
+def test_semantics_do_not_wait_for_a_schema_valid_file(write: Write, registry: Registry) -> None:
     path = write(mutate(("id: databases", "id: platform"), ("currency: USD", "currency: usd")))
     assert [m.split(": ", 1)[1] for m in messages(path, registry)] == [
-        "$.spec.currency: 'usd': must be an ISO 4217 currency code such as USD"
+        "$.spec.currency: 'usd': must be an ISO 4217 currency code such as USD",
+        "$.spec.rules[2].id: duplicate rule id 'platform' (first used on line 26)",
+    ]
+
+
+def test_a_left_out_cost_center_or_driver_is_still_known_by_name(write: Write, registry: Registry) -> None:
+    """Their mistakes are reported once; the rules and stages that name them are not reported too."""
+    path = write(
+        mutate(
+            ("{id: CC-2002, name: Frontend}", "{id: CC-2002, name: Frontend, gl-account: 6420}"),
+            ("    cpu-hours:\n", "    cpu-hours:\n      unit: 5\n"),
+        )
+    )
+    assert messages(path, registry) == [
+        "15:37: $.spec.cost_centers[1].gl-account: unknown field 'gl-account'; did you mean 'gl_account'?",
+        '19:13: $.spec.drivers.cpu-hours.unit: expected text, got the number 5; quote it ("5") to keep it as text',
     ]
 
 

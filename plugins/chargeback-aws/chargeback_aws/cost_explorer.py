@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 
 import pyarrow as pa
-import structlog
 
 from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client, max_attempts
 from chargeback_engine.plugin import (
@@ -27,6 +26,7 @@ from chargeback_engine.plugin import (
     RetryPolicy,
     Rounding,
     content_version,
+    get_logger,
     normalise,
     redact_sdk_logs,
     table_details,
@@ -34,7 +34,7 @@ from chargeback_engine.plugin import (
     to_money,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = "aws-cost-explorer"
 

@@ -33,7 +33,6 @@ from typing import IO, Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
-import structlog
 
 from chargeback_aws.clients import SDK_LOGGERS, ClientFactory, call, default_client, max_attempts
 from chargeback_engine.plugin import (
@@ -45,12 +44,13 @@ from chargeback_engine.plugin import (
     RetryPolicy,
     empty_cost_table,
     focus_mapper,
+    get_logger,
     iter_file_batches,
     redact_sdk_logs,
     table_details,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = "aws-data-exports"
 

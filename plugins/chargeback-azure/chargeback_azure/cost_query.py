@@ -18,7 +18,6 @@ from functools import partial
 from typing import Any
 
 import pyarrow as pa
-import structlog
 
 from chargeback_azure.http import (
     CONNECTION_TIMEOUT,
@@ -39,6 +38,7 @@ from chargeback_engine.plugin import (
     RetryPolicy,
     Rounding,
     content_version,
+    get_logger,
     normalise,
     redact_sdk_logs,
     table_details,
@@ -46,7 +46,7 @@ from chargeback_engine.plugin import (
     to_money,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = "azure-cost-query"
 API_VERSION = "2023-03-01"

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
 import pyarrow as pa
-import structlog
 
 from chargeback_azure.http import (
     CONNECTION_TIMEOUT,
@@ -32,12 +31,13 @@ from chargeback_engine.plugin import (
     RetryPolicy,
     empty_cost_table,
     focus_mapper,
+    get_logger,
     iter_file_batches,
     redact_sdk_logs,
     table_details,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = "azure-focus-export"
 

@@ -33,7 +33,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import structlog
 
 from chargeback_engine.plugin import (
     DEADLINE_SCHEMA,
@@ -44,6 +43,7 @@ from chargeback_engine.plugin import (
     RetryPolicy,
     Rounding,
     content_version,
+    get_logger,
     normalise,
     redact_sdk_logs,
     table_details,
@@ -60,7 +60,7 @@ from chargeback_gcp.clients import (
     no_retry,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NAME = "gcp-bigquery-billing"
 #: Rows per result page; a last page of exactly this many rows with no token is suspicious.

@@ -32,6 +32,6 @@ def test_registering_every_plugin_leaves_the_google_libraries_unimported():
         print(json.dumps({"collectors": sorted(registry.collectors), "sdk": sdk}))
     """)
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    loaded = json.loads(child.stdout.splitlines()[-1])  # unconfigured structlog logs to stdout first
+    loaded = json.loads(child.stdout)  # the library prints nothing of its own
     assert "gcp-bigquery-billing" in loaded["collectors"]
     assert loaded["sdk"] == []
