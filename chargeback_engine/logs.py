@@ -24,4 +24,7 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     top = logging.getLogger(name.partition(".")[0])
     if not any(isinstance(handler, logging.NullHandler) for handler in top.handlers):
         top.addHandler(logging.NullHandler())
-    return structlog.wrap_logger(logging.getLogger(name), wrapper_class=structlog.stdlib.BoundLogger)
+    logger: structlog.stdlib.BoundLogger = structlog.wrap_logger(
+        logging.getLogger(name), wrapper_class=structlog.stdlib.BoundLogger
+    )
+    return logger
