@@ -95,9 +95,9 @@ def make_engine(policy: Policy, *plugins: object, builtins: bool = False, **opti
     """An :class:`Engine` for ``policy`` whose components come only from ``plugins``.
 
     Observer hooks of those plugins are called too. ``options`` go to :class:`Engine`
-    (``exporters=[...]``, ``data_plane=...``).
+    (``exporters=[...]``, ``plane=...``).
     """
-    return Engine(policy, plugin_manager=make_plugin_manager(*plugins, builtins=builtins), **options)
+    return Engine(policy, make_plugin_manager(*plugins, builtins=builtins), **options)
 
 
 def make_policy(

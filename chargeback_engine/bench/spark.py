@@ -185,8 +185,7 @@ def _run_one(engine: str, month: str, out: str, master: str, driver_memory: str,
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     start = time.perf_counter()
-    kwargs = {"data_plane": plane} if plane else {}
-    result = Engine(bench_policy(), **kwargs).run([month], "2026-10", out=out, export=PARITY_EXPORTS)
+    result = Engine(bench_policy(), plane=plane or "duckdb").run([month], "2026-10", out=out, export=PARITY_EXPORTS)
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()

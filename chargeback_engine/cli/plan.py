@@ -57,7 +57,7 @@ def plan_command(
     with_methodology: bool,
 ) -> None:
     """Allocate the inputs under BASE and HEAD; show before, after and delta per cost center and the rules that changed."""
-    result = plan(list(base), list(head), list(inputs), period, registry=state.registry)
+    result = plan(list(base), list(head), list(inputs), period, plugins=state.plugin_manager)
     diff = (
         methodology_diff(load_policies(base, state.registry), load_policies(head, state.registry))
         if with_methodology

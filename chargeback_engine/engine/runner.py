@@ -42,7 +42,6 @@ from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
     Registered,
-    Registry,
     build_registry,
     call_each,
     get_plugin_manager,
@@ -69,28 +68,28 @@ class Engine:
     """Runs policies over cost data. The CLI's ``run`` is one call to :meth:`run`.
 
     ``policies`` is a :class:`PolicySet`, one :class:`Policy`, or paths to load;
-    ``registry`` defaults to every installed plugin (allow- and block-lists applied).
+    ``plugins`` is the plugin manager whose components the run uses and whose observer
+    hooks it calls; it defaults to every installed plugin (allow- and block-lists applied).
+    ``plane`` is the data plane: ``"duckdb"``, ``"spark"`` (the active session, else
+    ``local[2]``), or a factory of :class:`DataPlane` for any other.
     """
 
     def __init__(
         self,
         policies: PolicySet | Policy | str | Path | Sequence[str | Path],
-        registry: Registry | None = None,
+        plugins: pluggy.PluginManager | None = None,
         *,
-        plugin_manager: pluggy.PluginManager | None = None,
-        data_plane: Callable[[], DataPlane] = DuckDBPlane,
+        plane: str | Callable[[], DataPlane] = "duckdb",
         exporters: Sequence[str] | None = None,
-        engine: str = "duckdb",
-        spark_master: str | None = None,
     ):
-        self.plugin_manager = plugin_manager or (get_plugin_manager() if registry is None else None)
-        self.registry = registry or build_registry(self.plugin_manager)
+        self.plugins = get_plugin_manager() if plugins is None else plugins
+        self.registry = build_registry(self.plugins)
         if isinstance(policies, Policy):
             policies = PolicySet((policies,))
         elif not isinstance(policies, PolicySet):  # validated against this engine's components only
             policies = load_policies([policies] if isinstance(policies, str | Path) else policies, self.registry)
         self.policies = policies
-        self._data_plane = data_plane if engine == "duckdb" else _plane_for(engine, spark_master)
+        self._data_plane = _plane_factory(plane)
         self.exporters = None if exporters is None else tuple(exporters)
 
     def exports(self, policy: Policy, extra: Iterable[str] = ()) -> list[tuple[str, Mapping[str, Any]]]:
@@ -180,8 +179,7 @@ class Engine:
         kernel_decisions = kernel.decision_table(decisions)
         result = RunResult(run_id, period, policy, kernel_decisions, tuple(infos), version, store, rows)
         _check_identity(result)
-        if self.plugin_manager is not None:
-            call_each(self.plugin_manager, "chargeback_decisions_recorded", run_id=run_id, decisions=kernel_decisions)
+        call_each(self.plugins, "chargeback_decisions_recorded", run_id=run_id, decisions=kernel_decisions)
         if out is not None:
             result = write_outputs(result, Path(out), exporters, step)
         log.info("run.done", run_id=run_id, decisions=kernel_decisions.num_rows)
@@ -191,13 +189,17 @@ class Engine:
         return self.registry.registered("exporters", name)
 
 
-def _plane_for(engine: str, spark_master: str | None) -> Callable[[], DataPlane]:
-    """``engine="spark"``: a Spark data plane (local mode unless ``spark_master`` names a cluster)."""
-    if engine != "spark":
-        raise ValueError(f"unknown engine {engine!r}: use 'duckdb' or 'spark'")
-    from chargeback_engine.engine.spark import SparkPlane
+def _plane_factory(plane: str | Callable[[], DataPlane]) -> Callable[[], DataPlane]:
+    """The factory ``Engine(plane=...)`` names: a plane's name, or the factory itself."""
+    if callable(plane):
+        return plane
+    if plane == "duckdb":
+        return DuckDBPlane
+    if plane == "spark":
+        from chargeback_engine.engine.spark import SparkPlane  # pyspark is optional
 
-    return lambda: SparkPlane(master=spark_master)
+        return SparkPlane
+    raise ValueError(f"unknown data plane {plane!r}: use 'duckdb', 'spark' or a factory")
 
 
 def _check_currencies(records: pa.Table, kernel: Kernel) -> None:

@@ -18,8 +18,7 @@ from chargeback_engine.allocators import tag
 from chargeback_engine.collecting import FakeClock, RetryPolicy
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.exporters import files
-from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.testing import make_registry
+from chargeback_engine.testing import make_plugin_manager
 
 POLICY = """\
 apiVersion: chargeback/v1
@@ -54,10 +53,10 @@ class Collectors:
 
 
 def run(tmp_path, sources_yaml: str, *collectors: object):
-    registry = make_registry(Collectors(*collectors), tag, files)
+    plugins = make_plugin_manager(Collectors(*collectors), tag, files)
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY % sources_yaml)
-    engine = Engine(load_policies([path], registry), registry=registry)
+    engine = Engine([path], plugins)
     return engine.run([], "2026-10", out=tmp_path / "out")
 
 

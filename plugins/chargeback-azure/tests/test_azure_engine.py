@@ -30,8 +30,7 @@ import chargeback_engine
 from chargeback_engine.allocators import tag
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.exporters import files
-from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.testing import make_registry
+from chargeback_engine.testing import make_plugin_manager
 
 POLICY = """\
 apiVersion: chargeback/v1
@@ -64,10 +63,10 @@ class Collectors:
 
 
 def run(tmp_path, currency: str, sources_yaml: str, *collectors: object):
-    registry = make_registry(Collectors(*collectors), tag, files)
+    plugins = make_plugin_manager(Collectors(*collectors), tag, files)
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY % (currency, sources_yaml))
-    return Engine(load_policies([path], registry), registry=registry).run([], "2026-10", out=tmp_path / "out")
+    return Engine([path], plugins).run([], "2026-10", out=tmp_path / "out")
 
 
 def test_cost_query_pages_to_ledger(tmp_path):

@@ -14,8 +14,7 @@ import chargeback_engine
 from chargeback_engine.allocators import tag
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.exporters import files
-from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.testing import make_registry
+from chargeback_engine.testing import make_plugin_manager
 
 POLICY = f"""\
 apiVersion: chargeback/v1
@@ -50,12 +49,12 @@ class Collectors:
 def test_bigquery_pages_to_ledger(tmp_path):
     with FakeGoogle() as server:
         three_pages(server)
-        registry = make_registry(
+        plugins = make_plugin_manager(
             Collectors(BigQueryBillingCollector(clients_factory=lambda p, l: clients_for(server))), tag, files
         )
         path = tmp_path / "policy.yaml"
         path.write_text(POLICY)
-        result = Engine(load_policies([path], registry), registry=registry).run([], "2026-10", out=tmp_path / "out")
+        result = Engine([path], plugins).run([], "2026-10", out=tmp_path / "out")
     assert pc.sum(result.records["EffectiveCost"]).as_py() == TOTAL
     assert pc.sum(result.allocations["amount"]).as_py() == TOTAL
     by_cc = {cc: amount for cc, _, amount in result.summary()}
