@@ -1,7 +1,7 @@
 """The one engine-specific interface: where line items meet decisions.
 
 The kernel (:mod:`chargeback_engine.engine.kernel`) compiles the policy's rules to one SQL
-expression and decides in Python once per distinct outcome; a :class:`DataPlane` picks the
+expression and resolves in Python once per distinct outcome; a :class:`DataPlane` picks the
 first matching rule of every match key at once and applies the decisions to every line
 item in bulk. DuckDB
 implements it here (:mod:`chargeback_engine.engine.duck`); a Spark implementation only

@@ -2,7 +2,7 @@
 
 A run collects its inputs into the FOCUS cost table (:mod:`~chargeback_engine.engine.inputs`),
 parses the tags the policy reads into columns (:mod:`~chargeback_engine.engine.tags`), lets
-the kernel compile the policy onto the data plane and decide once per outcome
+the kernel compile the policy onto the data plane and resolve once per outcome
 (:mod:`~chargeback_engine.engine.kernel`), checks conservation, and only then hands the
 :class:`~chargeback_engine.engine.result.RunResult` to the exporters.
 """

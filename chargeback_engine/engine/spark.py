@@ -1,6 +1,6 @@
 """The Spark data plane: the same decisions, applied to line items on a Spark cluster.
 
-The kernel still decides on the driver, once per distinct match key; Spark only joins the
+The kernel still resolves on the driver, once per distinct match key; Spark only joins the
 (broadcast) decisions onto the line items and splits them, exactly as the DuckDB plane does.
 Neither the line items nor the ledger pass through the driver's JVM: the loaded Arrow table
 is written to Parquet and read by the executors, and :meth:`SparkPlane.finish` has them
