@@ -418,7 +418,7 @@ def dispute_submit(
     output_format: str,
 ) -> None:
     """Open a dispute against a cost center's invoice."""
-    d = finance.submit(
+    d = finance.submit_dispute(
         engine,
         period=period,
         cost_center=cost_center,
@@ -553,7 +553,7 @@ def dispute_list(
 @_reading
 def dispute_report(engine: Any, settings: Any, now: datetime | None) -> None:
     """Disputes by status and by type: counts, disputed and credited amounts, overdue count (JSON)."""
-    echo_json(finance.report(engine, now=now))
+    echo_json(finance.dispute_report(engine, now=now))
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -578,7 +578,7 @@ def audit() -> None:
 def audit_verify(engine: Any, settings: Any, witness_files: tuple[Path, ...], output_format: str) -> None:
     """Re-derive the hash chain and the rows it covers; exit 1 on any altered, missing or added record or row."""
     witnesses = [w for path in witness_files for w in finance.witnesses_in(path)]
-    result = finance.verify(engine, witnesses)
+    result = finance.verify_audit_chain(engine, witnesses)
     if output_format == "json":
         echo_json(
             {

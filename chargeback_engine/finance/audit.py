@@ -258,7 +258,7 @@ def _check_witness(found: Witness, hashes: Sequence[str], position: Mapping[str,
     return None
 
 
-def verify(engine: sa.Engine, witnesses: Iterable[Witness] = ()) -> AuditReport:
+def verify_audit_chain(engine: sa.Engine, witnesses: Iterable[Witness] = ()) -> AuditReport:
     """Re-derive the chain, recompute the rows it covers, and check it against witnesses.
 
     Without ``witnesses``, the chain is checked against the latest witness the database

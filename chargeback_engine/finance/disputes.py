@@ -194,7 +194,7 @@ def _append_event(
     )
 
 
-def submit(
+def submit_dispute(
     engine: sa.Engine,
     *,
     period: Period | str,
@@ -368,7 +368,7 @@ def list_disputes(
 
 
 @exact
-def report(engine: sa.Engine, now: datetime | None = None) -> dict[str, Any]:
+def dispute_report(engine: sa.Engine, now: datetime | None = None) -> dict[str, Any]:
     """Counts, disputed and credited amounts by status and by type, and the overdue count."""
     moment = _now(now)
     with engine.connect() as connection:
