@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from chargeback_engine.finance import (
     close_period,
     comment,
+    dispute_report,
     ingest_run,
     list_disputes,
-    dispute_report,
     statement,
     submit_dispute,
     transition,
