@@ -125,7 +125,7 @@ def ledger() -> None:
 @click.option(
     "--decisions",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The run's decisions Parquet (DECISION_SCHEMA).",
+    help="The run's decisions Parquet (DECISION_RECORD_SCHEMA).",
 )
 @format_option
 @_books

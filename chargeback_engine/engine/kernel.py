@@ -37,7 +37,7 @@ from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, DataPlane
 from chargeback_engine.engine.tags import ALL_TAGS, TagColumns
 from chargeback_engine.errors import Diagnostic, InputError, PolicyError, excerpt
 from chargeback_engine.focus import FOCUS_COLUMNS
-from chargeback_engine.ledger import DECISION_SCHEMA
+from chargeback_engine.ledger import DECISION_RECORD_SCHEMA
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
 from chargeback_engine.policy.checks import driver_rows
@@ -485,7 +485,7 @@ class Kernel:
             }
             for d in sorted(decisions, key=lambda d: d.decision_id)
         ]
-        return pa.Table.from_pylist(rows, schema=DECISION_SCHEMA)
+        return pa.Table.from_pylist(rows, schema=DECISION_RECORD_SCHEMA)
 
 
 def split_table(decisions: Iterable[Decision], stage_rule: bool = False) -> pa.Table:

@@ -91,7 +91,7 @@ class RunInput:
     policy_hash: str
     source_versions: Mapping[str, str]
     unallocated: str = "UNALLOCATED"
-    decisions: pa.Table | None = None  # in DECISION_SCHEMA
+    decisions: pa.Table | None = None  # in DECISION_RECORD_SCHEMA
 
     @classmethod
     def from_policy(
