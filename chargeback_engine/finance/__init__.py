@@ -15,8 +15,9 @@ from chargeback_engine.finance.disputes import (
     submit_dispute,
     transition,
 )
+from chargeback_engine.finance.documents import INVOICE_FORMATS, export_invoices, export_statement
 from chargeback_engine.finance.erp import ERP_EXPORTERS, export_journal
-from chargeback_engine.finance.errors import (
+from chargeback_engine.finance.finance_errors import (
     ClosedPeriodError,
     DisputeError,
     FinanceError,
@@ -25,8 +26,7 @@ from chargeback_engine.finance.errors import (
     SettingsError,
 )
 from chargeback_engine.finance.journal import JournalBatch, JournalEntry, JournalLine, correct_journal, load_journal
-from chargeback_engine.finance.periods import CloseResult, close_period, period_statuses, statement
-from chargeback_engine.finance.render import INVOICE_FORMATS, export_invoices, export_statement
+from chargeback_engine.finance.period_close import CloseResult, close_period, period_statuses, statement
 from chargeback_engine.finance.runs import IngestResult, RunInput, ingest_run, run_from_files
 from chargeback_engine.finance.settings import FinanceSettings, load_settings
 from chargeback_engine.finance.statements import Invoice, Statement, StatementLine

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.finance.canonical import canonical_json, money_text, sha256_text
-from chargeback_engine.finance.errors import FinanceError
+from chargeback_engine.finance.finance_errors import FinanceError
 from chargeback_engine.finance.tables import (
     Money,
     adjustments,

@@ -27,7 +27,7 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.finance.db import writing
-from chargeback_engine.finance.errors import RunConflictError
+from chargeback_engine.finance.finance_errors import RunConflictError
 from chargeback_engine.finance.tables import (
     adjustments,
     decisions,

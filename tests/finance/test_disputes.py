@@ -18,7 +18,7 @@ from chargeback_engine.finance import (
     submit_dispute,
     transition,
 )
-from chargeback_engine.finance.errors import DisputeError
+from chargeback_engine.finance.finance_errors import DisputeError
 from chargeback_engine.finance.settings import FinanceSettings
 from tests.finance.builders import MONTH, run_input
 

@@ -20,7 +20,7 @@ from chargeback_engine.finance import (
     load_journal,
     verify_audit_chain,
 )
-from chargeback_engine.finance.errors import ClosedPeriodError, JournalError
+from chargeback_engine.finance.finance_errors import ClosedPeriodError, JournalError
 from chargeback_engine.finance.journal import JournalEntry, JournalLine, check_balanced
 from chargeback_engine.finance.settings import FinanceSettings
 from tests.finance.builders import MONTH, run_input
