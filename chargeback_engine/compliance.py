@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from chargeback_engine.engine.store import connect, sql_text
-from chargeback_engine.enrich.explain import enrichment_table_path
+from chargeback_engine.enrich.explain_enrichment import enrichment_table_path
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.model import Policy, PolicySet

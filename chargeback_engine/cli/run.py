@@ -20,7 +20,7 @@ from chargeback_engine.engine.explain import explain_cost_center, explain_record
 from chargeback_engine.engine.policytest import run_policy_tests
 from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.engine.runner import DEFAULT_EXPORTERS, Engine, Progress
-from chargeback_engine.enrich.explain import explain_enrichment
+from chargeback_engine.enrich.explain_enrichment import explain_enrichment
 from chargeback_engine.exporters.write import check_writable
 from chargeback_engine.pipeline import month_to_date, parse_period
 from chargeback_engine.policy.loader import load_policies

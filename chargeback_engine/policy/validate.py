@@ -13,7 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from chargeback_engine.enrich.checks import check_enrich
+from chargeback_engine.enrich.spec_checks import check_enrich
 from chargeback_engine.errors import Diagnostic, InputError
 from chargeback_engine.focus import FOCUS_COLUMNS, MONEY_COLUMNS
 from chargeback_engine.periods import Period

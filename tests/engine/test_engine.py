@@ -603,7 +603,7 @@ def test_parquet_bytes_depend_on_the_values_not_on_how_they_are_held(tmp_path: P
     """The DuckDB and Spark stores hand the same rows in other batches and encodings. (At 1M
     lines, pages cut at chunk ends made the two planes' files differ; this smaller case
     guards the contract, not that exact trigger.)"""
-    from chargeback_engine.exporters.files import write_parquet
+    from chargeback_engine.exporters.ledger_files import write_parquet
 
     rows, cut = 300_000, 100_001  # pages of 1 MiB fill up across the cut
     text = [f"resource-{i % 5000:08d}" for i in range(rows)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chargeback_engine.enrich import plugin
-from chargeback_engine.enrich.files import FilesEnricher
+from chargeback_engine.enrich.files_enricher import FilesEnricher
 from chargeback_engine.enrich.model import TagRecord
 from chargeback_engine.errors import InputError
 from chargeback_engine.testing import EnricherContract

@@ -17,7 +17,7 @@ import chargeback_engine
 from chargeback_engine.allocators import tag
 from chargeback_engine.collecting import FakeClock, RetryPolicy
 from chargeback_engine.engine.runner import Engine
-from chargeback_engine.exporters import files
+from chargeback_engine.exporters import ledger_files
 from chargeback_engine.testing import make_plugin_manager
 
 POLICY = """\
@@ -53,7 +53,7 @@ class Collectors:
 
 
 def run(tmp_path, sources_yaml: str, *collectors: object):
-    plugins = make_plugin_manager(Collectors(*collectors), tag, files)
+    plugins = make_plugin_manager(Collectors(*collectors), tag, ledger_files)
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY % sources_yaml)
     engine = Engine([path], plugins)

@@ -29,7 +29,7 @@ from test_azure_focus_export import ACCOUNT, deliver, focus_row
 import chargeback_engine
 from chargeback_engine.allocators import tag
 from chargeback_engine.engine.runner import Engine
-from chargeback_engine.exporters import files
+from chargeback_engine.exporters import ledger_files
 from chargeback_engine.testing import make_plugin_manager
 
 POLICY = """\
@@ -63,7 +63,7 @@ class Collectors:
 
 
 def run(tmp_path, currency: str, sources_yaml: str, *collectors: object):
-    plugins = make_plugin_manager(Collectors(*collectors), tag, files)
+    plugins = make_plugin_manager(Collectors(*collectors), tag, ledger_files)
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY % (currency, sources_yaml))
     return Engine([path], plugins).run([], "2026-10", out=tmp_path / "out")

@@ -13,7 +13,7 @@ from test_gcp_bigquery import CONFIG, TOTAL, clients_for, three_pages
 import chargeback_engine
 from chargeback_engine.allocators import tag
 from chargeback_engine.engine.runner import Engine
-from chargeback_engine.exporters import files
+from chargeback_engine.exporters import ledger_files
 from chargeback_engine.testing import make_plugin_manager
 
 POLICY = f"""\
@@ -50,7 +50,7 @@ def test_bigquery_pages_to_ledger(tmp_path):
     with FakeGoogle() as server:
         three_pages(server)
         plugins = make_plugin_manager(
-            Collectors(BigQueryBillingCollector(clients_factory=lambda p, l: clients_for(server))), tag, files
+            Collectors(BigQueryBillingCollector(clients_factory=lambda p, l: clients_for(server))), tag, ledger_files
         )
         path = tmp_path / "policy.yaml"
         path.write_text(POLICY)
