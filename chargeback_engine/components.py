@@ -20,7 +20,7 @@ from chargeback_engine.periods import Period
 if TYPE_CHECKING:
     from chargeback_engine.insight.alerts import Alert
     from chargeback_engine.policy.match import Condition
-    from chargeback_engine.policy.model import AllocationSpec, Policy
+    from chargeback_engine.policy.policy_model import AllocationSpec, Policy
 
 JsonPath = tuple["str | int", ...]
 

@@ -53,7 +53,7 @@ from chargeback_engine.plugins import (
     register_plugin,
 )
 from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.policy.model import AllocationSpec, Policy
+from chargeback_engine.policy.policy_model import AllocationSpec, Policy
 from chargeback_engine.policy.schema import assemble_schema
 
 __all__ = [

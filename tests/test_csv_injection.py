@@ -23,8 +23,8 @@ from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.insight.render import render
 from chargeback_engine.insight.reports import BudgetUse, ExecutiveSummary, Line, TeamReport, TrendPoint
-from chargeback_engine.insight.synthetic import _write_csv
-from chargeback_engine.policy.model import CostCenter
+from chargeback_engine.insight.synthetic_series import _write_csv
+from chargeback_engine.policy.policy_model import CostCenter
 from tests.finance.builders import run_input
 
 PAYLOADS = [

@@ -7,8 +7,8 @@ import json
 import click
 
 from chargeback_engine.methodology import methodology_diff
-from chargeback_engine.plan import plan
 from chargeback_engine.policy.loader import load_policies
+from chargeback_engine.policy_plan import plan
 
 
 @click.command("plan")

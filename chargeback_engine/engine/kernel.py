@@ -34,7 +34,7 @@ from chargeback_engine.components import (
     Shares,
 )
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, DataPlane
-from chargeback_engine.engine.tags import ALL_TAGS, TagColumns
+from chargeback_engine.engine.tag_columns import ALL_TAGS, TagColumns
 from chargeback_engine.errors import Diagnostic, InputError, PolicyError, excerpt
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_RECORD_SCHEMA
@@ -42,7 +42,7 @@ from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
 from chargeback_engine.policy.checks import driver_rows
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, compile_condition
-from chargeback_engine.policy.model import (
+from chargeback_engine.policy.policy_model import (
     AllocationSpec,
     Policy,
     Rule,

@@ -16,7 +16,7 @@ from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 from chargeback_engine.periods import Period
-from chargeback_engine.policy.model import Policy
+from chargeback_engine.policy.policy_model import Policy
 
 
 @dataclass(frozen=True)

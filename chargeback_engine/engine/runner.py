@@ -1,7 +1,7 @@
 """``Engine``: the public entry point. One policy set, one period, one run.
 
 A run collects its inputs into the FOCUS cost table (:mod:`~chargeback_engine.engine.inputs`),
-parses the tags the policy reads into columns (:mod:`~chargeback_engine.engine.tags`), lets
+parses the tags the policy reads into columns (:mod:`~chargeback_engine.engine.tag_columns`), lets
 the kernel compile the policy onto the data plane and resolve once per outcome
 (:mod:`~chargeback_engine.engine.kernel`), checks conservation, and only then hands the
 :class:`~chargeback_engine.engine.result.RunResult` to the exporters.
@@ -33,7 +33,7 @@ from chargeback_engine.engine.inputs import (
 from chargeback_engine.engine.kernel import Kernel, _digest
 from chargeback_engine.engine.memory import release_arrow_memory
 from chargeback_engine.engine.result import RunResult
-from chargeback_engine.engine.tags import TagColumns, with_tag_columns
+from chargeback_engine.engine.tag_columns import TagColumns, with_tag_columns
 from chargeback_engine.enrich.apply import enrich_records
 from chargeback_engine.errors import ConservationError, InputError
 from chargeback_engine.exporters.write import check_writable, write_outputs
@@ -48,7 +48,7 @@ from chargeback_engine.plugins import (
     reported,
 )
 from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.policy.model import Policy, PolicySet
+from chargeback_engine.policy.policy_model import Policy, PolicySet
 
 log = structlog.get_logger(__name__)
 

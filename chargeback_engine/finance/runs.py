@@ -40,7 +40,7 @@ from chargeback_engine.finance.tables import (
 from chargeback_engine.ledger import CATEGORIES
 from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
-from chargeback_engine.policy.model import CostCenter, Policy
+from chargeback_engine.policy.policy_model import CostCenter, Policy
 
 log = structlog.get_logger()
 

@@ -29,10 +29,10 @@ from chargeback_engine.insight.anomalies import AlertGate, Anomaly, detect_anoma
 from chargeback_engine.insight.facts import ZERO, Facts
 from chargeback_engine.insight.forecast import Forecast, ForecastError, forecast_cost_center
 from chargeback_engine.insight.kpis import KPIs, Metric, kpis
+from chargeback_engine.insight.persistence import InsightStore
 from chargeback_engine.insight.render import jsonable
 from chargeback_engine.insight.reports import ExecutiveSummary, TeamReport, executive_summary, percent, team_report
 from chargeback_engine.insight.sources import StoredPeriods, read_cost_database, read_metrics, read_run_directory
-from chargeback_engine.insight.store import InsightStore
 from chargeback_engine.money import minor_units
 from chargeback_engine.periods import Period
 

@@ -21,7 +21,7 @@ from chargeback_engine.errors import Diagnostic, PolicyError
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 from chargeback_engine.policy.build import build_policy
 from chargeback_engine.policy.match import compile_regex
-from chargeback_engine.policy.model import Policy, PolicySet, SourceLocation
+from chargeback_engine.policy.policy_model import Policy, PolicySet, SourceLocation
 from chargeback_engine.policy.schema import assemble_schema
 from chargeback_engine.policy.validate import Semantics, overlapping_windows, schema_diagnostics
 from chargeback_engine.policy.yaml import JsonPath, YamlDocument, read_yaml_file

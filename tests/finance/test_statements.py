@@ -21,7 +21,7 @@ from chargeback_engine.finance.finance_errors import ClosedPeriodError
 from chargeback_engine.finance.rounding import round_conserving, round_groups, round_to, round_total
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, minor_units, quantum
-from chargeback_engine.policy.model import CostCenter
+from chargeback_engine.policy.policy_model import CostCenter
 from tests.finance.builders import COST_CENTERS, MONTH, run_input
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from chargeback_engine.bench.spark import bench_spec
+from chargeback_engine.bench.spark_vs_duckdb import bench_spec
 from chargeback_engine.bench.synthetic import Shape, write_parquet
 from chargeback_engine.cli import main
 from chargeback_engine.engine.result import RunResult

@@ -126,7 +126,7 @@ def bench_spec(cost_column: str = "BilledCost") -> dict[str, Any]:
 
 def bench_policy(cost_column: str = "BilledCost"):  # type: ignore[no-untyped-def]
     from chargeback_engine.policy.build import build_policy
-    from chargeback_engine.policy.model import SourceLocation
+    from chargeback_engine.policy.policy_model import SourceLocation
 
     document = {
         "apiVersion": "chargeback/v1",
