@@ -23,7 +23,7 @@ from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 from chargeback_engine.policy.loader import load_policies, validate
-from chargeback_engine.policy.model import Policy, PolicySet
+from chargeback_engine.policy.policy_model import Policy, PolicySet
 
 __all__ = [
     "ChargebackError",

@@ -24,10 +24,10 @@ import pyarrow as pa
 
 from chargeback_engine.components import Alert
 from chargeback_engine.engine.store import connect, sql_text
-from chargeback_engine.enrich.explain import enrichment_table_path
+from chargeback_engine.enrich.explain_enrichment import enrichment_table_path
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
-from chargeback_engine.policy.model import Policy, PolicySet
+from chargeback_engine.policy.policy_model import Policy, PolicySet
 
 FOCUS_FILE = "focus_allocated.parquet"
 DEFAULT_OWNER_TAG = "owner"

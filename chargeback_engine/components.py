@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from chargeback_engine.policy.match import Condition
-    from chargeback_engine.policy.model import AllocationSpec, Policy
+    from chargeback_engine.policy.policy_model import AllocationSpec, Policy
 
 JsonPath = tuple["str | int", ...]
 
@@ -220,7 +220,7 @@ class RunResult(Protocol):
     """What an exporter may read from a finished, conserved run (the engine's ``RunResult``).
 
     The ledger tables follow ``LEDGER_SCHEMA``, ``records`` the FOCUS cost table; a ``where``
-    is SQL over the ledger's columns, e.g. :attr:`in_period`.
+    is SQL over the ledger's columns, e.g. :attr:`in_period_sql`.
     """
 
     @property
@@ -240,12 +240,12 @@ class RunResult(Protocol):
     @property
     def store(self) -> RunStore: ...
     @property
-    def in_period(self) -> str:
+    def in_period_sql(self) -> str:
         """The ``where`` of ledger rows charged to the run period."""
         ...
 
     @property
-    def later(self) -> str:
+    def later_sql(self) -> str:
         """The ``where`` of amortization parts for later periods."""
         ...
 

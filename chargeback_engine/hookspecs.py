@@ -85,7 +85,7 @@ def chargeback_decisions_recorded(run_id: str, decisions: pa.Table) -> None:
     """Observe the allocation decisions of a run once they are final, before outputs are written.
 
     :param run_id: the content-derived id of the run.
-    :param decisions: one row per decision, in :data:`chargeback_engine.ledger.DECISION_SCHEMA`.
+    :param decisions: one row per decision, in :data:`chargeback_engine.ledger.DECISION_RECORD_SCHEMA`.
 
     .. versionadded:: 0.1.0
     """

@@ -45,7 +45,9 @@ LEDGER_SCHEMA = pa.schema(
     ]
 )
 
-DECISION_SCHEMA = pa.schema(
+#: A run's decisions as it records them, one row each, by content-derived id: the
+#: ``decisions`` output, the finance audit trail and the ``chargeback_decisions_recorded`` hook.
+DECISION_RECORD_SCHEMA = pa.schema(
     [
         pa.field("decision_id", pa.string(), nullable=False),  # content-derived
         pa.field("match_key", pa.string(), nullable=False),  # canonical JSON of the key's fields

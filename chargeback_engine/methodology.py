@@ -21,7 +21,7 @@ from typing import Any
 
 from chargeback_engine import display
 from chargeback_engine.money import split
-from chargeback_engine.policy.model import AllocationSpec, Policy, PolicySet
+from chargeback_engine.policy.policy_model import AllocationSpec, Policy, PolicySet
 
 FORMATS = ("markdown", "html")
 EXAMPLE = Decimal(1000)

@@ -30,7 +30,7 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.finance.files import write_atomic
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
-from chargeback_engine.policy.model import Policy, PolicySet
+from chargeback_engine.policy.policy_model import Policy, PolicySet
 
 LATEST = "latest.json"
 

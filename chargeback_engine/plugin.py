@@ -80,7 +80,7 @@ from chargeback_engine.normalise import Rounding, normalise, to_money
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.checks import known_cost_centers, suggestion, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, compile_condition
-from chargeback_engine.policy.model import AllocationSpec, Policy
+from chargeback_engine.policy.policy_model import AllocationSpec, Policy
 from chargeback_engine.policy.schema import ALLOCATE_REF, COST_CENTER_ID_REF, WHEN_REF
 
 __all__ = [

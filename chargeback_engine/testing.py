@@ -60,7 +60,7 @@ from chargeback_engine.plugins import (
     register_plugin,
 )
 from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.policy.model import AllocationSpec, Policy
+from chargeback_engine.policy.policy_model import AllocationSpec, Policy
 from chargeback_engine.policy.schema import assemble_schema
 
 __all__ = [
@@ -132,9 +132,9 @@ def make_engine(policy: Policy, *plugins: object, builtins: bool = False, **opti
     """An :class:`Engine` for ``policy`` whose components come only from ``plugins``.
 
     Observer hooks of those plugins are called too. ``options`` go to :class:`Engine`
-    (``exporters=[...]``, ``data_plane=...``).
+    (``exporters=[...]``, ``plane=...``).
     """
-    return Engine(policy, plugin_manager=make_plugin_manager(*plugins, builtins=builtins), **options)
+    return Engine(policy, make_plugin_manager(*plugins, builtins=builtins), **options)
 
 
 def make_policy(

@@ -36,7 +36,7 @@ FORKS.set_forkserver_preload(
     [
         "chargeback_engine.cli",
         "chargeback_engine.engine.duck",
-        "chargeback_engine.exporters.files",
+        "chargeback_engine.exporters.ledger_files",
         "chargeback_aws",
         "chargeback_azure",
         "chargeback_gcp",

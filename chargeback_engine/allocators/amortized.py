@@ -8,7 +8,7 @@ from typing import Any
 from chargeback_engine.allocators._common import NESTED_ALLOCATE, method_schema
 from chargeback_engine.components import AllocationContext, Allocator, Amortize, Finding
 from chargeback_engine.hookspecs import hookimpl
-from chargeback_engine.policy.model import AllocationSpec
+from chargeback_engine.policy.policy_model import AllocationSpec
 
 COMMITMENT_TERM = "commitment-term"
 

@@ -11,7 +11,7 @@ from chargeback_engine.allocators._common import NESTED_ALLOCATE, method_schema
 from chargeback_engine.components import AllocationContext, Allocator, Finding, Resolution, Shares
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.policy.match import TAG_PREFIX
-from chargeback_engine.policy.model import AllocationSpec
+from chargeback_engine.policy.policy_model import AllocationSpec
 
 
 class TieredAllocator:

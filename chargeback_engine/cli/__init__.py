@@ -192,7 +192,7 @@ from chargeback_engine.cli.collect import collect_command  # noqa: E402
 from chargeback_engine.cli.enrich import enrich_command  # noqa: E402
 from chargeback_engine.cli.finance import COMMANDS as FINANCE_COMMANDS  # noqa: E402
 from chargeback_engine.cli.plan import plan_command  # noqa: E402
-from chargeback_engine.cli.plugins import plugins_command  # noqa: E402
+from chargeback_engine.cli.plugin_list import plugins_command  # noqa: E402
 from chargeback_engine.cli.policy import explain_policy_command, schema_command, validate_command  # noqa: E402
 from chargeback_engine.cli.report import alerts, bench_anomalies, bench_forecast, budget, report  # noqa: E402
 from chargeback_engine.cli.run import explain, run, test  # noqa: E402

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from chargeback_engine.bench.runner import Measurement, default_cache_dir, run_benchmark
+from chargeback_engine.bench.measure import Measurement, default_cache_dir, run_benchmark
 from chargeback_engine.bench.synthetic import (
     DEFAULT_SEED,
     SAMPLE_SHAPE,
@@ -149,7 +149,7 @@ def bench_spark(
     unless both write byte-identical outputs."""
     from pathlib import Path
 
-    from chargeback_engine.bench.spark import run
+    from chargeback_engine.bench.spark_vs_duckdb import run
 
     results = [m for rows in row_counts for m in run(rows, Path(workdir), spark_master, driver_memory)]
     if output_format == "json":

@@ -123,7 +123,7 @@ def ledger() -> None:
 @click.option(
     "--decisions",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The run's decisions Parquet (DECISION_SCHEMA).",
+    help="The run's decisions Parquet (DECISION_RECORD_SCHEMA).",
 )
 @format_option
 @_books
@@ -416,7 +416,7 @@ def dispute_submit(
     output_format: str,
 ) -> None:
     """Open a dispute against a cost center's invoice."""
-    d = finance.submit(
+    d = finance.submit_dispute(
         engine,
         period=period,
         cost_center=cost_center,
@@ -551,7 +551,7 @@ def dispute_list(
 @_reading
 def dispute_report(engine: Any, settings: Any, now: datetime | None) -> None:
     """Disputes by status and by type: counts, disputed and credited amounts, overdue count (JSON)."""
-    echo_json(finance.report(engine, now=now))
+    echo_json(finance.dispute_report(engine, now=now))
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -576,7 +576,7 @@ def audit() -> None:
 def audit_verify(engine: Any, settings: Any, witness_files: tuple[Path, ...], output_format: str) -> None:
     """Re-derive the hash chain and the rows it covers; exit 1 on any altered, missing or added record or row."""
     witnesses = [w for path in witness_files for w in finance.witnesses_in(path)]
-    result = finance.verify(engine, witnesses)
+    result = finance.verify_audit_chain(engine, witnesses)
     if output_format == "json":
         echo_json(
             {

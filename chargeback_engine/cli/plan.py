@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from chargeback_engine.methodology import methodology_diff
-from chargeback_engine.plan import plan
 from chargeback_engine.policy.loader import load_policies
+from chargeback_engine.policy_plan import plan
 
 if TYPE_CHECKING:
     from chargeback_engine.cli import CliState
@@ -61,7 +61,7 @@ def plan_command(
     with_methodology: bool,
 ) -> None:
     """Allocate the inputs under BASE and HEAD; show before, after and delta per cost center and the rules that changed."""
-    result = plan(list(base), list(head), list(inputs), period, registry=state.registry)
+    result = plan(list(base), list(head), list(inputs), period, plugins=state.plugin_manager)
     diff = (
         methodology_diff(load_policies(base, state.registry), load_policies(head, state.registry))
         if with_methodology

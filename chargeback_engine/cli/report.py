@@ -17,8 +17,8 @@ from chargeback_engine import display
 from chargeback_engine.cli.output import Column, echo_json, echo_table
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.insight import Insight, channels, read_budgets, render, write_dashboard, write_sample
+from chargeback_engine.insight.persistence import InsightStore
 from chargeback_engine.insight.render import FORMATS
-from chargeback_engine.insight.store import InsightStore
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.policy.yaml import load_yaml_data

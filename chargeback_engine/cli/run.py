@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,12 +15,13 @@ import click
 from chargeback_engine import display
 from chargeback_engine.cli.output import Column, echo_json, echo_table, format_option
 from chargeback_engine.collect import listening
+from chargeback_engine.engine.dataplane import DataPlane
 from chargeback_engine.engine.explain import explain_cost_center, explain_record
 from chargeback_engine.engine.outputs import check_writable
 from chargeback_engine.engine.policytest import run_policy_tests
 from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.engine.runner import DEFAULT_EXPORTERS, Engine, Progress
-from chargeback_engine.enrich.explain import explain_enrichment
+from chargeback_engine.enrich.explain_enrichment import explain_enrichment
 from chargeback_engine.pipeline import month_to_date, parse_period
 from chargeback_engine.policy.loader import load_policies
 
@@ -145,13 +147,12 @@ def run(
 ) -> None:
     """Allocate a period's cost data and write ledger, decisions, summary and manifest into OUT."""
     check_writable(out)
-    engine = Engine(
-        list(policies),
-        state.registry,
-        plugin_manager=state.plugin_manager,
-        engine=engine_name,
-        spark_master=spark_master,
-    )
+    plane: str | Callable[[], DataPlane] = engine_name
+    if engine_name == "spark" and spark_master:
+        from chargeback_engine.engine.spark import SparkPlane  # pyspark is optional
+
+        plane = partial(SparkPlane, master=spark_master)
+    engine = Engine(list(policies), state.plugin_manager, plane=plane)
     month = parse_period(period)
     policy = engine.policies.for_period(month)
     with _progress(_FIXED_STEPS + len(policy.stages) + len(engine.exports(policy, exports))) as progress:
@@ -245,7 +246,7 @@ def _cost_center_text(found: dict[str, Any], names: dict[str, str]) -> str:
 @click.pass_obj
 def test(state: CliState, paths: tuple[str, ...], fail_on_empty: bool, output_format: str) -> None:
     """Run the *_test.yaml cases beside each policy: PASS or FAIL per case."""
-    results = run_policy_tests(paths, state.registry)
+    results = run_policy_tests(paths, state.plugin_manager)
     failed = [r for r in results if not r.passed]
     if output_format == "json":
         click.echo(

@@ -1,7 +1,7 @@
 """The one engine-specific interface: where line items meet decisions.
 
 The kernel (:mod:`chargeback_engine.engine.kernel`) compiles the policy's rules to one SQL
-expression and decides in Python once per distinct outcome; a :class:`DataPlane` picks the
+expression and resolves in Python once per distinct outcome; a :class:`DataPlane` picks the
 first matching rule of every match key at once and applies the decisions to every line
 item in bulk. DuckDB
 implements it here (:mod:`chargeback_engine.engine.duck`); a Spark implementation only
@@ -62,7 +62,7 @@ SPLIT_SCHEMA = pa.schema(
 #: The decisions a plane has applied, numbered from 1 (see :func:`number_decisions`).
 #: Narrow ledger rows name their decision by number; ``pool`` is the shared cost center a
 #: stage's decision redistributes (null at stage 0).
-DECISION_SCHEMA = pa.schema(
+NUMBERED_DECISION_SCHEMA = pa.schema(
     [
         pa.field("decision", pa.int32(), nullable=False),
         pa.field("decision_id", pa.string(), nullable=False),
@@ -75,7 +75,7 @@ DECISION_SCHEMA = pa.schema(
 
 
 def number_decisions(splits: pa.Table, pool: str | None, first: int) -> tuple[pa.Table, pa.Array]:
-    """The decisions in ``splits`` (``DECISION_SCHEMA``), numbered from ``first`` in
+    """The decisions in ``splits`` (``NUMBERED_DECISION_SCHEMA``), numbered from ``first`` in
     ``decision_id`` order, and the number of each split row's decision.
 
     Both planes number alike, so a ledger row is a few integers until an output widens it.
@@ -89,7 +89,7 @@ def number_decisions(splits: pa.Table, pool: str | None, first: int) -> tuple[pa
             **{c: first_rows[c] for c in ("decision_id", "rule_id", "method", "category")},
             "pool": pa.array([pool] * len(ids), pa.string()),
         }
-    ).cast(DECISION_SCHEMA)
+    ).cast(NUMBERED_DECISION_SCHEMA)
     return decisions, pc.add(pc.index_in(splits["decision_id"], value_set=ids), first).cast(pa.int32())
 
 

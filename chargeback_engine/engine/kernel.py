@@ -1,4 +1,4 @@
-"""The kernel's side of a run: the policy compiled to the data plane, decided once per outcome.
+"""The kernel's side of a run: the policy compiled to the data plane, resolved once per outcome.
 
 Nothing here touches a line item. The rules' ``when:`` conditions become one SQL
 expression, which the data plane evaluates over the distinct match keys to pick the
@@ -34,15 +34,15 @@ from chargeback_engine.components import (
     fallback_shares,
 )
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, DataPlane
-from chargeback_engine.engine.tags import ALL_TAGS, TagColumns
+from chargeback_engine.engine.tag_columns import ALL_TAGS, TagColumns
 from chargeback_engine.errors import Diagnostic, InputError, PolicyError, excerpt
 from chargeback_engine.focus import FOCUS_COLUMNS
-from chargeback_engine.ledger import DECISION_SCHEMA
+from chargeback_engine.ledger import DECISION_RECORD_SCHEMA
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registered, Registry, reported
 from chargeback_engine.policy.checks import driver_rows
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, compile_condition
-from chargeback_engine.policy.model import (
+from chargeback_engine.policy.policy_model import (
     AllocationSpec,
     Policy,
     Rule,
@@ -179,7 +179,7 @@ class Kernel:
         """SQL for the index of the first rule (by priority) whose ``when:`` holds, else NULL."""
         return first_match_sql((rule.when for rule in self.policy.rules), column, dialect)
 
-    # -- deciding ----------------------------------------------------------------------
+    # -- resolving ---------------------------------------------------------------------
     def outcomes(self, keys: pa.Table) -> tuple[list[Outcome], np.ndarray]:
         """The distinct outcomes of ``keys`` (the match key's fields plus ``rule``, the index
         of each key's first matching rule), and for every key the index of its outcome.
@@ -203,10 +203,10 @@ class Kernel:
             firsts, inverse = _distinct_rows(keys.select(fields).take(pa.array(rows)) if fields else None, len(rows))
             outcome_of_key[rows] = len(outcomes) + inverse
             for values in keys.select(fields).take(pa.array(rows[firsts])).to_pylist() if fields else [{}]:
-                outcomes.append(Outcome(values, rule, self._decide(rule, values)))
+                outcomes.append(Outcome(values, rule, self._resolve_rule(rule, values)))
         return outcomes, outcome_of_key
 
-    def _decide(self, rule: Rule | None, key: Mapping[str, str | None]) -> Resolution:
+    def _resolve_rule(self, rule: Rule | None, key: Mapping[str, str | None]) -> Resolution:
         if rule is None:
             return Shares({self.policy.unallocated: Decimal(1)}, "no rule matched")
         return self.resolve(rule.allocate, _Context(self, _expanded(key)))
@@ -216,7 +216,7 @@ class Kernel:
         with reported("allocator", registered, spec.method):
             return registered.component.resolve(spec.params, context)
 
-    def decide_stage(self, stage: Stage) -> Resolution:
+    def resolve_stage(self, stage: Stage) -> Resolution:
         resolution = self.resolve(stage.allocate, _Context(self, {}))
         if isinstance(resolution, Amortize):
             raise _policy_error(
@@ -242,12 +242,12 @@ class Kernel:
 
         def apply(phase: np.ndarray, direct_cost: pa.Table | None) -> list[Decision]:
             made = {
-                i: self.decision(
+                i: self.record_decision(
                     o.key,
                     o.rule,
                     o.rule.id if o.rule else None,
                     o.rule.allocate.method if o.rule else "unallocated",
-                    self.finalize(o.resolution, direct_cost),
+                    self.resolve_deferred(o.resolution, direct_cost),
                 )
                 for i, o in enumerate(outcomes)
                 if phase[i]
@@ -270,14 +270,14 @@ class Kernel:
             decisions += apply(deferred, self.direct_cost(plane, layout, basis))
         for index, stage in enumerate(self.policy.stages, start=1):
             step(f"stage {index}")
-            resolution = self.decide_stage(stage)
+            resolution = self.resolve_stage(stage)
             direct = self.direct_cost(plane, layout, [resolution]) if _is_deferred(resolution) else None
-            decision = self.decision(
+            decision = self.record_decision(
                 {"stage": index, "pool": stage.pool},
                 stage,
                 f"stage-{index}-{stage.pool}".lower(),
                 stage.allocate.method,
-                self.finalize(resolution, direct),
+                self.resolve_deferred(resolution, direct),
             )
             plane.redistribute(index, stage.pool, split_table([decision], stage_rule=True))
             decisions.append(decision)
@@ -304,7 +304,7 @@ class Kernel:
         made = []
         for offset, pool in enumerate(sorted({r["cost_center"] for r in left})):
             reason = f"left in shared pool {pool} after the last stage (pool_leftovers: unallocated)"
-            decision = self.decision(
+            decision = self.record_decision(
                 {"pool": pool, "stage": stage + offset},
                 None,
                 f"pool-leftovers-{pool}".lower(),
@@ -347,10 +347,10 @@ class Kernel:
             quantities[row["cost_center"]] = quantities.get(row["cost_center"], Decimal(0)) + quantity  # type: ignore[index, arg-type]  # an empty cost_center cell of a driver file reads as None; nothing rejects it yet
         return quantities
 
-    def finalize(self, resolution: Resolution, direct_cost: pa.Table | None) -> Resolution:
+    def resolve_deferred(self, resolution: Resolution, direct_cost: pa.Table | None) -> Resolution:
         """Replace a :class:`DirectCostBasis` (also inside an amortization) by final shares."""
         if isinstance(resolution, Amortize):
-            return replace(resolution, then=self.finalize(resolution.then, direct_cost))
+            return replace(resolution, then=self.resolve_deferred(resolution.then, direct_cost))
         if not isinstance(resolution, DirectCostBasis):
             return resolution
         assert direct_cost is not None
@@ -421,7 +421,7 @@ class Kernel:
         return sorted(fields)
 
     # -- decisions as data -------------------------------------------------------------
-    def decision(
+    def record_decision(
         self,
         match_key: Mapping[str, Any],
         rule: Rule | Stage | None,
@@ -434,7 +434,7 @@ class Kernel:
         if isinstance(resolution, Amortize):
             months = resolution.months or 0
             shares = resolution.then
-        assert isinstance(shares, Shares), "finalize() before decision()"
+        assert isinstance(shares, Shares), "resolve_deferred() before record_decision()"
         weights = integer_weights(self._checked(shares, rule_id, method))
         category = "unallocated" if rule is None else "amortized" if months is not None else "direct"
         key_text = _canonical(match_key)
@@ -486,7 +486,7 @@ class Kernel:
             }
             for d in sorted(decisions, key=lambda d: d.decision_id)
         ]
-        return pa.Table.from_pylist(rows, schema=DECISION_SCHEMA)
+        return pa.Table.from_pylist(rows, schema=DECISION_RECORD_SCHEMA)
 
 
 def split_table(decisions: Iterable[Decision], stage_rule: bool = False) -> pa.Table:

@@ -14,14 +14,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import pluggy
+
 from chargeback_engine.engine.items import build_line_items
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.errors import ChargebackError, InputError
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.plugins import get_plugin_manager
 from chargeback_engine.policy.loader import (
     POLICY_TEST_SUFFIX,
-    load_policies,
     policy_files,
 )
 from chargeback_engine.policy.yaml import load_yaml_data
@@ -53,11 +54,13 @@ def test_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def run_policy_tests(paths: Iterable[str | Path], registry: Registry | None = None) -> list[CaseResult]:
-    registry = registry or build_registry(get_plugin_manager())
+def run_policy_tests(paths: Iterable[str | Path], plugins: pluggy.PluginManager | None = None) -> list[CaseResult]:
+    """Every case of every test file under ``paths``, run by an engine with ``plugins``
+    (default: every installed plugin), whose observer hooks see each case's run."""
+    plugins = get_plugin_manager() if plugins is None else plugins
     results: list[CaseResult] = []
     for policy_path, test_path in test_files(paths):
-        engine = Engine(load_policies([policy_path], registry), registry)
+        engine = Engine([policy_path], plugins)
         policy = engine.policies.policies[0]
         document = load_yaml_data(test_path) or {}
         cases = document.get("cases", []) if isinstance(document, dict) else None

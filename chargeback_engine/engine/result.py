@@ -16,7 +16,7 @@ from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 from chargeback_engine.periods import Period
-from chargeback_engine.policy.model import Policy
+from chargeback_engine.policy.policy_model import Policy
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,13 @@ class RunResult:
     outputs: tuple[Path, ...] = field(default=())
 
     @property
-    def in_period(self) -> str:
-        """The ``where`` of ledger rows charged to the run period."""
+    def in_period_sql(self) -> str:
+        """A SQL condition (for ``WHERE``) selecting the ledger rows charged to the run period."""
         return f"period = '{self.period}'"
 
     @property
-    def later(self) -> str:
-        """The ``where`` of amortization parts for later periods."""
+    def later_sql(self) -> str:
+        """A SQL condition (for ``WHERE``) selecting the amortization parts for later periods."""
         return f"period > '{self.period}'"
 
     # -- the ledger as Arrow, materialised on first use ----------------------------------
@@ -67,12 +67,12 @@ class RunResult:
     @cached_property
     def allocations(self) -> pa.Table:
         """Ledger rows charged to the run period."""
-        return self.store.ledger(self.in_period).read_all().cast(LEDGER_SCHEMA)
+        return self.store.ledger(self.in_period_sql).read_all().cast(LEDGER_SCHEMA)
 
     @cached_property
     def schedule(self) -> pa.Table:
         """Amortization parts for later periods: what they will receive."""
-        return self.store.ledger(self.later).read_all().cast(LEDGER_SCHEMA)
+        return self.store.ledger(self.later_sql).read_all().cast(LEDGER_SCHEMA)
 
     @cached_property
     def records(self) -> pa.Table:
@@ -85,7 +85,7 @@ class RunResult:
         unallocated = sql_text(self.policy.unallocated)
         return f"""
             WITH totals AS (
-                SELECT cost_center, currency, sum(amount) AS amount FROM ledger_amounts WHERE {self.in_period} GROUP BY ALL
+                SELECT cost_center, currency, sum(amount) AS amount FROM ledger_amounts WHERE {self.in_period_sql} GROUP BY ALL
             ), currencies AS (
                 SELECT DISTINCT currency FROM totals
                 UNION SELECT {sql_text(self.policy.currency)} WHERE NOT EXISTS (SELECT 1 FROM totals)
@@ -111,8 +111,8 @@ class RunResult:
             WITH i AS (SELECT BillingCurrency AS currency, sum({cost}) AS input FROM records GROUP BY ALL),
             l AS (
                 SELECT currency,
-                       sum(amount) FILTER ({self.in_period}) AS allocated,
-                       sum(amount) FILTER ({self.later}) AS deferred,
+                       sum(amount) FILTER ({self.in_period_sql}) AS allocated,
+                       sum(amount) FILTER ({self.later_sql}) AS deferred,
                        sum(amount) FILTER (run_id <> {sql_text(self.run_id)}) AS carried
                 FROM ledger_amounts GROUP BY ALL
             )
@@ -160,8 +160,8 @@ def describe(result: RunResult) -> Mapping[str, Any]:
         ],
         "rows": {
             "input": result.input_rows,
-            "ledger": result.count(result.in_period),
-            "schedule": result.count(result.later),
+            "ledger": result.count(result.in_period_sql),
+            "schedule": result.count(result.later_sql),
             "decisions": result.decisions.num_rows,
         },
         "totals": {c: {k: format(v, "f") for k, v in t.items()} for c, t in result.totals().items()},

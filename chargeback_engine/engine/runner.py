@@ -1,8 +1,8 @@
 """``Engine``: the public entry point. One policy set, one period, one run.
 
 A run collects its inputs into the FOCUS cost table (:mod:`~chargeback_engine.engine.inputs`),
-parses the tags the policy reads into columns (:mod:`~chargeback_engine.engine.tags`), lets
-the kernel compile the policy onto the data plane and decide once per outcome
+parses the tags the policy reads into columns (:mod:`~chargeback_engine.engine.tag_columns`), lets
+the kernel compile the policy onto the data plane and resolve once per outcome
 (:mod:`~chargeback_engine.engine.kernel`), checks conservation, and only then hands the
 :class:`~chargeback_engine.engine.result.RunResult` to the exporters.
 """
@@ -33,7 +33,7 @@ from chargeback_engine.engine.kernel import Kernel, _digest
 from chargeback_engine.engine.memory import release_arrow_memory
 from chargeback_engine.engine.outputs import check_writable, write_outputs
 from chargeback_engine.engine.result import RunResult
-from chargeback_engine.engine.tags import TagColumns, with_tag_columns
+from chargeback_engine.engine.tag_columns import TagColumns, with_tag_columns
 from chargeback_engine.enrich.apply import enrich_records
 from chargeback_engine.errors import ConservationError, InputError
 from chargeback_engine.focus import TIMESTAMP
@@ -42,14 +42,13 @@ from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import (
     Registered,
-    Registry,
     build_registry,
     call_each,
     get_plugin_manager,
     reported,
 )
 from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.policy.model import Policy, PolicySet
+from chargeback_engine.policy.policy_model import Policy, PolicySet
 
 log = get_logger(__name__)
 
@@ -69,30 +68,28 @@ class Engine:
     """Runs policies over cost data. The CLI's ``run`` is one call to :meth:`run`.
 
     ``policies`` is a :class:`PolicySet`, one :class:`Policy`, or paths to load;
-    ``registry`` defaults to every installed plugin (allow- and block-lists applied).
+    ``plugins`` is the plugin manager whose components the run uses and whose observer
+    hooks it calls; it defaults to every installed plugin (allow- and block-lists applied).
+    ``plane`` is the data plane: ``"duckdb"``, ``"spark"`` (the active session, else
+    ``local[2]``), or a factory of :class:`DataPlane` for any other.
     """
 
     def __init__(
         self,
         policies: PolicySet | Policy | str | Path | Sequence[str | Path],
-        registry: Registry | None = None,
+        plugins: pluggy.PluginManager | None = None,
         *,
-        plugin_manager: pluggy.PluginManager | None = None,
-        data_plane: Callable[[], DataPlane] = DuckDBPlane,
+        plane: str | Callable[[], DataPlane] = "duckdb",
         exporters: Sequence[str] | None = None,
-        engine: str = "duckdb",
-        spark_master: str | None = None,
     ):
-        if registry is None:
-            plugin_manager = plugin_manager or get_plugin_manager()
-            registry = build_registry(plugin_manager)
-        self.plugin_manager, self.registry = plugin_manager, registry
+        self.plugins = get_plugin_manager() if plugins is None else plugins
+        self.registry = build_registry(self.plugins)
         if isinstance(policies, Policy):
             policies = PolicySet((policies,))
         elif not isinstance(policies, PolicySet):  # validated against this engine's components only
             policies = load_policies([policies] if isinstance(policies, str | Path) else policies, self.registry)
         self.policies = policies
-        self._data_plane = data_plane if engine == "duckdb" else _plane_for(engine, spark_master)
+        self._data_plane = _plane_factory(plane)
         self.exporters = None if exporters is None else tuple(exporters)
 
     def exports(self, policy: Policy, extra: Iterable[str] = ()) -> list[tuple[str, Mapping[str, Any]]]:
@@ -182,8 +179,7 @@ class Engine:
         kernel_decisions = kernel.decision_table(decisions)
         result = RunResult(run_id, period, policy, kernel_decisions, tuple(infos), version, store, rows)
         _check_identity(result)
-        if self.plugin_manager is not None:
-            call_each(self.plugin_manager, "chargeback_decisions_recorded", run_id=run_id, decisions=kernel_decisions)
+        call_each(self.plugins, "chargeback_decisions_recorded", run_id=run_id, decisions=kernel_decisions)
         if out is not None:
             result = write_outputs(result, Path(out), exporters, step)
         log.info("run.done", run_id=run_id, decisions=kernel_decisions.num_rows)
@@ -193,13 +189,17 @@ class Engine:
         return self.registry.registered("exporters", name)
 
 
-def _plane_for(engine: str, spark_master: str | None) -> Callable[[], DataPlane]:
-    """``engine="spark"``: a Spark data plane (local mode unless ``spark_master`` names a cluster)."""
-    if engine != "spark":
-        raise ValueError(f"unknown engine {engine!r}: use 'duckdb' or 'spark'")
-    from chargeback_engine.engine.spark import SparkPlane
+def _plane_factory(plane: str | Callable[[], DataPlane]) -> Callable[[], DataPlane]:
+    """The factory ``Engine(plane=...)`` names: a plane's name, or the factory itself."""
+    if callable(plane):
+        return plane
+    if plane == "duckdb":
+        return DuckDBPlane
+    if plane == "spark":
+        from chargeback_engine.engine.spark import SparkPlane  # pyspark is optional
 
-    return lambda: SparkPlane(master=spark_master)
+        return SparkPlane
+    raise ValueError(f"unknown data plane {plane!r}: use 'duckdb', 'spark' or a factory")
 
 
 def _check_currencies(records: pa.Table, kernel: Kernel) -> None:

@@ -1,6 +1,6 @@
 """The Spark data plane: the same decisions, applied to line items on a Spark cluster.
 
-The kernel still decides on the driver, once per distinct match key; Spark only joins the
+The kernel still resolves on the driver, once per distinct match key; Spark only joins the
 (broadcast) decisions onto the line items and splits them, exactly as the DuckDB plane does.
 Neither the line items nor the ledger pass through the driver's JVM: the loaded Arrow table
 is written to Parquet and read by the executors, and :meth:`SparkPlane.finish` has them
@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from chargeback_engine.engine import store
 from chargeback_engine.engine.dataplane import (
-    DECISION_SCHEMA,
+    NUMBERED_DECISION_SCHEMA,
     RunInfo,
     number_decisions,
 )
@@ -223,7 +223,7 @@ class SparkPlane:
         self._dir: Path | None = None  # the run's files, until a store owns them
         self._src: DataFrame | None = None
         self._pieces: list[DataFrame] = []  # checkpointed ledger pieces, in the order written
-        self._decisions: list[pa.Table] = []  # DECISION_SCHEMA, numbered as the DuckDB plane does
+        self._decisions: list[pa.Table] = []  # NUMBERED_DECISION_SCHEMA, numbered as the DuckDB plane does
 
     @property
     def spark(self) -> SparkSession:
@@ -510,7 +510,7 @@ class SparkPlane:
             f"SET memory_limit = {store.sql_text(STORE_MEMORY_LIMIT)}; "
             f"SET temp_directory = {store.sql_text(str(directory / 'spill'))}"
         )
-        connection.register("decisions", pa.concat_tables([DECISION_SCHEMA.empty_table(), *self._decisions]))
+        connection.register("decisions", pa.concat_tables([NUMBERED_DECISION_SCHEMA.empty_table(), *self._decisions]))
         # Read once: the store sorts the ledger in slices, each a scan of it.
         connection.execute(
             f"CREATE TEMP TABLE ledger_rows AS SELECT * FROM "
@@ -541,7 +541,7 @@ class SparkPlane:
                     [
                         pa.field(LINE, pa.int64()),
                         *(LEDGER_SCHEMA.field(c) for c in _LEDGER_ROWS[1:-1]),
-                        DECISION_SCHEMA.field("decision"),
+                        NUMBERED_DECISION_SCHEMA.field("decision"),
                     ]
                 ).empty_table()
             )

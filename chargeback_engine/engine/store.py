@@ -219,7 +219,7 @@ class SortedLedgerStore(RunStore):
 
     ``narrow`` is a table on ``connection`` with ``line, period, cost_center, stage,
     decision`` and the money, which ``amount`` (SQL) gives; ``connection`` also holds the
-    plane's ``decisions`` table (:data:`~chargeback_engine.engine.dataplane.DECISION_SCHEMA`). ``lines`` are the line
+    plane's ``decisions`` table (:data:`~chargeback_engine.engine.dataplane.NUMBERED_DECISION_SCHEMA`). ``lines`` are the line
     items as :func:`encoded_lines` gives them. Widening gathers by position (``take``)
     instead of joining and sorting wide rows, which would cost several times the time and
     memory of the allocation; the ``ledger`` view still joins, for SQL totals.

@@ -33,7 +33,7 @@ from chargeback_engine.focus import ENCODED_TEXT
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.match import TagNormalizer
-from chargeback_engine.policy.model import Policy
+from chargeback_engine.policy.policy_model import Policy
 
 #: The source id of the enrichment table among a run's inputs.
 ENRICHMENT_INPUT = "enrichment"

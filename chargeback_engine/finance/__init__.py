@@ -5,11 +5,19 @@ commands ``ledger``, ``period``, ``invoice``, ``journal``, ``dispute`` and ``aud
 call each into these functions.
 """
 
-from chargeback_engine.finance.audit import AuditReport, Witness, verify, witnesses_in
+from chargeback_engine.finance.audit import AuditReport, Witness, verify_audit_chain, witnesses_in
 from chargeback_engine.finance.db import database_url, open_database
-from chargeback_engine.finance.disputes import Dispute, comment, list_disputes, report, submit, transition
+from chargeback_engine.finance.disputes import (
+    Dispute,
+    comment,
+    dispute_report,
+    list_disputes,
+    submit_dispute,
+    transition,
+)
+from chargeback_engine.finance.documents import INVOICE_FORMATS, export_invoices, export_statement
 from chargeback_engine.finance.erp import ERP_EXPORTERS, export_journal
-from chargeback_engine.finance.errors import (
+from chargeback_engine.finance.finance_errors import (
     ClosedPeriodError,
     DisputeError,
     FinanceError,
@@ -18,8 +26,7 @@ from chargeback_engine.finance.errors import (
     SettingsError,
 )
 from chargeback_engine.finance.journal import JournalBatch, JournalEntry, JournalLine, correct_journal, load_journal
-from chargeback_engine.finance.periods import CloseResult, close_period, period_statuses, statement
-from chargeback_engine.finance.render import INVOICE_FORMATS, export_invoices, export_statement
+from chargeback_engine.finance.period_close import CloseResult, close_period, period_statuses, statement
 from chargeback_engine.finance.runs import IngestResult, RunInput, ingest_run, run_from_files
 from chargeback_engine.finance.settings import FinanceSettings, load_settings
 from chargeback_engine.finance.statements import Invoice, Statement, StatementLine
@@ -49,6 +56,7 @@ __all__ = [
     "comment",
     "correct_journal",
     "database_url",
+    "dispute_report",
     "export_invoices",
     "export_statement",
     "export_journal",
@@ -58,12 +66,11 @@ __all__ = [
     "load_settings",
     "open_database",
     "period_statuses",
-    "report",
     "run_from_files",
     "statement",
-    "submit",
+    "submit_dispute",
     "transition",
-    "verify",
+    "verify_audit_chain",
     "Witness",
     "witnesses_in",
 ]

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.finance.canonical import canonical_json, money_text, sha256_text
-from chargeback_engine.finance.errors import FinanceError
+from chargeback_engine.finance.finance_errors import FinanceError
 from chargeback_engine.finance.tables import (
     Money,
     adjustments,
@@ -262,7 +262,7 @@ def _check_witness(found: Witness, hashes: Sequence[str], position: Mapping[str,
     return None
 
 
-def verify(engine: sa.Engine, witnesses: Iterable[Witness] = ()) -> AuditReport:
+def verify_audit_chain(engine: sa.Engine, witnesses: Iterable[Witness] = ()) -> AuditReport:
     """Re-derive the chain, recompute the rows it covers, and check it against witnesses.
 
     Without ``witnesses``, the chain is checked against the latest witness the database

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.canonical import content_id, minor
 from chargeback_engine.finance.db import writing
-from chargeback_engine.finance.errors import DisputeError
+from chargeback_engine.finance.finance_errors import DisputeError
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import credit_notes, dispute_events, disputes, exact, invoices
 from chargeback_engine.money import minor_units, quantum
@@ -194,7 +194,7 @@ def _append_event(
     )
 
 
-def submit(
+def submit_dispute(
     engine: sa.Engine,
     *,
     period: Period | str,
@@ -368,7 +368,7 @@ def list_disputes(
 
 
 @exact
-def report(engine: sa.Engine, now: datetime | None = None) -> dict[str, Any]:
+def dispute_report(engine: sa.Engine, now: datetime | None = None) -> dict[str, Any]:
     """Counts, disputed and credited amounts by status and by type, and the overdue count."""
     moment = _now(now)
     with engine.connect() as connection:

@@ -27,7 +27,7 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.finance.db import writing
-from chargeback_engine.finance.errors import RunConflictError
+from chargeback_engine.finance.finance_errors import RunConflictError
 from chargeback_engine.finance.tables import (
     adjustments,
     decisions,
@@ -42,7 +42,7 @@ from chargeback_engine.ledger import CATEGORIES
 from chargeback_engine.logs import get_logger
 from chargeback_engine.money import LEDGER_SCALE
 from chargeback_engine.periods import Period
-from chargeback_engine.policy.model import CostCenter, Policy
+from chargeback_engine.policy.policy_model import CostCenter, Policy
 
 log = get_logger(__name__)
 
@@ -93,7 +93,7 @@ class RunInput:
     policy_hash: str
     source_versions: Mapping[str, str]
     unallocated: str = "UNALLOCATED"
-    decisions: pa.Table | None = None  # in DECISION_SCHEMA
+    decisions: pa.Table | None = None  # in DECISION_RECORD_SCHEMA
     #: Each cost center's tag compliance, as ``chargeback report tags`` has it (none: the
     #: policy requires no tags, and ``mode: auto`` falls back to the tagged methods' share).
     tag_compliance: tuple[Compliance, ...] = ()

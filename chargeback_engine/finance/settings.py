@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from chargeback_engine.finance.errors import SettingsError
+from chargeback_engine.finance.finance_errors import SettingsError
 from chargeback_engine.policy.yaml import load_yaml_data
 
 

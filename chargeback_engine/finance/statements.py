@@ -24,7 +24,7 @@ from chargeback_engine.errors import PeriodError
 from chargeback_engine.finance.audit import Witness
 from chargeback_engine.finance.canonical import canonical_json, content_id, minor, money_text, sha256_text
 from chargeback_engine.finance.disputes import pending_credits
-from chargeback_engine.finance.errors import FinanceError
+from chargeback_engine.finance.finance_errors import FinanceError
 from chargeback_engine.finance.rounding import round_groups, round_total
 from chargeback_engine.finance.runs import aggregate_run, head_run
 from chargeback_engine.finance.settings import FinanceSettings

@@ -14,10 +14,10 @@ from chargeback_engine.insight.api import Insight
 from chargeback_engine.insight.dashboard import dashboard_html, write_dashboard
 from chargeback_engine.insight.facts import Facts, ledger_facts
 from chargeback_engine.insight.forecast import Forecast, ForecastError, forecast_cost_center
+from chargeback_engine.insight.persistence import InsightStore
 from chargeback_engine.insight.render import render
 from chargeback_engine.insight.sources import read_budgets, read_metrics, read_run_directory
-from chargeback_engine.insight.store import InsightStore
-from chargeback_engine.insight.synthetic import write_sample
+from chargeback_engine.insight.synthetic_series import write_sample
 
 __all__ = [
     "Alert",

@@ -26,7 +26,7 @@ from chargeback_engine.redact import redact
 
 if TYPE_CHECKING:
     from chargeback_engine.components import Notifier
-    from chargeback_engine.insight.store import InsightStore
+    from chargeback_engine.insight.persistence import InsightStore
 
 log = get_logger(__name__)
 

@@ -28,14 +28,14 @@ from chargeback_engine.insight.anomalies import AlertGate, Anomaly, detect_anoma
 from chargeback_engine.insight.facts import ZERO, Facts
 from chargeback_engine.insight.forecast import Forecast, ForecastError, forecast_cost_center
 from chargeback_engine.insight.kpis import KPIs, Metric, kpis
+from chargeback_engine.insight.persistence import InsightStore
 from chargeback_engine.insight.render import jsonable
 from chargeback_engine.insight.reports import ExecutiveSummary, TeamReport, executive_summary, percent, team_report
 from chargeback_engine.insight.sources import StoredPeriods, read_cost_database, read_metrics, read_run_directory
-from chargeback_engine.insight.store import InsightStore
 from chargeback_engine.logs import get_logger
 from chargeback_engine.money import minor_units
 from chargeback_engine.periods import Period
-from chargeback_engine.policy.model import PolicySet
+from chargeback_engine.policy.policy_model import PolicySet
 
 log = get_logger(__name__)
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from chargeback_engine.insight.anomalies import THRESHOLD, WINDOW, score_series
 from chargeback_engine.insight.forecast import forecast_cost_center
-from chargeback_engine.insight.synthetic import daily_series, series_with_anomalies
+from chargeback_engine.insight.synthetic_series import daily_series, series_with_anomalies
 from chargeback_engine.periods import Period
 
 #: Days after a level shift's first day that still count as the anomaly (the detector

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from chargeback_engine.policy.match import TagNormalizer, compile_condition
-from chargeback_engine.policy.model import (
+from chargeback_engine.policy.policy_model import (
     AllocationSpec,
     CostCenter,
     Driver,

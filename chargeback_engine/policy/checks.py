@@ -16,8 +16,8 @@ import duckdb
 
 from chargeback_engine.components import Finding, JsonPath
 from chargeback_engine.errors import InputError
-from chargeback_engine.policy.model import Driver, Policy
 from chargeback_engine.policy.paths import contained_path
+from chargeback_engine.policy.policy_model import Driver, Policy
 
 
 def known_cost_centers(policy: Policy) -> frozenset[str]:

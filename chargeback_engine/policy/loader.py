@@ -22,7 +22,7 @@ from chargeback_engine.logs import get_logger
 from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.build import build_policy
 from chargeback_engine.policy.match import compile_regex
-from chargeback_engine.policy.model import Policy, PolicySet, SourceLocation
+from chargeback_engine.policy.policy_model import Policy, PolicySet, SourceLocation
 from chargeback_engine.policy.schema import assemble_schema
 from chargeback_engine.policy.validate import (
     Semantics,

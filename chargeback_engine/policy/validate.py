@@ -15,15 +15,15 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
-from chargeback_engine.enrich.checks import check_enrich
+from chargeback_engine.enrich.spec_checks import check_enrich
 from chargeback_engine.errors import Diagnostic, InputError
 from chargeback_engine.focus import FOCUS_COLUMNS, MONEY_COLUMNS
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.checks import driver_rows, suggestion, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
-from chargeback_engine.policy.model import Policy
 from chargeback_engine.policy.paths import contained_path
+from chargeback_engine.policy.policy_model import Policy
 from chargeback_engine.policy.schema import ALLOCATE_REF, WHEN_REF
 from chargeback_engine.policy.yaml import JsonPath, Position, YamlDocument, format_path
 

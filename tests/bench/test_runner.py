@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from chargeback_engine.bench import spark as spark_bench
-from chargeback_engine.bench.runner import (
+from chargeback_engine.bench import spark_vs_duckdb as spark_bench
+from chargeback_engine.bench.measure import (
     Measurement,
     Step,
     run_benchmark,

@@ -5,12 +5,18 @@ from __future__ import annotations
 import pytest
 
 from chargeback_engine.engine.duck import DuckDBPlane
-from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
 
 
 @pytest.fixture(scope="session")
-def registry() -> Registry:
-    return build_registry(get_plugin_manager())
+def plugins() -> PluginManager:
+    """Every installed plugin: the components of the engines under test, and their observers."""
+    return get_plugin_manager()
+
+
+@pytest.fixture(scope="session")
+def registry(plugins: PluginManager) -> Registry:
+    return build_registry(plugins)
 
 
 @pytest.fixture(scope="session")

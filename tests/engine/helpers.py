@@ -10,7 +10,7 @@ import pyarrow as pa
 from chargeback_engine.engine.items import build_line_items
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.build import build_policy
-from chargeback_engine.policy.model import Policy, SourceLocation
+from chargeback_engine.policy.policy_model import Policy, SourceLocation
 
 
 def make_policy(spec: Mapping[str, Any], *, version: str = "1", path: str = "test.yaml") -> Policy:

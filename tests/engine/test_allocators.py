@@ -9,7 +9,7 @@ import pytest
 from chargeback_engine.components import Amortize, DirectCostBasis, Shares
 from chargeback_engine.engine.kernel import Kernel, integer_weights
 from chargeback_engine.periods import Period
-from chargeback_engine.policy.model import AllocationSpec
+from chargeback_engine.policy.policy_model import AllocationSpec
 from tests.engine.helpers import make_policy
 
 POLICY = make_policy(

@@ -7,11 +7,14 @@ import shutil
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from chargeback_engine import Engine
+from chargeback_engine import Engine, hookimpl
 from chargeback_engine.cli import main
+from chargeback_engine.engine.policytest import run_policy_tests
+from chargeback_engine.plugins import get_plugin_manager
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
@@ -72,6 +75,22 @@ def test_policy_tests_of_the_examples_pass() -> None:
     result = invoke("test", str(POLICIES), "--fail-on-empty")
     assert result.exit_code == 0, result.output
     assert result.output.count("PASS  ") >= 10 and "0 failed" in result.output
+
+
+def test_observer_hooks_see_every_policy_test_case() -> None:
+    """``chargeback test`` runs the engine with the plugin manager, so observers fire there too."""
+    seen: list[str] = []
+
+    class Recorder:
+        @hookimpl
+        def chargeback_decisions_recorded(self, run_id: str, decisions: pa.Table) -> None:
+            seen.append(run_id)
+
+    plugins = get_plugin_manager()
+    plugins.register(Recorder(), name="recorder")
+    results = run_policy_tests([POLICIES], plugins)
+    assert results and all(r.passed for r in results)
+    assert len(seen) == len(results)
 
 
 def test_a_failing_case_is_reported_and_fails_the_command(tmp_path: Path) -> None:

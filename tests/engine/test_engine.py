@@ -17,7 +17,7 @@ import pytest
 from chargeback_engine import ConservationError, Engine, InputError, hookimpl
 from chargeback_engine.engine import duck, store
 from chargeback_engine.engine.duck import LEDGER_ROWS, DuckDBPlane
-from chargeback_engine.plugins import build_registry, get_plugin_manager
+from chargeback_engine.plugins import get_plugin_manager
 from tests.engine.helpers import line_items, make_policy
 
 CENTERS = [
@@ -41,7 +41,7 @@ def by_center(result, stage: int | None = None) -> dict[str, Decimal]:  # type: 
     return totals
 
 
-def test_one_cent_split_one_to_one_conserves_the_cent(registry) -> None:  # type: ignore[no-untyped-def]
+def test_one_cent_split_one_to_one_conserves_the_cent(plugins) -> None:  # type: ignore[no-untyped-def]
     p = policy(
         [
             {
@@ -52,11 +52,11 @@ def test_one_cent_split_one_to_one_conserves_the_cent(registry) -> None:  # type
             }
         ]
     )
-    result = Engine(p, registry).run([line_items([{"EffectiveCost": "0.01"}])], "2026-10")
+    result = Engine(p, plugins).run([line_items([{"EffectiveCost": "0.01"}])], "2026-10")
     assert sorted(result.ledger["amount"].to_pylist()) == [Decimal("0.005"), Decimal("0.005")]
     three = policy([{"id": "thirds", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
     amounts = (
-        Engine(three, registry).run([line_items([{"EffectiveCost": "0.01"}])], "2026-10").ledger["amount"].to_pylist()
+        Engine(three, plugins).run([line_items([{"EffectiveCost": "0.01"}])], "2026-10").ledger["amount"].to_pylist()
     )
     # The tie goes where line 0's rotation starts: CC-1.
     assert amounts == [
@@ -67,33 +67,33 @@ def test_one_cent_split_one_to_one_conserves_the_cent(registry) -> None:  # type
     assert sum(amounts) == Decimal("0.01")
 
 
-def test_a_source_without_billing_accounts_still_balances(registry) -> None:  # type: ignore[no-untyped-def]
+def test_a_source_without_billing_accounts_still_balances(plugins) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
     items = line_items([{"EffectiveCost": "1.00"}, {"EffectiveCost": "2.00"}])
     column = items.schema.get_field_index("BillingAccountId")
     items = items.set_column(column, items.schema.field(column), pa.nulls(2, pa.string()))
-    result = Engine(p, registry).run([items], "2026-10")
+    result = Engine(p, plugins).run([items], "2026-10")
     assert sum(result.ledger["amount"].to_pylist()) == Decimal("3.00")
 
 
-def test_totals_wider_than_28_digits_are_exact(registry) -> None:  # type: ignore[no-untyped-def]
+def test_totals_wider_than_28_digits_are_exact(plugins) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
     lines = [{"EffectiveCost": "900000000000000000.0000000001"}] * 3
-    result = Engine(p, registry).run([line_items(lines)], "2026-10")
+    result = Engine(p, plugins).run([line_items(lines)], "2026-10")
     assert result.totals()["USD"]["input"] == Decimal("2700000000000000000.0000000003")
 
 
 @pytest.mark.parametrize(
     "amount", ["99999999999999999999.999999999999999999", "-99999999999999999999.999999999999999999"]
 )
-def test_the_largest_amounts_the_cost_table_holds_split_exactly(registry, amount: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_largest_amounts_the_cost_table_holds_split_exactly(plugins, amount: str) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
-    result = Engine(p, registry).run([line_items([{"EffectiveCost": amount}])], "2026-10")
+    result = Engine(p, plugins).run([line_items([{"EffectiveCost": amount}])], "2026-10")
     third = Decimal(amount.replace("9", "3"))
     assert result.ledger["amount"].to_pylist() == [third] * 3  # 38 nines (DECIMAL(38, 18)) divide by three exactly
 
 
-def test_no_rule_matched_goes_to_the_unallocated_bucket_with_a_reason(registry) -> None:  # type: ignore[no-untyped-def]
+def test_no_rule_matched_goes_to_the_unallocated_bucket_with_a_reason(plugins) -> None:  # type: ignore[no-untyped-def]
     p = policy(
         [
             {
@@ -104,7 +104,7 @@ def test_no_rule_matched_goes_to_the_unallocated_bucket_with_a_reason(registry) 
             }
         ]
     )
-    result = Engine(p, registry).run([line_items([{"EffectiveCost": "7", "ServiceName": "EC2"}])], "2026-10")
+    result = Engine(p, plugins).run([line_items([{"EffectiveCost": "7", "ServiceName": "EC2"}])], "2026-10")
     row = result.ledger.to_pylist()[0]
     assert (row["cost_center"], row["category"], row["rule_id"]) == ("UNALLOCATED", "unallocated", None)
     decision = result.decisions.to_pylist()[0]
@@ -112,7 +112,7 @@ def test_no_rule_matched_goes_to_the_unallocated_bucket_with_a_reason(registry) 
     assert ("UNALLOCATED", "USD", Decimal("7")) in result.summary()
 
 
-def test_decisions_record_rule_location_policy_identity_and_shares(registry) -> None:  # type: ignore[no-untyped-def]
+def test_decisions_record_rule_location_policy_identity_and_shares(plugins) -> None:  # type: ignore[no-untyped-def]
     p = policy(
         [
             {
@@ -126,7 +126,7 @@ def test_decisions_record_rule_location_policy_identity_and_shares(registry) -> 
     items = line_items(
         [{"EffectiveCost": "1", "Tags": {"Team": "web"}}, {"EffectiveCost": "2", "Tags": {"team": " web "}}]
     )
-    result = Engine(p, registry).run([items], "2026-10")
+    result = Engine(p, plugins).run([items], "2026-10")
     decisions = result.decisions.to_pylist()
     assert {d["rule_location"] for d in decisions} == {"test.yaml:3:1"}
     assert {(d["policy_version"], d["policy_hash"]) for d in decisions} == {(p.version, p.content_hash)}
@@ -138,7 +138,7 @@ def test_decisions_record_rule_location_policy_identity_and_shares(registry) -> 
     assert {r["decision_id"] for r in ledger} <= {d["decision_id"] for d in decisions}
 
 
-def test_shared_pools_feed_later_pools_with_negative_and_positive_rows(registry) -> None:  # type: ignore[no-untyped-def]
+def test_shared_pools_feed_later_pools_with_negative_and_positive_rows(plugins) -> None:  # type: ignore[no-untyped-def]
     p = policy(
         [
             {
@@ -172,7 +172,7 @@ def test_shared_pools_feed_later_pools_with_negative_and_positive_rows(registry)
             {"ServiceName": "S", "EffectiveCost": "100"},
         ]
     )
-    result = Engine(p, registry).run([items], "2026-10")
+    result = Engine(p, plugins).run([items], "2026-10")
     stage1 = [r for r in result.ledger.to_pylist() if r["stage"] == 1]
     assert {(r["cost_center"], r["amount"], r["from_cost_center"]) for r in stage1} == {
         ("SHARED", Decimal("-100"), "SHARED"),
@@ -189,7 +189,7 @@ def test_shared_pools_feed_later_pools_with_negative_and_positive_rows(registry)
     }
 
 
-def test_proportional_direct_cost_respects_its_filter(registry) -> None:  # type: ignore[no-untyped-def]
+def test_proportional_direct_cost_respects_its_filter(plugins) -> None:  # type: ignore[no-untyped-def]
     p = policy(
         [
             {
@@ -218,11 +218,11 @@ def test_proportional_direct_cost_respects_its_filter(registry) -> None:  # type
             {"ServiceName": "Support", "EffectiveCost": "8"},
         ]
     )
-    result = Engine(p, registry).run([items], "2026-10")
+    result = Engine(p, plugins).run([items], "2026-10")
     assert by_center(result) == {"CC-1": Decimal("12"), "CC-2": Decimal("36"), "CC-3": Decimal("1000")}
 
 
-def test_amortization_spreads_over_months_and_outputs_the_schedule(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_amortization_spreads_over_months_and_outputs_the_schedule(plugins, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = policy(
         [
             {
@@ -238,7 +238,7 @@ def test_amortization_spreads_over_months_and_outputs_the_schedule(registry, tmp
         ]
     )
     items = line_items([{"ChargeFrequency": "One-Time", "EffectiveCost": "100"}])
-    result = Engine(p, registry).run([items], "2026-10", out=tmp_path)
+    result = Engine(p, plugins).run([items], "2026-10", out=tmp_path)
     assert sorted((r["period"], r["cost_center"], r["amount"]) for r in result.ledger.to_pylist()) == [
         ("2026-10", "CC-1", Decimal("16.666666666666666667")),
         ("2026-10", "CC-2", Decimal("16.666666666666666667")),
@@ -259,7 +259,7 @@ def test_amortization_spreads_over_months_and_outputs_the_schedule(registry, tmp
     }
 
 
-def test_commitment_term_amortizes_over_the_charge_period(registry) -> None:  # type: ignore[no-untyped-def]
+def test_commitment_term_amortizes_over_the_charge_period(plugins) -> None:  # type: ignore[no-untyped-def]
     p = policy(
         [
             {
@@ -275,11 +275,11 @@ def test_commitment_term_amortizes_over_the_charge_period(registry) -> None:  # 
         ]
     )
     items = line_items([{"EffectiveCost": "12", "ChargePeriodEnd": "2027-10-01T00:00:00+00:00"}])
-    result = Engine(p, registry).run([items], "2026-10")
+    result = Engine(p, plugins).run([items], "2026-10")
     assert result.ledger.num_rows == 12 and set(result.ledger["amount"].to_pylist()) == {Decimal(1)}
 
 
-def test_more_than_one_currency_needs_exchange_rates(registry) -> None:  # type: ignore[no-untyped-def]
+def test_more_than_one_currency_needs_exchange_rates(plugins) -> None:  # type: ignore[no-untyped-def]
     rule = [{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}]
     items = pa.concat_tables(
         [
@@ -288,13 +288,13 @@ def test_more_than_one_currency_needs_exchange_rates(registry) -> None:  # type:
         ]
     )
     with pytest.raises(InputError, match=r"2 currencies \(EUR, USD\)"):
-        Engine(policy(rule), registry).run([items], "2026-10")
+        Engine(policy(rule), plugins).run([items], "2026-10")
     rates = [{"currency": "EUR", "rate": 1.1, "date": "2026-10-01"}]
-    result = Engine(policy(rule, exchange_rates=rates), registry).run([items], "2026-10")
+    result = Engine(policy(rule, exchange_rates=rates), plugins).run([items], "2026-10")
     assert {(c, cur) for c, cur, _ in result.summary()} >= {("CC-1", "EUR"), ("CC-1", "USD")}
 
 
-def test_direct_cost_weights_are_compared_in_the_policy_currency(registry) -> None:  # type: ignore[no-untyped-def]
+def test_direct_cost_weights_are_compared_in_the_policy_currency(plugins) -> None:  # type: ignore[no-untyped-def]
     rules = [
         {
             "id": "a",
@@ -323,7 +323,7 @@ def test_direct_cost_weights_are_compared_in_the_policy_currency(registry) -> No
         {"currency": "EUR", "rate": 2, "date": "2026-09-30"},
         {"currency": "EUR", "rate": 9, "date": "2026-10-02"},
     ]  # in effect on 2026-10-01: 2
-    result = Engine(policy(rules, exchange_rates=rates), registry).run([items], "2026-10")
+    result = Engine(policy(rules, exchange_rates=rates), plugins).run([items], "2026-10")
     fee = result.ledger.filter(pc.equal(result.ledger["rule_id"], "fee"))
     assert dict(zip(fee["cost_center"].to_pylist(), fee["amount"].to_pylist(), strict=True)) == {
         "CC-1": Decimal(20),
@@ -331,7 +331,7 @@ def test_direct_cost_weights_are_compared_in_the_policy_currency(registry) -> No
     }  # 10 EUR weighs 20 USD against 10 USD
 
 
-def test_a_currency_without_a_rate_in_effect_is_named(registry) -> None:  # type: ignore[no-untyped-def]
+def test_a_currency_without_a_rate_in_effect_is_named(plugins) -> None:  # type: ignore[no-untyped-def]
     rule = [{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}]
     items = pa.concat_tables(
         [
@@ -341,15 +341,15 @@ def test_a_currency_without_a_rate_in_effect_is_named(registry) -> None:  # type
     )
     rates = [{"currency": "EUR", "rate": 1.1, "date": "2026-10-02"}]
     with pytest.raises(InputError, match="no exchange rate for EUR dated on or before 2026-10-01"):
-        Engine(policy(rule, exchange_rates=rates), registry).run([items], "2026-10")
+        Engine(policy(rule, exchange_rates=rates), plugins).run([items], "2026-10")
 
 
-def test_empty_input_is_a_clear_error(registry) -> None:  # type: ignore[no-untyped-def]
+def test_empty_input_is_a_clear_error(plugins) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match="empty"):
-        Engine(policy([]), registry).run([line_items([])], "2026-10")
+        Engine(policy([]), plugins).run([line_items([])], "2026-10")
 
 
-def test_bad_tags_json_is_an_input_error(registry) -> None:  # type: ignore[no-untyped-def]
+def test_bad_tags_json_is_an_input_error(plugins) -> None:  # type: ignore[no-untyped-def]
     p = policy(
         [
             {
@@ -361,7 +361,7 @@ def test_bad_tags_json_is_an_input_error(registry) -> None:  # type: ignore[no-u
         ]
     )
     with pytest.raises(InputError, match="not JSON"):
-        Engine(p, registry).run([line_items([{"EffectiveCost": "1", "Tags": "{team:"}])], "2026-10")
+        Engine(p, plugins).run([line_items([{"EffectiveCost": "1", "Tags": "{team:"}])], "2026-10")
 
 
 class LeakyPlane(DuckDBPlane):
@@ -372,23 +372,23 @@ class LeakyPlane(DuckDBPlane):
         return super().balances()
 
 
-def test_a_conservation_failure_writes_nothing(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_conservation_failure_writes_nothing(plugins, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
     with pytest.raises(ConservationError, match="not conserved: USD account acct-1|account-1"):
-        Engine(p, registry, data_plane=LeakyPlane).run(
+        Engine(p, plugins, plane=LeakyPlane).run(
             [line_items([{"EffectiveCost": "9"}])], "2026-10", out=tmp_path / "out"
         )
     assert not (tmp_path / "out").exists()
 
 
-def test_outputs_are_byte_identical_on_rerun_and_the_manifest_describes_them(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_outputs_are_byte_identical_on_rerun_and_the_manifest_describes_them(plugins, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "even"}}])
     items = line_items(
         [{"EffectiveCost": "10", "ServiceName": '=HYPERLINK("x")'}, {"EffectiveCost": "-3", "ServiceName": "@sum"}]
     )
     extra = ["allocations-csv", "focus-allocated"]
-    first = Engine(p, registry).run([items], "2026-10", out=tmp_path / "a", export=extra)
-    second = Engine(p, registry).run([items], "2026-10", out=tmp_path / "b", export=extra)
+    first = Engine(p, plugins).run([items], "2026-10", out=tmp_path / "a", export=extra)
+    second = Engine(p, plugins).run([items], "2026-10", out=tmp_path / "b", export=extra)
     assert first.run_id == second.run_id
     names = sorted(f.name for f in (tmp_path / "a").iterdir() if not f.name.startswith("."))
     assert names == [
@@ -448,12 +448,12 @@ def test_working_in_slices_changes_no_byte(tmp_path: Path, monkeypatch: pytest.M
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "sliced" / name).read_bytes(), name
 
 
-def test_csv_cells_that_look_like_formulas_are_defused_but_amounts_are_not(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_csv_cells_that_look_like_formulas_are_defused_but_amounts_are_not(plugins, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}])
     items = line_items(
         [{"EffectiveCost": "-3", "ServiceName": "=cmd|' /C calc'!A0", "ResourceId": "+1", "RegionId": "\tx"}]
     )
-    Engine(p, registry).run([items], "2026-10", out=tmp_path, export=["allocations-csv"])
+    Engine(p, plugins).run([items], "2026-10", out=tmp_path, export=["allocations-csv"])
     text = (tmp_path / "allocations.csv").read_text()
     assert "'=cmd|" in text and ",'+1," in text and "'\tx" in text
     assert ",-3.000000000000000000," in text
@@ -463,7 +463,7 @@ def test_csv_cells_that_look_like_formulas_are_defused_but_amounts_are_not(regis
     )
 
 
-def test_focus_allocated_adds_the_allocation_columns(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_focus_allocated_adds_the_allocation_columns(plugins, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = policy(
         [
             {
@@ -474,7 +474,7 @@ def test_focus_allocated_adds_the_allocation_columns(registry, tmp_path: Path) -
             }
         ]
     )
-    Engine(p, registry).run(
+    Engine(p, plugins).run(
         [line_items([{"EffectiveCost": "4", "ServiceName": "EC2"}])],
         "2026-10",
         out=tmp_path,
@@ -540,7 +540,7 @@ def test_a_month_split_across_csv_and_parquet_files_allocates_as_one(tmp_path: P
     assert sources == [(str(tmp_path / "a.csv"), 250), (str(tmp_path / "b.parquet"), 350)]
 
 
-def test_the_decisions_observer_hook_sees_every_decision(registry) -> None:  # type: ignore[no-untyped-def]
+def test_the_decisions_observer_hook_sees_every_decision(plugins) -> None:  # type: ignore[no-untyped-def]
     seen: list[tuple[str, int]] = []
 
     class Recorder:
@@ -552,17 +552,17 @@ def test_the_decisions_observer_hook_sees_every_decision(registry) -> None:  # t
     pm.register(Recorder(), name="recorder")
     p = policy([{"id": "s3", "priority": 1, "when": {"ServiceName": "S3"}, "allocate": {"method": "even"}}])
     items = line_items([{"EffectiveCost": "1", "ServiceName": "S3"}, {"EffectiveCost": "1", "ServiceName": "EC2"}])
-    result = Engine(p, build_registry(pm), plugin_manager=pm).run([items], "2026-10")
+    result = Engine(p, pm).run([items], "2026-10")
     assert seen == [(result.run_id, 2)]
 
 
-def test_credits_keep_their_category(registry) -> None:  # type: ignore[no-untyped-def]
+def test_credits_keep_their_category(plugins) -> None:  # type: ignore[no-untyped-def]
     p = policy([{"id": "all", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}}])
-    result = Engine(p, registry).run([line_items([{"EffectiveCost": "-5", "ChargeCategory": "Credit"}])], "2026-10")
+    result = Engine(p, plugins).run([line_items([{"EffectiveCost": "-5", "ChargeCategory": "Credit"}])], "2026-10")
     assert pc.unique(result.ledger["category"]).to_pylist() == ["credit"]
 
 
-def test_later_periods_receive_their_share_from_the_schedule(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_later_periods_receive_their_share_from_the_schedule(plugins, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = policy(
         [
             {
@@ -574,10 +574,10 @@ def test_later_periods_receive_their_share_from_the_schedule(registry, tmp_path:
             {"id": "rest", "priority": 1, "when": {}, "allocate": {"method": "direct", "cost_center": "CC-1"}},
         ]
     )
-    october = Engine(p, registry).run(
+    october = Engine(p, plugins).run(
         [line_items([{"ChargeFrequency": "One-Time", "EffectiveCost": "90"}])], "2026-10", out=tmp_path / "oct"
     )
-    november = Engine(p, registry).run(
+    november = Engine(p, plugins).run(
         [line_items([{"EffectiveCost": "5"}], period="2026-11")],
         "2026-11",
         carry=[tmp_path / "oct" / "schedule.parquet"],
@@ -603,7 +603,7 @@ def test_parquet_bytes_depend_on_the_values_not_on_how_they_are_held(tmp_path: P
     """The DuckDB and Spark stores hand the same rows in other batches and encodings. (At 1M
     lines, pages cut at chunk ends made the two planes' files differ; this smaller case
     guards the contract, not that exact trigger.)"""
-    from chargeback_engine.exporters.files import write_parquet
+    from chargeback_engine.exporters.ledger_files import write_parquet
 
     rows, cut = 300_000, 100_001  # pages of 1 MiB fill up across the cut
     text = [f"resource-{i % 5000:08d}" for i in range(rows)]

@@ -9,7 +9,7 @@ import pytest
 
 from chargeback_engine import PluginError, hookimpl
 from chargeback_engine.allocators.direct import DirectAllocator
-from chargeback_engine.exporters.files import SummaryExporter
+from chargeback_engine.exporters.ledger_files import SummaryExporter
 from chargeback_engine.testing import line_items, make_engine, make_policy
 
 

@@ -170,10 +170,10 @@ def _expected_stage0(amount: Decimal, shares: dict[str, int], months: int | None
         [{"EffectiveCost": Decimal("0.01")}],
     )
 )
-def test_every_method_conserves_and_matches_money_split(plane_factory, registry, scenario) -> None:  # type: ignore[no-untyped-def]
+def test_every_method_conserves_and_matches_money_split(plane_factory, plugins, scenario) -> None:  # type: ignore[no-untyped-def]
     spec, items = scenario
     policy = make_policy(spec)
-    result = Engine(policy, registry, data_plane=plane_factory).run([line_items(items)], "2026-10")
+    result = Engine(policy, plugins, plane=plane_factory).run([line_items(items)], "2026-10")
     ledger = result.ledger.to_pylist()
     decisions = {d["decision_id"]: d for d in result.decisions.to_pylist()}
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from chargeback_engine.engine.runner import DEFAULT_EXPORTERS
-from chargeback_engine.enrich.explain import explain_enrichment
+from chargeback_engine.enrich.explain_enrichment import explain_enrichment
 from chargeback_engine.errors import InputError
 from chargeback_engine.testing import line_items, make_engine, make_policy
 

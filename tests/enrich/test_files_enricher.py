@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from chargeback_engine.enrich import plugin
-from chargeback_engine.enrich.files import FilesEnricher
+from chargeback_engine.enrich import enrichment_plugin
+from chargeback_engine.enrich.files_enricher import FilesEnricher
 from chargeback_engine.enrich.model import TagRecord
 from chargeback_engine.errors import InputError
 from chargeback_engine.testing import EnricherContract
 
 
 class TestFilesEnricherCsv(EnricherContract):
-    plugin = plugin
+    plugin = enrichment_plugin
     name = "files"
 
     @pytest.fixture
@@ -31,7 +31,7 @@ class TestFilesEnricherCsv(EnricherContract):
 
 
 class TestFilesEnricherYaml(EnricherContract):
-    plugin = plugin
+    plugin = enrichment_plugin
     name = "files"
 
     @pytest.fixture

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.policy.model import CostCenter
+from chargeback_engine.policy.policy_model import CostCenter
 
 if TYPE_CHECKING:
     from chargeback_engine.finance.runs import RunInput

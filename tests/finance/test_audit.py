@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from chargeback_engine.cli import main
-from chargeback_engine.finance import close_period, export_invoices, ingest_run, submit, transition, verify
+from chargeback_engine.finance import (
+    close_period,
+    export_invoices,
+    ingest_run,
+    submit_dispute,
+    transition,
+    verify_audit_chain,
+)
 from chargeback_engine.finance.audit import COVERED, GENESIS, record_hash, witnesses_in
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import (
@@ -41,7 +48,7 @@ def chained(books: sa.Engine) -> sa.Engine:
     ingest_run(books, run_input("2026-01", MONTH))
     close_period(books, "2026-01", SETTINGS)
     ingest_run(books, run_input("2026-02", MONTH))
-    report = verify(books)
+    report = verify_audit_chain(books)
     assert report.ok and report.records == 7, report.problems
     return books
 
@@ -98,19 +105,19 @@ def test_verify_detects_a_flipped_byte_a_deleted_and_a_reordered_record(chained:
         with chained.begin() as connection:
             for statement in statements:
                 connection.execute(sa.text(statement))
-        assert expected in verify(chained).problems
+        assert expected in verify_audit_chain(chained).problems
         code, output = _verify_cli(db_url)
         assert code == 1 and expected in output
         with chained.begin() as connection:  # put the true chain back for the next case
             connection.execute(sa.delete(audit_records))
             connection.execute(audit_records.insert(), original)
-        assert verify(chained).ok
+        assert verify_audit_chain(chained).ok
 
 
 @pytest.mark.parametrize("cut", [1, 2])
 def test_cutting_off_the_last_records_is_detected(chained: sa.Engine, db_url: str, cut: int) -> None:
     _tamper(chained, ("audit_records",), f"DELETE FROM audit_records WHERE seq > {7 - cut}")
-    problems = verify(chained).problems
+    problems = verify_audit_chain(chained).problems
     assert any(p.startswith("runs run-") and "no audit record holds this row" in p for p in problems)
     if cut == 2:  # the close's own record is gone: the close row and the witnesses it handed out betray it
         assert any(p.startswith("period_closes 2026-01: no audit record holds this row") for p in problems)
@@ -135,9 +142,9 @@ def test_a_handed_out_witness_catches_a_tail_cut_with_its_rows(chained: sa.Engin
         "DELETE FROM run_cost_centers WHERE run_key NOT IN (SELECT run_key FROM runs WHERE period = '2026-01')",
         "DELETE FROM runs WHERE period = '2026-02'",
     )
-    assert verify(chained).ok  # consistent inside: the database alone cannot tell
+    assert verify_audit_chain(chained).ok  # consistent inside: the database alone cannot tell
     expected = f"witness {manifest}: it saw record 7, but the chain ends at record 6 (the last record was deleted)"
-    assert verify(chained, witnesses_in(manifest)).problems == (expected,)
+    assert verify_audit_chain(chained, witnesses_in(manifest)).problems == (expected,)
     code, output = _verify_cli(db_url, manifest)
     assert code == 1 and expected in output and "1 problem in 6 records" in output
 
@@ -159,7 +166,7 @@ def test_a_witness_sees_a_rewritten_chain(chained: sa.Engine, tmp_path: Path) ->
                 )
             )
             prev = digest
-    problems = verify(chained, witnesses_in(manifest)).problems
+    problems = verify_audit_chain(chained, witnesses_in(manifest)).problems
     assert not any(p.startswith("record") for p in problems)
     assert any(p.startswith("runs run-") and "no audit record holds this row" in p for p in problems)
     assert any(p.startswith("invoice inv-") and "is not in the chain" in p for p in problems)
@@ -183,7 +190,7 @@ def test_a_witness_sees_a_chain_rewritten_to_the_same_length(chained: sa.Engine,
                 )
             )
             prev = digest
-    problems = verify(chained, [*witnesses_in(manifest), *witnesses_in(invoice_json)]).problems
+    problems = verify_audit_chain(chained, [*witnesses_in(manifest), *witnesses_in(invoice_json)]).problems
     assert any(
         p.startswith(f"witness {manifest}: it saw record 7 with hash ") and p.endswith("(the chain was rewritten)")
         for p in problems
@@ -212,7 +219,7 @@ def test_direct_edits_of_the_money_are_reported_with_the_record_and_the_change(c
         )
         connection.execute(sa.update(period_closes).values(statement_hash="sha256:forged"))
         connection.execute(sa.update(journal_lines).where(journal_lines.c.line_no == 0).values(memo="edited"))
-    problems = verify(chained).problems
+    problems = verify_audit_chain(chained).problems
     assert (
         f"invoices {invoice.invoice_id}: total is {_at_scale('9999.99')} in the database, "
         f"{_at_scale('120.13')} when recorded in audit record 3" in problems
@@ -240,7 +247,7 @@ def test_a_document_that_is_no_longer_json_is_reported_not_raised(chained: sa.En
         )
     assert any(
         p.startswith(f"invoices {invoice.invoice_id}: document is {{broken in the database")
-        for p in verify(chained).problems
+        for p in verify_audit_chain(chained).problems
     )
     listed = CliRunner().invoke(main, ["invoice", "list", "--period", "2026-01", "--db", db_url])
     assert listed.exit_code == 1 and "a stored invoice document cannot be read" in listed.output
@@ -248,7 +255,7 @@ def test_a_document_that_is_no_longer_json_is_reported_not_raised(chained: sa.En
 
 
 def test_dispute_events_are_covered(chained: sa.Engine) -> None:
-    dispute = submit(
+    dispute = submit_dispute(
         chained,
         period="2026-01",
         cost_center="CC-100",
@@ -260,12 +267,12 @@ def test_dispute_events_are_covered(chained: sa.Engine) -> None:
     )
     transition(chained, dispute.dispute_id, "review", actor="bob", settings=SETTINGS)
     transition(chained, dispute.dispute_id, "approve", actor="carol", settings=SETTINGS, credit=Decimal("4"))
-    assert verify(chained).ok
+    assert verify_audit_chain(chained).ok
     with chained.begin() as connection:
         _open(connection, "dispute_events", "disputes")
         connection.execute(sa.update(dispute_events).where(dispute_events.c.seq == 3).values(credit=Decimal(5)))
         connection.execute(sa.update(disputes).values(amount=Decimal(50)))
-    problems = verify(chained).problems
+    problems = verify_audit_chain(chained).problems
     assert (
         f"dispute_events (dispute_id {dispute.dispute_id}, seq 3): credit is {_at_scale(5)} in the database, "
         f"{_at_scale(4)} when recorded in audit record 10" in problems
@@ -295,10 +302,12 @@ def test_replace_and_upsert_are_refused_and_a_forced_replace_is_detected(chained
         with pytest.raises(sa.exc.DatabaseError, match="invoices is append-only"):
             with chained.begin() as connection:
                 connection.execute(sa.text(statement))
-    assert _invoice(chained).total == invoice.total and verify(chained).ok
+    assert _invoice(chained).total == invoice.total and verify_audit_chain(chained).ok
     _tamper(chained, ("invoices",), forge)  # with the triggers lifted the forgery lands, and is reported
     assert _invoice(chained).total == Decimal("9999.99")
-    assert any(p.startswith(f"invoices {invoice.invoice_id}: total is 9999.99") for p in verify(chained).problems)
+    assert any(
+        p.startswith(f"invoices {invoice.invoice_id}: total is 9999.99") for p in verify_audit_chain(chained).problems
+    )
 
 
 def test_rows_added_or_removed_behind_the_products_back(chained: sa.Engine) -> None:
@@ -310,7 +319,7 @@ def test_rows_added_or_removed_behind_the_products_back(chained: sa.Engine) -> N
         "DELETE FROM invoices WHERE cost_center = 'CC-200'",
         f"INSERT INTO runs VALUES ('run-forged', '2026-03', 'x', 'x', '{{}}', 'x', '{run.run_key}', 'U', 0)",
     )
-    problems = verify(chained).problems
+    problems = verify_audit_chain(chained).problems
     assert (
         "runs run-forged: no audit record holds this row (added outside the product, or its record was deleted)"
         in problems
@@ -342,7 +351,7 @@ def test_witness_files_must_carry_a_head(tmp_path: Path) -> None:
 
 
 def test_an_empty_log_verifies(books: sa.Engine) -> None:
-    report = verify(books)
+    report = verify_audit_chain(books)
     assert report.ok and report.records == 0 and report.head == GENESIS and report.witnesses == ()
 
 

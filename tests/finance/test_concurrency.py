@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from chargeback_engine.finance import close_period, ingest_run, verify
+from chargeback_engine.finance import close_period, ingest_run, verify_audit_chain
 from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import invoices, journal_batches, ledger_lines, period_closes, runs
@@ -78,7 +78,7 @@ def test_two_ledger_ingests_at_once(workspace: Path, db_url: str) -> None:
     engine = open_database(db_url)
     assert _count(engine, runs) == 2
     assert _count(engine, ledger_lines) == 2 * len(MONTH) * 200
-    report = verify(engine)
+    report = verify_audit_chain(engine)
     assert report.ok and report.records == 2, report.problems
     engine.dispose()
 
@@ -94,7 +94,7 @@ def test_two_period_closes_at_once(workspace: Path, db_url: str) -> None:
     assert said == [False, True] and any("2026-01 was already closed" in output for _, output in outcomes)
     assert _count(engine, period_closes) == 1 and _count(engine, journal_batches) == 1
     assert _count(engine, invoices) == 2
-    assert verify(engine).ok
+    assert verify_audit_chain(engine).ok
     engine.dispose()
 
 
@@ -109,5 +109,5 @@ def test_a_close_racing_a_restatement_leaves_one_consistent_story(workspace: Pat
         newest = connection.execute(sa.select(runs.c.run_key).where(runs.c.supersedes != "")).scalar_one()
     restated = "adjustment lines booked into 2026-02" in outcomes[1][1]
     assert closed_run != newest if restated else closed_run == newest
-    assert verify(engine).ok
+    assert verify_audit_chain(engine).ok
     engine.dispose()

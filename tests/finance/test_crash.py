@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from chargeback_engine.finance import close_period, ingest_run, verify
+from chargeback_engine.finance import close_period, ingest_run, verify_audit_chain
 from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import (
@@ -84,7 +84,7 @@ def _timed(engine: sa.Engine, operation: Operation) -> float:
 
 
 def _assert_consistent(engine: sa.Engine) -> None:
-    assert verify(engine).ok
+    assert verify_audit_chain(engine).ok
     with engine.connect() as connection:
         stored = dict(
             connection.execute(

@@ -11,14 +11,14 @@ import sqlalchemy as sa
 from chargeback_engine.finance import (
     close_period,
     comment,
+    dispute_report,
     ingest_run,
     list_disputes,
-    report,
     statement,
-    submit,
+    submit_dispute,
     transition,
 )
-from chargeback_engine.finance.errors import DisputeError
+from chargeback_engine.finance.finance_errors import DisputeError
 from chargeback_engine.finance.settings import FinanceSettings
 from tests.finance.builders import MONTH, run_input
 
@@ -36,7 +36,7 @@ def invoiced(books: sa.Engine) -> sa.Engine:
 def _submit(
     engine: sa.Engine, dispute_type: str = "usage", amount: str = "10.00", cc: str = "CC-100", at: datetime = T0
 ):  # type: ignore[no-untyped-def]
-    return submit(
+    return submit_dispute(
         engine,
         period="2026-01",
         cost_center=cc,
@@ -127,7 +127,7 @@ def test_report_by_status_and_type(invoiced: sa.Engine) -> None:
     transition(invoiced, a.dispute_id, "review", actor="bob", settings=SETTINGS)
     transition(invoiced, a.dispute_id, "approve", actor="bob", settings=SETTINGS, credit=Decimal("6.00"))
     transition(invoiced, b.dispute_id, "escalate", actor="bob", settings=SETTINGS)
-    result = report(invoiced, now=T0 + timedelta(days=6))
+    result = dispute_report(invoiced, now=T0 + timedelta(days=6))
     assert result["total"] == 3 and result["overdue"] == 1
     assert result["by_type"]["usage"] == {"count": 2, "disputed": {"USD": "11.00"}, "credited": {"USD": "6.00"}}
     assert result["by_status"]["escalated"]["count"] == 1

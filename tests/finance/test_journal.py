@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from chargeback_engine.finance import close_period, correct_journal, export_journal, ingest_run, load_journal, verify
-from chargeback_engine.finance.errors import ClosedPeriodError, JournalError
+from chargeback_engine.finance import (
+    close_period,
+    correct_journal,
+    export_journal,
+    ingest_run,
+    load_journal,
+    verify_audit_chain,
+)
+from chargeback_engine.finance.finance_errors import ClosedPeriodError, JournalError
 from chargeback_engine.finance.journal import JournalEntry, JournalLine, check_balanced
 from chargeback_engine.finance.settings import FinanceSettings
 from tests.finance.builders import MONTH, run_input
@@ -84,7 +91,7 @@ def test_correction_is_a_reversal_plus_a_repost(closed: sa.Engine) -> None:
     assert correct_journal(closed, "2026-01", moved) is None
     back = correct_journal(closed, "2026-01", SETTINGS)  # moving back is another correction
     assert back is not None
-    report = verify(closed)  # each correction is covered by the chain and anchored after its record
+    report = verify_audit_chain(closed)  # each correction is covered by the chain and anchored after its record
     assert report.ok and report.witnesses == (f"journal batch {back.batch_id} (record {report.records})",)
 
 

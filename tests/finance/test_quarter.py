@@ -24,9 +24,9 @@ from chargeback_engine.finance import (
     ingest_run,
     load_journal,
     statement,
-    submit,
+    submit_dispute,
     transition,
-    verify,
+    verify_audit_chain,
 )
 from chargeback_engine.finance.journal import check_balanced
 from chargeback_engine.finance.rounding import round_total
@@ -144,7 +144,7 @@ def test_a_quarter_with_a_restatement_and_a_dispute(books: sa.Engine, tmp_path: 
     assert restatement.restated and restatement.adjustment_period == "2026-02"
 
     payments = next(inv for inv in january.invoices if inv.cost_center == "CC-100")
-    dispute = submit(
+    dispute = submit_dispute(
         books,
         period="2026-01",
         cost_center="CC-100",
@@ -182,4 +182,4 @@ def test_a_quarter_with_a_restatement_and_a_dispute(books: sa.Engine, tmp_path: 
         manifest = json.loads(export_journal(books, period, "oracle", tmp_path / period, SETTINGS).read_text())
         assert all(t["debit"] == t["credit"] for t in manifest["totals"].values())
     assert statement(books, "2026-01", SETTINGS) == january
-    assert verify(books).ok
+    assert verify_audit_chain(books).ok

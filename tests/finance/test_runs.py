@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from chargeback_engine.errors import InputError, PeriodError
-from chargeback_engine.finance import close_period, ingest_run, period_statuses, statement, verify
+from chargeback_engine.finance import close_period, ingest_run, period_statuses, statement, verify_audit_chain
 from chargeback_engine.finance.db import open_database
-from chargeback_engine.finance.errors import ClosedPeriodError, RunConflictError
+from chargeback_engine.finance.finance_errors import ClosedPeriodError, RunConflictError
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import adjustments, ledger_lines, runs
 from tests.finance.builders import MONTH, run_input
@@ -87,7 +87,7 @@ def test_restating_a_closed_period_books_adjustments_into_the_next_open_one(book
     january, february = period_statuses(books)
     assert (january.closed_run, january.restated_by) == (closed.statement.run_key, result.run_key)
     assert not february.closed and february.restated_by == ""
-    assert verify(books).ok
+    assert verify_audit_chain(books).ok
 
 
 def test_adjustments_skip_closed_periods(books: sa.Engine) -> None:

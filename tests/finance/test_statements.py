@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.finance import RunInput, close_period, export_invoices, ingest_run, statement
 from chargeback_engine.finance.db import open_database
-from chargeback_engine.finance.errors import ClosedPeriodError
+from chargeback_engine.finance.finance_errors import ClosedPeriodError
 from chargeback_engine.finance.rounding import round_conserving, round_groups, round_to, round_total
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, minor_units, quantum
-from chargeback_engine.policy.model import CostCenter
+from chargeback_engine.policy.policy_model import CostCenter
 from tests.finance.builders import COST_CENTERS, MONTH, run_input
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

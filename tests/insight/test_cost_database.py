@@ -12,9 +12,9 @@ from chargeback_engine.finance import FinanceSettings, close_period, ingest_run,
 from chargeback_engine.finance.runs import RunInput
 from chargeback_engine.insight import Insight, read_run_directory
 from chargeback_engine.insight.sources import read_cost_database
-from chargeback_engine.insight.synthetic import SAMPLE_BUCKET, SAMPLE_POOL, SAMPLE_TEAMS
+from chargeback_engine.insight.synthetic_series import SAMPLE_BUCKET, SAMPLE_POOL, SAMPLE_TEAMS
 from chargeback_engine.periods import Period
-from chargeback_engine.policy.model import CostCenter
+from chargeback_engine.policy.policy_model import CostCenter
 
 COST_CENTERS = (
     *(CostCenter(cc, cc, mode="chargeback" if cc in ("CC-1001", "CC-1003") else "showback") for cc in SAMPLE_TEAMS),

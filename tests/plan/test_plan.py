@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from chargeback_engine import Engine
 from chargeback_engine.cli import main
 from chargeback_engine.errors import PeriodError
-from chargeback_engine.plan import plan
+from chargeback_engine.policy_plan import plan
 
 POLICIES = Path(__file__).parents[2] / "policies"
 BASE = POLICIES / "acme.yaml"

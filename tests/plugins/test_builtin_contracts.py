@@ -14,7 +14,7 @@ import pytest
 from chargeback_engine.allocators import amortized, direct, even, fixed, proportional, tag, tiered
 from chargeback_engine.collectors import focus_files
 from chargeback_engine.engine.result import RunResult
-from chargeback_engine.exporters import files
+from chargeback_engine.exporters import ledger_files
 from chargeback_engine.periods import Period
 from chargeback_engine.testing import (
     CONTRACT_LINE_ITEMS,
@@ -114,27 +114,27 @@ class TestAmortized(AllocatorContract):
 
 
 class TestAllocationsExporter(ExporterContract):
-    plugin = files
+    plugin = ledger_files
     name = "allocations"
 
 
 class TestSummaryExporter(ExporterContract):
-    plugin = files
+    plugin = ledger_files
     name = "summary"
 
 
 class TestFocusAllocatedExporter(ExporterContract):
-    plugin = files
+    plugin = ledger_files
     name = "focus-allocated"
 
 
 class TestDecisionsExporter(ExporterContract):
-    plugin = files
+    plugin = ledger_files
     name = "decisions"
 
 
 class TestScheduleExporter(ExporterContract):
-    plugin = files
+    plugin = ledger_files
     name = "schedule"
 
     @pytest.fixture

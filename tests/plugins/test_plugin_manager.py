@@ -334,7 +334,7 @@ EVEN_RULE = {"id": "even", "priority": 1, "allocate": {"method": "even", "among"
 
 
 def test_observers_see_the_final_decisions_of_a_run(tmp_path):
-    from chargeback_engine.ledger import DECISION_SCHEMA
+    from chargeback_engine.ledger import DECISION_RECORD_SCHEMA
     from chargeback_engine.testing import line_items, make_engine, make_policy
 
     seen = []
@@ -349,7 +349,11 @@ def test_observers_see_the_final_decisions_of_a_run(tmp_path):
     engine = make_engine(make_policy(builtins=True, rules=[EVEN_RULE]), Auditor(), builtins=True)
     result = engine.run([line_items({"BilledCost": "1"})], "2026-10")
     [(run_id, decisions)] = seen
-    assert run_id == result.run_id and decisions.schema.equals(DECISION_SCHEMA) and decisions.equals(result.decisions)
+    assert (
+        run_id == result.run_id
+        and decisions.schema.equals(DECISION_RECORD_SCHEMA)
+        and decisions.equals(result.decisions)
+    )
 
 
 def test_an_observer_that_raises_stops_the_run_before_anything_is_written(tmp_path):

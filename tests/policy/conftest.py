@@ -21,7 +21,7 @@ from chargeback_engine.components import AllocationContext, Amortize, Finding, R
 from chargeback_engine.hookspecs import ENTRY_POINT_GROUP
 from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
 from chargeback_engine.policy.checks import unknown_cost_centers
-from chargeback_engine.policy.model import AllocationSpec
+from chargeback_engine.policy.policy_model import AllocationSpec
 from chargeback_engine.policy.schema import ALLOCATE_REF, COST_CENTER_ID_REF, WHEN_REF
 from chargeback_engine.testing import make_registry
 

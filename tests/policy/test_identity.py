@@ -10,7 +10,7 @@ import pytest
 
 from chargeback_engine import Period, PeriodError, load_policies
 from chargeback_engine.plugins import Registry
-from chargeback_engine.policy.model import canonical_json, content_hash
+from chargeback_engine.policy.policy_model import canonical_json, content_hash
 
 from .conftest import VALID_POLICY
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.plugins import PluginManager, Registry, build_registry, get_plugin_manager
 
 if shutil.which("java") is None:  # pragma: no cover - CI installs Java 17 in .ci/run
     pytest.fail("the Spark tests need Java 17 on PATH (apt-get install openjdk-17-jre-headless)", pytrace=False)
@@ -26,8 +26,14 @@ def spark() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def registry() -> Registry:
-    return build_registry(get_plugin_manager())
+def plugins() -> PluginManager:
+    """Every installed plugin: the components of the engines under test, and their observers."""
+    return get_plugin_manager()
+
+
+@pytest.fixture(scope="session")
+def registry(plugins: PluginManager) -> Registry:
+    return build_registry(plugins)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from chargeback_engine.bench.spark import bench_spec
+from chargeback_engine.bench.spark_vs_duckdb import bench_spec
 from chargeback_engine.bench.synthetic import Shape, write_parquet
 from chargeback_engine.cli import main
 from chargeback_engine.engine.result import RunResult
@@ -55,9 +55,9 @@ def assert_same_outputs(duck: RunResult, spark: RunResult) -> None:
         assert mine.read_bytes() == theirs.read_bytes(), f"{mine.name} differs"
 
 
-def run_both(policy, inputs, period, tmp_path: Path, registry, spark_plane):  # type: ignore[no-untyped-def]
-    duck = Engine(policy, registry).run(inputs, period, out=tmp_path / "duckdb")
-    spark = Engine(policy, registry, data_plane=spark_plane).run(inputs, period, out=tmp_path / "spark")
+def run_both(policy, inputs, period, tmp_path: Path, plugins, spark_plane):  # type: ignore[no-untyped-def]
+    duck = Engine(policy, plugins).run(inputs, period, out=tmp_path / "duckdb")
+    spark = Engine(policy, plugins, plane=spark_plane).run(inputs, period, out=tmp_path / "spark")
     return duck, spark
 
 
@@ -67,9 +67,9 @@ def seeded_month(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
     return write_parquet(shape, tmp_path_factory.mktemp("month") / "focus-2026-10.parquet")
 
 
-def test_seeded_month_has_identical_ledgers(seeded_month, tmp_path, registry, spark_plane) -> None:  # type: ignore[no-untyped-def]
+def test_seeded_month_has_identical_ledgers(seeded_month, tmp_path, plugins, spark_plane) -> None:  # type: ignore[no-untyped-def]
     policy = make_policy(bench_spec())
-    duck, spark = run_both(policy, [seeded_month], "2026-10", tmp_path, registry, spark_plane)
+    duck, spark = run_both(policy, [seeded_month], "2026-10", tmp_path, plugins, spark_plane)
     assert_same_outputs(duck, spark)
     # Every method, both stages, amortization into later periods and the unallocated bucket ran.
     methods = set(spark.ledger["method"].to_pylist())
@@ -167,10 +167,10 @@ def edge_items() -> list[dict]:
     return items
 
 
-def test_every_method_and_edge_amount(tmp_path, registry, spark_plane) -> None:  # type: ignore[no-untyped-def]
+def test_every_method_and_edge_amount(tmp_path, plugins, spark_plane) -> None:  # type: ignore[no-untyped-def]
     policy = make_policy(every_method_spec())
     items = edge_items()
-    duck, spark = run_both(policy, [line_items(items)], "2026-10", tmp_path, registry, spark_plane)
+    duck, spark = run_both(policy, [line_items(items)], "2026-10", tmp_path, plugins, spark_plane)
     assert_same_outputs(duck, spark)
     per_line: dict[int, Decimal] = {}
     with localcontext() as wide:
@@ -180,7 +180,7 @@ def test_every_method_and_edge_amount(tmp_path, registry, spark_plane) -> None: 
     assert per_line == {n: Decimal(item["EffectiveCost"]) for n, item in enumerate(items, start=1)}
 
 
-def test_conservation_check_runs_on_spark(registry, spark) -> None:  # type: ignore[no-untyped-def]
+def test_conservation_check_runs_on_spark(plugins, spark) -> None:  # type: ignore[no-untyped-def]
     """A plane that leaves a key unallocated fails the same check the DuckDB plane goes through."""
     from chargeback_engine.engine.spark import SparkPlane
 
@@ -190,7 +190,7 @@ def test_conservation_check_runs_on_spark(registry, spark) -> None:  # type: ign
 
     policy = make_policy(every_method_spec())
     with pytest.raises(ConservationError, match="money is not conserved"):
-        Engine(policy, registry, data_plane=lambda: ForgetfulPlane(spark)).run([line_items(edge_items())], "2026-10")
+        Engine(policy, plugins, plane=lambda: ForgetfulPlane(spark)).run([line_items(edge_items())], "2026-10")
 
 
 @pytest.mark.parametrize("policy_file", EXAMPLE_POLICIES, ids=lambda p: p.name)

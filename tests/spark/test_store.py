@@ -17,7 +17,7 @@ from chargeback_engine.engine import store as store_module
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
 from chargeback_engine.engine.store import LEDGER_ORDER, LINE
-from chargeback_engine.exporters.files import write_parquet
+from chargeback_engine.exporters.ledger_files import write_parquet
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.periods import Period
 from tests.engine.helpers import line_items

@@ -13,9 +13,9 @@ from chargeback_aws.data_exports import DataExportsCollector
 from test_aws_cost_explorer import PAGE_1, PAGE_2, PAGE_3, factory, stubbed
 from test_aws_data_exports import EFFECTIVE, FILE_1, FILE_2, deliver, gzip_csv, s3  # noqa: F401  (s3 is a fixture)
 
-from chargeback_engine import Engine, load_policies
+from chargeback_engine import Engine
 from chargeback_engine.plugin import RetryPolicy
-from chargeback_engine.testing import Collectors, FakeClock, make_registry
+from chargeback_engine.testing import Collectors, FakeClock, make_plugin_manager
 
 POLICY = """\
 apiVersion: chargeback/v1
@@ -38,10 +38,10 @@ spec:
 
 
 def run(tmp_path, sources_yaml: str, *collectors: object):
-    registry = make_registry(Collectors(*collectors), builtins=True)
+    plugins = make_plugin_manager(Collectors(*collectors), builtins=True)
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY % sources_yaml)
-    engine = Engine(load_policies([path], registry), registry=registry)
+    engine = Engine([path], plugins)
     return engine.run([], "2026-10", out=tmp_path / "out")
 
 

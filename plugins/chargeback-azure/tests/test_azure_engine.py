@@ -26,8 +26,8 @@ from test_azure_cost_query import (
 )
 from test_azure_focus_export import ACCOUNT, deliver, focus_row
 
-from chargeback_engine import Engine, load_policies
-from chargeback_engine.testing import Collectors, make_registry
+from chargeback_engine import Engine
+from chargeback_engine.testing import Collectors, make_plugin_manager
 
 POLICY = """\
 apiVersion: chargeback/v1
@@ -50,10 +50,10 @@ spec:
 
 
 def run(tmp_path, currency: str, sources_yaml: str, *collectors: object):
-    registry = make_registry(Collectors(*collectors), builtins=True)
+    plugins = make_plugin_manager(Collectors(*collectors), builtins=True)
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY % (currency, sources_yaml))
-    return Engine(load_policies([path], registry), registry=registry).run([], "2026-10", out=tmp_path / "out")
+    return Engine([path], plugins).run([], "2026-10", out=tmp_path / "out")
 
 
 def test_cost_query_pages_to_ledger(tmp_path):

@@ -10,8 +10,8 @@ from chargeback_gcp.bigquery_export import BigQueryBillingCollector
 from gcp_fake_server import FakeGoogle
 from test_gcp_bigquery import CONFIG, TOTAL, clients_for, three_pages
 
-from chargeback_engine import Engine, load_policies
-from chargeback_engine.testing import Collectors, make_registry
+from chargeback_engine import Engine
+from chargeback_engine.testing import Collectors, make_plugin_manager
 
 POLICY = f"""\
 apiVersion: chargeback/v1
@@ -36,12 +36,12 @@ spec:
 def test_bigquery_pages_to_ledger(tmp_path):
     with FakeGoogle() as server:
         three_pages(server)
-        registry = make_registry(
+        plugins = make_plugin_manager(
             Collectors(BigQueryBillingCollector(clients_factory=lambda p, l: clients_for(server))), builtins=True
         )
         path = tmp_path / "policy.yaml"
         path.write_text(POLICY)
-        result = Engine(load_policies([path], registry), registry=registry).run([], "2026-10", out=tmp_path / "out")
+        result = Engine([path], plugins).run([], "2026-10", out=tmp_path / "out")
     assert pc.sum(result.records["EffectiveCost"]).as_py() == TOTAL
     assert pc.sum(result.allocations["amount"]).as_py() == TOTAL
     by_cc = {cc: amount for cc, _, amount in result.summary()}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import chargeback_engine
 from chargeback_engine.components import Exporter
 from chargeback_engine.enrich.exporter import EnrichmentExporter
-from chargeback_engine.enrich.files import FilesEnricher
+from chargeback_engine.enrich.files_enricher import FilesEnricher
 from chargeback_engine.enrich.model import Enricher
 
 

@@ -15,11 +15,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pluggy
+
 from chargeback_engine import display
 from chargeback_engine.engine.result import RunResult
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry, build_registry, get_plugin_manager
+from chargeback_engine.plugins import get_plugin_manager
 
 PolicySource = str | Path | Sequence[str | Path]
 
@@ -161,14 +163,14 @@ def plan(
     inputs: Iterable[str | Path],
     period: Period | str,
     *,
-    registry: Registry | None = None,
+    plugins: pluggy.PluginManager | None = None,
 ) -> Plan:
     """Allocate ``inputs`` for ``period`` under ``base`` and under ``head`` and compare them."""
     period = Period.parse(period) if isinstance(period, str) else period
-    registry = registry or build_registry(get_plugin_manager())
+    plugins = get_plugin_manager() if plugins is None else plugins
     inputs = [str(i) for i in inputs]
-    before = Engine(_paths(base), registry).run(inputs, period)
-    after = Engine(_paths(head), registry).run(inputs, period)
+    before = Engine(_paths(base), plugins).run(inputs, period)
+    after = Engine(_paths(head), plugins).run(inputs, period)
     return Plan(
         period=period,
         base=_side(before),

@@ -1,6 +1,6 @@
 """Measure the pipeline on synthetic months: rows per second and peak memory.
 
-Each measurement runs in a fresh Python process (``python -m chargeback_engine.bench.runner``),
+Each measurement runs in a fresh Python process (``python -m chargeback_engine.bench.measure``),
 so one size's peak memory never hides in another's, and the figure includes everything
 that process needed: the interpreter, pyarrow and DuckDB, the input table and the outputs.
 The synthetic input is generated once per shape and cached; generating it is not timed.
@@ -93,7 +93,7 @@ def run_benchmark(stage: str, sizes: Sequence[int], cache_dir: Path | None = Non
         month = synthetic_month(rows, cache_dir)
         with tempfile.TemporaryDirectory(prefix="chargeback-bench-out-") as out:
             completed = subprocess.run(
-                [sys.executable, "-m", "chargeback_engine.bench.runner", stage, str(month), out],
+                [sys.executable, "-m", "chargeback_engine.bench.measure", stage, str(month), out],
                 check=True,
                 capture_output=True,
                 text=True,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.canonical import canonical_json, minor
 from chargeback_engine.finance.db import writing
-from chargeback_engine.finance.errors import ClosedPeriodError
+from chargeback_engine.finance.finance_errors import ClosedPeriodError
 from chargeback_engine.finance.journal import (
     JournalBatch,
     anchor_batch,

@@ -23,7 +23,7 @@ from chargeback_engine.bench.synthetic import COST_CENTERS, TEAMS, Shape, write_
 from chargeback_engine.engine.inputs import file_sha256
 
 if TYPE_CHECKING:
-    from chargeback_engine.policy.model import Policy
+    from chargeback_engine.policy.policy_model import Policy
 
 CONSUMERS = [cc for cc, name in COST_CENTERS if "shared" not in name]
 #: Outputs written on request besides the defaults: the planes are compared on every file.
@@ -129,7 +129,7 @@ def bench_spec(cost_column: str = "BilledCost") -> dict[str, Any]:
 
 def bench_policy(cost_column: str = "BilledCost") -> Policy:
     from chargeback_engine.policy.build import build_policy
-    from chargeback_engine.policy.model import SourceLocation
+    from chargeback_engine.policy.policy_model import SourceLocation
 
     document = {
         "apiVersion": "chargeback/v1",
@@ -188,8 +188,7 @@ def _run_one(engine: str, month: str, out: str, master: str, driver_memory: str,
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     start = time.perf_counter()
-    kwargs = {"data_plane": plane} if plane else {}
-    result = Engine(bench_policy(), **kwargs).run([month], "2026-10", out=out, export=PARITY_EXPORTS)
+    result = Engine(bench_policy(), plane=plane or "duckdb").run([month], "2026-10", out=out, export=PARITY_EXPORTS)
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()

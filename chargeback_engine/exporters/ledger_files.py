@@ -134,7 +134,7 @@ class AllocationsExporter(_FileExporter):
     name = "allocations"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        rows = result.store.ledger(result.in_period)
+        rows = result.store.ledger(result.in_period_sql)
         return [write_parquet(rows, directory / "allocations.parquet", rows.schema)]
 
 
@@ -145,7 +145,7 @@ class AllocationsCsvExporter(_FileExporter):
     name = "allocations-csv"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        rows = result.store.ledger(result.in_period)
+        rows = result.store.ledger(result.in_period_sql)
         return [write_csv(rows, directory / "allocations.csv", rows.schema)]
 
 
@@ -156,9 +156,9 @@ class ScheduleExporter(_FileExporter):
     name = "schedule"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        if not result.count(result.later):
+        if not result.count(result.later_sql):
             return []
-        rows = result.store.ledger(result.later)
+        rows = result.store.ledger(result.later_sql)
         return [write_parquet(rows, directory / "schedule.parquet", rows.schema)]
 
 
@@ -188,7 +188,7 @@ class FocusAllocatedExporter(_FileExporter):
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
         """Streamed from the store in ledger order, each row beside its line item's columns."""
-        rows = result.store.ledger(result.in_period, record_columns=COST_TABLE_SCHEMA.names)
+        rows = result.store.ledger(result.in_period_sql, record_columns=COST_TABLE_SCHEMA.names)
         cost = result.policy.cost_column
         schema = pa.schema(
             [
