@@ -24,6 +24,7 @@ from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.insight.forecast import Forecast
 from chargeback_engine.insight.kpis import KPIs
 from chargeback_engine.insight.reports import ExecutiveSummary, Line, TeamReport
+from chargeback_engine.money import minor_units
 
 FORMATS = ("text", "table", "json", "csv", "markdown")  # table: text, the name every other command uses
 
@@ -75,7 +76,7 @@ class _Cells:
             return ""
         if self.for_people:
             return display.money(amount, self.currency)
-        return display.number(amount, display.minor_digits(self.currency), locale=_SPREADSHEET).replace(",", "")
+        return display.number(amount, minor_units(self.currency), locale=_SPREADSHEET).replace(",", "")
 
     def pct(self, value: Decimal | None) -> str:
         return display.percent(value, locale=None if self.for_people else _SPREADSHEET)
