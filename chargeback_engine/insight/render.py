@@ -30,7 +30,7 @@ FORMATS = ("text", "table", "json", "csv", "markdown")  # table: text, the name 
 
 
 def jsonable(value: Any) -> Any:
-    """Plain JSON data: Decimals and dates as strings, dataclasses and tuples unpacked."""
+    """Plain JSON data: Decimals in positional notation (never ``0E-18``) and dates as strings, tuples unpacked."""
     if hasattr(value, "as_dict"):
         return jsonable(value.as_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -40,7 +40,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, (Decimal, date)):
-        return str(value) if isinstance(value, Decimal) else value.isoformat()
+        return format(value, "f") if isinstance(value, Decimal) else value.isoformat()
     return value
 
 
