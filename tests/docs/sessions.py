@@ -38,7 +38,13 @@ from chargeback_engine.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The pages whose sessions are run; a page joins by marking its sessions.
-PAGES = ("docs/index.md", "docs/finance.md", "docs/plan.md")
+PAGES = (
+    "docs/index.md",
+    "docs/finance.md",
+    "docs/plan.md",
+    "docs/policy-reference.md",
+    "docs/reading-cost-files.md",
+)
 SESSION = re.compile(r'<!-- docs-output(?: setup="(?P<setup>[^"]*)")? -->\n```console\n(?P<body>.*?)```\n', re.S)
 FILE = re.compile(
     r'<!-- docs-file path="(?P<path>[^"]+)"(?: patch="(?P<patch>[^"]+)")? -->\n```[^\n]*\n(?P<body>.*?)```\n', re.S
