@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from chargeback_engine import display
 from chargeback_engine.engine.store import connect, sql_text
 from chargeback_engine.enrich.explain import enrichment_table_path
 from chargeback_engine.errors import InputError
@@ -54,7 +55,7 @@ class Compliance:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            **{k: str(v) if isinstance(v, Decimal) else v for k, v in asdict(self).items()},
+            **{k: format(v, "f") if isinstance(v, Decimal) else v for k, v in asdict(self).items()},
             "pct_lines": _text(self.pct_lines),
             "pct_spend": _text(self.pct_spend),
         }
@@ -104,7 +105,7 @@ class TagReport:
                 row.as_json()
                 if isinstance(row, Compliance)
                 else {
-                    k: str(v) if isinstance(v, Decimal) else list(v) if isinstance(v, tuple) else v
+                    k: format(v, "f") if isinstance(v, Decimal) else list(v) if isinstance(v, tuple) else v
                     for k, v in asdict(row).items()
                 }
             )
@@ -374,8 +375,8 @@ def _sections(report: TagReport) -> list[tuple[str, list[str], list[list[str]]]]
                 str(c.lines),
                 str(c.compliant_lines),
                 _pct_text(c.pct_lines),
-                f"{c.spend:f}",
-                f"{c.compliant_spend:f}",
+                display.money(c.spend, c.currency, code=False),
+                display.money(c.compliant_spend, c.currency, code=False),
                 _pct_text(c.pct_spend),
             ]
             for c in items
@@ -393,7 +394,7 @@ def _sections(report: TagReport) -> list[tuple[str, list[str], list[list[str]]]]
                     u.resource_id,
                     u.account,
                     u.currency,
-                    f"{u.spend:f}",
+                    display.money(u.spend, u.currency, code=False),
                     str(u.lines),
                     ", ".join(u.missing),
                     u.owner or "-",
@@ -404,15 +405,19 @@ def _sections(report: TagReport) -> list[tuple[str, list[str], list[list[str]]]]
         (
             "Gaps filled by enrichers",
             ["source", "enricher", "tag", "currency", "lines", "spend"],
-            [[f.source, f.enricher, f.tag, f.currency, str(f.lines), f"{f.spend:f}"] for f in report.filled],
+            [
+                [f.source, f.enricher, f.tag, f.currency, str(f.lines), display.money(f.spend, f.currency, code=False)]
+                for f in report.filled
+            ],
         ),
     ]
 
 
 def _headline(report: TagReport) -> list[str]:
     return [
-        f"{c.currency}: {c.compliant_lines}/{c.lines} lines ({_pct_text(c.pct_lines)}), {c.compliant_spend:f} of "
-        f"{c.spend:f} spend ({_pct_text(c.pct_spend)}) carry {', '.join(report.required)}"
+        f"{c.currency}: {c.compliant_lines}/{c.lines} lines ({_pct_text(c.pct_lines)}), "
+        f"{display.money(c.compliant_spend, c.currency)} of {display.money(c.spend, c.currency)} spend "
+        f"({_pct_text(c.pct_spend)}) carry {', '.join(report.required)}"
         for c in report.total
     ]
 

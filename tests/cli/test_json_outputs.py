@@ -96,6 +96,21 @@ def test_explain_cost_center_and_record(month: tuple[Path, dict]) -> None:
     assert explained["record_id"] == record
 
 
+def test_report_tags(tmp_path: Path) -> None:
+    """A policy that requires the cost-center tag: its runs keep the FOCUS lines the report reads."""
+    shutil.copytree(POLICY.parent / "drivers", tmp_path / "drivers")
+    aliases = "    aliases: {costcenter: cost-center}\n"
+    text = POLICY.read_text(encoding="utf-8").replace(aliases, aliases + "    required: [cost-center]\n")
+    (tmp_path / "acme.yaml").write_text(text, encoding="utf-8")
+    policy, out = tmp_path / "acme.yaml", tmp_path / "out"
+    invoke("run", "--policy", policy, "--input", SAMPLE, "--period", "2026-10", "--out", out, "--format", "json")
+    report = invoke("report", "tags", "--run", out, "--policy", policy, "--format", "json")
+    validate(report, "report-tags")
+    [total] = report["total"]
+    assert Decimal(total["spend"]) == sum(Decimal(c["spend"]) for c in report["by_account"])
+    assert report["required"] == ["cost-center"] and total["lines"] == 600
+
+
 def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
     validate(invoke("period", "status", "--format", "json"), "period-status")
     draft = invoke("invoice", "list", "--period", "2026-10", "--format", "json")

@@ -44,6 +44,7 @@ PAGES = (
     "docs/plan.md",
     "docs/policy-reference.md",
     "docs/reading-cost-files.md",
+    "docs/tag-compliance.md",
 )
 SESSION = re.compile(r'<!-- docs-output(?: setup="(?P<setup>[^"]*)")? -->\n```console\n(?P<body>.*?)```\n', re.S)
 FILE = re.compile(
