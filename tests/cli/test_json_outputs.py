@@ -159,7 +159,7 @@ def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
     disputes = invoke("dispute", "list", "--format", "json")
     validate(disputes, "dispute-list")
     assert [d["dispute_id"] for d in disputes] == [submitted["dispute_id"]]
-    counted = invoke("dispute", "report", "--at", "2026-11-03T10:00:00Z")
+    counted = invoke("dispute", "report", "--at", "2026-11-03T10:00:00Z", "--format", "json")
     validate(counted, "dispute-report")
     assert counted["by_status"]["approved"] == {"count": 1, "disputed": {"USD": "1.50"}, "credited": {"USD": "1.50"}}
 
