@@ -111,6 +111,27 @@ def test_report_tags(tmp_path: Path) -> None:
     assert report["required"] == ["cost-center"] and total["lines"] == 600
 
 
+def test_validate_and_test(tmp_path: Path) -> None:
+    valid = invoke("validate", POLICY, "--format", "json")
+    validate(valid, "validate")
+    assert valid["valid"] is True
+    (tmp_path / "acme.yaml").write_text(
+        POLICY.read_text(encoding="utf-8").replace("    - id: databases\n", "    - id: platform\n"), encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "acme.yaml"), "--format", "json"])
+    assert result.exit_code == 1
+    invalid = json.loads(result.stdout)
+    validate(invalid, "validate")
+    assert invalid["valid"] is False
+    assert {
+        "driver file 'drivers/db-connections.csv' not found next to the policy",
+        "duplicate rule id 'platform' (first used on line 68)",
+    } == {d["message"] for d in invalid["diagnostics"]}
+    cases = invoke("test", POLICY.parent, "--format", "json")
+    validate(cases, "test")
+    assert cases["failed"] == 0 and cases["passed"] == len(cases["cases"]) > 0
+
+
 def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
     validate(invoke("period", "status", "--format", "json"), "period-status")
     draft = invoke("invoice", "list", "--period", "2026-10", "--format", "json")
