@@ -55,3 +55,13 @@ def test_a_diff_that_no_longer_applies_fails() -> None:
     )
     with pytest.raises(AssertionError, match=r"policies/acme.yaml:9: the diff expects"):
         sessions("docs/plan.md", page)
+
+
+def test_every_page_with_sessions_is_run() -> None:
+    """A page that marks a session but is missing from PAGES would go stale unnoticed."""
+    marked = {
+        str(page.relative_to(ROOT))
+        for page in (ROOT / "docs").glob("*.md")
+        if page.name != "changelog.md" and re.search(r"^<!-- docs-(output|file)", page.read_text("utf-8"), re.M)
+    }
+    assert marked == set(PAGES)
