@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -98,6 +98,8 @@ class TagReport:
     trend: tuple[Compliance, ...]  # key: the period of each run
     top_untagged: tuple[Untagged, ...]
     filled: tuple[Filled, ...] = field(default=())
+    #: Cost-center names from the policy, shown beside the ids in the table and Markdown.
+    names: Mapping[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         def plain(row: Any) -> dict[str, Any]:
@@ -167,6 +169,7 @@ def tag_report(runs: Sequence[str | Path], policies: Policy | PolicySet, *, top:
         trend=tuple(sorted(trend, key=lambda c: c.key)),
         top_untagged=tuple(Untagged(r, a, c, _exact(s), n, tuple(sorted(m)), o) for r, a, c, s, n, m, o in untagged),
         filled=filled,
+        names={cc.id: cc.name for cc in policy.cost_centers},
     )
 
 
@@ -367,10 +370,10 @@ def _pct_text(value: Decimal | None) -> str:
 def _sections(report: TagReport) -> list[tuple[str, list[str], list[list[str]]]]:
     compliance_header = ["", "currency", "lines", "compliant", "by count", "spend", "compliant spend", "by spend"]
 
-    def rows(items: Sequence[Compliance]) -> list[list[str]]:
+    def rows(items: Sequence[Compliance], names: Mapping[str, str] | None = None) -> list[list[str]]:
         return [
             [
-                c.key,
+                display.cost_center(c.key, names) if names is not None else c.key,
                 c.currency,
                 str(c.lines),
                 str(c.compliant_lines),
@@ -384,7 +387,7 @@ def _sections(report: TagReport) -> list[tuple[str, list[str], list[list[str]]]]
 
     return [
         ("By account", ["account", *compliance_header[1:]], rows(report.by_account)),
-        ("By cost center", ["cost center", *compliance_header[1:]], rows(report.by_cost_center)),
+        ("By cost center", ["cost center", *compliance_header[1:]], rows(report.by_cost_center, report.names)),
         ("Trend", ["period", *compliance_header[1:]], rows(report.trend)),
         (
             "Top untagged resources by spend",
