@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from chargeback_engine import display
 from chargeback_engine.components import Alert
 from chargeback_engine.engine.store import connect, sql_text
 from chargeback_engine.enrich.explain_enrichment import enrichment_table_path
@@ -55,7 +56,7 @@ class Compliance:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            **{k: str(v) if isinstance(v, Decimal) else v for k, v in asdict(self).items()},
+            **{k: format(v, "f") if isinstance(v, Decimal) else v for k, v in asdict(self).items()},
             "pct_lines": _text(self.pct_lines),
             "pct_spend": _text(self.pct_spend),
         }
@@ -98,6 +99,8 @@ class TagReport:
     trend: tuple[Compliance, ...]  # key: the period of each run
     top_untagged: tuple[Untagged, ...]
     filled: tuple[Filled, ...] = field(default=())
+    #: Cost-center names from the policy, shown beside the ids in the table and Markdown.
+    names: Mapping[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         def plain(row: Any) -> dict[str, Any]:
@@ -105,7 +108,7 @@ class TagReport:
                 row.as_json()
                 if isinstance(row, Compliance)
                 else {
-                    k: str(v) if isinstance(v, Decimal) else list(v) if isinstance(v, tuple) else v
+                    k: format(v, "f") if isinstance(v, Decimal) else list(v) if isinstance(v, tuple) else v
                     for k, v in asdict(row).items()
                 }
             )
@@ -166,6 +169,7 @@ def tag_report(runs: Sequence[str | Path], policies: Policy | PolicySet, *, top:
         trend=tuple(sorted(trend, key=lambda c: c.key)),
         top_untagged=tuple(Untagged(r, a, c, _exact(s), n, tuple(sorted(m)), o) for r, a, c, s, n, m, o in untagged),
         filled=filled,
+        names={cc.id: cc.name for cc in policy.cost_centers},
     )
 
 
@@ -386,16 +390,16 @@ def _pct_text(value: Decimal | None) -> str:
 def _sections(report: TagReport) -> list[tuple[str, list[str], list[list[str]]]]:
     compliance_header = ["", "currency", "lines", "compliant", "by count", "spend", "compliant spend", "by spend"]
 
-    def rows(items: Sequence[Compliance]) -> list[list[str]]:
+    def rows(items: Sequence[Compliance], names: Mapping[str, str] | None = None) -> list[list[str]]:
         return [
             [
-                c.key,
+                display.cost_center(c.key, names) if names is not None else c.key,
                 c.currency,
                 str(c.lines),
                 str(c.compliant_lines),
                 _pct_text(c.pct_lines),
-                f"{c.spend:f}",
-                f"{c.compliant_spend:f}",
+                display.money(c.spend, c.currency, code=False),
+                display.money(c.compliant_spend, c.currency, code=False),
                 _pct_text(c.pct_spend),
             ]
             for c in items
@@ -403,7 +407,7 @@ def _sections(report: TagReport) -> list[tuple[str, list[str], list[list[str]]]]
 
     return [
         ("By account", ["account", *compliance_header[1:]], rows(report.by_account)),
-        ("By cost center", ["cost center", *compliance_header[1:]], rows(report.by_cost_center)),
+        ("By cost center", ["cost center", *compliance_header[1:]], rows(report.by_cost_center, report.names)),
         ("Trend", ["period", *compliance_header[1:]], rows(report.trend)),
         (
             "Top untagged resources by spend",
@@ -413,7 +417,7 @@ def _sections(report: TagReport) -> list[tuple[str, list[str], list[list[str]]]]
                     u.resource_id,
                     u.account,
                     u.currency,
-                    f"{u.spend:f}",
+                    display.money(u.spend, u.currency, code=False),
                     str(u.lines),
                     ", ".join(u.missing),
                     u.owner or "-",
@@ -424,15 +428,19 @@ def _sections(report: TagReport) -> list[tuple[str, list[str], list[list[str]]]]
         (
             "Gaps filled by enrichers",
             ["source", "enricher", "tag", "currency", "lines", "spend"],
-            [[f.source, f.enricher, f.tag, f.currency, str(f.lines), f"{f.spend:f}"] for f in report.filled],
+            [
+                [f.source, f.enricher, f.tag, f.currency, str(f.lines), display.money(f.spend, f.currency, code=False)]
+                for f in report.filled
+            ],
         ),
     ]
 
 
 def _headline(report: TagReport) -> list[str]:
     return [
-        f"{c.currency}: {c.compliant_lines}/{c.lines} lines ({_pct_text(c.pct_lines)}), {c.compliant_spend:f} of "
-        f"{c.spend:f} spend ({_pct_text(c.pct_spend)}) carry {', '.join(report.required)}"
+        f"{c.currency}: {c.compliant_lines}/{c.lines} lines ({_pct_text(c.pct_lines)}), "
+        f"{display.money(c.compliant_spend, c.currency)} of {display.money(c.spend, c.currency)} spend "
+        f"({_pct_text(c.pct_spend)}) carry {', '.join(report.required)}"
         for c in report.total
     ]
 

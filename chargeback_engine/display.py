@@ -4,8 +4,8 @@ Human output (terminal tables, reports, alerts, messages, Markdown) shows an amo
 currency's minor unit, grouped the reader's way (``25,397.96 USD``, ``25.397,96 USD``), a
 cost center's name beside its id, and shares as percents. Machine output (JSON, CSV,
 Parquet) never comes through here: it keeps the exact amount at whatever scale the ledger
-has. Separators and grouping come from CLDR through Babel; the digits are the currency's
-minor unit that invoices round to (:func:`chargeback_engine.money.minor_units`).
+has. Separators and grouping come from CLDR through Babel; the digits of the currency's minor
+unit (the unit invoices round to) from ISO 4217, :func:`chargeback_engine.money.minor_units`.
 """
 
 from __future__ import annotations
@@ -39,15 +39,6 @@ def reader_locale() -> Locale:
     return _locale(FALLBACK_LOCALE if name in (None, "en_US_POSIX") else name)
 
 
-def minor_digits(currency: str) -> int:
-    """Digits of the currency's minor unit (USD 2, JPY 0, KWD 3): the unit invoices round to.
-
-    The books' ISO 4217 unit, not CLDR's display digits (which drop the cents of HUF, COP,
-    IDR and others), so an amount reads as it stands on its invoice.
-    """
-    return minor_units(currency)
-
-
 def number(value: Decimal, digits: int, *, signed: bool = False, locale: Locale | None = None) -> str:
     """``value`` rounded half-even to ``digits`` after the point, grouped; never ``-0.00``."""
     rounded = value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN)
@@ -63,7 +54,7 @@ def money(
     """``25,397.96 USD``: the currency's minor unit, grouped; ``code=False`` leaves the code to a column header."""
     if amount is None:
         return ""
-    text = number(amount, minor_digits(currency), signed=signed, locale=locale)
+    text = number(amount, minor_units(currency), signed=signed, locale=locale)
     return f"{text} {currency}" if code else text
 
 

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from chargeback_engine import display
-from chargeback_engine.money import split
+from chargeback_engine.money import minor_units, split
 from chargeback_engine.policy.policy_model import AllocationSpec, Policy, PolicySet
 
 FORMATS = ("markdown", "html")
@@ -121,7 +121,7 @@ def _policy(policy: Policy) -> list[Block]:
                 "center whose id sorts first). The parts always add up to the line, to the last digit.",
                 "Credits and refunds (negative lines) split the same way, mirrored.",
                 f"Invoices round each cost center's total to the currency's minor unit ({policy.currency}: "
-                f"{display.minor_digits(policy.currency)} digits) by the same method, so the month adds up to the cent.",
+                f"{minor_units(policy.currency)} digits) by the same method, so the month adds up to the cent.",
             ),
         ),
     ]
@@ -217,7 +217,7 @@ def _method(spec: AllocationSpec, policy: Policy, names: Mapping[str, str]) -> s
 def _example(spec: AllocationSpec, policy: Policy, names: Mapping[str, str]) -> str:
     """What a line of 1,000 in the policy's currency becomes, split by the engine's own largest remainder."""
     line = display.money(EXAMPLE, policy.currency)
-    digits = display.minor_digits(policy.currency)
+    digits = minor_units(policy.currency)
     p = spec.params
 
     def parts(weights: Mapping[str, Decimal]) -> str:

@@ -9,45 +9,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal, localcontext
 
+from babel.numbers import get_currency_precision
+from iso4217 import Currency
+
 #: Digits after the point kept by the ledger: every digit FOCUS files and provider exports
 #: carry (up to 18). DuckDB and Spark hold amounts as DECIMAL(38, LEDGER_SCALE), so an amount
 #: is below 1e20 and its integer units (amount * 10**LEDGER_SCALE) below 1e38.
 LEDGER_SCALE = 18
 LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_SCALE)
 
-#: ISO 4217 minor units that differ from 2; invoices round to these.
-_MINOR_UNITS = {
-    "BHD": 3,
-    "CLF": 4,
-    "IQD": 3,
-    "JOD": 3,
-    "KWD": 3,
-    "LYD": 3,
-    "OMR": 3,
-    "TND": 3,
-    "BIF": 0,
-    "CLP": 0,
-    "DJF": 0,
-    "GNF": 0,
-    "ISK": 0,
-    "JPY": 0,
-    "KMF": 0,
-    "KRW": 0,
-    "PYG": 0,
-    "RWF": 0,
-    "UGX": 0,
-    "UYI": 0,
-    "VND": 0,
-    "VUV": 0,
-    "XAF": 0,
-    "XOF": 0,
-    "XPF": 0,
-}
-
 
 def minor_units(currency: str) -> int:
-    """Digits after the point of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
-    return _MINOR_UNITS.get(currency.upper(), 2)
+    """Digits after the point of the currency's minor unit (USD 2, JPY 0, KWD 3, HUF 2): what
+    invoices and journals round to, and what amounts are shown with.
+
+    ISO 4217's exponent, from the ``iso4217`` package (the standard's published list, updated
+    with each amendment): the books round as banks and ERPs do. For the codes ISO 4217 gives no
+    minor unit (gold, SDRs) or does not list, CLDR's digits through Babel (2 when unknown).
+    """
+    code = currency.upper()
+    try:
+        exponent = Currency(code).exponent
+    except ValueError:
+        exponent = None
+    return get_currency_precision(code) if exponent is None else int(exponent)
 
 
 def quantum(scale: int) -> Decimal:

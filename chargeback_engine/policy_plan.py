@@ -81,7 +81,7 @@ class Plan:
         return any(c.delta for c in self.cost_centers) or bool(self.rules)
 
     def to_json(self) -> dict[str, Any]:
-        """Exact amounts as decimal strings, so the document can be checked to the last digit."""
+        """Exact amounts as fixed-point strings (never ``0E-18``), so the document can be checked to the last digit."""
         return {
             "period": str(self.period),
             "base": vars(self.base),
@@ -92,9 +92,9 @@ class Plan:
                 {
                     "cost_center": c.cost_center,
                     "currency": c.currency,
-                    "before": str(c.before),
-                    "after": str(c.after),
-                    "delta": str(c.delta),
+                    "before": f"{c.before:f}",
+                    "after": f"{c.after:f}",
+                    "delta": f"{c.delta:f}",
                 }
                 for c in self.cost_centers
             ],
@@ -104,9 +104,9 @@ class Plan:
                     "currency": r.currency,
                     "lines_before": r.lines_before,
                     "lines_after": r.lines_after,
-                    "before": str(r.before),
-                    "after": str(r.after),
-                    "delta": str(r.delta),
+                    "before": f"{r.before:f}",
+                    "after": f"{r.after:f}",
+                    "delta": f"{r.delta:f}",
                 }
                 for r in self.rules
             ],

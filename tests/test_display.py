@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chargeback_engine import display
+from chargeback_engine.money import minor_units
 
 EN = Locale.parse("en_US")
 
@@ -23,7 +24,7 @@ EN = Locale.parse("en_US")
         ("en_US", "12.3456", "KWD", "12.346 KWD"),  # three digits
         ("en_US", "-0.0001", "USD", "0.00 USD"),  # never -0.00
         ("en_US", "-1234567.891", "EUR", "-1,234,567.89 EUR"),
-        ("hu_HU", "12345.675", "HUF", "12\xa0345,68 HUF"),  # the fillér that invoices keep, grouped the Hungarian way
+        ("hu_HU", "12345.675", "HUF", "12\xa0345,68 HUF"),  # ISO 4217 keeps the fillér; grouped the Hungarian way
     ],
 )
 def test_money_in_the_readers_format(locale: str, amount: str, currency: str, expected: str) -> None:
@@ -54,7 +55,7 @@ def test_names_and_shares() -> None:
 def test_the_display_is_the_amount_rounded_half_even(amount: Decimal, currency: str) -> None:
     shown = display.money(amount, currency, locale=EN)
     text, code = shown.split(" ")
-    digits = display.minor_digits(currency)
+    digits = minor_units(currency)
     assert code == currency
     assert Decimal(text.replace(",", "")) == amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN)
     assert not text.startswith("-") or Decimal(text.replace(",", "")) < 0

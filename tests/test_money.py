@@ -45,7 +45,21 @@ def test_smallest_ledger_unit_is_never_lost():
     assert sorted(parts, reverse=True) == [LEDGER_QUANTUM, 0, 0]
 
 
-@pytest.mark.parametrize("currency,digits", [("USD", 2), ("JPY", 0), ("KWD", 3), ("eur", 2)])
+@pytest.mark.parametrize(
+    "currency,digits",
+    [
+        ("USD", 2),
+        ("JPY", 0),
+        ("KWD", 3),
+        ("eur", 2),
+        ("jpy", 0),
+        ("CLF", 4),
+        ("HUF", 2),
+        ("IQD", 3),
+        ("XAU", 2),
+        ("XYZ", 2),
+    ],
+)
 def test_minor_units(currency, digits):
     assert minor_units(currency) == digits
 

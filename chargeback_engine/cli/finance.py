@@ -548,10 +548,37 @@ def dispute_list(
 
 @dispute.command("report")
 @at_option
+@format_option
 @_reading
-def dispute_report(engine: Any, settings: Any, now: datetime | None) -> None:
-    """Disputes by status and by type: counts, disputed and credited amounts, overdue count (JSON)."""
-    echo_json(finance.dispute_report(engine, now=now))
+def dispute_report(engine: Any, settings: Any, now: datetime | None, output_format: str) -> None:
+    """Disputes by status and by type: counts, disputed and credited amounts, overdue count."""
+    counted = finance.dispute_report(engine, now=now)
+    if output_format == "json":
+        echo_json(counted)
+        return
+    rows = [
+        (
+            group.removeprefix("by_"),
+            key,
+            str(b["count"]),
+            display.money(Decimal(disputed), currency),
+            display.money(Decimal(b["credited"][currency]), currency),
+        )
+        for group in ("by_status", "by_type")
+        for key, b in counted[group].items()
+        for currency, disputed in b["disputed"].items()
+    ]
+    echo_table(
+        [
+            Column("by"),
+            Column(""),
+            Column("disputes", numeric=True),
+            Column("disputed", numeric=True),
+            Column("credited", numeric=True),
+        ],
+        rows,
+        footer=[("total", "", str(counted["total"]), "", ""), ("overdue", "", str(counted["overdue"]), "", "")],
+    )
 
 
 # --- audit ------------------------------------------------------------------------------------

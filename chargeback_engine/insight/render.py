@@ -26,12 +26,13 @@ from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.insight.forecast import Forecast
 from chargeback_engine.insight.kpis import KPIs
 from chargeback_engine.insight.reports import ExecutiveSummary, Line, TeamReport
+from chargeback_engine.money import minor_units
 
 FORMATS = ("text", "table", "json", "csv", "markdown")  # table: text, the name every other command uses
 
 
 def jsonable(value: Any) -> Any:
-    """Plain JSON data: Decimals and dates as strings, dataclasses and tuples unpacked."""
+    """Plain JSON data: Decimals in positional notation (never ``0E-18``) and dates as strings, tuples unpacked."""
     if hasattr(value, "as_dict"):
         return jsonable(value.as_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -41,7 +42,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, (Decimal, date)):
-        return str(value) if isinstance(value, Decimal) else value.isoformat()
+        return format(value, "f") if isinstance(value, Decimal) else value.isoformat()
     return value
 
 
@@ -77,7 +78,7 @@ class _Cells:
             return ""
         if self.for_people:
             return display.money(amount, self.currency)
-        return display.number(amount, display.minor_digits(self.currency), locale=_SPREADSHEET).replace(",", "")
+        return display.number(amount, minor_units(self.currency), locale=_SPREADSHEET).replace(",", "")
 
     def pct(self, value: Decimal | None) -> str:
         return display.percent(value, locale=None if self.for_people else _SPREADSHEET)

@@ -8,6 +8,7 @@ disputes, journal, audit, budgets and alerts.
 from __future__ import annotations
 
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -95,6 +96,42 @@ def test_explain_cost_center_and_record(month: tuple[Path, dict]) -> None:
     assert explained["record_id"] == record
 
 
+def test_report_tags(tmp_path: Path) -> None:
+    """A policy that requires the cost-center tag: its runs keep the FOCUS lines the report reads."""
+    shutil.copytree(POLICY.parent / "drivers", tmp_path / "drivers")
+    aliases = "    aliases: {costcenter: cost-center}\n"
+    text = POLICY.read_text(encoding="utf-8").replace(aliases, aliases + "    required: [cost-center]\n")
+    (tmp_path / "acme.yaml").write_text(text, encoding="utf-8")
+    policy, out = tmp_path / "acme.yaml", tmp_path / "out"
+    invoke("run", "--policy", policy, "--input", SAMPLE, "--period", "2026-10", "--out", out, "--format", "json")
+    report = invoke("report", "tags", "--run", out, "--policy", policy, "--format", "json")
+    validate(report, "report-tags")
+    [total] = report["total"]
+    assert Decimal(total["spend"]) == sum(Decimal(c["spend"]) for c in report["by_account"])
+    assert report["required"] == ["cost-center"] and total["lines"] == 600
+
+
+def test_validate_and_test(tmp_path: Path) -> None:
+    valid = invoke("validate", POLICY, "--format", "json")
+    validate(valid, "validate")
+    assert valid["valid"] is True
+    (tmp_path / "acme.yaml").write_text(
+        POLICY.read_text(encoding="utf-8").replace("    - id: databases\n", "    - id: platform\n"), encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "acme.yaml"), "--format", "json"])
+    assert result.exit_code == 1
+    invalid = json.loads(result.stdout)
+    validate(invalid, "validate")
+    assert invalid["valid"] is False
+    assert {
+        "driver file 'drivers/db-connections.csv' not found next to the policy",
+        "duplicate rule id 'platform' (first used on line 68)",
+    } == {d["message"] for d in invalid["diagnostics"]}
+    cases = invoke("test", POLICY.parent, "--format", "json")
+    validate(cases, "test")
+    assert cases["failed"] == 0 and cases["passed"] == len(cases["cases"]) > 0
+
+
 def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
     validate(invoke("period", "status", "--format", "json"), "period-status")
     draft = invoke("invoice", "list", "--period", "2026-10", "--format", "json")
@@ -143,6 +180,9 @@ def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
     disputes = invoke("dispute", "list", "--format", "json")
     validate(disputes, "dispute-list")
     assert [d["dispute_id"] for d in disputes] == [submitted["dispute_id"]]
+    counted = invoke("dispute", "report", "--at", "2026-11-03T10:00:00Z", "--format", "json")
+    validate(counted, "dispute-report")
+    assert counted["by_status"]["approved"] == {"count": 1, "disputed": {"USD": "1.50"}, "credited": {"USD": "1.50"}}
 
     validate(invoke("journal", "correct", "--period", "2026-10", "--format", "json"), "journal-correct")
     validate(invoke("period", "report", "--period", "2026-10", "--out", books / "report", "--format", "json"), "wrote")
@@ -155,6 +195,7 @@ def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
     runs.mkdir()
     (runs / "2026-10").symlink_to(month[0], target_is_directory=True)
     dashboard = invoke("report", "json", "--runs", runs, "--policy", POLICY)
+    validate(dashboard, "report-json")
     page = next(c for c in dashboard["cost_centers"] if c["id"] == invoice["cost_center"])
     assert page["name"] and [i["invoice_id"] for i in page["invoices"]] == [invoice["invoice_id"]]
     assert Decimal(page["invoices"][0]["total"]) == Decimal(invoice["total"])
@@ -176,6 +217,41 @@ def test_budget_list_and_alerts_sent(tmp_path: Path, monkeypatch: pytest.MonkeyP
     validate(invoke("alerts", "sent", "--format", "json"), "alerts-sent")
 
 
+def test_alerts_check_prints_one_alert_a_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = write_sample(tmp_path / "runs")
+    monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
+    CliRunner().invoke(main, ["budget", "import", str(runs / "budgets.csv")], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["alerts", "check", "--runs", str(runs), "--as-of", "2026-10-21"])
+    assert result.exit_code == 0, result.output
+    alerts = [json.loads(line) for line in result.stdout.splitlines()]
+    for alert in alerts:
+        validate(alert, "alert")
+    assert {"budget-forecast", "anomaly"} <= {a["kind"] for a in alerts}
+    sent = invoke("alerts", "sent", "--format", "json")
+    assert sorted(s["alert_id"] for s in sent) == sorted(a["alert_id"] for a in alerts)
+
+
+def test_plan(tmp_path: Path) -> None:
+    """A proposal that sends sandbox resources to Growth: money moves between cost centers, none is made."""
+    shutil.copytree(POLICY.parent / "drivers", tmp_path / "drivers")
+    text = POLICY.read_text(encoding="utf-8").replace('version: "2026.10.1"', 'version: "2026.10.2"')
+    sandbox = "    - id: sandbox\n      priority: 95\n      when: {tags.environment: sandbox}\n"
+    text = text.replace(
+        "    - id: platform\n", sandbox + "      allocate: {method: direct, cost_center: CC-1010}\n    - id: platform\n"
+    )
+    (tmp_path / "acme.yaml").write_text(text, encoding="utf-8")
+    common = ["--base", POLICY, "--head", tmp_path / "acme.yaml", "--input", SAMPLE, "--period", "2026-10"]
+    change = invoke("plan", *common, "--format", "json", "--methodology")
+    validate(change, "plan")
+    assert (change["base"]["version"], change["head"]["version"]) == ("2026.10.1", "2026.10.2")
+    assert sum(Decimal(c["delta"]) for c in change["cost_centers"]) == 0
+    assert (
+        "sandbox" in {r["rule_id"] for r in change["rules"]}
+        and "+### 2. Rule `sandbox` (priority 95)" in change["methodology_diff"]
+    )
+    validate(invoke("plan", *common, "--format", "json"), "plan")
+
+
 def test_insight_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs = write_sample(tmp_path / "runs")
     monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
@@ -190,6 +266,16 @@ def test_insight_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     forecasts = invoke("report", "forecast", "--as-of", "2026-10-15", "--months", "1", "--no-save", *common)
     validate(forecasts, "report-forecast")
     assert all(Decimal(f["lower"]) <= Decimal(f["amount"]) <= Decimal(f["upper"]) for f in forecasts)
+    kpis = invoke("report", "kpis", "--metrics", runs / "metrics.csv", *common)
+    validate(kpis, "report-kpis")
+    assert {c["cost_center"] for c in kpis["cost_per_engineer"]} == {"CC-1001", "CC-1002", "CC-1003", "CC-1004"}
+    coverage = kpis["coverage"]
+    assert sum(Decimal(coverage[k]) for k in ("direct", "shared", "unallocated", "pooled")) == Decimal(
+        coverage["total"]
+    )
+    dashboard = invoke("report", "json", "--runs", runs, "--metrics", runs / "metrics.csv")
+    validate(dashboard, "report-json")
+    assert dashboard["kpis"] == kpis  # the dashboard shows the KPIs "report kpis" prints
 
 
 def test_every_schema_is_valid_and_used() -> None:

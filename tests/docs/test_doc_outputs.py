@@ -35,3 +35,33 @@ def test_a_drifted_sample_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with workspace(tmp_path, monkeypatch) as tmp:
         problems = drifted(sessions("docs/index.md", mutated), tmp)
     assert problems and problems[0].startswith(f"docs/index.md:{first.line}: the session has drifted")
+
+
+def test_a_command_that_does_not_exit_as_written_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A documented failure (``# exits 1``) that succeeds, or a failure that is not documented, is caught."""
+    page = "<!-- docs-output -->\n```console\n$ chargeback validate policies/acme.yaml   # exits 1\n```\n"
+    with workspace(tmp_path, monkeypatch) as tmp, pytest.raises(AssertionError, match="exited 0, not 1"):
+        drifted(sessions("docs/finance.md", page), tmp)
+    page = "<!-- docs-output -->\n```console\n$ chargeback period status --period 2026-13\n```\n"
+    with workspace(tmp_path / "again", monkeypatch) as tmp, pytest.raises(AssertionError, match=", not 0:"):
+        drifted(sessions("docs/finance.md", page), tmp)
+
+
+def test_a_diff_that_no_longer_applies_fails() -> None:
+    """A documented proposal whose context lines left the policy names the line it expected."""
+    page = (
+        '<!-- docs-file path="policies/x.yaml" patch="policies/acme.yaml" -->\n```diff\n'
+        '@@ -9,1 +9,1 @@\n-  version: "1999.1"\n+  version: "1999.2"\n```\n'
+    )
+    with pytest.raises(AssertionError, match=r"policies/acme.yaml:9: the diff expects"):
+        sessions("docs/plan.md", page)
+
+
+def test_every_page_with_sessions_is_run() -> None:
+    """A page that marks a session but is missing from PAGES would go stale unnoticed."""
+    marked = {
+        str(page.relative_to(ROOT))
+        for page in (ROOT / "docs").glob("*.md")
+        if page.name != "changelog.md" and re.search(r"^<!-- docs-(output|file)", page.read_text("utf-8"), re.M)
+    }
+    assert marked == set(PAGES)

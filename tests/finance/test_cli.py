@@ -132,9 +132,9 @@ def test_month_end_through_the_cli(workspace: Path) -> None:
     assert refused.exit_code == 1 and "is approved: cannot escalate it (allowed: resolve)" in refused.output
     listed = json.loads(run("dispute", "list", "--json").output)
     assert [(d["status"], d["credit"]) for d in listed] == [("approved", "4.00")]
-    assert json.loads(run("dispute", "report", "--at", "2026-02-20T00:00:00Z").output)["by_type"]["usage"][
-        "credited"
-    ] == {"USD": "4.00"}
+    assert json.loads(run("dispute", "report", "--at", "2026-02-20T00:00:00Z", "--format", "json").output)["by_type"][
+        "usage"
+    ]["credited"] == {"USD": "4.00"}
 
     run(
         "ledger",
