@@ -30,6 +30,7 @@ import structlog
 
 from chargeback_engine import focus
 from chargeback_engine.errors import InputError
+from chargeback_engine.files import table_sha256
 from chargeback_engine.normalise import (
     COLUMN_ALIASES,
     Rounding,
@@ -42,6 +43,7 @@ from chargeback_engine.normalise import (
     unique_columns,
 )
 from chargeback_engine.redact import redact
+from chargeback_engine.sql import connect
 
 log = structlog.get_logger(__name__)
 
@@ -289,10 +291,7 @@ class PageLog:
 
 def content_version(table: pa.Table) -> str:
     """A version that changes exactly when the collected rows do: the hash of their Arrow IPC form."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table.combine_chunks())
-    return "sha256:" + hashlib.sha256(sink.getvalue()).hexdigest()
+    return table_sha256(table.combine_chunks())
 
 
 def table_details(table: pa.Table) -> dict[str, Any]:
@@ -422,8 +421,7 @@ class BatchMapper:
         self.tags = tuple(tags)
         self.aliases = dict(aliases or {})
         self.rounding = Rounding()
-        self._connection = duckdb.connect()
-        self._connection.execute("SET TimeZone = 'UTC'")
+        self._connection = connect()
         self._next_row = 1
 
     @property

@@ -25,9 +25,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from chargeback_engine.components import CollectedSource
-from chargeback_engine.enrich.snapshots import cache_root, write_atomically
+from chargeback_engine.enrich.snapshots import cache_root
 from chargeback_engine.errors import InputError
-from chargeback_engine.finance.files import write_atomic
+from chargeback_engine.files import write_atomic, write_table_atomic
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
 from chargeback_engine.policy.model import Policy, PolicySet
@@ -85,7 +85,7 @@ def _store(source: CollectedSource, directory: Path) -> Collected:
         return Collected(source.source_id, source.version, source.table.num_rows, file, stored=False)
     folder.mkdir(parents=True, exist_ok=True)
     if not file.exists():
-        write_atomically(source.table, file)
+        write_table_atomic(source.table, file)
     pointer = {
         "source_id": source.source_id,
         "version": source.version,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chargeback_engine.bench.synthetic import COST_CENTERS, TEAMS, Shape, write_parquet
-from chargeback_engine.engine.inputs import file_sha256
+from chargeback_engine.files import file_sha256
 
 CONSUMERS = [cc for cc, name in COST_CENTERS if "shared" not in name]
 #: Outputs written on request besides the defaults: the planes are compared on every file.

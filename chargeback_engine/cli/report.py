@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from chargeback_engine import display
+from chargeback_engine.cli.defaults import db_option
 from chargeback_engine.cli.output import Column, echo_json, echo_table
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.insight import Insight, channels, read_budgets, render, write_dashboard, write_sample
@@ -49,14 +50,7 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
         help="Directory of stored periods: YYYY-MM/allocations.parquet per period (daily detail). "
         "Also CHARGEBACK_RUNS. Without it, periods are read from the cost database (--db).",
     )
-    @click.option(
-        "--db",
-        "db",
-        default=None,
-        metavar="URL",
-        envvar="CHARGEBACK_DB",
-        help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.",
-    )
+    @db_option
     @click.option(
         "--metrics",
         type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -213,16 +207,6 @@ def budget() -> None:
     """Budgets per cost center per period."""
 
 
-_db = click.option(
-    "--db",
-    "db",
-    default=None,
-    metavar="URL",
-    envvar="CHARGEBACK_DB",
-    help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.",
-)
-
-
 def _amount(_ctx: click.Context, _param: click.Parameter, value: str) -> Decimal:
     try:
         amount = Decimal(value)
@@ -234,7 +218,7 @@ def _amount(_ctx: click.Context, _param: click.Parameter, value: str) -> Decimal
 
 
 @budget.command("set")
-@_db
+@db_option
 @click.option("--cost-center", required=True)
 @click.option("--period", required=True, metavar="YYYY-MM")
 @click.option("--amount", required=True, callback=_amount)
@@ -245,7 +229,7 @@ def budget_set(db: str | None, cost_center: str, period: str, amount: Decimal) -
 
 
 @budget.command("import")
-@_db
+@db_option
 @click.argument("csv_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @_errors_exit_nonzero
 def budget_import(db: str | None, csv_file: Path) -> None:
@@ -254,7 +238,7 @@ def budget_import(db: str | None, csv_file: Path) -> None:
 
 
 @budget.command("list")
-@_db
+@db_option
 @click.option(
     "--format",
     "output_format",
@@ -351,7 +335,7 @@ def alerts_check(
 
 
 @alerts.command("sent")
-@_db
+@db_option
 @click.option(
     "--format",
     "output_format",

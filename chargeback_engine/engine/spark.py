@@ -46,6 +46,7 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.focus import MONEY, read_parquet_columns
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_SCALE, tie_order
+from chargeback_engine.sql import connect, sql_text
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -504,10 +505,10 @@ class SparkPlane:
                 {f.name for f in schema if pa.types.is_string(f.type)},
             )
         )
-        connection = store.connect()
+        connection = connect()
         connection.execute(
-            f"SET memory_limit = {store.sql_text(STORE_MEMORY_LIMIT)}; "
-            f"SET temp_directory = {store.sql_text(str(directory / 'spill'))}"
+            f"SET memory_limit = {sql_text(STORE_MEMORY_LIMIT)}; "
+            f"SET temp_directory = {sql_text(str(directory / 'spill'))}"
         )
         connection.register("decisions", pa.concat_tables([DECISION_SCHEMA.empty_table(), *self._decisions]))
         # Read once: the store sorts the ledger in slices, each a scan of it.

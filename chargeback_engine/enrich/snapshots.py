@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from chargeback_engine.enrich.model import SCOPES, Enricher, TagRecord, entry_id
 from chargeback_engine.errors import InputError
+from chargeback_engine.files import write_table_atomic
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
 
@@ -105,7 +106,7 @@ def take_snapshot(
         "taken_at": taken_at.isoformat(),
         "options": json.dumps(entry, sort_keys=True, default=str),
     }
-    write_atomically(table.replace_schema_metadata(metadata), path)
+    write_table_atomic(table.replace_schema_metadata(metadata), path)
     return Snapshot(entry_id(entry), name, taken_at, path, table)
 
 
@@ -128,16 +129,6 @@ def snapshot_table(records: Iterable[TagRecord]) -> pa.Table:
         },
         schema=SNAPSHOT_SCHEMA,
     )
-
-
-def write_atomically(table: pa.Table, path: Path) -> None:
-    """Write beside ``path`` and rename over it: a crash leaves the previous file or none."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _read(path: Path, entry: Mapping[str, Any]) -> Snapshot:

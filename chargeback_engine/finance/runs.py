@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 import structlog
 
+from chargeback_engine.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.errors import InputError
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.errors import RunConflictError
 from chargeback_engine.finance.tables import (
@@ -184,7 +184,8 @@ def _content_hash(run: RunInput, rows: list[tuple]) -> str:
             "unallocated": run.unallocated,
             "cost_centers": sorted([cc.id, cc.name, cc.mode, cc.gl_account, cc.entity] for cc in run.cost_centers),
             "rows": [list(row) for row in rows],
-        }
+        },
+        "text",
     )
     return sha256_text(body)
 
@@ -234,7 +235,7 @@ def _insert_run(
         "period": str(run.period),
         "policy_version": run.policy_version,
         "policy_hash": run.policy_hash,
-        "source_versions": canonical_json(dict(run.source_versions)),
+        "source_versions": canonical_json(dict(run.source_versions), "text"),
         "content_hash": content,
         "supersedes": supersedes,
         "unallocated_cost_center": run.unallocated,
@@ -330,7 +331,7 @@ def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
         if existing is not None:
             raise RunConflictError(
                 f"run {key} for {period} (policy {run.policy_version}, sources "
-                f"{canonical_json(dict(run.source_versions))}) was already recorded with different content; "
+                f"{canonical_json(dict(run.source_versions), 'text')}) was already recorded with different content; "
                 "a changed input needs a new source version"
             )
         previous = head_run(connection, period)

@@ -16,7 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from chargeback_engine.finance.files import write_atomic
+from chargeback_engine.files import write_atomic
 
 
 def dashboard_html(data: dict[str, Any]) -> str:

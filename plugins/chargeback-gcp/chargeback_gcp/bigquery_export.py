@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -47,6 +45,7 @@ from chargeback_engine.collecting import (
 )
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.errors import InputError
+from chargeback_engine.files import write_table_atomic
 from chargeback_engine.normalise import Rounding, normalise, to_money
 from chargeback_engine.periods import Period
 from chargeback_gcp.clients import (
@@ -427,9 +426,5 @@ class _State:
         return table
 
     def save(self, table: pa.Table) -> None:
-        """Write to a temp file and rename, so a crash never leaves half a state behind."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-        os.close(handle)
-        pq.write_table(table, temp)
-        os.replace(temp, self.path)
+        """Written atomically, so a crash never leaves half a state behind."""
+        write_table_atomic(table, self.path)
