@@ -17,12 +17,19 @@ from chargeback_engine import display
 from chargeback_engine.cli.defaults import db_option
 from chargeback_engine.cli.output import Column, echo_json, echo_table
 from chargeback_engine.errors import ChargebackError
-from chargeback_engine.insight import Insight, channels, read_budgets, render, write_dashboard, write_sample
+from chargeback_engine.insight import (
+    Insight,
+    channels,
+    read_budgets,
+    read_channels,
+    render,
+    write_dashboard,
+    write_sample,
+)
 from chargeback_engine.insight.render import FORMATS
 from chargeback_engine.insight.store import InsightStore
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.policy.yaml import load_yaml_data
 
 
 def _errors_exit_nonzero(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -316,12 +323,11 @@ def alerts_check(
             min_impact if min_impact is not None else insight.alert_gate.min_impact,
             min_impact_pct if min_impact_pct is not None else insight.alert_gate.min_impact_pct,
         )
-    entries = [{"type": "json", "stream": "stdout"}]
-    if config is not None:
-        document = load_yaml_data(config) or {}
-        entries = document.get("notifiers", []) if isinstance(document, dict) else []
     registry = ctx.find_root().obj.registry
-    targets = channels(entries, {name: r.component for name, r in registry.notifiers.items()})
+    known = {name: r.component for name, r in registry.notifiers.items()}
+    targets = (
+        channels([{"type": "json", "stream": "stdout"}], known) if config is None else read_channels(config, known)
+    )
     found, delivery = insight.send_alerts(targets, _day(as_of))
     click.echo(
         f"{len(found)} alerts: {len(delivery.sent)} sent, {len(delivery.skipped)} already sent, "

@@ -6,7 +6,7 @@ inputs from stored periods, business metrics and the insight store.
 
 from __future__ import annotations
 
-from chargeback_engine.insight.alerts import Alert, Channel, Delivery, NotifyError, channels, deliver
+from chargeback_engine.insight.alerts import Alert, Channel, Delivery, NotifyError, channels, deliver, read_channels
 from chargeback_engine.insight.anomalies import AlertGate, Anomaly, detect_anomalies, gate
 from chargeback_engine.insight.api import Insight
 from chargeback_engine.insight.dashboard import dashboard_html, write_dashboard
@@ -37,6 +37,7 @@ __all__ = [
     "gate",
     "ledger_facts",
     "read_budgets",
+    "read_channels",
     "read_metrics",
     "read_run_directory",
     "render",
