@@ -9,7 +9,6 @@ third-party collector the same guarantees for free.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -29,6 +28,7 @@ import pyarrow.parquet as pq
 import structlog
 
 from chargeback_engine import focus
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.errors import InputError
 from chargeback_engine.files import table_sha256
 from chargeback_engine.normalise import (
@@ -268,7 +268,7 @@ class PageLog:
                 hint="the last page is exactly the page limit and has no next link; data may be missing",
             )
         if rows:
-            digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+            digest = sha256_hex(json.dumps(rows, sort_keys=True, default=str))
             if digest in self._seen_pages:
                 self.duplicate_pages += 1
                 log.warning("collector.duplicate_page", what=self.what, page=self.pages)

@@ -1,5 +1,5 @@
-"""Files the product writes and hashes: the one atomic write, and the one content digest of a
-file and of an Arrow table.
+"""Files the product writes and hashes: the one atomic write, the one content digest of a
+file and of an Arrow table, and the one manifest format.
 
 An atomic write puts the bytes in a temporary file beside the target, flushes that file to
 disk, renames it over the target and flushes the folder, so that after a crash the target
@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+#: The file that lists a set of outputs, written last: a reader that sees it can trust every
+#: file it names.
+MANIFEST = "manifest.json"
 
 
 def sync_file(path: Path) -> None:
@@ -70,3 +76,18 @@ def table_sha256(table: pa.Table) -> str:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return "sha256:" + hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+def write_manifest(directory: Path, document: Mapping[str, Any], outputs: Iterable[tuple[Path, str]]) -> Path:
+    """``manifest.json`` in ``directory``: ``document`` and its ``outputs``, each output's
+    ``file`` (relative to ``directory``), ``bytes`` and ``sha256`` (``sha256:<hex>``), by name."""
+    listed = sorted(
+        (
+            {"file": path.relative_to(directory).as_posix(), "bytes": path.stat().st_size, "sha256": digest}
+            for path, digest in outputs
+        ),
+        key=lambda entry: entry["file"],
+    )
+    text = json.dumps({**document, "outputs": listed}, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    write_atomic(directory / MANIFEST, text.encode("utf-8"))
+    return directory / MANIFEST

@@ -3,7 +3,12 @@ the product opens a DuckDB connection."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import duckdb
+
+#: The SQL dialects the product writes: DuckDB's and Spark SQL's.
+Dialect = Literal["duckdb", "spark"]
 
 
 def sql_text(text: str) -> str:
@@ -12,9 +17,11 @@ def sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def sql_name(name: str) -> str:
-    """``name`` as a quoted DuckDB identifier (a column name may hold any character)."""
-    return '"' + name.replace('"', '""') + '"'
+def sql_name(name: str, dialect: Dialect = "duckdb") -> str:
+    """``name`` as a quoted identifier, ``"name"`` in DuckDB and ```name``` in Spark SQL
+    (a column name may hold any character, ``tags.team`` a dot)."""
+    quote = "`" if dialect == "spark" else '"'
+    return quote + name.replace(quote, quote * 2) + quote
 
 
 def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:

@@ -12,7 +12,6 @@ integer weights and a content-derived decision, and hands the plane small Arrow 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chargeback_engine.allocators._common import fallback_shares
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.components import (
     Allocator,
     Amortize,
@@ -49,7 +49,8 @@ from chargeback_engine.policy.model import (
     SourceLocation,
     Stage,
 )
-from chargeback_engine.policy.sql import ColumnOf, Dialect, first_match_sql
+from chargeback_engine.policy.sql import ColumnOf, first_match_sql
+from chargeback_engine.sql import Dialect
 
 #: Integer weights are reduced to at most this total, which keeps the data plane's
 #: HUGEINT intermediates (< total²) far from overflow. Below it, weights are exact.
@@ -88,10 +89,6 @@ def integer_weights(weights: Mapping[str, Decimal]) -> tuple[tuple[str, int], ..
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _digest(*parts: Any) -> str:
-    return hashlib.sha256(_canonical(parts).encode("utf-8")).hexdigest()
 
 
 class _Context:
@@ -443,7 +440,7 @@ class Kernel:
         content = "\x1f".join(
             map(str, (self.policy.content_hash, key_text, rule_id, method, weights, months, resolution.reason))
         )
-        decision_id = "d-" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:24]
+        decision_id = "d-" + sha256_hex(content)[:24]
         return Decision(decision_id, key_text, rule_id, location, method, weights, months, category, resolution.reason)
 
     def _checked(self, shares: Shares, rule_id: str | None, method: str) -> Mapping[str, Decimal]:

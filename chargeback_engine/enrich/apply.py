@@ -74,7 +74,7 @@ def snapshots_for(policy: Policy, registry: Registry, period: Period, *, refresh
     """The snapshot of each ``spec.enrich.sources`` entry for ``period``: the stored one, or
     a fresh one when ``refresh`` or when none is stored yet."""
     spec = policy.document.get("spec", {}).get("enrich") or {}
-    root = cache_root(policy.path, spec.get("cache"))
+    root = cache_root(policy)
     snapshots = []
     for entry in spec.get("sources", []):
         stored = None if refresh else latest_snapshot(root, period, entry)
@@ -109,7 +109,7 @@ def enrich_records(
                 details={"enricher": snapshot.enricher, "taken_at": snapshot.taken_at.isoformat()},
             )
         )
-    path = _store_provenance(provenance, cache_root(policy.path, spec.get("cache")), period)
+    path = _store_provenance(provenance, cache_root(policy), period)
     filled = pc.value_counts(provenance["source"]).to_pylist() if provenance.num_rows else []
     inputs.append(
         InputInfo(

@@ -21,7 +21,6 @@ commit happen between two of its opens resolves ``.current`` once and reads from
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,10 +34,9 @@ from chargeback_engine.components import Exporter
 from chargeback_engine.engine.memory import release_arrow_memory
 from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.errors import ChargebackError
-from chargeback_engine.files import file_sha256, sync_directory, sync_file
+from chargeback_engine.files import MANIFEST, file_sha256, sync_directory, sync_file, write_manifest
 from chargeback_engine.plugins import Registered, reported
 
-MANIFEST = "manifest.json"
 #: The symlink naming the committed generation.
 CURRENT = ".current"
 #: Prefix of generation folders and of temporary symlinks; anything else is left alone.
@@ -92,13 +90,7 @@ def write_outputs(
                 release_arrow_memory()
             progress("write manifest")
             files.sort(key=lambda file: file[0].name)
-            manifest = dict(describe(result))
-            manifest["outputs"] = [{"file": path.name, "sha256": digest.result()} for path, digest in files]
-            (generation / MANIFEST).write_text(
-                json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8", newline="\n"
-            )
-            _synced_sha256(generation / MANIFEST)
-            sync_directory(generation)
+            write_manifest(generation, describe(result), [(path, digest.result()) for path, digest in files])
             names = [path.name for path, _ in files]
             _commit(out, generation, [*names, MANIFEST])
             committed = True

@@ -8,7 +8,6 @@ one is retried by the next check.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import jsonschema
 import structlog
 
 from chargeback_engine import display
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.periods import Period
@@ -61,7 +61,7 @@ class Alert:
 
     @property
     def alert_id(self) -> str:
-        return hashlib.sha256(json.dumps(self.key).encode()).hexdigest()[:32]
+        return sha256_hex(json.dumps(self.key))[:32]
 
     def as_dict(self) -> dict[str, Any]:
         return {

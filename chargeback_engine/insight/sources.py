@@ -25,7 +25,7 @@ from chargeback_engine.insight.facts import Facts, ledger_facts
 from chargeback_engine.insight.kpis import Metric
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.sql import connect, sql_text
+from chargeback_engine.sql import connect, sql_name, sql_text
 
 LEDGER_FILE = "allocations.parquet"
 FOCUS_FILE = "focus_allocated.parquet"
@@ -152,7 +152,7 @@ def _read_resources(path: Path, cost_column: str) -> pa.Table:
             f"""
             SELECT coalesce("ResourceId", "x_SourceId" || ':' || "x_SourceRow") AS resource_id,
                    "Tags" AS tags, sum(cost) AS cost
-            FROM (SELECT DISTINCT ON ("x_SourceId", "x_SourceRow") *, "{cost_column}" AS cost FROM lines)
+            FROM (SELECT DISTINCT ON ("x_SourceId", "x_SourceRow") *, {sql_name(cost_column)} AS cost FROM lines)
             GROUP BY ALL ORDER BY ALL
             """
         ).to_arrow_table()

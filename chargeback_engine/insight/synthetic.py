@@ -6,7 +6,6 @@ same series, the same injected anomalies and therefore the same evaluation figur
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -19,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.csvwriter import csv_bytes
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
@@ -135,7 +135,7 @@ def write_sample(root: str | Path, *, seed: int = 6) -> Path:
 def _sample_period(
     period: Period, first: date, series: Mapping[tuple[str, str], list[float]]
 ) -> tuple[list[dict], list[dict]]:
-    run_id = hashlib.sha256(f"sample:{period}".encode()).hexdigest()[:16]
+    run_id = sha256_hex(f"sample:{period}")[:16]
     base = {
         "run_id": run_id,
         "source_id": "sample",
@@ -154,7 +154,7 @@ def _sample_period(
         for (cc, service), values in series.items():
             amount = Decimal(repr(values[(day - first).days])).quantize(Decimal("0.0001"))
             row = len(focus)
-            record = hashlib.sha256(f"{period}:{row}".encode()).hexdigest()[:24]
+            record = sha256_hex(f"{period}:{row}")[:24]
             tagged = cc != SAMPLE_BUCKET
             tags = {"cost-center": cc, "env": "prod"} if tagged else {"env": "prod"}
             focus.append(
@@ -185,7 +185,7 @@ def _sample_period(
                     "category": category,
                     "rule_id": "by-tag" if tagged else None,
                     "method": "tag" if tagged else "unallocated",
-                    "decision_id": hashlib.sha256(f"{cc}:{tagged}".encode()).hexdigest()[:16],
+                    "decision_id": sha256_hex(f"{cc}:{tagged}")[:16],
                 }
             )
             if cc in SAMPLE_TEAMS:

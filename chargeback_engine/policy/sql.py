@@ -14,12 +14,10 @@ Spark with Java's engine, anchored the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal
 
 from chargeback_engine.policy.match import Condition, _All, _Any, _Field, _Not
-from chargeback_engine.sql import sql_text
+from chargeback_engine.sql import Dialect, sql_text
 
-Dialect = Literal["duckdb", "spark"]
 #: The SQL expression of a key field (a FOCUS column or ``tags.<key>``) in the plane.
 ColumnOf = Callable[[str], str]
 

@@ -98,6 +98,10 @@ def _file(name: str, content: str | bytes, *command: str) -> Callable[[Path], li
     return setup
 
 
+def _settings(content: str, name: str = "settings.yaml") -> Callable[[Path], list[str]]:
+    return _file(name, content, "period", "close", "--period", "2026-10", "--db", "{db}", "--settings", "{file}")
+
+
 def _notifiers(text: str) -> Callable[[Path], list[str]]:
     def setup(folder: Path) -> list[str]:
         write_sample(folder / "runs")
@@ -223,69 +227,25 @@ CASES = [
     ),
     Case(
         "--settings is a CSV",
-        _file(
-            "settings.csv",
-            "account,rate\n6420,0.05\n",
-            "period",
-            "close",
-            "--period",
-            "2026-10",
-            "--db",
-            "{db}",
-            "--settings",
-            "{file}",
-        ),
+        _settings("account,rate\n6420,0.05\n", "settings.csv"),
         1,
         ("settings.csv:1:1: $: the settings file must be a mapping",),
     ),
     Case(
         "--settings with a markup rate that is text",
-        _file(
-            "settings.yaml",
-            "markups:\n  - {from: DE, to: US, rate: lots}\n",
-            "period",
-            "close",
-            "--period",
-            "2026-10",
-            "--db",
-            "{db}",
-            "--settings",
-            "{file}",
-        ),
+        _settings("markups:\n  - {from: DE, to: US, rate: lots}\n"),
         1,
         ("settings.yaml:2:30: $.markups[0].rate: 'lots' is not a decimal number",),
     ),
     Case(
         "--settings with SLA days that are not a number",
-        _file(
-            "settings.yaml",
-            "payer_entity: DE\nsla_days: soon\n",
-            "period",
-            "close",
-            "--period",
-            "2026-10",
-            "--db",
-            "{db}",
-            "--settings",
-            "{file}",
-        ),
+        _settings("payer_entity: DE\nsla_days: soon\n"),
         1,
         ("settings.yaml:2:11: $.sla_days: 'soon' is not a whole number of days",),
     ),
     Case(
         "--settings with a Python tag",
-        _file(
-            "settings.yaml",
-            "payer_entity: !!python/name:os.system\n",
-            "period",
-            "close",
-            "--period",
-            "2026-10",
-            "--db",
-            "{db}",
-            "--settings",
-            "{file}",
-        ),
+        _settings("payer_entity: !!python/name:os.system\n"),
         1,
         ("settings.yaml:1:15", "not allowed"),
     ),

@@ -20,7 +20,6 @@ month only asks BigQuery for rows exported after it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 import structlog
 
 from chargeback_engine import focus
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.collecting import (
     DEADLINE_SCHEMA,
     PageLog,
@@ -413,7 +413,7 @@ class _State:
     """The rows read so far for one table and month, with their export_time high-water mark."""
 
     def __init__(self, config: Mapping[str, Any], period: Period):
-        key = hashlib.sha256(f"{config['table']}|{config.get('credits', 'net')}".encode()).hexdigest()[:16]
+        key = sha256_hex(f"{config['table']}|{config.get('credits', 'net')}")[:16]
         self.path = Path(config["state_dir"]) / f"{NAME}-{key}-{period}.parquet"
         self.mark = _EPOCH
 
