@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chargeback_engine.allocators._common import fallback_shares
-from chargeback_engine.canonical import sha256_hex
+from chargeback_engine.canonical import key_json, sha256_hex
 from chargeback_engine.components import (
     Allocator,
     Amortize,
@@ -85,10 +85,6 @@ def integer_weights(weights: Mapping[str, Decimal]) -> tuple[tuple[str, int], ..
     if total > MAX_TOTAL_WEIGHT:
         ints = [i * MAX_TOTAL_WEIGHT // total for i in ints]
     return tuple((cc, i) for (cc, _), i in zip(items, ints, strict=True) if i > 0)
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 class _Context:
@@ -433,7 +429,7 @@ class Kernel:
         assert isinstance(shares, Shares), "finalize() before decision()"
         weights = integer_weights(self._checked(shares, rule_id, method))
         category = "unallocated" if rule is None else "amortized" if months is not None else "direct"
-        key_text = _canonical(match_key)
+        key_text = key_json(match_key)
         location = str(rule.location) if rule is not None else None
         # Not the location: where the policy was loaded from must not change the ids (the
         # content hash and the rule id already name the rule, and its line).
@@ -476,7 +472,7 @@ class Kernel:
                 "policy_version": self.policy.version,
                 "policy_hash": self.policy.content_hash,
                 "method": d.method,
-                "shares": _canonical({cc: str(w) for cc, w in d.weights}),
+                "shares": key_json({cc: str(w) for cc, w in d.weights}),
                 "months": d.months,
                 "reason": d.reason,
             }
