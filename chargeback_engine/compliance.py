@@ -11,8 +11,6 @@ month-to-date runs) give the trend.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,11 +22,12 @@ import pyarrow as pa
 
 from chargeback_engine import display
 from chargeback_engine.components import Alert
-from chargeback_engine.engine.store import connect, sql_text
+from chargeback_engine.csvwriter import csv_text
 from chargeback_engine.enrich.explain_enrichment import enrichment_table_path
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.policy_model import Policy, PolicySet
+from chargeback_engine.sql import connect, sql_name, sql_text
 
 FOCUS_FILE = "focus_allocated.parquet"
 DEFAULT_OWNER_TAG = "owner"
@@ -221,14 +220,14 @@ def _lines(directory: Path, policy: Policy, required: tuple[str, ...], owner_tag
     described = json.loads(manifest.read_text(encoding="utf-8"))
     con.execute("CREATE TABLE manifest AS SELECT ? AS run_id, ? AS period", [described["run_id"], described["period"]])
     con.execute(f"CREATE VIEW focus AS SELECT * FROM read_parquet({sql_text(str(focus))})")
-    cost = policy.cost_column.replace('"', '""')
+    cost = sql_name(policy.cost_column)
     texts = [row[0] for row in con.sql("SELECT DISTINCT Tags FROM focus").fetchall()]
     con.register("tag_facts", _tag_facts(texts, policy, required, owner_tag))
     con.execute(f"""
         CREATE TABLE lines AS
         SELECT f.x_SourceId || '#' || f.x_SourceRow AS line, f.x_SourceId AS source_id, f.x_SourceRow AS source_row,
                f.SubAccountId AS account, f.ResourceId AS resource_id, f.x_CostCenterId AS cost_center,
-               f.BillingCurrency AS currency, abs(f."{cost}") AS amount, t.compliant, t.missing, t.owner
+               f.BillingCurrency AS currency, abs(f.{cost}) AS amount, t.compliant, t.missing, t.owner
         FROM focus f JOIN tag_facts t ON f.Tags IS NOT DISTINCT FROM t.tags
         WHERE json_extract(f.AllocatedMethodDetails, '$.stage')::INTEGER = 0
     """)
@@ -303,9 +302,7 @@ def render_json(report: TagReport) -> str:
 
 def render_csv(report: TagReport) -> str:
     """One table with a ``section`` column, so a spreadsheet can filter each part."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
+    rows: list[list[Any]] = [
         [
             "section",
             "key",
@@ -322,9 +319,9 @@ def render_csv(report: TagReport) -> str:
             "enricher",
             "tag",
         ]
-    )
+    ]
     for section, c in _compliance_rows(report):
-        writer.writerow(
+        rows.append(
             [
                 section,
                 c.key,
@@ -343,7 +340,7 @@ def render_csv(report: TagReport) -> str:
             ]
         )
     for u in report.top_untagged:
-        writer.writerow(
+        rows.append(
             [
                 "untagged",
                 u.resource_id,
@@ -362,7 +359,7 @@ def render_csv(report: TagReport) -> str:
             ]
         )
     for f in report.filled:
-        writer.writerow(
+        rows.append(
             [
                 "filled",
                 f"{f.source}/{f.tag}",
@@ -380,7 +377,7 @@ def render_csv(report: TagReport) -> str:
                 f.tag,
             ]
         )
-    return out.getvalue()
+    return csv_text(None, rows)
 
 
 def _pct_text(value: Decimal | None) -> str:

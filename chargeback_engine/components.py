@@ -11,7 +11,6 @@ above (``Policy``, ``Condition``) are imported for type checking only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.periods import Period
 
 if TYPE_CHECKING:
@@ -325,7 +325,7 @@ class Alert:
 
     @property
     def alert_id(self) -> str:
-        return hashlib.sha256(json.dumps(self.key).encode()).hexdigest()[:32]
+        return sha256_hex(json.dumps(self.key))[:32]
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -89,8 +89,13 @@ def split(amount: Decimal, weights: Sequence[Decimal], scale: int = LEDGER_SCALE
         quotient, remainder = divmod(int(amount.scaleb(scale)), total)
         units = [quotient * w + remainder * w // total for w in ints]
         leftover = remainder - sum(remainder * w // total for w in ints)
-        n = len(ints)
-        by_remainder = sorted(range(n), key=lambda i: (-(remainder * ints[i] % total), (i - rotation) % n))
-        for i in by_remainder[:leftover]:
+        for i in largest_remainders([remainder * w % total for w in ints], leftover, rotation):
             units[i] += 1
         return [Decimal(u).scaleb(-scale) for u in units]
+
+
+def largest_remainders(remainders: Sequence[int | Decimal], count: int, rotation: int = 0) -> list[int]:
+    """Positions of the ``count`` largest ``remainders``: the ones that get a leftover unit
+    in the largest-remainder method. Ties go by position, starting at ``rotation``."""
+    n = len(remainders)
+    return sorted(range(n), key=lambda i: (-remainders[i], (i - rotation) % n))[:count]

@@ -55,6 +55,7 @@ from chargeback_engine.focus import (
     conform,
 )
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
+from chargeback_engine.sql import connect
 
 #: Columns renamed between FOCUS releases: older (or newer) name -> the name we use. When a
 #: file has both, the current name wins.
@@ -499,7 +500,7 @@ def _timestamps(columns: dict[str, pa.ChunkedArray]) -> tuple[dict[str, pa.Chunk
 @functools.cache
 def _database() -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB per process, used only to compute; opening one costs ~70 ms."""
-    return duckdb.connect()
+    return connect()
 
 
 def _duckdb_select(table: pa.Table, expressions: list[str]) -> pa.Table:

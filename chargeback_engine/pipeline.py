@@ -14,7 +14,6 @@ again, which is what ``chargeback run --period current`` does.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -24,10 +23,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.components import CollectedSource
-from chargeback_engine.enrich.snapshots import cache_root, write_atomically
+from chargeback_engine.enrich.snapshots import cache_root
 from chargeback_engine.errors import InputError
-from chargeback_engine.finance.files import write_atomic
+from chargeback_engine.files import write_atomic, write_table_atomic
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
 from chargeback_engine.policy.policy_model import Policy, PolicySet
@@ -56,14 +56,9 @@ def parse_period(text: str) -> Period:
     return current_period() if text == "current" else Period.parse(text)
 
 
-def pipeline_root(policy: Policy) -> Path:
-    """The cache the policy's snapshots use too (``spec.enrich.cache`` or the default)."""
-    return cache_root(policy.path, (policy.document.get("spec", {}).get("enrich") or {}).get("cache"))
-
-
 def collect(policy: Policy, registry: Registry, period: Period, root: Path | None = None) -> list[Collected]:
     """Collect every ``spec.sources`` entry for ``period`` and store the versions not stored yet."""
-    root = root or pipeline_root(policy)
+    root = root or cache_root(policy)  # the cache the policy's snapshots use too
     entries = policy.document.get("spec", {}).get("sources", [])
     if not entries:
         raise InputError(f"policy {policy.name} has no spec.sources to collect")
@@ -79,13 +74,13 @@ def collect(policy: Policy, registry: Registry, period: Period, root: Path | Non
 
 def _store(source: CollectedSource, directory: Path) -> Collected:
     folder = directory / _safe(source.source_id)
-    file = folder / f"{hashlib.sha256(source.version.encode()).hexdigest()[:24]}.parquet"
+    file = folder / f"{sha256_hex(source.version)[:24]}.parquet"
     latest = _latest(folder)
     if latest is not None and latest["version"] == source.version and file.exists():
         return Collected(source.source_id, source.version, source.table.num_rows, file, stored=False)
     folder.mkdir(parents=True, exist_ok=True)
     if not file.exists():
-        write_atomically(source.table, file)
+        write_table_atomic(source.table, file)
     pointer = {
         "source_id": source.source_id,
         "version": source.version,
@@ -101,7 +96,7 @@ def _store(source: CollectedSource, directory: Path) -> Collected:
 def _safe(source_id: str) -> str:
     """A source id as one directory name (ids may hold ``/`` and ``:``)."""
     readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in source_id)[:80]
-    return f"{readable}-{hashlib.sha256(source_id.encode()).hexdigest()[:8]}"
+    return f"{readable}-{sha256_hex(source_id)[:8]}"
 
 
 def _latest(folder: Path) -> dict[str, Any] | None:
@@ -149,7 +144,7 @@ def month_to_date(engine: Any, period: Period, inputs: Sequence[Any] = (), **run
     """Run ``period`` with ``engine`` from the latest collected versions (plus ``inputs``), its
     policies' sources left out; ``run`` goes to ``Engine.run`` (``out``, ``progress``, ``carry``).
     The run id is the one a live collect of the same data would give."""
-    root = pipeline_root(engine.policies.for_period(period))
+    root = cache_root(engine.policies.for_period(period))
     cached = copy.copy(engine)
     cached.policies = without_sources(engine.policies)
     return cached.run([*inputs, *cached_sources(period, root)], period, **run)

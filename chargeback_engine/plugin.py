@@ -11,6 +11,7 @@ export files, the one normaliser) that the built-in and cloud collectors use.
 
 from __future__ import annotations
 
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.collect import (
     BATCH_ROWS,
     DEADLINE_SCHEMA,
@@ -60,6 +61,7 @@ from chargeback_engine.errors import (
     PluginError,
     PolicyError,
 )
+from chargeback_engine.files import write_atomic, write_table_atomic
 from chargeback_engine.focus import (
     COST_TABLE_SCHEMA,
     ENCODED_TEXT,
@@ -165,5 +167,8 @@ __all__ = [
     "report_progress",
     "table_details",
     "tags_json",
+    "write_atomic",
+    "write_table_atomic",
+    "sha256_hex",
     "to_money",
 ]

@@ -23,6 +23,16 @@ from chargeback_engine.errors import InputError
 
 CONFIG_NAME = "chargeback.toml"
 
+#: The ``--db`` option of every command that opens the cost database.
+db_option = click.option(
+    "--db",
+    "db",
+    default=None,
+    metavar="URL",
+    envvar="CHARGEBACK_DB",
+    help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.",
+)
+
 
 def find_config(start: Path) -> Path | None:
     """The nearest ``chargeback.toml`` in ``start`` or a directory above it."""

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from chargeback_engine import display, finance
+from chargeback_engine.cli.defaults import db_option
 from chargeback_engine.cli.output import Column, echo_json, echo_status, echo_table, format_option
 from chargeback_engine.cli.policy import _count
 from chargeback_engine.errors import ChargebackError
@@ -30,13 +31,7 @@ def _books(function: Callable[..., Any], *, read_only: bool = False) -> Callable
     A ``read_only`` command never creates the database: a SQLite file that is not there is an error.
     """
 
-    @click.option(
-        "--db",
-        "db",
-        envvar="CHARGEBACK_DB",
-        metavar="URL",
-        help="Cost database URL (default: sqlite:///chargeback.db). Also CHARGEBACK_DB.",
-    )
+    @db_option
     @click.option(
         "--settings",
         "settings_path",

@@ -14,14 +14,22 @@ from typing import Any
 import click
 
 from chargeback_engine import display
+from chargeback_engine.cli.defaults import db_option
 from chargeback_engine.cli.output import Column, echo_json, echo_table
 from chargeback_engine.errors import ChargebackError
-from chargeback_engine.insight import Insight, channels, read_budgets, render, write_dashboard, write_sample
+from chargeback_engine.insight import (
+    Insight,
+    channels,
+    read_budgets,
+    read_channels,
+    render,
+    write_dashboard,
+    write_sample,
+)
 from chargeback_engine.insight.persistence import InsightStore
 from chargeback_engine.insight.render import FORMATS
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.policy.yaml import load_yaml_data
 
 
 def _errors_exit_nonzero(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -49,14 +57,7 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
         help="Directory of stored periods: YYYY-MM/allocations.parquet per period (daily detail). "
         "Also CHARGEBACK_RUNS. Without it, periods are read from the cost database (--db).",
     )
-    @click.option(
-        "--db",
-        "db",
-        default=None,
-        metavar="URL",
-        envvar="CHARGEBACK_DB",
-        help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.",
-    )
+    @db_option
     @click.option(
         "--metrics",
         type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -217,16 +218,6 @@ def budget() -> None:
     """Budgets per cost center per period."""
 
 
-_db = click.option(
-    "--db",
-    "db",
-    default=None,
-    metavar="URL",
-    envvar="CHARGEBACK_DB",
-    help="Cost database URL. Also CHARGEBACK_DB; default sqlite:///chargeback.db.",
-)
-
-
 def _amount(_ctx: click.Context, _param: click.Parameter, value: str) -> Decimal:
     try:
         amount = Decimal(value)
@@ -238,7 +229,7 @@ def _amount(_ctx: click.Context, _param: click.Parameter, value: str) -> Decimal
 
 
 @budget.command("set")
-@_db
+@db_option
 @click.option("--cost-center", required=True)
 @click.option("--period", required=True, metavar="YYYY-MM")
 @click.option("--amount", required=True, callback=_amount)
@@ -249,7 +240,7 @@ def budget_set(db: str | None, cost_center: str, period: str, amount: Decimal) -
 
 
 @budget.command("import")
-@_db
+@db_option
 @click.argument("csv_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @_errors_exit_nonzero
 def budget_import(db: str | None, csv_file: Path) -> None:
@@ -258,7 +249,7 @@ def budget_import(db: str | None, csv_file: Path) -> None:
 
 
 @budget.command("list")
-@_db
+@db_option
 @click.option(
     "--format",
     "output_format",
@@ -336,12 +327,11 @@ def alerts_check(
             min_impact if min_impact is not None else insight.alert_gate.min_impact,
             min_impact_pct if min_impact_pct is not None else insight.alert_gate.min_impact_pct,
         )
-    entries = [{"type": "json", "stream": "stdout"}]
-    if config is not None:
-        document = load_yaml_data(config) or {}
-        entries = document.get("notifiers", []) if isinstance(document, dict) else []
     registry = ctx.find_root().obj.registry
-    targets = channels(entries, {name: r.component for name, r in registry.notifiers.items()})
+    known = {name: r.component for name, r in registry.notifiers.items()}
+    targets = (
+        channels([{"type": "json", "stream": "stdout"}], known) if config is None else read_channels(config, known)
+    )
     found, delivery = insight.send_alerts(targets, _day(as_of))
     click.echo(
         f"{len(found)} alerts: {len(delivery.sent)} sent, {len(delivery.skipped)} already sent, "
@@ -355,7 +345,7 @@ def alerts_check(
 
 
 @alerts.command("sent")
-@_db
+@db_option
 @click.option(
     "--format",
     "output_format",

@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from chargeback_engine.compliance import RENDERERS, as_alert, tag_report
-from chargeback_engine.errors import NotifyError
-from chargeback_engine.insight.alerts import channels
+from chargeback_engine.insight.alerts import read_channels
 from chargeback_engine.policy.loader import load_policies
-from chargeback_engine.policy.yaml import read_yaml_file
 
 if TYPE_CHECKING:
     from chargeback_engine.cli import CliState
@@ -57,12 +55,7 @@ def report_tags(
     report = tag_report(list(runs), load_policies(list(policies), state.registry), top=top)
     click.echo(RENDERERS[fmt](report), nl=False)
     if notifiers is not None:
-        document, problems = read_yaml_file(notifiers)
-        if document is None or not isinstance(document.data, dict):
-            raise NotifyError(str(problems[0]) if problems else f"{notifiers}: expected {{notifiers: [...]}}")
-        targets = channels(
-            document.data.get("notifiers", []), {name: r.component for name, r in state.registry.notifiers.items()}
-        )
+        targets = read_channels(notifiers, {name: r.component for name, r in state.registry.notifiers.items()})
         alert = as_alert(report)
         for channel in targets:
             channel.notifier.send(alert, channel.options)

@@ -24,6 +24,7 @@ from chargeback_engine.normalise import (
     tags_as_text,
     unique_columns,
 )
+from chargeback_engine.sql import connect
 
 #: Rows per Arrow batch when streaming export files; bounds memory per batch.
 BATCH_ROWS = 65_536
@@ -131,8 +132,7 @@ class BatchMapper:
         self.tags = tuple(tags)
         self.aliases = dict(aliases or {})
         self.rounding = Rounding()
-        self._connection = duckdb.connect()
-        self._connection.execute("SET TimeZone = 'UTC'")
+        self._connection = connect()
         self._next_row = 1
 
     @property

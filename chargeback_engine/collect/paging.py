@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.collect.progress import report_progress
 from chargeback_engine.errors import InputError
 from chargeback_engine.logs import get_logger
@@ -50,7 +50,7 @@ class PageLog:
                 hint="the last page is exactly the page limit and has no next link; data may be missing",
             )
         if rows:
-            digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+            digest = sha256_hex(json.dumps(rows, sort_keys=True, default=str))
             if digest in self._seen_pages:
                 self.duplicate_pages += 1
                 log.warning("collector.duplicate_page", what=self.what, page=self.pages)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from decimal import Decimal
@@ -11,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from chargeback_engine import focus
+from chargeback_engine.files import table_sha256
 
 
 def decimal_from_double(value: float) -> Decimal:
@@ -20,10 +20,7 @@ def decimal_from_double(value: float) -> Decimal:
 
 def content_version(table: pa.Table) -> str:
     """A version that changes exactly when the collected rows do: the hash of their Arrow IPC form."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table.combine_chunks())
-    return "sha256:" + hashlib.sha256(sink.getvalue()).hexdigest()
+    return table_sha256(table.combine_chunks())
 
 
 def table_details(table: pa.Table) -> dict[str, Any]:

@@ -14,7 +14,6 @@ each with its file named.
 from __future__ import annotations
 
 import glob
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import pyarrow.parquet as pq
 from chargeback_engine.collect import report_progress
 from chargeback_engine.components import CollectedSource, Collector
 from chargeback_engine.errors import InputError
+from chargeback_engine.files import file_sha256
 from chargeback_engine.focus import (
     COST_TABLE_SCHEMA,
     ENCODED_TEXT,
@@ -137,7 +137,7 @@ def read_focus_file(path: str, fmt: str = "auto") -> CollectedSource:
     ``details["rounding"]`` holds what the normaliser rounded (:meth:`Rounding.as_details`).
     """
     fmt = fmt if fmt != "auto" else _detect_format(Path(path))
-    digest = _sha256(path)
+    digest = file_sha256(Path(path))
     raw = _read_csv(path) if fmt == "csv" else _read_parquet(path)
     rounding = Rounding()
     table = normalise(raw, source_id=path, rounding=rounding)
@@ -167,14 +167,6 @@ def _detect_format(path: Path) -> str:
         return by_suffix
     with path.open("rb") as f:
         return "parquet" if f.read(4) == b"PAR1" else "csv"
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 def _canonical_names(path: str, names: Iterable[str]) -> dict[str, str]:

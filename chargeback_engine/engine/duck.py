@@ -23,12 +23,11 @@ from chargeback_engine.engine.store import (
     LINE,
     RunStore,
     SortedLedgerStore,
-    connect,
     encoded_lines,
 )
 from chargeback_engine.errors import InputError
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, tie_order
-from chargeback_engine.policy.sql import Dialect
+from chargeback_engine.sql import Dialect, connect, sql_name
 
 _UNIT = 10**LEDGER_SCALE
 #: Integer units back to money: one exact product, DECIMAL(38,0) * DECIMAL(S+1,S).
@@ -47,10 +46,6 @@ ALLOCATE_LINES = 1 << 20
 #: The working ledger, in a compressed in-memory database (checkpointed after each insert):
 #: several narrow rows per line, a third of their uncompressed size.
 LEDGER_ROWS = "work.ledger_rows"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 #: Total weights up to this fit the remainder arithmetic in BIGINT (``r * w < total²``);
@@ -129,7 +124,7 @@ class DuckDBPlane:
         self._records = encoded_lines(records)
         con = self._con
         con.register("src_arrow", self._records)
-        cost = _ident(run.cost_column)
+        cost = sql_name(run.cost_column)
         con.execute(f"""
             CREATE TEMP VIEW src AS
             SELECT *, {_TO_UNITS.format(cost)} AS units FROM src_arrow
@@ -151,10 +146,10 @@ class DuckDBPlane:
 
     @staticmethod
     def quote(column: str) -> str:
-        return _ident(column)
+        return sql_name(column)
 
     def choose(self, columns: Sequence[str], first_rule: str) -> pa.Table:
-        cols = ", ".join(f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in columns)
+        cols = ", ".join(f"CAST({sql_name(c)} AS VARCHAR) AS {sql_name(c)}" for c in columns)
         distinct = f"(SELECT DISTINCT {cols} FROM src_arrow)" if columns else "(SELECT 1 AS one)"
         keys = self._con.sql(f"SELECT *, CAST({first_rule} AS INTEGER) AS rule FROM {distinct}").to_arrow_table()
         return keys if columns else keys.drop_columns(["one"])
@@ -192,7 +187,9 @@ class DuckDBPlane:
         """)
         con.unregister("assignments_arrow")
         if key_columns:
-            on = " AND ".join(f"CAST(r.{_ident(c)} AS VARCHAR) IS NOT DISTINCT FROM a.{_ident(c)}" for c in key_columns)
+            on = " AND ".join(
+                f"CAST(r.{sql_name(c)} AS VARCHAR) IS NOT DISTINCT FROM a.{sql_name(c)}" for c in key_columns
+            )
             hit = f"src r JOIN assignments a ON {on}"
         else:
             hit = "src r CROSS JOIN assignments a"
@@ -240,7 +237,7 @@ class DuckDBPlane:
 
     def direct_cost(self, columns: Sequence[str]) -> pa.Table:
         run = self._require_run()
-        extra = "".join(f", CAST(r.{_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in columns)
+        extra = "".join(f", CAST(r.{sql_name(c)} AS VARCHAR) AS {sql_name(c)}" for c in columns)
         group = "".join(f", {i + 3}" for i in range(len(columns)))
         return self._con.sql(
             f"""

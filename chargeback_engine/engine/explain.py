@@ -13,8 +13,8 @@ from typing import Any
 
 import duckdb
 
-from chargeback_engine.engine.store import connect
 from chargeback_engine.errors import InputError
+from chargeback_engine.sql import connect, sql_text
 
 #: Source lines listed under each rule when explaining a cost center.
 TOP_LINES = 5
@@ -25,13 +25,9 @@ def _connect(out: Path) -> duckdb.DuckDBPyConnection:
         if not (out / name).exists():
             raise InputError(f"{out / name}: not found; is {out} the --out directory of a run?")
     con = connect()
-    con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet('{_q(out / 'allocations.parquet')}')")
-    con.execute(f"CREATE VIEW decisions AS SELECT * FROM read_parquet('{_q(out / 'decisions.parquet')}')")
+    con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet({sql_text(str(out / 'allocations.parquet'))})")
+    con.execute(f"CREATE VIEW decisions AS SELECT * FROM read_parquet({sql_text(str(out / 'decisions.parquet'))})")
     return con
-
-
-def _q(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def explain_record(out: str | Path, record_id: str) -> dict[str, Any]:

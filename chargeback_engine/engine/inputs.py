@@ -8,8 +8,6 @@ of an input is what its collector said, never a second look at the paths.
 
 from __future__ import annotations
 
-import hashlib
-import io
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -23,6 +21,7 @@ from chargeback_engine.components import CollectedSource
 from chargeback_engine.engine.result import InputInfo
 from chargeback_engine.engine.store import one_chunk
 from chargeback_engine.errors import InputError
+from chargeback_engine.files import file_sha256, table_sha256
 from chargeback_engine.focus import conform, encoded
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.logs import get_logger
@@ -153,20 +152,3 @@ def _with_provenance(table: pa.Table, source_id: str) -> pa.Table:
             table.schema.get_field_index("x_SourceRow"), "x_SourceRow", pc.coalesce(table["x_SourceRow"], rows)
         )
     return table
-
-
-def file_sha256(path: Path) -> str:
-    """``sha256:`` and the hex digest of a file, read in 1 MiB chunks (outputs can be many GB)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
-
-
-def table_sha256(table: pa.Table) -> str:
-    """``sha256:`` of a table's Arrow IPC stream: its schema and values."""
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return "sha256:" + hashlib.sha256(sink.getvalue()).hexdigest()

@@ -12,7 +12,6 @@ integer weights and a content-derived decision, and hands the plane small Arrow 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chargeback_engine.canonical import key_json, sha256_hex
 from chargeback_engine.components import (
     Allocator,
     Amortize,
@@ -49,7 +49,8 @@ from chargeback_engine.policy.policy_model import (
     SourceLocation,
     Stage,
 )
-from chargeback_engine.policy.sql import ColumnOf, Dialect, first_match_sql
+from chargeback_engine.policy.sql import ColumnOf, first_match_sql
+from chargeback_engine.sql import Dialect
 
 #: Integer weights are reduced to at most this total, which keeps the data plane's
 #: HUGEINT intermediates (< total²) far from overflow. Below it, weights are exact.
@@ -84,14 +85,6 @@ def integer_weights(weights: Mapping[str, Decimal]) -> tuple[tuple[str, int], ..
     if total > MAX_TOTAL_WEIGHT:
         ints = [i * MAX_TOTAL_WEIGHT // total for i in ints]
     return tuple((cc, i) for (cc, _), i in zip(items, ints, strict=True) if i > 0)
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _digest(*parts: Any) -> str:
-    return hashlib.sha256(_canonical(parts).encode("utf-8")).hexdigest()
 
 
 class _Context:
@@ -437,14 +430,14 @@ class Kernel:
         assert isinstance(shares, Shares), "resolve_deferred() before record_decision()"
         weights = integer_weights(self._checked(shares, rule_id, method))
         category = "unallocated" if rule is None else "amortized" if months is not None else "direct"
-        key_text = _canonical(match_key)
+        key_text = key_json(match_key)
         location = str(rule.location) if rule is not None else None
         # Not the location: where the policy was loaded from must not change the ids (the
         # content hash and the rule id already name the rule, and its line).
         content = "\x1f".join(
             map(str, (self.policy.content_hash, key_text, rule_id, method, weights, months, resolution.reason))
         )
-        decision_id = "d-" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:24]
+        decision_id = "d-" + sha256_hex(content)[:24]
         return Decision(decision_id, key_text, rule_id, location, method, weights, months, category, resolution.reason)
 
     def _checked(self, shares: Shares, rule_id: str | None, method: str) -> Mapping[str, Decimal]:
@@ -480,7 +473,7 @@ class Kernel:
                 "policy_version": self.policy.version,
                 "policy_hash": self.policy.content_hash,
                 "method": d.method,
-                "shares": _canonical({cc: str(w) for cc, w in d.weights}),
+                "shares": key_json({cc: str(w) for cc, w in d.weights}),
                 "months": d.months,
                 "reason": d.reason,
             }

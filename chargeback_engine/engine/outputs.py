@@ -21,7 +21,6 @@ commit happen between two of its opens resolves ``.current`` once and reads from
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,13 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from chargeback_engine.components import Exporter
-from chargeback_engine.engine.inputs import file_sha256
 from chargeback_engine.engine.memory import release_arrow_memory
 from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.errors import ChargebackError
+from chargeback_engine.files import MANIFEST, file_sha256, sync_directory, sync_file, write_manifest
 from chargeback_engine.plugins import Registered, reported
 
-MANIFEST = "manifest.json"
 #: The symlink naming the committed generation.
 CURRENT = ".current"
 #: Prefix of generation folders and of temporary symlinks; anything else is left alone.
@@ -92,13 +90,7 @@ def write_outputs(
                 release_arrow_memory()
             progress("write manifest")
             files.sort(key=lambda file: file[0].name)
-            manifest = dict(describe(result))
-            manifest["outputs"] = [{"file": path.name, "sha256": digest.result()} for path, digest in files]
-            (generation / MANIFEST).write_text(
-                json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8", newline="\n"
-            )
-            _synced_sha256(generation / MANIFEST)
-            _fsync(generation)
+            write_manifest(generation, describe(result), [(path, digest.result()) for path, digest in files])
             names = [path.name for path, _ in files]
             _commit(out, generation, [*names, MANIFEST])
             committed = True
@@ -134,7 +126,7 @@ def _commit(out: Path, generation: Path, names: list[str]) -> None:
         if not (link.is_symlink() and os.readlink(link) == target):
             _symlink_over(link, target)
     _symlink_over(out / CURRENT, generation.name)
-    _fsync(out)
+    sync_directory(out)
     for entry in out.iterdir():  # outputs of the previous set that this run did not write
         if entry.name not in names and entry.is_symlink() and os.readlink(entry).startswith(CURRENT + "/"):
             entry.unlink()
@@ -179,15 +171,5 @@ def _locked(out: Path) -> Iterator[None]:
 
 def _synced_sha256(path: Path) -> str:
     """The file's digest, after its bytes are on disk."""
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
+    sync_file(path)
     return file_sha256(path)
-
-
-def _fsync(directory: Path) -> None:
-    """Make the directory's entries (new files, renames) durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -18,14 +18,14 @@ import pluggy
 
 from chargeback_engine.engine.items import build_line_items
 from chargeback_engine.engine.runner import Engine
-from chargeback_engine.errors import ChargebackError, InputError
+from chargeback_engine.errors import ChargebackError, PeriodError
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import get_plugin_manager
 from chargeback_engine.policy.loader import (
     POLICY_TEST_SUFFIX,
     policy_files,
 )
-from chargeback_engine.policy.yaml import load_yaml_data
+from chargeback_engine.policy.yaml import JsonPath, YamlDocument, load_yaml_document
 
 
 @dataclass(frozen=True)
@@ -62,18 +62,16 @@ def run_policy_tests(paths: Iterable[str | Path], plugins: pluggy.PluginManager 
     for policy_path, test_path in test_files(paths):
         engine = Engine([policy_path], plugins)
         policy = engine.policies.policies[0]
-        document = load_yaml_data(test_path) or {}
-        cases = document.get("cases", []) if isinstance(document, dict) else None
-        if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-            raise InputError(f"{test_path}: expected a mapping with 'cases', a list of mappings")
-        for index, case in enumerate(cases, start=1):
+        document = load_yaml_document(test_path)
+        for index, case in enumerate(_cases(document), start=1):
             name = str(case.get("name", f"case {index}"))
             try:
                 messages = _run_case(
                     engine,
                     policy.currency,
-                    str(test_path),
                     case,
+                    document,
+                    ("cases", index - 1),
                     str(case.get("period", Period.of(policy.effective_from))),
                 )
             except ChargebackError as exc:
@@ -82,14 +80,37 @@ def run_policy_tests(paths: Iterable[str | Path], plugins: pluggy.PluginManager 
     return results
 
 
-def _run_case(engine: Engine, currency: str, source: str, case: Mapping[str, Any], period_text: str) -> list[str]:
-    period = Period.parse(period_text)
-    items = build_line_items(case.get("line_items", []), period, source_id=source, currency=currency)
+def _cases(document: YamlDocument) -> list[Mapping[str, Any]]:
+    expected = "expected a mapping with 'cases', a list of mappings"
+    data = {} if document.data is None else document.data
+    if not isinstance(data, dict):
+        raise document.error((), expected)
+    cases = data.get("cases", [])
+    if not isinstance(cases, list):
+        raise document.error(("cases",), expected)
+    for index, case in enumerate(cases):
+        if not isinstance(case, dict):
+            raise document.error(("cases", index), expected)
+    return cases
+
+
+def _run_case(
+    engine: Engine, currency: str, case: Mapping[str, Any], document: YamlDocument, at: JsonPath, period_text: str
+) -> list[str]:
+    """One case's failures (none when it passes); a case that cannot run is an error located at its value."""
+    try:
+        period = Period.parse(period_text)
+    except PeriodError as exc:
+        raise document.error((*at, "period"), str(exc)) from None
+    expect = case.get("expect") or {}
+    if not isinstance(expect, dict):
+        raise document.error((*at, "expect"), "expected a mapping of cost center to amount")
+    expected = {str(cc): _amount(v, document, (*at, "expect", cc)) for cc, v in expect.items()}
+    items = build_line_items(case.get("line_items", []), period, source_id=document.file, currency=currency)
     result = engine.run([items], period)
     actual: dict[str, Decimal] = {}
     for cost_center, _, amount in result.summary():
         actual[cost_center] = actual.get(cost_center, Decimal(0)) + amount
-    expected = {str(cc): _amount(v, source) for cc, v in (case.get("expect") or {}).items()}
     messages = []
     for cost_center in sorted(set(actual) | set(expected)):
         want, got = expected.get(cost_center, Decimal(0)), actual.get(cost_center, Decimal(0))
@@ -98,8 +119,8 @@ def _run_case(engine: Engine, currency: str, source: str, case: Mapping[str, Any
     return messages
 
 
-def _amount(value: Any, source: str) -> Decimal:
+def _amount(value: Any, document: YamlDocument, at: JsonPath) -> Decimal:
     try:
         return Decimal(str(value))
     except InvalidOperation:
-        raise InputError(f"{source}: expected amount {value!r} is not a number") from None
+        raise document.error(at, f"expected amount {value!r} is not a number") from None

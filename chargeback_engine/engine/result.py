@@ -11,12 +11,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from chargeback_engine.engine.store import LINE, RunStore, sql_text
+from chargeback_engine.engine.store import LINE, RunStore
 from chargeback_engine.focus import COST_TABLE_SCHEMA
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.policy_model import Policy
+from chargeback_engine.sql import sql_name, sql_text
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class RunResult:
     def totals(self) -> dict[str, dict[str, Decimal]]:
         """Per currency: input, allocated to the run period, deferred to later periods, and
         carried in from earlier schedules (allocated + deferred = input + carried)."""
-        cost = '"' + self.policy.cost_column.replace('"', '""') + '"'
+        cost = sql_name(self.policy.cost_column)
         rows = self.store.sql(f"""
             WITH i AS (SELECT BillingCurrency AS currency, sum({cost}) AS input FROM records GROUP BY ALL),
             l AS (

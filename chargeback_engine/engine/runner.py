@@ -19,6 +19,7 @@ import pluggy
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chargeback_engine.canonical import canonical_json, sha256_hex
 from chargeback_engine.components import CollectedSource, Exporter
 from chargeback_engine.engine.dataplane import DataPlane, RunInfo
 from chargeback_engine.engine.duck import DuckDBPlane
@@ -29,7 +30,7 @@ from chargeback_engine.engine.inputs import (
     manifest_entry,
     read_carried,
 )
-from chargeback_engine.engine.kernel import Kernel, _digest
+from chargeback_engine.engine.kernel import Kernel
 from chargeback_engine.engine.memory import release_arrow_memory
 from chargeback_engine.engine.outputs import check_writable, write_outputs
 from chargeback_engine.engine.result import RunResult
@@ -160,7 +161,8 @@ class Engine:
         layout = TagColumns.for_fields(kernel.tag_fields)
         records = with_tag_columns(records, policy.tags, layout)
         version = _engine_version()
-        run_id = "r-" + _digest(version, policy.content_hash, str(period), sorted(i.sha256 for i in infos))[:24]
+        identity = canonical_json([version, policy.content_hash, str(period), sorted(i.sha256 for i in infos)])
+        run_id = "r-" + sha256_hex(identity)[:24]
         info = RunInfo(run_id, period, policy.cost_column, policy.version, policy.content_hash)
         log.info("run.start", run_id=run_id, period=str(period), policy=policy.name, rows=records.num_rows)
 

@@ -46,7 +46,7 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.focus import MONEY, read_parquet_columns
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_SCALE, tie_order
-from chargeback_engine.policy.sql import Dialect
+from chargeback_engine.sql import Dialect, connect, sql_name, sql_text
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -171,7 +171,9 @@ def split_units(parts: DataFrame, splits: DataFrame, partition: Sequence[str]) -
         many.withColumn("lo", F.col("a") - F.sum("fl").over(window))
         .withColumn(
             "rnk",
-            F.row_number().over(window.orderBy(F.col("rem").desc(), _sql(tie_order("position", f"`{LINE}`", "n")))),
+            F.row_number().over(
+                window.orderBy(F.col("rem").desc(), _sql(tie_order("position", sql_name(LINE, "spark"), "n")))
+            ),
         )
         .withColumn(
             "units_out",
@@ -189,7 +191,7 @@ def _as_text(column: str, dtype: object, qualifier: str = "") -> Column:
     from pyspark.sql import functions as F
     from pyspark.sql.types import TimestampType
 
-    name = f"{qualifier}`{column}`"
+    name = qualifier + sql_name(column, "spark")
     if isinstance(dtype, TimestampType):
         return F.concat(_sql(f"CAST({name} AS STRING)"), F.lit("+00")).alias(column)
     return _sql(f"CAST({name} AS STRING)").alias(column)
@@ -250,7 +252,7 @@ class SparkPlane:
             row_group_size=ROW_GROUP_ROWS,
         )
         self._src = self._spark.read.parquet(self._records_path().as_uri()).select(
-            "*", _sql(to_units(f"`{run.cost_column}`")).alias("units")
+            "*", _sql(to_units(sql_name(run.cost_column, "spark"))).alias("units")
         )
         return int(records.num_rows)
 
@@ -258,7 +260,7 @@ class SparkPlane:
 
     @staticmethod
     def quote(column: str) -> str:
-        return "`" + column.replace("`", "``") + "`"
+        return sql_name(column, "spark")
 
     def choose(self, columns: Sequence[str], first_rule: str) -> pa.Table:
         src = self._require_src()
@@ -305,7 +307,8 @@ class SparkPlane:
         lines = src.alias("r")
         if key_columns:
             on = reduce(
-                lambda x, y: x & y, [_as_text(c, types[c], "r.").eqNullSafe(F.col(f"a.`{c}`")) for c in key_columns]
+                lambda x, y: x & y,
+                [_as_text(c, types[c], "r.").eqNullSafe(F.col("a." + sql_name(c, "spark"))) for c in key_columns],
             )
             hit = lines.join(keys, on)
         else:
@@ -380,9 +383,9 @@ class SparkPlane:
         )
         group = ["cost_center", "currency", *columns]
         table = (
-            basis.groupBy(*(F.col(f"`{c}`") for c in group))
+            basis.groupBy(*(F.col(sql_name(c, "spark")) for c in group))
             .agg(F.sum("amount").alias("amount"))
-            .orderBy(*(F.col(f"`{c}`").asc_nulls_last() for c in group))
+            .orderBy(*(F.col(sql_name(c, "spark")).asc_nulls_last() for c in group))
             .toArrow()
         )
         return table.cast(pa.schema([*(pa.field(c, pa.string()) for c in group), pa.field("amount", MONEY)]))
@@ -450,10 +453,10 @@ class SparkPlane:
                 F.col("BillingCurrency").alias("currency"),
                 F.col("BillingAccountId").alias("billing_account_id"),
                 _sql("date_format(ChargePeriodStart, 'yyyy-MM')").alias("period"),
-                F.col(f"`{run.cost_column}`"),
+                F.col(sql_name(run.cost_column, "spark")),
             )
             .groupBy(*keys)
-            .agg(F.sum(f"`{run.cost_column}`").alias("input"))
+            .agg(F.sum(sql_name(run.cost_column, "spark")).alias("input"))
             .alias("i")
         )
         lines = self._require_src().select(
@@ -505,10 +508,10 @@ class SparkPlane:
                 {f.name for f in schema if pa.types.is_string(f.type)},
             )
         )
-        connection = store.connect()
+        connection = connect()
         connection.execute(
-            f"SET memory_limit = {store.sql_text(STORE_MEMORY_LIMIT)}; "
-            f"SET temp_directory = {store.sql_text(str(directory / 'spill'))}"
+            f"SET memory_limit = {sql_text(STORE_MEMORY_LIMIT)}; "
+            f"SET temp_directory = {sql_text(str(directory / 'spill'))}"
         )
         connection.register("decisions", pa.concat_tables([NUMBERED_DECISION_SCHEMA.empty_table(), *self._decisions]))
         # Read once: the store sorts the ledger in slices, each a scan of it.

@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT
 from chargeback_engine.ledger import LEDGER_SCHEMA
+from chargeback_engine.sql import sql_name, sql_text
 
 if TYPE_CHECKING:
     from chargeback_engine.engine.dataplane import RunInfo
@@ -86,25 +87,10 @@ SORTED = "sorted.ledger_sorted"
 RECORD = "record."
 
 
-def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for library work: no progress bar on stderr (the CLI draws its
-    own, and a library must stay quiet), timestamps rendered in UTC. DuckDB's allocator
-    keeps what a sort or a join freed until it allocates again; its background threads
-    return it to the system, so one step does not start on top of the last one's memory."""
-    con = duckdb.connect(database)
-    con.execute("SET enable_progress_bar = false; SET TimeZone = 'UTC'; SET allocator_background_threads = true")
-    return con
-
-
 def parquet_source(paths: Sequence[Path]) -> str:
     """A ``read_parquet`` relation over ``paths``, read in the order given."""
     quoted = ", ".join(sql_text(str(p)) for p in paths)
     return f"read_parquet([{quoted}])"
-
-
-def sql_text(text: str) -> str:
-    """``text`` as a SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 class RunStore:
@@ -145,7 +131,7 @@ class RunStore:
             ("ledger", self._ledger_source, LEDGER_SCHEMA),
             ("ledger_amounts", self._amounts_source, amounts),
         ):
-            names = ", ".join(_quoted(c) for c in schema.names)
+            names = ", ".join(sql_name(c) for c in schema.names)
             carried = "".join(
                 f" UNION ALL BY NAME SELECT {names}, CAST(NULL AS BIGINT) AS {LINE} FROM carried_{i}"
                 for i in range(self._carried)
@@ -178,7 +164,7 @@ class RunStore:
         """Ledger rows matching ``where`` (SQL over the ledger's columns) in :data:`LEDGER_ORDER`:
         ``LEDGER_SCHEMA`` columns, then the named columns of each row's line item, prefixed
         with :data:`RECORD`. Streamed, so an output never holds the whole ledger."""
-        extra = "".join(f", r.{_quoted(c)} AS {_quoted(RECORD + c)}" for c in record_columns)
+        extra = "".join(f", r.{sql_name(c)} AS {sql_name(RECORD + c)}" for c in record_columns)
         join = f" LEFT JOIN records r ON r.{LINE} = l.{LINE}" if record_columns else ""
         order = ", ".join(f"l.{term.strip()}" for term in LEDGER_ORDER.split(","))
         query = f"SELECT l.* EXCLUDE ({LINE}){extra} FROM (SELECT * FROM ledger WHERE {where}) l{join} ORDER BY {order}"
@@ -194,14 +180,10 @@ def _close(connection: duckdb.DuckDBPyConnection, cleanup: Callable[[], None] | 
         cleanup()
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _columns(schema: pa.Schema) -> str:
     """``schema``'s columns plus :data:`LINE`, each cast to its DuckDB type."""
     return ", ".join(
-        f"CAST({_quoted(f.name)} AS {_duckdb_type(f.type)}) AS {_quoted(f.name)}"
+        f"CAST({sql_name(f.name)} AS {_duckdb_type(f.type)}) AS {sql_name(f.name)}"
         for f in (*schema, pa.field(LINE, pa.int64()))
     )
 

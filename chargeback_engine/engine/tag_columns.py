@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chargeback_engine.canonical import key_json
 from chargeback_engine.errors import InputError
 from chargeback_engine.policy.match import TAG_PREFIX, TagCollision, TagNormalizer
 
@@ -48,8 +49,9 @@ def with_tag_columns(records: pa.Table, tags: TagNormalizer, layout: TagColumns)
     values: dict[str, list[str | None]] = {name: [] for name in layout.columns.values()}
     for position, text in enumerate(texts):
         normalised = _parse(text, tags, records, encoded.indices, position)
+        every = key_json(normalised) if "*" in keys and normalised else None  # the whole tag set
         for key, name in keys.items():
-            values[name].append(_canonical(normalised) if key == "*" else normalised.get(key))
+            values[name].append(every if key == "*" else normalised.get(key))
     for name, per_text in values.items():
         dictionary = pa.array(per_text, pa.string()).dictionary_encode()
         # Each line's value by its Tags text's position: a gather, never a Python object per line.
@@ -82,7 +84,3 @@ def _parse(
         else:
             reason = str(exc)
         raise InputError(f"{where}: column Tags: {excerpt} {reason}".replace(" : ", ": ")) from None
-
-
-def _canonical(tags: Mapping[str, str]) -> str | None:
-    return json.dumps(tags, sort_keys=True, separators=(",", ":"), ensure_ascii=False) if tags else None

@@ -15,7 +15,6 @@ tag filled), which the run writes as ``enrichment.parquet`` and ``explain`` show
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping, MutableSequence, Sequence
@@ -28,7 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chargeback_engine.enrich.model import BILL
-from chargeback_engine.enrich.snapshots import Snapshot, cache_root, latest_snapshot, take_snapshot, write_atomically
+from chargeback_engine.enrich.snapshots import Snapshot, cache_root, latest_snapshot, take_snapshot
+from chargeback_engine.files import file_sha256, table_sha256, write_table_atomic
 from chargeback_engine.focus import ENCODED_TEXT
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry
@@ -74,7 +74,7 @@ def snapshots_for(policy: Policy, registry: Registry, period: Period, *, refresh
     """The snapshot of each ``spec.enrich.sources`` entry for ``period``: the stored one, or
     a fresh one when ``refresh`` or when none is stored yet."""
     spec = policy.document.get("spec", {}).get("enrich") or {}
-    root = cache_root(policy.path, spec.get("cache"))
+    root = cache_root(policy)
     snapshots = []
     for entry in spec.get("sources", []):
         stored = None if refresh else latest_snapshot(root, period, entry)
@@ -91,7 +91,6 @@ def enrich_records(
     :class:`~chargeback_engine.engine.result.InputInfo` list), so they count in the run id
     and the manifest names them. Without ``spec.enrich`` the records pass unchanged.
     """
-    from chargeback_engine.engine.inputs import file_sha256
     from chargeback_engine.engine.result import InputInfo
 
     spec = policy.document.get("spec", {}).get("enrich")
@@ -110,7 +109,7 @@ def enrich_records(
                 details={"enricher": snapshot.enricher, "taken_at": snapshot.taken_at.isoformat()},
             )
         )
-    path = _store_provenance(provenance, cache_root(policy.path, spec.get("cache")), period)
+    path = _store_provenance(provenance, cache_root(policy), period)
     filled = pc.value_counts(provenance["source"]).to_pylist() if provenance.num_rows else []
     inputs.append(
         InputInfo(
@@ -326,13 +325,10 @@ def _encoded(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def _store_provenance(provenance: pa.Table, root: Path, period: Period) -> Path:
     """The enrichment table in the cache, named by its content, for the exporter to copy."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, provenance.schema) as writer:
-        writer.write_table(provenance)
-    digest = hashlib.sha256(sink.getvalue()).hexdigest()[:24]
+    digest = table_sha256(provenance).removeprefix("sha256:")[:24]
     directory = root / "enrichment" / str(period) / "applied"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{digest}.parquet"
     if not path.exists():
-        write_atomically(provenance, path)
+        write_table_atomic(provenance, path)
     return path

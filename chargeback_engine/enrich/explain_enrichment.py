@@ -17,6 +17,7 @@ import pyarrow.dataset as ds
 from chargeback_engine.enrich.apply import ENRICHMENT_INPUT
 from chargeback_engine.enrich.exporter import FILE
 from chargeback_engine.errors import InputError
+from chargeback_engine.files import file_sha256
 
 
 def explain_enrichment(out: str | Path, record_id: str) -> str:
@@ -55,8 +56,6 @@ def enrichment_table_path(out: Path) -> Path | None:
     named = next((i for i in inputs if i.get("source_id") == ENRICHMENT_INPUT and i.get("path")), None)
     if named is None:
         return None
-    from chargeback_engine.engine.inputs import file_sha256
-
     path = Path(named["path"])
     if not path.exists() or file_sha256(path) != named.get("sha256"):
         raise InputError(

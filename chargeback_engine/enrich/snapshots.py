@@ -9,22 +9,27 @@ period, and takes one only when there is none; ``chargeback enrich`` takes a fre
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.enrich.model import SCOPES, Enricher, TagRecord, entry_id
 from chargeback_engine.errors import InputError
+from chargeback_engine.files import write_table_atomic
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
+from chargeback_engine.policy.paths import beside_policy
+
+if TYPE_CHECKING:
+    from chargeback_engine.policy.policy_model import Policy
 
 #: Where the cache lives when neither ``spec.enrich.cache`` nor this variable says.
 CACHE_ENV = "CHARGEBACK_CACHE_DIR"
@@ -47,11 +52,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def cache_root(policy_path: str = "", configured: str | None = None) -> Path:
-    """``spec.enrich.cache`` (relative to the policy file), else ``$CHARGEBACK_CACHE_DIR``,
-    else ``$XDG_CACHE_HOME/chargeback`` (``~/.cache/chargeback``)."""
+def cache_root(policy: Policy) -> Path:
+    """The policy's ``spec.enrich.cache`` (relative to the policy file), else
+    ``$CHARGEBACK_CACHE_DIR``, else ``$XDG_CACHE_HOME/chargeback`` (``~/.cache/chargeback``):
+    where its snapshots and collected sources are kept."""
+    configured = (policy.document.get("spec", {}).get("enrich") or {}).get("cache")
     if configured:
-        return (Path(policy_path).parent / configured) if policy_path else Path(configured)
+        return beside_policy(policy.path, configured)
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chargeback"
@@ -75,7 +82,7 @@ class Snapshot:
 
 def snapshot_directory(root: Path, period: Period, entry: Mapping[str, Any]) -> Path:
     """One directory per source and options: changing a source's options starts afresh."""
-    digest = hashlib.sha256(json.dumps(entry, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    digest = sha256_hex(json.dumps(entry, sort_keys=True, default=str))[:12]
     return root / "enrichment" / str(period) / f"{entry_id(entry)}-{digest}"
 
 
@@ -105,7 +112,7 @@ def take_snapshot(
         "taken_at": taken_at.isoformat(),
         "options": json.dumps(entry, sort_keys=True, default=str),
     }
-    write_atomically(table.replace_schema_metadata(metadata), path)
+    write_table_atomic(table.replace_schema_metadata(metadata), path)
     return Snapshot(entry_id(entry), name, taken_at, path, table)
 
 
@@ -128,16 +135,6 @@ def snapshot_table(records: Iterable[TagRecord]) -> pa.Table:
         },
         schema=SNAPSHOT_SCHEMA,
     )
-
-
-def write_atomically(table: pa.Table, path: Path) -> None:
-    """Write beside ``path`` and rename over it: a crash leaves the previous file or none."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _read(path: Path, entry: Mapping[str, Any]) -> Snapshot:

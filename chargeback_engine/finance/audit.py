@@ -24,7 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from chargeback_engine.finance.canonical import canonical_json, money_text, sha256_text
+from chargeback_engine.canonical import canonical_json, sha256_text
+from chargeback_engine.finance.canonical import money_text
 from chargeback_engine.finance.finance_errors import FinanceError
 from chargeback_engine.finance.tables import (
     Money,
@@ -136,7 +137,7 @@ def append(
             for table, values_list in rows.items()
             if values_list
         }
-    text = canonical_json(body)
+    text = canonical_json(body, "text")
     digest = record_hash(seq, kind, subject, text, last.head)
     connection.execute(
         audit_records.insert().values(
@@ -206,7 +207,7 @@ def _changes(recorded: Mapping[str, Any], actual: Mapping[str, Any], prefix: str
 
 
 def _shown(value: Any) -> str:
-    return "missing" if value is None else value if isinstance(value, str) else canonical_json(value)
+    return "missing" if value is None else value if isinstance(value, str) else canonical_json(value, "text")
 
 
 def _check_rows(

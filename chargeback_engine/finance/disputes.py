@@ -21,8 +21,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from chargeback_engine.canonical import content_id
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.canonical import content_id, minor
+from chargeback_engine.finance.canonical import minor
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.finance_errors import DisputeError
 from chargeback_engine.finance.settings import FinanceSettings

@@ -1,4 +1,4 @@
-"""Writing finance outputs: each file atomically (temp file + rename), the manifest last.
+"""Writing finance outputs: each file atomically, the manifest last.
 
 A reader that sees ``manifest.json`` can trust every file it lists: the manifest carries
 each file's SHA-256 and the audit chain head at the time of writing.
@@ -6,31 +6,15 @@ each file's SHA-256 and the audit chain head at the time of writing.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+from chargeback_engine.files import file_sha256, write_atomic, write_manifest
 
 
 def write_bundle(out_dir: Path, files: Mapping[str, bytes], manifest: Mapping[str, Any]) -> Path:
     """Write ``files`` under ``out_dir``, then ``manifest.json`` listing them with their hashes."""
-    listed = []
     for name, data in sorted(files.items()):
         write_atomic(out_dir / name, data)
-        listed.append({"path": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
-    document = {**manifest, "files": listed}
-    target = out_dir / "manifest.json"
-    write_atomic(target, (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
-    return target
+    return write_manifest(out_dir, manifest, [(out_dir / name, file_sha256(out_dir / name)) for name in files])

@@ -18,8 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from chargeback_engine.canonical import canonical_json, content_id
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.canonical import canonical_json, content_id, minor
+from chargeback_engine.finance.canonical import minor
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.finance_errors import ClosedPeriodError, JournalError
 from chargeback_engine.finance.settings import FinanceSettings
@@ -279,7 +280,8 @@ def _bookings(entries: Sequence[JournalEntry]) -> list[str]:
                 e.currency,
                 e.invoice_id,
                 [[l.account, l.cost_center, l.debit, l.credit, l.memo] for l in e.lines],
-            ]
+            ],
+            "text",
         )
         for e in entries
     )

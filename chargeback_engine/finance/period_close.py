@@ -15,8 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from chargeback_engine.canonical import canonical_json
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.canonical import canonical_json, minor
+from chargeback_engine.finance.canonical import minor
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.finance_errors import ClosedPeriodError
 from chargeback_engine.finance.journal import (
@@ -142,7 +143,7 @@ def _invoice_row(inv: Invoice) -> dict[str, Any]:
         "markup": inv.markup,
         "total": inv.total,
         "audit_head": inv.audit_head,
-        "document": canonical_json(inv.document()),
+        "document": canonical_json(inv.document(), "text"),
     }
 
 

@@ -11,7 +11,8 @@ every amount is rounded down, and the residue units still missing to the target 
 each to the largest remainders. It moves each amount by less than one unit, and by at most
 half a unit unless the residue forces otherwise. :func:`chargeback_engine.money.split`
 cannot serve here: it apportions a residue in proportion to the remainders, which can hand
-one amount two units (0.0095 and eleven times 0.0005 would round to 0.02 and zeros).
+one amount two units (0.0095 and eleven times 0.0005 would round to 0.02 and zeros). Both
+hand out the leftover units the same way, through :func:`chargeback_engine.money.largest_remainders`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 from chargeback_engine.finance.tables import exact
-from chargeback_engine.money import minor_units, quantum
+from chargeback_engine.money import largest_remainders, minor_units, quantum
 
 
 def round_total(amount: Decimal, currency: str) -> Decimal:
@@ -41,7 +42,7 @@ def round_to(amounts: Sequence[Decimal], target: Decimal, currency: str) -> list
     residue = int((target - sum(floors, Decimal(0))) / unit)
     if not 0 <= residue <= sum(1 for r in remainders if r):
         raise ValueError(f"cannot round {len(amounts)} amounts summing to {sum(amounts, Decimal(0))} to {target}")
-    for i in sorted(range(len(amounts)), key=lambda i: (-remainders[i], i))[:residue]:
+    for i in largest_remainders(remainders, residue):
         floors[i] += unit
     return floors
 

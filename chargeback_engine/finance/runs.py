@@ -22,10 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from chargeback_engine.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.compliance import Compliance, by_cost_center
 from chargeback_engine.errors import InputError
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.finance_errors import RunConflictError
 from chargeback_engine.finance.tables import (
@@ -194,7 +194,8 @@ def _content_hash(run: RunInput, rows: list[tuple[Any, ...]]) -> str:
             "cost_centers": sorted([cc.id, cc.name, cc.mode, cc.gl_account, cc.entity] for cc in run.cost_centers),
             "rows": [list(row) for row in rows],
             **({"tag_compliance": _compliance_rows(run)} if run.tag_compliance else {}),
-        }
+        },
+        "text",
     )
     return sha256_text(body)
 
@@ -258,7 +259,7 @@ def _insert_run(
         "period": str(run.period),
         "policy_version": run.policy_version,
         "policy_hash": run.policy_hash,
-        "source_versions": canonical_json(dict(run.source_versions)),
+        "source_versions": canonical_json(dict(run.source_versions), "text"),
         "content_hash": content,
         "supersedes": supersedes,
         "unallocated_cost_center": run.unallocated,
@@ -357,7 +358,7 @@ def ingest_run(engine: sa.Engine, run: RunInput) -> IngestResult:
         if existing is not None:
             raise RunConflictError(
                 f"run {key} for {period} (policy {run.policy_version}, sources "
-                f"{canonical_json(dict(run.source_versions))}) was already recorded with different content; "
+                f"{canonical_json(dict(run.source_versions), 'text')}) was already recorded with different content; "
                 "a changed input needs a new source version"
             )
         previous = head_run(connection, period)

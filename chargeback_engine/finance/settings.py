@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chargeback_engine.finance.finance_errors import SettingsError
-from chargeback_engine.policy.yaml import load_yaml_data
+from chargeback_engine.policy.yaml import JsonPath, YamlDocument, load_yaml_document
 
 
 @dataclass(frozen=True)
@@ -65,42 +65,56 @@ _SIMPLE_KEYS = {
 }
 
 
-def _decimal(value: Any, where: str) -> Decimal:
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise SettingsError(f"{where}: {value!r} is not a decimal number") from None
+def settings_from_document(document: YamlDocument) -> FinanceSettings:
+    """Build settings from the read settings file; unknown keys are errors so typos never pass
+    silently, and every error names the ``file:line:col`` of the value at fault."""
 
+    def error(path: JsonPath, message: str, *, key: bool = False) -> SettingsError:
+        return SettingsError(str(document.diagnostic(path, message, key=key)))
 
-def settings_from_document(doc: Mapping[str, Any], file: str = "<settings>") -> FinanceSettings:
-    """Build settings from a plain mapping; unknown keys are errors so typos never pass silently."""
+    def decimal(path: JsonPath, value: Any) -> Decimal:
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            raise error(path, f"{value!r} is not a decimal number") from None
+
+    doc = {} if document.data is None else document.data
+    if not isinstance(doc, Mapping):
+        raise error((), "the settings file must be a mapping")
     known = _SIMPLE_KEYS | {"markups", "compliance_threshold", "tagged_methods", "sla_days", "dispute_assignees"}
     unknown = sorted(set(doc) - known)
     if unknown:
-        raise SettingsError(f"{file}: $.{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")
+        raise error((unknown[0],), f"unknown setting (known: {', '.join(sorted(known))})", key=True)
     values: dict[str, Any] = {k: str(v) for k, v in doc.items() if k in _SIMPLE_KEYS and v is not None}
+    items = doc.get("markups") or []
+    if not isinstance(items, list):
+        raise error(("markups",), "must be a list of {from, to, rate}")
     markups = {}
-    for i, item in enumerate(doc.get("markups") or []):
-        where = f"{file}: $.markups[{i}]"
+    for i, item in enumerate(items):
         if not isinstance(item, Mapping) or {"from", "to", "rate"} - set(item):
-            raise SettingsError(f"{where}: needs 'from', 'to' and 'rate'")
-        markups[(str(item["from"]), str(item["to"]))] = _decimal(item["rate"], f"{where}.rate")
+            raise error(("markups", i), "needs 'from', 'to' and 'rate'")
+        markups[(str(item["from"]), str(item["to"]))] = decimal(("markups", i, "rate"), item["rate"])
     values["markups"] = markups
     if "compliance_threshold" in doc:
-        values["compliance_threshold"] = _decimal(doc["compliance_threshold"], f"{file}: $.compliance_threshold")
+        values["compliance_threshold"] = decimal(("compliance_threshold",), doc["compliance_threshold"])
     if "tagged_methods" in doc:
+        if not isinstance(doc["tagged_methods"], list):
+            raise error(("tagged_methods",), "must be a list of allocation methods")
         values["tagged_methods"] = tuple(str(m) for m in doc["tagged_methods"])
     if "sla_days" in doc:
-        values["sla_days"] = int(doc["sla_days"])
+        try:
+            values["sla_days"] = int(str(doc["sla_days"]))
+        except ValueError:
+            raise error(("sla_days",), f"{doc['sla_days']!r} is not a whole number of days") from None
     if "dispute_assignees" in doc:
+        if not isinstance(doc["dispute_assignees"], Mapping):
+            raise error(("dispute_assignees",), "must be a mapping of dispute type to assignee")
         values["dispute_assignees"] = {str(k): str(v) for k, v in doc["dispute_assignees"].items()}
     return FinanceSettings(**values)
 
 
 def load_settings(path: str | Path | None) -> FinanceSettings:
+    """The settings file at ``path``, read with the hardened YAML reader; the defaults without one."""
     if path is None:
         return FinanceSettings()
-    doc = load_yaml_data(path) or {}
-    if not isinstance(doc, Mapping):
-        raise SettingsError(f"{path}: the settings file must be a mapping")
-    return settings_from_document(doc, str(path))
+    return settings_from_document(load_yaml_document(path))

@@ -20,9 +20,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from chargeback_engine.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.errors import PeriodError
 from chargeback_engine.finance.audit import Witness
-from chargeback_engine.finance.canonical import canonical_json, content_id, minor, money_text, sha256_text
+from chargeback_engine.finance.canonical import minor, money_text
 from chargeback_engine.finance.disputes import pending_credits
 from chargeback_engine.finance.finance_errors import FinanceError
 from chargeback_engine.finance.rounding import round_groups, round_total
@@ -246,7 +247,8 @@ class Statement:
                         line.amount,
                     ]
                     for line in self.lines
-                ]
+                ],
+                "text",
             )
         )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chargeback_engine.components import Alert
 from chargeback_engine.errors import NotifyError
-from chargeback_engine.insight.alerts import Channel, Delivery, channels, deliver
+from chargeback_engine.insight.alerts import Channel, Delivery, channels, deliver, read_channels
 from chargeback_engine.insight.anomalies import AlertGate, Anomaly, detect_anomalies, gate
 from chargeback_engine.insight.api import Insight
 from chargeback_engine.insight.dashboard import dashboard_html, write_dashboard
@@ -39,6 +39,7 @@ __all__ = [
     "gate",
     "ledger_facts",
     "read_budgets",
+    "read_channels",
     "read_metrics",
     "read_run_directory",
     "render",

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
@@ -22,6 +23,7 @@ from chargeback_engine.errors import NotifyError
 from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.logs import get_logger
 from chargeback_engine.periods import Period
+from chargeback_engine.policy.yaml import JsonPath, YamlDocument, load_yaml_document
 from chargeback_engine.redact import redact
 
 if TYPE_CHECKING:
@@ -95,25 +97,49 @@ class Channel:
     options: Mapping[str, Any]
 
 
-def channels(config: Sequence[Mapping[str, Any]], notifiers: Mapping[str, Notifier]) -> list[Channel]:
-    """Validate ``[{type: NAME, id?: ID, **options}]`` against each notifier's options schema."""
-    result = []
+def read_channels(path: Path, notifiers: Mapping[str, Notifier]) -> list[Channel]:
+    """The channels of a notifier config file, ``{notifiers: [{type: NAME, id?: ID, **options}]}``,
+    read with the hardened YAML reader; every error names the file, line and column."""
+    document = load_yaml_document(path)
+    if not isinstance(document.data, dict):
+        raise NotifyError(str(document.diagnostic((), "expected {notifiers: [...]}")))
+    entries = document.data.get("notifiers", [])
+    if not isinstance(entries, list):
+        raise NotifyError(str(document.diagnostic(("notifiers",), "expected a list of notifiers")))
+    return channels(entries, notifiers, document)
+
+
+def channels(
+    config: Sequence[Mapping[str, Any]], notifiers: Mapping[str, Notifier], document: YamlDocument | None = None
+) -> list[Channel]:
+    """Validate ``[{type: NAME, id?: ID, **options}]`` against each notifier's options schema;
+    errors are located in ``document`` when the entries were read from one."""
+
+    def error(path: JsonPath, message: str) -> NotifyError:
+        if document is not None:
+            return NotifyError(str(document.diagnostic(("notifiers", *path), message)))
+        return NotifyError(
+            f"notifiers{''.join(f'[{p!r}]' if isinstance(p, int) else f'.{p}' for p in path)}: {message}"
+        )
+
+    result: list[Channel] = []
     for i, entry in enumerate(config):
+        if not isinstance(entry, Mapping):
+            raise error((i,), "expected a mapping with a notifier 'type'")
         kind: Any = entry.get("type")  # whatever the YAML holds: reported below unless a notifier's name
         if kind not in notifiers:
-            raise NotifyError(f"notifiers[{i}]: unknown notifier type {kind!r}; known: {', '.join(sorted(notifiers))}")
+            raise error((i,), f"unknown notifier type {kind!r}; known: {', '.join(sorted(notifiers))}")
         options = {k: v for k, v in entry.items() if k not in ("type", "id")}
         notifier = notifiers[kind]
-        error = jsonschema.exceptions.best_match(
+        found = jsonschema.exceptions.best_match(
             jsonschema.Draft202012Validator(notifier.options_schema).iter_errors(options)
         )
-        if error is not None:
-            where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-            raise NotifyError(f"notifiers[{i}]{where}: {error.message}")
-        result.append(Channel(str(entry.get("id", kind)), notifier, options))
-    ids = [c.id for c in result]
-    if len(ids) != len(set(ids)):
-        raise NotifyError("two notifiers share a channel id; give each an 'id'")
+        if found is not None:
+            raise error((i, *found.absolute_path), found.message)
+        channel = Channel(str(entry.get("id", kind)), notifier, options)
+        if any(c.id == channel.id for c in result):
+            raise error((i,), f"two notifiers share the channel id {channel.id!r}; give each an 'id'")
+        result.append(channel)
     return result
 
 

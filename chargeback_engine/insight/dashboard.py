@@ -9,14 +9,14 @@ overview's legends and team list.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from chargeback_engine.finance.files import write_atomic
+from chargeback_engine.canonical import sha256_hex
+from chargeback_engine.files import write_atomic
 
 
 def dashboard_html(data: dict[str, Any]) -> str:
@@ -30,7 +30,7 @@ def page_name(overview: Path, cost_center: str) -> str:
     """``dashboard-CC-1001.html``: a safe file name; an id that had to change gets a short hash to stay unique."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", cost_center)
     if safe != cost_center:
-        safe += "-" + hashlib.sha256(cost_center.encode()).hexdigest()[:8]
+        safe += "-" + sha256_hex(cost_center)[:8]
     return f"{overview.stem}-{safe}.html"
 
 

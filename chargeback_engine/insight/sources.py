@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -27,6 +26,7 @@ from chargeback_engine.insight.facts import Facts, ledger_facts
 from chargeback_engine.insight.kpis import Metric
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.periods import Period
+from chargeback_engine.sql import connect, sql_name, sql_text
 
 LEDGER_FILE = "allocations.parquet"
 FOCUS_FILE = "focus_allocated.parquet"
@@ -98,11 +98,11 @@ def _top_resources(path: Path) -> dict[str, list[tuple[str, Decimal]]]:
     """Each cost center's largest resources in a stored ledger (lines without one count as ``(no resource)``)."""
     if "resource_id" not in pq.read_schema(path).names:
         return {}
-    with duckdb.connect() as con:
+    with connect() as con:
         rows = con.sql(f"""
             WITH totals AS (
                 SELECT cost_center, coalesce(resource_id, '(no resource)') AS resource, sum(amount) AS amount
-                FROM read_parquet('{str(path).replace("'", "''")}') GROUP BY 1, 2
+                FROM read_parquet({sql_text(str(path))}) GROUP BY 1, 2
             ), ranked AS (
                 SELECT *, row_number() OVER (PARTITION BY cost_center ORDER BY abs(amount) DESC, resource) AS n FROM totals
             )
@@ -151,13 +151,13 @@ def _read_resources(path: Path, cost_column: str) -> pa.Table:
     lines = pq.read_table(path, columns=columns)
     # An allocated line appears once per cost center it was split to: count each source line
     # once, then fold lines with the same resource and tags (the compliance check is per tag set).
-    with duckdb.connect() as con:
+    with connect() as con:
         con.register("lines", lines)
         return con.sql(
             f"""
             SELECT coalesce("ResourceId", "x_SourceId" || ':' || "x_SourceRow") AS resource_id,
                    "Tags" AS tags, sum(cost) AS cost
-            FROM (SELECT DISTINCT ON ("x_SourceId", "x_SourceRow") *, "{cost_column}" AS cost FROM lines)
+            FROM (SELECT DISTINCT ON ("x_SourceId", "x_SourceRow") *, {sql_name(cost_column)} AS cost FROM lines)
             GROUP BY ALL ORDER BY ALL
             """
         ).to_arrow_table()

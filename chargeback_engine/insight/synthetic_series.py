@@ -6,7 +6,6 @@ same series, the same injected anomalies and therefore the same evaluation figur
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -20,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.csvwriter import csv_bytes
 from chargeback_engine.enrich.apply import ENRICHMENT_SCHEMA
 from chargeback_engine.focus import COST_TABLE_SCHEMA
@@ -152,7 +152,7 @@ def write_sample(root: str | Path, *, seed: int = 6) -> Path:
 def _sample_period(
     period: Period, first: date, series: Mapping[tuple[str, str], list[float]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    run_id = hashlib.sha256(f"sample:{period}".encode()).hexdigest()[:16]
+    run_id = sha256_hex(f"sample:{period}")[:16]
     base = {
         "run_id": run_id,
         "source_id": "sample",
@@ -171,7 +171,7 @@ def _sample_period(
         for (cc, service), values in series.items():
             amount = Decimal(repr(values[(day - first).days])).quantize(Decimal("0.0001"))
             row = len(focus)
-            record = hashlib.sha256(f"{period}:{row}".encode()).hexdigest()[:24]
+            record = sha256_hex(f"{period}:{row}")[:24]
             tagged = cc != SAMPLE_BUCKET
             tags = {"cost-center": cc, "env": "prod"} if tagged else {"env": "prod"}
             resource = f"{service.split()[-1].lower()}-{cc.lower()}-{(row if tagged else day.day) % 3}"
@@ -209,7 +209,7 @@ def _sample_period(
                     "category": category,
                     "rule_id": "by-tag" if tagged else None,
                     "method": method,
-                    "decision_id": hashlib.sha256(f"{cc}:{tagged}".encode()).hexdigest()[:16],
+                    "decision_id": sha256_hex(f"{cc}:{tagged}")[:16],
                 }
             )
             if cc in SAMPLE_TEAMS:

@@ -18,6 +18,7 @@ from chargeback_engine.components import Finding, JsonPath
 from chargeback_engine.errors import InputError
 from chargeback_engine.policy.paths import contained_path
 from chargeback_engine.policy.policy_model import Driver, Policy
+from chargeback_engine.sql import connect
 
 
 def known_cost_centers(policy: Policy) -> frozenset[str]:
@@ -73,7 +74,7 @@ def driver_rows(driver: Driver, policy_file: str | None) -> list[dict[str, str |
         raise InputError(f"{path}: driver {driver.id!r} file not found")
     reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, all_varchar = true, header = true)"
     try:
-        table = duckdb.connect().sql(f"SELECT * FROM {reader}", params=[str(path)]).to_arrow_table()
+        table = connect().sql(f"SELECT * FROM {reader}", params=[str(path)]).to_arrow_table()
     except duckdb.Error as error:
         raise InputError(f"{path}: driver {driver.id!r} cannot be read: {error}") from None
     missing = {"period", "cost_center", "quantity"} - set(table.column_names)

@@ -25,11 +25,17 @@ def allowed_roots() -> list[Path]:
     return [Path(r).resolve() for r in os.environ.get(ROOTS_VARIABLE, "").split(os.pathsep) if r.strip()]
 
 
+def beside_policy(policy_file: str | Path | None, written: str) -> Path:
+    """The path ``written`` in the policy at ``policy_file`` names: relative to the policy's
+    folder (to the working directory for a policy that has no file)."""
+    return (Path(policy_file).parent if policy_file else Path()) / written
+
+
 def contained_path(policy_file: str | Path | None, written: str) -> Path:
-    """The file ``written`` in the policy at ``policy_file`` names (relative to the policy's
-    folder); :class:`InputError` if it resolves outside that folder and every allowed root."""
+    """:func:`beside_policy`, for a file the policy reads; :class:`InputError` if it resolves
+    outside the policy's folder and every allowed root."""
     folder = Path(policy_file).parent if policy_file else Path.cwd()
-    path = folder / written
+    path = beside_policy(policy_file, written)
     resolved = path.resolve()
     if not any(resolved.is_relative_to(root) for root in (folder.resolve(), *allowed_roots())):
         raise InputError(

@@ -6,14 +6,13 @@ the YAML, so a policy means the same thing however it was loaded.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
+from chargeback_engine.canonical import canonical_json, sha256_text
 from chargeback_engine.errors import PeriodError
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.match import Condition, TagNormalizer
@@ -128,8 +127,7 @@ class PolicySet:
     @property
     def content_hash(self) -> str:
         """One hash over the content hashes of all policies; file names and order do not count."""
-        joined = "\n".join(sorted(p.content_hash for p in self.policies))
-        return "sha256:" + hashlib.sha256(joined.encode("utf-8")).hexdigest()
+        return sha256_text("\n".join(sorted(p.content_hash for p in self.policies)))
 
     def _in_effective_order(self) -> list[Policy]:
         return sorted(self.policies, key=lambda p: (p.effective_from, p.name))
@@ -151,19 +149,4 @@ def content_hash(document: Mapping[str, Any]) -> str:
     count; the order of list items does. Numbers are written in their shortest exact
     decimal form, so ``0.40`` and ``0.4`` hash alike.
     """
-    return "sha256:" + hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, exact numbers (never via float), UTF-8 text."""
-    if isinstance(value, Mapping):
-        items = sorted((str(k), v) for k, v in value.items())
-        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + canonical_json(v) for k, v in items) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(canonical_json(v) for v in value) + "]"
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, (int, float, Decimal)):
-        number = Decimal(value if not isinstance(value, float) else repr(value)).normalize()
-        return format(number, "f") if number else "0"
-    return json.dumps(str(value), ensure_ascii=False)
+    return sha256_text(canonical_json(document))

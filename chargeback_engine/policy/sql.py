@@ -14,26 +14,19 @@ Spark with Java's engine, anchored the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal
 
 from chargeback_engine.policy.match import Condition, _All, _Any, _Field, _Not
+from chargeback_engine.sql import Dialect, sql_text
 
-Dialect = Literal["duckdb", "spark"]
 #: The SQL expression of a key field (a FOCUS column or ``tags.<key>``) in the plane.
 ColumnOf = Callable[[str], str]
-
-
-def sql_literal(text: str) -> str:
-    """``text`` as a SQL string literal, the same in DuckDB and Spark SQL (Spark also
-    reads backslashes as escapes, so they are doubled there; see :func:`condition_sql`)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def condition_sql(condition: Condition, column: ColumnOf, dialect: Dialect = "duckdb") -> str:
     """``condition`` as a two-valued SQL predicate over the columns ``column`` names."""
 
     def text(value: str) -> str:
-        return sql_literal(value.replace("\\", "\\\\") if dialect == "spark" else value)
+        return sql_text(value.replace("\\", "\\\\") if dialect == "spark" else value)
 
     def values(items: Iterable[str]) -> str:
         return ", ".join(text(v) for v in sorted(items))

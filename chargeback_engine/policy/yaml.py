@@ -101,6 +101,10 @@ class YamlDocument:
         line, column = self.position(path, key=key)
         return Diagnostic(self.file, line, column, format_path(path), message, severity)  # type: ignore[arg-type]  # a plugin's Finding.severity is a plain str
 
+    def error(self, path: JsonPath, message: str, *, key: bool = False) -> YamlFileError:
+        """The error for a value that is read but not valid, located where it was written."""
+        return YamlFileError([self.diagnostic(path, message, key=key)])
+
 
 class _Fatal(Exception):
     """Stop reading: what follows cannot be trusted (or must not be expanded)."""
@@ -300,14 +304,16 @@ class YamlFileError(InputError):
         super().__init__("\n".join(str(d) for d in self.diagnostics))
 
 
-def load_yaml_data(path: str | Path) -> Any:
-    """The plain data of any YAML file the product reads (policy tests, finance settings,
-    notifier configs), through the same hardened reader as policies: they are as untrusted."""
+def load_yaml_document(path: str | Path) -> YamlDocument:
+    """Any YAML file the product reads (policy tests, finance settings, notifier configs),
+    through the same hardened reader as policies: they are as untrusted. The document keeps
+    where each value was written, so a reader's own checks name ``file:line:col`` too
+    (:meth:`YamlDocument.error`)."""
     document, found = read_yaml_file(Path(path))
     errors = [d for d in found if d.severity == "error"]
     if document is None or errors:
         raise YamlFileError(errors or found)
-    return document.data
+    return document
 
 
 def read_yaml_file(path: Path) -> tuple[YamlDocument | None, list[Diagnostic]]:

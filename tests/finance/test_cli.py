@@ -165,7 +165,7 @@ def test_cli_errors_exit_non_zero_with_the_reason(workspace: Path) -> None:
     assert result.exit_code == 2 and "is not of the form YYYY-MM" in result.output
     (workspace / "bad.yaml").write_text("payer_entitty: X\n")
     result = CliRunner().invoke(main, ["period", "status", "--settings", str(workspace / "bad.yaml")])
-    assert result.exit_code == 1 and "bad.yaml: $.payer_entitty: unknown setting" in result.output
+    assert result.exit_code == 1 and "bad.yaml:1:1: $.payer_entitty: unknown setting" in result.output
     result = CliRunner().invoke(
         main,
         [

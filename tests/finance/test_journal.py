@@ -156,7 +156,7 @@ def _netsuite(closed: sa.Engine, tmp_path: Path) -> None:
 def _workday(closed: sa.Engine, tmp_path: Path) -> None:
     export_journal(closed, "2026-01", "workday", tmp_path, SETTINGS)
     files = sorted(tmp_path.glob("workday_*.xml"))
-    assert len(files) == 3 == len(_manifest(tmp_path)["files"])
+    assert len(files) == 3 == len(_manifest(tmp_path)["outputs"])
     for path in files:
         root = ET.parse(path).getroot()
         assert root.tag == f"{WD}Import_Accounting_Journal_Request"

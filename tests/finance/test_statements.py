@@ -199,10 +199,10 @@ def test_rendered_invoices_json_csv_html_with_manifest(books: sa.Engine, tmp_pat
     manifest_path = export_invoices(books, "2026-01", tmp_path / "out")
     manifest = json.loads(manifest_path.read_text())
     assert manifest["audit_head"].startswith("sha256:")
-    assert len(manifest["files"]) == 3 * len(closed.statement.invoices)
-    for entry in manifest["files"]:
-        data = (tmp_path / "out" / entry["path"]).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    assert len(manifest["outputs"]) == 3 * len(closed.statement.invoices)
+    for entry in manifest["outputs"]:
+        data = (tmp_path / "out" / entry["file"]).read_bytes()
+        assert entry["sha256"] == "sha256:" + hashlib.sha256(data).hexdigest() and entry["bytes"] == len(data)
     invoice = json.loads((tmp_path / "out" / "2026-01_CC-200_USD.json").read_text())
     assert invoice["total"] == "49.58" and invoice["audit_head"] == closed.statement.invoices[1].audit_head
     rows = list(csv.DictReader(_evil_file(tmp_path / "out", ".csv").splitlines()))

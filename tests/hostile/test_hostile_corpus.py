@@ -98,6 +98,10 @@ def _file(name: str, content: str | bytes, *command: str) -> Callable[[Path], li
     return setup
 
 
+def _settings(content: str, name: str = "settings.yaml") -> Callable[[Path], list[str]]:
+    return _file(name, content, "period", "close", "--period", "2026-10", "--db", "{db}", "--settings", "{file}")
+
+
 def _notifiers(text: str) -> Callable[[Path], list[str]]:
     def setup(folder: Path) -> list[str]:
         write_sample(folder / "runs")
@@ -189,7 +193,25 @@ CASES = [
         "policy test whose cases are not a list",
         _policy_test("cases: 5\n"),
         1,
-        ("expected a mapping with 'cases', a list of mappings",),
+        ("acme_test.yaml:1:8: $.cases: expected a mapping with 'cases', a list of mappings",),
+    ),
+    Case(
+        "policy test whose case is a list",
+        _policy_test("cases:\n  - name: a\n  - [b]\n"),
+        1,
+        ("acme_test.yaml:3:5: $.cases[1]: expected a mapping with 'cases', a list of mappings",),
+    ),
+    Case(
+        "policy test whose expected amount is text",
+        _policy_test("cases:\n  - name: a\n    expect: {CC-1001: lots}\n"),
+        1,
+        ("acme_test.yaml:3:23: $.cases[0].expect.CC-1001: expected amount 'lots' is not a number",),
+    ),
+    Case(
+        "policy test whose period is not a month",
+        _policy_test("cases:\n  - name: a\n    period: 2026-13\n"),
+        1,
+        ("acme_test.yaml:3:13: $.cases[0].period:",),
     ),
     Case(
         "policy test that is an alias bomb",
@@ -205,35 +227,25 @@ CASES = [
     ),
     Case(
         "--settings is a CSV",
-        _file(
-            "settings.csv",
-            "account,rate\n6420,0.05\n",
-            "period",
-            "close",
-            "--period",
-            "2026-10",
-            "--db",
-            "{db}",
-            "--settings",
-            "{file}",
-        ),
+        _settings("account,rate\n6420,0.05\n", "settings.csv"),
         1,
-        ("settings.csv: the settings file must be a mapping",),
+        ("settings.csv:1:1: $: the settings file must be a mapping",),
+    ),
+    Case(
+        "--settings with a markup rate that is text",
+        _settings("markups:\n  - {from: DE, to: US, rate: lots}\n"),
+        1,
+        ("settings.yaml:2:30: $.markups[0].rate: 'lots' is not a decimal number",),
+    ),
+    Case(
+        "--settings with SLA days that are not a number",
+        _settings("payer_entity: DE\nsla_days: soon\n"),
+        1,
+        ("settings.yaml:2:11: $.sla_days: 'soon' is not a whole number of days",),
     ),
     Case(
         "--settings with a Python tag",
-        _file(
-            "settings.yaml",
-            "payer_entity: !!python/name:os.system\n",
-            "period",
-            "close",
-            "--period",
-            "2026-10",
-            "--db",
-            "{db}",
-            "--settings",
-            "{file}",
-        ),
+        _settings("payer_entity: !!python/name:os.system\n"),
         1,
         ("settings.yaml:1:15", "not allowed"),
     ),
@@ -242,6 +254,24 @@ CASES = [
         _notifiers("notifiers: []\nnotifiers: [{type: json}]\n"),
         1,
         ("notifiers.yaml:2:1", "duplicate key 'notifiers'"),
+    ),
+    Case(
+        "--notifiers naming an unknown notifier",
+        _notifiers("notifiers:\n  - {type: json}\n  - {type: pager}\n"),
+        1,
+        ("notifiers.yaml:3:5: $.notifiers[1]: unknown notifier type 'pager'",),
+    ),
+    Case(
+        "--notifiers with an option of the wrong type",
+        _notifiers("notifiers:\n  - type: webhook\n    url: ftp://x\n"),
+        1,
+        ("notifiers.yaml:3:10: $.notifiers[0].url: 'ftp://x' does not match",),
+    ),
+    Case(
+        "--notifiers that is a list",
+        _notifiers("- {type: json}\n"),
+        1,
+        ("notifiers.yaml:1:1: $: expected {notifiers: [...]}",),
     ),
     Case(
         "--out below a file, found before the input is read",

@@ -161,7 +161,7 @@ def test_notifier_config_errors_are_located() -> None:
         channels([{"type": "pager"}], NOTIFIERS)
     with pytest.raises(NotifyError, match=r"notifiers\[1\].url: 'ftp://x' does not match"):
         channels([{"type": "json"}, {"type": "webhook", "url": "ftp://x"}], NOTIFIERS)
-    with pytest.raises(NotifyError, match="share a channel id"):
+    with pytest.raises(NotifyError, match=r"notifiers\[1\]: two notifiers share the channel id 'json'"):
         channels([{"type": "json"}, {"type": "json"}], NOTIFIERS)
 
 

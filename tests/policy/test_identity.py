@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from chargeback_engine import Period, PeriodError, load_policies
+from chargeback_engine.canonical import canonical_json
 from chargeback_engine.plugins import Registry
-from chargeback_engine.policy.policy_model import canonical_json, content_hash
+from chargeback_engine.policy.policy_model import content_hash
 
 from .conftest import VALID_POLICY
 

@@ -20,10 +20,7 @@ month only asks BigQuery for rows exported after it.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -46,9 +43,11 @@ from chargeback_engine.plugin import (
     get_logger,
     normalise,
     redact_sdk_logs,
+    sha256_hex,
     table_details,
     tags_json,
     to_money,
+    write_table_atomic,
 )
 from chargeback_gcp.clients import (
     API_TIMEOUT,
@@ -411,7 +410,7 @@ class _State:
     """The rows read so far for one table and month, with their export_time high-water mark."""
 
     def __init__(self, config: Mapping[str, Any], period: Period):
-        key = hashlib.sha256(f"{config['table']}|{config.get('credits', 'net')}".encode()).hexdigest()[:16]
+        key = sha256_hex(f"{config['table']}|{config.get('credits', 'net')}")[:16]
         self.path = Path(config["state_dir"]) / f"{NAME}-{key}-{period}.parquet"
         self.mark = _EPOCH
 
@@ -424,9 +423,5 @@ class _State:
         return table
 
     def save(self, table: pa.Table) -> None:
-        """Write to a temp file and rename, so a crash never leaves half a state behind."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-        os.close(handle)
-        pq.write_table(table, temp)
-        os.replace(temp, self.path)
+        """Written atomically, so a crash never leaves half a state behind."""
+        write_table_atomic(table, self.path)
