@@ -27,7 +27,7 @@ from chargeback_engine.enrich.explain_enrichment import enrichment_table_path
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.policy_model import Policy, PolicySet
-from chargeback_engine.sql import connect, sql_name, sql_text
+from chargeback_engine.sql_common import connect, sql_name, sql_text
 
 FOCUS_FILE = "focus_allocated.parquet"
 DEFAULT_OWNER_TAG = "owner"

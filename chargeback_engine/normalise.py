@@ -55,7 +55,7 @@ from chargeback_engine.focus import (
     conform,
 )
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
-from chargeback_engine.sql import connect
+from chargeback_engine.sql_common import connect
 
 #: Columns renamed between FOCUS releases: older (or newer) name -> the name we use. When a
 #: file has both, the current name wins.

@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 
 from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.components import CollectedSource
+from chargeback_engine.durable_files import write_atomic, write_table_atomic
 from chargeback_engine.enrich.snapshots import cache_root
 from chargeback_engine.errors import InputError
-from chargeback_engine.files import write_atomic, write_table_atomic
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
 from chargeback_engine.policy.policy_model import Policy, PolicySet

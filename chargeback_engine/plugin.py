@@ -50,6 +50,7 @@ from chargeback_engine.components import (
     Shares,
     fallback_shares,
 )
+from chargeback_engine.durable_files import write_atomic, write_table_atomic
 from chargeback_engine.enrich.model import SCOPES, Enricher, Scope, TagRecord, base_options
 from chargeback_engine.errors import (
     ChargebackError,
@@ -61,7 +62,6 @@ from chargeback_engine.errors import (
     PluginError,
     PolicyError,
 )
-from chargeback_engine.files import write_atomic, write_table_atomic
 from chargeback_engine.focus import (
     COST_TABLE_SCHEMA,
     ENCODED_TEXT,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chargeback_engine.bench.synthetic import COST_CENTERS, TEAMS, Shape, write_parquet
-from chargeback_engine.files import file_sha256
+from chargeback_engine.durable_files import file_sha256
 
 if TYPE_CHECKING:
     from chargeback_engine.policy.policy_model import Policy

@@ -13,12 +13,12 @@ Internal package: plugin authors import these names from :mod:`chargeback_engine
 
 from __future__ import annotations
 
-from chargeback_engine.collect.files import BATCH_ROWS, BatchMapper, focus_mapper, iter_file_batches
+from chargeback_engine.collect.export_files import BATCH_ROWS, BatchMapper, focus_mapper, iter_file_batches
 from chargeback_engine.collect.paging import PageLog
 from chargeback_engine.collect.progress import ProgressListener, listening, report_progress
 from chargeback_engine.collect.retry import DEADLINE_SCHEMA, Clock, RetryPolicy, SystemClock
 from chargeback_engine.collect.sdklogs import SecretRedactor, redact_sdk_logs
-from chargeback_engine.collect.tables import content_version, decimal_from_double, table_details, tags_json
+from chargeback_engine.collect.table_facts import content_version, decimal_from_double, table_details, tags_json
 
 __all__ = [
     "BATCH_ROWS",

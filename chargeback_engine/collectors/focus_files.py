@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 
 from chargeback_engine.collect import report_progress
 from chargeback_engine.components import CollectedSource, Collector
+from chargeback_engine.durable_files import file_sha256
 from chargeback_engine.errors import InputError
-from chargeback_engine.files import file_sha256
 from chargeback_engine.focus import (
     COST_TABLE_SCHEMA,
     ENCODED_TEXT,

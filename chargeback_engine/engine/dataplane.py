@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 
 from chargeback_engine.engine.store import RunStore
 from chargeback_engine.periods import Period
-from chargeback_engine.sql import Dialect
+from chargeback_engine.sql_common import Dialect
 
 #: How one decision splits: one row per (decision, cost center). ``weight`` is an integer
 #: (the kernel scales and reduces Decimal weights exactly); ``position`` orders the

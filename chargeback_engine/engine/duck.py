@@ -27,7 +27,7 @@ from chargeback_engine.engine.store import (
 )
 from chargeback_engine.errors import InputError
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, tie_order
-from chargeback_engine.sql import Dialect, connect, sql_name
+from chargeback_engine.sql_common import Dialect, connect, sql_name
 
 _UNIT = 10**LEDGER_SCALE
 #: Integer units back to money: one exact product, DECIMAL(38,0) * DECIMAL(S+1,S).

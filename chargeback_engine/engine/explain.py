@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from chargeback_engine.errors import InputError
-from chargeback_engine.sql import connect, sql_text
+from chargeback_engine.sql_common import connect, sql_text
 
 #: Source lines listed under each rule when explaining a cost center.
 TOP_LINES = 5

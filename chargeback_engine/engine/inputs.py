@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from chargeback_engine.components import CollectedSource
+from chargeback_engine.durable_files import file_sha256, table_sha256
 from chargeback_engine.engine.result import InputInfo
 from chargeback_engine.engine.store import one_chunk
 from chargeback_engine.errors import InputError
-from chargeback_engine.files import file_sha256, table_sha256
 from chargeback_engine.focus import conform, encoded
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.logs import get_logger

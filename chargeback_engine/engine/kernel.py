@@ -50,7 +50,7 @@ from chargeback_engine.policy.policy_model import (
     Stage,
 )
 from chargeback_engine.policy.sql import ColumnOf, first_match_sql
-from chargeback_engine.sql import Dialect
+from chargeback_engine.sql_common import Dialect
 
 #: Integer weights are reduced to at most this total, which keeps the data plane's
 #: HUGEINT intermediates (< total²) far from overflow. Below it, weights are exact.

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from chargeback_engine.components import Exporter
+from chargeback_engine.durable_files import MANIFEST, file_sha256, sync_directory, sync_file, write_manifest
 from chargeback_engine.engine.memory import release_arrow_memory
 from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.errors import ChargebackError
-from chargeback_engine.files import MANIFEST, file_sha256, sync_directory, sync_file, write_manifest
 from chargeback_engine.plugins import Registered, reported
 
 #: The symlink naming the committed generation.

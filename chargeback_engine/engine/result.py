@@ -17,7 +17,7 @@ from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 from chargeback_engine.periods import Period
 from chargeback_engine.policy.policy_model import Policy
-from chargeback_engine.sql import sql_name, sql_text
+from chargeback_engine.sql_common import sql_name, sql_text
 
 
 @dataclass(frozen=True)

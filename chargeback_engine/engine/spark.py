@@ -46,7 +46,7 @@ from chargeback_engine.errors import InputError
 from chargeback_engine.focus import MONEY, read_parquet_columns
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.money import LEDGER_SCALE, tie_order
-from chargeback_engine.sql import Dialect, connect, sql_name, sql_text
+from chargeback_engine.sql_common import Dialect, connect, sql_name, sql_text
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT
 from chargeback_engine.ledger import LEDGER_SCHEMA
-from chargeback_engine.sql import sql_name, sql_text
+from chargeback_engine.sql_common import sql_name, sql_text
 
 if TYPE_CHECKING:
     from chargeback_engine.engine.dataplane import RunInfo

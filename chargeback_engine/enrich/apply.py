@@ -26,9 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chargeback_engine.durable_files import file_sha256, table_sha256, write_table_atomic
 from chargeback_engine.enrich.model import BILL
 from chargeback_engine.enrich.snapshots import Snapshot, cache_root, latest_snapshot, take_snapshot
-from chargeback_engine.files import file_sha256, table_sha256, write_table_atomic
 from chargeback_engine.focus import ENCODED_TEXT
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry

@@ -14,10 +14,10 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from chargeback_engine.durable_files import file_sha256
 from chargeback_engine.enrich.apply import ENRICHMENT_INPUT
 from chargeback_engine.enrich.exporter import FILE
 from chargeback_engine.errors import InputError
-from chargeback_engine.files import file_sha256
 
 
 def explain_enrichment(out: str | Path, record_id: str) -> str:

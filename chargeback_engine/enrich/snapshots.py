@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chargeback_engine.canonical import sha256_hex
+from chargeback_engine.durable_files import write_table_atomic
 from chargeback_engine.enrich.model import SCOPES, Enricher, TagRecord, entry_id
 from chargeback_engine.errors import InputError
-from chargeback_engine.files import write_table_atomic
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, reported
 from chargeback_engine.policy.paths import beside_policy

@@ -21,7 +21,7 @@ from chargeback_engine.csvwriter import defused
 from chargeback_engine.engine.store import RECORD
 from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT
 from chargeback_engine.hookspecs import hookimpl
-from chargeback_engine.sql import connect, sql_text
+from chargeback_engine.sql_common import connect, sql_text
 
 #: Rows per Parquet row group: fixed, so the files do not depend on how rows were batched.
 ROW_GROUP_ROWS = 1 << 18

@@ -25,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.canonical import canonical_json, sha256_text
-from chargeback_engine.finance.canonical import money_text
 from chargeback_engine.finance.finance_errors import FinanceError
+from chargeback_engine.finance.money_text import money_text
 from chargeback_engine.finance.tables import (
     Money,
     adjustments,

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 
 from chargeback_engine.csvwriter import csv_bytes
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.canonical import minor, money_text
-from chargeback_engine.finance.files import write_bundle
+from chargeback_engine.finance.bundles import write_bundle
 from chargeback_engine.finance.finance_errors import ClosedPeriodError
 from chargeback_engine.finance.journal import issued_invoices
+from chargeback_engine.finance.money_text import minor, money_text
 from chargeback_engine.finance.period_close import statement
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice

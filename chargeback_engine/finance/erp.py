@@ -28,10 +28,10 @@ import sqlalchemy as sa
 
 from chargeback_engine.csvwriter import csv_bytes
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.canonical import minor
-from chargeback_engine.finance.files import write_bundle
+from chargeback_engine.finance.bundles import write_bundle
 from chargeback_engine.finance.finance_errors import ClosedPeriodError
 from chargeback_engine.finance.journal import JournalBatch, JournalEntry, check_balanced, load_batches
+from chargeback_engine.finance.money_text import minor
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import exact
 from chargeback_engine.periods import Period

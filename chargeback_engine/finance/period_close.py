@@ -17,7 +17,6 @@ import sqlalchemy as sa
 
 from chargeback_engine.canonical import canonical_json
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.canonical import minor
 from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.finance_errors import ClosedPeriodError
 from chargeback_engine.finance.journal import (
@@ -28,6 +27,7 @@ from chargeback_engine.finance.journal import (
     load_batches,
     record_batch,
 )
+from chargeback_engine.finance.money_text import minor
 from chargeback_engine.finance.runs import head_run
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice, Statement, StatementLine, build_statement, resolve_terms

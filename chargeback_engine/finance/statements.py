@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from chargeback_engine.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.errors import PeriodError
 from chargeback_engine.finance.audit import Witness
-from chargeback_engine.finance.canonical import minor, money_text
 from chargeback_engine.finance.disputes import pending_credits
 from chargeback_engine.finance.finance_errors import FinanceError
+from chargeback_engine.finance.money_text import minor, money_text
 from chargeback_engine.finance.rounding import round_groups, round_total
 from chargeback_engine.finance.runs import aggregate_run, head_run
 from chargeback_engine.finance.settings import FinanceSettings

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chargeback_engine.canonical import sha256_hex
-from chargeback_engine.files import write_atomic
+from chargeback_engine.durable_files import write_atomic
 
 
 def dashboard_html(data: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from chargeback_engine.insight.facts import Facts, ledger_facts
 from chargeback_engine.insight.kpis import Metric
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.sql import connect, sql_name, sql_text
+from chargeback_engine.sql_common import connect, sql_name, sql_text
 
 LEDGER_FILE = "allocations.parquet"
 FOCUS_FILE = "focus_allocated.parquet"

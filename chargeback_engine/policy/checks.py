@@ -18,7 +18,7 @@ from chargeback_engine.components import Finding, JsonPath
 from chargeback_engine.errors import InputError
 from chargeback_engine.policy.paths import contained_path
 from chargeback_engine.policy.policy_model import Driver, Policy
-from chargeback_engine.sql import connect
+from chargeback_engine.sql_common import connect
 
 
 def known_cost_centers(policy: Policy) -> frozenset[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from chargeback_engine.policy.match import Condition, _All, _Any, _Field, _Not
-from chargeback_engine.sql import Dialect, sql_text
+from chargeback_engine.sql_common import Dialect, sql_text
 
 #: The SQL expression of a key field (a FOCUS column or ``tags.<key>``) in the plane.
 ColumnOf = Callable[[str], str]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chargeback_engine.files import file_sha256, write_atomic, write_manifest
+from chargeback_engine.durable_files import file_sha256, write_atomic, write_manifest
 
 
 def write_bundle(out_dir: Path, files: Mapping[str, bytes], manifest: Mapping[str, Any]) -> Path:

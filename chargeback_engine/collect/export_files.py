@@ -24,7 +24,7 @@ from chargeback_engine.normalise import (
     tags_as_text,
     unique_columns,
 )
-from chargeback_engine.sql import connect
+from chargeback_engine.sql_common import connect
 
 #: Rows per Arrow batch when streaming export files; bounds memory per batch.
 BATCH_ROWS = 65_536

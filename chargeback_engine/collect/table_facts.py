@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from chargeback_engine import focus
-from chargeback_engine.files import table_sha256
+from chargeback_engine.durable_files import table_sha256
 
 
 def decimal_from_double(value: float) -> Decimal:
