@@ -195,7 +195,16 @@ def reported(kind: str, registered: Registered[Any], name: str) -> Iterator[None
     except ChargebackError:
         raise
     except Exception as exc:  # third-party code
-        raise PluginError(f"{kind} {name!r} of plugin {registered.plugin!r} raised {_describe(exc)}") from exc
+        raise plugin_fault(kind, registered, name, f"raised {_describe(exc)}") from exc
+
+
+def plugin_fault(kind: str, registered: Registered[Any], name: str, what: str) -> PluginError:
+    """The error for a component that broke its contract (raised, or returned the wrong
+    thing): one sentence naming it, its plugin, and what the user can do."""
+    return PluginError(
+        f"{kind} {name!r} of plugin {registered.plugin!r} {what}; this is a bug in the plugin: "
+        "report it to its authors (chargeback plugins names its distribution)"
+    )
 
 
 def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:

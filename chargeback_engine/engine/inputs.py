@@ -20,13 +20,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
-from chargeback_engine.components import CollectedSource
+from chargeback_engine.components import CollectedSource, Collector
 from chargeback_engine.engine.result import InputInfo
 from chargeback_engine.engine.store import one_chunk
 from chargeback_engine.errors import InputError
 from chargeback_engine.focus import conform, encoded
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.periods import Period
+from chargeback_engine.plugins import Registered, plugin_fault, reported
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +65,27 @@ def collect(
     for entry in sources:
         collected.extend(collect_from(entry.get("collector") or entry.get("type"), entry))
     return _read_once(collected)
+
+
+def run_collector(
+    registered: Registered[Collector], name: str, config: Mapping[str, Any], period: Period | None
+) -> list[CollectedSource]:
+    """What one collector returns, held to its contract: ``CollectedSource`` objects whose
+    tables read as the cost table. A breach names the collector and its plugin here, not
+    as a stray exception when the sources are combined."""
+    with reported("collector", registered, name):
+        sources = list(registered.component.collect(config, period))
+    for source in sources:
+        if not isinstance(source, CollectedSource) or not isinstance(source.table, pa.Table):
+            what = type(source.table if isinstance(source, CollectedSource) else source).__name__
+            raise plugin_fault("collector", registered, name, f"returned a {what} where a CollectedSource belongs")
+        try:
+            conform(source.table)
+        except (pa.ArrowException, KeyError, TypeError, ValueError) as exc:
+            raise plugin_fault(
+                "collector", registered, name, f"returned source {source.source_id!r} whose {exc}"
+            ) from None
+    return sources
 
 
 def _read_once(sources: list[CollectedSource]) -> list[CollectedSource]:

@@ -39,7 +39,7 @@ from chargeback_engine.errors import Diagnostic, InputError, PolicyError, excerp
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry, reported
+from chargeback_engine.plugins import Registry, plugin_fault, reported
 from chargeback_engine.policy.checks import driver_rows
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, compile_condition
 from chargeback_engine.policy.model import (
@@ -134,7 +134,12 @@ class Kernel:
 
     def _spec_fields(self, spec: AllocationSpec) -> set[str]:
         """The fields a rule's allocation reads, nested blocks included, tag keys normalised."""
-        fields = {self._field(f) for f in self.allocator(spec.method).fields(spec.params)}
+        registered = self.registry.registered("allocators", spec.method)
+        with reported("allocator", registered, spec.method):
+            read = list(registered.component.fields(spec.params))
+        if not all(isinstance(f, str) for f in read):
+            raise plugin_fault("allocator", registered, spec.method, f"returned fields {read!r}, not column names")
+        fields = {self._field(f) for f in read}
         for nested in _nested_specs(spec.params):
             fields |= self._spec_fields(nested)
         return fields
@@ -213,7 +218,20 @@ class Kernel:
     def resolve(self, spec: AllocationSpec, context: _Context) -> Resolution:
         registered = self.registry.registered("allocators", spec.method)
         with reported("allocator", registered, spec.method):
-            return registered.component.resolve(spec.params, context)
+            resolution = registered.component.resolve(spec.params, context)
+        inner = resolution
+        while isinstance(inner, Amortize):
+            inner = inner.then
+        if not isinstance(inner, Shares | DirectCostBasis) or (
+            isinstance(inner, Shares) and not isinstance(inner.weights, Mapping)
+        ):
+            what = (
+                f"Shares whose weights are a {type(inner.weights).__name__}, not a mapping"
+                if isinstance(inner, Shares)
+                else f"a {type(inner).__name__}, not Shares, DirectCostBasis or Amortize"
+            )
+            raise plugin_fault("allocator", registered, spec.method, f"returned {what}")
+        return resolution
 
     def decide_stage(self, stage: Stage) -> Resolution:
         resolution = self.resolve(stage.allocate, _Context(self, {}))
@@ -449,7 +467,11 @@ class Kernel:
     def _checked(self, shares: Shares, rule_id: str | None, method: str) -> Mapping[str, Decimal]:
         """Shares come from plugins and driver files: only declared cost centers, and finite,
         non-negative weights that are not all zero."""
-        what = f"rule {rule_id!r} (method {method!r})" if rule_id else f"method {method!r}"
+        registered = self.registry.allocators.get(method)
+        by = f"method {method!r}"
+        if registered is not None and not type(registered.component).__module__.startswith("chargeback_engine."):
+            by += f" of plugin {registered.plugin!r}"  # a built-in's plugin is the engine itself
+        what = f"rule {rule_id!r} ({by})" if rule_id else by
         declared = {cc.id for cc in self.policy.cost_centers} | {self.policy.unallocated}
         undeclared = sorted(str(cc) for cc in shares.weights if cc not in declared)
         if undeclared:

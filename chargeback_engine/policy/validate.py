@@ -13,11 +13,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from chargeback_engine.components import Finding
 from chargeback_engine.enrich.checks import check_enrich
 from chargeback_engine.errors import Diagnostic, InputError
 from chargeback_engine.focus import FOCUS_COLUMNS, MONEY_COLUMNS
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry
+from chargeback_engine.plugins import Registry, plugin_fault
 from chargeback_engine.policy.checks import driver_rows, suggestion, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
 from chargeback_engine.policy.model import Policy
@@ -370,11 +371,12 @@ class Semantics:
             try:
                 findings = list(registered.component.check(_params(block), self.policy))
             except Exception as exc:  # noqa: BLE001 - a plugin bug must be named, not dumped as a traceback
-                self.report(
-                    at,
-                    f"allocator {block['method']!r} (plugin {registered.plugin!r}) failed to check "
-                    f"its parameters: {type(exc).__name__}: {exc}",
-                )
+                what = f"failed to check its parameters: {type(exc).__name__}: {exc}"
+                self.report(at, str(plugin_fault("allocator", registered, block["method"], what)))
+                continue
+            if not all(isinstance(f, Finding) for f in findings):
+                what = f"returned {findings!r:.80} from check(), not a list of Findings"
+                self.report(at, str(plugin_fault("allocator", registered, block["method"], what)))
                 continue
             for finding in findings:
                 self.report((*at, *finding.path), finding.message, severity=finding.severity)
