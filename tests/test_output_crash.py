@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import random
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -146,6 +147,51 @@ def test_an_unwritable_out_is_found_before_anything_is_read(tmp_path: Path) -> N
         Engine(POLICY).run([tmp_path / "no-such-input.csv"], "2026-10", out=tmp_path / "blocker" / "out")
     with pytest.raises(OutputError, match=r"--out .*blocker is a file; give a directory for the outputs"):
         Engine(POLICY).run([tmp_path / "no-such-input.csv"], "2026-10", out=tmp_path / "blocker")
+
+
+def _read_only_folder_runner(folder: Path) -> list[str]:
+    """A command prefix under which ``folder`` is read-only for the command, even for root
+    (which ``chmod`` does not stop): a read-only tmpfs mounted on it in a private mount
+    namespace (``unshare``), so the host never sees the mount. Skips when neither works."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return []
+    prefix = [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o ro tmpfs "$0" && exec "$@"',
+    ]
+    try:
+        probe = subprocess.run([*prefix, str(folder), "touch", str(folder / "probe")], capture_output=True, text=True)
+    except FileNotFoundError:
+        pytest.skip("running as root without unshare(1): no way to make a folder read-only for this process")
+    if "Read-only file system" not in probe.stderr:
+        pytest.skip(f"running as root and a read-only mount namespace is not permitted here: {probe.stderr.strip()}")
+    return [*prefix, str(folder)]
+
+
+def test_a_read_only_out_is_refused_before_anything_is_allocated(tmp_path: Path) -> None:
+    """Real permissions, not a mocked ``os.access``: the run stops at ``--out`` with one
+    sentence before collecting or allocating (``run.start``, logged with ``-v`` once the
+    inputs are read and allocation begins, never appears), and nothing is written."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    runner = _read_only_folder_runner(locked)
+    chargeback = [sys.executable, "-m", "chargeback_engine", "-v"]
+    control = subprocess.run([*chargeback, *command(SAMPLE, tmp_path / "writable")], capture_output=True, text=True)
+    assert control.returncode == 0 and "run.start" in control.stderr, control.stderr  # what allocating logs
+    below = locked / "out"
+    for out, problem in [(locked, "is read-only"), (below, f"cannot be created: {locked} is read-only")]:
+        done = subprocess.run([*runner, *chargeback, *command(SAMPLE, out)], capture_output=True, text=True)
+        assert done.returncode == 1, done.stderr
+        says = f"Error: --out {out} {problem} for this user; give a directory you can write to"
+        assert done.stderr.strip().splitlines() == [says]  # one sentence, and no log line of a run
+        assert "run.start" not in done.stderr
+    assert list(locked.iterdir()) == []
 
 
 class _NestedExporter:
