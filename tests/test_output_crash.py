@@ -223,3 +223,33 @@ def test_a_file_an_exporter_writes_in_a_subfolder_is_an_output_at_the_top(tmp_pa
     result = engine.run([line_items({"EffectiveCost": "1"})], "2026-10", out=tmp_path / "out")
     assert (tmp_path / "out" / "nested.txt").read_text() == result.run_id
     assert visible_set(tmp_path / "out") == result.run_id
+
+
+def test_every_output_file_and_both_folders_are_fsynced_before_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real ``fsync`` runs; each call is recorded with the path its descriptor names, so
+    the test sees what reached the disk, in order, against the moment ``.current`` moved."""
+    from chargeback_engine import Engine
+
+    synced: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(dst).name == ".current":
+            synced.append("commit")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    out = tmp_path / "out"
+    result = Engine(POLICY).run([SAMPLE], "2026-10", out=out)
+    generation = (out / os.readlink(out / ".current")).resolve()
+    before = synced[: synced.index("commit")]
+    assert {generation / path.name for path in result.outputs} <= {Path(p) for p in before}
+    assert str(generation) in before  # the folder's entries
+    assert str(out.resolve()) in synced[synced.index("commit") :]  # the switch itself
