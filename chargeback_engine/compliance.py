@@ -11,8 +11,6 @@ month-to-date runs) give the trend.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from chargeback_engine.csvwriter import csv_text
 from chargeback_engine.engine.store import connect, sql_text
 from chargeback_engine.enrich.explain import enrichment_table_path
 from chargeback_engine.errors import InputError
@@ -279,28 +278,25 @@ def render_json(report: TagReport) -> str:
 
 def render_csv(report: TagReport) -> str:
     """One table with a ``section`` column, so a spreadsheet can filter each part."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        [
-            "section",
-            "key",
-            "currency",
-            "lines",
-            "compliant_lines",
-            "pct_lines",
-            "spend",
-            "compliant_spend",
-            "pct_spend",
-            "missing",
-            "owner",
-            "source",
-            "enricher",
-            "tag",
-        ]
-    )
+    header = [
+        "section",
+        "key",
+        "currency",
+        "lines",
+        "compliant_lines",
+        "pct_lines",
+        "spend",
+        "compliant_spend",
+        "pct_spend",
+        "missing",
+        "owner",
+        "source",
+        "enricher",
+        "tag",
+    ]
+    rows: list[list[Any]] = []
     for section, c in _compliance_rows(report):
-        writer.writerow(
+        rows.append(
             [
                 section,
                 c.key,
@@ -319,7 +315,7 @@ def render_csv(report: TagReport) -> str:
             ]
         )
     for u in report.top_untagged:
-        writer.writerow(
+        rows.append(
             [
                 "untagged",
                 u.resource_id,
@@ -338,7 +334,7 @@ def render_csv(report: TagReport) -> str:
             ]
         )
     for f in report.filled:
-        writer.writerow(
+        rows.append(
             [
                 "filled",
                 f"{f.source}/{f.tag}",
@@ -356,7 +352,7 @@ def render_csv(report: TagReport) -> str:
                 f.tag,
             ]
         )
-    return out.getvalue()
+    return csv_text(header, rows)  # the one CSV writer: CR quoted, formulas defused
 
 
 def _pct_text(value: Decimal | None) -> str:
