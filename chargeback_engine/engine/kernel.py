@@ -35,12 +35,12 @@ from chargeback_engine.components import (
 )
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, DataPlane
 from chargeback_engine.engine.tags import ALL_TAGS, TagColumns
-from chargeback_engine.errors import Diagnostic, InputError, PolicyError, excerpt
+from chargeback_engine.errors import Diagnostic, InputError, PolicyError
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_SCHEMA
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, plugin_fault, reported
-from chargeback_engine.policy.checks import driver_rows
+from chargeback_engine.policy.checks import driver_rows, row_quantity
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, compile_condition
 from chargeback_engine.policy.model import (
     AllocationSpec,
@@ -351,16 +351,7 @@ class Kernel:
         for number, row in enumerate(self._driver_rows(driver_id), start=1):
             if row["period"] != str(self.period) or (filter is not None and not filter.matches(row)):
                 continue
-            try:
-                quantity = Decimal(row["quantity"] or "0")
-            except ArithmeticError:
-                raise InputError(f"driver {driver_id!r}: quantity {excerpt(row['quantity'])} is not a number") from None
-            problem = "not a finite number" if not quantity.is_finite() else "negative" if quantity < 0 else None
-            if problem:
-                raise InputError(
-                    f"driver {driver_id!r}: data row {number} ({row['cost_center']}, {row['period']}): "
-                    f"quantity {quantity} is {problem}; a usage quantity is zero or more"
-                )
+            quantity = row_quantity(driver_id, number, row)
             quantities[row["cost_center"]] = quantities.get(row["cost_center"], Decimal(0)) + quantity
         return quantities
 

@@ -19,7 +19,7 @@ from chargeback_engine.errors import Diagnostic, InputError
 from chargeback_engine.focus import FOCUS_COLUMNS, MONEY_COLUMNS
 from chargeback_engine.periods import Period
 from chargeback_engine.plugins import Registry, plugin_fault
-from chargeback_engine.policy.checks import driver_rows, suggestion, unknown_cost_centers
+from chargeback_engine.policy.checks import driver_rows, row_quantity, suggestion, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
 from chargeback_engine.policy.model import Policy
 from chargeback_engine.policy.paths import contained_path
@@ -283,7 +283,26 @@ class Semantics:
                 at = ("spec", "drivers", driver_id, "inline", index, "cost_center")
                 for finding in unknown_cost_centers(self.policy, row["cost_center"]):
                     self.report(at, finding.message)
+            if "file" in driver:
+                self.driver_file_rows(driver_id)
             self.driver_periods(driver_id)
+
+    def driver_file_rows(self, driver_id: str) -> None:
+        """What a run would refuse in a driver file, refused first: the first row whose cost
+        center is not declared, and the first whose quantity is not a number, negative or not finite."""
+        at = ("spec", "drivers", driver_id, "file")
+        rows = self.driver_rows(driver_id) or []
+        for number, row in enumerate(rows, start=1):
+            findings = unknown_cost_centers(self.policy, str(row["cost_center"]))
+            if findings:
+                self.report(at, f"driver {driver_id!r}: data row {number}: {findings[0].message}")
+                break
+        for number, row in enumerate(rows, start=1):
+            try:
+                row_quantity(driver_id, number, row)
+            except InputError as error:
+                self.report(at, str(error))
+                break
 
     def driver_rows(self, driver_id: str) -> list[Mapping[str, str | None]] | None:
         """The driver's rows, read once; None (and an error) when its file cannot be read."""
