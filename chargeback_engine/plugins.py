@@ -43,6 +43,9 @@ KEBAB_CASE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 T = TypeVar("T")
 
+#: What a user can do about a plugin that raised or broke its contract.
+REPORT_IT = "this is a bug in the plugin: report it to its authors (chargeback plugins names its distribution)"
+
 log = structlog.get_logger(__name__)
 
 
@@ -201,10 +204,7 @@ def reported(kind: str, registered: Registered[Any], name: str) -> Iterator[None
 def plugin_fault(kind: str, registered: Registered[Any], name: str, what: str) -> PluginError:
     """The error for a component that broke its contract (raised, or returned the wrong
     thing): one sentence naming it, its plugin, and what the user can do."""
-    return PluginError(
-        f"{kind} {name!r} of plugin {registered.plugin!r} {what}; this is a bug in the plugin: "
-        "report it to its authors (chargeback plugins names its distribution)"
-    )
+    return PluginError(f"{kind} {name!r} of plugin {registered.plugin!r} {what}; {REPORT_IT}")
 
 
 def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:
@@ -225,7 +225,7 @@ def _call_one(impl: pluggy.HookImpl, hook_name: str, where: str, **kwargs: Any) 
     except PluginError:
         raise
     except Exception as exc:  # third-party code: report it, never a bare traceback
-        raise PluginError(f"{where} raised in {hook_name}: {_describe(exc)}") from exc
+        raise PluginError(f"{where} raised in {hook_name}: {_describe(exc)}; {REPORT_IT}") from exc
 
 
 @dataclass(frozen=True)

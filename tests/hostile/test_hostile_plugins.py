@@ -130,7 +130,8 @@ CASES = [
         "collector's table has a text cost",
         collector("text-cost"),
         (
-            "collector 'hostile-source' of plugin 'hostile' returned source 'hostile' whose column BilledCost (string) cannot be read as decimal128(38, 18): The string 'twelve' is not a valid decimal128 number",
+            "collector 'hostile-source' of plugin 'hostile' returned source 'hostile' whose column BilledCost"
+            " (string) cannot be read as decimal128(38, 18): The string 'twelve' is not a valid decimal128 number",
             BUG,
         ),
     ),
@@ -139,7 +140,8 @@ CASES = [
         "allocator check raises",
         validated(fails_in="check"),
         (
-            "$.spec.rules[0].allocate: allocator 'hostile' of plugin 'hostile' failed to check its parameters: AttributeError",
+            "$.spec.rules[0].allocate: allocator 'hostile' of plugin 'hostile' failed to check its parameters:"
+            " AttributeError",
             BUG,
         ),
     ),
@@ -147,7 +149,8 @@ CASES = [
         "allocator check returns strings",
         validated(fails_in="check-returns"),
         (
-            "allocator 'hostile' of plugin 'hostile' returned ['this is not a finding'] from check(), not a list of Findings",
+            "allocator 'hostile' of plugin 'hostile' returned ['this is not a finding'] from check(), not a list of"
+            " Findings",
             BUG,
         ),
     ),
@@ -186,7 +189,8 @@ CASES = [
         "allocator returns a NaN weight",
         allocator(returns="nan"),
         (
-            "rule 'all' (method 'hostile' of plugin 'hostile') returned unusable shares: weight of 'CC-1' is Decimal('NaN')",
+            "rule 'all' (method 'hostile' of plugin 'hostile') returned unusable shares: weight of 'CC-1' is"
+            " Decimal('NaN')",
         ),
     ),
     Case(
@@ -227,7 +231,8 @@ CASES = [
         "exporter's generator fails midway",
         exporter("generator"),
         (
-            "exporter 'hostile-export' of plugin 'hostile' raised RuntimeError: lost the connection to the journal service",
+            "exporter 'hostile-export' of plugin 'hostile' raised RuntimeError: lost the connection to the journal"
+            " service",
             BUG,
         ),
     ),
