@@ -248,6 +248,15 @@ CASES = [
         ("enricher 'hostile-inventory' of plugin 'hostile' raised TypeError: 'NoneType' object is not iterable", BUG),
     ),
     Case(
+        "enricher returns a scope that does not exist",
+        enricher("bad-scope"),
+        (
+            "enricher 'hostile-inventory' of plugin 'hostile' returned TagRecord(scope='galaxy', key='111111111111',"
+            " tags={'team': 'web'}), not a TagRecord whose scope is one of resource, resource-group, account",
+            BUG,
+        ),
+    ),
+    Case(
         "notifier raises",
         notifier,
         (
