@@ -458,13 +458,14 @@ class Semantics:
 
     def _targets(self, at: JsonPath, block: Mapping[str, Any]) -> set[str]:
         targets: set[str] = set()
-        for _, sub in self._with_nested(at, block):
+        for path, sub in self._with_nested(at, block):
             registered = self.registry.allocators.get(sub["method"])
             if registered is not None:
                 try:
-                    targets |= registered.component.targets(_params(sub), self.policy)
-                except Exception:  # noqa: BLE001
-                    continue  # reported by allocate_blocks() when check() fails the same way
+                    targets |= set(registered.component.targets(_params(sub), self.policy))
+                except Exception as exc:  # noqa: BLE001 - a plugin bug must be named, not dumped as a traceback
+                    what = f"failed to name its targets: {type(exc).__name__}: {exc}"
+                    self.report(path, str(plugin_fault("allocator", registered, sub["method"], what)))
         return targets
 
     def shadowed_rules(self) -> None:

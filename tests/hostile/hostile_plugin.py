@@ -62,6 +62,8 @@ class HostileAllocator:
         return []
 
     def targets(self, params: Mapping[str, Any], policy: Any) -> frozenset[str]:
+        if params.get("fails_in") == "targets":
+            return None  # type: ignore[return-value]
         return frozenset()
 
     def fields(self, params: Mapping[str, Any]) -> frozenset[str]:

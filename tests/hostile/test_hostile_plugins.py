@@ -81,6 +81,20 @@ def validated(**params: str) -> Callable[[Path], list[str]]:
     return setup
 
 
+def staged(**params: str) -> Callable[[Path], list[str]]:
+    """A shared pool whose stage uses the hostile method: ``validate`` asks it for its targets."""
+
+    def setup(folder: Path) -> list[str]:
+        policy = _policy(folder, {"method": "direct", "cost_center": "CC-1"})
+        document = json.loads(policy.read_text())
+        document["spec"]["cost_centers"].append({"id": "POOL", "name": "Pool", "shared": True})
+        document["spec"]["stages"] = [{"pool": "POOL", "allocate": {"method": "hostile", **params}}]
+        policy.write_text(json.dumps(document, indent=2))
+        return ["validate", str(policy)]
+
+    return setup
+
+
 def exporter(returns: str) -> Callable[[Path], list[str]]:
     def setup(folder: Path) -> list[str]:
         exports = [{"exporter": "hostile-export", "returns": returns}]
@@ -151,6 +165,14 @@ CASES = [
         (
             "allocator 'hostile' of plugin 'hostile' returned ['this is not a finding'] from check(), not a list of"
             " Findings",
+            BUG,
+        ),
+    ),
+    Case(
+        "allocator targets returns None",
+        staged(fails_in="targets"),
+        (
+            "$.spec.stages[0].allocate: allocator 'hostile' of plugin 'hostile' failed to name its targets: TypeError",
             BUG,
         ),
     ),
