@@ -94,7 +94,11 @@ def conform(table: pa.Table) -> pa.Table:
             continue
         column = table[field.name]
         encoded = pa.types.is_dictionary(column.type) and pa.types.is_string(field.type)
-        columns.append(column.cast(ENCODED_TEXT if encoded else field.type))
+        try:
+            columns.append(column.cast(ENCODED_TEXT if encoded else field.type))
+        except pa.ArrowException as exc:  # name the column: pyarrow's message does not
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise type(exc)(f"column {field.name} ({column.type}) cannot be read as {field.type}: {reason}") from exc
     return pa.Table.from_arrays(
         columns, schema=pa.schema([f.with_type(c.type) for f, c in zip(COST_TABLE_SCHEMA, columns, strict=True)])
     )

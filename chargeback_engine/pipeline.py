@@ -26,10 +26,11 @@ import pyarrow.parquet as pq
 from chargeback_engine.canonical import sha256_hex
 from chargeback_engine.components import CollectedSource
 from chargeback_engine.durable_files import write_atomic, write_table_atomic
+from chargeback_engine.engine.inputs import run_collector
 from chargeback_engine.enrich.snapshots import cache_root
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry, reported
+from chargeback_engine.plugins import Registry
 from chargeback_engine.policy.policy_model import Policy, PolicySet
 
 LATEST = "latest.json"
@@ -65,9 +66,7 @@ def collect(policy: Policy, registry: Registry, period: Period, root: Path | Non
     outcomes: list[Collected] = []
     for entry in entries:
         name = entry.get("collector") or entry.get("type")
-        registered = registry.registered("collectors", name)
-        with reported("collector", registered, name):
-            sources = list(registered.component.collect(entry, period))
+        sources = run_collector(registry.registered("collectors", name), name, entry, period)
         outcomes.extend(_store(source, root / "collected" / str(period)) for source in sources)
     return outcomes
 

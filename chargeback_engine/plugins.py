@@ -43,6 +43,9 @@ KEBAB_CASE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 T = TypeVar("T")
 
+#: What a user can do about a plugin that raised or broke its contract.
+REPORT_IT = "this is a bug in the plugin: report it to its authors (chargeback plugins names its distribution)"
+
 log = get_logger(__name__)
 
 
@@ -195,7 +198,13 @@ def reported(kind: str, registered: Registered[Any], name: str) -> Iterator[None
     except ChargebackError:
         raise
     except Exception as exc:  # third-party code
-        raise PluginError(f"{kind} {name!r} of plugin {registered.plugin!r} raised {_describe(exc)}") from exc
+        raise plugin_fault(kind, registered, name, f"raised {_describe(exc)}") from exc
+
+
+def plugin_fault(kind: str, registered: Registered[Any], name: str, what: str) -> PluginError:
+    """The error for a component that broke its contract (raised, or returned the wrong
+    thing): one sentence naming it, its plugin, and what the user can do."""
+    return PluginError(f"{kind} {name!r} of plugin {registered.plugin!r} {what}; {REPORT_IT}")
 
 
 def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:
@@ -216,7 +225,7 @@ def _call_one(impl: pluggy.HookImpl, hook_name: str, where: str, **kwargs: Any) 
     except PluginError:
         raise
     except Exception as exc:  # third-party code: report it, never a bare traceback
-        raise PluginError(f"{where} raised in {hook_name}: {_describe(exc)}") from exc
+        raise PluginError(f"{where} raised in {hook_name}: {_describe(exc)}; {REPORT_IT}") from exc
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from chargeback_engine.components import CollectedSource
+from chargeback_engine.components import CollectedSource, Collector
 from chargeback_engine.durable_files import file_sha256, table_sha256
 from chargeback_engine.engine.result import InputInfo
 from chargeback_engine.engine.store import one_chunk
@@ -26,6 +26,7 @@ from chargeback_engine.focus import conform, encoded
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.logs import get_logger
 from chargeback_engine.periods import Period
+from chargeback_engine.plugins import Registered, plugin_fault, reported
 
 log = get_logger(__name__)
 
@@ -64,6 +65,27 @@ def collect(
         name: Any = entry.get("collector") or entry.get("type")  # as written: the schema requires collector
         collected.extend(collect_from(name, entry))
     return _read_once(collected)
+
+
+def run_collector(
+    registered: Registered[Collector], name: str, config: Mapping[str, Any], period: Period
+) -> list[CollectedSource]:
+    """What one collector returns, held to its contract: ``CollectedSource`` objects whose
+    tables read as the cost table. A breach names the collector and its plugin here, not
+    as a stray exception when the sources are combined."""
+    with reported("collector", registered, name):
+        sources = list(registered.component.collect(config, period))
+    for source in sources:
+        if not isinstance(source, CollectedSource) or not isinstance(source.table, pa.Table):
+            what = type(source.table if isinstance(source, CollectedSource) else source).__name__
+            raise plugin_fault("collector", registered, name, f"returned a {what} where a CollectedSource belongs")
+        try:
+            conform(source.table)
+        except (pa.ArrowException, KeyError, TypeError, ValueError) as exc:
+            raise plugin_fault(
+                "collector", registered, name, f"returned source {source.source_id!r} whose {exc}"
+            ) from None
+    return sources
 
 
 def _read_once(sources: list[CollectedSource]) -> list[CollectedSource]:

@@ -35,12 +35,12 @@ from chargeback_engine.components import (
 )
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA, DataPlane
 from chargeback_engine.engine.tag_columns import ALL_TAGS, TagColumns
-from chargeback_engine.errors import Diagnostic, InputError, PolicyError, excerpt
+from chargeback_engine.errors import Diagnostic, InputError, PolicyError
 from chargeback_engine.focus import FOCUS_COLUMNS
 from chargeback_engine.ledger import DECISION_RECORD_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registered, Registry, reported
-from chargeback_engine.policy.checks import driver_rows
+from chargeback_engine.plugins import Registered, Registry, plugin_fault, reported
+from chargeback_engine.policy.checks import driver_rows, row_quantity
 from chargeback_engine.policy.match import TAG_PREFIX, Condition, compile_condition
 from chargeback_engine.policy.policy_model import (
     AllocationSpec,
@@ -128,7 +128,12 @@ class Kernel:
 
     def _spec_fields(self, spec: AllocationSpec) -> set[str]:
         """The fields a rule's allocation reads, nested blocks included, tag keys normalised."""
-        fields = {self._field(f) for f in self.allocator(spec.method).fields(spec.params)}
+        registered = self.registry.registered("allocators", spec.method)
+        with reported("allocator", registered, spec.method):
+            read = list(registered.component.fields(spec.params))
+        if not all(isinstance(f, str) for f in read):
+            raise plugin_fault("allocator", registered, spec.method, f"returned fields {read!r}, not column names")
+        fields = {self._field(f) for f in read}
         for nested in _nested_specs(spec.params):
             fields |= self._spec_fields(nested)
         return fields
@@ -207,7 +212,21 @@ class Kernel:
     def resolve(self, spec: AllocationSpec, context: _Context) -> Resolution:
         registered: Registered[Allocator] = self.registry.registered("allocators", spec.method)
         with reported("allocator", registered, spec.method):
-            return registered.component.resolve(spec.params, context)
+            resolution = registered.component.resolve(spec.params, context)
+        inner: object = resolution  # a plugin's return, whatever its annotations promise
+        while isinstance(inner, Amortize):
+            inner = inner.then
+        weights: object = inner.weights if isinstance(inner, Shares) else None
+        if not isinstance(inner, Shares | DirectCostBasis) or (
+            isinstance(inner, Shares) and not isinstance(weights, Mapping)
+        ):
+            what = (
+                f"Shares whose weights are a {type(weights).__name__}, not a mapping"
+                if isinstance(inner, Shares)
+                else f"a {type(inner).__name__}, not Shares, DirectCostBasis or Amortize"
+            )
+            raise plugin_fault("allocator", registered, spec.method, f"returned {what}")
+        return resolution
 
     def resolve_stage(self, stage: Stage) -> Resolution:
         resolution = self.resolve(stage.allocate, _Context(self, {}))
@@ -327,17 +346,12 @@ class Kernel:
         for number, row in enumerate(self._driver_rows(driver_id), start=1):
             if row["period"] != str(self.period) or (filter is not None and not filter.matches(row)):
                 continue
-            try:
-                quantity = Decimal(row["quantity"] or "0")
-            except ArithmeticError:
-                raise InputError(f"driver {driver_id!r}: quantity {excerpt(row['quantity'])} is not a number") from None
-            problem = "not a finite number" if not quantity.is_finite() else "negative" if quantity < 0 else None
-            if problem:
+            quantity, cost_center = row_quantity(driver_id, number, row), row["cost_center"]
+            if not cost_center:
                 raise InputError(
-                    f"driver {driver_id!r}: data row {number} ({row['cost_center']}, {row['period']}): "
-                    f"quantity {quantity} is {problem}; a usage quantity is zero or more"
+                    f"driver {driver_id!r}: data row {number}: the cost_center cell is empty; name a declared cost center"
                 )
-            quantities[row["cost_center"]] = quantities.get(row["cost_center"], Decimal(0)) + quantity  # type: ignore[index, arg-type]  # an empty cost_center cell of a driver file reads as None; nothing rejects it yet
+            quantities[cost_center] = quantities.get(cost_center, Decimal(0)) + quantity
         return quantities
 
     def resolve_deferred(self, resolution: Resolution, direct_cost: pa.Table | None) -> Resolution:
@@ -443,7 +457,11 @@ class Kernel:
     def _checked(self, shares: Shares, rule_id: str | None, method: str) -> Mapping[str, Decimal]:
         """Shares come from plugins and driver files: only declared cost centers, and finite,
         non-negative weights that are not all zero."""
-        what = f"rule {rule_id!r} (method {method!r})" if rule_id else f"method {method!r}"
+        registered = self.registry.allocators.get(method)
+        by = f"method {method!r}"
+        if registered is not None and not type(registered.component).__module__.startswith("chargeback_engine."):
+            by += f" of plugin {registered.plugin!r}"  # a built-in's plugin is the engine itself
+        what = f"rule {rule_id!r} ({by})" if rule_id else by
         declared = {cc.id for cc in self.policy.cost_centers} | {self.policy.unallocated}
         undeclared = sorted(str(cc) for cc in shares.weights if cc not in declared)
         if undeclared:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import inspect
 import os
 import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -35,7 +35,7 @@ from chargeback_engine.durable_files import MANIFEST, file_sha256, sync_director
 from chargeback_engine.engine.memory import release_arrow_memory
 from chargeback_engine.engine.result import RunResult, describe
 from chargeback_engine.errors import ChargebackError
-from chargeback_engine.plugins import Registered, reported
+from chargeback_engine.plugins import Registered, plugin_fault, reported
 
 #: The symlink naming the committed generation.
 CURRENT = ".current"
@@ -83,9 +83,8 @@ def write_outputs(
             for registered, options in exporters:
                 progress(f"write {registered.component.name}")
                 with reported("exporter", registered, registered.component.name):
-                    paths = [
-                        _at_top(Path(f), generation) for f in _export(registered.component, result, generation, options)
-                    ]
+                    returned = _export(registered.component, result, generation, options)
+                paths = [_at_top(path, generation) for path in _written(registered, returned, generation)]
                 files += [(path, hashing.submit(_synced_sha256, path)) for path in paths]
                 release_arrow_memory()
             progress("write manifest")
@@ -108,6 +107,28 @@ def _export(exporter: Exporter, result: RunResult, directory: Path, options: Map
     if "options" in inspect.signature(exporter.export).parameters:
         return exporter.export(result, directory, options=options)  # type: ignore[call-arg]  # the signature, checked above, takes options; the protocol's does not
     return exporter.export(result, directory)
+
+
+def _written(registered: Registered[Exporter], returned: Any, generation: Path) -> list[Path]:
+    """The files an exporter says it wrote, held to its contract: paths of files it wrote
+    into the staging folder it was given (a path elsewhere would move someone else's file)."""
+    name = registered.component.name
+    if isinstance(returned, str | bytes | os.PathLike) or not isinstance(returned, Iterable):
+        what = f"returned a {type(returned).__name__}, not a list of the files it wrote"
+        raise plugin_fault("exporter", registered, name, what)
+    with reported("exporter", registered, name):  # a generator runs the plugin's code here
+        items = list(returned)
+    paths = []
+    for item in items:
+        if not isinstance(item, str | os.PathLike):
+            raise plugin_fault("exporter", registered, name, f"returned {item!r:.80}, not the path of a file it wrote")
+        path = Path(item)
+        if not path.resolve().is_relative_to(generation.resolve()):
+            raise plugin_fault("exporter", registered, name, f"returned {str(item)!r}, outside the folder it was given")
+        if not path.is_file():
+            raise plugin_fault("exporter", registered, name, f"returned {path.name!r} but never wrote that file")
+        paths.append(path)
+    return paths
 
 
 def _at_top(path: Path, generation: Path) -> Path:

@@ -29,6 +29,7 @@ from chargeback_engine.engine.inputs import (
     combine,
     manifest_entry,
     read_carried,
+    run_collector,
 )
 from chargeback_engine.engine.kernel import Kernel
 from chargeback_engine.engine.memory import release_arrow_memory
@@ -46,7 +47,6 @@ from chargeback_engine.plugins import (
     build_registry,
     call_each,
     get_plugin_manager,
-    reported,
 )
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.policy.policy_model import Policy, PolicySet
@@ -113,9 +113,7 @@ class Engine:
         return list(chosen.items())
 
     def _collect_from(self, name: str, config: Mapping[str, Any], period: Period) -> list[CollectedSource]:
-        registered = self.registry.registered("collectors", name)
-        with reported("collector", registered, name):
-            return list(registered.component.collect(config, period))
+        return run_collector(self.registry.registered("collectors", name), name, config, period)
 
     # -- the run ---------------------------------------------------------------------
     def run(

@@ -25,7 +25,7 @@ from chargeback_engine.durable_files import write_table_atomic
 from chargeback_engine.enrich.model import SCOPES, Enricher, TagRecord, entry_id
 from chargeback_engine.errors import InputError
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry, reported
+from chargeback_engine.plugins import Registry, plugin_fault, reported
 from chargeback_engine.policy.paths import beside_policy
 
 if TYPE_CHECKING:
@@ -102,7 +102,12 @@ def take_snapshot(
     enricher: Enricher = registered.component
     taken_at = clock().astimezone(UTC).replace(microsecond=0)
     with reported("enricher", registered, name):
-        table = snapshot_table(enricher.inventory(entry))
+        records = list(enricher.inventory(entry))
+    wrong = next((r for r in records if not isinstance(r, TagRecord) or r.scope not in SCOPES), None)
+    if wrong is not None:
+        what = f"returned {wrong!r:.80}, not a TagRecord whose scope is one of {', '.join(SCOPES)}"
+        raise plugin_fault("enricher", registered, name, what)
+    table = snapshot_table(records)
     directory = snapshot_directory(root, period, entry)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{taken_at.strftime(_STAMP)}.parquet"

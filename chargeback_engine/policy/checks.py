@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import duckdb
 
 from chargeback_engine.components import Finding, JsonPath
-from chargeback_engine.errors import InputError
+from chargeback_engine.errors import InputError, excerpt
 from chargeback_engine.policy.paths import contained_path
 from chargeback_engine.policy.policy_model import Driver, Policy
 from chargeback_engine.sql_common import connect
@@ -81,3 +82,19 @@ def driver_rows(driver: Driver, policy_file: str | None) -> list[dict[str, str |
     if missing:
         raise InputError(f"{path}: driver {driver.id!r} lacks column(s) {', '.join(sorted(missing))}")
     return [{k: None if v is None else str(v) for k, v in row.items()} for row in table.to_pylist()]
+
+
+def row_quantity(driver_id: str, number: int, row: Mapping[str, str | None]) -> Decimal:
+    """A driver row's quantity: a finite number, zero or more (empty is zero); else an
+    :class:`InputError` naming the driver and the data row. The run and ``validate`` share it."""
+    try:
+        quantity = Decimal(row["quantity"] or "0")
+    except ArithmeticError:
+        raise InputError(f"driver {driver_id!r}: quantity {excerpt(row['quantity'])} is not a number") from None
+    problem = "not a finite number" if not quantity.is_finite() else "negative" if quantity < 0 else None
+    if problem:
+        raise InputError(
+            f"driver {driver_id!r}: data row {number} ({row['cost_center']}, {row['period']}): "
+            f"quantity {quantity} is {problem}; a usage quantity is zero or more"
+        )
+    return quantity

@@ -15,12 +15,13 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
+from chargeback_engine.components import Finding
 from chargeback_engine.enrich.spec_checks import check_enrich
 from chargeback_engine.errors import Diagnostic, InputError
 from chargeback_engine.focus import FOCUS_COLUMNS, MONEY_COLUMNS
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import Registry
-from chargeback_engine.policy.checks import driver_rows, suggestion, unknown_cost_centers
+from chargeback_engine.plugins import Registry, plugin_fault
+from chargeback_engine.policy.checks import driver_rows, row_quantity, suggestion, unknown_cost_centers
 from chargeback_engine.policy.match import TAG_PREFIX, TagNormalizer, covers
 from chargeback_engine.policy.paths import contained_path
 from chargeback_engine.policy.policy_model import Policy
@@ -397,7 +398,26 @@ class Semantics:
                 at = ("spec", "drivers", driver_id, "inline", index, "cost_center")
                 for finding in unknown_cost_centers(self.policy, row["cost_center"]):
                     self.report(at, finding.message)
+            if "file" in driver:
+                self.driver_file_rows(driver_id)
             self.driver_periods(driver_id)
+
+    def driver_file_rows(self, driver_id: str) -> None:
+        """What a run would refuse in a driver file, refused first: the first row whose cost
+        center is not declared, and the first whose quantity is not a number, negative or not finite."""
+        at = ("spec", "drivers", driver_id, "file")
+        rows = self.driver_rows(driver_id) or []
+        for number, row in enumerate(rows, start=1):
+            findings = unknown_cost_centers(self.policy, str(row["cost_center"]))
+            if findings:
+                self.report(at, f"driver {driver_id!r}: data row {number}: {findings[0].message}")
+                break
+        for number, row in enumerate(rows, start=1):
+            try:
+                row_quantity(driver_id, number, row)
+            except InputError as error:
+                self.report(at, str(error))
+                break
 
     def driver_rows(self, driver_id: str) -> Sequence[Mapping[str, str | None]] | None:
         """The driver's rows, read once; None (and an error) when its file cannot be read."""
@@ -485,11 +505,12 @@ class Semantics:
             try:
                 findings = list(registered.component.check(_params(block), self.policy))
             except Exception as exc:  # noqa: BLE001 - a plugin bug must be named, not dumped as a traceback
-                self.report(
-                    at,
-                    f"allocator {block['method']!r} (plugin {registered.plugin!r}) failed to check "
-                    f"its parameters: {type(exc).__name__}: {exc}",
-                )
+                what = f"failed to check its parameters: {type(exc).__name__}: {exc}"
+                self.report(at, str(plugin_fault("allocator", registered, block["method"], what)))
+                continue
+            if not all(isinstance(f, Finding) for f in findings):
+                what = f"returned {findings!r:.80} from check(), not a list of Findings"
+                self.report(at, str(plugin_fault("allocator", registered, block["method"], what)))
                 continue
             for finding in findings:
                 self.report((*at, *finding.path), finding.message, severity=finding.severity)
@@ -552,13 +573,14 @@ class Semantics:
 
     def _targets(self, at: JsonPath, block: Mapping[str, Any]) -> set[str]:
         targets: set[str] = set()
-        for _, sub in self._with_nested(at, block):
+        for path, sub in self._with_nested(at, block):
             registered = self.registry.allocators.get(sub["method"])
             if registered is not None:
                 try:
-                    targets |= registered.component.targets(_params(sub), self.policy)
-                except Exception:  # noqa: BLE001
-                    continue  # reported by allocate_blocks() when check() fails the same way
+                    targets |= set(registered.component.targets(_params(sub), self.policy))
+                except Exception as exc:  # noqa: BLE001 - a plugin bug must be named, not dumped as a traceback
+                    what = f"failed to name its targets: {type(exc).__name__}: {exc}"
+                    self.report(path, str(plugin_fault("allocator", registered, sub["method"], what)))
         return targets
 
     def shadowed_rules(self) -> None:

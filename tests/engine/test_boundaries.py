@@ -15,8 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from chargeback_engine.cli import main
+from chargeback_engine.engine.duck import LEDGER_ROWS, DuckDBPlane
 from chargeback_engine.engine.runner import Engine
-from chargeback_engine.errors import InputError
+from chargeback_engine.errors import ConservationError, InputError
 from tests.engine.helpers import line_items, make_policy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -228,3 +229,19 @@ def test_amounts_whose_sum_the_ledger_cannot_hold_are_refused_before_allocating(
         r"amounts below 1E\+20",
     ):
         Engine(policy).run([lines], "2026-10")
+
+
+class _PlaneThatLosesARowAfterTheCheck(DuckDBPlane):
+    """A data plane with a bug the per-account balance check cannot see: it loses a ledger
+    row after that check, as it hands the ledger over. The manifest's identity must."""
+
+    def finish(self):  # type: ignore[no-untyped-def]
+        self._con.execute(f"DELETE FROM {LEDGER_ROWS} WHERE rowid = (SELECT max(rowid) FROM {LEDGER_ROWS})")
+        return super().finish()
+
+
+def test_the_manifest_identity_is_checked_on_every_run_and_a_breach_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ConservationError, match=r"money is not conserved in USD: allocated .* \+ deferred .* != input"):
+        Engine(POLICY, data_plane=_PlaneThatLosesARowAfterTheCheck).run([SAMPLE], "2026-10", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    _holds({"totals": Engine(POLICY).run([SAMPLE], "2026-10").totals()})  # the same run, without the bug

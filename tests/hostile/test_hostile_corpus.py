@@ -77,6 +77,17 @@ def _driver_quantity_is_text(folder: Path) -> list[str]:
     return _run_acme(folder)
 
 
+def _driver_rows(rows: str) -> Callable[[Path], list[str]]:
+    """``validate`` refuses, before any run, a driver file row that the run would refuse."""
+
+    def setup(folder: Path) -> list[str]:
+        policies = _acme(folder)
+        (policies / "drivers" / "db-connections.csv").write_text(f"period,cost_center,quantity\n{rows}")
+        return ["validate", str(policies / "acme.yaml")]
+
+    return setup
+
+
 def _policy_test(text: str) -> Callable[[Path], list[str]]:
     def setup(folder: Path) -> list[str]:
         policies = _acme(folder)
@@ -150,6 +161,24 @@ CASES = [
         _driver_quantity_is_text,
         1,
         ("driver 'db-connections': quantity 'SECRET-TOKEN-abc123xxxxxxxxxxxxx…' is not a number",),
+    ),
+    Case(
+        "validate: a driver file row names an undeclared cost center",
+        _driver_rows("2026-10,CC-1001,3\n2026-10,CC-404,1\n"),
+        1,
+        ("$.spec.drivers.db-connections.file: driver 'db-connections': data row 2: unknown cost center 'CC-404'",),
+    ),
+    Case(
+        "validate: a negative driver quantity",
+        _driver_rows("2026-10,CC-1001,3\n2026-10,CC-1002,-1\n"),
+        1,
+        ("driver 'db-connections': data row 2 (CC-1002, 2026-10): quantity -1 is negative",),
+    ),
+    Case(
+        "validate: a NaN driver quantity",
+        _driver_rows("2026-10,CC-1001,NaN\n"),
+        1,
+        ("driver 'db-connections': data row 1 (CC-1001, 2026-10): quantity NaN is not a finite number",),
     ),
     Case(
         "catastrophic regex is linear, a backreference is refused",

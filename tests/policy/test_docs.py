@@ -17,6 +17,6 @@ def test_the_complete_example_in_the_policy_reference_is_valid(tmp_path: Path, b
     policy.write_text(example, encoding="utf-8")
     (tmp_path / "drivers").mkdir()
     (tmp_path / "drivers" / "cpu_hours.csv").write_text(
-        "period,cost_center,quantity\n2026-11,CC-1001,1\n", encoding="utf-8"
+        "period,cost_center,quantity\n2026-11,CC-2001,1\n", encoding="utf-8"
     )
     assert [str(d) for d in validate([policy], builtin_registry)] == []

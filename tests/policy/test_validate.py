@@ -295,8 +295,9 @@ def test_fixed_splits_are_summed_as_decimals(write: Write, registry: Registry) -
 def test_a_failing_allocator_check_is_named_not_raised(write: Write, registry: Registry) -> None:
     path = write(mutate(("allocate: {method: driven, driver: cpu-hours}", "allocate: {method: broken}")))
     assert messages(path, registry) == [
-        "33:17: $.spec.rules[2].allocate: allocator 'broken' (plugin 'PolicyTestPlugin') failed to check "
-        "its parameters: RuntimeError: boom"
+        "33:17: $.spec.rules[2].allocate: allocator 'broken' of plugin 'PolicyTestPlugin' failed to check "
+        "its parameters: RuntimeError: boom; this is a bug in the plugin: report it to its authors "
+        "(chargeback plugins names its distribution)"
     ]
 
 
