@@ -341,6 +341,8 @@ def test_every_output_file_and_both_folders_are_fsynced_before_the_commit(
     def replace(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
         if Path(dst).name == ".current":
             synced.append("commit")
+        elif str(Path(src).resolve()) in synced:  # a file synced under a temporary name, renamed into place
+            synced.append(str(Path(dst).resolve()))
         return real_replace(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(os, "fsync", fsync)

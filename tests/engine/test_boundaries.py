@@ -242,6 +242,6 @@ class _PlaneThatLosesARowAfterTheCheck(DuckDBPlane):
 
 def test_the_manifest_identity_is_checked_on_every_run_and_a_breach_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConservationError, match=r"money is not conserved in USD: allocated .* \+ deferred .* != input"):
-        Engine(POLICY, data_plane=_PlaneThatLosesARowAfterTheCheck).run([SAMPLE], "2026-10", out=tmp_path / "out")
+        Engine(POLICY, plane=_PlaneThatLosesARowAfterTheCheck).run([SAMPLE], "2026-10", out=tmp_path / "out")
     assert not (tmp_path / "out").exists()
     _holds({"totals": Engine(POLICY).run([SAMPLE], "2026-10").totals()})  # the same run, without the bug
