@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from chargeback_engine.cli import main
 from chargeback_engine.finance import statement
-from chargeback_engine.finance.audit import verify
+from chargeback_engine.finance.audit import verify_audit_chain
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.tables import EXACT_DIGITS, ledger_lines, run_tag_compliance, runs
 from chargeback_engine.policy.loader import load_policies
@@ -94,7 +94,7 @@ def test_auto_mode_follows_the_tag_report(tmp_path: Path, db_url: str, monkeypat
         at_threshold = FinanceSettings(compliance_threshold=terms["CC-2"].compliance)
         assert statement(engine, "2026-10", at_threshold).terms["CC-2"].mode == "chargeback"
 
-        assert verify(engine).ok  # the recorded figures are in the audit chain
+        assert verify_audit_chain(engine).ok  # the recorded figures are in the audit chain
         with engine.begin() as connection:  # a row slipped in by hand to lift CC-2
             run_key = connection.execute(sa.select(runs.c.run_key).where(runs.c.period == "2026-10")).scalar_one()
             forged = {"lines": 100, "compliant_lines": 100, "spend": Decimal(10**6), "compliant_spend": Decimal(10**6)}
@@ -103,7 +103,7 @@ def test_auto_mode_follows_the_tag_report(tmp_path: Path, db_url: str, monkeypat
             )
         assert any(
             p.startswith("run_tag_compliance") and "no audit record holds this row" in p
-            for p in verify(engine).problems
+            for p in verify_audit_chain(engine).problems
         )
     finally:
         engine.dispose()
