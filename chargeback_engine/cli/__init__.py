@@ -8,6 +8,7 @@ which is the application's job and never the library's.
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import structlog
 
-from chargeback_engine.cli.defaults import load_defaults
+from chargeback_engine.cli.defaults import find_config, load_defaults
 from chargeback_engine.engine.memory import use_jemalloc_pool
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.logs import get_logger
@@ -100,11 +101,35 @@ class ChargebackGroup(click.Group):
     The top-level context takes its defaults from ``chargeback.toml`` (:mod:`.defaults`).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Command name -> ``module:attribute``. A command's module is imported when the command
+        #: runs, not at start-up: ``chargeback run`` then never imports the finance stack
+        #: (SQLAlchemy) or the reports' (pandas), about half of the CLI's start-up.
+        self.lazy_commands: dict[str, str] = {}
+        self.lazy_subcommands: dict[str, tuple[str, ...]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            command = _attribute(self.lazy_commands[cmd_name])
+            assert isinstance(command, click.Command)
+            for sub in self.lazy_subcommands.get(cmd_name, ()):
+                assert isinstance(command, click.Group)
+                command.add_command(_attribute(sub))
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
     ) -> click.Context:
         if parent is None and "default_map" not in extra:
             try:
+                if find_config(Path.cwd()) is not None:  # its sections are checked against every command
+                    for name in self.list_commands(click.Context(self)):
+                        self.get_command(click.Context(self), name)
                 extra["default_map"] = load_defaults(self, Path.cwd())
             except ChargebackError as exc:
                 raise click.ClickException(str(exc)) from exc
@@ -120,6 +145,12 @@ class ChargebackGroup(click.Group):
             message, code = failure_message(exc)
             click.echo(redact(message), err=True)
             ctx.exit(code)
+
+
+def _attribute(reference: str) -> Any:
+    """``module:attribute``, imported."""
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def failure_message(exc: Exception) -> tuple[str, int]:
@@ -187,35 +218,34 @@ def main(ctx: click.Context, log_format: str, verbose: int, allow: tuple[str, ..
 
 
 # Commands, one module per area; each command is one call into the library.
-from chargeback_engine.cli.bench import bench  # noqa: E402
-from chargeback_engine.cli.collect import collect_command  # noqa: E402
-from chargeback_engine.cli.enrich import enrich_command  # noqa: E402
-from chargeback_engine.cli.finance import COMMANDS as FINANCE_COMMANDS  # noqa: E402
-from chargeback_engine.cli.plan import plan_command  # noqa: E402
-from chargeback_engine.cli.plugin_list import plugins_command  # noqa: E402
-from chargeback_engine.cli.policy import explain_policy_command, schema_command, validate_command  # noqa: E402
-from chargeback_engine.cli.report import alerts, bench_anomalies, bench_forecast, budget, report  # noqa: E402
-from chargeback_engine.cli.run import explain, run, test  # noqa: E402
-from chargeback_engine.cli.tags import report_tags  # noqa: E402
-
-for _command in (
-    alerts,
-    bench,
-    budget,
-    collect_command,
-    enrich_command,
-    explain,
-    explain_policy_command,
-    plan_command,
-    plugins_command,
-    report,
-    run,
-    schema_command,
-    test,
-    validate_command,
-    *FINANCE_COMMANDS,
-):
-    main.add_command(_command)
-report.add_command(report_tags)
-bench.add_command(bench_anomalies)
-bench.add_command(bench_forecast)
+main.lazy_commands.update(
+    {
+        "alerts": "chargeback_engine.cli.report:alerts",
+        "audit": "chargeback_engine.cli.finance:audit",
+        "bench": "chargeback_engine.cli.bench:bench",
+        "budget": "chargeback_engine.cli.report:budget",
+        "collect": "chargeback_engine.cli.collect:collect_command",
+        "dispute": "chargeback_engine.cli.finance:dispute",
+        "enrich": "chargeback_engine.cli.enrich:enrich_command",
+        "explain": "chargeback_engine.cli.run:explain",
+        "explain-policy": "chargeback_engine.cli.policy:explain_policy_command",
+        "invoice": "chargeback_engine.cli.finance:invoice",
+        "journal": "chargeback_engine.cli.finance:journal",
+        "ledger": "chargeback_engine.cli.finance:ledger",
+        "period": "chargeback_engine.cli.finance:period",
+        "plan": "chargeback_engine.cli.plan:plan_command",
+        "plugins": "chargeback_engine.cli.plugin_list:plugins_command",
+        "report": "chargeback_engine.cli.report:report",
+        "run": "chargeback_engine.cli.run:run",
+        "schema": "chargeback_engine.cli.policy:schema_command",
+        "test": "chargeback_engine.cli.run:test",
+        "validate": "chargeback_engine.cli.policy:validate_command",
+    }
+)
+#: Subcommands that live in another area's module, added to their group when it loads.
+main.lazy_subcommands.update(
+    {
+        "report": ("chargeback_engine.cli.tags:report_tags",),
+        "bench": ("chargeback_engine.cli.report:bench_anomalies", "chargeback_engine.cli.report:bench_forecast"),
+    }
+)

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from chargeback_engine.durable_files import file_sha256
 from chargeback_engine.enrich.apply import ENRICHMENT_INPUT
@@ -22,6 +21,8 @@ from chargeback_engine.errors import InputError
 
 def explain_enrichment(out: str | Path, record_id: str) -> str:
     """One line per tag filled on the record's source line; empty when none was."""
+    import pyarrow.dataset as ds  # here, not at import: it loads pandas, a third of the CLI's start-up
+
     out = Path(out)
     table = enrichment_table_path(out)
     if table is None or not (out / "allocations.parquet").exists():
