@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from decimal import Decimal
+from decimal import Context, Decimal
 from functools import partial
 from pathlib import Path
 
@@ -625,3 +625,12 @@ def test_parquet_bytes_depend_on_the_values_not_on_how_they_are_held(tmp_path: P
     )
     written = [write_parquet(t, tmp_path / f"{i}.parquet").read_bytes() for i, t in enumerate((plain, split, shuffled))]
     assert written[0] == written[1] == written[2]
+
+
+def test_the_plane_reads_money_as_its_exact_integer_units() -> None:
+    """The DuckDB plane splits integer units read straight from the money's 128 bits."""
+    amounts = [Decimal("-99999999999999999999.999999999999999999"), Decimal("-0.000000000000000001"), None]
+    amounts += [Decimal(0), Decimal("12.5"), Decimal("99999999999999999999.999999999999999999")]
+    money = pa.chunked_array([pa.array(amounts, pa.decimal128(38, 18))]).slice(1)  # an offset too
+    units = duck._units(money).to_pylist()
+    assert units == [None if a is None else int(a.scaleb(18, Context(prec=60))) for a in amounts[1:]]
