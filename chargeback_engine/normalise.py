@@ -138,6 +138,11 @@ def exact_money(
         values = values.cast(values.type.value_type)
     if pa.types.is_null(values.type):
         return pa.chunked_array([pa.nulls(len(values), MONEY)]), []
+    if pa.types.is_decimal(values.type) and values.type.scale <= LEDGER_SCALE:
+        try:  # nothing to round: one exact cast (safe casts refuse what does not fit)
+            return values.cast(MONEY), []
+        except pa.ArrowInvalid:
+            return _money_by_value(values, column, rounding)
     if _is_text(values.type):
         values = blank_as_null(pc.utf8_trim_whitespace(values))
     elif pa.types.is_floating(values.type):
@@ -271,6 +276,8 @@ def canonical_tags(text: str) -> str:
     are kept as written (normalising them is the policy's job). Raises ``ValueError``,
     saying what is wrong, for anything else.
     """
+    if _is_canonical(text):
+        return text
     if text.count("{") + text.count("[") > MAX_TAG_DEPTH and _depth(text) > MAX_TAG_DEPTH:
         raise ValueError(f"nests arrays or objects more than {MAX_TAG_DEPTH} deep")
     try:
@@ -295,6 +302,21 @@ def canonical_tags(text: str) -> str:
         bad = result[exc.start : exc.end].encode("utf-8", "backslashreplace").decode()
         raise ValueError(f"holds a lone surrogate ({bad}), which is not Unicode text") from None
     return result
+
+
+#: Tags as :func:`canonical_tags` writes them (compact, non-ASCII as is), by the C encoder.
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _is_canonical(text: str) -> bool:
+    """True if ``text`` is already what :func:`canonical_tags` makes of it, as most tags are:
+    an object of string values that the C parser and encoder give back unchanged (so it has
+    no duplicate key, no null, no number and no escaped lone surrogate)."""
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return type(parsed) is dict and all(type(v) is str for v in parsed.values()) and _compact_json(parsed) == text
 
 
 def _depth(text: str) -> int:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from chargeback_engine.components import Exporter, RunResult
 from chargeback_engine.csvwriter import defused
-from chargeback_engine.engine.store import RECORD
+from chargeback_engine.engine.store import RECORD, one_chunk
 from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.sql_common import connect, sql_text
@@ -30,30 +30,54 @@ ROW_GROUP_ROWS = 1 << 18
 #: Text columns that keep min/max statistics: short values a reader filters on. Statistics of
 #: the other text columns (ids, hashes, names) cost a sixth of the write and serve no query.
 _FILTERED_TEXT = frozenset({"period", "cost_center", "currency"})
+#: Text columns written plain: nearly every value differs, so a dictionary would not pay.
+_UNIQUE_TEXT = frozenset({"record_id"})
 
 
 def write_parquet(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema: pa.Schema | None = None) -> Path:
-    """Plain-encoded, zstd-compressed Parquet without the Arrow schema blob, in row groups of
+    """zstd-compressed Parquet without the Arrow schema blob, in row groups of
     :data:`ROW_GROUP_ROWS`: the bytes depend on the values only, not on how they were held
-    in memory (dictionary or plain text, batch sizes), so every plane writes the same file."""
+    in memory (dictionary or plain text, batch sizes), so every plane writes the same file.
+
+    Text columns (except ``record_id``, nearly unique) are dictionary-encoded, each row
+    group's dictionary holding its values in order of first appearance
+    (:func:`_values_dictionary`): a fifth less to encode than plain text, and smaller files."""
     if isinstance(rows, pa.Table):
         schema, rows = rows.schema, rows.to_batches()
     assert schema is not None
     nullable = pa.schema([f.with_nullable(True) for f in schema])  # as every plane's SQL results are
     text = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)}
+    encoded = {f.name for f in schema if pa.types.is_string(f.type) or f.type == ENCODED_TEXT} - _UNIQUE_TEXT
     statistics = [f.name for f in schema if f.name not in text or f.name in _FILTERED_TEXT]
+    written = pa.schema([f.with_type(ENCODED_TEXT) if f.name in encoded else f for f in nullable])
     with pq.ParquetWriter(
         path,
-        nullable,
+        written,
         compression="zstd",
-        use_dictionary=False,
+        use_dictionary=sorted(encoded) or False,
         store_schema=False,
         write_statistics=statistics or False,
     ) as writer:
         for group in _row_groups(_read_ahead(rows), schema):
             # One chunk per row group: pyarrow cuts data pages at chunk boundaries, which differ by plane.
-            writer.write_table(group.cast(nullable).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+            table = group.cast(nullable).combine_chunks()
+            columns = [
+                _values_dictionary(one_chunk(table[n])) if n in encoded else table[n] for n in table.column_names
+            ]
+            writer.write_table(pa.Table.from_arrays(columns, schema=written), row_group_size=ROW_GROUP_ROWS)
     return path
+
+
+def _values_dictionary(column: pa.Array) -> pa.DictionaryArray:
+    """Text as the dictionary the Parquet writer stores as is: the distinct values in order of
+    first appearance, so it depends on the values only. A dictionary-encoded column is
+    re-indexed without touching its text, unless its dictionary repeats a value or holds null."""
+    if column.type == ENCODED_TEXT and not column.dictionary.null_count:
+        used = pc.unique(column.indices).drop_null()
+        values = column.dictionary.take(used)
+        if len(pc.unique(values)) == len(values):
+            return pa.DictionaryArray.from_arrays(pc.index_in(column.indices, value_set=used).cast(pa.int32()), values)
+    return pc.dictionary_encode(column.cast(pa.string())).cast(ENCODED_TEXT)
 
 
 def _read_ahead(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:

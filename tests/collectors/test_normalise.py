@@ -65,6 +65,20 @@ def test_any_decimal_with_up_to_18_places_round_trips_exactly(amounts):
     assert rounding.as_details() == {}
 
 
+@given(st.integers(min_value=0, max_value=LEDGER_SCALE), st.lists(st.integers(), min_size=1, max_size=20))
+def test_decimal_columns_with_up_to_18_places_are_read_exactly(scale, units):
+    amounts = [Decimal(f"{'-' if u < 0 else ''}{abs(u) % 10 ** (20 + scale)}E-{scale}") for u in units]
+    rounding = Rounding()
+    money, problems = exact_money(pa.array(amounts, pa.decimal128(38, scale)), column="BilledCost", rounding=rounding)
+    assert (problems, money.to_pylist(), rounding.as_details()) == ([], amounts, {})
+
+
+def test_a_decimal_column_too_large_for_the_ledger_is_located():
+    costs = pa.array([Decimal(1), Decimal(10) ** 20], pa.decimal128(38, 2))
+    with pytest.raises(InputError, match=r"f.parquet: row 2: BilledCost: .* does not fit the ledger"):
+        normalise(cost_table(costs), source_id="f.parquet", rounding=Rounding())
+
+
 @given(
     st.lists(
         st.integers(min_value=LEDGER_SCALE + 1, max_value=40).flatmap(

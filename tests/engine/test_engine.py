@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from decimal import Decimal
+from decimal import Context, Decimal
 from functools import partial
 from pathlib import Path
 
@@ -614,5 +614,25 @@ def test_parquet_bytes_depend_on_the_values_not_on_how_they_are_held(tmp_path: P
             "n": pa.chunked_array([pa.array(range(cut)), pa.array(range(cut, rows))]),
         }
     )
-    one, two = write_parquet(plain, tmp_path / "one.parquet"), write_parquet(split, tmp_path / "two.parquet")
-    assert one.read_bytes() == two.read_bytes()
+    # A dictionary in another order, holding a value no row uses, as a line item's dictionary does.
+    values = sorted(set(text), reverse=True) + ["unused"]
+    position = {v: i for i, v in enumerate(values)}
+    shuffled = pa.table(
+        {
+            "s": pa.DictionaryArray.from_arrays(pa.array([position[t] for t in text], pa.int32()), values),
+            "n": list(range(rows)),
+        }
+    )
+    written = [write_parquet(t, tmp_path / f"{i}.parquet").read_bytes() for i, t in enumerate((plain, split, shuffled))]
+    assert written[0] == written[1] == written[2]
+
+
+def test_the_plane_reads_money_as_its_exact_integer_units() -> None:
+    """The DuckDB plane splits integer units read straight from the money's 128 bits."""
+    amounts = [Decimal("-99999999999999999999.999999999999999999"), Decimal("-0.000000000000000001"), None]
+    amounts += [Decimal(0), Decimal("12.5"), Decimal("99999999999999999999.999999999999999999")]
+    money = pa.chunked_array([pa.array(amounts, pa.decimal128(38, 18))]).slice(1)  # an offset too
+    con = store.connect()
+    con.register("halves", pa.table(duck._unit_halves(money)))
+    units = [row[0] for row in con.sql(f"SELECT {duck._UNITS} FROM halves").fetchall()]
+    assert units == [None if a is None else int(a.scaleb(18, Context(prec=60))) for a in amounts[1:]]
