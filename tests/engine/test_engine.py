@@ -18,6 +18,7 @@ from chargeback_engine import ConservationError, Engine, InputError, hookimpl
 from chargeback_engine.engine import duck, store
 from chargeback_engine.engine.duck import LEDGER_ROWS, DuckDBPlane
 from chargeback_engine.plugins import get_plugin_manager
+from chargeback_engine.sql_common import connect
 from tests.engine.helpers import line_items, make_policy
 
 CENTERS = [
@@ -632,7 +633,7 @@ def test_the_plane_reads_money_as_its_exact_integer_units() -> None:
     amounts = [Decimal("-99999999999999999999.999999999999999999"), Decimal("-0.000000000000000001"), None]
     amounts += [Decimal(0), Decimal("12.5"), Decimal("99999999999999999999.999999999999999999")]
     money = pa.chunked_array([pa.array(amounts, pa.decimal128(38, 18))]).slice(1)  # an offset too
-    con = store.connect()
+    con = connect()
     con.register("halves", pa.table(duck._unit_halves(money)))
     units = [row[0] for row in con.sql(f"SELECT {duck._UNITS} FROM halves").fetchall()]
     assert units == [None if a is None else int(a.scaleb(18, Context(prec=60))) for a in amounts[1:]]
