@@ -144,7 +144,7 @@ def test_migration_0003_brings_money_columns_to_the_ledger_scale(books: sa.Engin
     from chargeback_engine.costdb.connection import writing
 
     config = Config()
-    config.set_main_option("script_location", str(files("chargeback_engine.finance") / "migrations"))
+    config.set_main_option("script_location", str(files("chargeback_engine.costdb") / "migrations"))
     with writing(books) as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "0002")
