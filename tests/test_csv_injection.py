@@ -16,10 +16,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from chargeback_engine.costdb.connection import open_database
 from chargeback_engine.csvwriter import csv_bytes, safe_cell
 from chargeback_engine.exporters.ledger_files import write_csv
 from chargeback_engine.finance import close_period, export_invoices, export_journal, export_statement, ingest_run
-from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.insight.render import render
 from chargeback_engine.insight.reports import BudgetUse, ExecutiveSummary, Line, TeamReport, TrendPoint

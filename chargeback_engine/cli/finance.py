@@ -19,8 +19,8 @@ from chargeback_engine import display, finance
 from chargeback_engine.cli.defaults import db_option
 from chargeback_engine.cli.output import Column, echo_json, echo_status, echo_table, format_option
 from chargeback_engine.cli.policy import _count
+from chargeback_engine.costdb.connection import missing_sqlite_file
 from chargeback_engine.errors import ChargebackError
-from chargeback_engine.finance.db import missing_sqlite_file
 from chargeback_engine.finance.disputes import STATUSES, TRANSITIONS
 from chargeback_engine.periods import Period
 

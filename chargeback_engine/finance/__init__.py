@@ -5,8 +5,8 @@ commands ``ledger``, ``period``, ``invoice``, ``journal``, ``dispute`` and ``aud
 call each into these functions.
 """
 
+from chargeback_engine.costdb.connection import database_url, open_database
 from chargeback_engine.finance.audit import AuditReport, Witness, verify_audit_chain, witnesses_in
-from chargeback_engine.finance.db import database_url, open_database
 from chargeback_engine.finance.disputes import (
     Dispute,
     comment,

@@ -25,9 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.canonical import canonical_json, sha256_text
-from chargeback_engine.finance.finance_errors import FinanceError
-from chargeback_engine.finance.money_text import money_text
-from chargeback_engine.finance.tables import (
+from chargeback_engine.costdb.tables import (
     Money,
     adjustments,
     at_ledger_scale,
@@ -44,6 +42,8 @@ from chargeback_engine.finance.tables import (
     runs,
     statement_lines,
 )
+from chargeback_engine.finance.finance_errors import FinanceError
+from chargeback_engine.finance.money_text import money_text
 
 GENESIS = "sha256:" + "0" * 64
 

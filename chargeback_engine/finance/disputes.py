@@ -22,12 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.canonical import content_id
+from chargeback_engine.costdb.connection import writing
+from chargeback_engine.costdb.tables import credit_notes, dispute_events, disputes, exact, invoices
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.finance_errors import DisputeError
 from chargeback_engine.finance.money_text import minor
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import credit_notes, dispute_events, disputes, exact, invoices
 from chargeback_engine.money import minor_units, quantum
 from chargeback_engine.periods import Period
 

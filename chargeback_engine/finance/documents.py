@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from chargeback_engine.costdb.tables import exact, period_closes
 from chargeback_engine.csvwriter import csv_bytes
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.bundles import write_bundle
@@ -19,7 +20,6 @@ from chargeback_engine.finance.money_text import minor, money_text
 from chargeback_engine.finance.period_close import statement
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice
-from chargeback_engine.finance.tables import exact, period_closes
 
 INVOICE_FORMATS = ("json", "csv", "html")
 CSV_HEADER = (

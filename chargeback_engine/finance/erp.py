@@ -26,6 +26,7 @@ from xml.sax.saxutils import escape
 
 import sqlalchemy as sa
 
+from chargeback_engine.costdb.tables import exact
 from chargeback_engine.csvwriter import csv_bytes
 from chargeback_engine.finance import audit
 from chargeback_engine.finance.bundles import write_bundle
@@ -33,7 +34,6 @@ from chargeback_engine.finance.finance_errors import ClosedPeriodError
 from chargeback_engine.finance.journal import JournalBatch, JournalEntry, check_balanced, load_batches
 from chargeback_engine.finance.money_text import minor
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import exact
 from chargeback_engine.periods import Period
 
 

@@ -19,13 +19,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.canonical import canonical_json, content_id
+from chargeback_engine.costdb.connection import writing
+from chargeback_engine.costdb.tables import exact, invoices, journal_batches, journal_entries, journal_lines
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.finance_errors import ClosedPeriodError, JournalError
 from chargeback_engine.finance.money_text import minor
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice
-from chargeback_engine.finance.tables import exact, invoices, journal_batches, journal_entries, journal_lines
 from chargeback_engine.money import LEDGER_QUANTUM
 
 ZERO = Decimal(0).quantize(LEDGER_QUANTUM)

@@ -16,8 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.canonical import canonical_json
+from chargeback_engine.costdb.connection import writing
+from chargeback_engine.costdb.queries import head_run
+from chargeback_engine.costdb.tables import credit_notes, exact, invoices, period_closes, runs, statement_lines
 from chargeback_engine.finance import audit
-from chargeback_engine.finance.db import writing
 from chargeback_engine.finance.finance_errors import ClosedPeriodError
 from chargeback_engine.finance.journal import (
     JournalBatch,
@@ -28,10 +30,8 @@ from chargeback_engine.finance.journal import (
     record_batch,
 )
 from chargeback_engine.finance.money_text import minor
-from chargeback_engine.finance.runs import head_run
 from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.finance.statements import Invoice, Statement, StatementLine, build_statement, resolve_terms
-from chargeback_engine.finance.tables import credit_notes, exact, invoices, period_closes, runs, statement_lines
 from chargeback_engine.logs import get_logger
 from chargeback_engine.periods import Period
 

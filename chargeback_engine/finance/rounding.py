@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
-from chargeback_engine.finance.tables import exact
+from chargeback_engine.costdb.tables import exact
 from chargeback_engine.money import largest_remainders, minor_units, quantum
 
 

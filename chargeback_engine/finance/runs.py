@@ -24,11 +24,9 @@ import sqlalchemy as sa
 
 from chargeback_engine.canonical import canonical_json, content_id, sha256_text
 from chargeback_engine.compliance import Compliance, by_cost_center
-from chargeback_engine.errors import InputError
-from chargeback_engine.finance import audit
-from chargeback_engine.finance.db import writing
-from chargeback_engine.finance.finance_errors import RunConflictError
-from chargeback_engine.finance.tables import (
+from chargeback_engine.costdb.connection import writing
+from chargeback_engine.costdb.queries import head_run
+from chargeback_engine.costdb.tables import (
     adjustments,
     decisions,
     exact,
@@ -38,6 +36,9 @@ from chargeback_engine.finance.tables import (
     run_tag_compliance,
     runs,
 )
+from chargeback_engine.errors import InputError
+from chargeback_engine.finance import audit
+from chargeback_engine.finance.finance_errors import RunConflictError
 from chargeback_engine.ledger import CATEGORIES
 from chargeback_engine.logs import get_logger
 from chargeback_engine.money import LEDGER_SCALE
@@ -212,14 +213,6 @@ def _compliance_rows(run: RunInput) -> list[dict[str, Any]]:
         }
         for c in run.tag_compliance
     ]
-
-
-def head_run(connection: sa.Connection, period: Period | str) -> str | None:
-    """The period's current run: the one no other run of the period supersedes."""
-    superseded = sa.select(runs.c.supersedes).where(runs.c.period == str(period))
-    return connection.execute(
-        sa.select(runs.c.run_key).where(runs.c.period == str(period), runs.c.run_key.not_in(superseded))
-    ).scalar()
 
 
 def closed_periods(connection: sa.Connection) -> set[str]:

@@ -21,15 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from chargeback_engine.canonical import canonical_json, content_id, sha256_text
-from chargeback_engine.errors import PeriodError
-from chargeback_engine.finance.audit import Witness
-from chargeback_engine.finance.disputes import pending_credits
-from chargeback_engine.finance.finance_errors import FinanceError
-from chargeback_engine.finance.money_text import minor, money_text
-from chargeback_engine.finance.rounding import round_groups, round_total
-from chargeback_engine.finance.runs import aggregate_run, head_run
-from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import (
+from chargeback_engine.costdb.queries import head_run
+from chargeback_engine.costdb.tables import (
     adjustments,
     exact,
     ledger_lines,
@@ -37,6 +30,14 @@ from chargeback_engine.finance.tables import (
     run_tag_compliance,
     runs,
 )
+from chargeback_engine.errors import PeriodError
+from chargeback_engine.finance.audit import Witness
+from chargeback_engine.finance.disputes import pending_credits
+from chargeback_engine.finance.finance_errors import FinanceError
+from chargeback_engine.finance.money_text import minor, money_text
+from chargeback_engine.finance.rounding import round_groups, round_total
+from chargeback_engine.finance.runs import aggregate_run
+from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.periods import Period
 
 TREATMENTS = ("invoice", "showback", "unallocated")

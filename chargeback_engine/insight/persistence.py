@@ -1,7 +1,7 @@
 """What insight keeps between runs: budgets, stored forecasts, and the alerts already sent.
 
 SQLAlchemy Core over the cost database (the same URL rule as finance: ``--db``, then
-``CHARGEBACK_DB``, then ``sqlite:///chargeback.db``), with the finance tables' exact
+``CHARGEBACK_DB``, then ``sqlite:///chargeback.db``), with the cost database tables' exact
 ``Money`` type. A sent alert is a row with a unique id per channel, claimed *before*
 sending, so two processes can never both send it.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from chargeback_engine.finance.db import database_url, missing_sqlite_file
-from chargeback_engine.finance.tables import Money
+from chargeback_engine.costdb.connection import database_url, missing_sqlite_file
+from chargeback_engine.costdb.tables import Money
 from chargeback_engine.insight.forecast import Forecast
 
 metadata = sa.MetaData()
@@ -134,7 +134,7 @@ class InsightStore:
 
     def invoices(self, period: str, cost_center: str) -> list[dict[str, Any]]:
         """The issued invoices of a cost center for a period, when this database holds the finance books."""
-        from chargeback_engine.finance.tables import invoices
+        from chargeback_engine.costdb.tables import invoices
 
         if not sa.inspect(self.engine).has_table(invoices.name):
             return []

@@ -171,10 +171,9 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     daily run outputs (:func:`read_run_directory`). Journaled spend is the subtotal of the
     invoices that the period's current journal batches post.
     """
-    from chargeback_engine.finance import open_database
-    from chargeback_engine.finance import tables as t
-    from chargeback_engine.finance.db import missing_sqlite_file
-    from chargeback_engine.finance.runs import head_run
+    from chargeback_engine.costdb import tables as t
+    from chargeback_engine.costdb.connection import missing_sqlite_file, open_database
+    from chargeback_engine.costdb.queries import head_run
 
     if missing := missing_sqlite_file(url):
         raise InputError(f"{missing}: no cost database (nothing recorded yet); give --db URL or set CHARGEBACK_DB")

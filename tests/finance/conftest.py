@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from chargeback_engine.finance.db import open_database
+from chargeback_engine.costdb.connection import open_database
 
 POSTGRES_URL = os.environ.get("CHARGEBACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -11,6 +11,16 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from chargeback_engine.cli import main
+from chargeback_engine.costdb.tables import (
+    audit_records,
+    dispute_events,
+    disputes,
+    invoices,
+    journal_lines,
+    period_closes,
+    runs,
+    statement_lines,
+)
 from chargeback_engine.finance import (
     close_period,
     export_invoices,
@@ -21,16 +31,6 @@ from chargeback_engine.finance import (
 )
 from chargeback_engine.finance.audit import COVERED, GENESIS, record_hash, witnesses_in
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import (
-    audit_records,
-    dispute_events,
-    disputes,
-    invoices,
-    journal_lines,
-    period_closes,
-    runs,
-    statement_lines,
-)
 from chargeback_engine.money import LEDGER_QUANTUM
 from tests.finance.builders import MONTH, run_input
 

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from chargeback_engine.costdb.connection import open_database
+from chargeback_engine.costdb.tables import invoices, journal_batches, ledger_lines, period_closes, runs
 from chargeback_engine.finance import close_period, ingest_run, verify_audit_chain
-from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import invoices, journal_batches, ledger_lines, period_closes, runs
 from tests.finance.builders import MONTH, ledger_table, run_input
 from tests.finance.test_cli import POLICY
 

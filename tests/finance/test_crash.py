@@ -18,10 +18,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from chargeback_engine.finance import close_period, ingest_run, verify_audit_chain
-from chargeback_engine.finance.db import open_database
-from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import (
+from chargeback_engine.costdb.connection import open_database
+from chargeback_engine.costdb.tables import (
     audit_records,
     invoices,
     journal_batches,
@@ -30,6 +28,8 @@ from chargeback_engine.finance.tables import (
     runs,
     statement_lines,
 )
+from chargeback_engine.finance import close_period, ingest_run, verify_audit_chain
+from chargeback_engine.finance.settings import FinanceSettings
 from chargeback_engine.periods import Period
 from tests.finance.builders import MONTH, run_input
 

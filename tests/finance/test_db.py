@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.dialects import postgresql, sqlite
 
-from chargeback_engine.finance.db import database_url, open_database
-from chargeback_engine.finance.tables import APPEND_ONLY_TABLES, Money, metadata
+from chargeback_engine.costdb.connection import database_url, open_database
+from chargeback_engine.costdb.tables import APPEND_ONLY_TABLES, Money, metadata
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE
 
 
@@ -141,10 +141,10 @@ def test_migration_0003_brings_money_columns_to_the_ledger_scale(books: sa.Engin
     from alembic import command
     from alembic.config import Config
 
-    from chargeback_engine.finance.db import writing
+    from chargeback_engine.costdb.connection import writing
 
     config = Config()
-    config.set_main_option("script_location", str(files("chargeback_engine.finance") / "migrations"))
+    config.set_main_option("script_location", str(files("chargeback_engine.costdb") / "migrations"))
     with writing(books) as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "0002")

@@ -8,12 +8,12 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from chargeback_engine.costdb.connection import open_database
+from chargeback_engine.costdb.tables import adjustments, ledger_lines, runs
 from chargeback_engine.errors import InputError, PeriodError
 from chargeback_engine.finance import close_period, ingest_run, period_statuses, statement, verify_audit_chain
-from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.finance_errors import ClosedPeriodError, RunConflictError
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import adjustments, ledger_lines, runs
 from tests.finance.builders import MONTH, run_input
 
 SETTINGS = FinanceSettings(payer_entity="ACME-US")

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from chargeback_engine.costdb.connection import open_database
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.finance import RunInput, close_period, export_invoices, ingest_run, statement
-from chargeback_engine.finance.db import open_database
 from chargeback_engine.finance.finance_errors import ClosedPeriodError
 from chargeback_engine.finance.rounding import round_conserving, round_groups, round_to, round_total
 from chargeback_engine.finance.settings import FinanceSettings

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from chargeback_engine.cli import main
+from chargeback_engine.costdb.tables import EXACT_DIGITS, ledger_lines, run_tag_compliance, runs
 from chargeback_engine.finance import statement
 from chargeback_engine.finance.audit import verify_audit_chain
 from chargeback_engine.finance.settings import FinanceSettings
-from chargeback_engine.finance.tables import EXACT_DIGITS, ledger_lines, run_tag_compliance, runs
 from chargeback_engine.policy.loader import load_policies
 from chargeback_engine.testing import line_items, make_engine, make_registry
 

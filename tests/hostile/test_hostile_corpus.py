@@ -338,8 +338,8 @@ def test_a_full_disk_during_period_close_is_a_sentence_and_the_books_stay_as_the
     import subprocess
     import sys
 
+    from chargeback_engine.costdb.connection import open_database
     from chargeback_engine.finance import ingest_run, period_statuses
-    from chargeback_engine.finance.db import open_database
     from tests.finance.builders import MONTH, run_input
 
     path = tmp_path / "books.db"

@@ -61,8 +61,8 @@ def test_a_tag_fallback_into_the_bucket_is_reported_as_unallocated(tmp_path: Pat
 
 
 def test_the_cost_database_names_its_bucket_too(tmp_path: Path) -> None:
+    from chargeback_engine.costdb.connection import open_database
     from chargeback_engine.finance import ingest_run
-    from chargeback_engine.finance.db import open_database
     from chargeback_engine.insight.sources import read_cost_database
     from tests.finance.builders import run_input
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import chargeback_engine.finance.tables
+import chargeback_engine.costdb.tables
 
 revision = "0004"
 down_revision = "0003"
@@ -28,8 +28,8 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("lines", sa.BigInteger(), nullable=False),
         sa.Column("compliant_lines", sa.BigInteger(), nullable=False),
-        sa.Column("spend", chargeback_engine.finance.tables.Money(length=64), nullable=False),
-        sa.Column("compliant_spend", chargeback_engine.finance.tables.Money(length=64), nullable=False),
+        sa.Column("spend", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
+        sa.Column("compliant_spend", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
         sa.PrimaryKeyConstraint(*KEY),
     )
     if op.get_bind().dialect.name == "postgresql":  # the function is 0002's

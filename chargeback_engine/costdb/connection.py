@@ -20,7 +20,7 @@ from chargeback_engine.logs import get_logger
 
 DEFAULT_URL = "sqlite:///chargeback.db"
 ENV_VAR = "CHARGEBACK_DB"
-_WRITE_LOCK = 0x43424B46  # "CBKF": the advisory lock id of finance writes
+_WRITE_LOCK = 0x43424B46  # "CBKF": the advisory lock id of cost-database writes
 
 log = get_logger(__name__)
 
@@ -78,11 +78,11 @@ def migrate(engine: sa.Engine) -> None:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(files("chargeback_engine.finance") / "migrations"))
+    config.set_main_option("script_location", str(files("chargeback_engine.costdb") / "migrations"))
     with writing(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-    log.debug("finance.db.migrated", url=engine.url.render_as_string(hide_password=True))
+    log.debug("costdb.migrated", url=engine.url.render_as_string(hide_password=True))
 
 
 def open_database(url: str | None = None) -> sa.Engine:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import chargeback_engine.finance.tables
+import chargeback_engine.costdb.tables
 
 revision = "0001"
 down_revision = None
@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("service_name", sa.String(length=200), nullable=True),
         sa.Column("category", sa.String(length=20), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("amount", chargeback_engine.finance.tables.Money(length=64), nullable=False),
+        sa.Column("amount", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
         sa.PrimaryKeyConstraint("adjustment_id"),
     )
     op.create_table(
@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("dispute_id", sa.String(length=80), nullable=False),
         sa.Column("invoice_id", sa.String(length=80), nullable=False),
         sa.Column("period", sa.String(length=7), nullable=False),
-        sa.Column("amount", chargeback_engine.finance.tables.Money(length=64), nullable=False),
+        sa.Column("amount", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.PrimaryKeyConstraint("dispute_id"),
     )
@@ -72,7 +72,7 @@ def upgrade() -> None:
         sa.Column("at", sa.String(length=32), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("assignee", sa.String(length=100), nullable=False),
-        sa.Column("credit", chargeback_engine.finance.tables.Money(length=64), nullable=True),
+        sa.Column("credit", chargeback_engine.costdb.tables.Money(length=64), nullable=True),
         sa.PrimaryKeyConstraint("dispute_id", "seq"),
     )
     op.create_table(
@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("cost_center", sa.String(length=100), nullable=False),
         sa.Column("invoice_id", sa.String(length=80), nullable=True),
         sa.Column("dispute_type", sa.String(length=50), nullable=False),
-        sa.Column("amount", chargeback_engine.finance.tables.Money(length=64), nullable=False),
+        sa.Column("amount", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("submitted_by", sa.String(length=100), nullable=False),
@@ -96,9 +96,9 @@ def upgrade() -> None:
         sa.Column("period", sa.String(length=7), nullable=False),
         sa.Column("cost_center", sa.String(length=100), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("subtotal", chargeback_engine.finance.tables.Money(length=64), nullable=False),
-        sa.Column("markup", chargeback_engine.finance.tables.Money(length=64), nullable=False),
-        sa.Column("total", chargeback_engine.finance.tables.Money(length=64), nullable=False),
+        sa.Column("subtotal", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
+        sa.Column("markup", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
+        sa.Column("total", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
         sa.Column("audit_head", sa.String(length=80), nullable=False),
         sa.Column("document", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("invoice_id"),
@@ -132,8 +132,8 @@ def upgrade() -> None:
         sa.Column("line_no", sa.Integer(), nullable=False),
         sa.Column("account", sa.String(length=50), nullable=False),
         sa.Column("cost_center", sa.String(length=100), nullable=True),
-        sa.Column("debit", chargeback_engine.finance.tables.Money(length=64), nullable=False),
-        sa.Column("credit", chargeback_engine.finance.tables.Money(length=64), nullable=False),
+        sa.Column("debit", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
+        sa.Column("credit", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
         sa.Column("memo", sa.String(length=300), nullable=False),
         sa.PrimaryKeyConstraint("entry_id", "line_no"),
     )
@@ -153,7 +153,7 @@ def upgrade() -> None:
         sa.Column("rule_id", sa.String(length=100), nullable=True),
         sa.Column("method", sa.String(length=50), nullable=False),
         sa.Column("decision_id", sa.String(length=100), nullable=False),
-        sa.Column("amount", chargeback_engine.finance.tables.Money(length=64), nullable=False),
+        sa.Column("amount", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.PrimaryKeyConstraint("run_key", "line_no"),
     )
@@ -199,8 +199,8 @@ def upgrade() -> None:
         sa.Column("category", sa.String(length=20), nullable=False),
         sa.Column("reference", sa.String(length=100), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("exact_amount", chargeback_engine.finance.tables.Money(length=64), nullable=False),
-        sa.Column("amount", chargeback_engine.finance.tables.Money(length=64), nullable=False),
+        sa.Column("exact_amount", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
+        sa.Column("amount", chargeback_engine.costdb.tables.Money(length=64), nullable=False),
         sa.Column("invoice_id", sa.String(length=80), nullable=True),
         sa.PrimaryKeyConstraint("period", "line_no"),
     )
