@@ -328,7 +328,7 @@ def alerts_check(
             min_impact_pct if min_impact_pct is not None else insight.alert_gate.min_impact_pct,
         )
     registry = ctx.find_root().obj.registry
-    known = {name: r.component for name, r in registry.notifiers.items()}
+    known = registry.notifiers
     targets = (
         channels([{"type": "json", "stream": "stdout"}], known) if config is None else read_channels(config, known)
     )
