@@ -76,9 +76,8 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
         "--required-tag",
         "required_tags",
         multiple=True,
-        default=("cost-center",),
-        show_default=True,
-        help="Tag keys a resource needs to count as tagged (repeatable).",
+        help="Tag a line needs to count as tagged (repeatable), instead of the policy's spec.tags.required; "
+        "needs --policy.",
     )
     @functools.wraps(command)
     def wrapper(
@@ -90,6 +89,8 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
         **kwargs: Any,
     ) -> Any:
         can_write = writable or kwargs.get("save", False)  # report forecast --save stores its forecasts
+        if required_tags and not policies:
+            raise click.UsageError("--required-tag needs --policy: tag compliance is counted as its policy says")
         chargeback, names, loaded = None, {}, None
         if policies:
             registry = click.get_current_context().obj.registry
