@@ -132,16 +132,19 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def tag_report(runs: Sequence[str | Path], policies: Policy | PolicySet, *, top: int = 10) -> TagReport:
+def tag_report(
+    runs: Sequence[str | Path], policies: Policy | PolicySet, *, top: int = 10, required: Sequence[str] = ()
+) -> TagReport:
     """The compliance of the last of ``runs`` (output directories, oldest first), with the trend
-    over all of them; ``spec.tags`` of the policy governing the last run's period says what is required."""
+    over all of them; ``spec.tags`` of the policy governing the last run's period says what is
+    required, unless ``required`` names the tags (normalised as the policy normalises keys)."""
     directories = [Path(r) for r in runs]
     if not directories:
         raise InputError("give at least one run directory")
     policy = (
         policies if isinstance(policies, Policy) else policies.for_period(Period.parse(_period_of(directories[-1])))
     )
-    required = required_tags(policy)
+    required = tuple(policy.tags.normalize_key(t) for t in required) or required_tags(policy)
     if not required:
         raise InputError(f"policy {policy.name} lists no spec.tags.required; there is nothing to comply with")
     owner_tag = policy.tags.normalize_key(_spec_tags(policy).get("owner", DEFAULT_OWNER_TAG))

@@ -76,9 +76,8 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
         "--required-tag",
         "required_tags",
         multiple=True,
-        default=("cost-center",),
-        show_default=True,
-        help="Tag keys a resource needs to count as tagged (repeatable).",
+        help="Tag a line needs to count as tagged (repeatable), instead of the policy's spec.tags.required; "
+        "needs --policy.",
     )
     @functools.wraps(command)
     def wrapper(
@@ -90,6 +89,8 @@ def _insight_options(command: Callable[..., Any], *, writable: bool = False) -> 
         **kwargs: Any,
     ) -> Any:
         can_write = writable or kwargs.get("save", False)  # report forecast --save stores its forecasts
+        if required_tags and not policies:
+            raise click.UsageError("--required-tag needs --policy: tag compliance is counted as its policy says")
         chargeback, names, loaded = None, {}, None
         if policies:
             registry = click.get_current_context().obj.registry
@@ -328,7 +329,7 @@ def alerts_check(
             min_impact_pct if min_impact_pct is not None else insight.alert_gate.min_impact_pct,
         )
     registry = ctx.find_root().obj.registry
-    known = {name: r.component for name, r in registry.notifiers.items()}
+    known = registry.notifiers
     targets = (
         channels([{"type": "json", "stream": "stdout"}], known) if config is None else read_channels(config, known)
     )

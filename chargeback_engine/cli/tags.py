@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from chargeback_engine.compliance import RENDERERS, as_alert, tag_report
+from chargeback_engine.errors import ChargebackError
 from chargeback_engine.insight.alerts import read_channels
 from chargeback_engine.policy.loader import load_policies
+from chargeback_engine.redact import redact
 
 if TYPE_CHECKING:
     from chargeback_engine.cli import CliState
@@ -55,8 +58,16 @@ def report_tags(
     report = tag_report(list(runs), load_policies(list(policies), state.registry), top=top)
     click.echo(RENDERERS[fmt](report), nl=False)
     if notifiers is not None:
-        targets = read_channels(notifiers, {name: r.component for name, r in state.registry.notifiers.items()})
+        targets = read_channels(notifiers, state.registry.notifiers)
         alert = as_alert(report)
+        failed = False
         for channel in targets:
-            channel.notifier.send(alert, channel.options)
-            click.echo(f"sent to {channel.id}", err=True)
+            try:
+                channel.send(alert)
+            except ChargebackError as exc:  # a refused delivery or a broken notifier: say which, try the rest
+                click.echo(redact(f"not sent on {channel.id}: {exc}"), err=True)
+                failed = True
+            else:
+                click.echo(f"sent to {channel.id}", err=True)
+        if failed:
+            sys.exit(1)

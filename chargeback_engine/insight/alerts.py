@@ -3,7 +3,10 @@
 Deciding (which thresholds are crossed, which anomalies pass the gates) is pure. Delivery
 claims each (alert, channel) in the store before calling the notifier and releases the
 claim if the notifier fails, so an alert is sent at most once per channel and a failed
-one is retried by the next check.
+one is retried by the next check. A notifier that cannot deliver raises
+:class:`~chargeback_engine.errors.NotifyError` (the user's to fix: a refused login, a
+webhook answering 500); anything else it does wrong is its plugin's bug, and is reported
+naming the notifier and its plugin.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import jsonschema
 
 from chargeback_engine import display
 from chargeback_engine.components import Alert
-from chargeback_engine.errors import NotifyError
+from chargeback_engine.errors import ChargebackError, NotifyError
 from chargeback_engine.insight.anomalies import Anomaly
 from chargeback_engine.logs import get_logger
 from chargeback_engine.periods import Period
+from chargeback_engine.plugins import Registered, plugin_fault, reported
 from chargeback_engine.policy.yaml import JsonPath, YamlDocument, load_yaml_document
 from chargeback_engine.redact import redact
 
@@ -95,9 +99,22 @@ class Channel:
     id: str
     notifier: Notifier
     options: Mapping[str, Any]
+    plugin: str  # the plugin that registered the notifier, named when it breaks its contract
+
+    def send(self, alert: Alert) -> None:
+        """Deliver ``alert`` here, or raise: a :class:`NotifyError` when it could not be
+        delivered, a :class:`~chargeback_engine.errors.PluginError` naming the notifier and its
+        plugin when the notifier broke its contract (raised anything else, returned a value)."""
+        registered = Registered(self.notifier, self.plugin)
+        with reported("notifier", registered, self.notifier.name):
+            returned = self.notifier.send(alert, self.options)  # type: ignore[func-returns-value]  # a third party's may
+        if returned is not None:  # a False or an error code would otherwise count as sent
+            raise plugin_fault(
+                "notifier", registered, self.notifier.name, f"returned {returned!r} from send(), not None"
+            )
 
 
-def read_channels(path: Path, notifiers: Mapping[str, Notifier]) -> list[Channel]:
+def read_channels(path: Path, notifiers: Mapping[str, Registered[Notifier]]) -> list[Channel]:
     """The channels of a notifier config file, ``{notifiers: [{type: NAME, id?: ID, **options}]}``,
     read with the hardened YAML reader; every error names the file, line and column."""
     document = load_yaml_document(path)
@@ -110,10 +127,13 @@ def read_channels(path: Path, notifiers: Mapping[str, Notifier]) -> list[Channel
 
 
 def channels(
-    config: Sequence[Mapping[str, Any]], notifiers: Mapping[str, Notifier], document: YamlDocument | None = None
+    config: Sequence[Mapping[str, Any]],
+    notifiers: Mapping[str, Registered[Notifier]],
+    document: YamlDocument | None = None,
 ) -> list[Channel]:
-    """Validate ``[{type: NAME, id?: ID, **options}]`` against each notifier's options schema;
-    errors are located in ``document`` when the entries were read from one."""
+    """Validate ``[{type: NAME, id?: ID, **options}]`` against each notifier's options schema
+    (``notifiers`` is a registry's table, so a channel knows its plugin); errors are located
+    in ``document`` when the entries were read from one."""
 
     def error(path: JsonPath, message: str) -> NotifyError:
         if document is not None:
@@ -130,13 +150,13 @@ def channels(
         if kind not in notifiers:
             raise error((i,), f"unknown notifier type {kind!r}; known: {', '.join(sorted(notifiers))}")
         options = {k: v for k, v in entry.items() if k not in ("type", "id")}
-        notifier = notifiers[kind]
+        notifier = notifiers[kind].component
         found = jsonschema.exceptions.best_match(
             jsonschema.Draft202012Validator(notifier.options_schema).iter_errors(options)
         )
         if found is not None:
             raise error((i, *found.absolute_path), found.message)
-        channel = Channel(str(entry.get("id", kind)), notifier, options)
+        channel = Channel(str(entry.get("id", kind)), notifier, options, notifiers[kind].plugin)
         if any(c.id == channel.id for c in result):
             raise error((i,), f"two notifiers share the channel id {channel.id!r}; give each an 'id'")
         result.append(channel)
@@ -160,10 +180,10 @@ def deliver(alerts: Sequence[Alert], targets: Sequence[Channel], store: InsightS
                 skipped.append((alert.alert_id, channel.id))
                 continue
             try:
-                channel.notifier.send(alert, channel.options)
-            except Exception as exc:  # noqa: BLE001  any notifier failure leaves the alert unsent, never half-recorded
+                channel.send(alert)
+            except ChargebackError as exc:  # any notifier failure leaves the alert unsent, never half-recorded
                 store.release_alert(alert.alert_id, channel.id)
-                error = redact(f"{type(exc).__name__}: {exc}")  # a plugin notifier's error may hold its URL
+                error = redact(str(exc))  # a plugin notifier's error may hold its URL
                 log.warning("alert not delivered", alert_id=alert.alert_id, channel=channel.id, error=error)
                 failed.append((alert.alert_id, channel.id, error))
             else:

@@ -47,7 +47,8 @@ class Insight:
     stored: StoredPeriods
     store: InsightStore
     metrics: tuple[Metric, ...] = ()
-    required_tags: tuple[str, ...] = ("cost-center",)
+    #: The tags a line must carry, instead of the policy's ``spec.tags.required`` (empty: the policy's).
+    required_tags: tuple[str, ...] = ()
     #: Cost centers in chargeback mode: their spend is what reaches the general ledger.
     chargeback_cost_centers: frozenset[str] | None = None
     alert_gate: AlertGate = field(default_factory=AlertGate)
@@ -104,8 +105,9 @@ class Insight:
     def executive(self, period: Period) -> ExecutiveSummary:
         return executive_summary(self.facts, period)
 
-    def kpis(self, period: Period) -> KPIs:
-        """Every KPI; journaled spend comes from the cost database, else from the chargeback cost centers."""
+    def kpis(self, period: Period, tags: TagReport | None = None) -> KPIs:
+        """Every KPI; tagging is ``tags`` (default: :meth:`tag_compliance`), journaled spend comes
+        from the cost database, else from the chargeback cost centers."""
         journaled = self.stored.journaled.get(str(period))
         if journaled is None and self.chargeback_cost_centers is not None:
             by_cc = self.facts.by_cost_center(period)
@@ -113,8 +115,7 @@ class Insight:
         return kpis(
             self.facts,
             period,
-            resources=self.stored.resources.get(str(period)),
-            required_tags=self.required_tags,
+            tags=self.tag_compliance(period) if tags is None else tags,
             budgets=self.budgets(period),
             forecasts=self.store.forecasts(),
             metrics=self.metrics,
@@ -123,7 +124,8 @@ class Insight:
 
     def tag_compliance(self, period: Period) -> TagReport | None:
         """What ``chargeback report tags`` reports for ``period``, with the trend of the stored
-        runs up to it; None without run outputs, or when no policy for it requires tags."""
+        runs up to it; None without run outputs, or when neither the policy for it nor
+        :attr:`required_tags` requires tags."""
         if self.policies is None or str(period) not in self.stored.run_dirs:
             return None
         try:
@@ -131,7 +133,9 @@ class Insight:
         except PeriodError:
             return None
         runs = [path for p, path in sorted(self.stored.run_dirs.items()) if p <= str(period)]
-        return tag_report(runs, policy) if required_tags(policy) else None
+        if not (self.required_tags or required_tags(policy)):
+            return None
+        return tag_report(runs, policy, required=self.required_tags)
 
     def _need_daily(self, what: str) -> None:
         if not self.stored.daily:
@@ -193,6 +197,7 @@ class Insight:
         budgets = self.budgets(period)
         daily = self.facts.daily()
         daily_data = self.stored.daily
+        tags = self.tag_compliance(period)
         anomalies = gate([a for a in self.anomalies() if a.day < period.end], self.alert_gate) if daily_data else []
         latest = period == self.facts.periods[-1]
         as_of = min(self.last_day, _last_day(period))
@@ -240,8 +245,8 @@ class Insight:
                 "anomalies": anomalies,
                 "forecasts": forecasts,
                 "executive": self.executive(period),
-                "kpis": self.kpis(period),
-                "tag_compliance": None if (tags := self.tag_compliance(period)) is None else tags.as_json(),
+                "kpis": self.kpis(period, tags),
+                "tag_compliance": None if tags is None else tags.as_json(),
                 "cost_centers": [self._cost_center_page(cc, period, periods, anomalies) for cc in teams],
             }
         )

@@ -1,19 +1,18 @@
 """FinOps KPIs for one period, each a pure function of facts and the business inputs it needs.
 
-A KPI whose input is missing (no tags, no budgets, no stored forecasts, no drivers, no
-headcount, no journals) is ``None`` rather than a misleading zero.
+A KPI whose input is missing (no tag report, no budgets, no stored forecasts, no drivers,
+no headcount, no journals) is ``None`` rather than a misleading zero. Tagging compliance
+is not computed here: it is the headline of ``chargeback report tags``
+(:func:`chargeback_engine.compliance.tag_report`), the figures finance's switch reads.
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-import pyarrow as pa
-
+from chargeback_engine.compliance import TagReport
 from chargeback_engine.insight.facts import ZERO, Facts
 from chargeback_engine.insight.forecast import Forecast
 from chargeback_engine.insight.reports import percent
@@ -36,11 +35,14 @@ class Metric:
 
 @dataclass(frozen=True)
 class TaggingCompliance:
-    resources: int
-    tagged_resources: int
+    """The tag report's headline for the period's run: lines and gross spend carrying every required tag."""
+
+    required: tuple[str, ...]
+    lines: int
+    compliant_lines: int
     by_count_pct: Decimal | None
     spend: Decimal
-    tagged_spend: Decimal
+    compliant_spend: Decimal
     by_spend_pct: Decimal | None
 
 
@@ -97,31 +99,22 @@ class KPIs:
     gl_recharge_rate_pct: Decimal | None
 
 
-def tagging_compliance(resources: pa.Table, required: Sequence[str]) -> TaggingCompliance:
-    """Share of resources, and of their spend, that carry every ``required`` tag with a value.
-
-    ``resources`` has ``resource_id``, ``tags`` (JSON object text) and ``cost``, one row per
-    source line; a resource is compliant when all of its lines are.
-    """
-    spend: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    compliant: dict[str, bool] = {}
-    for row in resources.to_pylist():
-        resource = row["resource_id"]
-        tags = json.loads(row["tags"]) if row["tags"] else {}
-        has_all = isinstance(tags, dict) and all(str(tags.get(k) or "").strip() for k in required)
-        compliant[resource] = compliant.get(resource, True) and has_all
-        spend[resource] += row["cost"] or ZERO
-    tagged = [r for r, ok in compliant.items() if ok]
-    total_spend = sum(spend.values(), ZERO)
-    tagged_spend = sum((spend[r] for r in tagged), ZERO)
-    return TaggingCompliance(
-        len(compliant),
-        len(tagged),
-        percent(Decimal(len(tagged)), Decimal(len(compliant))),
-        total_spend,
-        tagged_spend,
-        percent(tagged_spend, total_spend),
-    )
+def tagging_compliance(report: TagReport | None, currency: str) -> TaggingCompliance | None:
+    """``report``'s compliance of all lines in ``currency``, exactly as ``report tags`` shows it."""
+    if report is None:
+        return None
+    for row in report.total:
+        if row.currency == currency:
+            return TaggingCompliance(
+                report.required,
+                row.lines,
+                row.compliant_lines,
+                row.pct_lines,
+                row.spend,
+                row.compliant_spend,
+                row.pct_spend,
+            )
+    return None
 
 
 def coverage(facts: Facts, period: Period) -> Coverage:
@@ -186,14 +179,14 @@ def kpis(
     facts: Facts,
     period: Period,
     *,
-    resources: pa.Table | None = None,
-    required_tags: Sequence[str] = ("cost-center",),
+    tags: TagReport | None = None,
     budgets: Mapping[str, Decimal] | None = None,
     forecasts: Iterable[Forecast] = (),
     metrics: Iterable[Metric] = (),
     journaled: Decimal | None = None,
 ) -> KPIs:
-    """Every KPI of one period; ``journaled`` is the spend that reached the general ledger."""
+    """Every KPI of one period; ``tags`` is the tag report of the period's run, ``journaled``
+    the spend that reached the general ledger."""
     metrics = tuple(metrics)
     variances = budget_variance(facts, period, budgets or {})
     accuracy = forecast_accuracy(facts, period, forecasts)
@@ -204,7 +197,7 @@ def kpis(
     return KPIs(
         period=str(period),
         currency=facts.currency,
-        tagging=None if resources is None else tagging_compliance(resources, required_tags),
+        tagging=tagging_compliance(tags, facts.currency),
         coverage=coverage(facts, period),
         budget_variance=variances,
         total_budget_variance_pct=percent(total_variance, total_budget),

@@ -204,8 +204,8 @@ def _kpi_tables(k: KPIs, f: _Cells) -> list[Table]:
     c = k.coverage
     rows = [
         (
-            "tagging compliance (resources)",
-            "n/a" if k.tagging is None else f"{f.pct(k.tagging.by_count_pct)} of {k.tagging.resources}",
+            "tagging compliance (lines)",
+            "n/a" if k.tagging is None else f"{f.pct(k.tagging.by_count_pct)} of {k.tagging.lines}",
         ),
         ("tagging compliance (spend)", "n/a" if k.tagging is None else f.pct(k.tagging.by_spend_pct)),
         ("allocated directly", f"{f.money(c.direct)} ({f.pct(c.direct_pct)})"),

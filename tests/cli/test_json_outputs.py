@@ -96,19 +96,24 @@ def test_explain_cost_center_and_record(month: tuple[Path, dict]) -> None:
     assert explained["record_id"] == record
 
 
-def test_report_tags(tmp_path: Path) -> None:
-    """A policy that requires the cost-center tag: its runs keep the FOCUS lines the report reads."""
+def test_report_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A policy that requires the cost-center tag: its runs keep the FOCUS lines the report reads,
+    and the tagging KPI is the report's headline."""
     shutil.copytree(POLICY.parent / "drivers", tmp_path / "drivers")
     aliases = "    aliases: {costcenter: cost-center}\n"
     text = POLICY.read_text(encoding="utf-8").replace(aliases, aliases + "    required: [cost-center]\n")
     (tmp_path / "acme.yaml").write_text(text, encoding="utf-8")
-    policy, out = tmp_path / "acme.yaml", tmp_path / "out"
+    policy, out = tmp_path / "acme.yaml", tmp_path / "runs" / "2026-10"
     invoke("run", "--policy", policy, "--input", SAMPLE, "--period", "2026-10", "--out", out, "--format", "json")
     report = invoke("report", "tags", "--run", out, "--policy", policy, "--format", "json")
     validate(report, "report-tags")
     [total] = report["total"]
     assert Decimal(total["spend"]) == sum(Decimal(c["spend"]) for c in report["by_account"])
     assert report["required"] == ["cost-center"] and total["lines"] == 600
+    monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
+    kpis = invoke("report", "kpis", "--runs", tmp_path / "runs", "--policy", policy, "--format", "json")
+    validate(kpis, "report-kpis")
+    assert (kpis["tagging"]["lines"], kpis["tagging"]["by_spend_pct"]) == (total["lines"], total["pct_spend"])
 
 
 def test_validate_and_test(tmp_path: Path) -> None:

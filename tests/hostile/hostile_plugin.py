@@ -18,6 +18,7 @@ import pyarrow as pa
 from chargeback_engine import hookimpl
 from chargeback_engine.components import CollectedSource, Finding, Shares
 from chargeback_engine.enrich.model import TagRecord, base_options
+from chargeback_engine.errors import NotifyError
 from chargeback_engine.testing import line_items
 
 MODES = {"type": "string"}
@@ -134,10 +135,19 @@ class HostileEnricher:
 
 
 class HostileNotifier:
+    """``returns: refused`` is a delivery failure reported as the contract asks (``NotifyError``)."""
+
     name = "hostile-notify"
-    options_schema = {"type": "object"}
+    options_schema = {"type": "object", "properties": {"returns": MODES}}
 
     def send(self, alert: Any, options: Mapping[str, Any]) -> None:
+        returns = options.get("returns", "raise")
+        if returns == "refused":
+            raise NotifyError("https://hooks.slack.com/services/T0/B0/SECRET-TOKEN-abc123 answered 500")
+        if returns == "returns-false":
+            return False  # type: ignore[return-value]
+        if returns == "attribute":
+            alert.channel  # noqa: B018  an Alert has no channel
         raise ConnectionRefusedError(
             "https://hooks.slack.com/services/T0/B0/SECRET-TOKEN-abc123 refused the connection"
         )

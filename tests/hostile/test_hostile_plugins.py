@@ -9,6 +9,7 @@ real ``chargeback`` command finds it as it finds any plugin a user installed.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ class Case:
     setup: Callable[[Path], list[str]]  # builds the inputs in a folder, returns the command line
     says: tuple[str, ...]
     code: int = 1
+    never: tuple[str, ...] = ()
 
 
 def _policy(folder: Path, allocate: dict, **spec: object) -> Path:
@@ -112,10 +114,40 @@ def enricher(returns: str) -> Callable[[Path], list[str]]:
     return setup
 
 
-def notifier(folder: Path) -> list[str]:
-    write_sample(folder / "runs")
-    (folder / "notifiers.yaml").write_text("notifiers: [{type: hostile-notify, id: finance-chat}]\n")
-    return ["alerts", "check", "--notifiers", str(folder / "notifiers.yaml")]
+def notifier(returns: str) -> Callable[[Path], list[str]]:
+    """``alerts check`` through the hostile notifier, beside a working one that must still be sent."""
+
+    def setup(folder: Path) -> list[str]:
+        write_sample(folder / "runs")
+        (folder / "notifiers.yaml").write_text(
+            f"notifiers: [{{type: hostile-notify, id: finance-chat, returns: {returns}}}, {{type: json, stream: log}}]\n"
+        )
+        return ["alerts", "check", "--as-of", "2026-10-21", "--notifiers", str(folder / "notifiers.yaml")]
+
+    return setup
+
+
+def tags_notified(folder: Path) -> list[str]:
+    """``report tags --notify`` on a run of the bundled policy, through the hostile notifier and a working one."""
+    shutil.copytree(REPO / "policies", folder / "policies")
+    policy = folder / "policies" / "acme.yaml"
+    aliases = "    aliases: {costcenter: cost-center}\n"
+    policy.write_text(policy.read_text().replace(aliases, aliases + "    required: [cost-center]\n"))
+    ran = CliRunner().invoke(main, [*_run(folder, policy)[:-2], "--out", str(folder / "run")])
+    assert ran.exit_code == 0, ran.output
+    (folder / "notifiers.yaml").write_text(
+        "notifiers: [{type: hostile-notify, id: finance-chat}, {type: json, stream: log}]\n"
+    )
+    return [
+        "report",
+        "tags",
+        "--run",
+        str(folder / "run"),
+        "--policy",
+        str(policy),
+        "--notify",
+        str(folder / "notifiers.yaml"),
+    ]
 
 
 CASES = [
@@ -280,10 +312,42 @@ CASES = [
     ),
     Case(
         "notifier raises",
-        notifier,
+        notifier("raise"),
         (
-            "on finance-chat: ConnectionRefusedError: https://hooks.slack.com/*** refused the connection",
-            "refused the connection",
+            "on finance-chat: notifier 'hostile-notify' of plugin 'hostile' raised ConnectionRefusedError:"
+            " https://hooks.slack.com/*** refused the connection; " + BUG,
+            "3 alerts: 3 sent, 0 already sent, 3 failed",  # the json channel beside it got every alert
+        ),
+    ),
+    Case(
+        "notifier fails on the alert it is given",
+        notifier("attribute"),
+        (
+            "on finance-chat: notifier 'hostile-notify' of plugin 'hostile' raised AttributeError: 'Alert' object"
+            " has no attribute 'channel'; " + BUG,
+        ),
+    ),
+    Case(
+        "notifier returns False",
+        notifier("returns-false"),
+        (
+            "on finance-chat: notifier 'hostile-notify' of plugin 'hostile' returned False from send(), not None; "
+            + BUG,
+        ),
+    ),
+    Case(  # the contract kept: a delivery that failed is the user's to fix, not a bug to report
+        "notifier's delivery is refused",
+        notifier("refused"),
+        ("on finance-chat: https://hooks.slack.com/*** answered 500",),
+        never=(BUG,),
+    ),
+    Case(
+        "notifier raises sending the tag report",
+        tags_notified,
+        (
+            "not sent on finance-chat: notifier 'hostile-notify' of plugin 'hostile' raised ConnectionRefusedError:"
+            " https://hooks.slack.com/*** refused the connection; " + BUG,
+            "sent to json",
         ),
     ),
 ]
@@ -315,6 +379,8 @@ def test_every_plugin_failure_is_one_sentence_naming_the_plugin(
     assert "Traceback" not in output and "SECRET-TOKEN-abc123" not in output
     for words in case.says:
         assert words in output, output
+    for words in case.never:
+        assert words not in output, output
     if args[0] == "run":  # nothing of a failed run is visible
         out = tmp_path / "out"
         assert not out.exists() or [p.name for p in out.iterdir()] == [], sorted(out.iterdir())

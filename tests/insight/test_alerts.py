@@ -18,9 +18,9 @@ from chargeback_engine.insight import Alert, Insight, InsightStore, NotifyError,
 from chargeback_engine.insight.alerts import budget_alerts
 from chargeback_engine.notifiers.standard import EmailNotifier, JsonNotifier, WebhookNotifier
 from chargeback_engine.periods import Period
-from chargeback_engine.plugins import build_registry, get_plugin_manager
+from chargeback_engine.plugins import Registered, build_registry, get_plugin_manager
 
-NOTIFIERS = {n.name: n for n in (JsonNotifier(), WebhookNotifier(), EmailNotifier())}
+NOTIFIERS = {n.name: Registered(n, "notifiers") for n in (JsonNotifier(), WebhookNotifier(), EmailNotifier())}
 
 
 def alert(cc: str = "CC-1", threshold: int = 80) -> Alert:
@@ -116,7 +116,12 @@ def test_a_failed_delivery_is_retried_next_time(store: InsightStore, webhook: We
     targets = channels([{"type": "webhook", "url": webhook.url}], NOTIFIERS)
     webhook.status = 500
     failed = deliver([alert()], targets, store)
-    assert len(failed.failed) == 1 and "500" in failed.failed[0][2] and store.sent() == []
+    [(_, channel, error)] = failed.failed
+    assert (
+        channel == "webhook"
+        and error == f"webhook {webhook.url}: HTTP Error 500: Internal Server Error"
+        and store.sent() == []
+    )
     webhook.status = 200
     assert len(deliver([alert()], targets, store).sent) == 1
     assert len(webhook.bodies) == 2

@@ -241,6 +241,11 @@ def test_dashboard_renders_every_chart_in_chromium(sample_dir: Path, insight, tm
     )
     assert tags.exit_code == 0, tags.output
     assert data["tag_compliance"] == json.loads(tags.output)
+    [total] = data["tag_compliance"]["total"]  # the KPI tile is the same computation's headline
+    assert (data["kpis"]["tagging"]["by_spend_pct"], data["kpis"]["tagging"]["lines"]) == (
+        total["pct_spend"],
+        total["lines"],
+    )
     assert charts.counts[("chart-tag-trend", "point")] == 2 * periods  # by spend and by count, per run
     tables = Tables()
     tables.feed(dom)

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from chargeback_engine.cli import main
 from chargeback_engine.insight import Insight
 from chargeback_engine.periods import Period
+from chargeback_engine.plugins import build_registry, get_plugin_manager
+from chargeback_engine.policy.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,7 +40,11 @@ def test_reports_on_a_real_engine_run(tmp_path: Path) -> None:
         summary = {row["cost_center"]: Decimal(row["amount"]) for row in csv.DictReader(handle)}
 
     insight = Insight.open(
-        tmp_path / "runs", db=f"sqlite:///{tmp_path / 'insight.db'}", chargeback_cost_centers=frozenset({"CC-1004"})
+        tmp_path / "runs",
+        db=f"sqlite:///{tmp_path / 'insight.db'}",
+        chargeback_cost_centers=frozenset({"CC-1004"}),
+        required_tags=("cost-center",),
+        policies=load_policies([REPO / "policies" / "acme.yaml"], build_registry(get_plugin_manager())),
     )
     october = Period(2026, 10)
     executive = insight.executive(october)

@@ -6,6 +6,8 @@ independent path from the facts the reports use.
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,14 +16,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet
 import pytest
+from click.testing import CliRunner
 
+from chargeback_engine.cli import main
 from chargeback_engine.errors import InputError
 from chargeback_engine.insight import Insight, read_metrics
-from chargeback_engine.insight.kpis import tagging_compliance
 from chargeback_engine.insight.reports import change_percent, percent
 from chargeback_engine.periods import Period
 
 OCT, SEP = Period(2026, 10), Period(2026, 9)
+POLICY = Path(__file__).resolve().parents[2] / "policies" / "acme.yaml"
 
 
 def ledger_total(sample_dir: Path, period: Period, where: str = "TRUE") -> Decimal:
@@ -70,9 +74,7 @@ def test_kpis(insight: Insight, sample_dir: Path) -> None:
     assert c.direct + c.shared + c.unallocated + c.pooled == total
     assert c.shared == ledger_total(sample_dir, OCT, "stage > 0 AND cost_center <> 'CC-9000'")
     assert c.unallocated_pct == percent(ledger_total(sample_dir, OCT, "category = 'unallocated'"), total)
-    # untagged spend is exactly the unallocated bucket's in the sample
-    assert k.tagging is not None and k.tagging.spend - k.tagging.tagged_spend == c.unallocated
-    assert k.tagging.by_count_pct is not None and k.tagging.by_count_pct < 100
+    assert k.tagging is None  # no policy says which tags are required
     overrun = {v.cost_center: v for v in k.budget_variance}["CC-1003"]
     assert overrun.variance == overrun.actual - overrun.budget > 0
     metrics = read_metrics(sample_dir / "metrics.csv")
@@ -99,17 +101,44 @@ def test_forecast_accuracy_compares_stored_forecasts_with_actuals(insight: Insig
     assert insight.kpis(SEP).forecast_mape_pct is not None
 
 
-def test_tagging_compliance_counts_resources_and_weighs_spend() -> None:
-    lines = pa.table(
-        {
-            "resource_id": ["i-1", "i-1", "i-2", "i-3"],
-            "tags": ['{"cost-center": "A"}', '{"cost-center": ""}', '{"cost-center": "B", "team": "x"}', None],
-            "cost": pa.array([Decimal(10), Decimal(30), Decimal(50), Decimal(10)], pa.decimal128(38, 10)),
-        }
-    )
-    result = tagging_compliance(lines, ["cost-center"])
-    assert (result.resources, result.tagged_resources, result.by_count_pct) == (3, 1, Decimal("33.3"))
-    assert (result.tagged_spend, result.spend, result.by_spend_pct) == (Decimal(50), Decimal(100), Decimal("50.0"))
+@pytest.mark.parametrize("flag", [(), ("--required-tag", "team")])
+def test_the_tagging_kpi_is_the_compliance_report_tags_shows(
+    flag: tuple[str, ...], sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One computation: ``report kpis`` (and the dashboard's tile) shows the headline of
+    ``report tags`` on the same runs; ``--required-tag`` replaces the policy's required tags."""
+    monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'insight.db'}")
+    required = flag[1:] or ("cost-center",)
+    policies = {}
+    for tags in ("cost-center", required[0]):
+        policies[tags] = tmp_path / f"requires-{tags}.yaml"
+        aliases = "    aliases: {costcenter: cost-center}\n"
+        policies[tags].write_text(POLICY.read_text().replace(aliases, aliases + f"    required: [{tags}]\n"))
+    shutil.copytree(POLICY.parent / "drivers", tmp_path / "drivers", dirs_exist_ok=True)
+
+    def json_of(*args: str) -> dict:
+        result = CliRunner().invoke(main, [*args, "--format", "json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    kpis = json_of("report", "kpis", "--runs", str(sample_dir), "--policy", str(policies["cost-center"]), *flag)
+    tags = json_of("report", "tags", "--run", str(sample_dir / "2026-10"), "--policy", str(policies[required[0]]))
+    [total] = tags["total"]
+    assert kpis["tagging"] == {
+        "required": list(required),
+        "lines": total["lines"],
+        "compliant_lines": total["compliant_lines"],
+        "by_count_pct": total["pct_lines"],
+        "spend": total["spend"],
+        "compliant_spend": total["compliant_spend"],
+        "by_spend_pct": total["pct_spend"],
+    }
+    assert Decimal(kpis["tagging"]["spend"]) > 0 and kpis["tagging"]["by_spend_pct"] is not None
+
+
+def test_required_tag_needs_a_policy(sample_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["report", "kpis", "--runs", str(sample_dir), "--required-tag", "team"])
+    assert result.exit_code == 2 and "--required-tag needs --policy" in result.output
 
 
 def test_percents_are_none_on_a_zero_base() -> None:
