@@ -26,7 +26,7 @@ from chargeback_engine.insight.facts import Facts, ledger_facts
 from chargeback_engine.insight.kpis import Metric
 from chargeback_engine.ledger import LEDGER_SCHEMA
 from chargeback_engine.periods import Period
-from chargeback_engine.sql_common import connect, sql_name, sql_text
+from chargeback_engine.sql_common import connect, sql_text
 
 LEDGER_FILE = "allocations.parquet"
 FOCUS_FILE = "focus_allocated.parquet"
@@ -48,8 +48,6 @@ METRIC_COLUMNS = ("period", "cost_center", "metric", "value")
 @dataclass(frozen=True)
 class StoredPeriods:
     facts: Facts
-    #: Per period: ``resource_id``, ``tags``, ``cost``, one row per source line.
-    resources: dict[str, pa.Table] = field(default_factory=dict)
     #: Per period: spend that reached the general ledger (known only from the cost database).
     journaled: dict[str, Decimal] = field(default_factory=dict)
     #: Cost centers in chargeback mode, when the source records modes.
@@ -64,12 +62,12 @@ class StoredPeriods:
     run_dirs: dict[str, Path] = field(default_factory=dict)
 
 
-def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") -> StoredPeriods:
+def read_run_directory(root: str | Path) -> StoredPeriods:
     """Read every ``YYYY-MM`` run directory under ``root``."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory of stored periods")
-    ledgers, resources, buckets, top, run_dirs = [], {}, set(), {}, {}
+    ledgers, buckets, top, run_dirs = [], set(), {}, {}
     for child in sorted(root.iterdir()):
         try:
             period = Period.parse(child.name)
@@ -81,13 +79,11 @@ def read_run_directory(root: str | Path, *, cost_column: str = "EffectiveCost") 
         ledgers.append(_read_ledger(ledger_path))
         buckets |= _unallocated_bucket(child)
         top[str(period)] = _top_resources(ledger_path)
-        if (child / FOCUS_FILE).is_file():
-            resources[str(period)] = _read_resources(child / FOCUS_FILE, cost_column)
-            if (child / "manifest.json").is_file():
-                run_dirs[str(period)] = child
+        if (child / FOCUS_FILE).is_file() and (child / "manifest.json").is_file():
+            run_dirs[str(period)] = child
     if not ledgers:
         raise InputError(f"{root}: no stored periods (expected YYYY-MM/{LEDGER_FILE})")
-    return StoredPeriods(ledger_facts(ledgers, buckets), resources, top_resources=top, run_dirs=run_dirs)
+    return StoredPeriods(ledger_facts(ledgers, buckets), top_resources=top, run_dirs=run_dirs)
 
 
 #: Resources listed per cost center on its dashboard page.
@@ -140,27 +136,6 @@ def _read_ledger(path: Path) -> pa.Table:
         return table.cast(pa.schema([LEDGER_SCHEMA.field(c) for c in LEDGER_COLUMNS]))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InputError(f"{path}: ledger columns do not have the ledger's types: {exc}") from exc
-
-
-def _read_resources(path: Path, cost_column: str) -> pa.Table:
-    columns = ["ResourceId", "Tags", cost_column, "x_SourceId", "x_SourceRow"]
-    schema = pq.read_schema(path)
-    missing = [c for c in columns if c not in schema.names]
-    if missing:
-        raise InputError(f"{path}: FOCUS column {missing[0]!r} is missing")
-    lines = pq.read_table(path, columns=columns)
-    # An allocated line appears once per cost center it was split to: count each source line
-    # once, then fold lines with the same resource and tags (the compliance check is per tag set).
-    with connect() as con:
-        con.register("lines", lines)
-        return con.sql(
-            f"""
-            SELECT coalesce("ResourceId", "x_SourceId" || ':' || "x_SourceRow") AS resource_id,
-                   "Tags" AS tags, sum(cost) AS cost
-            FROM (SELECT DISTINCT ON ("x_SourceId", "x_SourceRow") *, {sql_name(cost_column)} AS cost FROM lines)
-            GROUP BY ALL ORDER BY ALL
-            """
-        ).to_arrow_table()
 
 
 def read_cost_database(url: str | None = None) -> StoredPeriods:
@@ -257,7 +232,7 @@ def read_cost_database(url: str | None = None) -> StoredPeriods:
     engine.dispose()
     if not ledgers:
         raise InputError(f"{url or 'the cost database'}: no stored periods (no runs recorded)")
-    return StoredPeriods(ledger_facts(ledgers, buckets), {}, journaled, frozenset(chargeback), daily=False, names=names)
+    return StoredPeriods(ledger_facts(ledgers, buckets), journaled, frozenset(chargeback), daily=False, names=names)
 
 
 def read_metrics(path: str | Path) -> tuple[Metric, ...]:
