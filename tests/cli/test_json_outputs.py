@@ -307,6 +307,27 @@ def test_insight_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert dashboard["kpis"] == kpis  # the dashboard shows the KPIs "report kpis" prints
 
 
+def test_collect_and_enrich(tmp_path: Path) -> None:
+    """A policy whose spec names its bill and a CMDB export: collect and enrich report what they stored."""
+    shutil.copytree(POLICY.parent / "drivers", tmp_path / "drivers")
+    (tmp_path / "owners.csv").write_text("id,cost-center\ni-0abc123,CC-1004\n", encoding="utf-8")
+    spec = (
+        "spec:\n  sources: [{id: bill, collector: focus-files, path: %s}]\n"
+        "  enrich: {cache: cache, sources: [{id: cmdb, enricher: files, path: %s}]}\n"
+        % (SAMPLE, tmp_path / "owners.csv")
+    )
+    (tmp_path / "acme.yaml").write_text(POLICY.read_text(encoding="utf-8").replace("spec:\n", spec), encoding="utf-8")
+    common = ["--policy", tmp_path / "acme.yaml", "--period", "2026-10", "--format", "json"]
+    first, again = invoke("collect", *common), invoke("collect", *common)
+    validate(first, "collect")
+    assert [(c["source_id"], c["rows"], c["stored"]) for c in first] == [(str(SAMPLE), 600, True)]
+    assert [(c["version"], c["stored"]) for c in again] == [(first[0]["version"], False)]
+    snapshots = invoke("enrich", *common)
+    validate(snapshots, "enrich")
+    assert [(s["source_id"], s["enricher"], s["tags"]) for s in snapshots] == [("cmdb", "files", 1)]
+    assert Path(snapshots[0]["path"]).exists()
+
+
 def test_plugins() -> None:
     plugins = invoke("plugins", "--all", "--format", "json")
     validate(plugins, "plugins")
