@@ -311,11 +311,9 @@ def test_collect_and_enrich(tmp_path: Path) -> None:
     """A policy whose spec names its bill and a CMDB export: collect and enrich report what they stored."""
     shutil.copytree(POLICY.parent / "drivers", tmp_path / "drivers")
     (tmp_path / "owners.csv").write_text("id,cost-center\ni-0abc123,CC-1004\n", encoding="utf-8")
-    spec = (
-        "spec:\n  sources: [{id: bill, collector: focus-files, path: %s}]\n"
-        "  enrich: {cache: cache, sources: [{id: cmdb, enricher: files, path: %s}]}\n"
-        % (SAMPLE, tmp_path / "owners.csv")
-    )
+    sources = [{"id": "bill", "collector": "focus-files", "path": str(SAMPLE)}]
+    enrich = {"cache": "cache", "sources": [{"id": "cmdb", "enricher": "files", "path": str(tmp_path / "owners.csv")}]}
+    spec = f"spec:\n  sources: {json.dumps(sources)}\n  enrich: {json.dumps(enrich)}\n"  # JSON is YAML
     (tmp_path / "acme.yaml").write_text(POLICY.read_text(encoding="utf-8").replace("spec:\n", spec), encoding="utf-8")
     common = ["--policy", tmp_path / "acme.yaml", "--period", "2026-10", "--format", "json"]
     first, again = invoke("collect", *common), invoke("collect", *common)
