@@ -128,6 +128,13 @@ def test_validate_and_test(tmp_path: Path) -> None:
         "driver file 'drivers/db-connections.csv' not found next to the policy",
         "duplicate rule id 'platform' (first used on line 68)",
     } == {d["message"] for d in invalid["diagnostics"]}
+    for command in ("validate", POLICY), ("test", POLICY.parent):  # table, like every command, is for people
+        table = CliRunner().invoke(main, [*map(str, command), "--format", "table"])
+        assert (
+            table.exit_code == 0
+            and table.stdout
+            and table.stdout == CliRunner().invoke(main, list(map(str, command))).stdout
+        )
     cases = invoke("test", POLICY.parent, "--format", "json")
     validate(cases, "test")
     assert cases["failed"] == 0 and cases["passed"] == len(cases["cases"]) > 0
