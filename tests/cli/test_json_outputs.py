@@ -132,8 +132,8 @@ def test_validate_and_test(tmp_path: Path) -> None:
         table = CliRunner().invoke(main, [*map(str, command), "--format", "table"])
         assert (
             table.exit_code == 0
-            and table.stdout
-            and table.stdout == CliRunner().invoke(main, list(map(str, command))).stdout
+            and table.output
+            and table.output == CliRunner().invoke(main, list(map(str, command))).output
         )
     cases = invoke("test", POLICY.parent, "--format", "json")
     validate(cases, "test")
