@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -282,11 +282,11 @@ def alerts() -> None:
 
 
 class _Stdout:
-    """The default channel (id ``json``, as before): its delivery is the command printing, in
-    ``--format``, every alert sent now, once all are claimed."""
+    """The default channel, stdout (id ``json``, as before): sending only claims the alert; the
+    command prints every alert sent now afterwards, since a JSON array or a table is one document."""
 
     name = "stdout"
-    options_schema: dict[str, Any] = {}
+    options_schema: Mapping[str, Any] = {}
 
     def send(self, alert: Alert, options: Any) -> None:
         pass
