@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import pyarrow as pa
 
 from chargeback_engine.canonical import sha256_hex
+from chargeback_engine.money import LEDGER_QUANTUM
 from chargeback_engine.periods import Period
 
 if TYPE_CHECKING:
@@ -334,12 +335,17 @@ class Alert:
             "period": self.period,
             "cost_center": self.cost_center,
             "currency": self.currency,
-            "amount": format(self.amount, "f"),
-            "budget": None if self.budget is None else format(self.budget, "f"),
+            "amount": _exact(self.amount),
+            "budget": None if self.budget is None else _exact(self.budget),
             "threshold_pct": None if self.threshold_pct is None else str(self.threshold_pct),
             "message": self.message,
             "details": dict(self.details),
         }
+
+
+def _exact(amount: Decimal) -> str:
+    """An amount at the ledger's scale, so every amount of an alert has the same digits after the point."""
+    return format(amount.quantize(LEDGER_QUANTUM), "f")
 
 
 @runtime_checkable

@@ -39,6 +39,12 @@ def quantum(scale: int) -> Decimal:
     return Decimal(1).scaleb(-scale)
 
 
+def estimate(value: Decimal, scale: int) -> Decimal:
+    """A forecast or expected amount: rounded to ``scale`` digits (a model is no more precise),
+    held at the ledger's scale like every amount, so machine output has one scale."""
+    return value.quantize(quantum(scale)).quantize(LEDGER_QUANTUM)
+
+
 #: Multiplier of the tie-break's hash (Knuth's multiplicative hashing, modulo 2**32).
 _TIE_HASH = 2654435761
 

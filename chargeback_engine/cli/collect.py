@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import click
 
+from chargeback_engine.cli.output import echo_json, format_option
 from chargeback_engine.pipeline import collect, parse_period
 from chargeback_engine.policy.loader import load_policies
 
@@ -23,11 +25,16 @@ if TYPE_CHECKING:
     help="Policy file or directory (repeatable); its spec.sources are collected.",
 )
 @click.option("--period", required=True, help="Billing period, YYYY-MM, or 'current' for this month (UTC).")
+@format_option
 @click.pass_obj
-def collect_command(state: CliState, policies: tuple[str, ...], period: str) -> None:
+def collect_command(state: CliState, policies: tuple[str, ...], period: str, output_format: str) -> None:
     """Collect PERIOD from every source; a version already stored is not written again."""
     month = parse_period(period)
     policy = load_policies(list(policies), state.registry).for_period(month)
-    for outcome in collect(policy, state.registry, month):
+    outcomes = collect(policy, state.registry, month)
+    if output_format == "json":
+        echo_json([{**asdict(o), "path": str(o.path)} for o in outcomes])
+        return
+    for outcome in outcomes:
         what = "stored" if outcome.stored else "unchanged"
         click.echo(f"{outcome.source_id}: {what} version {outcome.version} ({outcome.rows} rows) {outcome.path}")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from chargeback_engine.cli.output import echo_json, format_option
 from chargeback_engine.enrich.apply import snapshots_for
 from chargeback_engine.pipeline import parse_period
 from chargeback_engine.policy.loader import load_policies
@@ -28,12 +29,27 @@ if TYPE_CHECKING:
     help="Policy file or directory (repeatable); its spec.enrich names the sources.",
 )
 @click.option("--period", required=True, help="Billing period, YYYY-MM, or 'current' for this month (UTC).")
+@format_option
 @click.pass_obj
-def enrich_command(state: CliState, policies: tuple[str, ...], period: str) -> None:
+def enrich_command(state: CliState, policies: tuple[str, ...], period: str, output_format: str) -> None:
     """Read every spec.enrich source now and store the snapshots for PERIOD."""
     month = parse_period(period)
     policy = load_policies(list(policies), state.registry).for_period(month)
     snapshots = snapshots_for(policy, state.registry, month, refresh=True)
+    if output_format == "json":
+        echo_json(
+            [
+                {
+                    "source_id": s.source_id,
+                    "enricher": s.enricher,
+                    "taken_at": s.taken_at,
+                    "tags": s.table.num_rows,
+                    "path": str(s.path),
+                }
+                for s in snapshots
+            ]
+        )
+        return
     if not snapshots:
         click.echo(f"policy {policy.name} has no spec.enrich sources")
     for snapshot in snapshots:

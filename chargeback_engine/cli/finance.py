@@ -528,7 +528,7 @@ def dispute_list(
             (
                 d.dispute_id,
                 d.period,
-                d.cost_center,
+                display.cost_center(d.cost_center, {d.cost_center: d.cost_center_name}),
                 d.dispute_type,
                 d.status,
                 display.money(d.amount, d.currency),
@@ -609,7 +609,7 @@ def audit_verify(engine: Any, settings: Any, witness_files: tuple[Path, ...], ou
                 "witnesses": list(result.witnesses),
             }
         )
-    for problem in result.problems:
+    for problem in result.problems if output_format == "json" else result.shown:
         click.echo(problem, err=True)
     used = "checked against " + ", ".join(result.witnesses) if result.witnesses else "no witness to check against yet"
     if not result.ok:

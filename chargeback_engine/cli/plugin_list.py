@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
+from chargeback_engine.cli.output import echo_json
 from chargeback_engine.plugins import list_plugins
 
 if TYPE_CHECKING:
@@ -15,13 +15,20 @@ if TYPE_CHECKING:
 
 @click.command("plugins")
 @click.option("--all", "include_builtin", is_flag=True, help="Include the built-in plugins of chargeback-engine.")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "text"]),
+    default="table",
+    show_default=True,
+    help="table (text is the same) for people; json for programs, the shape of schemas/cli/plugins.schema.json.",
+)
 @click.pass_obj
 def plugins_command(state: CliState, include_builtin: bool, output_format: str) -> None:
     """List installed plugins, their distributions and what they register."""
     infos = list_plugins(state.plugin_manager, include_builtin=include_builtin)
     if output_format == "json":
-        click.echo(json.dumps([info.to_json() for info in infos], indent=2))
+        echo_json([info.to_json() for info in infos])
         return
     if not infos:
         click.echo("No plugins installed." if include_builtin else "No third-party plugins (--all shows built-ins).")

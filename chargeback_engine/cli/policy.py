@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["text", "json", "github"]),
+    type=click.Choice(["text", "table", "json", "github"]),
     default="text",
     show_default=True,
-    help="github prints ::error annotations for pull requests.",
+    help="text (table is the same) for people; github prints ::error annotations for pull requests.",
 )
 @click.pass_obj
 def validate_command(state: CliState, paths: tuple[str, ...], output_format: str) -> None:

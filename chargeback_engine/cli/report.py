@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -15,11 +15,12 @@ import click
 
 from chargeback_engine import display
 from chargeback_engine.cli.defaults import db_option
-from chargeback_engine.cli.output import Column, echo_json, echo_table
+from chargeback_engine.cli.output import Column, echo_json, echo_table, format_option
+from chargeback_engine.components import Alert
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.insight import (
+    Channel,
     Insight,
-    channels,
     read_budgets,
     read_channels,
     render,
@@ -281,6 +282,17 @@ def alerts() -> None:
     """Budget threshold and anomaly alerts, sent through notifier plugins at most once."""
 
 
+class _Stdout:
+    """The default channel, stdout (id ``json``, as before): sending only claims the alert; the
+    command prints every alert sent now afterwards, since a JSON array or a table is one document."""
+
+    name = "stdout"
+    options_schema: Mapping[str, Any] = {}
+
+    def send(self, alert: Alert, options: Any) -> None:
+        pass
+
+
 @alerts.command("check")
 @functools.partial(_insight_options, writable=True)
 @_as_of
@@ -289,7 +301,7 @@ def alerts() -> None:
     "config",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="YAML or JSON: {notifiers: [{type: webhook, url: ...}, ...]}. Default: JSON lines on stdout.",
+    help="YAML or JSON: {notifiers: [{type: webhook, url: ...}, ...]}. Default: stdout, in --format.",
 )
 @click.option(
     "--threshold",
@@ -310,6 +322,7 @@ def alerts() -> None:
     default=None,
     help="Anomaly gate: minimum impact in percent of the expected cost (default 20).",
 )
+@format_option
 @click.pass_context
 def alerts_check(
     ctx: click.Context,
@@ -319,8 +332,10 @@ def alerts_check(
     thresholds: tuple[int, ...],
     min_impact: Decimal | None,
     min_impact_pct: Decimal | None,
+    output_format: str,
 ) -> None:
-    """Find the alerts of the period and send those not sent before; exit 1 if any delivery failed."""
+    """Find the alerts of the period and send those not sent before; print the alerts sent now
+    (without --notifiers, stdout is the channel); exit 1 if any delivery failed."""
     if thresholds:
         insight.thresholds = tuple(Decimal(t) for t in thresholds)
     if min_impact is not None or min_impact_pct is not None:
@@ -330,10 +345,18 @@ def alerts_check(
         )
     registry = ctx.find_root().obj.registry
     known = registry.notifiers
-    targets = (
-        channels([{"type": "json", "stream": "stdout"}], known) if config is None else read_channels(config, known)
-    )
+    # Without --notifiers, stdout is the channel: the host's own, not a plugin's.
+    targets = [Channel("json", _Stdout(), {}, "chargeback-engine")] if config is None else read_channels(config, known)
     found, delivery = insight.send_alerts(targets, _day(as_of))
+    sent = {alert_id for alert_id, _ in delivery.sent}
+    shown = [a for a in found if a.alert_id in sent]
+    if output_format == "json":
+        echo_json([a.as_dict() for a in shown])
+    else:
+        echo_table(
+            [Column("kind"), Column("alert")],
+            [(a.kind, a.message) for a in shown],
+        )
     click.echo(
         f"{len(found)} alerts: {len(delivery.sent)} sent, {len(delivery.skipped)} already sent, "
         f"{len(delivery.failed)} failed",

@@ -242,7 +242,14 @@ def _cost_center_text(found: dict[str, Any], names: dict[str, str]) -> str:
 @click.command("test")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--fail-on-empty", is_flag=True, help="Fail when no test case ran.")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "table", "json"]),
+    default="text",
+    show_default=True,
+    help="text (table is the same) for people; json for programs.",
+)
 @click.pass_obj
 def test(state: CliState, paths: tuple[str, ...], fail_on_empty: bool, output_format: str) -> None:
     """Run the *_test.yaml cases beside each policy: PASS or FAIL per case."""

@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from chargeback_engine import display
 from chargeback_engine.canonical import canonical_json, sha256_text
 from chargeback_engine.costdb.tables import (
     Money,
@@ -44,6 +46,7 @@ from chargeback_engine.costdb.tables import (
 )
 from chargeback_engine.finance.finance_errors import FinanceError
 from chargeback_engine.finance.money_text import money_text
+from chargeback_engine.money import minor_units, quantum
 
 GENESIS = "sha256:" + "0" * 64
 
@@ -179,8 +182,9 @@ def _objects(node: Any) -> Iterator[Mapping[str, Any]]:
 class AuditReport:
     records: int
     head: str
-    problems: tuple[str, ...] = field(default=())
+    problems: tuple[str, ...] = field(default=())  # exact: stored values as the database holds them
     witnesses: tuple[str, ...] = field(default=())  # the witnesses the chain was checked against
+    shown: tuple[str, ...] = field(default=())  # the problems for people: amounts in the reader's format
 
     @property
     def ok(self) -> bool:
@@ -194,16 +198,38 @@ def _label(table: sa.Table, key: tuple[Any, ...]) -> str:
     return f"{table.name} ({', '.join(f'{n} {v}' for n, v in zip(names, key))})"
 
 
-def _changes(recorded: Mapping[str, Any], actual: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
-    """``column: database value`` against the recorded value, one per changed column (documents by key)."""
+def _changes(
+    recorded: Mapping[str, Any], actual: Mapping[str, Any], prefix: str = "", table: sa.Table | None = None
+) -> Iterator[tuple[str, str]]:
+    """``column: database value`` against the recorded value, one per changed column (documents by key):
+    the exact text, and the text for people, where a money column of ``table`` shows in the reader's format."""
     for name in sorted(set(recorded) | set(actual)):
         was, now = recorded.get(name), actual.get(name)
         if was == now:
             continue
         if isinstance(was, Mapping) and isinstance(now, Mapping):
             yield from _changes(was, now, f"{prefix}{name}.")
-        else:
-            yield f"{prefix}{name} is {_shown(now)} in the database, {_shown(was)} when recorded"
+            continue
+        exact = f"{prefix}{name} is {_shown(now)} in the database, {_shown(was)} when recorded"
+        currency = actual.get("currency") or recorded.get("currency")
+        money = table is not None and name in table.c and isinstance(table.c[name].type, Money)
+        yield exact, _money_change(name, now, was, currency) if money and isinstance(currency, str) else exact
+
+
+def _money_change(name: str, now: Any, was: Any, currency: str) -> str:
+    """Both amounts as people read them, then the stored text when showing them rounds it."""
+    try:
+        amounts = [None if v is None else Decimal(v) for v in (now, was)]
+    except (InvalidOperation, TypeError):
+        amounts = None
+    if amounts is None:
+        return f"{name} is {_shown(now)} in the database, {_shown(was)} when recorded"
+    shown = ["missing" if a is None else display.money(a, currency) for a in amounts]
+    text = f"{name} is {shown[0]} in the database, {shown[1]} when recorded"
+    places = quantum(minor_units(currency))
+    if any(a is not None and a != a.quantize(places) for a in amounts):
+        text += f" (stored {_shown(now)} and {_shown(was)})"
+    return text
 
 
 def _shown(value: Any) -> str:
@@ -212,7 +238,8 @@ def _shown(value: Any) -> str:
 
 def _check_rows(
     connection: sa.Connection, recorded: Mapping[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]]
-) -> Iterator[str]:
+) -> Iterator[tuple[str, str]]:
+    """Each problem of the covered rows: its exact text and its text for people."""
     for table in COVERED:
         key_columns = [column.name for column in table.primary_key.columns]
         seen: set[tuple[Any, ...]] = set()
@@ -221,16 +248,19 @@ def _check_rows(
             key = tuple(actual[name] for name in key_columns)
             seen.add(key)
             if (table.name, key) not in recorded:
-                yield (
+                text = (
                     f"{_label(table, key)}: no audit record holds this row (added outside the product, "
                     "or its record was deleted)"
                 )
+                yield text, text
                 continue
             seq, expected = recorded[(table.name, key)]
-            for change in _changes(expected, actual):
-                yield f"{_label(table, key)}: {change} in audit record {seq}"
+            for exact, shown in _changes(expected, actual, table=table):
+                where = f"{_label(table, key)}: {{}} in audit record {seq}"
+                yield where.format(exact), where.format(shown)
         for name, key in sorted(k for k in recorded if k[0] == table.name and k[1] not in seen):
-            yield f"{_label(table, key)}: the row recorded in audit record {recorded[(name, key)][0]} is missing"
+            text = f"{_label(table, key)}: the row recorded in audit record {recorded[(name, key)][0]} is missing"
+            yield text, text
 
 
 def _anchors(connection: sa.Connection) -> Iterator[Witness]:
@@ -270,42 +300,51 @@ def verify_audit_chain(engine: sa.Engine, witnesses: Iterable[Witness] = ()) -> 
     keeps (a close, an invoice or a journal batch); every stored witness must be in the chain.
     """
     problems: list[str] = []
+    shown: list[str] = []
+
+    def report(text: str, for_people: str | None = None) -> None:
+        problems.append(text)
+        shown.append(text if for_people is None else for_people)
+
     hashes: list[str] = []
     recorded: dict[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]] = {}
     expected_prev, expected_seq = GENESIS, 1
     with engine.connect() as connection:
         for row in connection.execute(sa.select(audit_records).order_by(audit_records.c.seq)):
             if row.seq != expected_seq:
-                problems.append(f"record {row.seq}: expected sequence number {expected_seq} (a record is missing)")
+                report(f"record {row.seq}: expected sequence number {expected_seq} (a record is missing)")
             if row.prev_hash != expected_prev:
-                problems.append(f"record {row.seq}: link to the previous record is broken (deleted or reordered)")
+                report(f"record {row.seq}: link to the previous record is broken (deleted or reordered)")
             if record_hash(row.seq, row.kind, row.subject, row.payload, row.prev_hash) != row.hash:
-                problems.append(f"record {row.seq}: content does not match its hash (altered)")
+                report(f"record {row.seq}: content does not match its hash (altered)")
             expected_prev, expected_seq = row.hash, row.seq + 1
             hashes.append(row.hash)
             _collect_rows(row.seq, row.payload, recorded)
-        problems.extend(_check_rows(connection, recorded))
+        for exact, for_people in _check_rows(connection, recorded):
+            report(exact, for_people)
         anchors = list(_anchors(connection))
     position = {digest: i for i, digest in enumerate(hashes, start=1)}
     position[GENESIS] = 0
     for anchor in anchors:
         problem = _check_witness(anchor, hashes, position)
         if problem:
-            problems.append(f"{anchor.source}: {problem}")
+            report(f"{anchor.source}: {problem}")
     given = list(witnesses)
     if given:
         used = given
         for found in given:
             problem = _check_witness(found, hashes, position)
             if problem:
-                problems.append(f"witness {found.source}: {problem}")
+                report(f"witness {found.source}: {problem}")
     else:
         kept = [a for a in anchors if a.head in position]
         used = [max(kept, key=lambda a: position[a.head])] if kept else []
     described = tuple(
         dict.fromkeys(f"{w.source} (record {w.seq if w.seq is not None else position.get(w.head, '?')})" for w in used)
     )
-    return AuditReport(records=len(hashes), head=expected_prev, problems=tuple(problems), witnesses=described)
+    return AuditReport(
+        records=len(hashes), head=expected_prev, problems=tuple(problems), witnesses=described, shown=tuple(shown)
+    )
 
 
 def _collect_rows(

@@ -12,6 +12,7 @@ Anything else is a :class:`DisputeError` that names the status and the allowed a
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class Dispute:
     dispute_id: str
     period: str
     cost_center: str
+    cost_center_name: str  # as on the disputed invoice
     invoice_id: str
     dispute_type: str
     amount: Decimal
@@ -104,6 +106,7 @@ class Dispute:
             "dispute_id": self.dispute_id,
             "period": self.period,
             "cost_center": self.cost_center,
+            "cost_center_name": self.cost_center_name,
             "invoice_id": self.invoice_id,
             "type": self.dispute_type,
             "status": self.status,
@@ -138,6 +141,11 @@ def _minor_amount(amount: Decimal, currency: str, what: str) -> Decimal:
     return amount
 
 
+def _cost_center_name(invoice_document: str | None) -> str:
+    """The name the disputed invoice gives its cost center (the policy's, at the close)."""
+    return "" if invoice_document is None else str(json.loads(invoice_document).get("cost_center_name", ""))
+
+
 def _load(connection: sa.Connection, dispute_id: str) -> Dispute:
     row = connection.execute(sa.select(disputes).where(disputes.c.dispute_id == dispute_id)).first()
     if row is None:
@@ -145,10 +153,14 @@ def _load(connection: sa.Connection, dispute_id: str) -> Dispute:
     events = connection.execute(
         sa.select(dispute_events).where(dispute_events.c.dispute_id == dispute_id).order_by(dispute_events.c.seq)
     )
+    document = connection.execute(
+        sa.select(invoices.c.document).where(invoices.c.invoice_id == row.invoice_id)
+    ).scalar()
     return Dispute(
         row.dispute_id,
         row.period,
         row.cost_center,
+        _cost_center_name(document),
         row.invoice_id,
         row.dispute_type,
         row.amount,
@@ -213,7 +225,7 @@ def submit_dispute(
     if not dispute_type.strip():
         raise DisputeError("a dispute needs a type (for example: allocation, usage, rate, tagging)")
     with writing(engine) as connection:
-        query = sa.select(invoices.c.invoice_id, invoices.c.currency).where(
+        query = sa.select(invoices.c.invoice_id, invoices.c.currency, invoices.c.document).where(
             invoices.c.period == period, invoices.c.cost_center == cost_center
         )
         if currency:
@@ -224,7 +236,7 @@ def submit_dispute(
                 f"{cost_center} has {'no' if not issued else 'more than one'} invoice for {period}"
                 + ("" if not issued else "; pass the currency")
             )
-        invoice_id, invoice_currency = issued[0]
+        invoice_id, invoice_currency, document = issued[0]
         amount = _minor_amount(Decimal(amount), invoice_currency, "the disputed amount")
         submitted_at, due_at = _iso(at), _iso(at + timedelta(days=settings.sla_days))
         identity = {
@@ -258,6 +270,7 @@ def submit_dispute(
             dispute_id,
             period,
             cost_center,
+            _cost_center_name(document),
             invoice_id,
             dispute_type,
             amount,

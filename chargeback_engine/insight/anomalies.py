@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 
 from chargeback_engine.insight.extra import statsmodels
-from chargeback_engine.money import quantum
+from chargeback_engine.money import estimate
 
 WINDOW = 60
 PERIOD = 7
@@ -101,9 +101,9 @@ class Anomaly:
             "cost_center": self.cost_center,
             "service": self.service,
             "day": self.day.isoformat(),
-            "actual": str(self.actual),
-            "expected": str(self.expected),
-            "impact": str(self.impact),
+            "actual": format(self.actual, "f"),
+            "expected": format(self.expected, "f"),
+            "impact": format(self.impact, "f"),
             "impact_pct": None if self.impact_pct is None else str(self.impact_pct),
             "score": round(self.score, 2),
         }
@@ -122,7 +122,6 @@ def detect_anomalies(
     learnt from); a series with less than :data:`WINDOW` days of history is not scored.
     Expected amounts are quantised to ``scale`` digits; actual amounts stay exact.
     """
-    unit = quantum(scale)
     found: list[Anomaly] = []
     for key, points in series.items():
         if not points:
@@ -136,7 +135,7 @@ def detect_anomalies(
                 continue
             service = key[1] if len(key) > 1 else "(all)"
             actual = points.get(days[s.index], Decimal(0))
-            expected = Decimal(repr(s.expected)).quantize(unit)
+            expected = estimate(Decimal(repr(s.expected)), scale)
             found.append(Anomaly(key[0], service, days[s.index], actual, expected, s.score))
     return sorted(found, key=lambda a: (a.day, a.cost_center, a.service))
 

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from chargeback_engine.errors import ChargebackError
 from chargeback_engine.insight.extra import statsmodels
-from chargeback_engine.money import quantum
+from chargeback_engine.money import estimate
 from chargeback_engine.periods import Period
 
 TRAINING_DAYS = 90
@@ -52,10 +52,10 @@ class Forecast:
             "cost_center": self.cost_center,
             "period": self.period,
             "as_of": self.as_of.isoformat(),
-            "actual_to_date": str(self.actual_to_date),
-            "amount": str(self.amount),
-            "lower": str(self.lower),
-            "upper": str(self.upper),
+            "actual_to_date": format(self.actual_to_date, "f"),
+            "amount": format(self.amount, "f"),
+            "lower": format(self.lower, "f"),
+            "upper": format(self.upper, "f"),
             "level": self.level,
         }
 
@@ -83,7 +83,6 @@ def forecast_cost_center(
     horizon_end = current.shift(months + 1).start
     horizon = (horizon_end - as_of).days - 1
     mean, paths = _simulate(np.asarray(history), horizon) if horizon > 0 else (np.zeros(0), np.zeros((0, 1)))
-    unit = quantum(scale)
     alpha = (100 - level) / 2
     forecasts = []
     for offset in range(months + 1):
@@ -100,9 +99,9 @@ def forecast_cost_center(
                 str(period),
                 as_of,
                 to_date,
-                (to_date + _decimal(point)).quantize(unit),
-                (to_date + _decimal(low)).quantize(unit),
-                (to_date + _decimal(high)).quantize(unit),
+                estimate(to_date + _decimal(point), scale),
+                estimate(to_date + _decimal(low), scale),
+                estimate(to_date + _decimal(high), scale),
                 level,
             )
         )

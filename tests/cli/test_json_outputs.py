@@ -19,6 +19,7 @@ from referencing import Registry, Resource
 
 from chargeback_engine.cli import main
 from chargeback_engine.insight import write_sample
+from chargeback_engine.money import LEDGER_SCALE
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas" / "cli"
@@ -132,6 +133,13 @@ def test_validate_and_test(tmp_path: Path) -> None:
         "driver file 'drivers/db-connections.csv' not found next to the policy",
         "duplicate rule id 'platform' (first used on line 68)",
     } == {d["message"] for d in invalid["diagnostics"]}
+    for command in ("validate", POLICY), ("test", POLICY.parent):  # table, like every command, is for people
+        table = CliRunner().invoke(main, [*map(str, command), "--format", "table"])
+        assert (
+            table.exit_code == 0
+            and table.output
+            and table.output == CliRunner().invoke(main, list(map(str, command))).output
+        )
     cases = invoke("test", POLICY.parent, "--format", "json")
     validate(cases, "test")
     assert cases["failed"] == 0 and cases["passed"] == len(cases["cases"]) > 0
@@ -185,6 +193,7 @@ def test_finance_commands(books: Path, month: tuple[Path, dict]) -> None:
     disputes = invoke("dispute", "list", "--format", "json")
     validate(disputes, "dispute-list")
     assert [d["dispute_id"] for d in disputes] == [submitted["dispute_id"]]
+    assert disputes[0]["cost_center_name"] == invoice["cost_center_name"] != invoice["cost_center"]
     counted = invoke("dispute", "report", "--at", "2026-11-03T10:00:00Z", "--format", "json")
     validate(counted, "dispute-report")
     assert counted["by_status"]["approved"] == {"count": 1, "disputed": {"USD": "1.50"}, "credited": {"USD": "1.50"}}
@@ -222,18 +231,45 @@ def test_budget_list_and_alerts_sent(tmp_path: Path, monkeypatch: pytest.MonkeyP
     validate(invoke("alerts", "sent", "--format", "json"), "alerts-sent")
 
 
-def test_alerts_check_prints_one_alert_a_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_alerts_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --notifiers stdout is the channel, in --format; an alert is printed once, ever."""
     runs = write_sample(tmp_path / "runs")
     monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
     CliRunner().invoke(main, ["budget", "import", str(runs / "budgets.csv")], catch_exceptions=False)
-    result = CliRunner().invoke(main, ["alerts", "check", "--runs", str(runs), "--as-of", "2026-10-21"])
-    assert result.exit_code == 0, result.output
-    alerts = [json.loads(line) for line in result.stdout.splitlines()]
-    for alert in alerts:
-        validate(alert, "alert")
+    check = ["alerts", "check", "--runs", runs, "--as-of", "2026-10-21"]
+    alerts = invoke(*check, "--format", "json")
+    validate(alerts, "alerts-check")
     assert {"budget-forecast", "anomaly"} <= {a["kind"] for a in alerts}
+    # Every amount at the ledger's scale, whatever its source (a forecast, a stored budget, the ledger).
+    amounts = [a["amount"] for a in alerts] + [a["budget"] for a in alerts if a["budget"] is not None]
+    amounts += [a["details"][k] for a in alerts for k in ("expected", "impact") if k in a["details"]]
+    assert {len(amount.partition(".")[2]) for amount in amounts} == {LEDGER_SCALE}
     sent = invoke("alerts", "sent", "--format", "json")
-    assert sorted(s["alert_id"] for s in sent) == sorted(a["alert_id"] for a in alerts)
+    assert sorted((s["alert_id"], s["channel"]) for s in sent) == sorted((a["alert_id"], "json") for a in alerts)
+    assert invoke(*check, "--format", "json") == []
+
+
+def test_alerts_check_table_and_notifiers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table shows each alert as people read it; notifiers deliver as before, stdout lists what was sent."""
+    runs = write_sample(tmp_path / "runs")
+    monkeypatch.setenv("CHARGEBACK_DB", f"sqlite:///{tmp_path / 'books.db'}")
+    monkeypatch.setenv("CHARGEBACK_LOCALE", "en_US")
+    CliRunner().invoke(main, ["budget", "import", str(runs / "budgets.csv")], catch_exceptions=False)
+    (tmp_path / "notifiers.yaml").write_text("notifiers: [{type: json, id: ops, stream: stderr}]\n", encoding="utf-8")
+    check = ["alerts", "check", "--runs", str(runs), "--as-of", "2026-10-21"]
+    result = CliRunner().invoke(main, [*check, "--notifiers", str(tmp_path / "notifiers.yaml"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    delivered = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    for alert in delivered:
+        validate(alert, "alert")
+    assert json.loads(result.stdout) == delivered
+    table = CliRunner().invoke(main, check)
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["kind", "alert"] and len(lines) == len(delivered) + 1
+    forecast = next(a for a in delivered if a["kind"] == "budget-forecast")
+    assert f"budget-forecast  {forecast['message']}" in lines
+    assert " USD reached 80% of the 2026-10 budget " in forecast["message"]
 
 
 def test_plan(tmp_path: Path) -> None:
@@ -281,6 +317,32 @@ def test_insight_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     dashboard = invoke("report", "json", "--runs", runs, "--metrics", runs / "metrics.csv")
     validate(dashboard, "report-json")
     assert dashboard["kpis"] == kpis  # the dashboard shows the KPIs "report kpis" prints
+
+
+def test_collect_and_enrich(tmp_path: Path) -> None:
+    """A policy whose spec names its bill and a CMDB export: collect and enrich report what they stored."""
+    shutil.copytree(POLICY.parent / "drivers", tmp_path / "drivers")
+    (tmp_path / "owners.csv").write_text("id,cost-center\ni-0abc123,CC-1004\n", encoding="utf-8")
+    sources = [{"id": "bill", "collector": "focus-files", "path": str(SAMPLE)}]
+    enrich = {"cache": "cache", "sources": [{"id": "cmdb", "enricher": "files", "path": str(tmp_path / "owners.csv")}]}
+    spec = f"spec:\n  sources: {json.dumps(sources)}\n  enrich: {json.dumps(enrich)}\n"  # JSON is YAML
+    (tmp_path / "acme.yaml").write_text(POLICY.read_text(encoding="utf-8").replace("spec:\n", spec), encoding="utf-8")
+    common = ["--policy", tmp_path / "acme.yaml", "--period", "2026-10", "--format", "json"]
+    first, again = invoke("collect", *common), invoke("collect", *common)
+    validate(first, "collect")
+    assert [(c["source_id"], c["rows"], c["stored"]) for c in first] == [(str(SAMPLE), 600, True)]
+    assert [(c["version"], c["stored"]) for c in again] == [(first[0]["version"], False)]
+    snapshots = invoke("enrich", *common)
+    validate(snapshots, "enrich")
+    assert [(s["source_id"], s["enricher"], s["tags"]) for s in snapshots] == [("cmdb", "files", 1)]
+    assert Path(snapshots[0]["path"]).exists()
+
+
+def test_plugins() -> None:
+    plugins = invoke("plugins", "--all", "--format", "json")
+    validate(plugins, "plugins")
+    notifiers = next(p for p in plugins if "json" in p["notifiers"])
+    assert notifiers["builtin"] is True and "chargeback_register_notifiers" in notifiers["hooks"]
 
 
 def test_every_schema_is_valid_and_used() -> None:

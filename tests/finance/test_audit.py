@@ -203,7 +203,10 @@ def _invoice(engine: sa.Engine, cost_center: str = "CC-100") -> sa.Row:
         return connection.execute(sa.select(invoices).where(invoices.c.cost_center == cost_center)).one()
 
 
-def test_direct_edits_of_the_money_are_reported_with_the_record_and_the_change(chained: sa.Engine) -> None:
+def test_direct_edits_of_the_money_are_reported_with_the_record_and_the_change(
+    chained: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHARGEBACK_LOCALE", "en_US")
     invoice = _invoice(chained)
     forged_document = invoice.document.replace('"total":"120.13"', '"total":"9999.99"')
     assert forged_document != invoice.document
@@ -219,7 +222,20 @@ def test_direct_edits_of_the_money_are_reported_with_the_record_and_the_change(c
         )
         connection.execute(sa.update(period_closes).values(statement_hash="sha256:forged"))
         connection.execute(sa.update(journal_lines).where(journal_lines.c.line_no == 0).values(memo="edited"))
-    problems = verify_audit_chain(chained).problems
+        connection.execute(
+            sa.update(statement_lines).where(statement_lines.c.line_no == 1).values(exact_amount=Decimal("1E-9"))
+        )
+    report = verify_audit_chain(chained)
+    problems = report.problems
+    # For people, money in the reader's format, and the stored text where that format rounds it away.
+    assert (
+        f"invoices {invoice.invoice_id}: total is 9,999.99 USD in the database, 120.13 USD when recorded "
+        "in audit record 3" in report.shown
+    )
+    [tiny] = [p for p in report.shown if p.startswith("statement_lines (period 2026-01, line_no 1): exact_amount is")]
+    assert tiny.startswith("statement_lines (period 2026-01, line_no 1): exact_amount is 0.00 USD in the database, ")
+    assert f"when recorded (stored {_at_scale('1E-9')} and " in tiny and tiny.endswith(") in audit record 2")
+    assert len(report.shown) == len(problems)
     assert (
         f"invoices {invoice.invoice_id}: total is {_at_scale('9999.99')} in the database, "
         f"{_at_scale('120.13')} when recorded in audit record 3" in problems
