@@ -179,8 +179,13 @@ def run(
 )
 @format_option
 @click.pass_obj
-def explain(  # type: ignore[no-untyped-def]
-    state, out: str, record_id: str | None, cost_center: str | None, policies: tuple[str, ...], output_format: str
+def explain(
+    state: CliState,
+    out: str,
+    record_id: str | None,
+    cost_center: str | None,
+    policies: tuple[str, ...],
+    output_format: str,
 ) -> None:
     """Explain a run's outputs, from cost-center totals down to rules and source lines."""
     if (record_id is None) == (cost_center is None):
