@@ -211,3 +211,18 @@ def drifted(found: list[Session], tmp: Path) -> list[str]:
                 f"(python -m tests.docs.regenerate_outputs)\n{diff}"
             )
     return problems
+
+
+CHECKED = re.compile(
+    r'<!-- checked-by="(?P<test>[^"]+)" -->\n(?:```[^\n]*\n(?P<fenced>.*?)```\n|(?P<table>(?:\|[^\n]*\n)+))', re.S
+)
+
+
+def checked(page: str, test: str) -> list[str]:
+    """The blocks of ``page`` that ``<!-- checked-by="TEST" -->`` gives to ``test``: a fenced block's text, or a table.
+
+    For output that a docs session cannot make (a third-party install, a corpus of files), the
+    test named compares the block with its real run; ``tests/docs`` checks that it does.
+    """
+    text = (ROOT / page).read_text(encoding="utf-8")
+    return [m["fenced"] if m["fenced"] is not None else m["table"] for m in CHECKED.finditer(text) if m["test"] == test]
