@@ -19,6 +19,9 @@ diff, and ``P`` is the repository's file ``F`` with the diff applied.
 
 ``python -m tests.docs.regenerate_outputs`` rewrites every session with real output;
 ``tests/docs/test_doc_outputs.py`` fails when one has drifted.
+
+A block preceded by ``<!-- checked-by="TEST" -->`` is output no session can make; ``TEST``
+reads it with :func:`checked` and compares it with a real run.
 """
 
 from __future__ import annotations

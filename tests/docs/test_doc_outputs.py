@@ -77,3 +77,17 @@ def test_every_block_given_to_a_test_is_read_by_it() -> None:
             assert f'checked("{name}", "{match["test"]}")' in test.read_text("utf-8"), (
                 f"{name}: {match['test']} does not read its checked-by block"
             )
+
+
+def test_every_console_sample_is_run() -> None:
+    """A ``console`` block shows output, so it is a session or a block a named test compares.
+
+    Diagrams (a folder layout, a state machine) are unlabelled fences, and commands to copy are ``sh``.
+    """
+    unchecked = [
+        f"{page.relative_to(ROOT)}:{page.read_text('utf-8').count(chr(10), 0, match.start()) + 2}"
+        for page in sorted((ROOT / "docs").glob("*.md"))
+        for match in re.finditer(r"^(?P<marker>[^\n]*)\n```console\n", page.read_text("utf-8"), re.M)
+        if not re.fullmatch(r"<!-- (docs-output|checked-by)\b.*-->", match["marker"])
+    ]
+    assert unchecked == []
