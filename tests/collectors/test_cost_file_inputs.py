@@ -5,6 +5,7 @@ tests/hostile/inputs ends as its table says, with a located message and no trace
 from __future__ import annotations
 
 import csv
+import re
 from decimal import Context, Decimal, localcontext
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from chargeback_engine.cli import main
 from chargeback_engine.collectors.focus_files import FocusFilesCollector
 from chargeback_engine.periods import Period
+from tests.docs.sessions import checked
 
 HERE = Path(__file__).parent
 HOSTILE = HERE.parent / "hostile" / "inputs"
@@ -85,6 +87,22 @@ def test_every_hostile_cost_file_ends_as_its_table_says(tmp_path, case):
     if case["message"]:
         assert case["message"].replace("{path}", str(path)) in result.output
         assert not (tmp_path / "out").exists()
+
+
+def test_the_documented_messages_are_the_corpus_messages():
+    """docs/reading-cost-files.md's table of messages is expected.csv's, each way round.
+
+    The page shows a file as ``a.csv`` (``{path}`` here) and may leave text out as ``…``.
+    """
+    [table] = checked("docs/reading-cost-files.md", "tests/collectors/test_cost_file_inputs.py")
+    documented = [row.split(" | ")[-1].strip(" |`") for row in table.splitlines()[2:]]
+    patterns = [
+        re.compile(".*?".join(map(re.escape, re.sub(r"^a\.csv(\.gz)?:", "{path}:", message).split("…"))))
+        for message in documented
+    ]
+    real = [case["message"] for case in CASES if case["message"]]
+    assert [m for m, p in zip(documented, patterns) if not any(p.fullmatch(r) for r in real)] == []
+    assert [r for r in real if not any(p.fullmatch(r) for p in patterns)] == []
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,9 @@ line (continued by a trailing backslash) is a ``chargeback`` command, and the li
 the next ``$ `` are what it prints. The sessions of one page run in order in one fresh
 working directory holding a copy of the repository's ``policies/``, with no
 ``CHARGEBACK_*`` settings and the ``en_US`` number format, so later commands see what
-earlier ones wrote. ``setup="..."`` on the marker runs commands first without showing them
+earlier ones wrote. Enrichment snapshots are taken at ``SNAPSHOT_TIME``: the time a
+snapshot is taken is in what ``explain`` prints and in the run id, and is the one thing
+that would differ between two real runs. ``setup="..."`` on the marker runs commands first without showing them
 (``;`` between them). Paths under ``/tmp/`` live in the session's directory. A command may
 end in ``| head -n N``; one that must fail says so with ``# exits N``; other comments
 (``# ...``) are not passed on. ``sqlite3 DB "SQL"`` runs SQL on a database of the session
@@ -17,6 +19,9 @@ diff, and ``P`` is the repository's file ``F`` with the diff applied.
 
 ``python -m tests.docs.regenerate_outputs`` rewrites every session with real output;
 ``tests/docs/test_doc_outputs.py`` fails when one has drifted.
+
+A block preceded by ``<!-- checked-by="TEST" -->`` is output no session can make; ``TEST``
+reads it with :func:`checked` and compares it with a real run.
 """
 
 from __future__ import annotations
@@ -30,16 +35,19 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from chargeback_engine.cli import main
+from chargeback_engine.enrich import snapshots
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The pages whose sessions are run; a page joins by marking its sessions.
 PAGES = (
     "docs/index.md",
+    "docs/enrichment.md",
     "docs/finance.md",
     "docs/plan.md",
     "docs/policy-reference.md",
@@ -51,6 +59,15 @@ FILE = re.compile(
     r'<!-- docs-file path="(?P<path>[^"]+)"(?: patch="(?P<patch>[^"]+)")? -->\n```[^\n]*\n(?P<body>.*?)```\n', re.S
 )
 EXITS = re.compile(r"#\s*exits (\d+)\s*$")
+SNAPSHOT_TIME = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)
+
+
+class _SnapshotClock(datetime):
+    """``datetime`` whose ``now`` is ``SNAPSHOT_TIME``, for the snapshot module only."""
+
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[no-untyped-def,override]
+        return SNAPSHOT_TIME.astimezone(tz)
 
 
 @dataclass(frozen=True)
@@ -139,6 +156,7 @@ def workspace(tmp: Path, monkeypatch) -> Iterator[Path]:  # type: ignore[no-unty
     for name in [n for n in os.environ if n.startswith("CHARGEBACK_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("CHARGEBACK_LOCALE", "en_US")
+    monkeypatch.setattr(snapshots, "datetime", _SnapshotClock)
     monkeypatch.chdir(tmp)
     yield tmp
 
@@ -196,3 +214,18 @@ def drifted(found: list[Session], tmp: Path) -> list[str]:
                 f"(python -m tests.docs.regenerate_outputs)\n{diff}"
             )
     return problems
+
+
+CHECKED = re.compile(
+    r'<!-- checked-by="(?P<test>[^"]+)" -->\n(?:```[^\n]*\n(?P<fenced>.*?)```\n|(?P<table>(?:\|[^\n]*\n)+))', re.S
+)
+
+
+def checked(page: str, test: str) -> list[str]:
+    """The blocks of ``page`` that ``<!-- checked-by="TEST" -->`` gives to ``test``: a fenced block's text, or a table.
+
+    For output that a docs session cannot make (a third-party install, a corpus of files), the
+    test named compares the block with its real run; ``tests/docs`` checks that it does.
+    """
+    text = (ROOT / page).read_text(encoding="utf-8")
+    return [m["fenced"] if m["fenced"] is not None else m["table"] for m in CHECKED.finditer(text) if m["test"] == test]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.sessions import PAGES, ROOT, drifted, sessions, workspace
+from tests.docs.sessions import CHECKED, PAGES, ROOT, drifted, sessions, workspace
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -65,3 +65,29 @@ def test_every_page_with_sessions_is_run() -> None:
         if page.name != "changelog.md" and re.search(r"^<!-- docs-(output|file)", page.read_text("utf-8"), re.M)
     }
     assert marked == set(PAGES)
+
+
+def test_every_block_given_to_a_test_is_read_by_it() -> None:
+    """A ``checked-by`` marker naming a test that does not read the page would check nothing."""
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for match in CHECKED.finditer(page.read_text("utf-8")):
+            test = ROOT / match["test"]
+            name = str(page.relative_to(ROOT))
+            assert test.is_file(), f"{name}: checked-by names {match['test']}, which does not exist"
+            assert f'checked("{name}", "{match["test"]}")' in test.read_text("utf-8"), (
+                f"{name}: {match['test']} does not read its checked-by block"
+            )
+
+
+def test_every_console_sample_is_run() -> None:
+    """A ``console`` block shows output, so it is a session or a block a named test compares.
+
+    Diagrams (a folder layout, a state machine) are unlabelled fences, and commands to copy are ``sh``.
+    """
+    unchecked = [
+        f"{page.relative_to(ROOT)}:{page.read_text('utf-8').count(chr(10), 0, match.start()) + 2}"
+        for page in sorted((ROOT / "docs").glob("*.md"))
+        for match in re.finditer(r"^(?P<marker>[^\n]*)\n```console\n", page.read_text("utf-8"), re.M)
+        if not re.fullmatch(r"<!-- (docs-output|checked-by)\b.*-->", match["marker"])
+    ]
+    assert unchecked == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import site
 import subprocess
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.docs.sessions import checked
 
 ACME_SOURCE = Path(__file__).parent / "fixtures" / "chargeback-acme"
 
@@ -91,14 +94,20 @@ def test_the_distribution_shows_in_chargeback_plugins(acme):
         }
     ]
     assert acme.marker.exists()
-    text = acme.chargeback("--allow-plugin", "acme", "plugins")
-    assert text.stdout == (
-        "acme (chargeback-acme 1.2.0)\n"
-        "  collectors: acme-csv\n"
-        "  allocators: acme-weighted\n"
-        "  exporters: acme-journal\n"
-        "  hooks: chargeback_register_allocators, chargeback_register_collectors, chargeback_register_exporters\n"
-    )
+
+
+def test_the_documented_listing_is_what_the_installed_distribution_prints(acme):
+    """docs/writing-plugins.md's ``chargeback plugins`` sample, run where chargeback-acme is installed.
+
+    This environment also holds this repository's other plugins, so only ``acme`` is allowed:
+    the reader's environment of the page has no other.
+    """
+    [block] = checked("docs/writing-plugins.md", "tests/plugins/test_third_party_distribution.py")
+    command, _, documented = block.partition("\n")
+    assert command.startswith("$ chargeback ")
+    result = acme.chargeback(*shlex.split(command)[2:], CHARGEBACK_PLUGINS_ALLOW="acme")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == documented
 
 
 @pytest.mark.parametrize(
