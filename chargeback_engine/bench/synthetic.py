@@ -159,7 +159,6 @@ PROJECTS = (
     ("observability", "platform"),
 )
 ENVIRONMENTS = ("production", "staging", "development", "sandbox")
-TAG_KEYS = ("cost-center", "team", "project", "environment", "shared", "owner")
 
 _ACCOUNT_NAMES = ("acme-prod", "acme-staging", "acme-dev", "acme-data", "acme-sandbox", "acme-security")
 

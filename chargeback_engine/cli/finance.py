@@ -618,6 +618,3 @@ def audit_verify(engine: Any, settings: Any, witness_files: tuple[Path, ...], ou
         )
     if output_format != "json":
         echo_status(f"audit chain intact: {result.records:,} records, head {result.head}; {used}", style="green")
-
-
-COMMANDS = (ledger, period, invoice, journal, dispute, audit)
