@@ -11,6 +11,7 @@ Two ``x_`` columns carry provenance so every ledger row can point at its source 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -88,9 +89,13 @@ def conform(table: pa.Table) -> pa.Table:
     column that arrives dictionary-encoded stays so, as :data:`ENCODED_TEXT`.
     """
     columns = []
+    absent: dict[pa.DataType, pa.Array] = {}  # one null array per type, shared: zeroing 25 of them took 0.3 s at 1M
     for field in COST_TABLE_SCHEMA:
         if field.name not in table.column_names:
-            columns.append(pa.nulls(table.num_rows, field.type))
+            kind = ENCODED_TEXT if pa.types.is_string(field.type) else field.type
+            if kind not in absent:
+                absent[kind] = _nulls(table.num_rows, kind)
+            columns.append(absent[kind])
             continue
         column = table[field.name]
         encoded = pa.types.is_dictionary(column.type) and pa.types.is_string(field.type)
@@ -104,16 +109,28 @@ def conform(table: pa.Table) -> pa.Table:
     )
 
 
+def _nulls(rows: int, kind: pa.DataType) -> pa.Array:
+    """``rows`` nulls of ``kind``; text as :data:`ENCODED_TEXT` over an empty dictionary, so
+    the data plane never encodes it again."""
+    if kind == ENCODED_TEXT:
+        return pa.DictionaryArray.from_arrays(pa.nulls(rows, pa.int32()), pa.array([], pa.string()))
+    return pa.nulls(rows, kind)
+
+
 def read_parquet_columns(path: str | Path, columns: Mapping[str, str], dictionary: Collection[str]) -> pa.Table:
     """The file's ``columns`` (its name -> the name wanted), each read on its own into one
     chunk, those named in ``dictionary`` dictionary-encoded with their row groups'
     dictionaries unified. The engine holds line items one chunk per column; combining a
     table read whole would copy it while the chunks it came from are still held."""
-    table = {}
-    for name, wanted in columns.items():  # the file is opened per column: its reader keeps what it read
-        read = pq.ParquetFile(path, read_dictionary=[name] if name in dictionary else None).read(columns=[name])
-        table[wanted] = read.column(0).combine_chunks()
-    return pa.table(table)
+
+    def read(name: str) -> pa.Array:  # the file is opened per column: its reader keeps what it read
+        column = pq.ParquetFile(path, read_dictionary=[name] if name in dictionary else None).read(columns=[name])
+        return column.column(0).combine_chunks()
+
+    # Two columns at a time: a reader decodes one column on one core, and releases the GIL.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="chargeback-parquet") as pool:
+        read_columns = list(pool.map(read, columns))
+    return pa.table(dict(zip(columns.values(), read_columns, strict=True)))
 
 
 def plain_schema(schema: pa.Schema) -> pa.Schema:

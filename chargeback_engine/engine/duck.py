@@ -132,6 +132,8 @@ class DuckDBPlane:
         self._run: RunInfo | None = None
         self._records = pa.table({})
         self._finished = False
+        self._last_stage: int | None = None
+        self._in_order = True  # each insert is sorted and comes after the rows before it in LEDGER_ORDER
 
     # -- loading ---------------------------------------------------------------------
     def load(self, records: pa.Table, run: RunInfo) -> int:
@@ -151,7 +153,8 @@ class DuckDBPlane:
         con.execute(f"""
             ATTACH ':memory:' AS work (COMPRESS);
             CREATE TABLE {LEDGER_ROWS} (
-                line BIGINT, period VARCHAR, cost_center VARCHAR, units HUGEINT, stage INTEGER, decision INTEGER);
+                line BIGINT, period VARCHAR, cost_center VARCHAR, units HUGEINT, stage INTEGER, decision INTEGER,
+                currency VARCHAR);
             CREATE TEMP TABLE decisions (
                 decision INTEGER, decision_id VARCHAR, rule_id VARCHAR, method VARCHAR, category VARCHAR,
                 pool VARCHAR);
@@ -193,6 +196,7 @@ class DuckDBPlane:
     # -- stage 0 ---------------------------------------------------------------------
     def allocate(self, assignments: pa.Table, splits: pa.Table) -> None:
         run = self._require_run()
+        self._appending(0)
         con = self._con
         self._register_splits(splits)
         key_columns = [c for c in assignments.column_names if c != "decision_id"]
@@ -225,7 +229,7 @@ class DuckDBPlane:
         schedule = (
             f"""
                 UNION ALL BY NAME
-                SELECT line, decision,
+                SELECT line, decision, currency,
                        greatest(strftime(date_trunc('month', coalesce(ChargePeriodStart, TIMESTAMPTZ '{run.period.start}'))
                                          + to_months(CAST(i AS INTEGER)), '%Y-%m'), '{run.period}') AS period,
                        i AS part_index,
@@ -237,15 +241,17 @@ class DuckDBPlane:
         insert = f"""
             INSERT INTO {LEDGER_ROWS} BY NAME
             WITH hit AS MATERIALIZED (
-                SELECT r.{LINE} AS line, r.ChargePeriodStart, r.units, a.decision, m.months {n_parts}
+                SELECT r.{LINE} AS line, r.ChargePeriodStart, r.units, r.BillingCurrency AS currency, a.decision,
+                       m.months {n_parts}
                 FROM {hit} JOIN (SELECT DISTINCT decision, months FROM splits) m USING (decision)
                 WHERE r.{LINE} >= $first AND r.{LINE} < $first + {ALLOCATE_LINES}
             ), parts AS MATERIALIZED (
-                SELECT line, decision, units, '{run.period}' AS period, 0 AS part_index
+                SELECT line, decision, units, currency, '{run.period}' AS period, 0 AS part_index
                 FROM hit WHERE months IS NULL {schedule}
             )
-            SELECT line, period, cost_center, units_out AS units, 0 AS stage, decision
+            SELECT line, period, cost_center, units_out AS units, 0 AS stage, decision, currency
             FROM ({_split_sql("parts", "line, part_index", splits)})
+            ORDER BY line, period, cost_center, units
         """
         for first in range(0, len(self._records), ALLOCATE_LINES):
             con.execute(insert, {"first": first})
@@ -268,18 +274,20 @@ class DuckDBPlane:
     # -- shared stages ---------------------------------------------------------------
     def redistribute(self, stage: int, pool: str, splits: pa.Table) -> None:
         self._require_run()
+        self._appending(stage)
         self._register_splits(splits, pool)
         self._con.execute(
             f"""
             INSERT INTO {LEDGER_ROWS} BY NAME
             WITH parts AS MATERIALIZED (
-                SELECT line, period, (SELECT max(decision) FROM splits) AS decision, sum(units) AS units
-                FROM {LEDGER_ROWS} WHERE cost_center = ? GROUP BY line, period HAVING sum(units) <> 0
+                SELECT line, period, currency, (SELECT max(decision) FROM splits) AS decision, sum(units) AS units
+                FROM {LEDGER_ROWS} WHERE cost_center = ? GROUP BY line, period, currency HAVING sum(units) <> 0
             )
-            SELECT line, period, ? AS cost_center, -units AS units, ? AS stage, decision FROM parts
+            SELECT line, period, ? AS cost_center, -units AS units, ? AS stage, decision, currency FROM parts
             UNION ALL BY NAME
-            SELECT line, period, cost_center, units_out AS units, ? AS stage, decision
+            SELECT line, period, cost_center, units_out AS units, ? AS stage, decision, currency
             FROM ({_split_sql("parts", "line, period", splits)})
+            ORDER BY line, period, cost_center, units
         """,
             [pool, pool, stage, stage],
         )
@@ -317,7 +325,12 @@ class DuckDBPlane:
     def finish(self) -> RunStore:
         """Hand the narrow ledger to a store, which sorts it once and widens it as outputs stream."""
         run_store = SortedLedgerStore(
-            self._con, self._records, LEDGER_ROWS, self._require_run(), amount=_TO_MONEY.format("units")
+            self._con,
+            self._records,
+            LEDGER_ROWS,
+            self._require_run(),
+            amount=_TO_MONEY.format("units"),
+            in_order=self._in_order,
         )
         self._finished = True
         return run_store
@@ -326,6 +339,14 @@ class DuckDBPlane:
         """Close the connection, unless :meth:`finish` handed it to a store."""
         if not self._finished:
             self._con.close()
+
+    def _appending(self, stage: int) -> None:
+        """Note an insert of ``stage``'s rows: sorted within itself, the ledger stays in
+        :data:`~chargeback_engine.engine.store.LEDGER_ORDER` while stages come in ascending
+        order, once each (a second allocation, for the direct-cost basis, comes after the first)."""
+        if self._last_stage is not None and stage <= self._last_stage:
+            self._in_order = False
+        self._last_stage = stage
 
     def _require_run(self) -> RunInfo:
         if self._run is None:

@@ -83,6 +83,9 @@ SORT_LINES = 1 << 18
 #: The sorted narrow ledger, in a compressed in-memory database: several rows per line
 #: item, held until the run's outputs are written (at 1M lines 32 MB, 240 MB uncompressed).
 SORTED = "sorted.ledger_sorted"
+#: The narrow ledger in :data:`LEDGER_ORDER`, with money as ``amount`` and each row's
+#: ``currency``: a view of :data:`SORTED`, or of a plane's ledger that is already in order.
+IN_ORDER = "ledger_in_order"
 #: Prefix of a line item's columns next to its ledger rows (see :meth:`RunStore.ledger`).
 RECORD = "record."
 
@@ -209,7 +212,9 @@ class SortedLedgerStore(RunStore):
     The sort goes by stage and by :data:`SORT_LINES` lines at a time, appending to
     :data:`SORTED` in order: sorting every row at once held a second and a third copy of
     the ledger (the sort's rows and keys) on top of the table and its sorted copy. The
-    store drops ``narrow`` once sorted.
+    store drops ``narrow`` once sorted. A plane that inserted ``narrow`` in
+    :data:`LEDGER_ORDER` already, each row with its ``currency``, says ``in_order``: the
+    store then reads it as it is, without a copy.
     """
 
     #: Text columns that :meth:`_widen` copies; every other one is dictionary-encoded.
@@ -223,28 +228,17 @@ class SortedLedgerStore(RunStore):
         run: RunInfo,
         amount: str = "amount",
         cleanup: Callable[[], None] | None = None,
+        in_order: bool = False,
     ):
         connection.register("lines", lines)
-        # The currency rides along (constant per run, so compression makes it nearly free):
-        # totals then need no join of the whole ledger to the line items.
-        select = (
-            f"SELECT n.line, n.period, n.cost_center, {amount} AS amount, n.stage, n.decision, "
-            f"r.BillingCurrency AS currency FROM {narrow} n JOIN lines r ON r.{LINE} = n.line"
-        )
-        connection.execute(f"ATTACH ':memory:' AS sorted (COMPRESS); CREATE TABLE {SORTED} AS {select} LIMIT 0")
-        for (stage,) in connection.sql(f"SELECT DISTINCT stage FROM {narrow} ORDER BY stage").fetchall():
-            for first in range(0, lines.num_rows, SORT_LINES):
-                connection.execute(
-                    f"""
-                    INSERT INTO {SORTED} {select}
-                    WHERE n.stage = $stage AND n.line >= $first AND n.line < $end AND r.{LINE} >= $first AND r.{LINE} < $end
-                    ORDER BY n.line, n.period, n.cost_center, amount
-                """,
-                    {"stage": stage, "first": first, "end": first + SORT_LINES},
-                )
-                connection.execute("CHECKPOINT sorted")  # compresses the slice just appended
+        if in_order:
+            connection.execute(f"""
+                CREATE TEMP VIEW {IN_ORDER} AS
+                SELECT line, period, cost_center, {amount} AS amount, stage, decision, currency FROM {narrow}
+            """)
+        else:
+            _sort(connection, narrow, lines.num_rows, amount)
         connection.execute(f"""
-            DROP TABLE {narrow};
             CREATE TEMP VIEW ledger_wide AS
             SELECT {sql_text(run.run_id)} AS run_id, {record_id_sql("r.")} AS record_id, {from_line_sql("r")},
                    l.period, l.cost_center, l.amount, l.stage, d.pool AS from_cost_center,
@@ -253,9 +247,9 @@ class SortedLedgerStore(RunStore):
                    d.rule_id, d.method, d.decision_id,
                    {sql_text(run.policy_version)} AS policy_version, {sql_text(run.policy_hash)} AS policy_hash,
                    l.line AS {LINE}
-            FROM {SORTED} l JOIN lines r ON r.{LINE} = l.line JOIN decisions d USING (decision);
+            FROM {IN_ORDER} l JOIN lines r ON r.{LINE} = l.line JOIN decisions d USING (decision);
             CREATE TEMP VIEW ledger_sorted_amounts AS
-            SELECT {sql_text(run.run_id)} AS run_id, period, cost_center, currency, amount, line AS {LINE} FROM {SORTED}
+            SELECT {sql_text(run.run_id)} AS run_id, period, cost_center, currency, amount, line AS {LINE} FROM {IN_ORDER}
         """)
         super().__init__(connection, "lines", "ledger_wide", cleanup, amounts_source="ledger_sorted_amounts")
         self._run = run
@@ -282,7 +276,7 @@ class SortedLedgerStore(RunStore):
             ]
         )
         narrow = self._con.sql(
-            f"SELECT line, period, cost_center, amount, stage, decision FROM {SORTED} WHERE {where}"
+            f"SELECT line, period, cost_center, amount, stage, decision FROM {IN_ORDER} WHERE {where}"
         ).to_arrow_reader(BATCH_ROWS)
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -339,6 +333,30 @@ class SortedLedgerStore(RunStore):
         }
         columns.update({RECORD + c: self._lines.column(c).take(lines) for c in record_columns})
         return pa.RecordBatch.from_arrays(list(columns.values()), schema=schema)
+
+
+def _sort(connection: duckdb.DuckDBPyConnection, narrow: str, lines: int, amount: str) -> None:
+    """Copy ``narrow`` into :data:`SORTED` in :data:`LEDGER_ORDER`, with each row's currency,
+    and drop it; :data:`IN_ORDER` then names the copy."""
+    # The currency rides along (constant per run, so compression makes it nearly free):
+    # totals then need no join of the whole ledger to the line items.
+    select = (
+        f"SELECT n.line, n.period, n.cost_center, {amount} AS amount, n.stage, n.decision, "
+        f"r.BillingCurrency AS currency FROM {narrow} n JOIN lines r ON r.{LINE} = n.line"
+    )
+    connection.execute(f"ATTACH ':memory:' AS sorted (COMPRESS); CREATE TABLE {SORTED} AS {select} LIMIT 0")
+    for (stage,) in connection.sql(f"SELECT DISTINCT stage FROM {narrow} ORDER BY stage").fetchall():
+        for first in range(0, lines, SORT_LINES):
+            connection.execute(
+                f"""
+                INSERT INTO {SORTED} {select}
+                WHERE n.stage = $stage AND n.line >= $first AND n.line < $end AND r.{LINE} >= $first AND r.{LINE} < $end
+                ORDER BY n.line, n.period, n.cost_center, amount
+            """,
+                {"stage": stage, "first": first, "end": first + SORT_LINES},
+            )
+            connection.execute("CHECKPOINT sorted")  # compresses the slice just appended
+    connection.execute(f"DROP TABLE {narrow}; CREATE TEMP VIEW {IN_ORDER} AS SELECT * FROM {SORTED}")
 
 
 def encoded_lines(records: pa.Table) -> pa.Table:

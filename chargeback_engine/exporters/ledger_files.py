@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -58,13 +59,18 @@ def write_parquet(rows: pa.Table | Iterable[pa.RecordBatch], path: Path, schema:
         store_schema=False,
         write_statistics=statistics or False,
     ) as writer:
-        for group in _row_groups(_read_ahead(rows), schema):
-            # One chunk per row group: pyarrow cuts data pages at chunk boundaries, which differ by plane.
-            table = group.cast(nullable).combine_chunks()
-            columns = [
-                _values_dictionary(one_chunk(table[n])) if n in encoded else table[n] for n in table.column_names
-            ]
-            writer.write_table(pa.Table.from_arrays(columns, schema=written), row_group_size=ROW_GROUP_ROWS)
+
+        def prepared() -> Iterator[pa.Table]:
+            for group in _row_groups(rows, schema):
+                # One chunk per row group: pyarrow cuts data pages at chunk boundaries, which differ by plane.
+                table = group.cast(nullable).combine_chunks()
+                columns = [
+                    _values_dictionary(one_chunk(table[n])) if n in encoded else table[n] for n in table.column_names
+                ]
+                yield pa.Table.from_arrays(columns, schema=written)
+
+        for table in _read_ahead(prepared()):
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
     return path
 
 
@@ -73,10 +79,15 @@ def _values_dictionary(column: pa.Array) -> pa.DictionaryArray:
     first appearance, so it depends on the values only. A dictionary-encoded column is
     re-indexed without touching its text, unless its dictionary repeats a value or holds null."""
     if column.type == ENCODED_TEXT and not column.dictionary.null_count:
-        used = pc.unique(column.indices).drop_null()
+        indices = column.indices
+        used = pc.unique(indices).drop_null()  # in order of first appearance
         values = column.dictionary.take(used)
         if len(pc.unique(values)) == len(values):
-            return pa.DictionaryArray.from_arrays(pc.index_in(column.indices, value_set=used).cast(pa.int32()), values)
+            renumbered = np.zeros(max(len(column.dictionary), 1), np.int32)  # a null's index, filled as 0, too
+            renumbered[used.to_numpy()] = np.arange(len(used), dtype=np.int32)
+            reindexed = renumbered[pc.fill_null(indices, 0).to_numpy()]  # a gather, where a hash lookup took 4x
+            null = indices.is_null().to_numpy(zero_copy_only=False) if indices.null_count else None
+            return pa.DictionaryArray.from_arrays(pa.array(reindexed, mask=null), values)
     return pc.dictionary_encode(column.cast(pa.string())).cast(ENCODED_TEXT)
 
 

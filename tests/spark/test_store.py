@@ -81,7 +81,7 @@ def test_files_have_duckdbs_types(finished) -> None:  # type: ignore[no-untyped-
     duck_store = run_plane(DuckDBPlane(), records)
     narrow = "line, period, cost_center, amount, stage, decision"
     assert types(store, f"SELECT {narrow} FROM {ledger}") == types(
-        duck_store, f"SELECT {narrow} FROM {store_module.SORTED}"
+        duck_store, f"SELECT {narrow} FROM {store_module.IN_ORDER}"
     )
     assert types(store, f"SELECT {LINE}, * EXCLUDE ({LINE}) FROM {lines}") == duckdb_types(COST_TABLE_SCHEMA)
     duck_store.close()
