@@ -48,6 +48,9 @@ class RunResult:
     store: RunStore
     input_rows: int
     outputs: tuple[Path, ...] = field(default=())
+    #: :meth:`summary` and :meth:`totals`, once computed: each is SQL over the whole ledger,
+    #: asked for by the run's check, the outputs and the CLI. ``replace`` passes it on.
+    _totals_memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def in_period_sql(self) -> str:
@@ -100,13 +103,21 @@ class RunResult:
 
     def summary(self) -> list[tuple[str, str, Decimal]]:
         """(cost center, currency, amount) for the run period, the unallocated bucket included."""
-        return [
-            (cc, currency, _exact(amount)) for cc, currency, amount in self.store.sql(self.summary_query()).fetchall()
-        ]
+        if "summary" not in self._totals_memo:
+            self._totals_memo["summary"] = [
+                (cc, currency, _exact(amount))
+                for cc, currency, amount in self.store.sql(self.summary_query()).fetchall()
+            ]
+        return list(self._totals_memo["summary"])
 
     def totals(self) -> dict[str, dict[str, Decimal]]:
         """Per currency: input, allocated to the run period, deferred to later periods, and
         carried in from earlier schedules (allocated + deferred = input + carried)."""
+        if "totals" not in self._totals_memo:
+            self._totals_memo["totals"] = self._query_totals()
+        return {currency: dict(t) for currency, t in self._totals_memo["totals"].items()}
+
+    def _query_totals(self) -> dict[str, dict[str, Decimal]]:
         cost = sql_name(self.policy.cost_column)
         rows = self.store.sql(f"""
             WITH i AS (SELECT BillingCurrency AS currency, sum({cost}) AS input FROM records GROUP BY ALL),

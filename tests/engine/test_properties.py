@@ -16,7 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chargeback_engine.engine.dataplane import SPLIT_SCHEMA
-from chargeback_engine.engine.duck import _split_sql
+from chargeback_engine.engine.duck import _split_sql, _splits_sql
 from chargeback_engine.engine.runner import Engine
 from chargeback_engine.money import LEDGER_QUANTUM, LEDGER_SCALE, split, tie_rotation
 from tests.engine.helpers import line_items, make_policy
@@ -254,8 +254,7 @@ def test_sql_split_equals_money_split(amount: Decimal, weights: list[int]) -> No
     )
     connection = duckdb.connect()
     connection.register("splits_arrow", splits)
-    connection.execute("""CREATE TEMP TABLE splits AS SELECT 1 AS decision, * REPLACE (CAST(weight AS HUGEINT) AS weight),
-        sum(CAST(weight AS HUGEINT)) OVER () AS total, count(*) OVER () AS n FROM splits_arrow""")
+    connection.execute(f"CREATE TEMP TABLE splits AS {_splits_sql('(SELECT 1 AS decision, * FROM splits_arrow)')}")
     units = int(amount.scaleb(LEDGER_SCALE))
     rows = connection.sql(f"""
         WITH p AS (SELECT 1 AS decision, 1 AS line, CAST({units} AS HUGEINT) AS units)
