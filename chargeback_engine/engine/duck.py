@@ -43,6 +43,12 @@ _HIGH, _LOW = "_units_high", "_units_low"
 _UNITS = f"CAST({_HIGH} AS HUGEINT) * {1 << 64} + {_LOW}"
 
 
+def _with_units(lines: str) -> str:
+    """The line items of the Arrow relation ``lines`` (as :meth:`DuckDBPlane.load` registers
+    them) with their money as one HUGEINT of units."""
+    return f"SELECT * EXCLUDE ({_HIGH}, {_LOW}), {_UNITS} AS units FROM {lines}"
+
+
 def _unit_halves(money: pa.ChunkedArray) -> dict[str, pa.Array]:
     """Money as exact integer units of 10**-S, without computing any: a ``DECIMAL(38, S)``
     value is stored as its units, a 128-bit integer, handed over as its signed high and
@@ -159,6 +165,7 @@ class DuckDBPlane:
             self._con.execute(f"SET threads = {int(threads)}")
         self._run: RunInfo | None = None
         self._records = pa.table({})
+        self._lines = pa.table({})  # the line items as DuckDB reads them: units in halves, text indices
         self._finished = False
         self._last_stage: int | None = None
         self._in_order = True  # each insert is sorted and comes after the rows before it in LEDGER_ORDER
@@ -171,12 +178,10 @@ class DuckDBPlane:
         halves = _unit_halves(self._records[run.cost_column])
         columns = dict(zip(self._records.column_names, self._records.columns, strict=True))
         indices = {_INDEX + name: one_chunk(c).indices for name, c in columns.items() if pa.types.is_dictionary(c.type)}
-        con.register("src_arrow", pa.table({**columns, **halves, **indices}))
+        self._lines = pa.table({**columns, **halves, **indices})
+        con.register("src_arrow", self._lines)
         cost = sql_name(run.cost_column)
-        con.execute(f"""
-            CREATE TEMP VIEW src AS
-            SELECT * EXCLUDE ({_HIGH}, {_LOW}), {_UNITS} AS units FROM src_arrow
-        """)
+        con.execute(f"CREATE TEMP VIEW src AS {_with_units('src_arrow')}")
         missing = con.sql(f"SELECT x_SourceId, x_SourceRow FROM src_arrow WHERE {cost} IS NULL LIMIT 1").fetchall()
         if missing:
             raise InputError(f"{missing[0][0]}: row {missing[0][1]}: column {run.cost_column} is empty")
@@ -263,13 +268,13 @@ class DuckDBPlane:
                 else f"CAST(r.{sql_name(c)} AS VARCHAR) IS NOT DISTINCT FROM a.{sql_name(c)}"
                 for c in key_columns
             )
-            hit = f"src r JOIN assignments a ON {on}"
+            hit = f"({_with_units('slice_arrow')}) r JOIN assignments a ON {on}"
         else:
             con.execute("""
                 CREATE OR REPLACE TEMP TABLE assignments AS
                 SELECT d.decision FROM assignments_arrow a JOIN decisions d USING (decision_id)
             """)
-            hit = "src r CROSS JOIN assignments a"
+            hit = f"({_with_units('slice_arrow')}) r CROSS JOIN assignments a"
         con.unregister("assignments_arrow")
         # One part per line, or one per month of an amortization schedule (even split, earlier
         # months first). The schedule part of the query is only generated when needed.
@@ -302,7 +307,6 @@ class DuckDBPlane:
                 SELECT r.{LINE} AS line, r.ChargePeriodStart, r.units, r.BillingCurrency AS currency, a.decision,
                        m.months {n_parts}
                 FROM {hit} JOIN (SELECT DISTINCT decision, months FROM splits) m USING (decision)
-                WHERE r.{LINE} >= $first AND r.{LINE} < $first + {ALLOCATE_LINES}
             ), parts AS MATERIALIZED (
                 SELECT line, decision, units, currency, '{run.period}' AS period, 0 AS part_index
                 FROM hit WHERE months IS NULL {schedule}
@@ -311,8 +315,10 @@ class DuckDBPlane:
             FROM ({_split_sql("parts", "line, part_index", splits)})
             ORDER BY line, period, cost_center, units
         """
-        for first in range(0, len(self._records), ALLOCATE_LINES):
-            con.execute(insert, {"first": first})
+        for first in range(0, len(self._records), ALLOCATE_LINES):  # a slice is read in place, not filtered
+            con.register("slice_arrow", self._lines.slice(first, ALLOCATE_LINES))
+            con.execute(insert)
+            con.unregister("slice_arrow")
 
     def direct_cost(self, columns: Sequence[str]) -> pa.Table:
         run = self._require_run()
