@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chargeback_engine.engine.dataplane import RunInfo, number_decisions
 from chargeback_engine.engine.store import (
@@ -227,10 +228,11 @@ class DuckDBPlane:
         con.execute("CREATE OR REPLACE TEMP TABLE key_index AS SELECT * FROM keys_arrow")
         con.unregister("keys_arrow")
         names = ", ".join(sql_name(c) for c in columns)
-        # A dictionary may hold a text twice (one per file it came from): one key per text.
-        return con.sql(
-            f"SELECT {names}, CAST({first_rule} AS INTEGER) AS rule FROM (SELECT DISTINCT {names} FROM key_index)"
-        ).to_arrow_table()
+        repeats = any(
+            pc.count_distinct(d).as_py() < len(d) for d in (one_chunk(self._records[c]).dictionary for c in encoded)
+        )  # a text held twice in a dictionary (one per file it came from) would make two keys of one
+        keys_sql = f"(SELECT DISTINCT {names} FROM key_index)" if repeats else "key_index"
+        return con.sql(f"SELECT {names}, CAST({first_rule} AS INTEGER) AS rule FROM {keys_sql}").to_arrow_table()
 
     # -- decisions -------------------------------------------------------------------
     def _register_splits(self, splits: pa.Table, pool: str | None = None) -> None:

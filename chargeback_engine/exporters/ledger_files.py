@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from chargeback_engine.components import Exporter, RunResult
 from chargeback_engine.csvwriter import defused
 from chargeback_engine.engine.store import RECORD, one_chunk
-from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT
+from chargeback_engine.focus import COST_TABLE_SCHEMA, ENCODED_TEXT, MONEY
 from chargeback_engine.hookspecs import hookimpl
 from chargeback_engine.sql_common import connect, sql_text
 
@@ -213,7 +213,16 @@ class SummaryExporter(_FileExporter):
     name = "summary"
 
     def export(self, result: RunResult, directory: Path) -> Sequence[Path]:
-        return [write_csv(result.store.table(result.summary_query()), directory / "summary.csv")]
+        """The run's :meth:`~RunResult.summary`, which its check and the CLI ask for too."""
+        cost_centers, currencies, amounts = zip(*result.summary(), strict=True)
+        table = pa.table(
+            {
+                "cost_center": pa.array(cost_centers, pa.string()),
+                "currency": pa.array(currencies, pa.string()),
+                "amount": pa.array(amounts, MONEY),
+            }
+        )
+        return [write_csv(table, directory / "summary.csv")]
 
 
 class FocusAllocatedExporter(_FileExporter):
