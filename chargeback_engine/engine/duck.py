@@ -130,14 +130,16 @@ def _split_sql(parts: str, partition: str, splits: pa.Table) -> str:
 
     def remainder(integer: str, where: str) -> str:
         r, w, total = (f"CAST({x} AS {integer})" for x in ("d.r", "s.weight", "d.total"))
+        # The window carries as few columns as it can: it sorts them all.
         return f"""
-    SELECT * EXCLUDE (units, q, r, total, equal, weight, position, n, fl, rem, lo, rnk),
-           sign(units) * (q * weight + fl + CASE WHEN rnk <= lo THEN 1 ELSE 0 END) AS units_out
+    SELECT * EXCLUDE (sgn, qw, r, fl, rem, tie, lo, rnk),
+           sgn * (qw + fl + CASE WHEN rnk <= lo THEN 1 ELSE 0 END) AS units_out
     FROM (
-        SELECT *, r - sum(fl) OVER w AS lo,
-               row_number() OVER (w ORDER BY rem DESC, {tie_order("position", "line", "n")}) AS rnk
+        SELECT *, r - sum(fl) OVER w AS lo, row_number() OVER (w ORDER BY rem DESC, tie) AS rnk
         FROM (
-            SELECT d.*, s.cost_center, s.position, s.n, s.weight, {r} * {w} // {total} AS fl, {r} * {w} % {total} AS rem
+            SELECT d.* EXCLUDE (units, q, r, total, equal), sign(d.units) AS sgn, s.cost_center,
+                   d.q * s.weight AS qw, {r} AS r, {r} * {w} // {total} AS fl, {r} * {w} % {total} AS rem,
+                   {tie_order("s.position", "d.line", "s.n")} AS tie
             FROM ({divided}) d JOIN splits s USING (decision) WHERE d.r > 0 AND NOT d.equal AND {where}
         )
         WINDOW w AS (PARTITION BY {partition})
