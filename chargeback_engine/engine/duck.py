@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -69,10 +70,14 @@ _INDEX = "_index_"
 #: Lines per allocation query: the split's window holds every share of its lines at once
 #: (2 GB above the ledger at 10M lines in one query), against one more scan per slice.
 ALLOCATE_LINES = 1 << 20
-#: The working ledger: several narrow rows per line, about 64 bytes each, kept uncompressed.
-#: (Compressed, in an in-memory database checkpointed after each insert, it took a third of
-#: the memory, but the checkpoints cost a tenth of the run: 0.4 s of 3.9 at 1M lines.)
-LEDGER_ROWS = "ledger_rows"
+#: The working ledger: several narrow rows per line, about 80 bytes each, in an in-memory
+#: database that compresses what a checkpoint finds (to about a third).
+LEDGER_ROWS = "work.ledger_rows"
+#: Rows the working ledger holds (about 1.3 GB uncompressed) before each insert is
+#: checkpointed, which compresses it. A checkpoint costs about 0.16 s per 1M rows (0.4 s of a
+#: 3.9 s run at 1M lines), so only the ledgers that memory needs it for pay it: the 39M rows
+#: of `chargeback bench engine` at 10M lines peaked at 6.6 GB uncompressed, 5.2 GB so.
+COMPRESS_ABOVE_ROWS = 1 << 24
 
 
 #: Total weights up to this fit the remainder arithmetic in BIGINT (``r * w < total²``);
@@ -171,6 +176,7 @@ class DuckDBPlane:
         self._lines = pa.table({})  # the line items as DuckDB reads them: units in halves, text indices
         self._finished = False
         self._last_stage: int | None = None
+        self._ledger_rows = 0
         self._in_order = True  # each insert is sorted and comes after the rows before it in LEDGER_ORDER
 
     # -- loading ---------------------------------------------------------------------
@@ -189,7 +195,8 @@ class DuckDBPlane:
         if missing:
             raise InputError(f"{missing[0][0]}: row {missing[0][1]}: column {run.cost_column} is empty")
         con.execute(f"""
-            CREATE TEMP TABLE {LEDGER_ROWS} (
+            ATTACH ':memory:' AS work (COMPRESS);
+            CREATE TABLE {LEDGER_ROWS} (
                 line BIGINT, period VARCHAR, cost_center VARCHAR, units HUGEINT, stage INTEGER, decision INTEGER,
                 currency VARCHAR);
             CREATE TEMP TABLE decisions (
@@ -321,7 +328,7 @@ class DuckDBPlane:
         """
         for first in range(0, len(self._records), ALLOCATE_LINES):  # a slice is read in place, not filtered
             con.register("slice_arrow", self._lines.slice(first, ALLOCATE_LINES))
-            con.execute(insert)
+            self._inserted(con.execute(insert))
             con.unregister("slice_arrow")
 
     def direct_cost(self, columns: Sequence[str]) -> pa.Table:
@@ -343,7 +350,7 @@ class DuckDBPlane:
         self._require_run()
         self._appending(stage)
         self._register_splits(splits, pool)
-        self._con.execute(
+        inserted = self._con.execute(
             f"""
             INSERT INTO {LEDGER_ROWS} BY NAME
             WITH parts AS MATERIALIZED (
@@ -358,6 +365,7 @@ class DuckDBPlane:
         """,
             [pool, pool, stage, stage],
         )
+        self._inserted(inserted)
 
     def pool_balances(self, pools: Sequence[str]) -> pa.Table:
         return self._con.sql(
@@ -405,6 +413,12 @@ class DuckDBPlane:
         """Close the connection, unless :meth:`finish` handed it to a store."""
         if not self._finished:
             self._con.close()
+
+    def _inserted(self, insert: duckdb.DuckDBPyConnection) -> None:
+        """Count the rows ``insert`` added; past :data:`COMPRESS_ABOVE_ROWS`, compress them."""
+        self._ledger_rows += insert.fetchall()[0][0]
+        if self._ledger_rows > COMPRESS_ABOVE_ROWS:
+            self._con.execute("CHECKPOINT work")
 
     def _appending(self, stage: int) -> None:
         """Note an insert of ``stage``'s rows: sorted within itself, the ledger stays in
