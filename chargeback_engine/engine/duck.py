@@ -397,7 +397,8 @@ class DuckDBPlane:
         """).to_arrow_table()
 
     def finish(self) -> RunStore:
-        """Hand the narrow ledger to a store, which sorts it once and widens it as outputs stream."""
+        """Hand the narrow ledger to a store, which reads it in ledger order (sorting it once if the
+        inserts were not in order) and widens it as outputs stream."""
         run_store = SortedLedgerStore(
             self._con,
             self._records,

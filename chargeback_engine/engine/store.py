@@ -8,8 +8,9 @@ Exporters stream ordered batches from the store into files; totals are SQL; only
 that asks for ``RunResult.ledger`` gets a whole Arrow table.
 
 Both planes keep their working ledger narrow (a few integers and short strings per row)
-and hand it to a :class:`SortedLedgerStore`, which sorts it once and widens each streamed
-batch by position into the line items and the decisions.
+and hand it to a :class:`SortedLedgerStore`, which sorts it once (unless the plane inserted
+it in order already) and widens each streamed batch by position into the line items and the
+decisions.
 
 Three views, the same for every plane:
 
