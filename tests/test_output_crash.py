@@ -24,11 +24,13 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -100,19 +102,34 @@ def _chargeback(args: list[str], kill_before: int | None = None, count_into: str
             Path(count_into).write_text(str(counted[0]))
 
 
+#: Starts and joins take turns between the worker threads (the runs still overlap). A
+#: forkserver child's exit status is read once from a pipe, and ``Process.start()`` first
+#: polls every running child (``multiprocessing.process._cleanup``): a start in one thread
+#: and a join in the other reading the same status leave one of them with EOF, which it
+#: reports as exit code 255. Seen in about one start in thirty with two workers.
+TURNS = threading.Lock()
+
+
 def chargeback(
     args: list[str], kill_before: int | None = None, count_into: Path | None = None
 ) -> multiprocessing.process.BaseProcess:
     """``chargeback ARGS`` started in a process forked from the warm server."""
     process = FORKS.Process(target=_chargeback, args=(args, kill_before, str(count_into) if count_into else None))
-    process.start()
+    with TURNS:
+        process.start()
     return process
 
 
+def finished(process: multiprocessing.process.BaseProcess) -> int | None:
+    """Wait for ``process`` to end without reading its status, then read it in turn."""
+    multiprocessing.connection.wait([process.sentinel])
+    with TURNS:
+        process.join()
+    return process.exitcode
+
+
 def complete(args: list[str], count_into: Path | None = None) -> None:
-    process = chargeback(args, count_into=count_into)
-    process.join()
-    assert process.exitcode == 0, args
+    assert finished(chargeback(args, count_into=count_into)) == 0, args
 
 
 def visible_set(out: Path) -> str:
@@ -170,8 +187,8 @@ def worker(
         if point is None:
             time.sleep(rng.uniform(0, duration))
             process.kill()  # SIGKILL (a no-op when the run finished first)
-        process.join()
-        assert process.exitcode == -signal.SIGKILL or point is None, f"call {point} never came: {process.exitcode}"
+        exitcode = finished(process)
+        assert exitcode == -signal.SIGKILL or point is None, f"call {point} never came: {exitcode}"
         how = f"kill {kill}, " + (f"just before file-system call {point}" if point else "at a random time")
         visible.append(one_generation(out, sets, f"after {how}"))
         kinds.append("call" if point else "time")
