@@ -218,15 +218,13 @@ class DuckDBPlane:
         con = self._con
         if not columns:
             return con.sql(f"SELECT CAST({first_rule} AS INTEGER) AS rule").to_arrow_table()
-        encoded = [c for c in columns if pa.types.is_dictionary(self._records.schema.field(c).type)]
+        encoded = self._dictionaries(columns)
         held = ", ".join(
             sql_name(_INDEX + c) if c in encoded else f"CAST({sql_name(c)} AS VARCHAR) AS {sql_name(c)}"
             for c in columns
         )
         distinct = con.sql(f"SELECT DISTINCT {held} FROM src_arrow").to_arrow_table()
-        decoded = {
-            c: one_chunk(self._records[c]).dictionary.take(distinct[_INDEX + c]).cast(pa.string()) for c in encoded
-        }
+        decoded = {c: dictionary.take(distinct[_INDEX + c]).cast(pa.string()) for c, dictionary in encoded.items()}
         keys = pa.table(
             {
                 **{c: decoded[c] if c in encoded else distinct[c] for c in columns},
@@ -237,9 +235,8 @@ class DuckDBPlane:
         con.execute("CREATE OR REPLACE TEMP TABLE key_index AS SELECT * FROM keys_arrow")
         con.unregister("keys_arrow")
         names = ", ".join(sql_name(c) for c in columns)
-        repeats = any(
-            pc.count_distinct(d).as_py() < len(d) for d in (one_chunk(self._records[c]).dictionary for c in encoded)
-        )  # a text held twice in a dictionary (one per file it came from) would make two keys of one
+        # A text held twice in a dictionary (one per file it came from) would make two keys of one.
+        repeats = any(pc.count_distinct(d).as_py() < len(d) for d in encoded.values())
         keys_sql = f"(SELECT DISTINCT {names} FROM key_index)" if repeats else "key_index"
         return con.sql(f"SELECT {names}, CAST({first_rule} AS INTEGER) AS rule FROM {keys_sql}").to_arrow_table()
 
@@ -272,7 +269,7 @@ class DuckDBPlane:
                 SELECT k.*, d.decision
                 FROM assignments_arrow a JOIN key_index k ON {by_text} JOIN decisions d USING (decision_id)
             """)
-            encoded = {c for c in key_columns if pa.types.is_dictionary(self._records.schema.field(c).type)}
+            encoded = self._dictionaries(key_columns)
             on = " AND ".join(
                 f"r.{sql_name(_INDEX + c)} IS NOT DISTINCT FROM a.{sql_name(_INDEX + c)}"
                 if c in encoded
@@ -414,6 +411,15 @@ class DuckDBPlane:
         """Close the connection, unless :meth:`finish` handed it to a store."""
         if not self._finished:
             self._con.close()
+
+    def _dictionaries(self, columns: Sequence[str]) -> dict[str, pa.Array]:
+        """The dictionary of each of ``columns`` that the line items hold dictionary-encoded
+        (the others are matched as text)."""
+        return {
+            c: one_chunk(self._records[c]).dictionary
+            for c in columns
+            if pa.types.is_dictionary(self._records.schema.field(c).type)
+        }
 
     def _inserted(self, insert: duckdb.DuckDBPyConnection) -> None:
         """Count the rows ``insert`` added; past :data:`COMPRESS_ABOVE_ROWS`, compress them."""
